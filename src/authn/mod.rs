@@ -1,0 +1,1 @@
+//! Client authentication: client certificates and JWTs into a Principal.

@@ -1,0 +1,1 @@
+//! Backend (host-facing) HTTP client: connection pool, authentication, WinRM message encryption.

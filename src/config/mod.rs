@@ -1,0 +1,1 @@
+//! Configuration: the file shape and the validated Config.

@@ -1,0 +1,17 @@
+//! hopgate: an authenticating, policy-enforcing WinRM gateway.
+//!
+//! Module map (ARCHITECTURE.md): pure codecs (`wsman`, `psrp`) know nothing of I/O;
+//! adapters (`authn`, `backend`, `vault`, `session`, `audit`, `listener`) use them; `proxy`
+//! is the request pipeline; `app` composes everything.
+
+pub mod audit;
+pub mod authn;
+pub mod backend;
+pub mod config;
+pub mod listener;
+pub mod proxy;
+pub mod psrp;
+pub mod session;
+pub mod testhost;
+pub mod vault;
+pub mod wsman;

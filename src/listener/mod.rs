@@ -1,0 +1,1 @@
+//! Client-facing listener: TLS accept loop and per-connection HTTP service.

@@ -1,0 +1,1 @@
+//! The request pipeline: target, decode, session, inspect, decide, audit, forward, relay.

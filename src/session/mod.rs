@@ -1,0 +1,1 @@
+//! Registry of shells: ShellId to owner, host and kind.

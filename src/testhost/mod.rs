@@ -1,0 +1,1 @@
+//! An emulated Windows WinRM host for the demo and benchmarks.

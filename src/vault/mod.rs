@@ -1,0 +1,1 @@
+//! Credential stores: the Store trait and the local encrypted vault file.
