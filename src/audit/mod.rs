@@ -1,1 +1,13 @@
-//! Audit events and the JSON-lines writer.
+//! Audit trail: typed events, a hash-chained JSON-lines file, and the writer task.
+//!
+//! Audit events are data, not log lines: they go through [`AuditHandle`] to a single writer
+//! task that owns the file, numbers the events and chains them with SHA-256 so an edit,
+//! deletion or reordering is detectable (`chain::verify`). Nothing secret may be put in an
+//! event: callers pass principal names, host names and decoded commands, never credentials.
+
+pub mod chain;
+pub mod event;
+pub mod sink;
+
+pub use event::{Event, EventKind};
+pub use sink::{AuditError, AuditHandle, AuditTask};

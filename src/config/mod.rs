@@ -1,1 +1,518 @@
-//! Configuration: the file shape and the validated Config.
+//! Configuration: `file` mirrors `hopgate.toml`; this module validates it into [`Config`].
+//!
+//! Validation happens once, before any socket is bound, and every error names the key it is
+//! about (`hosts[2].scheme`, `listener.address`). Relative paths are resolved against the
+//! directory of the configuration file so a config and its certificates can move together.
+//! All defaults live here.
+
+pub mod file;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use thiserror::Error;
+
+use self::file::{FileConfig, HostFile, JwtFile};
+
+/// Default body cap: real envelopes are bounded by MaxEnvelopeSize (150 KiB by default,
+/// clients may raise it to 500 KiB); 1 MiB leaves room for base64 and multipart framing.
+const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+const DEFAULT_HANDSHAKE_SECS: u64 = 10;
+const DEFAULT_REQUEST_SECS: u64 = 30;
+const DEFAULT_SHELL_IDLE_SECS: u64 = 3600;
+const DEFAULT_JWT_LEEWAY: u64 = 30;
+
+/// A configuration problem, naming the key it is about.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key `{key}`: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listener: ListenerConfig,
+    pub authn: AuthnConfig,
+    pub default_host: Option<String>,
+    pub vault: VaultConfig,
+    pub audit_dir: PathBuf,
+    pub policy_dir: PathBuf,
+    pub limits: LimitsConfig,
+    pub inventory: Inventory,
+}
+
+/// Lowest TLS protocol version the listener accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MinTls {
+    Tls12,
+    Tls13,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    pub address: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+    pub min_tls: MinTls,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthnConfig {
+    /// Verified client certificates map to principals.
+    pub client_certificates: bool,
+    pub jwt: Option<JwtConfig>,
+}
+
+/// JWT signature algorithm accepted from clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtAlgorithm {
+    Hs256,
+    Rs256,
+    Es256,
+}
+
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    pub algorithm: JwtAlgorithm,
+    pub key_file: PathBuf,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub leeway_secs: u64,
+    pub user_claim: String,
+    pub groups_claim: String,
+    pub target_claim: String,
+}
+
+/// Where the vault key comes from. Never the config file itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VaultKey {
+    File(PathBuf),
+    Env(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct VaultConfig {
+    pub path: PathBuf,
+    pub key: VaultKey,
+}
+
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    pub max_body_bytes: usize,
+    pub max_connections: usize,
+    pub handshake_timeout: Duration,
+    pub request_timeout: Duration,
+    pub shell_idle: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+/// How the gateway logs in to a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostAuth {
+    Ntlm,
+    Basic,
+}
+
+/// One inventory entry, validated.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    pub scheme: Scheme,
+    pub auth: HostAuth,
+    pub credential: String,
+    pub ca_file: Option<PathBuf>,
+    pub insecure_skip_verify: bool,
+    pub tls_server_name: Option<String>,
+    pub labels: Vec<String>,
+}
+
+/// The hosts a client may name. Lookups are by exact name only: the gateway never
+/// connects to an address a client supplies.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    hosts: Vec<Host>,
+    by_name: HashMap<String, usize>,
+}
+
+// === impl Inventory ===
+
+impl Inventory {
+    /// The host registered under `name`, if any.
+    pub fn get(&self, name: &str) -> Option<&Host> {
+        self.by_name.get(name).and_then(|&i| self.hosts.get(i))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.hosts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
+}
+
+// === impl Config ===
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        Self::from_toml(&text, &base).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates TOML text; relative paths resolve against `base`.
+    pub fn from_toml(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })?;
+        Self::validate(file, base)
+    }
+
+    fn validate(file: FileConfig, base: &Path) -> Result<Self, ConfigError> {
+        let resolve = |p: &Path| -> PathBuf {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+
+        let address: SocketAddr = file.listener.address.parse().map_err(|_| {
+            ConfigError::invalid(
+                "listener.address",
+                format!(
+                    "`{}` is not a socket address like 127.0.0.1:5986",
+                    file.listener.address
+                ),
+            )
+        })?;
+        let min_tls = match file.listener.min_tls_version.as_deref() {
+            None | Some("1.2") => MinTls::Tls12,
+            Some("1.3") => MinTls::Tls13,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    "listener.min_tls_version",
+                    format!("`{other}` is not supported; use \"1.2\" or \"1.3\""),
+                ))
+            }
+        };
+        let listener = ListenerConfig {
+            address,
+            cert: existing_file("listener.cert", &resolve(&file.listener.cert))?,
+            key: existing_file("listener.key", &resolve(&file.listener.key))?,
+            client_ca: file
+                .listener
+                .client_ca
+                .as_deref()
+                .map(|p| existing_file("listener.client_ca", &resolve(p)))
+                .transpose()?,
+            min_tls,
+        };
+
+        let client_certificates = match file.authn.client_certificates {
+            Some(true) if listener.client_ca.is_none() => {
+                return Err(ConfigError::invalid(
+                    "authn.client_certificates",
+                    "client certificates need `listener.client_ca` to verify them against",
+                ))
+            }
+            Some(v) => v,
+            None => listener.client_ca.is_some(),
+        };
+        let jwt = file
+            .authn
+            .jwt
+            .as_ref()
+            .map(|j| validate_jwt(j, &resolve))
+            .transpose()?;
+        if !client_certificates && jwt.is_none() {
+            return Err(ConfigError::invalid(
+                "authn",
+                "no client authentication is enabled: set `listener.client_ca` or `[authn.jwt]`",
+            ));
+        }
+
+        let vault_key = match (&file.vault.key_file, &file.vault.key_env) {
+            (Some(f), None) => VaultKey::File(resolve(f)),
+            (None, Some(e)) if !e.is_empty() => VaultKey::Env(e.clone()),
+            (None, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "vault.key_env",
+                    "must name an environment variable",
+                ))
+            }
+            _ => {
+                return Err(ConfigError::invalid(
+                    "vault",
+                    "set exactly one of `key_file` and `key_env`",
+                ))
+            }
+        };
+
+        let inventory = validate_hosts(&file.hosts, &resolve)?;
+        if let Some(d) = &file.target.default_host {
+            if inventory.get(d).is_none() {
+                return Err(ConfigError::invalid(
+                    "target.default_host",
+                    format!("`{d}` is not a host in the inventory"),
+                ));
+            }
+        }
+
+        let l = &file.limits;
+        let limits = LimitsConfig {
+            max_body_bytes: positive("limits.max_body_bytes", l.max_body_bytes, DEFAULT_MAX_BODY)?,
+            max_connections: positive(
+                "limits.max_connections",
+                l.max_connections,
+                DEFAULT_MAX_CONNECTIONS,
+            )?,
+            handshake_timeout: secs(
+                "limits.handshake_timeout_secs",
+                l.handshake_timeout_secs,
+                DEFAULT_HANDSHAKE_SECS,
+            )?,
+            request_timeout: secs(
+                "limits.request_timeout_secs",
+                l.request_timeout_secs,
+                DEFAULT_REQUEST_SECS,
+            )?,
+            shell_idle: secs(
+                "limits.shell_idle_secs",
+                l.shell_idle_secs,
+                DEFAULT_SHELL_IDLE_SECS,
+            )?,
+        };
+
+        Ok(Self {
+            listener,
+            authn: AuthnConfig {
+                client_certificates,
+                jwt,
+            },
+            default_host: file.target.default_host.clone(),
+            vault: VaultConfig {
+                path: resolve(&file.vault.path),
+                key: vault_key,
+            },
+            audit_dir: resolve(&file.audit.dir),
+            policy_dir: resolve(file.policy.dir.as_deref().unwrap_or(Path::new("policies"))),
+            limits,
+            inventory,
+        })
+    }
+}
+
+fn existing_file(key: &str, path: &Path) -> Result<PathBuf, ConfigError> {
+    if path.is_file() {
+        Ok(path.to_path_buf())
+    } else {
+        Err(ConfigError::invalid(
+            key,
+            format!("file {} does not exist", path.display()),
+        ))
+    }
+}
+
+fn positive(key: &str, v: Option<usize>, default: usize) -> Result<usize, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(0) => Err(ConfigError::invalid(key, "must be greater than zero")),
+        Some(n) => Ok(n),
+    }
+}
+
+fn secs(key: &str, v: Option<u64>, default: u64) -> Result<Duration, ConfigError> {
+    positive(key, v.map(|s| s as usize), default as usize).map(|s| Duration::from_secs(s as u64))
+}
+
+fn validate_jwt(j: &JwtFile, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<JwtConfig, ConfigError> {
+    let algorithm = match j.algorithm.to_ascii_uppercase().as_str() {
+        "HS256" => JwtAlgorithm::Hs256,
+        "RS256" => JwtAlgorithm::Rs256,
+        "ES256" => JwtAlgorithm::Es256,
+        other => {
+            return Err(ConfigError::invalid(
+                "authn.jwt.algorithm",
+                format!("`{other}` is not supported; use HS256, RS256 or ES256"),
+            ))
+        }
+    };
+    let claim = |key: &str, v: &Option<String>, default: &str| -> Result<String, ConfigError> {
+        match v {
+            Some(s) if s.is_empty() => Err(ConfigError::invalid(key, "must not be empty")),
+            Some(s) => Ok(s.clone()),
+            None => Ok(default.to_string()),
+        }
+    };
+    Ok(JwtConfig {
+        algorithm,
+        key_file: existing_file("authn.jwt.key_file", &resolve(&j.key_file))?,
+        issuer: j.issuer.clone(),
+        audience: j.audience.clone(),
+        leeway_secs: j.leeway_secs.unwrap_or(DEFAULT_JWT_LEEWAY),
+        user_claim: claim("authn.jwt.user_claim", &j.user_claim, "sub")?,
+        groups_claim: claim("authn.jwt.groups_claim", &j.groups_claim, "groups")?,
+        target_claim: claim("authn.jwt.target_claim", &j.target_claim, "dst")?,
+    })
+}
+
+/// Host names appear in URL paths and audit records: keep them to a safe alphabet.
+fn valid_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// A credential reference may use `{user}` and nothing else in braces.
+fn valid_credential_ref(r: &str) -> bool {
+    if r.is_empty() {
+        return false;
+    }
+    let stripped = r.replace("{user}", "");
+    !stripped.contains('{') && !stripped.contains('}')
+}
+
+fn validate_hosts(
+    hosts: &[HostFile],
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<Inventory, ConfigError> {
+    let mut inv = Inventory::default();
+    for (i, h) in hosts.iter().enumerate() {
+        let key = |field: &str| format!("hosts[{i}].{field}");
+        if !valid_host_name(&h.name) {
+            return Err(ConfigError::invalid(
+                key("name"),
+                format!("`{}` must be letters, digits, '-', '_' or '.'", h.name),
+            ));
+        }
+        if inv.by_name.contains_key(&h.name) {
+            return Err(ConfigError::invalid(
+                key("name"),
+                format!("`{}` appears twice in the inventory", h.name),
+            ));
+        }
+        if h.address.trim().is_empty() || h.address.contains('/') || h.address.contains('@') {
+            return Err(ConfigError::invalid(
+                key("address"),
+                "must be a host name or IP address, without scheme, path or user",
+            ));
+        }
+        let scheme = match h.scheme.as_str() {
+            "http" => Scheme::Http,
+            "https" => Scheme::Https,
+            other => {
+                return Err(ConfigError::invalid(
+                    key("scheme"),
+                    format!("`{other}` must be \"http\" or \"https\""),
+                ))
+            }
+        };
+        let auth = match h.auth.as_str() {
+            "ntlm" => HostAuth::Ntlm,
+            "basic" => HostAuth::Basic,
+            other => {
+                return Err(ConfigError::invalid(
+                    key("auth"),
+                    format!("`{other}` is not a supported backend method (ntlm, basic)"),
+                ))
+            }
+        };
+        if auth == HostAuth::Basic && scheme == Scheme::Http {
+            return Err(ConfigError::invalid(
+                key("auth"),
+                "basic sends the password in clear: it is only allowed with scheme \"https\"",
+            ));
+        }
+        if !valid_credential_ref(&h.credential) {
+            return Err(ConfigError::invalid(
+                key("credential"),
+                "must be a vault entry name; `{user}` is the only placeholder",
+            ));
+        }
+        if h.insecure_skip_verify && h.ca_file.is_some() {
+            return Err(ConfigError::invalid(
+                key("insecure_skip_verify"),
+                "conflicts with ca_file: choose one",
+            ));
+        }
+        if scheme == Scheme::Http && (h.insecure_skip_verify || h.ca_file.is_some()) {
+            return Err(ConfigError::invalid(
+                key("scheme"),
+                "TLS verification settings need scheme \"https\"",
+            ));
+        }
+        let ca_file = h
+            .ca_file
+            .as_deref()
+            .map(|p| existing_file(&key("ca_file"), &resolve(p)))
+            .transpose()?;
+        let port = match h.port {
+            Some(0) => return Err(ConfigError::invalid(key("port"), "must not be 0")),
+            Some(p) => p,
+            None if scheme == Scheme::Https => 5986,
+            None => 5985,
+        };
+        inv.by_name.insert(h.name.clone(), inv.hosts.len());
+        inv.hosts.push(Host {
+            name: h.name.clone(),
+            address: h.address.clone(),
+            port,
+            scheme,
+            auth,
+            credential: h.credential.clone(),
+            ca_file,
+            insecure_skip_verify: h.insecure_skip_verify,
+            tls_server_name: h.tls_server_name.clone(),
+            labels: h.labels.clone(),
+        });
+    }
+    Ok(inv)
+}

@@ -1,1 +1,121 @@
-//! Registry of shells: ShellId to owner, host and kind.
+//! Registry of shells: ShellId → owner, host, kind, audit session.
+//!
+//! A shell belongs to the principal who created it, on the host it was created on. Every
+//! later request that names a ShellId is checked here before anything is forwarded, so one
+//! person can never drive, read or close another person's shell, even with a guessed id.
+//! The registry is behind a trait so a shared implementation (Redis, etcd) can replace the
+//! in-process one when several replicas serve the same clients (ARCHITECTURE.md).
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What kind of shell a ShellId names, from the Create's resource URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShellKind {
+    /// WinRS `cmd` shell.
+    Cmd,
+    /// PowerShell runspace pool on the named session configuration.
+    Psrp { configuration: String },
+}
+
+impl ShellKind {
+    /// Short name for audit records.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Cmd => "cmd",
+            Self::Psrp { .. } => "psrp",
+        }
+    }
+}
+
+/// One live shell.
+#[derive(Debug, Clone)]
+pub struct ShellRecord {
+    pub shell_id: String,
+    /// Audit session id: every event of this shell carries it.
+    pub session_id: String,
+    pub owner: String,
+    pub host: String,
+    pub kind: ShellKind,
+    /// The account the gateway logged in to the host as (vault entry user).
+    pub backend_user: String,
+    pub created: Instant,
+}
+
+/// The outcome of checking a request's ShellId.
+#[derive(Debug, Clone)]
+pub enum Access {
+    Granted(Arc<ShellRecord>),
+    /// No such shell: never created through this gateway, closed, or expired.
+    Unknown,
+    /// The shell exists but belongs to someone else.
+    NotOwner {
+        owner: String,
+    },
+    /// The shell exists but lives on another host than the one this request targets.
+    WrongHost {
+        host: String,
+    },
+}
+
+/// Where shells are remembered.
+pub trait SessionRegistry: Send + Sync + std::fmt::Debug {
+    fn insert(&self, record: ShellRecord);
+    /// Checks that `principal` may use `shell_id` on `host`, refreshing its idle timer.
+    fn check(&self, shell_id: &str, principal: &str, host: &str) -> Access;
+    fn remove(&self, shell_id: &str) -> Option<Arc<ShellRecord>>;
+    fn list(&self) -> Vec<Arc<ShellRecord>>;
+}
+
+/// In-process registry with idle expiry (moka: bounded, time-to-idle per entry).
+#[derive(Debug, Clone)]
+pub struct LocalRegistry {
+    shells: moka::sync::Cache<String, Arc<ShellRecord>>,
+}
+
+// === impl LocalRegistry ===
+
+impl LocalRegistry {
+    /// `idle`: how long an unused shell is remembered; `capacity`: the most shells held,
+    /// so a client opening shells in a loop cannot grow the gateway's memory without bound.
+    pub fn new(idle: Duration, capacity: u64) -> Self {
+        Self {
+            shells: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_idle(idle)
+                .build(),
+        }
+    }
+}
+
+impl SessionRegistry for LocalRegistry {
+    fn insert(&self, record: ShellRecord) {
+        self.shells
+            .insert(record.shell_id.clone(), Arc::new(record));
+    }
+
+    fn check(&self, shell_id: &str, principal: &str, host: &str) -> Access {
+        // INVARIANT: `get` refreshes time-to-idle, so a shell in use never expires.
+        match self.shells.get(shell_id) {
+            None => Access::Unknown,
+            Some(r) if r.owner != principal => Access::NotOwner {
+                owner: r.owner.clone(),
+            },
+            Some(r) if r.host != host => Access::WrongHost {
+                host: r.host.clone(),
+            },
+            Some(r) => Access::Granted(r),
+        }
+    }
+
+    fn remove(&self, shell_id: &str) -> Option<Arc<ShellRecord>> {
+        self.shells.remove(shell_id)
+    }
+
+    fn list(&self) -> Vec<Arc<ShellRecord>> {
+        self.shells.iter().map(|(_, v)| v).collect()
+    }
+}

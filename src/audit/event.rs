@@ -1,0 +1,106 @@
+//! Typed audit events. Pure: no clock, no I/O (the writer stamps `ts` and `seq`).
+
+use serde::Serialize;
+
+/// One thing that happened, with the audit session it belongs to (a shell's lifetime).
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// The audit session (one per shell); absent for events outside a shell, such as a
+    /// failed login.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What happened. Serialized with an `event` tag (`session.start`, `authn.failure`, …).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event")]
+pub enum EventKind {
+    /// A shell was created on a host for a principal.
+    #[serde(rename = "session.start")]
+    SessionStart {
+        principal: String,
+        auth_method: String,
+        source_ip: String,
+        host: String,
+        shell_id: String,
+        shell_kind: String,
+        backend_user: String,
+        backend_auth: String,
+    },
+    /// A shell was closed (or refused at creation, or expired).
+    #[serde(rename = "session.end")]
+    SessionEnd {
+        principal: String,
+        host: String,
+        shell_id: String,
+        reason: String,
+        duration_ms: u64,
+    },
+    /// A request could not be tied to a person.
+    #[serde(rename = "authn.failure")]
+    AuthnFailure {
+        source_ip: String,
+        reason: String,
+        /// The user name claimed, when one was given (never the secret).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        claimed_user: Option<String>,
+    },
+    /// A command was let through to the host.
+    #[serde(rename = "command.allowed")]
+    CommandAllowed {
+        principal: String,
+        host: String,
+        shell_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        command_id: Option<String>,
+        command: Vec<String>,
+        rule: String,
+    },
+    /// A command was refused; it never reached the host.
+    #[serde(rename = "command.denied")]
+    CommandDenied {
+        principal: String,
+        host: String,
+        shell_id: String,
+        command: Vec<String>,
+        reason: String,
+    },
+    /// A request was refused before reaching a host (unknown host, someone else's shell,
+    /// unsupported action).
+    #[serde(rename = "access.denied")]
+    AccessDenied {
+        principal: String,
+        source_ip: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        shell_id: Option<String>,
+        action: String,
+        reason: String,
+    },
+    /// The gateway's own login to a host failed.
+    #[serde(rename = "backend.auth")]
+    BackendAuth {
+        host: String,
+        backend_user: String,
+        outcome: String,
+        reason: String,
+    },
+}
+
+impl EventKind {
+    /// The event's name as written in the `event` field.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::SessionStart { .. } => "session.start",
+            Self::SessionEnd { .. } => "session.end",
+            Self::AuthnFailure { .. } => "authn.failure",
+            Self::CommandAllowed { .. } => "command.allowed",
+            Self::CommandDenied { .. } => "command.denied",
+            Self::AccessDenied { .. } => "access.denied",
+            Self::BackendAuth { .. } => "backend.auth",
+        }
+    }
+}

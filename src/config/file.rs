@@ -1,0 +1,152 @@
+//! The shape of `hopgate.toml`, exactly as written on disk.
+//!
+//! Every struct denies unknown keys so a typo is an error at start-up, not a silently
+//! ignored setting. Nothing here is validated beyond what serde checks; `super::Config`
+//! does the validation. This file holds no secrets by design: credentials are vault
+//! references and keys are paths or environment variable names.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listener: ListenerFile,
+    #[serde(default)]
+    pub authn: AuthnFile,
+    #[serde(default)]
+    pub target: TargetFile,
+    pub vault: VaultFile,
+    pub audit: AuditFile,
+    #[serde(default)]
+    pub policy: PolicyFile,
+    #[serde(default)]
+    pub limits: LimitsFile,
+    #[serde(default)]
+    pub hosts: Vec<HostFile>,
+}
+
+/// `[listener]`: the client-facing HTTPS endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerFile {
+    /// Socket address, e.g. `0.0.0.0:5986`.
+    pub address: String,
+    /// PEM certificate chain presented to clients.
+    pub cert: PathBuf,
+    /// PEM private key of `cert`.
+    pub key: PathBuf,
+    /// PEM CA bundle; when set, client certificates signed by it are verified and accepted.
+    pub client_ca: Option<PathBuf>,
+    /// Lowest TLS version accepted: "1.2" (default) or "1.3". Older versions are never offered.
+    pub min_tls_version: Option<String>,
+}
+
+/// `[authn]`: how people prove who they are.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthnFile {
+    /// Accept verified client certificates (needs `listener.client_ca`). Default true.
+    pub client_certificates: Option<bool>,
+    /// JWTs as `Bearer` or as the Basic password.
+    pub jwt: Option<JwtFile>,
+}
+
+/// `[authn.jwt]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtFile {
+    /// HS256, RS256 or ES256.
+    pub algorithm: String,
+    /// PEM public key (RS256/ES256) or a file holding the shared secret (HS256).
+    pub key_file: PathBuf,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    /// Clock leeway in seconds for exp/nbf. Default 30.
+    pub leeway_secs: Option<u64>,
+    /// Claim holding the user name. Default "sub".
+    pub user_claim: Option<String>,
+    /// Claim holding the group list. Default "groups".
+    pub groups_claim: Option<String>,
+    /// Claim naming the target host for plain `/wsman`. Default "dst".
+    pub target_claim: Option<String>,
+}
+
+/// `[target]`: how `POST /wsman` (no host in the path) picks a host.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetFile {
+    /// Inventory name used when neither the path nor the token names a host.
+    pub default_host: Option<String>,
+}
+
+/// `[vault]`: the local encrypted credential file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultFile {
+    pub path: PathBuf,
+    /// File holding the 32-byte key (hex or base64).
+    pub key_file: Option<PathBuf>,
+    /// Name of an environment variable holding the key.
+    pub key_env: Option<String>,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFile {
+    /// Directory of the JSON-lines audit log.
+    pub dir: PathBuf,
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// Directory of role files (`*.toml`). Default `policies`.
+    pub dir: Option<PathBuf>,
+}
+
+/// `[limits]`: resource bounds per client.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    /// Largest request body accepted, in bytes. Default 1 MiB.
+    pub max_body_bytes: Option<usize>,
+    /// Simultaneous client connections. Default 1024.
+    pub max_connections: Option<usize>,
+    /// Seconds allowed for the TLS handshake and request headers. Default 10.
+    pub handshake_timeout_secs: Option<u64>,
+    /// Seconds a request may take end to end, beyond the WS-Man OperationTimeout. Default 30.
+    pub request_timeout_secs: Option<u64>,
+    /// Seconds an idle shell is remembered. Default 3600.
+    pub shell_idle_secs: Option<u64>,
+}
+
+/// One `[[hosts]]` entry: a Windows host the gateway may reach.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostFile {
+    /// Name clients use (`/wsman/<name>`, token target claim).
+    pub name: String,
+    /// DNS name or IP address of the host.
+    pub address: String,
+    pub port: Option<u16>,
+    /// "http" or "https".
+    pub scheme: String,
+    /// Backend authentication: "ntlm" or "basic".
+    pub auth: String,
+    /// Vault entry name; may contain `{user}` for per-person accounts.
+    pub credential: String,
+    /// PEM CA bundle to verify the host's certificate (https).
+    pub ca_file: Option<PathBuf>,
+    /// Accept any host certificate (logs a warning at start-up).
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// Name expected in the host's certificate when it differs from `address`.
+    pub tls_server_name: Option<String>,
+    #[serde(default)]
+    pub labels: Vec<String>,
+}

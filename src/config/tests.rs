@@ -1,0 +1,196 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::path::Path;
+
+use super::*;
+
+/// A directory holding the files a valid config points at.
+fn fixture_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["server.pem", "server.key", "ca.pem", "jwt.key"] {
+        std::fs::write(dir.path().join(f), "x").unwrap();
+    }
+    dir
+}
+
+const VALID: &str = r#"
+[listener]
+address = "127.0.0.1:5986"
+cert = "server.pem"
+key = "server.key"
+client_ca = "ca.pem"
+
+[authn.jwt]
+algorithm = "HS256"
+key_file = "jwt.key"
+audience = "hopgate"
+
+[target]
+default_host = "web1"
+
+[vault]
+path = "vault.bin"
+key_file = "vault.key"
+
+[audit]
+dir = "audit"
+
+[[hosts]]
+name = "web1"
+address = "10.0.0.5"
+scheme = "http"
+auth = "ntlm"
+credential = "admin-{user}"
+"#;
+
+fn load(text: &str, dir: &Path) -> Result<Config, ConfigError> {
+    Config::from_toml(text, dir)
+}
+
+fn invalid_key(text: &str) -> String {
+    let dir = fixture_dir();
+    match load(text, dir.path()) {
+        Err(ConfigError::Invalid { key, .. }) => key,
+        other => panic!("expected an Invalid error, got {other:?}"),
+    }
+}
+
+#[test]
+fn valid_config_resolves_paths_and_defaults() {
+    let dir = fixture_dir();
+    let c = load(VALID, dir.path()).unwrap();
+    assert_eq!(c.listener.cert, dir.path().join("server.pem"));
+    assert!(
+        c.authn.client_certificates,
+        "client CA set → certs on by default"
+    );
+    let jwt = c.authn.jwt.as_ref().unwrap();
+    assert_eq!(jwt.algorithm, JwtAlgorithm::Hs256);
+    assert_eq!(jwt.target_claim, "dst");
+    assert_eq!(jwt.leeway_secs, 30);
+    let h = c.inventory.get("web1").unwrap();
+    assert_eq!(h.port, 5985, "http default port");
+    assert_eq!(h.auth, HostAuth::Ntlm);
+    assert!(
+        c.inventory.get("10.0.0.5").is_none(),
+        "lookup is by name only"
+    );
+    assert_eq!(c.vault.key, VaultKey::File(dir.path().join("vault.key")));
+    assert_eq!(c.policy_dir, dir.path().join("policies"));
+    assert_eq!(c.limits.max_body_bytes, 1024 * 1024);
+}
+
+#[test]
+fn unknown_key_is_rejected_with_its_name() {
+    let dir = fixture_dir();
+    let text = VALID.replace("[audit]\n", "[audit]\ncolour = \"red\"\n");
+    match load(&text, dir.path()) {
+        Err(ConfigError::Parse { message, .. }) => assert!(message.contains("colour"), "{message}"),
+        other => panic!("expected a parse error, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_listener_address() {
+    assert_eq!(
+        invalid_key(&VALID.replace("127.0.0.1:5986", "localhost")),
+        "listener.address"
+    );
+}
+
+#[test]
+fn missing_cert_file_names_the_key() {
+    assert_eq!(
+        invalid_key(&VALID.replace("cert = \"server.pem\"", "cert = \"nope.pem\"")),
+        "listener.cert"
+    );
+}
+
+#[test]
+fn basic_over_http_is_refused() {
+    assert_eq!(
+        invalid_key(&VALID.replace("auth = \"ntlm\"", "auth = \"basic\"")),
+        "hosts[0].auth"
+    );
+}
+
+#[test]
+fn unknown_backend_auth_is_refused() {
+    assert_eq!(
+        invalid_key(&VALID.replace("auth = \"ntlm\"", "auth = \"digest\"")),
+        "hosts[0].auth"
+    );
+}
+
+#[test]
+fn duplicate_host_names_are_refused() {
+    let text = format!(
+        "{VALID}\n[[hosts]]\nname = \"web1\"\naddress = \"h\"\nscheme = \"http\"\nauth = \"ntlm\"\ncredential = \"c\"\n"
+    );
+    assert_eq!(invalid_key(&text), "hosts[1].name");
+}
+
+#[test]
+fn host_address_with_a_url_is_refused() {
+    assert_eq!(
+        invalid_key(&VALID.replace("\"10.0.0.5\"", "\"http://10.0.0.5/\"")),
+        "hosts[0].address"
+    );
+}
+
+#[test]
+fn default_host_must_be_in_inventory() {
+    assert_eq!(
+        invalid_key(&VALID.replace("default_host = \"web1\"", "default_host = \"db9\"")),
+        "target.default_host"
+    );
+}
+
+#[test]
+fn vault_needs_exactly_one_key_source() {
+    let both = VALID.replace(
+        "key_file = \"vault.key\"",
+        "key_file = \"vault.key\"\nkey_env = \"HOPGATE_VAULT_KEY\"",
+    );
+    assert_eq!(invalid_key(&both), "vault");
+}
+
+#[test]
+fn credential_ref_allows_only_user_placeholder() {
+    assert_eq!(
+        invalid_key(&VALID.replace("admin-{user}", "admin-{host}")),
+        "hosts[0].credential"
+    );
+}
+
+#[test]
+fn insecure_and_ca_file_conflict() {
+    let text = VALID.replace(
+        "scheme = \"http\"",
+        "scheme = \"https\"\nca_file = \"ca.pem\"\ninsecure_skip_verify = true",
+    );
+    assert_eq!(invalid_key(&text), "hosts[0].insecure_skip_verify");
+}
+
+#[test]
+fn some_client_authentication_must_be_enabled() {
+    let text = VALID.replace("client_ca = \"ca.pem\"\n", "").replace(
+        "[authn.jwt]\nalgorithm = \"HS256\"\nkey_file = \"jwt.key\"\naudience = \"hopgate\"\n",
+        "",
+    );
+    assert_eq!(invalid_key(&text), "authn");
+}
+
+#[test]
+fn unsupported_jwt_algorithm() {
+    assert_eq!(
+        invalid_key(&VALID.replace("\"HS256\"", "\"none\"")),
+        "authn.jwt.algorithm"
+    );
+}
+
+#[test]
+fn zero_limits_are_refused() {
+    let text = format!("{VALID}\n[limits]\nmax_body_bytes = 0\n");
+    assert_eq!(invalid_key(&text), "limits.max_body_bytes");
+}
