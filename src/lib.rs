@@ -4,14 +4,18 @@
 //! adapters (`authn`, `backend`, `vault`, `session`, `audit`, `listener`) use them; `proxy`
 //! is the request pipeline; `app` composes everything.
 
+pub mod app;
 pub mod audit;
 pub mod authn;
 pub mod backend;
+pub mod cli;
 pub mod config;
+pub mod error;
 pub mod listener;
 pub mod proxy;
 pub mod psrp;
 pub mod session;
+pub mod telemetry;
 pub mod testhost;
 pub mod vault;
 pub mod wsman;

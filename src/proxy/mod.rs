@@ -1,1 +1,250 @@
-//! The request pipeline: target, decode, session, inspect, decide, audit, forward, relay.
+//! The request pipeline: authenticate → target → decode → session → decide → audit →
+//! forward → relay (ARCHITECTURE.md, "One request, end to end").
+//!
+//! Each step is a small function returning a [`Refusal`] on failure; `error.rs` alone turns
+//! a refusal into what the client sees. Nothing reaches a host before the principal is
+//! known, the host is found in the inventory and granted, the shell is the principal's own
+//! and policy has allowed the command.
+
+pub mod backends;
+mod relay;
+pub mod route;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use tracing::Instrument;
+
+use crate::audit::{AuditHandle, Event, EventKind};
+use crate::authn::{Authenticator, Principal};
+use crate::config::{Config, Host};
+use crate::error::Refusal;
+use crate::listener::ConnInfo;
+use crate::policy::{Engine, HostRef, Subject};
+use crate::session::SessionRegistry;
+use crate::wsman;
+
+use self::backends::Backends;
+use self::route::{choose, parse_path};
+
+/// Policy snapshot holder: swapped whole on reload; each request keeps the one it started with.
+pub type PolicyHandle = Arc<arc_swap::ArcSwap<Engine>>;
+
+/// Everything a request needs; cheap to share.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    pub config: Arc<Config>,
+    pub authn: Arc<Authenticator>,
+    pub policy: PolicyHandle,
+    pub backends: Backends,
+    pub sessions: Arc<dyn SessionRegistry>,
+    pub audit: AuditHandle,
+    pub wsman_limits: wsman::Limits,
+}
+
+/// One authenticated, targeted, decoded request.
+#[derive(Debug)]
+struct Ctx<'a> {
+    conn: &'a ConnInfo,
+    principal: Principal,
+    host: &'a Host,
+    policy: Arc<Engine>,
+    envelope: wsman::Envelope,
+    body: Bytes,
+}
+
+impl Ctx<'_> {
+    fn subject(&self) -> Subject {
+        subject(&self.principal)
+    }
+
+    fn host_ref(&self) -> HostRef<'_> {
+        HostRef {
+            name: &self.host.name,
+            labels: &self.host.labels,
+        }
+    }
+
+    fn message_id(&self) -> Option<&str> {
+        self.envelope.header.message_id.as_deref()
+    }
+}
+
+fn subject(p: &Principal) -> Subject {
+    Subject {
+        user: p.name.clone(),
+        groups: p.groups.clone(),
+    }
+}
+
+// === impl Gateway ===
+
+impl Gateway {
+    /// Serves one HTTP request from a client connection.
+    pub async fn handle(&self, req: Request<Incoming>, conn: &ConnInfo) -> Response<Full<Bytes>> {
+        let span = tracing::info_span!(
+            "request",
+            id = %uuid::Uuid::new_v4(),
+            peer = %conn.peer,
+            user = tracing::field::Empty,
+            host = tracing::field::Empty,
+            action = tracing::field::Empty,
+        );
+        async move {
+            match self.serve(req, conn).await {
+                Ok(r) => r,
+                Err((refusal, relates_to)) => {
+                    tracing::info!(refusal = ?refusal, "Request refused");
+                    refusal.into_response(relates_to.as_deref())
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn serve(
+        &self,
+        req: Request<Incoming>,
+        conn: &ConnInfo,
+    ) -> Result<Response<Full<Bytes>>, (Refusal, Option<String>)> {
+        if req.method() != Method::POST {
+            return Err((Refusal::MethodNotAllowed, None));
+        }
+        let path = parse_path(req.uri().path()).ok_or((Refusal::NotFound, None))?;
+
+        let principal = self
+            .authn
+            .authenticate(
+                conn.client_cert.as_deref(),
+                req.headers().get(http::header::AUTHORIZATION),
+                conn.peer.ip(),
+            )
+            .map_err(|failure| {
+                tracing::info!(reason = %failure, "Authentication failed");
+                self.audit.emit(Event {
+                    session_id: None,
+                    kind: EventKind::AuthnFailure {
+                        source_ip: conn.peer.ip().to_string(),
+                        reason: failure.category().to_string(),
+                        claimed_user: None,
+                    },
+                });
+                (Refusal::Unauthenticated, None)
+            })?;
+        tracing::Span::current().record("user", principal.name.as_str());
+
+        let policy = self.policy.load_full();
+        let name = choose(
+            &path,
+            principal.target.as_deref(),
+            self.config.default_host.as_deref(),
+        )
+        .map_err(|r| (r, None))?;
+        // A host that is not in the inventory and one the principal holds no role for look
+        // the same to the client, so probing cannot map the inventory.
+        let host = match self.config.inventory.get(name) {
+            Some(h)
+                if policy.grants_host(
+                    &subject(&principal),
+                    &HostRef {
+                        name: &h.name,
+                        labels: &h.labels,
+                    },
+                ) =>
+            {
+                h
+            }
+            found => {
+                let reason = if found.is_some() {
+                    "no role grants this host"
+                } else {
+                    "host not in inventory"
+                };
+                self.deny_access(&principal, conn, Some(name), None, "-", reason);
+                return Err((
+                    Refusal::UnknownHost {
+                        name: name.to_string(),
+                    },
+                    None,
+                ));
+            }
+        };
+        tracing::Span::current().record("host", host.name.as_str());
+
+        let limit = self.config.limits.max_body_bytes;
+        let body = match tokio::time::timeout(
+            self.config.limits.request_timeout,
+            Limited::new(req.into_body(), limit).collect(),
+        )
+        .await
+        {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(error)) => {
+                if error.is::<http_body_util::LengthLimitError>() {
+                    return Err((Refusal::TooLarge { limit }, None));
+                }
+                tracing::info!(%error, "Client body read failed");
+                return Err((
+                    Refusal::Malformed {
+                        message: "the request body could not be read".into(),
+                    },
+                    None,
+                ));
+            }
+            Err(_) => {
+                return Err((
+                    Refusal::Malformed {
+                        message: "the request body was not received in time".into(),
+                    },
+                    None,
+                ))
+            }
+        };
+        let envelope = wsman::parse(&body, &self.wsman_limits).map_err(|e| {
+            (
+                Refusal::Malformed {
+                    message: e.to_string(),
+                },
+                None,
+            )
+        })?;
+        tracing::Span::current().record("action", tracing::field::debug(envelope.action()));
+
+        let ctx = Ctx {
+            conn,
+            principal,
+            host,
+            policy,
+            envelope,
+            body,
+        };
+        let relates_to = ctx.message_id().map(str::to_string);
+        self.dispatch(ctx).await.map_err(|r| (r, relates_to))
+    }
+
+    fn deny_access(
+        &self,
+        principal: &Principal,
+        conn: &ConnInfo,
+        host: Option<&str>,
+        shell_id: Option<&str>,
+        action: &str,
+        reason: &str,
+    ) {
+        self.audit.emit(Event {
+            session_id: None,
+            kind: EventKind::AccessDenied {
+                principal: principal.name.clone(),
+                source_ip: conn.peer.ip().to_string(),
+                host: host.map(str::to_string),
+                shell_id: shell_id.map(str::to_string),
+                action: action.to_string(),
+                reason: reason.to_string(),
+            },
+        });
+    }
+}

@@ -1,0 +1,22 @@
+# hopgate container: `docker build -t hopgate .` then
+#   docker run -v /etc/hopgate:/etc/hopgate -p 5986:5986 hopgate
+# Mount a directory holding hopgate.toml, the certificates, the vault file and policies.
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY policies ./policies
+COPY benches ./benches
+RUN cargo build --release --locked --bin hopgate
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /var/lib/hopgate --create-home hopgate
+COPY --from=build /src/target/release/hopgate /usr/local/bin/hopgate
+USER hopgate
+WORKDIR /etc/hopgate
+EXPOSE 5986
+ENTRYPOINT ["/usr/local/bin/hopgate"]
+CMD ["serve", "-c", "/etc/hopgate/hopgate.toml"]

@@ -1,0 +1,234 @@
+//! Composition root: builds the gateway from a validated [`Config`] and runs it until
+//! shutdown. The only place that knows every module.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::audit::AuditTask;
+use crate::authn::{Authenticator, JwtValidator};
+use crate::config::{Config, JwtAlgorithm as CfgAlg};
+use crate::listener::{self, ListenerLimits};
+use crate::policy::Engine;
+use crate::proxy::backends::Backends;
+use crate::proxy::{Gateway, PolicyHandle};
+use crate::session::LocalRegistry;
+use crate::vault::{self, LocalVault};
+use crate::wsman;
+
+/// Most shells remembered at once, across all principals.
+const MAX_SHELLS: u64 = 100_000;
+
+/// A gateway whose socket is bound and whose state is built, ready to serve.
+#[derive(Debug)]
+pub struct Bound {
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    gateway: Gateway,
+    audit_task: AuditTask,
+    limits: ListenerLimits,
+    policy_dir: std::path::PathBuf,
+}
+
+impl Bound {
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves; reloads policies on SIGHUP.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let audit = self.gateway.audit.clone();
+        let writer = tokio::spawn(self.audit_task.run());
+        let reloader = tokio::spawn(reload_on_sighup(
+            self.policy_dir.clone(),
+            self.gateway.policy.clone(),
+        ));
+        let gateway = self.gateway;
+        let hook_audit = audit.clone();
+        let on_handshake_error: listener::HandshakeHook = Arc::new(move |peer, error| {
+            // Only certificate problems are authentication failures worth a record; port
+            // scanners and clients that hang up are not.
+            let text = error.to_string();
+            if text.contains("certificate") {
+                hook_audit.emit(crate::audit::Event {
+                    session_id: None,
+                    kind: crate::audit::EventKind::AuthnFailure {
+                        source_ip: peer.ip().to_string(),
+                        reason: "tls_handshake".into(),
+                        claimed_user: None,
+                    },
+                });
+            }
+        });
+        listener::serve(
+            self.listener,
+            self.tls,
+            self.limits,
+            on_handshake_error,
+            move |conn| {
+                let gateway = gateway.clone();
+                let conn = Arc::new(conn);
+                move |req| {
+                    let gateway = gateway.clone();
+                    let conn = conn.clone();
+                    async move { gateway.handle(req, &conn).await }
+                }
+            },
+            shutdown,
+        )
+        .await;
+        reloader.abort();
+        audit.flush().await;
+        drop(audit);
+        // The writer ends when the last handle (held by connections) is gone.
+        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    }
+}
+
+/// Builds everything and binds the listener. Errors here are start-up errors.
+pub async fn bind(config: Config) -> anyhow::Result<Bound> {
+    let tls = listener::tls::server_config(&config.listener).context("listener TLS")?;
+    for h in config.inventory.iter() {
+        if h.insecure_skip_verify {
+            tracing::warn!(
+                host = %h.name,
+                "Backend TLS certificate verification is disabled for this host"
+            );
+        }
+    }
+
+    let jwt = match &config.authn.jwt {
+        Some(j) => Some(JwtValidator::new(&jwt_settings(j)).context("authn.jwt")?),
+        None => None,
+    };
+    let authn = Arc::new(Authenticator::new(jwt, config.authn.client_certificates));
+
+    let vault_settings = vault_settings(&config);
+    let store = LocalVault::open(&vault_settings)
+        .with_context(|| format!("vault {}", config.vault.path.display()))?;
+
+    let engine = Engine::load_dir(&config.policy_dir)
+        .with_context(|| format!("policies in {}", config.policy_dir.display()))?;
+    tracing::info!(roles = engine.role_count(), dir = %config.policy_dir.display(), "Policies loaded");
+
+    let (audit, audit_task) = AuditTask::open(&config.audit_dir).await?;
+
+    let listener = TcpListener::bind(config.listener.address)
+        .await
+        .with_context(|| format!("bind {}", config.listener.address))?;
+
+    let limits = ListenerLimits {
+        max_connections: config.limits.max_connections,
+        handshake_timeout: config.limits.handshake_timeout,
+        drain_timeout: Duration::from_secs(10),
+    };
+    let wsman_limits = wsman::Limits {
+        max_bytes: config.limits.max_body_bytes,
+        ..wsman::Limits::default()
+    };
+    let policy_dir = config.policy_dir.clone();
+    let sessions = Arc::new(LocalRegistry::new(config.limits.shell_idle, MAX_SHELLS));
+    let gateway = Gateway {
+        config: Arc::new(config),
+        authn,
+        policy: Arc::new(arc_swap::ArcSwap::from_pointee(engine)),
+        backends: Backends::new(Arc::new(store)),
+        sessions,
+        audit,
+        wsman_limits,
+    };
+    Ok(Bound {
+        listener,
+        tls,
+        gateway,
+        audit_task,
+        limits,
+        policy_dir,
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(error) => {
+                    tracing::warn!(%error, "Cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Reloads the policy directory on SIGHUP; an invalid set is refused and the old one kept.
+async fn reload_on_sighup(dir: std::path::PathBuf, policy: PolicyHandle) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let d = dir.clone();
+            match tokio::task::spawn_blocking(move || Engine::load_dir(&d)).await {
+                Ok(Ok(engine)) => {
+                    tracing::info!(roles = engine.role_count(), "Policies reloaded");
+                    policy.store(Arc::new(engine));
+                }
+                Ok(Err(error)) => {
+                    tracing::error!(%error, "Policy reload refused; keeping the previous set")
+                }
+                Err(error) => tracing::error!(%error, "Policy reload failed"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (dir, policy);
+    }
+}
+
+fn jwt_settings(j: &crate::config::JwtConfig) -> crate::authn::JwtSettings {
+    let alg = match j.algorithm {
+        CfgAlg::Hs256 => crate::authn::JwtAlgorithm::HS256,
+        CfgAlg::Rs256 => crate::authn::JwtAlgorithm::RS256,
+        CfgAlg::Es256 => crate::authn::JwtAlgorithm::ES256,
+    };
+    let mut s = crate::authn::JwtSettings::new(alg, j.key_file.clone());
+    s.issuer = j.issuer.clone();
+    s.audience = j.audience.clone();
+    s.leeway_secs = j.leeway_secs;
+    s.user_claim = j.user_claim.clone();
+    s.groups_claim = j.groups_claim.clone();
+    s.target_claim = j.target_claim.clone();
+    s
+}
+
+/// The vault settings for `config` (also used by the `vault` CLI).
+pub fn vault_settings(config: &Config) -> vault::VaultSettings {
+    let (key_file, key_env) = match &config.vault.key {
+        crate::config::VaultKey::File(p) => (Some(p.clone()), None),
+        crate::config::VaultKey::Env(e) => (None, Some(e.clone())),
+    };
+    vault::VaultSettings {
+        path: config.vault.path.clone(),
+        key_file,
+        key_env,
+    }
+}

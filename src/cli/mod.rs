@@ -1,0 +1,248 @@
+//! Command-line interface: argument parsing and the small glue each subcommand needs.
+//!
+//! Exit codes: 0 success, 1 a negative answer (deny, verification failure), 2 usage or
+//! runtime error, 64 invalid configuration (checked before any socket is bound).
+#![allow(clippy::print_stdout, reason = "the CLI's output is its interface")]
+
+mod demo;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+/// Exit code for configuration errors (EX_USAGE-like, per STYLE.md).
+const EXIT_CONFIG: u8 = 64;
+
+#[derive(Debug, Parser)]
+#[command(name = "hopgate", version, about = "Authenticating, policy-enforcing WinRM gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Configuration file.
+        #[arg(short, long, default_value = "hopgate.toml")]
+        config: PathBuf,
+    },
+    /// Generate a development CA, server certificate and client certificate.
+    Certs {
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+        /// UPN put in the client certificate.
+        #[arg(long, default_value = "alice@hopgate.test")]
+        user: String,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Mint a development JWT with the gateway's configured key.
+    Token {
+        #[arg(short, long, default_value = "hopgate.toml")]
+        config: PathBuf,
+        /// Signing key (HS256 secret file, or RS256/ES256 private key PEM). Defaults to
+        /// the configured `authn.jwt.key_file` for HS256.
+        #[arg(long)]
+        signing_key: Option<PathBuf>,
+        #[arg(long)]
+        sub: String,
+        /// Comma-separated groups.
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+        /// Target host name (the token's target claim).
+        #[arg(long)]
+        target: Option<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+    /// Manage the local credential vault.
+    Vault {
+        #[arg(short, long, default_value = "hopgate.toml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: VaultAction,
+    },
+    /// Run an emulated Windows WinRM host (for the demo and benchmarks).
+    Testhost {
+        #[arg(long, default_value = "127.0.0.1:55985")]
+        listen: std::net::SocketAddr,
+        /// Serve HTTPS with Basic instead of HTTP with NTLM.
+        #[arg(long, requires_all = ["cert", "key"])]
+        https: bool,
+        #[arg(long)]
+        cert: Option<PathBuf>,
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// File of `user:password` lines (keep it private).
+        #[arg(long)]
+        users: PathBuf,
+        #[arg(long, default_value = "TESTHOST")]
+        hostname: String,
+    },
+    /// Run the gateway and an emulated host on loopback with generated demo settings.
+    Demo {
+        #[arg(long, default_value = "demo")]
+        dir: PathBuf,
+        /// Gateway port (default 5986, or the one in an existing demo config).
+        #[arg(long)]
+        port: Option<u16>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum VaultAction {
+    /// Store a credential; the password is read from stdin or a prompt, never argv.
+    Set {
+        name: String,
+        #[arg(long)]
+        user: String,
+    },
+    /// Show the user of a credential (never the password).
+    Get { name: String },
+    /// List credential names.
+    List,
+    /// Remove a credential.
+    Rm { name: String },
+}
+
+/// Entry point for the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init("info");
+    match run(cli) {
+        Ok(code) => code,
+        Err(CliError::Config(e)) => {
+            eprintln!("hopgate: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(CliError::Other(e)) => {
+            eprintln!("hopgate: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[derive(Debug)]
+enum CliError {
+    Config(crate::config::ConfigError),
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for CliError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Other(e)
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<Config, CliError> {
+    Config::load(path).map_err(CliError::Config)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Other(e.into()))
+}
+
+fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    match cli.command {
+        Command::Serve { config } => {
+            let config = load(&config)?;
+            runtime()?.block_on(async {
+                let bound = crate::app::bind(config).await?;
+                let addr = bound.local_addr().map_err(anyhow::Error::from)?;
+                tracing::info!(%addr, "hopgate ready");
+                bound.run(crate::app::shutdown_signal()).await;
+                Ok::<_, CliError>(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Certs { dir, user, force } => {
+            let paths = crate::devcerts::generate(
+                &dir,
+                &crate::devcerts::DevCertOptions {
+                    client_user: user,
+                    server_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+                    overwrite: force,
+                },
+            )
+            .map_err(anyhow::Error::from)?;
+            println!("{paths:#?}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token {
+            config,
+            signing_key,
+            sub,
+            groups,
+            target,
+            ttl,
+        } => {
+            let config = load(&config)?;
+            let token = demo::mint_token(&config, signing_key.as_deref(), &sub, &groups, target, ttl)?;
+            println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Vault { config, action } => {
+            let config = load(&config)?;
+            vault_command(&config, action)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Testhost {
+            listen,
+            https,
+            cert,
+            key,
+            users,
+            hostname,
+        } => {
+            let settings = demo::testhost_settings(listen, https, cert, key, &users, hostname)?;
+            runtime()?.block_on(async {
+                let server = crate::testhost::bind(settings).await.map_err(anyhow::Error::from)?;
+                tracing::info!(addr = %server.local_addr(), "testhost ready");
+                server
+                    .serve(crate::app::shutdown_signal())
+                    .await
+                    .map_err(anyhow::Error::from)?;
+                Ok::<_, CliError>(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { dir, port } => {
+            runtime()?.block_on(demo::run(&dir, port))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn vault_command(config: &Config, action: VaultAction) -> Result<(), CliError> {
+    let settings = crate::app::vault_settings(config);
+    match action {
+        VaultAction::Set { name, user } => {
+            crate::vault::cli::cmd_set(&settings, &name, &user).map_err(anyhow::Error::from)?;
+            println!("stored {name}");
+        }
+        VaultAction::Get { name } => {
+            let user = crate::vault::cli::cmd_get(&settings, &name).map_err(anyhow::Error::from)?;
+            println!("{user}");
+        }
+        VaultAction::List => {
+            for name in crate::vault::cli::cmd_list(&settings).map_err(anyhow::Error::from)? {
+                println!("{name}");
+            }
+        }
+        VaultAction::Rm { name } => {
+            crate::vault::cli::cmd_rm(&settings, &name).map_err(anyhow::Error::from)?;
+            println!("removed {name}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! The one place where a refusal becomes an HTTP status and a SOAP fault.
+//!
+//! Every layer reports what went wrong in its own error enum; the proxy turns those into a
+//! [`Refusal`], which says what the *client* may be told. Internals (backend addresses,
+//! library errors, secrets) are logged by the caller and never put into a fault text.
+
+use bytes::Bytes;
+use http::{header, Response, StatusCode};
+use http_body_util::Full;
+
+use crate::wsman::{build_fault, FaultSpec, FaultSubcode};
+
+/// WSManFault code Windows uses for "access denied" (ERROR_ACCESS_DENIED).
+const CODE_ACCESS_DENIED: u32 = 5;
+/// ERROR_WSMAN_INVALID_SELECTORS: unknown or closed ShellId (seen in real faults).
+const CODE_INVALID_SELECTORS: u32 = 2_150_858_843;
+// Other refusals carry no WSManFault code: we only use codes seen in real Windows faults.
+
+/// Why a request is not being served, in terms safe to tell the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No usable credentials: HTTP 401 with a Basic challenge.
+    Unauthenticated,
+    /// Not a WS-Man path.
+    NotFound,
+    /// Not a POST.
+    MethodNotAllowed,
+    /// Neither the path, the token nor the configuration names a host.
+    NoTarget,
+    /// The named host is not in the inventory (or not granted: the client is not told which).
+    UnknownHost { name: String },
+    /// Policy or ownership says no; the text names the command or rule.
+    AccessDenied { message: String },
+    /// The ShellId is not one this principal holds.
+    InvalidShell,
+    /// The action is not relayed by the gateway.
+    ActionNotSupported { action: String },
+    /// The envelope could not be read.
+    Malformed { message: String },
+    /// The body is larger than allowed.
+    TooLarge { limit: usize },
+    /// The client asked for xpress shell compression, which the gateway cannot inspect yet.
+    CompressionUnsupported,
+    /// The host could not be reached or did not answer in time.
+    BackendUnavailable { host: String },
+    /// The gateway could not log in to the host.
+    BackendAuth { host: String },
+    /// Anything else; details are in the gateway's log only.
+    Internal,
+}
+
+// === impl Refusal ===
+
+impl Refusal {
+    /// The HTTP response the client gets. `relates_to` is the request's MessageID.
+    pub fn into_response(self, relates_to: Option<&str>) -> Response<Full<Bytes>> {
+        let plain = |status: StatusCode| {
+            let mut r = Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = status;
+            r
+        };
+        let (subcode, code, reason) = match self {
+            Self::Unauthenticated => {
+                let mut r = plain(StatusCode::UNAUTHORIZED);
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Basic realm=\"hopgate\""),
+                );
+                return r;
+            }
+            Self::NotFound => return plain(StatusCode::NOT_FOUND),
+            Self::MethodNotAllowed => {
+                let mut r = plain(StatusCode::METHOD_NOT_ALLOWED);
+                r.headers_mut()
+                    .insert(header::ALLOW, http::HeaderValue::from_static("POST"));
+                return r;
+            }
+            Self::NoTarget => (
+                FaultSubcode::DestinationUnreachable,
+                None,
+                "No target host: use the URL path /wsman/<host> or a token with a target claim"
+                    .to_string(),
+            ),
+            Self::UnknownHost { name } => (
+                FaultSubcode::DestinationUnreachable,
+                None,
+                format!("The host \"{name}\" is not available through this gateway"),
+            ),
+            Self::AccessDenied { message } => (
+                FaultSubcode::AccessDenied,
+                Some(CODE_ACCESS_DENIED),
+                format!("Access is denied by hopgate: {message}"),
+            ),
+            Self::InvalidShell => (
+                FaultSubcode::InvalidSelectors,
+                Some(CODE_INVALID_SELECTORS),
+                "The WS-Management service cannot process the request because the request \
+                 contained invalid selectors for the resource"
+                    .to_string(),
+            ),
+            Self::ActionNotSupported { action } => (
+                FaultSubcode::ActionNotSupported,
+                None,
+                format!("hopgate does not relay the action {action}"),
+            ),
+            Self::Malformed { message } => (
+                FaultSubcode::SchemaValidationError,
+                None,
+                format!("The request is not a valid WS-Management envelope: {message}"),
+            ),
+            Self::TooLarge { limit } => (
+                FaultSubcode::EncodingLimit,
+                None,
+                format!("The request is larger than the gateway's limit of {limit} bytes"),
+            ),
+            Self::CompressionUnsupported => (
+                FaultSubcode::InvalidParameter,
+                None,
+                "hopgate cannot inspect compressed shells yet: create the session with \
+                 New-PSSessionOption -NoCompression"
+                    .to_string(),
+            ),
+            Self::BackendUnavailable { host } => (
+                FaultSubcode::DestinationUnreachable,
+                None,
+                format!("The host \"{host}\" did not answer the gateway"),
+            ),
+            Self::BackendAuth { host } => (
+                FaultSubcode::AccessDenied,
+                Some(CODE_ACCESS_DENIED),
+                format!("The gateway could not log in to the host \"{host}\""),
+            ),
+            Self::Internal => (
+                FaultSubcode::InternalError,
+                None,
+                "The gateway could not process the request".to_string(),
+            ),
+        };
+        let body = build_fault(&FaultSpec {
+            relates_to: relates_to.map(str::to_string),
+            subcode,
+            reason: reason.clone(),
+            wsman_code: code,
+            machine: Some("hopgate".to_string()),
+            message: reason,
+        });
+        soap_response(StatusCode::INTERNAL_SERVER_ERROR, Bytes::from(body))
+    }
+}
+
+/// A SOAP response with the content type WinRM clients expect.
+pub fn soap_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/soap+xml;charset=UTF-8"),
+    );
+    r
+}

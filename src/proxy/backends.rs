@@ -1,0 +1,146 @@
+//! One backend client per (host, vault entry), built on first use from the vault.
+//!
+//! A client owns a pool of authenticated connections, so reusing it across requests keeps
+//! the NTLM handshakes off the hot path. When the host rejects the vaulted password (it was
+//! rotated), the cached client is dropped so the next request reads the vault again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::backend::{
+    BackendAuth, BackendClient, BackendError, BackendTls, Credential, HostTarget, Scheme,
+};
+use crate::config::{Host, HostAuth, Scheme as CfgScheme};
+use crate::vault::{resolve_ref, Store, VaultError};
+
+#[derive(Debug, Error)]
+pub enum BackendsError {
+    #[error("credential reference for host {host}: {source}")]
+    Reference { host: String, source: VaultError },
+    #[error("vault entry {entry} for host {host}: {source}")]
+    Vault {
+        host: String,
+        entry: String,
+        source: VaultError,
+    },
+    #[error("backend client for host {host}: {source}")]
+    Client { host: String, source: BackendError },
+}
+
+/// A ready client and the account it logs in as (for the audit trail).
+#[derive(Debug, Clone)]
+pub struct Backend {
+    pub client: BackendClient,
+    pub entry: String,
+    pub user: String,
+}
+
+/// Cache of backend clients.
+#[derive(Clone)]
+pub struct Backends {
+    vault: Arc<dyn Store>,
+    clients: moka::sync::Cache<(String, String), Backend>,
+}
+
+impl std::fmt::Debug for Backends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backends")
+            .field("clients", &self.clients.entry_count())
+            .finish()
+    }
+}
+
+// === impl Backends ===
+
+impl Backends {
+    pub fn new(vault: Arc<dyn Store>) -> Self {
+        Self {
+            vault,
+            clients: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                // Idle clients (and their connections) go away; a vault change is then
+                // picked up on the next use.
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
+        }
+    }
+
+    /// The client for `host` acting for `principal` (per-person vault entries use
+    /// `{user}` in the host's credential reference).
+    pub fn get(&self, host: &Host, principal: &str) -> Result<Backend, BackendsError> {
+        let entry = resolve_ref(&host.credential, principal).map_err(|source| {
+            BackendsError::Reference {
+                host: host.name.clone(),
+                source,
+            }
+        })?;
+        let key = (host.name.clone(), entry.clone());
+        if let Some(b) = self.clients.get(&key) {
+            return Ok(b);
+        }
+        let cred = self
+            .vault
+            .get(&entry)
+            .map_err(|source| BackendsError::Vault {
+                host: host.name.clone(),
+                entry: entry.clone(),
+                source,
+            })?;
+        let user = cred.user.clone();
+        let client = BackendClient::new(
+            target_for(host),
+            Credential::new(cred.user.clone(), cred.secret.expose().to_string()),
+        )
+        .map_err(|source| BackendsError::Client {
+            host: host.name.clone(),
+            source,
+        })?;
+        let backend = Backend {
+            client,
+            entry,
+            user,
+        };
+        self.clients.insert(key, backend.clone());
+        Ok(backend)
+    }
+
+    /// Forgets the client for (host, entry), e.g. after the host rejected its password.
+    pub fn invalidate(&self, host: &str, entry: &str) {
+        self.clients.invalidate(&(host.to_string(), entry.to_string()));
+    }
+}
+
+/// The backend's view of an inventory entry.
+pub fn target_for(host: &Host) -> HostTarget {
+    let scheme = match host.scheme {
+        CfgScheme::Http => Scheme::Http,
+        CfgScheme::Https => Scheme::Https,
+    };
+    let auth = match host.auth {
+        HostAuth::Ntlm => BackendAuth::Ntlm,
+        HostAuth::Basic => BackendAuth::Basic,
+    };
+    let mut t = HostTarget::new(&host.name, &host.address, host.port, scheme, auth);
+    t.tls = BackendTls {
+        ca_file: host.ca_file.clone(),
+        insecure_skip_verify: host.insecure_skip_verify,
+        server_name: host.tls_server_name.clone(),
+    };
+    t
+}
+
+/// The URL the host is addressed by, for `wsa:To` on the backend leg.
+pub fn backend_url(host: &Host) -> String {
+    let scheme = match host.scheme {
+        CfgScheme::Http => "http",
+        CfgScheme::Https => "https",
+    };
+    let authority = if host.address.contains(':') && !host.address.starts_with('[') {
+        format!("[{}]:{}", host.address, host.port)
+    } else {
+        format!("{}:{}", host.address, host.port)
+    };
+    format!("{scheme}://{authority}/wsman")
+}
