@@ -16,6 +16,7 @@ import uuid
 from xml.sax.saxutils import escape
 
 import psrpcore
+import psrpcore._base
 from psrpcore.types import (
     CommandMetadataCount,
     CommandTypes,
@@ -52,6 +53,21 @@ MESSAGE_NAMES = {
 }
 
 FRAGMENT_SIZE = 32 * 1024
+UTF8_BOM = b"\xef\xbb\xbf"
+
+_psrpcore_create_message = psrpcore._base.create_message
+
+
+def _create_message_with_bom(client, message_type, data, runspace_pool_id, pipeline_id=None):
+    """Windows starts every server-to-client PSRP message's data with a UTF-8 BOM (318 of 318
+    server messages in the corpus); psrpcore does not, so add it on the server side."""
+    if not client and data:
+        data = UTF8_BOM + data
+    return _psrpcore_create_message(client, message_type, data, runspace_pool_id, pipeline_id)
+
+
+# This process is only ever a PSRP server, so the module-level hook affects only our messages.
+psrpcore._base.create_message = _create_message_with_bom
 STOP_CODES = ("ctrl_c", "crtl_c")
 
 
