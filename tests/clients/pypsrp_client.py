@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Run one command through pypsrp (WinRS or PSRP) and print the result as one JSON object.
+
+Used by hopgate's integration tests to drive a real third-party client:
+  --cmd LINE      Client.execute_cmd (WinRS cmd shell, whole line in rsp:Command)
+  --ps SCRIPT     Client.execute_ps (PSRP: Invoke-Expression -Command SCRIPT | Out-String -Stream)
+  --cmdlet NAME   RunspacePool + PowerShell.add_cmdlet(NAME).add_parameter(K, V) for each --param
+
+Exit codes: 0 success, 2 the server answered with a WS-Man fault or an HTTP error,
+3 authentication was rejected, 1 anything else.
+"""
+
+import argparse
+import json
+import sys
+
+
+def _version(dist):
+    try:
+        from importlib.metadata import version
+
+        return version(dist)
+    except Exception:
+        return "?"
+
+
+def emit(obj, code):
+    print(json.dumps(obj, default=str))
+    sys.stdout.flush()
+    sys.exit(code)
+
+
+def param_value(text):
+    low = text.lower()
+    if low in ("true", "$true"):
+        return True
+    if low in ("false", "$false"):
+        return False
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def describe(obj):
+    """A JSON view of a pypsrp output object."""
+    from pypsrp.complex_objects import GenericComplexObject
+
+    if isinstance(obj, GenericComplexObject):
+        props = {}
+        for source in (obj.adapted_properties, obj.extended_properties):
+            for k, v in source.items():
+                props[k] = describe(v)
+        return {"type_names": list(obj.types), "to_string": obj.to_string, "properties": props}
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    if isinstance(obj, (list, tuple)):
+        return [describe(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): describe(v) for k, v in obj.items()}
+    return str(obj)
+
+
+def error_text(err):
+    return str(err)
+
+
+def main():
+    p = argparse.ArgumentParser(description="pypsrp client for tests")
+    p.add_argument("--server", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--path", default="wsman")
+    p.add_argument("--scheme", choices=["http", "https"], default="https")
+    p.add_argument("--auth", required=True, choices=["certificate", "basic", "ntlm", "negotiate", "kerberos", "credssp"])
+    p.add_argument("--cert")
+    p.add_argument("--key")
+    p.add_argument("--user")
+    p.add_argument("--password")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--ca", help="CA bundle to verify the server")
+    g.add_argument("--no-verify", action="store_true", help="do not verify the server certificate")
+    c = p.add_mutually_exclusive_group(required=True)
+    c.add_argument("--cmd")
+    c.add_argument("--ps")
+    c.add_argument("--cmdlet")
+    p.add_argument("--param", action="append", default=[], help="K=V (or K for a switch), repeatable")
+    p.add_argument("--configuration-name", default="Microsoft.PowerShell")
+    p.add_argument("--encryption", choices=["auto", "always", "never"], default="auto")
+    p.add_argument("--operation-timeout", type=int, default=20)
+    p.add_argument("--read-timeout", type=int, default=30)
+    a = p.parse_args()
+
+    try:
+        import pypsrp
+        from pypsrp.client import Client
+        from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFaultError
+        from pypsrp.powershell import PowerShell, RunspacePool
+        import requests
+    except ImportError as exc:
+        emit({"error": f"pypsrp not installed: {exc}", "type": "ImportError"}, 1)
+
+    kwargs = dict(
+        port=a.port,
+        path=a.path,
+        auth=a.auth,
+        ssl=a.scheme == "https",
+        username=a.user,
+        password=a.password,
+        cert_validation=a.ca if a.ca else not a.no_verify,
+        encryption=a.encryption,
+        operation_timeout=a.operation_timeout,
+        read_timeout=a.read_timeout,
+    )
+    if a.auth == "certificate":
+        kwargs["certificate_pem"] = a.cert
+        kwargs["certificate_key_pem"] = a.key
+
+    result = {"client": "pypsrp " + _version("pypsrp")}
+    try:
+        client = Client(a.server, **kwargs)
+        if a.cmd is not None:
+            stdout, stderr, rc = client.execute_cmd(a.cmd)
+            result.update({"stdout": stdout, "stderr": stderr, "exit_code": rc})
+        elif a.ps is not None:
+            output, streams, had_errors = client.execute_ps(a.ps, configuration_name=a.configuration_name)
+            result.update({"stdout": output, "had_errors": had_errors,
+                           "errors": [error_text(e) for e in streams.error]})
+        else:
+            with RunspacePool(client.wsman, configuration_name=a.configuration_name) as pool:
+                ps = PowerShell(pool)
+                ps.add_cmdlet(a.cmdlet)
+                for item in a.param:
+                    if "=" in item:
+                        k, v = item.split("=", 1)
+                        ps.add_parameter(k, param_value(v))
+                    else:
+                        ps.add_parameter(item, True)
+                output = ps.invoke()
+                result.update({
+                    "output": [describe(o) for o in output],
+                    "stdout": "\n".join(str(o) for o in output),
+                    "had_errors": ps.had_errors,
+                    "errors": [error_text(e) for e in ps.streams.error],
+                    "state": int(ps.state),
+                })
+    except AuthenticationError as exc:
+        emit({"error": str(exc), "type": "AuthenticationError"}, 3)
+    except WSManFaultError as exc:
+        emit({"error": str(exc), "type": "WSManFaultError", "fault": str(exc.code), "wsman_code": exc.code,
+              "reason": exc.reason}, 2)
+    except WinRMTransportError as exc:
+        code = 3 if exc.code == 401 else 2
+        emit({"error": str(exc), "type": "WinRMTransportError", "http_status": exc.code, "fault": None}, code)
+    except requests.exceptions.HTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        emit({"error": str(exc), "type": "HTTPError", "http_status": status, "fault": None},
+             3 if status == 401 else 2)
+    except Exception as exc:
+        emit({"error": str(exc), "type": type(exc).__name__}, 1)
+    emit(result, 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,718 @@
+"""A tiny emulation of a handful of PowerShell commands for the stand-in Windows host.
+
+Owns: a small script reader (statements, pipelines, quoted words, -Parameters, script
+blocks), the emulated commands (Get-Service, Get-Process, Write-Output, Get-Date,
+Invoke-Expression, Out-String, Start-Sleep, ...) as streaming generators, and the text
+formatting Windows PowerShell would print for their objects.
+Must not: touch PSRP framing or WS-Man; it returns plain Python objects (PSObj, str, int,
+datetime) and reports errors through the context. It is an emulation for tests, not a
+PowerShell implementation: anything it does not know is "not recognized", like Windows.
+"""
+
+import datetime
+import fnmatch
+import re
+
+
+class PSObj:
+    """A .NET-like object: type names, ordered properties, its ToString text."""
+
+    def __init__(self, type_names, props, to_string=None, adapted=True):
+        self.type_names = list(type_names)
+        self.props = dict(props)
+        self.to_string = to_string if to_string is not None else self.type_names[0]
+        self.adapted = adapted
+
+    def __str__(self):
+        return self.to_string
+
+
+class EnumVal:
+    """A .NET enum value (serialized by Windows as its ToString plus the I32)."""
+
+    def __init__(self, type_name, name, value):
+        self.type_names = [type_name, "System.Enum", "System.ValueType", "System.Object"]
+        self.name = name
+        self.value = value
+
+    def __str__(self):
+        return self.name
+
+
+class PSError:
+    """An error record to report: message, category, ids (CommandNotFoundException etc.)."""
+
+    def __init__(self, message, exception_type, category, reason, fqid, target=None,
+                 activity=None):
+        self.message = message
+        self.exception_type = exception_type
+        self.category = category  # psrpcore ErrorCategory name, e.g. "ObjectNotFound"
+        self.reason = reason
+        self.fqid = fqid
+        self.target = target
+        self.activity = activity
+
+
+class TerminatingError(Exception):
+    """A terminating error: the pipeline fails with this error record."""
+
+    def __init__(self, error):
+        super().__init__(error.message)
+        self.error = error
+
+
+class ScriptExit(Exception):
+    """`exit N` inside a script."""
+
+    def __init__(self, code):
+        super().__init__(f"exit {code}")
+        self.code = code
+
+
+def command_not_found(name):
+    return PSError(
+        f"The term '{name}' is not recognized as the name of a cmdlet, function, script file, or operable program. "
+        "Check the spelling of the name, or if a path was included, verify that the path is correct and try again.",
+        "System.Management.Automation.CommandNotFoundException",
+        "ObjectNotFound",
+        "CommandNotFoundException",
+        "CommandNotFoundException",
+        target=name,
+    )
+
+
+class Context:
+    """What a running command can see and do: identity, output hooks, cancellation."""
+
+    def __init__(self, hostname, user, stop_event, write_error, write_information=None):
+        self.hostname = hostname
+        self.user = user
+        self.stop_event = stop_event
+        self.write_error = write_error
+        self.write_information = write_information or (lambda msg: None)
+
+    def sleep(self, seconds):
+        """Sleep unless stopped; True when the full time passed."""
+        return not self.stop_event.wait(seconds)
+
+
+# ---------------------------------------------------------------------------------------
+# Data the emulated host "has".
+
+SERVICES = [
+    ("BITS", "Background Intelligent Transfer Service", "Running"),
+    ("Dhcp", "DHCP Client", "Running"),
+    ("Dnscache", "DNS Client", "Running"),
+    ("EventLog", "Windows Event Log", "Running"),
+    ("LanmanServer", "Server", "Running"),
+    ("Spooler", "Print Spooler", "Running"),
+    ("W32Time", "Windows Time", "Stopped"),
+    ("WinRM", "Windows Remote Management (WS-Management)", "Running"),
+    ("wuauserv", "Windows Update", "Stopped"),
+]
+SERVICE_STATUS = {"Stopped": 1, "StartPending": 2, "StopPending": 3, "Running": 4}
+
+PROCESSES = [
+    # Handles, NPM(K), PM(K), WS(K), CPU(s), Id, SI, ProcessName
+    (420, 23, 6120, 18844, 1.25, 612, 0, "lsass"),
+    (1203, 52, 28412, 64220, 12.5, 1024, 0, "svchost"),
+    (331, 18, 4410, 15012, 0.31, 2216, 0, "spoolsv"),
+    (612, 37, 61840, 78512, 4.02, 3312, 0, "wsmprovhost"),
+    (1820, 0, 192, 140, 310.77, 4, 0, "System"),
+]
+
+
+def service_obj(name, display, status):
+    return PSObj(
+        ["System.ServiceProcess.ServiceController", "System.ComponentModel.Component",
+         "System.MarshalByRefObject", "System.Object"],
+        {
+            "Name": name,
+            "DisplayName": display,
+            "Status": EnumVal("System.ServiceProcess.ServiceControllerStatus", status, SERVICE_STATUS[status]),
+            "ServiceName": name,
+            "MachineName": ".",
+            "CanStop": status == "Running",
+        },
+        to_string="System.ServiceProcess.ServiceController",
+    )
+
+
+def process_obj(row):
+    handles, npm, pm, ws, cpu, pid, si, name = row
+    return PSObj(
+        ["System.Diagnostics.Process", "System.ComponentModel.Component", "System.MarshalByRefObject",
+         "System.Object"],
+        {"Name": name, "Id": pid, "Handles": handles, "NPM": npm * 1024, "PM": pm * 1024, "WS": ws * 1024,
+         "CPU": cpu, "SI": si, "ProcessName": name},
+        to_string=f"System.Diagnostics.Process ({name})",
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Script reading.
+
+class Block:
+    """A `{ ... }` script block token."""
+
+    def __init__(self, text):
+        self.text = text
+
+
+class Word:
+    """A token: its text, whether it was quoted, whether it is a -Parameter."""
+
+    def __init__(self, text, quoted=False):
+        self.text = text
+        self.quoted = quoted
+
+    @property
+    def is_param(self):
+        return (not self.quoted) and len(self.text) > 1 and self.text[0] == "-" and self.text[1].isalpha()
+
+
+def _expand(text, ctx_vars):
+    def repl(m):
+        name = m.group(1)
+        return ctx_vars.get(name.lower(), "")
+
+    return re.sub(r"\$(env:[A-Za-z_]+|[A-Za-z_]+)", repl, text)
+
+
+def split_statements(script):
+    """Statements of a script: lists of pipeline elements, each a list of tokens."""
+    statements = []
+    pipeline = []
+    tokens = []
+    i = 0
+    n = len(script)
+
+    def end_element():
+        nonlocal tokens
+        if tokens:
+            pipeline.append(tokens)
+        tokens = []
+
+    def end_statement():
+        nonlocal pipeline
+        end_element()
+        if pipeline:
+            statements.append(pipeline)
+        pipeline = []
+
+    while i < n:
+        c = script[i]
+        if c in " \t":
+            i += 1
+        elif c in ";\r\n":
+            end_statement()
+            i += 1
+        elif c == "#":
+            while i < n and script[i] not in "\r\n":
+                i += 1
+        elif c == "|":
+            end_element()
+            i += 1
+        elif c == "'":
+            j = i + 1
+            buf = []
+            while j < n:
+                if script[j] == "'":
+                    if j + 1 < n and script[j + 1] == "'":
+                        buf.append("'")
+                        j += 2
+                        continue
+                    break
+                buf.append(script[j])
+                j += 1
+            tokens.append(Word("".join(buf), quoted=True))
+            i = j + 1
+        elif c == '"':
+            j = i + 1
+            buf = []
+            while j < n and script[j] != '"':
+                if script[j] == "`" and j + 1 < n:
+                    buf.append(script[j + 1])
+                    j += 2
+                    continue
+                buf.append(script[j])
+                j += 1
+            tokens.append(Word("".join(buf), quoted="expand"))
+            i = j + 1
+        elif c in "{(":
+            close = "}" if c == "{" else ")"
+            depth = 0
+            j = i
+            while j < n:
+                if script[j] == c:
+                    depth += 1
+                elif script[j] == close:
+                    depth -= 1
+                    if depth == 0:
+                        break
+                j += 1
+            inner = script[i + 1:j]
+            tokens.append(Block(inner) if c == "{" else Block(inner))
+            i = j + 1
+        else:
+            j = i
+            while j < n and script[j] not in " \t;\r\n|'\"{}()":
+                j += 1
+            tokens.append(Word(script[i:j]))
+            i = j if j > i else i + 1
+    end_statement()
+    return statements
+
+
+def parse_element(tokens, ctx_vars):
+    """One pipeline element: (command name or literal, [(param name or None, value)])."""
+    if tokens and isinstance(tokens[0], Word) and tokens[0].text == "&":
+        tokens = tokens[1:]
+    if not tokens:
+        return None, []
+    head = tokens[0]
+    params = []
+    i = 1
+    while i < len(tokens):
+        t = tokens[i]
+        if isinstance(t, Word) and t.is_param:
+            name = t.text[1:]
+            if ":" in name:
+                name, value = name.split(":", 1)
+                params.append((name, value))
+            elif i + 1 < len(tokens) and not (isinstance(tokens[i + 1], Word) and tokens[i + 1].is_param):
+                params.append((name, _token_value(tokens[i + 1], ctx_vars)))
+                i += 1
+            else:
+                params.append((name, True))
+        else:
+            params.append((None, _token_value(t, ctx_vars)))
+        i += 1
+    return head, params
+
+
+def _token_value(t, ctx_vars):
+    if isinstance(t, Block):
+        return t
+    if t.quoted == "expand":
+        return _expand(t.text, ctx_vars)
+    if t.quoted:
+        return t.text
+    if re.fullmatch(r"-?\d+", t.text):
+        return int(t.text)
+    if t.text.lower() in ("$true", "$false"):
+        return t.text.lower() == "$true"
+    if t.text.startswith("$"):
+        return _expand(t.text, ctx_vars)
+    return t.text
+
+
+# ---------------------------------------------------------------------------------------
+# Commands: generators taking (input iterator, params, ctx).
+
+def _param(params, *names, position=None, default=None):
+    lowered = [n.lower() for n in names]
+    for name, value in params:
+        if name is not None and any(n.startswith(name.lower()) or name.lower() == n for n in lowered):
+            return value
+    if position is not None:
+        positional = [v for n, v in params if n is None]
+        if len(positional) > position:
+            return positional[position]
+    return default
+
+
+def _names(value):
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    return [s.strip() for s in str(value).split(",") if s.strip()]
+
+
+def cmd_get_service(inp, params, ctx):
+    names = _names(_param(params, "Name", "ServiceName", position=0))
+    if not names:
+        for svc in SERVICES:
+            yield service_obj(*svc)
+        return
+    for pattern in names:
+        matched = [s for s in SERVICES if fnmatch.fnmatch(s[0].lower(), pattern.lower())]
+        if not matched and not any(ch in pattern for ch in "*?["):
+            ctx.write_error(PSError(
+                f"Cannot find any service with service name '{pattern}'.",
+                "Microsoft.PowerShell.Commands.ServiceCommandException",
+                "ObjectNotFound", "ServiceCommandException",
+                "NoServiceFoundForGivenName,Microsoft.PowerShell.Commands.GetServiceCommand",
+                target=pattern, activity="Get-Service"))
+        for svc in matched:
+            yield service_obj(*svc)
+
+
+def cmd_get_process(inp, params, ctx):
+    names = _names(_param(params, "Name", "ProcessName", position=0))
+    for row in PROCESSES:
+        if names and not any(fnmatch.fnmatch(row[7].lower(), p.lower()) for p in names):
+            continue
+        yield process_obj(row)
+    if names:
+        for pattern in names:
+            if not any(ch in pattern for ch in "*?[") and not any(r[7].lower() == pattern.lower() for r in PROCESSES):
+                ctx.write_error(PSError(
+                    f"Cannot find a process with the name \"{pattern}\". Verify the process name and call the "
+                    "cmdlet again.",
+                    "Microsoft.PowerShell.Commands.ProcessCommandException",
+                    "ObjectNotFound", "ProcessCommandException",
+                    "NoProcessFoundForGivenName,Microsoft.PowerShell.Commands.GetProcessCommand",
+                    target=pattern, activity="Get-Process"))
+
+
+def cmd_hostname(inp, params, ctx):
+    yield ctx.hostname
+
+
+def cmd_whoami(inp, params, ctx):
+    yield display_user(ctx.user, ctx.hostname)
+
+
+def cmd_write_output(inp, params, ctx):
+    values = [v for n, v in params if n is None or n.lower().startswith("inputobj")]
+    for v in values:
+        if isinstance(v, (list, tuple)):
+            yield from v
+        else:
+            yield v
+    yield from inp
+
+
+def cmd_write_host(inp, params, ctx):
+    values = [str(v) for n, v in params if n is None or n.lower() == "object"]
+    ctx.write_information(" ".join(values))
+    return
+    yield  # pragma: no cover - makes this a generator
+
+
+def cmd_write_error(inp, params, ctx):
+    msg = _param(params, "Message", position=0, default="")
+    ctx.write_error(PSError(str(msg), "Microsoft.PowerShell.Commands.WriteErrorException", "NotSpecified",
+                            "WriteErrorException", "Microsoft.PowerShell.Commands.WriteErrorException"))
+    return
+    yield  # pragma: no cover
+
+
+def cmd_get_date(inp, params, ctx):
+    yield datetime.datetime.now()
+
+
+def cmd_noop(inp, params, ctx):
+    for _ in inp:
+        pass
+    return
+    yield  # pragma: no cover
+
+
+def cmd_start_sleep(inp, params, ctx):
+    seconds = _param(params, "Seconds", position=0, default=None)
+    millis = _param(params, "Milliseconds", default=None)
+    total = float(seconds) if seconds is not None else (float(millis) / 1000.0 if millis is not None else 1.0)
+    ctx.sleep(total)
+    return
+    yield  # pragma: no cover
+
+
+def cmd_get_command(inp, params, ctx):
+    names = _names(_param(params, "Name", position=0))
+    for name in sorted(COMMANDS_DISPLAY):
+        if names and not any(fnmatch.fnmatch(name.lower(), p.lower()) for p in names):
+            continue
+        yield PSObj(["System.Management.Automation.CmdletInfo", "System.Management.Automation.CommandInfo",
+                     "System.Object"],
+                    {"Name": name, "CommandType": EnumVal("System.Management.Automation.CommandTypes", "Cmdlet", 8),
+                     "Source": "Microsoft.PowerShell.Management", "Version": "3.1.0.0"},
+                    to_string=name)
+
+
+def cmd_select_object(inp, params, ctx):
+    first = _param(params, "First", default=None)
+    props = _names(_param(params, "Property", position=0))
+    count = 0
+    for obj in inp:
+        if first is not None and count >= int(first):
+            break
+        count += 1
+        if props and isinstance(obj, PSObj):
+            yield PSObj(["Selected." + obj.type_names[0], "System.Management.Automation.PSCustomObject",
+                         "System.Object"],
+                        {p: obj.props.get(p) for p in props}, to_string="", adapted=False)
+        else:
+            yield obj
+
+
+def cmd_measure_object(inp, params, ctx):
+    count = sum(1 for _ in inp)
+    yield PSObj(["Microsoft.PowerShell.Commands.GenericMeasureInfo",
+                 "Microsoft.PowerShell.Commands.MeasureInfo", "System.Object"],
+                {"Count": count, "Average": None, "Sum": None, "Maximum": None, "Minimum": None,
+                 "Property": None},
+                to_string="Microsoft.PowerShell.Commands.GenericMeasureInfo")
+
+
+def cmd_out_string(inp, params, ctx):
+    stream = bool(_param(params, "Stream", default=False))
+    objs = list(inp)
+    text = format_objects(objs)
+    if stream:
+        for line in text.split("\n"):
+            yield line.rstrip("\r")
+    else:
+        yield text
+
+
+def cmd_invoke_expression(inp, params, ctx):
+    script = _param(params, "Command", position=0, default="")
+    if isinstance(script, Block):
+        script = script.text
+    yield from run_script(str(script), ctx)
+
+
+def cmd_ipconfig(inp, params, ctx):
+    text = ipconfig_text(all_="/all" in [str(v).lower() for _, v in params], hostname=ctx.hostname)
+    for line in text.split("\r\n")[:-1]:
+        yield line
+
+
+def cmd_stop_computer(inp, params, ctx):
+    # "Would run": a real host would shut down; the stand-in records and outputs nothing.
+    return
+    yield  # pragma: no cover
+
+
+def cmd_exit(inp, params, ctx):
+    code = _param(params, "code", position=0, default=0)
+    try:
+        code = int(code)
+    except (TypeError, ValueError):
+        code = 0
+    raise ScriptExit(code)
+    yield  # pragma: no cover
+
+
+COMMANDS = {
+    "get-service": cmd_get_service,
+    "gsv": cmd_get_service,
+    "get-process": cmd_get_process,
+    "gps": cmd_get_process,
+    "ps": cmd_get_process,
+    "hostname": cmd_hostname,
+    "hostname.exe": cmd_hostname,
+    "whoami": cmd_whoami,
+    "whoami.exe": cmd_whoami,
+    "write-output": cmd_write_output,
+    "echo": cmd_write_output,
+    "write": cmd_write_output,
+    "write-host": cmd_write_host,
+    "write-error": cmd_write_error,
+    "get-date": cmd_get_date,
+    "stop-computer": cmd_stop_computer,
+    "restart-computer": cmd_stop_computer,
+    "out-default": cmd_noop,
+    "out-null": cmd_noop,
+    "out-string": cmd_out_string,
+    "select-object": cmd_select_object,
+    "select": cmd_select_object,
+    "measure-object": cmd_measure_object,
+    "measure": cmd_measure_object,
+    "get-command": cmd_get_command,
+    "gcm": cmd_get_command,
+    "start-sleep": cmd_start_sleep,
+    "sleep": cmd_start_sleep,
+    "invoke-expression": cmd_invoke_expression,
+    "iex": cmd_invoke_expression,
+    "ipconfig": cmd_ipconfig,
+    "ipconfig.exe": cmd_ipconfig,
+    "exit": cmd_exit,
+}
+
+COMMANDS_DISPLAY = [
+    "Get-Command", "Get-Date", "Get-Process", "Get-Service", "Invoke-Expression", "Measure-Object",
+    "Out-Default", "Out-Null", "Out-String", "Restart-Computer", "Select-Object", "Start-Sleep",
+    "Stop-Computer", "Write-Error", "Write-Host", "Write-Output",
+]
+
+
+def find_command(name):
+    return COMMANDS.get(name.lower())
+
+
+def run_pipeline(elements, ctx, first_input=None):
+    """Run [(name, params)] as one pipeline; yields the last element's output."""
+    stream = iter(first_input or [])
+    for name, params in elements:
+        if isinstance(name, Block):
+            stream = run_script(name.text, ctx)
+            continue
+        func = find_command(name)
+        if func is None:
+            raise TerminatingError(command_not_found(name))
+        stream = func(stream, params, ctx)
+    yield from stream
+
+
+def run_script(script, ctx):
+    """Run script text: each statement's pipeline, streaming the output objects."""
+    ctx_vars = {"env:computername": ctx.hostname, "env:username": (ctx.user or "").split("\\")[-1]}
+    for statement in split_statements(script):
+        elements = []
+        for tokens in statement:
+            head, params = parse_element(tokens, ctx_vars)
+            if head is None:
+                continue
+            if isinstance(head, Block):
+                elements.append((head, params))
+            elif isinstance(head, Word) and head.quoted:
+                elements.append(("write-output", [(None, _token_value(head, ctx_vars))]))
+            elif isinstance(head, Word) and re.fullmatch(r"-?\d+", head.text):
+                elements.append(("write-output", [(None, int(head.text))]))
+            elif isinstance(head, Word) and head.text.startswith("$"):
+                elements.append(("write-output", [(None, _token_value(head, ctx_vars))]))
+            else:
+                elements.append((head.text, params))
+        if elements:
+            yield from run_pipeline(elements, ctx)
+
+
+# ---------------------------------------------------------------------------------------
+# Text formatting (what Out-String / a console would print).
+
+def display_user(user, hostname):
+    """`whoami` text: domain\\user in lower case, the host name standing in for a local account."""
+    if not user:
+        return "nt authority\\anonymous logon"
+    if "\\" in user:
+        domain, name = user.split("\\", 1)
+    elif "@" in user:
+        name, domain = user.split("@", 1)
+        domain = domain.split(".")[0]
+    else:
+        domain, name = hostname, user
+    return f"{(domain or hostname).lower()}\\{name.lower()}"
+
+
+def _fmt_value(v):
+    if isinstance(v, datetime.datetime):
+        return format_date(v)
+    if isinstance(v, bool):
+        return "True" if v else "False"
+    if v is None:
+        return ""
+    return str(v)
+
+
+def format_date(d):
+    hour = d.hour % 12 or 12
+    ampm = "AM" if d.hour < 12 else "PM"
+    return f"{d.strftime('%A')}, {d.strftime('%B')} {d.day}, {d.year} {hour}:{d.minute:02d}:{d.second:02d} {ampm}"
+
+
+def _table(headers, rows, widths=None):
+    widths = widths or [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    out = [""]
+    out.append(" ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    out.append(" ".join(("-" * len(h)).ljust(w) for h, w in zip(headers, widths)).rstrip())
+    for r in rows:
+        out.append(" ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    out.append("")
+    out.append("")
+    return out
+
+
+def format_objects(objs):
+    """Out-String text for a list of objects (CRLF-free, "\\n" joined, trailing newline)."""
+    lines = []
+    i = 0
+    while i < len(objs):
+        obj = objs[i]
+        if isinstance(obj, PSObj) and obj.type_names[0] == "System.ServiceProcess.ServiceController":
+            group = []
+            while i < len(objs) and isinstance(objs[i], PSObj) and objs[i].type_names[0] == obj.type_names[0]:
+                group.append(objs[i])
+                i += 1
+            rows = [[str(o.props["Status"]), o.props["Name"], o.props["DisplayName"]] for o in group]
+            lines.extend(_table(["Status", "Name", "DisplayName"], rows, [8, 18, 40]))
+            continue
+        if isinstance(obj, PSObj) and obj.type_names[0] == "System.Diagnostics.Process":
+            group = []
+            while i < len(objs) and isinstance(objs[i], PSObj) and objs[i].type_names[0] == obj.type_names[0]:
+                group.append(objs[i])
+                i += 1
+            rows = [[str(o.props["Handles"]).rjust(7), str(o.props["NPM"] // 1024).rjust(6),
+                     str(o.props["PM"] // 1024).rjust(10), str(o.props["WS"] // 1024).rjust(13),
+                     f"{o.props['CPU']:.2f}".rjust(10), str(o.props["Id"]).rjust(6), str(o.props["SI"]).rjust(3),
+                     o.props["ProcessName"]] for o in group]
+            lines.extend(_table(["Handles", "NPM(K)", "PM(K)", "WS(K)", "CPU(s)", "Id", "SI", "ProcessName"],
+                                rows, [7, 6, 10, 13, 10, 6, 3, 11]))
+            continue
+        if isinstance(obj, PSObj):
+            lines.append("")
+            width = max(len(k) for k in obj.props) if obj.props else 0
+            for k, v in obj.props.items():
+                lines.append(f"{k.ljust(width)} : {_fmt_value(v)}")
+            lines.append("")
+            lines.append("")
+        elif isinstance(obj, datetime.datetime):
+            lines.extend(["", format_date(obj), "", ""])
+        else:
+            lines.append(_fmt_value(obj))
+        i += 1
+    return "\n".join(lines) + "\n"
+
+
+def ipconfig_text(all_=False, hostname="STANDIN"):
+    """ipconfig / ipconfig /all as a Windows Server 2019 VM prints it (CRLF line ends)."""
+    if not all_:
+        lines = [
+            "",
+            "Windows IP Configuration",
+            "",
+            "",
+            "Ethernet adapter Ethernet:",
+            "",
+            "   Connection-specific DNS Suffix  . : corp.example",
+            "   Link-local IPv6 Address . . . . . : fe80::3d1c:8a4e:1f02:9b7e%6",
+            "   IPv4 Address. . . . . . . . . . . : 192.0.2.15",
+            "   Subnet Mask . . . . . . . . . . . : 255.255.255.0",
+            "   Default Gateway . . . . . . . . . : 192.0.2.1",
+        ]
+    else:
+        lines = [
+            "",
+            "Windows IP Configuration",
+            "",
+            f"   Host Name . . . . . . . . . . . . : {hostname}",
+            "   Primary Dns Suffix  . . . . . . . : corp.example",
+            "   Node Type . . . . . . . . . . . . : Hybrid",
+            "   IP Routing Enabled. . . . . . . . : No",
+            "   WINS Proxy Enabled. . . . . . . . : No",
+            "   DNS Suffix Search List. . . . . . : corp.example",
+            "",
+            "Ethernet adapter Ethernet:",
+            "",
+            "   Connection-specific DNS Suffix  . : corp.example",
+            "   Description . . . . . . . . . . . : Microsoft Hyper-V Network Adapter",
+            "   Physical Address. . . . . . . . . : 00-15-5D-01-02-0F",
+            "   DHCP Enabled. . . . . . . . . . . : Yes",
+            "   Autoconfiguration Enabled . . . . : Yes",
+            "   Link-local IPv6 Address . . . . . : fe80::3d1c:8a4e:1f02:9b7e%6(Preferred) ",
+            "   IPv4 Address. . . . . . . . . . . : 192.0.2.15(Preferred) ",
+            "   Subnet Mask . . . . . . . . . . . : 255.255.255.0",
+            "   Lease Obtained. . . . . . . . . . : Monday, November 23, 2026 1:02:11 AM",
+            "   Lease Expires . . . . . . . . . . : Tuesday, December 1, 2026 1:02:11 AM",
+            "   Default Gateway . . . . . . . . . : 192.0.2.1",
+            "   DHCP Server . . . . . . . . . . . : 192.0.2.1",
+            "   DHCPv6 IAID . . . . . . . . . . . : 100668765",
+            "   DHCPv6 Client DUID. . . . . . . . : 00-01-00-01-2A-3B-4C-5D-00-15-5D-01-02-0F",
+            "   DNS Servers . . . . . . . . . . . : 192.0.2.10",
+            "                                       192.0.2.11",
+            "   NetBIOS over Tcpip. . . . . . . . : Enabled",
+        ]
+    return "\r\n".join(lines) + "\r\n"
