@@ -257,6 +257,25 @@ mod tests {
         ));
     }
 
+    /// Made by OpenSSL 3.0 (an encoder independent of rcgen), `openssl x509 -text` shows
+    /// `othername: UPN::alice@corp.example, email:alice@mail.example`:
+    /// `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 36500
+    ///  -subj "/CN=Alice Smith/O=Example" -addext "subjectAltName=otherName:
+    ///  1.3.6.1.4.1.311.20.2.3;UTF8:alice@corp.example,email:alice@mail.example"
+    ///  -addext "extendedKeyUsage=clientAuth"`
+    const OPENSSL_UPN_CERT: &str = "-----BEGIN CERTIFICATE-----\nMIICATCCAaegAwIBAgIUd5p4QfbHdgdiHeQsGkbVeFlLzTwwCgYIKoZIzj0EAwIw\nKDEUMBIGA1UEAwwLQWxpY2UgU21pdGgxEDAOBgNVBAoMB0V4YW1wbGUwIBcNMjYx\nMTIzMDQwMTUwWhgPMjEyNjEwMzAwNDAxNTBaMCgxFDASBgNVBAMMC0FsaWNlIFNt\naXRoMRAwDgYDVQQKDAdFeGFtcGxlMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\noi1QbW/aeG2CApfnYQMBzo86T/ca/qVX1tdYNAxu/DxSMFoDvDG7RwWLt3rUyz2v\nqVN/qjLwaTpguwZFUwNUt6OBrDCBqTAdBgNVHQ4EFgQUFD72Xmy2KUAAHPKV4xur\nwz1Whq4wHwYDVR0jBBgwFoAUFD72Xmy2KUAAHPKV4xurwz1Whq4wDwYDVR0TAQH/\nBAUwAwEB/zBBBgNVHREEOjA4oCIGCisGAQQBgjcUAgOgFAwSYWxpY2VAY29ycC5l\neGFtcGxlgRJhbGljZUBtYWlsLmV4YW1wbGUwEwYDVR0lBAwwCgYIKwYBBQUHAwIw\nCgYIKoZIzj0EAwIDSAAwRQIhAL5136dCuPdVwvJ1IM73ig2YR5OVi+5Lz0PuvoIK\n9R3EAiA2ter5jm1LJYS6O3cvylgSX7Qd4lASK3DN5eh80jLXUA==\n-----END CERTIFICATE-----";
+
+    #[test]
+    fn openssl_made_upn_certificate() {
+        use rustls_pki_types::pem::PemObject;
+        let der =
+            rustls_pki_types::CertificateDer::from_pem_slice(OPENSSL_UPN_CERT.as_bytes()).unwrap();
+        assert_eq!(
+            principal_name_from_cert(&der).unwrap(),
+            "alice@corp.example"
+        );
+    }
+
     #[test]
     fn upn_oid_constant_matches_dotted_form() {
         let oid = x509_parser::oid_registry::Oid::from(&UPN_OID[..]).unwrap();
