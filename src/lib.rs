@@ -10,6 +10,7 @@ pub mod authn;
 pub mod backend;
 pub mod cli;
 pub mod config;
+pub mod devcerts;
 pub mod error;
 pub mod listener;
 pub mod proxy;
