@@ -1,1 +1,233 @@
-//! Backend (host-facing) HTTP client: connection pool, authentication, WinRM message encryption.
+//! Backend (host-facing) HTTP client: how the gateway logs in to a Windows host and exchanges
+//! WS-Man bodies with it.
+//!
+//! * [`target`]: per-host settings and TLS config.
+//! * [`crypto`]: WinRM message-encryption framing (pure; shared with the emulated host).
+//! * [`ntlm`]: NTLM client context and seal/unseal helpers (sspi).
+//! * `conn`: one authenticated HTTP/1.1 connection (hyper low-level client).
+//! * `pool`: idle authenticated connections per client.
+//! * [`client`]: [`BackendClient`], the only thing the proxy calls.
+//!
+//! This module does not parse SOAP, decide policy or read the gateway config; it never logs
+//! credentials, Authorization headers or decrypted bodies.
+
+pub mod client;
+mod conn;
+pub mod crypto;
+pub mod ntlm;
+mod pool;
+pub mod target;
+
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+pub use client::{BackendClient, BackendResponse};
+pub use target::{BackendAuth, BackendTls, HostTarget, Scheme};
+
+/// The account the gateway uses on a host. The password is wiped from memory on drop and
+/// never printed.
+#[derive(Clone)]
+pub struct Credential {
+    /// `user`, `DOMAIN\user` or `user@domain`.
+    pub user: String,
+    /// The password.
+    pub password: zeroize::Zeroizing<String>,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+// === impl Credential ===
+
+impl Credential {
+    /// Builds a credential.
+    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
+        Self {
+            user: user.into(),
+            password: zeroize::Zeroizing::new(password.into()),
+        }
+    }
+}
+
+/// Tunables of a [`BackendClient`]; the composition root fills them from config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendSettings {
+    /// TCP connect + TLS + authentication handshake.
+    pub connect_timeout: Duration,
+    /// Default time for one request until the whole response body arrived. Receive long
+    /// polls pass their own (OperationTimeout + margin) to
+    /// [`BackendClient::send_with_timeout`].
+    pub response_timeout: Duration,
+    /// Idle authenticated connections kept per client.
+    pub max_idle: usize,
+    /// Connections open at once per client (in use + idle).
+    pub max_connections: usize,
+    /// Idle connections older than this are closed instead of reused (keep it below the
+    /// host's keep-alive timeout; HTTP.sys defaults to 120 s).
+    pub idle_timeout: Duration,
+    /// Largest response body accepted (after decryption checks, before).
+    pub max_response_bytes: usize,
+}
+
+impl Default for BackendSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            response_timeout: Duration::from_secs(90),
+            max_idle: 8,
+            max_connections: 32,
+            idle_timeout: Duration::from_secs(30),
+            max_response_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// What phase a timeout hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutPhase {
+    /// Waiting for a free connection slot (`max_connections`).
+    PoolWait,
+    /// TCP connect, TLS and the authentication handshake.
+    Connect,
+    /// Sending the request and reading the whole response.
+    Response,
+}
+
+impl std::fmt::Display for TimeoutPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::PoolWait => "waiting for a connection",
+            Self::Connect => "connect",
+            Self::Response => "response",
+        })
+    }
+}
+
+/// Whether a failed request may have reached the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The request never left (safe to retry).
+    NotSent,
+    /// The request may have been processed (do not replay it blindly).
+    Maybe,
+}
+
+/// Errors of the backend client. `is_retryable` says whether trying the same request again
+/// later can succeed without risk of running it twice.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// Host settings are unusable (bad CA file, Basic over http, ...).
+    #[error("backend host {host} misconfigured: {reason}")]
+    Config {
+        /// Inventory name.
+        host: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// TCP connect failed.
+    #[error("connect to {host} ({addr}) failed")]
+    Connect {
+        /// Inventory name.
+        host: String,
+        /// Address and port tried.
+        addr: String,
+        /// The socket error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TLS handshake failed (certificate not trusted, protocol mismatch, ...).
+    #[error("tls handshake with {host} failed")]
+    Tls {
+        /// Inventory name.
+        host: String,
+        /// The rustls error wrapped by tokio-rustls.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The host refused the credentials.
+    #[error("host {host} rejected the credentials (http {status})")]
+    AuthRejected {
+        /// Inventory name.
+        host: String,
+        /// Final HTTP status (401).
+        status: http::StatusCode,
+    },
+    /// The authentication exchange broke (no challenge offered, bad token, ...).
+    #[error("authentication handshake with {host} failed: {reason}")]
+    Handshake {
+        /// Inventory name.
+        host: String,
+        /// What went wrong.
+        reason: String,
+        /// The NTLM error, when there is one.
+        #[source]
+        source: Option<ntlm::NtlmError>,
+    },
+    /// Message encryption framing or sealing failed.
+    #[error("message encryption with {host} failed")]
+    Crypto {
+        /// Inventory name.
+        host: String,
+        /// Framing or seal/unseal error.
+        #[source]
+        source: crypto::CryptoError,
+    },
+    /// The host answered something that is not valid HTTP/WinRM for this session.
+    #[error("protocol error from {host}: {reason}")]
+    Protocol {
+        /// Inventory name.
+        host: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A phase took too long.
+    #[error("{phase} to {host} timed out after {after:?}")]
+    Timeout {
+        /// Inventory name.
+        host: String,
+        /// Which phase.
+        phase: TimeoutPhase,
+        /// The limit that expired.
+        after: Duration,
+    },
+    /// The connection closed or broke before a full response.
+    #[error("connection to {host} closed ({delivery:?})")]
+    Closed {
+        /// Inventory name.
+        host: String,
+        /// Whether the request may have reached the host.
+        delivery: Delivery,
+        /// The HTTP error, when there is one.
+        #[source]
+        source: Option<hyper::Error>,
+    },
+}
+
+// === impl BackendError ===
+
+impl BackendError {
+    /// True when the request certainly did not run on the host and a later attempt may
+    /// succeed (network trouble, pool exhaustion), false for rejections and for failures after
+    /// the request may have been delivered.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Connect { .. } => true,
+            Self::Timeout { phase, .. } => *phase != TimeoutPhase::Response,
+            Self::Closed { delivery, .. } => *delivery == Delivery::NotSent,
+            Self::Config { .. }
+            | Self::Tls { .. }
+            | Self::AuthRejected { .. }
+            | Self::Handshake { .. }
+            | Self::Crypto { .. }
+            | Self::Protocol { .. } => false,
+        }
+    }
+}

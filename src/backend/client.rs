@@ -1,0 +1,192 @@
+//! [`BackendClient`]: sends WS-Man bodies to one host as one account.
+//!
+//! Owns: choosing a pooled or new authenticated connection, timeouts, and the single
+//! transparent retry: a request is replayed once on a fresh connection only when it cannot
+//! have run on the host (never sent, or refused with 401 because the host dropped the
+//! security context). It does not parse SOAP and never logs bodies or credentials.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::Semaphore;
+
+use super::conn::{Conn, ConnError};
+use super::pool::Pool;
+use super::target::HostTarget;
+use super::{BackendError, BackendSettings, Credential, TimeoutPhase};
+
+/// A plaintext response from the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendResponse {
+    /// HTTP status: 200, or 500 for a SOAP fault (body holds the fault).
+    pub status: http::StatusCode,
+    /// The SOAP envelope, decrypted when the session is encrypted.
+    pub body: Bytes,
+}
+
+/// Client for one (host, credential) pair with its own keep-alive pool. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct BackendClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    target: HostTarget,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    credential: Credential,
+    settings: BackendSettings,
+    pool: Pool,
+    slots: Arc<Semaphore>,
+    next_id: AtomicU64,
+}
+
+// === impl BackendClient ===
+
+impl BackendClient {
+    /// A client with default [`BackendSettings`]. Fails on unusable settings (Basic over
+    /// http, unreadable CA file, ...). Reads the CA file synchronously: call at startup.
+    pub fn new(target: HostTarget, credential: Credential) -> Result<Self, BackendError> {
+        Self::with_settings(target, credential, BackendSettings::default())
+    }
+
+    /// A client with explicit settings.
+    pub fn with_settings(
+        target: HostTarget,
+        credential: Credential,
+        settings: BackendSettings,
+    ) -> Result<Self, BackendError> {
+        target.validate()?;
+        let tls = target.client_tls_config()?;
+        let pool = Pool::new(settings.max_idle, settings.idle_timeout);
+        let slots = Arc::new(Semaphore::new(settings.max_connections.max(1)));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                target,
+                tls,
+                credential,
+                settings,
+                pool,
+                slots,
+                next_id: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// The host this client talks to.
+    pub fn target(&self) -> &HostTarget {
+        &self.inner.target
+    }
+
+    /// Idle authenticated connections currently pooled.
+    pub fn idle_connections(&self) -> usize {
+        self.inner.pool.idle_len()
+    }
+
+    /// Closes all idle connections (e.g. after a credential rotation).
+    pub fn close_idle(&self) {
+        self.inner.pool.clear();
+    }
+
+    /// Sends one SOAP envelope with the default response timeout.
+    pub async fn send(&self, body: Bytes) -> Result<BackendResponse, BackendError> {
+        self.send_with_timeout(body, self.inner.settings.response_timeout)
+            .await
+    }
+
+    /// Sends one SOAP envelope; `response_timeout` covers sending it and reading the whole
+    /// response (a Receive long poll needs OperationTimeout plus a margin).
+    pub async fn send_with_timeout(
+        &self,
+        body: Bytes,
+        response_timeout: Duration,
+    ) -> Result<BackendResponse, BackendError> {
+        let inner = &self.inner;
+        let mut retried = false;
+        loop {
+            // The retry always uses a fresh connection: the failure suggests the pooled ones
+            // are stale too.
+            let pooled = if retried { None } else { inner.pool.take() };
+            let fresh = pooled.is_none();
+            let mut conn = match pooled {
+                Some(conn) => conn,
+                None => self.open().await?,
+            };
+            let outcome = tokio::time::timeout(
+                response_timeout,
+                conn.round_trip(&body, inner.settings.max_response_bytes),
+            )
+            .await;
+            match outcome {
+                Err(_elapsed) => {
+                    // The sealing context of this connection is now out of step: drop it.
+                    return Err(BackendError::Timeout {
+                        host: inner.target.name.clone(),
+                        phase: TimeoutPhase::Response,
+                        after: response_timeout,
+                    });
+                }
+                Ok(Ok(resp)) => {
+                    inner.pool.put(conn);
+                    return Ok(resp);
+                }
+                Ok(Err(ConnError::NotSent(error))) => {
+                    if retried {
+                        return Err(error);
+                    }
+                    tracing::debug!(host = %inner.target.name, conn = conn.id(), error = %error,
+                        "Backend connection unusable before the request left; retrying on a new one");
+                    inner.pool.clear();
+                }
+                Ok(Err(ConnError::SessionLost)) => {
+                    if fresh || retried {
+                        return Err(BackendError::AuthRejected {
+                            host: inner.target.name.clone(),
+                            status: http::StatusCode::UNAUTHORIZED,
+                        });
+                    }
+                    tracing::info!(host = %inner.target.name, conn = conn.id(),
+                        "Backend host dropped the security context; re-authenticating");
+                    inner.pool.clear();
+                }
+                Ok(Err(ConnError::Fatal(error))) => return Err(error),
+            }
+            retried = true;
+        }
+    }
+
+    /// Opens and authenticates a new connection within the connect timeout.
+    async fn open(&self) -> Result<Conn, BackendError> {
+        let inner = &self.inner;
+        let limit = inner.settings.connect_timeout;
+        let timeout = |phase| BackendError::Timeout {
+            host: inner.target.name.clone(),
+            phase,
+            after: limit,
+        };
+        let permit = tokio::time::timeout(limit, inner.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| timeout(TimeoutPhase::PoolWait))?
+            .map_err(|_| BackendError::Protocol {
+                host: inner.target.name.clone(),
+                reason: "connection limiter closed".into(),
+            })?;
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let conn = tokio::time::timeout(
+            limit,
+            Conn::open(
+                id,
+                &inner.target,
+                inner.tls.as_ref(),
+                &inner.credential,
+                permit,
+                inner.settings.max_response_bytes,
+            ),
+        )
+        .await
+        .map_err(|_| timeout(TimeoutPhase::Connect))??;
+        Ok(conn)
+    }
+}
