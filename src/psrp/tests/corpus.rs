@@ -16,6 +16,7 @@ use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 
+const NS_WSA: &[u8] = b"http://schemas.xmlsoap.org/ws/2004/08/addressing";
 const NS_WSMAN: &[u8] = b"http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd";
 const NS_RSP: &[u8] = b"http://schemas.microsoft.com/wbem/wsman/1/windows/shell";
 const NS_PS: &[u8] = b"http://schemas.microsoft.com/powershell";
@@ -51,6 +52,7 @@ pub(super) fn corpus_files() -> Vec<PathBuf> {
 /// What a test needs from one SOAP envelope.
 #[derive(Debug, Default)]
 pub(super) struct Envelope {
+    pub action: String,
     pub resource_uri: String,
     pub shell_id: Option<String>,
     /// Text of creationXml, connectXml, connectResponseXml, rsp:Arguments and rsp:Stream,
@@ -100,6 +102,7 @@ fn parse_envelope(xml: &str) -> Option<Envelope> {
     #[derive(PartialEq)]
     enum Want {
         Nothing,
+        Action,
         ResourceUri,
         ShellId,
         Payload,
@@ -125,6 +128,7 @@ fn parse_envelope(xml: &str) -> Option<Envelope> {
                 };
                 text.clear();
                 want = match (ns.as_slice(), local.as_slice()) {
+                    (NS_WSA, b"Action") => Want::Action,
                     (NS_WSMAN, b"ResourceURI") => Want::ResourceUri,
                     (NS_WSMAN, b"Selector") if attr(b"Name").as_deref() == Some("ShellId") => {
                         Want::ShellId
@@ -154,6 +158,7 @@ fn parse_envelope(xml: &str) -> Option<Envelope> {
             Event::End(_) => {
                 let t = text.trim();
                 match want {
+                    Want::Action => env.action = t.to_owned(),
                     Want::ResourceUri => env.resource_uri = t.to_owned(),
                     Want::ShellId => env.shell_id = Some(t.to_owned()),
                     Want::Payload if !t.is_empty() => {

@@ -3,3 +3,5 @@
 
 mod corpus;
 mod corpus_tests;
+mod framing;
+mod pinned;
