@@ -7,6 +7,8 @@
 //! and policy has allowed the command.
 
 pub mod backends;
+mod inspect;
+mod psrp;
 mod relay;
 pub mod route;
 

@@ -13,7 +13,7 @@ use crate::audit::{Event, EventKind};
 use crate::backend::BackendError;
 use crate::error::{soap_response, Refusal};
 use crate::policy::{Decision, Operation, ShellKind as PolicyShellKind};
-use crate::session::{Access, ShellKind, ShellRecord};
+use crate::session::{Access, HeldCommand, PsrpState, ShellKind, ShellRecord};
 use crate::wsman::{self, Action, Body};
 
 /// Resource URI of WinRS cmd shells.
@@ -25,7 +25,18 @@ const LONG_POLL_MARGIN: Duration = Duration::from_secs(10);
 /// The longest OperationTimeout honoured; longer requests are cut here.
 const MAX_OPERATION_TIMEOUT: Duration = Duration::from_secs(600);
 
-type Reply = Result<Response<Full<Bytes>>, Refusal>;
+pub(super) type Reply = Result<Response<Full<Bytes>>, Refusal>;
+
+/// What to do with a PSRP Send after inspection.
+#[derive(Debug)]
+pub(super) enum SendOutcome {
+    /// Relay it as usual.
+    Forward,
+    /// Answer the client directly (the Send is held with its Command).
+    Reply(Response<Full<Bytes>>),
+    /// The held pipeline is now whole and allowed: forward what was held, then this.
+    Release(HeldCommand),
+}
 
 // === impl Gateway ===
 
@@ -133,6 +144,23 @@ impl Gateway {
                 backend_auth: format!("{:?}", ctx.host.auth).to_lowercase(),
             },
         });
+        let psrp = match kind {
+            ShellKind::Psrp { .. } => {
+                let mut state = PsrpState::default();
+                // creationXml carries the first client→host fragments (SESSION_CAPABILITY,
+                // INIT_RUNSPACEPOOL); feeding them keeps the reassembly state exact.
+                if let Body::Shell(shell) = &ctx.envelope.body {
+                    if let Some(bytes) = &shell.creation_xml {
+                        if let Err(error) = super::psrp::feed_bytes(&mut state.from_client, bytes)
+                        {
+                            tracing::info!(%error, "creationXml not understood");
+                        }
+                    }
+                }
+                Some(std::sync::Arc::new(std::sync::Mutex::new(state)))
+            }
+            ShellKind::Cmd => None,
+        };
         self.sessions.insert(ShellRecord {
             shell_id,
             session_id,
@@ -141,6 +169,7 @@ impl Gateway {
             kind,
             backend_user: backend.user,
             created: Instant::now(),
+            psrp,
         });
         Ok(soap_response(status, body))
     }
@@ -178,53 +207,37 @@ impl Gateway {
             }
         };
 
-        if let (Action::Command, Body::CommandLine(cl)) = (&action, &ctx.envelope.body) {
-            if shell.kind == ShellKind::Cmd {
-                let skip_cmd_shell = ctx
-                    .envelope
-                    .option("WINRS_SKIP_CMD_SHELL")
-                    .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-                let mut command = vec![cl.command.clone()];
-                command.extend(cl.arguments.iter().cloned());
-                let decision = ctx.policy.decide(
-                    &ctx.subject(),
-                    &ctx.host_ref(),
-                    &Operation::CmdLine {
-                        command: &cl.command,
-                        arguments: &cl.arguments,
-                        skip_cmd_shell,
-                    },
-                );
-                match decision {
-                    Decision::Allow { role } => self.audit.emit(Event {
-                        session_id: Some(shell.session_id.clone()),
-                        kind: EventKind::CommandAllowed {
-                            principal: ctx.principal.name.clone(),
-                            host: ctx.host.name.clone(),
-                            shell_id: shell_id.clone(),
-                            command_id: cl.command_id.clone(),
-                            command,
-                            rule: role,
-                        },
-                    }),
-                    Decision::Deny { reason, .. } => {
-                        self.audit.emit(Event {
-                            session_id: Some(shell.session_id.clone()),
-                            kind: EventKind::CommandDenied {
-                                principal: ctx.principal.name.clone(),
-                                host: ctx.host.name.clone(),
-                                shell_id: shell_id.clone(),
-                                command,
-                                reason: reason.clone(),
-                            },
-                        });
-                        return Err(Refusal::AccessDenied { message: reason });
-                    }
+        let mut release = None;
+        match (&action, &shell.kind, &ctx.envelope.body) {
+            (Action::Command, ShellKind::Cmd, Body::CommandLine(cl)) => {
+                self.decide_cmd(&ctx, &shell, cl)?;
+            }
+            (Action::Command, ShellKind::Psrp { .. }, Body::CommandLine(cl)) => {
+                if let Some(reply) = self.psrp_command(&ctx, &shell, cl)? {
+                    return Ok(reply);
                 }
             }
+            (Action::Send, ShellKind::Psrp { .. }, Body::Send(streams)) => {
+                match self.psrp_send(&ctx, &shell, streams)? {
+                    SendOutcome::Forward => {}
+                    SendOutcome::Reply(reply) => return Ok(reply),
+                    SendOutcome::Release(held) => release = Some(held),
+                }
+            }
+            _ => {}
         }
 
         let backend = self.backend(&ctx)?;
+        if let Some(held) = release {
+            // The pipeline is whole and allowed: the host now gets the held Command and
+            // Sends in their original order, then this request.
+            for body in std::iter::once(held.command).chain(held.sends) {
+                let (status, answer) = self.send_to_host(&ctx, &backend, body).await?;
+                if status != StatusCode::OK {
+                    return Ok(soap_response(status, answer));
+                }
+            }
+        }
         let (status, body) = self.forward(&ctx, &backend).await?;
         if action == Action::Delete && status == StatusCode::OK {
             if let Some(closed) = self.sessions.remove(&shell_id) {
@@ -276,11 +289,16 @@ impl Gateway {
         ctx: &Ctx<'_>,
         backend: &Backend,
     ) -> Result<(StatusCode, Bytes), Refusal> {
-        let body = Bytes::from(wsman::rewrite_to(
-            &ctx.body,
-            &ctx.envelope,
-            &backend_url(ctx.host),
-        ));
+        self.send_to_host(ctx, backend, backend_body(ctx)).await
+    }
+
+    /// Sends an already rewritten body to the host.
+    async fn send_to_host(
+        &self,
+        ctx: &Ctx<'_>,
+        backend: &Backend,
+        body: Bytes,
+    ) -> Result<(StatusCode, Bytes), Refusal> {
         let wait = ctx
             .envelope
             .header
@@ -295,7 +313,7 @@ impl Gateway {
             Ok(resp) => {
                 tracing::debug!(
                     status = resp.status.as_u16(),
-                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                     "Host answered"
                 );
                 Ok((resp.status, resp.body))
@@ -323,6 +341,15 @@ impl Gateway {
             }
         }
     }
+}
+
+/// The request as the host must see it: `wsa:To` names the host, not the gateway.
+pub(super) fn backend_body(ctx: &Ctx<'_>) -> Bytes {
+    Bytes::from(wsman::rewrite_to(
+        &ctx.body,
+        &ctx.envelope,
+        &backend_url(ctx.host),
+    ))
 }
 
 /// The ShellId in a CreateResponse: the ResourceCreated selector, or the echoed rsp:Shell.

@@ -9,8 +9,12 @@
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::psrp::Defragmenter;
 
 /// What kind of shell a ShellId names, from the Create's resource URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +47,28 @@ pub struct ShellRecord {
     /// The account the gateway logged in to the host as (vault entry user).
     pub backend_user: String,
     pub created: Instant,
+    /// PSRP shells: what the gateway must remember between requests to inspect them.
+    pub psrp: Option<Arc<Mutex<PsrpState>>>,
+}
+
+/// Inspection state of one PSRP shell (runspace pool).
+#[derive(Debug, Default)]
+pub struct PsrpState {
+    /// Reassembles client→host messages across Command and Send requests.
+    pub from_client: Defragmenter,
+    /// A Command whose CREATE_PIPELINE is not complete yet: held back, with the Sends
+    /// that carry the rest, until the whole pipeline can be decided.
+    pub held: Option<HeldCommand>,
+}
+
+/// Requests held back from the host until policy has seen the whole pipeline.
+#[derive(Debug)]
+pub struct HeldCommand {
+    pub command_id: String,
+    /// The Command request, already rewritten for the backend leg.
+    pub command: Bytes,
+    /// Send requests carrying later fragments, in order, rewritten for the backend leg.
+    pub sends: Vec<Bytes>,
 }
 
 /// The outcome of checking a request's ShellId.

@@ -11,6 +11,7 @@ fn record(id: &str, owner: &str, host: &str) -> ShellRecord {
         kind: ShellKind::Cmd,
         backend_user: "svc".into(),
         created: Instant::now(),
+        psrp: None,
     }
 }
 

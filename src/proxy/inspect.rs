@@ -1,0 +1,254 @@
+//! Inspection and decision for commands: WinRS command lines and PSRP pipelines.
+//!
+//! PSRP pipelines can arrive in pieces (the first fragments in the Command, the rest in
+//! later Sends, MS-PSRP 3.1.5.3.3). Nothing of such a pipeline reaches the host until the
+//! whole CREATE_PIPELINE is decided: the gateway answers the Command and the Sends itself
+//! while it holds them, then releases them in order once policy allows.
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use http_body_util::Full;
+
+use super::psrp::{feed_base64, feed_bytes, invocation, render, ClientMessage};
+use super::relay::{backend_body, SendOutcome};
+use super::{Ctx, Gateway};
+use crate::audit::{Event, EventKind};
+use crate::error::{soap_response, Refusal};
+use crate::policy::{Decision, Operation};
+use crate::session::{HeldCommand, ShellRecord};
+use crate::wsman::{self, Action, Body, CommandLine, Stream};
+
+// === impl Gateway ===
+
+impl Gateway {
+    /// A WinRS command line: allowed (and recorded) or refused.
+    pub(super) fn decide_cmd(
+        &self,
+        ctx: &Ctx<'_>,
+        shell: &ShellRecord,
+        cl: &CommandLine,
+    ) -> Result<(), Refusal> {
+        let skip_cmd_shell = ctx
+            .envelope
+            .option("WINRS_SKIP_CMD_SHELL")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let mut command = vec![cl.command.clone()];
+        command.extend(cl.arguments.iter().cloned());
+        let decision = ctx.policy.decide(
+            &ctx.subject(),
+            &ctx.host_ref(),
+            &Operation::CmdLine {
+                command: &cl.command,
+                arguments: &cl.arguments,
+                skip_cmd_shell,
+            },
+        );
+        self.record(ctx, shell, cl.command_id.clone(), command, decision)
+    }
+
+    /// A PSRP Command: returns a reply when the gateway answers it itself (held back).
+    pub(super) fn psrp_command(
+        &self,
+        ctx: &Ctx<'_>,
+        shell: &ShellRecord,
+        cl: &CommandLine,
+    ) -> Result<Option<Response<Full<Bytes>>>, Refusal> {
+        let state = shell.psrp.as_ref().ok_or(Refusal::Internal)?;
+        let mut st = state.lock().map_err(|_| Refusal::Internal)?;
+        if st.held.is_some() {
+            return Err(self.refuse(
+                ctx,
+                shell,
+                vec!["(pipeline)".into()],
+                "a previous pipeline is still being received",
+            ));
+        }
+        let messages = feed_base64(&mut st.from_client, &cl.arguments)
+            .map_err(|e| self.unreadable(ctx, shell, &e.to_string()))?;
+        if self.judge(ctx, shell, cl.command_id.clone(), &messages)? {
+            return Ok(None);
+        }
+        match (&cl.command_id, st.from_client.pending_objects()) {
+            (Some(id), n) if n > 0 => {
+                st.held = Some(HeldCommand {
+                    command_id: id.clone(),
+                    command: backend_body(ctx),
+                    sends: Vec::new(),
+                });
+                Ok(Some(synthesized(
+                    ctx,
+                    Action::CommandResponse,
+                    Body::CommandResponse {
+                        command_id: id.clone(),
+                    },
+                )))
+            }
+            // A Command that opens no pipeline runs nothing the gateway could judge.
+            _ => Err(self.refuse(
+                ctx,
+                shell,
+                vec!["(pipeline)".into()],
+                "PSRP Command without a pipeline",
+            )),
+        }
+    }
+
+    /// A PSRP Send: input and host responses pass; pieces of a held pipeline are held too.
+    pub(super) fn psrp_send(
+        &self,
+        ctx: &Ctx<'_>,
+        shell: &ShellRecord,
+        streams: &[Stream],
+    ) -> Result<SendOutcome, Refusal> {
+        let state = shell.psrp.as_ref().ok_or(Refusal::Internal)?;
+        let mut st = state.lock().map_err(|_| Refusal::Internal)?;
+        let mut messages = Vec::new();
+        for s in streams {
+            let more = feed_bytes(&mut st.from_client, &s.data)
+                .map_err(|e| self.unreadable(ctx, shell, &e.to_string()))?;
+            messages.extend(more);
+        }
+        let for_held = st.held.as_ref().is_some_and(|h| {
+            streams
+                .iter()
+                .any(|s| s.command_id.as_deref() == Some(h.command_id.as_str()))
+        });
+        let opens_pipeline = messages.iter().any(|m| {
+            matches!(
+                m,
+                ClientMessage::CreatePipeline(_) | ClientMessage::CommandMetadata(_)
+            )
+        });
+        if opens_pipeline && !for_held {
+            // Pipelines are opened by Command; one smuggled into a Send is refused.
+            return Err(self.refuse(
+                ctx,
+                shell,
+                vec!["(pipeline in Send)".into()],
+                "a pipeline may only be opened by a Command",
+            ));
+        }
+        if !for_held {
+            return Ok(SendOutcome::Forward);
+        }
+        let command_id = st.held.as_ref().map(|h| h.command_id.clone());
+        if opens_pipeline {
+            let decided = self.judge(ctx, shell, command_id, &messages);
+            let held = st.held.take();
+            decided?;
+            return Ok(held.map_or(SendOutcome::Forward, SendOutcome::Release));
+        }
+        if let Some(h) = st.held.as_mut() {
+            h.sends.push(backend_body(ctx));
+        }
+        Ok(SendOutcome::Reply(synthesized(
+            ctx,
+            Action::SendResponse,
+            Body::SendResponse,
+        )))
+    }
+
+    /// Decides every pipeline among `messages`; Ok(true) when at least one was allowed
+    /// and none refused.
+    fn judge(
+        &self,
+        ctx: &Ctx<'_>,
+        shell: &ShellRecord,
+        command_id: Option<String>,
+        messages: &[ClientMessage],
+    ) -> Result<bool, Refusal> {
+        let mut judged = false;
+        for m in messages {
+            let (op_inv, names);
+            let (op, shown) = match m {
+                ClientMessage::CreatePipeline(p) => {
+                    op_inv = invocation(p);
+                    (Operation::Pipeline(&op_inv), render(p))
+                }
+                ClientMessage::CommandMetadata(n) => {
+                    names = n.clone();
+                    (
+                        Operation::CommandMetadata { names: &names },
+                        vec![format!("Get-Command {}", names.join(", "))],
+                    )
+                }
+                ClientMessage::Other(_) => continue,
+            };
+            let decision = ctx.policy.decide(&ctx.subject(), &ctx.host_ref(), &op);
+            self.record(ctx, shell, command_id.clone(), shown, decision)?;
+            judged = true;
+        }
+        Ok(judged)
+    }
+
+    /// Records a decision; Err for a denial (with the refusal to send).
+    fn record(
+        &self,
+        ctx: &Ctx<'_>,
+        shell: &ShellRecord,
+        command_id: Option<String>,
+        command: Vec<String>,
+        decision: Decision,
+    ) -> Result<(), Refusal> {
+        match decision {
+            Decision::Allow { role } => {
+                self.audit.emit(Event {
+                    session_id: Some(shell.session_id.clone()),
+                    kind: EventKind::CommandAllowed {
+                        principal: ctx.principal.name.clone(),
+                        host: ctx.host.name.clone(),
+                        shell_id: shell.shell_id.clone(),
+                        command_id,
+                        command,
+                        rule: role,
+                    },
+                });
+                Ok(())
+            }
+            Decision::Deny { reason, .. } => Err(self.refuse(ctx, shell, command, &reason)),
+        }
+    }
+
+    fn refuse(
+        &self,
+        ctx: &Ctx<'_>,
+        shell: &ShellRecord,
+        command: Vec<String>,
+        reason: &str,
+    ) -> Refusal {
+        self.audit.emit(Event {
+            session_id: Some(shell.session_id.clone()),
+            kind: EventKind::CommandDenied {
+                principal: ctx.principal.name.clone(),
+                host: ctx.host.name.clone(),
+                shell_id: shell.shell_id.clone(),
+                command,
+                reason: reason.to_string(),
+            },
+        });
+        Refusal::AccessDenied {
+            message: reason.to_string(),
+        }
+    }
+
+    /// PSRP bytes the gateway cannot read are never forwarded.
+    fn unreadable(&self, ctx: &Ctx<'_>, shell: &ShellRecord, why: &str) -> Refusal {
+        tracing::info!(error = why, "PSRP payload not understood");
+        self.refuse(
+            ctx,
+            shell,
+            vec!["(unreadable PSRP payload)".into()],
+            "the PowerShell payload could not be inspected",
+        )
+    }
+}
+
+/// A response the gateway writes itself, shaped like the host's.
+fn synthesized(ctx: &Ctx<'_>, action: Action, body: Body) -> Response<Full<Bytes>> {
+    let mut header = wsman::Header::new(action);
+    header.to = Some(wsman::ns::ANONYMOUS.to_string());
+    header.message_id = Some(format!("uuid:{}", uuid::Uuid::new_v4().to_string().to_uppercase()));
+    header.relates_to = ctx.envelope.header.message_id.clone();
+    let env = wsman::Envelope::new(header, body);
+    soap_response(StatusCode::OK, Bytes::from(wsman::build(&env)))
+}

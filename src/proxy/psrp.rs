@@ -1,0 +1,150 @@
+//! PSRP inspection for the request path: client bytes in, decided messages out.
+//!
+//! The codec (`crate::psrp`) reassembles and decodes; this module decides which decoded
+//! messages are control points for policy (CREATE_PIPELINE, GET_COMMAND_METADATA) and
+//! converts the codec's pipeline into the policy's `Invocation`.
+
+use base64::Engine as _;
+
+use crate::policy::{ArgValue, Invocation, InvokedArg, InvokedCommand};
+use crate::psrp::{self, Defragmenter, Message, MessageType, Pipeline};
+
+/// A client→host message the gateway has to judge.
+#[derive(Debug)]
+pub(crate) enum ClientMessage {
+    /// CREATE_PIPELINE: runs commands.
+    CreatePipeline(Pipeline),
+    /// GET_COMMAND_METADATA: lists commands (opens a pipeline too).
+    CommandMetadata(Vec<String>),
+    /// Everything else (pool and pipeline input, host responses, key exchange): data that
+    /// can only turn into code through a pipeline, which is judged itself.
+    Other(MessageType),
+}
+
+/// Why client PSRP bytes could not be inspected; always refused (fail closed).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum InspectError {
+    #[error("PSRP payload is not base64")]
+    Base64,
+    #[error(transparent)]
+    Psrp(#[from] psrp::PsrpError),
+}
+
+/// Decodes base64 payloads (Command `rsp:Arguments`, Send `rsp:Stream` text already
+/// decoded by wsman is passed through `feed_bytes`).
+pub(crate) fn feed_base64(
+    defrag: &mut Defragmenter,
+    payloads: &[String],
+) -> Result<Vec<ClientMessage>, InspectError> {
+    let mut out = Vec::new();
+    for p in payloads {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(p.trim())
+            .map_err(|_| InspectError::Base64)?;
+        out.extend(feed_bytes(defrag, &bytes)?);
+    }
+    Ok(out)
+}
+
+/// Feeds fragment bytes and classifies every message they complete.
+pub(crate) fn feed_bytes(
+    defrag: &mut Defragmenter,
+    bytes: &[u8],
+) -> Result<Vec<ClientMessage>, InspectError> {
+    let mut out = Vec::new();
+    for raw in defrag.push_bytes(bytes)? {
+        let msg = Message::from_vec(raw)?;
+        out.push(match msg.message_type {
+            MessageType::CreatePipeline => {
+                ClientMessage::CreatePipeline(psrp::extract_create_pipeline(&msg)?)
+            }
+            MessageType::GetCommandMetadata => {
+                ClientMessage::CommandMetadata(psrp::extract_get_command_metadata(&msg)?)
+            }
+            other => ClientMessage::Other(other),
+        });
+    }
+    Ok(out)
+}
+
+/// The policy's view of a pipeline.
+pub(crate) fn invocation(p: &Pipeline) -> Invocation {
+    Invocation {
+        statements: p
+            .statements
+            .iter()
+            .map(|st| {
+                st.iter()
+                    .map(|c| InvokedCommand {
+                        name: c.name.clone(),
+                        is_script: c.is_script,
+                        args: c
+                            .args
+                            .iter()
+                            .map(|a| InvokedArg {
+                                name: a.name.clone(),
+                                value: arg_value(&a.value),
+                            })
+                            .collect(),
+                    })
+                    .collect()
+            })
+            .collect(),
+    }
+}
+
+fn arg_value(v: &psrp::ArgValue) -> ArgValue {
+    use psrp::ArgValue as P;
+    match v {
+        P::Null => ArgValue::Null,
+        P::Bool(b) => ArgValue::Bool(*b),
+        P::Int(i) => ArgValue::Number(i.to_string()),
+        P::UInt(u) => ArgValue::Number(u.to_string()),
+        P::Float(f) => ArgValue::Number(f.to_string()),
+        P::String(s) => ArgValue::String(s.clone()),
+        P::List(items) => ArgValue::List(items.iter().map(arg_value).collect()),
+        P::SecureString { .. } => ArgValue::Secure,
+        P::ScriptBlock { script_block } => ArgValue::ScriptBlock(script_block.clone()),
+        P::Dict { .. } => ArgValue::Other("hashtable".into()),
+        P::Object {
+            type_name,
+            to_string,
+        } => ArgValue::Other(
+            to_string
+                .clone()
+                .or_else(|| type_name.clone())
+                .unwrap_or_default(),
+        ),
+    }
+}
+
+/// One line per statement, PowerShell-like, for the audit record. Secure strings are
+/// already redacted by the codec.
+pub(crate) fn render(p: &Pipeline) -> Vec<String> {
+    p.statements
+        .iter()
+        .map(|st| {
+            st.iter()
+                .map(|c| {
+                    let mut s = if c.is_script {
+                        format!("{{script}} {}", c.name)
+                    } else {
+                        c.name.clone()
+                    };
+                    for a in &c.args {
+                        if let Some(n) = &a.name {
+                            s.push_str(" -");
+                            s.push_str(n.trim_start_matches('-'));
+                        }
+                        if a.value != psrp::ArgValue::Null || a.name.is_none() {
+                            s.push(' ');
+                            s.push_str(&serde_json::to_string(&a.value).unwrap_or_default());
+                        }
+                    }
+                    s
+                })
+                .collect::<Vec<_>>()
+                .join(" | ")
+        })
+        .collect()
+}
