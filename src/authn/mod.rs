@@ -22,6 +22,8 @@ pub mod secret;
 #[cfg(test)]
 mod authenticate_tests;
 #[cfg(test)]
+mod interop_tests;
+#[cfg(test)]
 mod jwt_tests;
 #[cfg(test)]
 mod test_keys;
