@@ -141,7 +141,7 @@ fn pywinrm_basic_with_a_token_as_password() {
 #[test]
 fn pypsrp_certificate_login_over_tls_with_dev_certs() {
     let dir = tempfile::tempdir().unwrap();
-    let certs = generate(dir.path(), &DevCertOptions::default()).unwrap();
+    let certs = generate(dir.path(), DevCertOptions::default()).unwrap();
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
