@@ -154,7 +154,7 @@ pub enum DevCertError {
 /// Generates the dev CA, server and client certificates and keys in `dir` (created if
 /// needed). If all six files exist and `overwrite` is false they are kept and returned
 /// with `generated: false`; if only some exist, that is [`DevCertError::PartialSet`].
-pub fn generate(dir: &Path, opts: &DevCertOptions) -> Result<DevCertPaths, DevCertError> {
+pub fn generate(dir: &Path, opts: DevCertOptions) -> Result<DevCertPaths, DevCertError> {
     let mut paths = DevCertPaths::in_dir(dir);
     check_user(&opts.client_user)?;
     let server_sans = server_sans(&opts.server_names)?;
@@ -243,6 +243,14 @@ pub fn generate(dir: &Path, opts: &DevCertOptions) -> Result<DevCertPaths, DevCe
     write_file(&paths.ca_cert, ca_cert.pem().as_bytes(), false)?;
     write_file(&paths.server_cert, server_cert.pem().as_bytes(), false)?;
     write_file(&paths.client_cert, client_cert.pem().as_bytes(), false)?;
+    // Persist the directory entries of the renames.
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| DevCertError::Io {
+            op: "sync directory",
+            path: dir.to_owned(),
+            source,
+        })?;
     paths.generated = true;
     Ok(paths)
 }
@@ -409,7 +417,7 @@ mod tests {
     #[test]
     fn client_cert_maps_to_the_upn() {
         let dir = tempfile::tempdir().unwrap();
-        let paths = generate(dir.path(), &DevCertOptions::default()).unwrap();
+        let paths = generate(dir.path(), DevCertOptions::default()).unwrap();
         assert!(paths.generated);
         let der = cert(&paths.client_cert);
         assert_eq!(
@@ -421,7 +429,7 @@ mod tests {
     #[test]
     fn chains_verify_with_rustls_webpki() {
         let dir = tempfile::tempdir().unwrap();
-        let paths = generate(dir.path(), &DevCertOptions::default()).unwrap();
+        let paths = generate(dir.path(), DevCertOptions::default()).unwrap();
         let server = WebPkiServerVerifier::builder_with_provider(roots(&paths), provider())
             .build()
             .unwrap();
@@ -472,7 +480,7 @@ mod tests {
     #[test]
     fn keys_match_certificates_and_are_private() {
         let dir = tempfile::tempdir().unwrap();
-        let paths = generate(dir.path(), &DevCertOptions::default()).unwrap();
+        let paths = generate(dir.path(), DevCertOptions::default()).unwrap();
         // rustls checks that the private key matches the certificate's public key.
         let config = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
@@ -506,9 +514,9 @@ mod tests {
     #[test]
     fn existing_files_are_kept_unless_overwrite() {
         let dir = tempfile::tempdir().unwrap();
-        let first = generate(dir.path(), &DevCertOptions::default()).unwrap();
+        let first = generate(dir.path(), DevCertOptions::default()).unwrap();
         let ca_before = std::fs::read(&first.ca_cert).unwrap();
-        let again = generate(dir.path(), &DevCertOptions::default()).unwrap();
+        let again = generate(dir.path(), DevCertOptions::default()).unwrap();
         assert!(!again.generated);
         assert_eq!(std::fs::read(&again.ca_cert).unwrap(), ca_before);
 
@@ -517,7 +525,7 @@ mod tests {
             client_user: "bob@hopgate.test".to_owned(),
             ..DevCertOptions::default()
         };
-        let replaced = generate(dir.path(), &opts).unwrap();
+        let replaced = generate(dir.path(), opts).unwrap();
         assert!(replaced.generated);
         assert_ne!(std::fs::read(&replaced.ca_cert).unwrap(), ca_before);
         assert_eq!(
@@ -535,9 +543,9 @@ mod tests {
     #[test]
     fn partial_set_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let paths = generate(dir.path(), &DevCertOptions::default()).unwrap();
+        let paths = generate(dir.path(), DevCertOptions::default()).unwrap();
         std::fs::remove_file(&paths.server_key).unwrap();
-        let e = generate(dir.path(), &DevCertOptions::default()).unwrap_err();
+        let e = generate(dir.path(), DevCertOptions::default()).unwrap_err();
         assert!(
             matches!(&e, DevCertError::PartialSet { missing, .. } if missing == "server.key"),
             "{e}"
@@ -553,7 +561,7 @@ mod tests {
                 ..DevCertOptions::default()
             };
             assert!(matches!(
-                generate(dir.path(), &opts),
+                generate(dir.path(), opts),
                 Err(DevCertError::InvalidUser(_))
             ));
         }
@@ -563,7 +571,7 @@ mod tests {
                 ..DevCertOptions::default()
             };
             assert!(matches!(
-                generate(dir.path(), &opts),
+                generate(dir.path(), opts),
                 Err(DevCertError::InvalidServerName { .. })
             ));
         }

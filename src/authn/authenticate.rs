@@ -20,7 +20,7 @@ use subtle::ConstantTimeEq;
 
 use super::error::AuthnError;
 use super::header::{parse_authorization, ClientCredential};
-use super::jwt::{Claims, JwtValidator};
+use super::jwt::{Claims, JwtSettings, JwtValidator};
 use super::mtls::principal_name_from_cert;
 use super::principal::{AuthMethod, Principal};
 
@@ -91,8 +91,10 @@ impl AuthnFailure {
 /// Decides who a request is. Build once at startup, share behind an `Arc`.
 #[derive(Debug)]
 pub struct Authenticator {
-    jwt: Option<JwtValidator>,
-    allow_client_cert: bool,
+    /// Validator for Bearer and Basic tokens; `None` refuses both schemes.
+    pub jwt: Option<JwtValidator>,
+    /// Whether a TLS client certificate verified by the listener authenticates.
+    pub allow_client_cert: bool,
 }
 
 // === impl Authenticator ===
@@ -107,7 +109,21 @@ impl Authenticator {
         }
     }
 
+    /// Builds the validator from `jwt` (reading its key file once) when given.
+    pub fn from_settings(
+        jwt: Option<&JwtSettings>,
+        allow_client_cert: bool,
+    ) -> Result<Self, AuthnError> {
+        Ok(Self::new(
+            jwt.map(JwtValidator::new).transpose()?,
+            allow_client_cert,
+        ))
+    }
+
     /// Authenticates one request.
+    ///
+    /// `authorization` is the request's `Authorization` header; the caller should reject a
+    /// request carrying several of them before calling (which one would count is ambiguous).
     ///
     /// `peer_cert` is the leaf certificate (DER) of the TLS client, which the listener has
     /// already verified against the client CA; pass `None` when there is none.

@@ -348,6 +348,20 @@ fn key_material_is_checked_at_startup() {
         "{e:?}"
     );
 
+    // An EC public key configured for RS256.
+    let e =
+        JwtValidator::from_key_material(&settings(JwtAlgorithm::Rs256), es256().public.as_bytes());
+    assert!(
+        matches!(
+            e,
+            Err(AuthnError::KeyInvalid {
+                algorithm: "RS256",
+                ..
+            })
+        ),
+        "{e:?}"
+    );
+
     // Minting needs a private key.
     let e = TokenMinter::new(JwtAlgorithm::Es256, es256().public.as_bytes());
     assert!(matches!(

@@ -22,6 +22,8 @@ pub mod secret;
 #[cfg(test)]
 mod authenticate_tests;
 #[cfg(test)]
+mod interop_tests;
+#[cfg(test)]
 mod jwt_tests;
 #[cfg(test)]
 mod test_keys;
@@ -30,7 +32,7 @@ pub use authenticate::{Authenticator, AuthnFailure};
 pub use error::AuthnError;
 pub use header::{parse_authorization, ClientCredential, WSMAN_MUTUAL_CERT_PROFILE};
 pub use jwt::{Claims, JwtAlgorithm, JwtSettings, JwtValidator};
-pub use mint::TokenMinter;
+pub use mint::{write_hs256_secret_file, TokenMinter};
 pub use mtls::principal_name_from_cert;
 pub use principal::{AuthMethod, Principal};
 pub use secret::Secret;

@@ -1,4 +1,4 @@
-//! The local vault: one AES-256-GCM encrypted file (format in [`super::format`]).
+//! The local vault: one AES-256-GCM encrypted file (format documented in `vault/format.rs`).
 //!
 //! Owns opening (decrypt into memory), lookups from memory, and changes that are
 //! serialised across processes by an advisory lock on a sidecar `.<file>.lock`, applied to

@@ -312,6 +312,30 @@ fn two_handles_do_not_lose_each_others_writes() {
 }
 
 #[test]
+fn concurrent_writers_are_serialised_by_the_lock() {
+    // Eight handles (separate open file descriptions, so flock conflicts between them as it
+    // would between processes) each add one entry at the same time; none may be lost.
+    let f = fixture();
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let settings = f.settings.clone();
+            std::thread::spawn(move || {
+                let v = LocalVault::open_or_create(&settings).unwrap();
+                v.set(&format!("entry-{i}"), cred("u", "p")).unwrap();
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let names = LocalVault::open(&f.settings).unwrap().list();
+    assert_eq!(
+        names,
+        (0..8).map(|i| format!("entry-{i}")).collect::<Vec<_>>()
+    );
+}
+
+#[test]
 fn names_and_references() {
     assert!(validate_name("admin-alice@corp.example").is_ok());
     for bad in ["", "a b", "a/b", "../x", "x\n", "ä", &"x".repeat(129)] {
