@@ -1,6 +1,7 @@
 //! Tests of the PSRP codec: corpus decoding checked against psrpcore, pinned pipelines,
 //! framing edge cases and property tests.
 
+mod clixml_tests;
 mod corpus;
 mod corpus_tests;
 mod framing;
