@@ -6,3 +6,5 @@ mod corpus;
 mod corpus_tests;
 mod framing;
 mod pinned;
+mod pipeline_tests;
+mod props;
