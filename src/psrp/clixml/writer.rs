@@ -56,7 +56,7 @@ impl Writer {
             return;
         }
         self.out.push('>');
-        self.out.push_str(&quick_xml::escape::escape(text));
+        self.out.push_str(&quick_xml::escape::partial_escape(text));
         self.out.push_str("</");
         self.out.push_str(tag);
         self.out.push('>');
