@@ -28,6 +28,7 @@ import auth  # noqa: E402
 import psrp  # noqa: E402
 import reqlog  # noqa: E402
 import winrs  # noqa: E402
+import wsconfig  # noqa: E402
 import wsman  # noqa: E402
 
 SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
@@ -43,6 +44,7 @@ class Config:
         self.hostname = args.hostname
         self.allow_unencrypted = args.allow_unencrypted
         self.max_wait = args.max_receive_wait
+        self.max_envelope_kb = args.max_envelope_kb
 
 
 class ConnState:
@@ -74,6 +76,9 @@ class Host:
         self.log = log
         self.winrs = winrs.WinRS(config.hostname, config.hostname, config.max_wait)
         self.psrp = psrp.PsrpHost(config.hostname, config.max_wait)
+        self.wsconfig = wsconfig.ConfigResource(
+            config.max_envelope_kb, config.allow_unencrypted, "basic" in config.auth_modes,
+            "ntlm" in config.auth_modes or "negotiate" in config.auth_modes)
         self._conn_lock = threading.Lock()
         self._conn_counter = 0
 
@@ -99,8 +104,9 @@ class Host:
                 wsman.ACTION_RECEIVE: "receive",
                 wsman.ACTION_SIGNAL: "signal",
                 wsman.ACTION_DELETE: "delete",
+                wsman.ACTION_GET: "get",
             }.get(req.action)
-            if target is None or method is None:
+            if target is None or method is None or not hasattr(target, method):
                 raise wsman.action_not_supported(req.action)
             if method == "create":
                 action, body = target.create(req, ctx, address)
@@ -109,6 +115,8 @@ class Host:
             return 200, wsman.envelope(action, relates_to, body)
         except wsman.WsmanError as err:
             ctx.log["fault"] = f"{err.subcode} {err.wsman_code}"
+            if err.wsman_code != wsman.CODE_TIMED_OUT:
+                ctx.log["error"] = err.message
             return 500, wsman.fault_envelope(err, relates_to, self.config.hostname)
         except Exception as exc:  # an emulation bug becomes a fault the test can see, not a dead socket
             ctx.log["error"] = repr(exc)
@@ -122,6 +130,8 @@ class Host:
             return self.winrs
         if uri.lower().startswith(wsman.RESOURCE_PS_PREFIX.lower()):
             return self.psrp
+        if uri.lower() == wsconfig.RESOURCE_CONFIG:
+            return self.wsconfig
         return None
 
 
@@ -320,6 +330,8 @@ def main(argv=None):
                    help="accept plaintext bodies over http (Windows AllowUnencrypted=true)")
     p.add_argument("--max-receive-wait", type=float, default=120.0,
                    help="cap on how long a Receive long poll waits (seconds)")
+    p.add_argument("--max-envelope-kb", type=int, default=500,
+                   help="MaxEnvelopeSizekb reported by the config resource (Windows default 500)")
     args = p.parse_args(argv)
 
     for mode in [m.strip() for m in args.auth.split(",")]:

@@ -221,6 +221,13 @@ if problems:
 EOF
 then ok "request logs"; else bad "request logs"; fi
 
+# --- replay of real Windows traffic (pypsrp corpus) --------------------------------------
+if python3 "$HERE/corpus_replay.py" >"$WORK/replay.log" 2>&1; then
+    ok "corpus replay: $(tail -1 "$WORK/replay.log")"
+else
+    bad "corpus replay" "$(grep -A3 FAIL "$WORK/replay.log" | head -20; tail -1 "$WORK/replay.log")"
+fi
+
 # --- clean exit on SIGTERM ---------------------------------------------------------------
 for name in A B; do
     pid_var="${name}_PID"
