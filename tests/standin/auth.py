@@ -15,6 +15,8 @@ import spnego
 BOUNDARY = "Encrypted Boundary"
 SPNEGO_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
 KERBEROS_PROTOCOL = "application/HTTP-Kerberos-session-encrypted"
+CREDSSP_PROTOCOL = "application/HTTP-CredSSP-session-encrypted"
+SIXTEEN_KB = 16384
 
 
 class AuthError(Exception):
@@ -72,10 +74,14 @@ def check_basic(users, header_value):
 class SpnegoSession:
     """One connection's server security context."""
 
-    def __init__(self, mode, first_token):
+    def __init__(self, mode, first_token, scheme="Negotiate"):
         # A raw NTLM token (NTLMSSP\0) gets the NTLM acceptor in ntlm mode; SPNEGO tokens and
-        # the negotiate mode use the Negotiate acceptor, which also takes raw NTLM.
-        if mode == "ntlm" and first_token.startswith(b"NTLMSSP\x00"):
+        # the negotiate mode use the Negotiate acceptor, which also takes raw NTLM (and Kerberos
+        # when python-gssapi and a keytab in KRB5_KTNAME are there). The CredSSP scheme gets the
+        # CredSSP acceptor (its inner NTLM/Negotiate exchange uses the same NTLM_USER_FILE).
+        if scheme.lower() == "credssp":
+            protocol = "credssp"
+        elif mode == "ntlm" and first_token.startswith(b"NTLMSSP\x00"):
             protocol = "ntlm"
         else:
             protocol = "negotiate"
@@ -135,16 +141,27 @@ class SpnegoSession:
         return out, protocol
 
     def wrap_body(self, plaintext, protocol):
-        """Encrypt a response body; returns (content type, body)."""
-        result = self.ctx.wrap_winrm(plaintext)
-        length = len(plaintext) + result.padding_length
-        body = (
-            f"--{BOUNDARY}\r\n"
-            f"\tContent-Type: {protocol}\r\n"
-            f"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length={length}\r\n"
-            f"--{BOUNDARY}\r\n"
-            "\tContent-Type: application/octet-stream\r\n"
-        ).encode() + struct.pack("<I", len(result.header)) + result.header + result.data + \
-            f"--{BOUNDARY}--\r\n".encode()
-        content_type = f'multipart/encrypted;protocol="{protocol}";boundary="{BOUNDARY}"'
+        """Encrypt a response body; returns (content type, body).
+
+        CredSSP bodies over 16 KiB go as multipart/x-multi-encrypted: one encrypted part per
+        16 KiB chunk (MS-WSMV 2.2.9.1.3)."""
+        if protocol == CREDSSP_PROTOCOL and len(plaintext) > SIXTEEN_KB:
+            chunks = [plaintext[i:i + SIXTEEN_KB] for i in range(0, len(plaintext), SIXTEEN_KB)]
+            kind = "multipart/x-multi-encrypted"
+        else:
+            chunks = [plaintext]
+            kind = "multipart/encrypted"
+        body = b""
+        for chunk in chunks:
+            result = self.ctx.wrap_winrm(chunk)
+            length = len(chunk) + result.padding_length
+            body += (
+                f"--{BOUNDARY}\r\n"
+                f"\tContent-Type: {protocol}\r\n"
+                f"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length={length}\r\n"
+                f"--{BOUNDARY}\r\n"
+                "\tContent-Type: application/octet-stream\r\n"
+            ).encode() + struct.pack("<I", len(result.header)) + result.header + result.data
+        body += f"--{BOUNDARY}--\r\n".encode()
+        content_type = f'{kind};protocol="{protocol}";boundary="{BOUNDARY}"'
         return content_type, body

@@ -32,7 +32,8 @@ import wsconfig  # noqa: E402
 import wsman  # noqa: E402
 
 SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
-SPNEGO_SCHEMES = ("negotiate", "ntlm", "kerberos")
+SPNEGO_SCHEMES = ("negotiate", "ntlm", "kerberos", "credssp")
+AUTH_MODES = ("ntlm", "negotiate", "basic", "credssp")
 
 
 class Config:
@@ -193,6 +194,8 @@ class Handler(BaseHTTPRequestHandler):
         modes = self.server.host.config.auth_modes
         if "ntlm" in modes or "negotiate" in modes:
             headers.append(("WWW-Authenticate", "Negotiate"))
+        if "credssp" in modes:
+            headers.append(("WWW-Authenticate", "CredSSP"))
         if "basic" in modes:
             headers.append(("WWW-Authenticate", 'Basic realm="WSMAN"'))
         return headers
@@ -230,7 +233,9 @@ class Handler(BaseHTTPRequestHandler):
 
         if authz:
             entry["auth_scheme"] = scheme
-        if scheme_l in SPNEGO_SCHEMES and ("ntlm" in cfg.auth_modes or "negotiate" in cfg.auth_modes):
+        if scheme_l in SPNEGO_SCHEMES and (
+                ("credssp" in cfg.auth_modes) if scheme_l == "credssp"
+                else ("ntlm" in cfg.auth_modes or "negotiate" in cfg.auth_modes)):
             try:
                 token = base64.b64decode(value.strip(), validate=True)
             except ValueError:
@@ -240,7 +245,7 @@ class Handler(BaseHTTPRequestHandler):
             mode = "negotiate" if "negotiate" in cfg.auth_modes else "ntlm"
             if self.conn.session is None or self.conn.session.complete:
                 # A new handshake replaces whatever this connection had.
-                self.conn.session = auth.SpnegoSession(mode, token)
+                self.conn.session = auth.SpnegoSession(mode, token, scheme)
                 self.conn.user = None
             try:
                 out = self.conn.session.step(token)
@@ -322,7 +327,8 @@ def main(argv=None):
     p.add_argument("--scheme", choices=["http", "https"], default="http")
     p.add_argument("--cert")
     p.add_argument("--key")
-    p.add_argument("--auth", default="ntlm", help="ntlm, negotiate, basic, or a comma list")
+    p.add_argument("--auth", default="ntlm", help="ntlm, negotiate, basic, credssp, or a comma list")
+    p.add_argument("--keytab", help="keytab for Kerberos under --auth negotiate (sets KRB5_KTNAME)")
     p.add_argument("--users", help="DOMAIN:user:password lines (also used as NTLM_USER_FILE)")
     p.add_argument("--log", help="request log (JSON lines)")
     p.add_argument("--hostname", default="STANDIN")
@@ -335,10 +341,13 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     for mode in [m.strip() for m in args.auth.split(",")]:
-        if mode not in ("ntlm", "negotiate", "basic"):
+        if mode not in AUTH_MODES:
             p.error(f"unsupported --auth {mode}")
     if args.users:
         os.environ["NTLM_USER_FILE"] = os.path.abspath(args.users)
+    if args.keytab:
+        # Kerberos through the Negotiate acceptor (needs pyspnego[kerberos], i.e. python-gssapi).
+        os.environ["KRB5_KTNAME"] = os.path.abspath(args.keytab)
     if args.scheme == "https" and not (args.cert and args.key):
         p.error("--scheme https needs --cert and --key")
 

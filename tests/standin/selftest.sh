@@ -95,7 +95,9 @@ PORT_A=$PORT
 start_host B --port 0 --scheme https --cert "$WORK/host.crt" --key "$WORK/host.key" --auth basic \
     --users "$WORK/users.txt" --log "$WORK/b.jsonl" --hostname WIN-B
 PORT_B=$PORT
-echo "host A http+ntlm on $PORT_A, host B https+basic on $PORT_B, work dir $WORK"
+start_host C --port 0 --scheme http --auth credssp --users "$WORK/users.txt" --log "$WORK/c.jsonl" --hostname WIN-C
+PORT_C=$PORT
+echo "host A http+ntlm on $PORT_A, host B https+basic on $PORT_B, host C http+credssp on $PORT_C, work dir $WORK"
 
 GO_CLIENT=""
 if "$CLIENTS/go/build.sh" "$WORK/bin" >"$WORK/go-build.log" 2>&1; then
@@ -167,6 +169,16 @@ if [ -n "$GO_CLIENT" ]; then
         -- "$GO_CLIENT" -host 127.0.0.1 -port "$PORT_B" -https -insecure -user alice -password nope -cmd hostname
 fi
 
+# --- CredSSP with message encryption (16 KiB chunks for large bodies) -------------------
+BIG='ipconfig /all & ipconfig /all & ipconfig /all & ipconfig /all & ipconfig /all & ipconfig /all & ipconfig /all & ipconfig /all & ipconfig /all & ipconfig /all & ipconfig /all & ipconfig /all & ipconfig /all & ipconfig /all'
+check "pywinrm credssp large output" \
+    'rc == 0 and r["exit_code"] == 0 and r["stdout"].count("Windows IP Configuration") == 14' \
+    -- "${PYWINRM[@]}" --endpoint "http://127.0.0.1:$PORT_C/wsman" --transport credssp --user 'STANDIN\alice' \
+    --password 'Passw0rd!' --cmd "$BIG"
+check "pypsrp credssp execute_ps whoami" 'rc == 0 and r["stdout"].strip() == "standin\\alice"' \
+    -- "${PYPSRP[@]}" --server 127.0.0.1 --port "$PORT_C" --scheme http --auth credssp --user 'STANDIN\alice' \
+    --password 'Passw0rd!' --ps whoami
+
 # --- plaintext request without credentials is refused and logged ------------------------
 status="$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/soap+xml;charset=UTF-8' \
     --data '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"/>' "http://127.0.0.1:$PORT_A/wsman")"
@@ -229,7 +241,7 @@ else
 fi
 
 # --- clean exit on SIGTERM ---------------------------------------------------------------
-for name in A B; do
+for name in A B C; do
     pid_var="${name}_PID"
     pid="${!pid_var}"
     kill -TERM "$pid"
@@ -242,8 +254,8 @@ for name in A B; do
         if [ "$code" = "0" ]; then ok "host $name exits 0 on SIGTERM"; else bad "host $name exits 0 on SIGTERM" "exit $code"; fi
     fi
 done
-if [ -s "$WORK/A.err" ] || [ -s "$WORK/B.err" ]; then
-    bad "hosts wrote nothing to stderr" "$(head -20 "$WORK/A.err" "$WORK/B.err")"
+if [ -s "$WORK/A.err" ] || [ -s "$WORK/B.err" ] || [ -s "$WORK/C.err" ]; then
+    bad "hosts wrote nothing to stderr" "$(head -20 "$WORK/A.err" "$WORK/B.err" "$WORK/C.err")"
 else
     ok "hosts wrote nothing to stderr"
 fi
