@@ -71,6 +71,55 @@ def check_basic(users, header_value):
     raise AuthError("bad user name or password")
 
 
+SECPROFILE_MUTUAL = "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"
+UPN_OID = "1.3.6.1.4.1.311.20.2.3"
+
+
+def _der_string(value):
+    """The text of a DER UTF8String/IA5String/PrintableString (as in a UPN otherName)."""
+    if len(value) < 2 or value[0] not in (0x0C, 0x16, 0x13):
+        return None
+    length = value[1]
+    offset = 2
+    if length & 0x80:
+        n = length & 0x7F
+        if n == 0 or n > 2 or len(value) < 2 + n:
+            return None
+        length = int.from_bytes(value[2:2 + n], "big")
+        offset = 2 + n
+    if len(value) < offset + length:
+        return None
+    return value[offset:offset + length].decode("utf-8", errors="replace")
+
+
+def certificate_user(der, users):
+    """Map a verified TLS client certificate to a local account, as Windows' certificate
+    mapping does: the UPN in the SAN otherName (1.3.6.1.4.1.311.20.2.3), else the subject CN.
+    The user part must be an account in the users file. Returns the UPN (or CN)."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    cert = x509.load_der_x509_certificate(der)
+    name = None
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        for general in san:
+            if isinstance(general, x509.OtherName) and general.type_id.dotted_string == UPN_OID:
+                name = _der_string(general.value)
+                break
+    except x509.ExtensionNotFound:
+        pass
+    if not name:
+        cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        name = str(cns[0].value) if cns else None
+    if not name:
+        raise AuthError("client certificate names no user")
+    _, user = split_user(name)
+    if not any(line_user.lower() == user.lower() for _, line_user, _ in users):
+        raise AuthError("client certificate maps to no local account")
+    return name
+
+
 class SpnegoSession:
     """One connection's server security context."""
 

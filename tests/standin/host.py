@@ -33,7 +33,7 @@ import wsman  # noqa: E402
 
 SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
 SPNEGO_SCHEMES = ("negotiate", "ntlm", "kerberos", "credssp")
-AUTH_MODES = ("ntlm", "negotiate", "basic", "credssp")
+AUTH_MODES = ("ntlm", "negotiate", "basic", "credssp", "certificate")
 
 
 class Config:
@@ -144,12 +144,25 @@ class Handler(BaseHTTPRequestHandler):
     def setup(self):
         # Without TCP_NODELAY the header and body writes meet delayed ACKs: 40 ms per request.
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.tls_error = None
         if isinstance(self.request, ssl.SSLSocket):
-            self.request.settimeout(30)
-            self.request.do_handshake()
-            self.request.settimeout(None)
+            try:
+                self.request.settimeout(30)
+                self.request.do_handshake()
+                self.request.settimeout(None)
+            except (ssl.SSLError, OSError) as exc:
+                self.tls_error = f"tls handshake failed: {exc}"
         super().setup()
         self.conn = ConnState(self.server.host.next_conn_id())
+
+    def handle(self):
+        if self.tls_error is not None:
+            # Not a request, but a test may want to see that a client was turned away at TLS.
+            entry = reqlog.new_entry(self.conn.id, None, None)
+            entry["error"] = self.tls_error
+            self.server.host.log.write(entry)
+            return
+        super().handle()
 
     def log_message(self, fmt, *args):  # keep stderr quiet; the JSON log is the record
         pass
@@ -198,6 +211,8 @@ class Handler(BaseHTTPRequestHandler):
             headers.append(("WWW-Authenticate", "CredSSP"))
         if "basic" in modes:
             headers.append(("WWW-Authenticate", 'Basic realm="WSMAN"'))
+        if "certificate" in modes:
+            headers.append(("WWW-Authenticate", auth.SECPROFILE_MUTUAL))
         return headers
 
     # -- request handling ----------------------------------------------------------------
@@ -274,6 +289,20 @@ class Handler(BaseHTTPRequestHandler):
                 entry["error"] = str(exc)
                 self._send(401, extra_headers=self._challenge_headers())
                 return 401
+        elif authz and authz.strip() == auth.SECPROFILE_MUTUAL and "certificate" in cfg.auth_modes:
+            # Windows certificate auth: the secprofile header plus a verified TLS client certificate.
+            der = self.request.getpeercert(binary_form=True) if isinstance(self.request, ssl.SSLSocket) else None
+            if not der:
+                entry["error"] = "no client certificate"
+                self._send(401, extra_headers=self._challenge_headers())
+                return 401
+            try:
+                user = auth.certificate_user(der, cfg.users)
+            except (auth.AuthError, ValueError) as exc:
+                entry["error"] = str(exc)
+                self._send(401, extra_headers=self._challenge_headers())
+                return 401
+            entry["auth_scheme"] = "Certificate"
         elif not authz and self.conn.session is not None and self.conn.session.complete:
             user = self.conn.user
             entry["auth_scheme"] = self.conn.scheme
@@ -328,6 +357,7 @@ def main(argv=None):
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--auth", default="ntlm", help="ntlm, negotiate, basic, credssp, or a comma list")
+    p.add_argument("--client-ca", help="CA that issues client certificates (--auth certificate)")
     p.add_argument("--keytab", help="keytab for Kerberos under --auth negotiate (sets KRB5_KTNAME)")
     p.add_argument("--users", help="DOMAIN:user:password lines (also used as NTLM_USER_FILE)")
     p.add_argument("--log", help="request log (JSON lines)")
@@ -350,6 +380,8 @@ def main(argv=None):
         os.environ["KRB5_KTNAME"] = os.path.abspath(args.keytab)
     if args.scheme == "https" and not (args.cert and args.key):
         p.error("--scheme https needs --cert and --key")
+    if "certificate" in args.auth and not (args.scheme == "https" and args.client_ca):
+        p.error("--auth certificate needs --scheme https and --client-ca")
 
     config = Config(args)
     log = reqlog.RequestLog(args.log)
@@ -358,6 +390,9 @@ def main(argv=None):
     if args.scheme == "https":
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(args.cert, args.key)
+        if args.client_ca:
+            tls.load_verify_locations(args.client_ca)
+            tls.verify_mode = ssl.CERT_OPTIONAL
         server.socket = tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
 
     def on_term(signum, frame):
