@@ -155,7 +155,7 @@ def replay(port, name):
             problems.append(f"step {n}: HTTP {status}, not XML: {raw[:200]!r}")
             continue
         theirs = ET.fromstring(msg["response"])
-        for old, new in zip(ids(theirs), ids(ours)):
+        for old, new in zip(ids(theirs), ids(ours), strict=False):
             if old != new:
                 mapping[old] = new
         tf, of = fault_info(theirs), fault_info(ours)

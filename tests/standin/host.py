@@ -225,7 +225,6 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         host = self.server.host
-        cfg = host.config
         entry = reqlog.new_entry(self.conn.id, "POST", self.path)
         try:
             body = self._read_body()
@@ -236,7 +235,6 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         entry["status"] = status
         host.log.write(entry)
-        del cfg
 
     def _handle_post(self, body, entry):
         host = self.server.host

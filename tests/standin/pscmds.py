@@ -648,10 +648,10 @@ def format_date(d):
 def _table(headers, rows, widths=None):
     widths = widths or [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     out = [""]
-    out.append(" ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
-    out.append(" ".join(("-" * len(h)).ljust(w) for h, w in zip(headers, widths)).rstrip())
+    out.append(" ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    out.append(" ".join(("-" * len(h)).ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for r in rows:
-        out.append(" ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        out.append(" ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     out.append("")
     out.append("")
     return out

@@ -10,6 +10,7 @@ Must not: parse HTTP or authenticate; command behaviour lives in pscmds.
 
 import base64
 import datetime
+import fnmatch
 import threading
 import time
 import uuid
@@ -361,7 +362,6 @@ class PsrpHost:
 
     def _metadata(self, run, locked):
         names = [str(n) for n in (run.metadata.name or ["*"])]
-        import fnmatch
         matched = [c for c in pscmds.COMMANDS_DISPLAY
                    if any(fnmatch.fnmatch(c.lower(), n.lower()) for n in names)]
         locked(lambda: run.server.write_output(CommandMetadataCount(Count=len(matched))))

@@ -79,7 +79,8 @@ def timed_out():
 def invalid_selectors(message=None):
     return WsmanError(
         "w:InvalidSelectors",
-        "The WS-Management service cannot process the request because the request contained invalid selectors for the resource. ",
+        "The WS-Management service cannot process the request because the request contained invalid selectors "
+        "for the resource. ",
         CODE_INVALID_SELECTORS,
         message=message
         or "The request for the Windows Remote Shell with ShellId is not valid because the shell was not found. ",
