@@ -71,7 +71,8 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--path", default="wsman")
     p.add_argument("--scheme", choices=["http", "https"], default="https")
-    p.add_argument("--auth", required=True, choices=["certificate", "basic", "ntlm", "negotiate", "kerberos", "credssp"])
+    p.add_argument("--auth", required=True,
+                   choices=["certificate", "basic", "ntlm", "negotiate", "kerberos", "credssp"])
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--user")
@@ -91,7 +92,6 @@ def main():
     a = p.parse_args()
 
     try:
-        import pypsrp
         from pypsrp.client import Client
         from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFaultError
         from pypsrp.powershell import PowerShell, RunspacePool

@@ -55,7 +55,6 @@ def main():
     a = p.parse_args()
 
     try:
-        import winrm
         from winrm.exceptions import (AuthenticationError, InvalidCredentialsError, WinRMError,
                                       WinRMOperationTimeoutError, WinRMTransportError, WSManFaultError)
         from winrm.protocol import Protocol

@@ -15,6 +15,8 @@ import spnego
 BOUNDARY = "Encrypted Boundary"
 SPNEGO_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
 KERBEROS_PROTOCOL = "application/HTTP-Kerberos-session-encrypted"
+CREDSSP_PROTOCOL = "application/HTTP-CredSSP-session-encrypted"
+SIXTEEN_KB = 16384
 
 
 class AuthError(Exception):
@@ -69,13 +71,66 @@ def check_basic(users, header_value):
     raise AuthError("bad user name or password")
 
 
+SECPROFILE_MUTUAL = "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"
+UPN_OID = "1.3.6.1.4.1.311.20.2.3"
+
+
+def _der_string(value):
+    """The text of a DER UTF8String/IA5String/PrintableString (as in a UPN otherName)."""
+    if len(value) < 2 or value[0] not in (0x0C, 0x16, 0x13):
+        return None
+    length = value[1]
+    offset = 2
+    if length & 0x80:
+        n = length & 0x7F
+        if n == 0 or n > 2 or len(value) < 2 + n:
+            return None
+        length = int.from_bytes(value[2:2 + n], "big")
+        offset = 2 + n
+    if len(value) < offset + length:
+        return None
+    return value[offset:offset + length].decode("utf-8", errors="replace")
+
+
+def certificate_user(der, users):
+    """Map a verified TLS client certificate to a local account, as Windows' certificate
+    mapping does: the UPN in the SAN otherName (1.3.6.1.4.1.311.20.2.3), else the subject CN.
+    The user part must be an account in the users file. Returns the UPN (or CN)."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    cert = x509.load_der_x509_certificate(der)
+    name = None
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        for general in san:
+            if isinstance(general, x509.OtherName) and general.type_id.dotted_string == UPN_OID:
+                name = _der_string(general.value)
+                break
+    except x509.ExtensionNotFound:
+        pass
+    if not name:
+        cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        name = str(cns[0].value) if cns else None
+    if not name:
+        raise AuthError("client certificate names no user")
+    _, user = split_user(name)
+    if not any(line_user.lower() == user.lower() for _, line_user, _ in users):
+        raise AuthError("client certificate maps to no local account")
+    return name
+
+
 class SpnegoSession:
     """One connection's server security context."""
 
-    def __init__(self, mode, first_token):
+    def __init__(self, mode, first_token, scheme="Negotiate"):
         # A raw NTLM token (NTLMSSP\0) gets the NTLM acceptor in ntlm mode; SPNEGO tokens and
-        # the negotiate mode use the Negotiate acceptor, which also takes raw NTLM.
-        if mode == "ntlm" and first_token.startswith(b"NTLMSSP\x00"):
+        # the negotiate mode use the Negotiate acceptor, which also takes raw NTLM (and Kerberos
+        # when python-gssapi and a keytab in KRB5_KTNAME are there). The CredSSP scheme gets the
+        # CredSSP acceptor (its inner NTLM/Negotiate exchange uses the same NTLM_USER_FILE).
+        if scheme.lower() == "credssp":
+            protocol = "credssp"
+        elif mode == "ntlm" and first_token.startswith(b"NTLMSSP\x00"):
             protocol = "ntlm"
         else:
             protocol = "negotiate"
@@ -135,16 +190,27 @@ class SpnegoSession:
         return out, protocol
 
     def wrap_body(self, plaintext, protocol):
-        """Encrypt a response body; returns (content type, body)."""
-        result = self.ctx.wrap_winrm(plaintext)
-        length = len(plaintext) + result.padding_length
-        body = (
-            f"--{BOUNDARY}\r\n"
-            f"\tContent-Type: {protocol}\r\n"
-            f"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length={length}\r\n"
-            f"--{BOUNDARY}\r\n"
-            "\tContent-Type: application/octet-stream\r\n"
-        ).encode() + struct.pack("<I", len(result.header)) + result.header + result.data + \
-            f"--{BOUNDARY}--\r\n".encode()
-        content_type = f'multipart/encrypted;protocol="{protocol}";boundary="{BOUNDARY}"'
+        """Encrypt a response body; returns (content type, body).
+
+        CredSSP bodies over 16 KiB go as multipart/x-multi-encrypted: one encrypted part per
+        16 KiB chunk (MS-WSMV 2.2.9.1.3)."""
+        if protocol == CREDSSP_PROTOCOL and len(plaintext) > SIXTEEN_KB:
+            chunks = [plaintext[i:i + SIXTEEN_KB] for i in range(0, len(plaintext), SIXTEEN_KB)]
+            kind = "multipart/x-multi-encrypted"
+        else:
+            chunks = [plaintext]
+            kind = "multipart/encrypted"
+        body = b""
+        for chunk in chunks:
+            result = self.ctx.wrap_winrm(chunk)
+            length = len(chunk) + result.padding_length
+            body += (
+                f"--{BOUNDARY}\r\n"
+                f"\tContent-Type: {protocol}\r\n"
+                f"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length={length}\r\n"
+                f"--{BOUNDARY}\r\n"
+                "\tContent-Type: application/octet-stream\r\n"
+            ).encode() + struct.pack("<I", len(result.header)) + result.header + result.data
+        body += f"--{BOUNDARY}--\r\n".encode()
+        content_type = f'{kind};protocol="{protocol}";boundary="{BOUNDARY}"'
         return content_type, body

@@ -10,6 +10,7 @@ Must not: know about WS-Man; output goes through the Io object it is given.
 
 import base64
 import binascii
+import re
 
 import pscmds
 
@@ -17,7 +18,11 @@ import pscmds
 class Io:
     """What a running command writes to and waits on (implemented by the WinRS shell)."""
 
-    def __init__(self, out, err, stop_event, read_stdin, hostname, user):
+    def __init__(self, out, err, stop_event, read_stdin, hostname, user, environment=None):
+        self.environment = {"COMPUTERNAME": hostname, "USERNAME": (user or "").split("\\")[-1],
+                            "USERDOMAIN": (user or "").split("\\")[0] if "\\" in (user or "") else hostname,
+                            "OS": "Windows_NT", "SYSTEMROOT": "C:\\Windows", "WINDIR": "C:\\Windows"}
+        self.environment.update({k.upper(): v for k, v in (environment or {}).items()})
         self.out = out  # callable(str): stdout text (encoded by the shell)
         self.err = err  # callable(str): stderr text
         self.stop_event = stop_event
@@ -91,8 +96,23 @@ def program_name(word):
     return name[:-4] if name.endswith(".exe") else name
 
 
+def is_runnable_without_shell(line):
+    """Whether CreateProcess (WINRS_SKIP_CMD_SHELL=TRUE) could start this: a program given with a path."""
+    words = split_args(line)
+    return bool(words) and ("\\" in words[0] or "/" in words[0] or ":" in words[0])
+
+
+def expand_vars(line, env):
+    """cmd.exe %VAR% expansion (unknown variables stay as written)."""
+    def repl(m):
+        return env.get(m.group(1).upper(), m.group(0))
+
+    return re.sub(r"%([A-Za-z_][A-Za-z0-9_()]*)%", repl, line)
+
+
 def run_line(line, io):
     """Run a whole cmd line (with & / && / ||); returns the exit code."""
+    line = expand_vars(line, io.environment)
     code = 0
     for op, part in split_operators(line):
         if op == "&&" and code != 0:

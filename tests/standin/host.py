@@ -28,10 +28,12 @@ import auth  # noqa: E402
 import psrp  # noqa: E402
 import reqlog  # noqa: E402
 import winrs  # noqa: E402
+import wsconfig  # noqa: E402
 import wsman  # noqa: E402
 
 SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
-SPNEGO_SCHEMES = ("negotiate", "ntlm", "kerberos")
+SPNEGO_SCHEMES = ("negotiate", "ntlm", "kerberos", "credssp")
+AUTH_MODES = ("ntlm", "negotiate", "basic", "credssp", "certificate")
 
 
 class Config:
@@ -43,6 +45,7 @@ class Config:
         self.hostname = args.hostname
         self.allow_unencrypted = args.allow_unencrypted
         self.max_wait = args.max_receive_wait
+        self.max_envelope_kb = args.max_envelope_kb
 
 
 class ConnState:
@@ -74,6 +77,9 @@ class Host:
         self.log = log
         self.winrs = winrs.WinRS(config.hostname, config.hostname, config.max_wait)
         self.psrp = psrp.PsrpHost(config.hostname, config.max_wait)
+        self.wsconfig = wsconfig.ConfigResource(
+            config.max_envelope_kb, config.allow_unencrypted, "basic" in config.auth_modes,
+            "ntlm" in config.auth_modes or "negotiate" in config.auth_modes)
         self._conn_lock = threading.Lock()
         self._conn_counter = 0
 
@@ -99,8 +105,9 @@ class Host:
                 wsman.ACTION_RECEIVE: "receive",
                 wsman.ACTION_SIGNAL: "signal",
                 wsman.ACTION_DELETE: "delete",
+                wsman.ACTION_GET: "get",
             }.get(req.action)
-            if target is None or method is None:
+            if target is None or method is None or not hasattr(target, method):
                 raise wsman.action_not_supported(req.action)
             if method == "create":
                 action, body = target.create(req, ctx, address)
@@ -109,6 +116,8 @@ class Host:
             return 200, wsman.envelope(action, relates_to, body)
         except wsman.WsmanError as err:
             ctx.log["fault"] = f"{err.subcode} {err.wsman_code}"
+            if err.wsman_code != wsman.CODE_TIMED_OUT:
+                ctx.log["error"] = err.message
             return 500, wsman.fault_envelope(err, relates_to, self.config.hostname)
         except Exception as exc:  # an emulation bug becomes a fault the test can see, not a dead socket
             ctx.log["error"] = repr(exc)
@@ -122,6 +131,8 @@ class Host:
             return self.winrs
         if uri.lower().startswith(wsman.RESOURCE_PS_PREFIX.lower()):
             return self.psrp
+        if uri.lower() == wsconfig.RESOURCE_CONFIG:
+            return self.wsconfig
         return None
 
 
@@ -133,12 +144,25 @@ class Handler(BaseHTTPRequestHandler):
     def setup(self):
         # Without TCP_NODELAY the header and body writes meet delayed ACKs: 40 ms per request.
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.tls_error = None
         if isinstance(self.request, ssl.SSLSocket):
-            self.request.settimeout(30)
-            self.request.do_handshake()
-            self.request.settimeout(None)
+            try:
+                self.request.settimeout(30)
+                self.request.do_handshake()
+                self.request.settimeout(None)
+            except (ssl.SSLError, OSError) as exc:
+                self.tls_error = f"tls handshake failed: {exc}"
         super().setup()
         self.conn = ConnState(self.server.host.next_conn_id())
+
+    def handle(self):
+        if self.tls_error is not None:
+            # Not a request, but a test may want to see that a client was turned away at TLS.
+            entry = reqlog.new_entry(self.conn.id, None, None)
+            entry["error"] = self.tls_error
+            self.server.host.log.write(entry)
+            return
+        super().handle()
 
     def log_message(self, fmt, *args):  # keep stderr quiet; the JSON log is the record
         pass
@@ -183,8 +207,12 @@ class Handler(BaseHTTPRequestHandler):
         modes = self.server.host.config.auth_modes
         if "ntlm" in modes or "negotiate" in modes:
             headers.append(("WWW-Authenticate", "Negotiate"))
+        if "credssp" in modes:
+            headers.append(("WWW-Authenticate", "CredSSP"))
         if "basic" in modes:
             headers.append(("WWW-Authenticate", 'Basic realm="WSMAN"'))
+        if "certificate" in modes:
+            headers.append(("WWW-Authenticate", auth.SECPROFILE_MUTUAL))
         return headers
 
     # -- request handling ----------------------------------------------------------------
@@ -197,7 +225,6 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         host = self.server.host
-        cfg = host.config
         entry = reqlog.new_entry(self.conn.id, "POST", self.path)
         try:
             body = self._read_body()
@@ -208,7 +235,6 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         entry["status"] = status
         host.log.write(entry)
-        del cfg
 
     def _handle_post(self, body, entry):
         host = self.server.host
@@ -220,7 +246,9 @@ class Handler(BaseHTTPRequestHandler):
 
         if authz:
             entry["auth_scheme"] = scheme
-        if scheme_l in SPNEGO_SCHEMES and ("ntlm" in cfg.auth_modes or "negotiate" in cfg.auth_modes):
+        if scheme_l in SPNEGO_SCHEMES and (
+                ("credssp" in cfg.auth_modes) if scheme_l == "credssp"
+                else ("ntlm" in cfg.auth_modes or "negotiate" in cfg.auth_modes)):
             try:
                 token = base64.b64decode(value.strip(), validate=True)
             except ValueError:
@@ -230,7 +258,7 @@ class Handler(BaseHTTPRequestHandler):
             mode = "negotiate" if "negotiate" in cfg.auth_modes else "ntlm"
             if self.conn.session is None or self.conn.session.complete:
                 # A new handshake replaces whatever this connection had.
-                self.conn.session = auth.SpnegoSession(mode, token)
+                self.conn.session = auth.SpnegoSession(mode, token, scheme)
                 self.conn.user = None
             try:
                 out = self.conn.session.step(token)
@@ -259,6 +287,20 @@ class Handler(BaseHTTPRequestHandler):
                 entry["error"] = str(exc)
                 self._send(401, extra_headers=self._challenge_headers())
                 return 401
+        elif authz and authz.strip() == auth.SECPROFILE_MUTUAL and "certificate" in cfg.auth_modes:
+            # Windows certificate auth: the secprofile header plus a verified TLS client certificate.
+            der = self.request.getpeercert(binary_form=True) if isinstance(self.request, ssl.SSLSocket) else None
+            if not der:
+                entry["error"] = "no client certificate"
+                self._send(401, extra_headers=self._challenge_headers())
+                return 401
+            try:
+                user = auth.certificate_user(der, cfg.users)
+            except (auth.AuthError, ValueError) as exc:
+                entry["error"] = str(exc)
+                self._send(401, extra_headers=self._challenge_headers())
+                return 401
+            entry["auth_scheme"] = "Certificate"
         elif not authz and self.conn.session is not None and self.conn.session.complete:
             user = self.conn.user
             entry["auth_scheme"] = self.conn.scheme
@@ -312,7 +354,9 @@ def main(argv=None):
     p.add_argument("--scheme", choices=["http", "https"], default="http")
     p.add_argument("--cert")
     p.add_argument("--key")
-    p.add_argument("--auth", default="ntlm", help="ntlm, negotiate, basic, or a comma list")
+    p.add_argument("--auth", default="ntlm", help="ntlm, negotiate, basic, credssp, or a comma list")
+    p.add_argument("--client-ca", help="CA that issues client certificates (--auth certificate)")
+    p.add_argument("--keytab", help="keytab for Kerberos under --auth negotiate (sets KRB5_KTNAME)")
     p.add_argument("--users", help="DOMAIN:user:password lines (also used as NTLM_USER_FILE)")
     p.add_argument("--log", help="request log (JSON lines)")
     p.add_argument("--hostname", default="STANDIN")
@@ -320,15 +364,22 @@ def main(argv=None):
                    help="accept plaintext bodies over http (Windows AllowUnencrypted=true)")
     p.add_argument("--max-receive-wait", type=float, default=120.0,
                    help="cap on how long a Receive long poll waits (seconds)")
+    p.add_argument("--max-envelope-kb", type=int, default=500,
+                   help="MaxEnvelopeSizekb reported by the config resource (Windows default 500)")
     args = p.parse_args(argv)
 
     for mode in [m.strip() for m in args.auth.split(",")]:
-        if mode not in ("ntlm", "negotiate", "basic"):
+        if mode not in AUTH_MODES:
             p.error(f"unsupported --auth {mode}")
     if args.users:
         os.environ["NTLM_USER_FILE"] = os.path.abspath(args.users)
+    if args.keytab:
+        # Kerberos through the Negotiate acceptor (needs pyspnego[kerberos], i.e. python-gssapi).
+        os.environ["KRB5_KTNAME"] = os.path.abspath(args.keytab)
     if args.scheme == "https" and not (args.cert and args.key):
         p.error("--scheme https needs --cert and --key")
+    if "certificate" in args.auth and not (args.scheme == "https" and args.client_ca):
+        p.error("--auth certificate needs --scheme https and --client-ca")
 
     config = Config(args)
     log = reqlog.RequestLog(args.log)
@@ -337,6 +388,9 @@ def main(argv=None):
     if args.scheme == "https":
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(args.cert, args.key)
+        if args.client_ca:
+            tls.load_verify_locations(args.client_ca)
+            tls.verify_mode = ssl.CERT_OPTIONAL
         server.socket = tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
 
     def on_term(signum, frame):

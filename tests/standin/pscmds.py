@@ -9,6 +9,7 @@ datetime) and reports errors through the context. It is an emulation for tests, 
 PowerShell implementation: anything it does not know is "not recognized", like Windows.
 """
 
+import ast
 import datetime
 import fnmatch
 import re
@@ -153,10 +154,11 @@ def process_obj(row):
 # Script reading.
 
 class Block:
-    """A `{ ... }` script block token."""
+    """A `{ ... }` script block token (or a `( ... )` group when paren is set)."""
 
-    def __init__(self, text):
+    def __init__(self, text, paren=False):
         self.text = text
+        self.paren = paren
 
 
 class Word:
@@ -252,7 +254,7 @@ def split_statements(script):
                         break
                 j += 1
             inner = script[i + 1:j]
-            tokens.append(Block(inner) if c == "{" else Block(inner))
+            tokens.append(Block(inner, paren=(c == "(")))
             i = j + 1
         else:
             j = i
@@ -558,10 +560,39 @@ def run_pipeline(elements, ctx, first_input=None):
     yield from stream
 
 
+_ARITH_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Add, ast.Sub, ast.Mult, ast.Div,
+                ast.Mod, ast.USub, ast.UAdd)
+
+
+def arithmetic(text):
+    """The value of a plain integer arithmetic statement such as `1+1` (PowerShell prints 2), or None."""
+    if not re.fullmatch(r"[\d\s+\-*/%().]+", text) or not re.search(r"\d", text):
+        return None
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError:
+        return None
+    if not all(isinstance(node, _ARITH_NODES) for node in ast.walk(tree)):
+        return None
+    try:
+        value = eval(compile(tree, "<arith>", "eval"), {"__builtins__": {}}, {})  # only numbers and operators
+    except (ArithmeticError, ValueError):
+        return None
+    if isinstance(value, float) and value.is_integer() and "/" not in text:
+        value = int(value)
+    return value
+
+
 def run_script(script, ctx):
     """Run script text: each statement's pipeline, streaming the output objects."""
     ctx_vars = {"env:computername": ctx.hostname, "env:username": (ctx.user or "").split("\\")[-1]}
     for statement in split_statements(script):
+        if len(statement) == 1 and all((isinstance(t, Word) and not t.quoted) or (isinstance(t, Block) and t.paren)
+                                       for t in statement[0]):
+            value = arithmetic("".join(t.text if isinstance(t, Word) else f"({t.text})" for t in statement[0]))
+            if value is not None:
+                yield value
+                continue
         elements = []
         for tokens in statement:
             head, params = parse_element(tokens, ctx_vars)
@@ -617,10 +648,10 @@ def format_date(d):
 def _table(headers, rows, widths=None):
     widths = widths or [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     out = [""]
-    out.append(" ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
-    out.append(" ".join(("-" * len(h)).ljust(w) for h, w in zip(headers, widths)).rstrip())
+    out.append(" ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    out.append(" ".join(("-" * len(h)).ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for r in rows:
-        out.append(" ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        out.append(" ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     out.append("")
     out.append("")
     return out

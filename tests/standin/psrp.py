@@ -10,6 +10,7 @@ Must not: parse HTTP or authenticate; command behaviour lives in pscmds.
 
 import base64
 import datetime
+import fnmatch
 import threading
 import time
 import uuid
@@ -68,6 +69,38 @@ def _create_message_with_bom(client, message_type, data, runspace_pool_id, pipel
 
 # This process is only ever a PSRP server, so the module-level hook affects only our messages.
 psrpcore._base.create_message = _create_message_with_bom
+
+
+def _call_id(self):
+    """The call id of a pool request: pypsrp writes SET_MAX/MIN_RUNSPACES' `ci` as `CI` (corpus
+    test_psrp_set_runspaces.yml, accepted by Windows); psrpcore only reads `ci`."""
+    for name in ("ci", "CI"):
+        value = getattr(self._ps_object, name, None)
+        if value is not None:
+            return int(value)
+    raise psrpcore.PSRPCoreError("pool request without a ci call id")
+
+
+for _event_type in (psrpcore.SetMaxRunspacesEvent, psrpcore.SetMinRunspacesEvent,
+                    psrpcore.ResetRunspaceStateEvent, psrpcore.GetAvailableRunspacesEvent):
+    _event_type.ci = property(_call_id)
+
+
+def header_pipeline_id(data):
+    """The PID in the PSRP message header of the first (start) fragment in data, if any.
+
+    Windows correlates a pipeline by ShellId+CommandId, and an older pypsrp wrote the header
+    PID in a different GUID byte order than the CommandId (PROTOCOL.md section 4), so the
+    server pipeline must carry the header's PID for psrpcore to find it."""
+    if len(data) < 21 + 40:
+        return None
+    fragment_id = int.from_bytes(data[8:16], "big")
+    start = bool(data[16] & 0x1)
+    if fragment_id != 0 or not start:
+        return None
+    blob = data[21:]
+    pid = uuid.UUID(bytes_le=bytes(blob[24:40]))
+    return pid if pid.int else None
 STOP_CODES = ("ctrl_c", "crtl_c")
 
 
@@ -155,7 +188,8 @@ class PsrpShell:
         self.pool = psrpcore.ServerRunspacePool()
         self.cond = threading.Condition()
         self.pool_queue = []
-        self.pipelines = {}
+        self.pipelines = {}  # psrpcore pipeline id (header PID) -> PipelineRun
+        self.by_command = {}  # WS-Man CommandId (upper case) -> PipelineRun
 
     # all methods below run with self.cond held
 
@@ -192,7 +226,7 @@ def describe_event(event):
     elif isinstance(event, psrpcore.GetCommandMetadataEvent):
         entry["names"] = [str(n) for n in (event.pipeline.name or [])]
     elif isinstance(event, psrpcore.PipelineInputEvent):
-        entry["data"] = from_ps(event.ps_object)
+        entry["data"] = from_ps(event.data)
     return entry
 
 
@@ -244,7 +278,7 @@ class PsrpHost:
         elif isinstance(event, psrpcore.PipelineInputEvent):
             run = shell.pipelines.get(event.pipeline_id)
             if run is not None:
-                run.inputs.append(from_ps(event.ps_object))
+                run.inputs.append(from_ps(event.data))
         elif isinstance(event, psrpcore.EndOfPipelineInputEvent):
             run = shell.pipelines.get(event.pipeline_id)
             if run is not None:
@@ -261,7 +295,8 @@ class PsrpHost:
         if run.started:
             return
         run.started = True
-        run.server.start()
+        # Windows sends no PIPELINE_STATE Running (psrpcore's start() would): change state silently.
+        run.server._change_state(PSInvocationState.Running, emit=False)
         run.thread = threading.Thread(target=self._execute, args=(shell, run, user),
                                       name=f"psrp-{run.id}", daemon=True)
         run.thread.start()
@@ -327,7 +362,6 @@ class PsrpHost:
 
     def _metadata(self, run, locked):
         names = [str(n) for n in (run.metadata.name or ["*"])]
-        import fnmatch
         matched = [c for c in pscmds.COMMANDS_DISPLAY
                    if any(fnmatch.fnmatch(c.lower(), n.lower()) for n in names)]
         locked(lambda: run.server.write_output(CommandMetadataCount(Count=len(matched))))
@@ -385,17 +419,22 @@ class PsrpHost:
             raise wsman.invalid_parameter("the Command body has no rsp:CommandLine")
         command_id = (cmdline.get("CommandId") or wsman.new_uuid()).upper()
         ctx.log["command_id"] = command_id
-        try:
-            pipeline_id = uuid.UUID(command_id)
-        except ValueError:
-            raise wsman.invalid_parameter(f"CommandId {command_id} is not a GUID") from None
         data = b"".join(base64.b64decode(a.text or "") for a in cmdline.findall(f"{{{NS_RSP}}}Arguments"))
+        pipeline_id = header_pipeline_id(data)
+        if pipeline_id is None:
+            try:
+                pipeline_id = uuid.UUID(command_id)
+            except ValueError:
+                raise wsman.invalid_parameter(f"CommandId {command_id} is not a GUID") from None
         with shell.cond:
-            if pipeline_id in shell.pipelines:
+            for old in (shell.pipelines.pop(pipeline_id, None), shell.by_command.pop(command_id, None)):
                 # A finished pipeline id may be reused (pypsrp invokes the same PowerShell again).
-                old = shell.pipelines.pop(pipeline_id)
-                shell.pool.pipeline_table.pop(old.id, None)
-            shell.pipelines[pipeline_id] = PipelineRun(shell, pipeline_id, command_id)
+                if old is not None:
+                    shell.pipelines.pop(old.id, None)
+                    shell.pool.pipeline_table.pop(old.id, None)
+            run = PipelineRun(shell, pipeline_id, command_id)
+            shell.pipelines[pipeline_id] = run
+            shell.by_command[command_id] = run
             self._feed(shell, data, pipeline_id, "stdin", ctx)
         body = f"<rsp:CommandResponse><rsp:CommandId>{command_id}</rsp:CommandId></rsp:CommandResponse>"
         return wsman.ACTION_COMMAND + "Response", body
@@ -417,10 +456,7 @@ class PsrpHost:
         return wsman.ACTION_SEND + "Response", "<rsp:SendResponse/>"
 
     def _run(self, shell, command_id):
-        try:
-            run = shell.pipelines.get(uuid.UUID(command_id))
-        except ValueError:
-            run = None
+        run = shell.by_command.get(command_id.upper())
         if run is None:
             raise wsman.unknown_command_id()
         return run
@@ -455,10 +491,11 @@ class PsrpHost:
             done = run is not None and run.finished and not queue
         attr = f' CommandId="{command_id}"' if command_id else ""
         parts = [f'<rsp:Stream Name="stdout"{attr}>{base64.b64encode(c).decode()}</rsp:Stream>' for c in chunks]
-        if run is not None:
-            state = wsman.STATE_DONE if done else wsman.STATE_RUNNING
-            exit_code = "<rsp:ExitCode>0</rsp:ExitCode>" if done else ""
-            parts.append(f'<rsp:CommandState CommandId="{command_id}" State="{state}">{exit_code}</rsp:CommandState>')
+        if run is not None and done:
+            # Windows adds CommandState to a PSRP Receive only once the pipeline is done
+            # (corpus test_psrp_small_msg_size.yml); the PSRP messages carry the rest.
+            parts.append(f'<rsp:CommandState CommandId="{command_id}" State="{wsman.STATE_DONE}">'
+                         "<rsp:ExitCode>0</rsp:ExitCode></rsp:CommandState>")
         return wsman.ACTION_RECEIVE + "Response", "<rsp:ReceiveResponse>" + "".join(parts) + "</rsp:ReceiveResponse>"
 
     def signal(self, req, ctx):
@@ -479,6 +516,7 @@ class PsrpHost:
         if short == "terminate":
             with shell.cond:
                 shell.pipelines.pop(run.id, None)
+                shell.by_command.pop(run.command_id, None)
                 shell.pool.pipeline_table.pop(run.id, None)
         elif short not in STOP_CODES:
             raise wsman.invalid_parameter(f"unknown signal code {code}")
@@ -493,6 +531,7 @@ class PsrpHost:
             for run in runs:
                 run.stop_event.set()
             shell.pipelines.clear()
+            shell.by_command.clear()
             shell.cond.notify_all()
         return wsman.ACTION_DELETE + "Response", ""
 

@@ -90,12 +90,28 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/host.key" -out "$WORK/h
     -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" >/dev/null 2>&1 \
     || { echo "openssl failed"; exit 1; }
 
+# A CA for client certificates and alice's certificate (UPN in the SAN, as Windows maps it).
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/ca.key" -out "$WORK/ca.crt" -days 2 \
+    -subj "/CN=Stand-in client CA" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" >/dev/null 2>&1 || { echo "openssl ca failed"; exit 1; }
+openssl req -newkey rsa:2048 -nodes -keyout "$WORK/alice.key" -out "$WORK/alice.csr" -subj "/CN=alice" \
+    >/dev/null 2>&1 || { echo "openssl csr failed"; exit 1; }
+printf 'subjectAltName=otherName:1.3.6.1.4.1.311.20.2.3;UTF8:alice@standin.test\nextendedKeyUsage=clientAuth\n' \
+    >"$WORK/alice.ext"
+openssl x509 -req -in "$WORK/alice.csr" -CA "$WORK/ca.crt" -CAkey "$WORK/ca.key" -CAcreateserial \
+    -out "$WORK/alice.crt" -days 2 -extfile "$WORK/alice.ext" >/dev/null 2>&1 || { echo "openssl sign failed"; exit 1; }
+
 start_host A --port 0 --scheme http --auth ntlm --users "$WORK/users.txt" --log "$WORK/a.jsonl" --hostname WIN-A
 PORT_A=$PORT
 start_host B --port 0 --scheme https --cert "$WORK/host.crt" --key "$WORK/host.key" --auth basic \
     --users "$WORK/users.txt" --log "$WORK/b.jsonl" --hostname WIN-B
 PORT_B=$PORT
-echo "host A http+ntlm on $PORT_A, host B https+basic on $PORT_B, work dir $WORK"
+start_host C --port 0 --scheme http --auth credssp --users "$WORK/users.txt" --log "$WORK/c.jsonl" --hostname WIN-C
+PORT_C=$PORT
+start_host D --port 0 --scheme https --cert "$WORK/host.crt" --key "$WORK/host.key" --auth certificate \
+    --client-ca "$WORK/ca.crt" --users "$WORK/users.txt" --log "$WORK/d.jsonl" --hostname WIN-D
+PORT_D=$PORT
+echo "hosts: A http+ntlm $PORT_A, B https+basic $PORT_B, C http+credssp $PORT_C, D https+certificate $PORT_D; work dir $WORK"
 
 GO_CLIENT=""
 if "$CLIENTS/go/build.sh" "$WORK/bin" >"$WORK/go-build.log" 2>&1; then
@@ -167,16 +183,44 @@ if [ -n "$GO_CLIENT" ]; then
         -- "$GO_CLIENT" -host 127.0.0.1 -port "$PORT_B" -https -insecure -user alice -password nope -cmd hostname
 fi
 
+# --- CredSSP with message encryption (16 KiB chunks for large bodies) -------------------
+BIG='ipconfig /all & ipconfig /all & ipconfig /all & ipconfig /all & ipconfig /all & ipconfig /all & ipconfig /all & ipconfig /all & ipconfig /all & ipconfig /all & ipconfig /all & ipconfig /all & ipconfig /all & ipconfig /all'
+check "pywinrm credssp large output" \
+    'rc == 0 and r["exit_code"] == 0 and r["stdout"].count("Windows IP Configuration") == 14' \
+    -- "${PYWINRM[@]}" --endpoint "http://127.0.0.1:$PORT_C/wsman" --transport credssp --user 'STANDIN\alice' \
+    --password 'Passw0rd!' --cmd "$BIG"
+check "pypsrp credssp execute_ps whoami" 'rc == 0 and r["stdout"].strip() == "standin\\alice"' \
+    -- "${PYPSRP[@]}" --server 127.0.0.1 --port "$PORT_C" --scheme http --auth credssp --user 'STANDIN\alice' \
+    --password 'Passw0rd!' --ps whoami
+
+# --- TLS client certificate (secprofile/https/mutual header) -----------------------------
+check "pywinrm certificate whoami" 'rc == 0 and r["stdout"] == "standin\\alice\r\n"' \
+    -- "${PYWINRM[@]}" --endpoint "https://127.0.0.1:$PORT_D/wsman/WIN-D" --transport certificate \
+    --cert "$WORK/alice.crt" --key "$WORK/alice.key" --ca "$WORK/host.crt" --cmd whoami
+check "pypsrp certificate Get-Service" \
+    'rc == 0 and [o["properties"]["Name"] for o in r["output"]] == ["Spooler", "WinRM"]' \
+    -- "${PYPSRP[@]}" --server 127.0.0.1 --port "$PORT_D" --path wsman/WIN-D --auth certificate \
+    --cert "$WORK/alice.crt" --key "$WORK/alice.key" --ca "$WORK/host.crt" --cmdlet Get-Service --param Name=Spooler,WinRM
+if [ -n "$GO_CLIENT" ]; then
+    check "go certificate hostname" 'rc == 0 and r["stdout"] == "WIN-D\r\n"' \
+        -- "$GO_CLIENT" -host 127.0.0.1 -port "$PORT_D" -https -cacert "$WORK/host.crt" \
+        -cert "$WORK/alice.crt" -key "$WORK/alice.key" -cmd hostname
+    check "go certificate from an unknown CA refused at TLS" 'rc == 1 and "certificate" in r["error"]' \
+        -- "$GO_CLIENT" -host 127.0.0.1 -port "$PORT_D" -https -cacert "$WORK/host.crt" \
+        -cert "$WORK/host.crt" -key "$WORK/host.key" -cmd hostname
+fi
+
 # --- plaintext request without credentials is refused and logged ------------------------
 status="$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/soap+xml;charset=UTF-8' \
     --data '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"/>' "http://127.0.0.1:$PORT_A/wsman")"
 if [ "$status" = "401" ]; then ok "anonymous POST gets 401"; else bad "anonymous POST gets 401" "status $status"; fi
 
 # --- request logs ------------------------------------------------------------------------
-if python3 - "$WORK/a.jsonl" "$WORK/b.jsonl" <<'EOF'
+if python3 - "$WORK/a.jsonl" "$WORK/b.jsonl" "$WORK/d.jsonl" <<'EOF'
 import json, sys
 a = [json.loads(l) for l in open(sys.argv[1])]
 b = [json.loads(l) for l in open(sys.argv[2])]
+d = [json.loads(l) for l in open(sys.argv[3])]
 problems = []
 def need(cond, what):
     if not cond:
@@ -215,14 +259,25 @@ need(any(e["user"] == "STANDIN\\alice" and e["auth_scheme"] == "Basic" for e in 
 need(any(e["command_line"] == "cmd /c echo one& echo two& exit 3" and e["user"] == "STANDIN\\bob" for e in b),
      "B logged bob's whole command line")
 need(any(e["status"] == 401 and e["auth_scheme"] == "Basic" for e in b), "B logged the rejected Basic")
+need(all(e["user"] == "alice@standin.test" and e["auth_scheme"] == "Certificate" for e in d if e["status"] == 200),
+     "D logged certificate requests as alice@standin.test")
+need(any(e["method"] is None and e["error"] and e["error"].startswith("tls handshake failed") for e in d),
+     "D logged the refused TLS handshake")
 if problems:
     print("\n".join("log check failed: " + p for p in problems))
     sys.exit(1)
 EOF
 then ok "request logs"; else bad "request logs"; fi
 
+# --- replay of real Windows traffic (pypsrp corpus) --------------------------------------
+if python3 "$HERE/corpus_replay.py" >"$WORK/replay.log" 2>&1; then
+    ok "corpus replay: $(tail -1 "$WORK/replay.log")"
+else
+    bad "corpus replay" "$(grep -A3 FAIL "$WORK/replay.log" | head -20; tail -1 "$WORK/replay.log")"
+fi
+
 # --- clean exit on SIGTERM ---------------------------------------------------------------
-for name in A B; do
+for name in A B C D; do
     pid_var="${name}_PID"
     pid="${!pid_var}"
     kill -TERM "$pid"
@@ -235,8 +290,8 @@ for name in A B; do
         if [ "$code" = "0" ]; then ok "host $name exits 0 on SIGTERM"; else bad "host $name exits 0 on SIGTERM" "exit $code"; fi
     fi
 done
-if [ -s "$WORK/A.err" ] || [ -s "$WORK/B.err" ]; then
-    bad "hosts wrote nothing to stderr" "$(head -20 "$WORK/A.err" "$WORK/B.err")"
+if [ -s "$WORK/A.err" ] || [ -s "$WORK/B.err" ] || [ -s "$WORK/C.err" ] || [ -s "$WORK/D.err" ]; then
+    bad "hosts wrote nothing to stderr" "$(head -20 "$WORK/A.err" "$WORK/B.err" "$WORK/C.err" "$WORK/D.err")"
 else
     ok "hosts wrote nothing to stderr"
 fi

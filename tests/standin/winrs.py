@@ -62,6 +62,7 @@ class CmdCommand:
         return data.decode("latin-1")
 
     def start(self, hostname, user):
+        env = dict(self.shell.environment)
         io = cmdemu.Io(
             out=lambda t: self.write("stdout", t),
             err=lambda t: self.write("stderr", t),
@@ -69,6 +70,7 @@ class CmdCommand:
             read_stdin=self.read_stdin,
             hostname=hostname,
             user=user,
+            environment=env,
         )
 
         def run():
@@ -105,7 +107,10 @@ class CmdCommand:
 
 
 class CmdShell:
-    def __init__(self, shell_id, owner, client_ip, input_streams, output_streams, codepage):
+    def __init__(self, shell_id, owner, client_ip, input_streams, output_streams, codepage, environment=None,
+                 working_directory=None):
+        self.environment = dict(environment or {})
+        self.working_directory = working_directory
         self.id = shell_id
         self.owner = owner
         self.client_ip = client_ip
@@ -150,8 +155,15 @@ class WinRS:
         ins = (_child_text(shell_el, "InputStreams") or "stdin").strip()
         outs = (_child_text(shell_el, "OutputStreams") or "stdout stderr").strip()
         codepage = req.options.get("WINRS_CODEPAGE", "437")
+        env = {}
+        env_el = shell_el.find(f"{{{NS_RSP}}}Environment")
+        if env_el is not None:
+            for var in env_el.findall(f"{{{NS_RSP}}}Variable"):
+                env[var.get("Name", "")] = var.text or ""
+        workdir = _child_text(shell_el, "WorkingDirectory")
+        idle = wsman.parse_duration(_child_text(shell_el, "IdleTimeOut"))
         shell_id = wsman.new_uuid()
-        shell = CmdShell(shell_id, ctx.user, ctx.client_ip, ins, outs, codepage)
+        shell = CmdShell(shell_id, ctx.user, ctx.client_ip, ins, outs, codepage, env, workdir)
         with self.lock:
             self.shells[shell_id] = shell
         ctx.log["shell_id"] = shell_id
@@ -161,7 +173,12 @@ class WinRS:
             f'<w:Selector Name="ShellId">{shell_id}</w:Selector></w:SelectorSet></a:ReferenceParameters>'
             f'</x:ResourceCreated><rsp:Shell xmlns:rsp="{NS_RSP}"><rsp:ShellId>{shell_id}</rsp:ShellId>'
             f"<rsp:ResourceUri>{wsman.RESOURCE_CMD}</rsp:ResourceUri><rsp:Owner>{escape(ctx.owner_name)}</rsp:Owner>"
-            f"<rsp:ClientIP>{escape(ctx.client_ip)}</rsp:ClientIP><rsp:IdleTimeOut>PT7200.000S</rsp:IdleTimeOut>"
+            f"<rsp:ClientIP>{escape(ctx.client_ip)}</rsp:ClientIP>"
+            + (f"<rsp:WorkingDirectory>{escape(workdir)}</rsp:WorkingDirectory>" if workdir else "")
+            + ("<rsp:Environment>" + "".join(
+                f'<rsp:Variable Name="{escape(k, {chr(34): "&quot;"})}">{escape(v)}</rsp:Variable>'
+                for k, v in env.items()) + "</rsp:Environment>" if env else "")
+            + f"<rsp:IdleTimeOut>PT{idle if idle is not None else 7200:.3f}S</rsp:IdleTimeOut>"
             f"<rsp:InputStreams>{escape(ins)}</rsp:InputStreams><rsp:OutputStreams>{escape(outs)}</rsp:OutputStreams>"
             "<rsp:ShellRunTime>P0DT0H0M0S</rsp:ShellRunTime><rsp:ShellInactivity>P0DT0H0M0S</rsp:ShellInactivity>"
             "</rsp:Shell>"
@@ -177,6 +194,13 @@ class WinRS:
         line = command_line_text(cmdline)
         ctx.log["command_id"] = command_id
         ctx.log["command_line"] = line
+        if req.options.get("WINRS_SKIP_CMD_SHELL", "").lower() == "true" and not cmdemu.is_runnable_without_shell(line):
+            # Without cmd.exe, Windows' CreateProcess finds neither builtins nor programs named
+            # without a path (corpus test_winrs_no_cmd_shell.yml).
+            raise wsman.WsmanError(
+                "w:InternalError", "The system cannot find the file specified. ", 2147942402, sender=False,
+                message_xml='<f:ProviderFault provider="Shell cmd plugin" path="%systemroot%\\system32\\winrscmd.dll">'
+                            "The system cannot find the file specified. </f:ProviderFault>")
         cmd = CmdCommand(shell, command_id, line)
         with shell.lock:
             shell.commands[command_id] = cmd

@@ -60,8 +60,9 @@ _HEADER_NS = (
 class WsmanError(Exception):
     """A request that must be answered with a WS-Man fault."""
 
-    def __init__(self, subcode, reason, wsman_code, message=None, sender=True, detail=None):
+    def __init__(self, subcode, reason, wsman_code, message=None, sender=True, detail=None, message_xml=None):
         super().__init__(reason)
+        self.message_xml = message_xml
         self.subcode = subcode
         self.reason = reason
         self.wsman_code = wsman_code
@@ -78,7 +79,8 @@ def timed_out():
 def invalid_selectors(message=None):
     return WsmanError(
         "w:InvalidSelectors",
-        "The WS-Management service cannot process the request because the request contained invalid selectors for the resource. ",
+        "The WS-Management service cannot process the request because the request contained invalid selectors "
+        "for the resource. ",
         CODE_INVALID_SELECTORS,
         message=message
         or "The request for the Windows Remote Shell with ShellId is not valid because the shell was not found. ",
@@ -207,7 +209,7 @@ def fault_envelope(err, relates_to, machine):
         f"<s:Fault><s:Code><s:Value>{code}</s:Value><s:Subcode><s:Value>{escape(err.subcode)}</s:Value>"
         f"</s:Subcode></s:Code><s:Reason><s:Text xml:lang=\"en-US\">{escape(err.reason)}</s:Text></s:Reason>"
         f"<s:Detail>{detail}<f:WSManFault xmlns:f=\"{NS_FAULT}\" Code=\"{err.wsman_code}\" "
-        f"Machine=\"{escape(machine)}\"><f:Message>{escape(err.message)}</f:Message></f:WSManFault>"
+        f"Machine=\"{escape(machine)}\"><f:Message>{err.message_xml or escape(err.message)}</f:Message></f:WSManFault>"
         f"</s:Detail></s:Fault>"
     )
     action = ACTION_ADDRESSING_FAULT if err.subcode.startswith("a:") else ACTION_FAULT

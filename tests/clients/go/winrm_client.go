@@ -10,8 +10,8 @@
 // via winrm.ClientAuthRequest), basic, or ntlm (go-ntlmssp, no message encryption). Without
 // -auth, a -cert/-key pair means certificate and otherwise basic.
 //
-// Exit codes: 0 success, 2 the server or the transport refused (HTTP error, fault),
-// 3 authentication rejected (HTTP 401), 1 usage or local errors.
+// Exit codes: 0 success, 2 the server refused (HTTP error status, WS-Man fault),
+// 3 authentication rejected (HTTP 401), 1 usage, connection or local errors.
 package main
 
 import (
@@ -63,6 +63,8 @@ func fail(typ string, err error, code int) {
 		code = 3
 	} else if status != 0 {
 		code = 2
+	} else if strings.Contains(msg, "unknown error") {
+		code = 1 // masterzen's wording for a transport failure (connection refused, TLS, timeout)
 	}
 	emit(failure{Error: msg, Type: typ, HTTPStatus: status}, code)
 }
@@ -92,7 +94,12 @@ func main() {
 	cmd := flag.String("cmd", "", "command line to run")
 	stdin := flag.String("stdin", "", "text for the command's stdin")
 	timeout := flag.String("operation-timeout", "PT60S", "WS-Man OperationTimeout")
-	flag.Parse()
+	// Report bad flags as JSON with exit 1 (the flag package's default exit 2 means "refused" here).
+	flag.CommandLine.Init(os.Args[0], flag.ContinueOnError)
+	flag.CommandLine.SetOutput(ioutil.Discard)
+	if err := flag.CommandLine.Parse(os.Args[1:]); err != nil {
+		fail("usage", err, 1)
+	}
 
 	if *cmd == "" {
 		fail("usage", fmt.Errorf("-cmd is required"), 1)
