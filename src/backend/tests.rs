@@ -566,3 +566,37 @@ async fn ntlm_over_https_binds_to_the_tls_channel() {
     let err = client.send(Bytes::from_static(b"x")).await.unwrap_err();
     assert!(matches!(err, BackendError::AuthRejected { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn connection_limit_queues_requests_instead_of_failing() {
+    let host = PyHost::ntlm(&["HOPGATE:alice:pw"]).await;
+    for max_connections in [1usize, 3] {
+        let settings = BackendSettings {
+            max_connections,
+            max_idle: max_connections,
+            ..fast_settings()
+        };
+        let client = BackendClient::with_settings(
+            ntlm_target(host.port),
+            Credential::new("HOPGATE\\alice", "pw"),
+            settings,
+        )
+        .unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..8 {
+            let client = client.clone();
+            tasks.spawn(async move {
+                let body = format!("SLEEP:0.05 #{i}");
+                let resp = client.send(Bytes::from(body.clone())).await.unwrap();
+                assert_eq!(resp.body, Bytes::from(format!("ECHO:{body}")));
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+        assert!(client.idle_connections() <= max_connections);
+    }
+    // At most 1 + 3 connections were ever authenticated for the two clients.
+    let handshakes = handshakes(&host.entries());
+    assert!((2..=4).contains(&handshakes), "{handshakes}");
+}

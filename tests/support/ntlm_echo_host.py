@@ -208,7 +208,7 @@ class Handler(BaseHTTPRequestHandler):
         if plain.startswith(b"FAULT"):
             return 500, FAULT
         if plain.startswith(b"SLEEP:"):
-            time.sleep(float(plain[6:].decode()))
+            time.sleep(float(plain[6:].split()[0].decode()))
         return 200, b"ECHO:" + plain
 
 
