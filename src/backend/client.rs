@@ -108,12 +108,7 @@ impl BackendClient {
         loop {
             // The retry always uses a fresh connection: the failure suggests the pooled ones
             // are stale too.
-            let pooled = if retried { None } else { inner.pool.take() };
-            let fresh = pooled.is_none();
-            let mut conn = match pooled {
-                Some(conn) => conn,
-                None => self.open().await?,
-            };
+            let (mut conn, fresh) = self.checkout(!retried).await?;
             let outcome = tokio::time::timeout(
                 response_timeout,
                 conn.round_trip(&body, inner.settings.max_response_bytes),
@@ -157,8 +152,42 @@ impl BackendClient {
         }
     }
 
+    /// A pooled connection (when `use_pool`) or a new one, waiting at most the connect
+    /// timeout for a free slot. Returns the connection and whether it is new.
+    async fn checkout(&self, use_pool: bool) -> Result<(Conn, bool), BackendError> {
+        let inner = &self.inner;
+        let limit = inner.settings.connect_timeout;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if use_pool {
+                if let Some(conn) = inner.pool.take() {
+                    return Ok((conn, false));
+                }
+            }
+            // INVARIANT: idle connections hold slots, so waiting only for a slot could wait
+            // forever while a connection sits in the pool; wait for either.
+            tokio::select! {
+                permit = inner.slots.clone().acquire_owned() => {
+                    let permit = permit.map_err(|_| BackendError::Protocol {
+                        host: inner.target.name.clone(),
+                        reason: "connection limiter closed".into(),
+                    })?;
+                    return Ok((self.open(permit).await?, true));
+                }
+                () = inner.pool.returned(), if use_pool => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(BackendError::Timeout {
+                        host: inner.target.name.clone(),
+                        phase: TimeoutPhase::PoolWait,
+                        after: limit,
+                    });
+                }
+            }
+        }
+    }
+
     /// Opens and authenticates a new connection within the connect timeout.
-    async fn open(&self) -> Result<Conn, BackendError> {
+    async fn open(&self, permit: tokio::sync::OwnedSemaphorePermit) -> Result<Conn, BackendError> {
         let inner = &self.inner;
         let limit = inner.settings.connect_timeout;
         let timeout = |phase| BackendError::Timeout {
@@ -166,13 +195,6 @@ impl BackendClient {
             phase,
             after: limit,
         };
-        let permit = tokio::time::timeout(limit, inner.slots.clone().acquire_owned())
-            .await
-            .map_err(|_| timeout(TimeoutPhase::PoolWait))?
-            .map_err(|_| BackendError::Protocol {
-                host: inner.target.name.clone(),
-                reason: "connection limiter closed".into(),
-            })?;
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         let conn = tokio::time::timeout(
             limit,

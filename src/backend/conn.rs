@@ -48,8 +48,9 @@ pub(crate) enum ConnError {
 enum Session {
     /// `Authorization: Basic` on every request (https only).
     Basic { header: HeaderValue },
-    /// Sealing context established by the handshake.
-    Ntlm(Box<NtlmClient>),
+    /// Sealing context established by the handshake; over http every body is sealed,
+    /// inside TLS bodies go as they are (the handshake is bound to the channel instead).
+    Ntlm { ctx: Box<NtlmClient>, seal: bool },
 }
 
 /// An authenticated connection.
@@ -106,6 +107,7 @@ impl Conn {
             })?;
         // WinRM exchanges are small request/response pairs: do not wait for Nagle.
         let _ = tcp.set_nodelay(true);
+        let mut server_cert = None;
         let (sender, task) = match tls {
             Some(config) => {
                 let connector = tokio_rustls::TlsConnector::from(config.clone());
@@ -116,6 +118,12 @@ impl Conn {
                         host: target.name.clone(),
                         source,
                     })?;
+                server_cert = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .map(|c| c.to_vec());
                 spawn_http(stream, &target.name, id).await?
             }
             None => spawn_http(tcp, &target.name, id).await?,
@@ -141,9 +149,13 @@ impl Conn {
             BackendAuth::Basic => Session::Basic {
                 header: basic_header(credential, &target.name)?,
             },
-            BackendAuth::Ntlm => Session::Ntlm(Box::new(
-                conn.ntlm_handshake(target, credential, max_body).await?,
-            )),
+            BackendAuth::Ntlm => Session::Ntlm {
+                ctx: Box::new(
+                    conn.ntlm_handshake(target, credential, server_cert.as_deref(), max_body)
+                        .await?,
+                ),
+                seal: tls.is_none(),
+            },
         };
         tracing::debug!(host = %conn.host, conn = conn.id, "Backend connection authenticated");
         Ok(conn)
@@ -163,6 +175,7 @@ impl Conn {
         &mut self,
         target: &HostTarget,
         credential: &Credential,
+        server_cert: Option<&[u8]>,
         max_body: usize,
     ) -> Result<NtlmClient, BackendError> {
         let handshake_err = |reason: &str, source| BackendError::Handshake {
@@ -193,6 +206,9 @@ impl Conn {
         }
         let challenge = challenge
             .ok_or_else(|| handshake_err("host offered no Negotiate/NTLM challenge", None))?;
+        if let Some(cert) = server_cert {
+            ctx.set_tls_server_end_point(cert);
+        }
         let authenticate = ctx
             .authenticate(&challenge)
             .map_err(|e| handshake_err("authenticate message", Some(e)))?;
@@ -277,7 +293,8 @@ impl Conn {
                 SOAP_CONTENT_TYPE.to_owned(),
                 Some(header.clone()),
             ),
-            Session::Ntlm(ctx) => {
+            Session::Ntlm { seal: false, .. } => (body.clone(), SOAP_CONTENT_TYPE.to_owned(), None),
+            Session::Ntlm { ctx, seal: true } => {
                 let sealed = ctx.seal(body).map_err(|source| {
                     ConnError::Fatal(BackendError::Crypto {
                         host: self.host.clone(),
@@ -331,7 +348,7 @@ impl Conn {
         if status == StatusCode::UNAUTHORIZED {
             return match &self.session {
                 // The host forgot the NTLM context: it did not run the request.
-                Session::Ntlm(_) => Err(ConnError::SessionLost),
+                Session::Ntlm { .. } => Err(ConnError::SessionLost),
                 Session::Basic { .. } => Err(ConnError::Fatal(BackendError::AuthRejected {
                     host: self.host.clone(),
                     status,
@@ -339,8 +356,10 @@ impl Conn {
             };
         }
         match &mut self.session {
-            Session::Basic { .. } => Ok(BackendResponse { status, body: raw }),
-            Session::Ntlm(ctx) => {
+            Session::Basic { .. } | Session::Ntlm { seal: false, .. } => {
+                Ok(BackendResponse { status, body: raw })
+            }
+            Session::Ntlm { ctx, seal: true } => {
                 let encrypted = content_type
                     .as_deref()
                     .map(crypto::parse_content_type)

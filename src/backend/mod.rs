@@ -19,7 +19,7 @@ mod pool;
 pub mod target;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::time::Duration;
 

@@ -118,6 +118,13 @@ impl NtlmClient {
         Ok(token)
     }
 
+    /// Binds the handshake to the TLS channel (RFC 5929 `tls-server-end-point`, what
+    /// Windows checks under Extended Protection). Call before [`NtlmClient::authenticate`].
+    pub fn set_tls_server_end_point(&mut self, server_cert_der: &[u8]) {
+        self.ctx
+            .set_channel_bindings(&tls_server_end_point(server_cert_der));
+    }
+
     /// Whether the handshake finished.
     pub fn is_established(&self) -> bool {
         self.stage == Stage::Established
@@ -169,6 +176,30 @@ impl NtlmClient {
             .map(|b| b.buffer)
             .unwrap_or_default())
     }
+}
+
+/// The channel-binding application data for a server certificate: the prefix
+/// `tls-server-end-point:` and the certificate's hash, using the certificate's signature
+/// hash, with MD5/SHA-1 (and anything unknown) upgraded to SHA-256 (RFC 5929 4.1).
+pub fn tls_server_end_point(server_cert_der: &[u8]) -> Vec<u8> {
+    use sha2::Digest as _;
+    let oid = x509_parser::parse_x509_certificate(server_cert_der)
+        .ok()
+        .map(|(_, cert)| cert.signature_algorithm.algorithm.to_id_string());
+    let hash: Vec<u8> = match oid.as_deref() {
+        // ecdsa-with-SHA384, sha384WithRSAEncryption
+        Some("1.2.840.10045.4.3.3" | "1.2.840.113549.1.1.12") => {
+            sha2::Sha384::digest(server_cert_der).to_vec()
+        }
+        // ecdsa-with-SHA512, sha512WithRSAEncryption
+        Some("1.2.840.10045.4.3.4" | "1.2.840.113549.1.1.13") => {
+            sha2::Sha512::digest(server_cert_der).to_vec()
+        }
+        _ => sha2::Sha256::digest(server_cert_der).to_vec(),
+    };
+    let mut out = b"tls-server-end-point:".to_vec();
+    out.extend_from_slice(&hash);
+    out
 }
 
 /// Seals `plaintext` with an established NTLM context: returns the 16-byte signature and

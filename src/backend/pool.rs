@@ -8,6 +8,8 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
+
 use super::conn::Conn;
 
 /// Idle connections, newest at the back.
@@ -16,6 +18,8 @@ pub(crate) struct Pool {
     idle: Mutex<VecDeque<Conn>>,
     max_idle: usize,
     idle_timeout: Duration,
+    /// Wakes one caller waiting for a connection when one is returned.
+    returned: Notify,
 }
 
 // === impl Pool ===
@@ -26,7 +30,14 @@ impl Pool {
             idle: Mutex::new(VecDeque::new()),
             max_idle,
             idle_timeout,
+            returned: Notify::new(),
         }
+    }
+
+    /// Completes when a connection was returned since the last waiter was woken (a
+    /// return with nobody waiting is remembered, so no wake-up is lost).
+    pub(crate) async fn returned(&self) {
+        self.returned.notified().await;
     }
 
     /// Takes the most recently used live connection, closing stale ones on the way.
@@ -70,6 +81,7 @@ impl Pool {
             }
         };
         drop(evicted);
+        self.returned.notify_one();
     }
 
     /// Number of idle connections (for tests and metrics).

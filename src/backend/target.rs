@@ -32,8 +32,9 @@ pub enum Scheme {
 pub enum BackendAuth {
     /// HTTP Basic (local accounts); only allowed over https.
     Basic,
-    /// NTLM (raw NTLMSSP under the `Negotiate` scheme, as pywinrm/pypsrp send it) with
-    /// WinRM message encryption over http.
+    /// NTLM (raw NTLMSSP under the `Negotiate` scheme, as pywinrm/pypsrp send it): with
+    /// WinRM message encryption over http; over https with channel binding
+    /// (`tls-server-end-point`) and plaintext bodies inside TLS.
     Ntlm,
 }
 
@@ -111,13 +112,6 @@ impl HostTarget {
             return Err(BackendError::Config {
                 host: self.name.clone(),
                 reason: "basic authentication over http would send the password in clear".into(),
-            });
-        }
-        if self.scheme == Scheme::Https && self.auth == BackendAuth::Ntlm {
-            // NTLM over https needs channel binding (EPA) and no message encryption; not built yet.
-            return Err(BackendError::Config {
-                host: self.name.clone(),
-                reason: "ntlm is only supported over http with message encryption".into(),
             });
         }
         if !self.path.starts_with('/') {

@@ -47,6 +47,24 @@ impl PyHost {
         Self::start(cmd, dir).await
     }
 
+    /// Starts the echo host in NTLM mode inside TLS; the acceptor expects channel binding
+    /// to the certificate in `cbt_from`.
+    async fn ntlm_tls(users: &[&str], cert: &Path, key: &Path, cbt_from: &Path) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let users_file = dir.path().join("users");
+        std::fs::write(&users_file, users.join("\n") + "\n").unwrap();
+        let mut cmd = Command::new("python3");
+        cmd.arg(SCRIPT)
+            .args(["--mode", "ntlm", "--cert"])
+            .arg(cert)
+            .arg("--key")
+            .arg(key)
+            .arg("--cbt-from")
+            .arg(cbt_from)
+            .env("NTLM_USER_FILE", &users_file);
+        Self::start(cmd, dir).await
+    }
+
     /// Starts the echo host in https + Basic mode.
     async fn basic(cert: &Path, key: &Path, user: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
@@ -501,4 +519,84 @@ async fn basic_over_https_with_custom_ca() {
         BackendClient::new(none, Credential::new("a", "b")).unwrap_err(),
         BackendError::Config { .. }
     ));
+}
+
+#[tokio::test]
+async fn ntlm_over_https_binds_to_the_tls_channel() {
+    let pki = TestPki::new();
+    let tls = BackendTls {
+        ca_file: Some(pki.path("ca.pem")),
+        insecure_skip_verify: false,
+        server_name: Some("localhost".into()),
+    };
+    let host = PyHost::ntlm_tls(
+        &["HOPGATE:alice:pw"],
+        &pki.path("leaf.pem"),
+        &pki.path("leaf.key"),
+        &pki.path("leaf.pem"),
+    )
+    .await;
+    let mut target = HostTarget::new(
+        "py-ntlm-tls",
+        "127.0.0.1",
+        host.port,
+        Scheme::Https,
+        BackendAuth::Ntlm,
+    );
+    target.tls = tls.clone();
+    let client =
+        BackendClient::new(target.clone(), Credential::new("HOPGATE\\alice", "pw")).unwrap();
+    for body in ["plain one", "plain two"] {
+        let resp = client.send(Bytes::from(body)).await.unwrap();
+        assert_eq!(resp.body, Bytes::from(format!("ECHO:{body}")));
+    }
+    assert_eq!(handshakes(&host.entries()), 1);
+
+    // An acceptor that expects a binding to another certificate (what a TLS-intercepting
+    // box would cause) refuses the same client.
+    let relayed = PyHost::ntlm_tls(
+        &["HOPGATE:alice:pw"],
+        &pki.path("leaf.pem"),
+        &pki.path("leaf.key"),
+        &pki.path("other-ca.pem"),
+    )
+    .await;
+    target.port = relayed.port;
+    let client = BackendClient::new(target, Credential::new("HOPGATE\\alice", "pw")).unwrap();
+    let err = client.send(Bytes::from_static(b"x")).await.unwrap_err();
+    assert!(matches!(err, BackendError::AuthRejected { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn connection_limit_queues_requests_instead_of_failing() {
+    let host = PyHost::ntlm(&["HOPGATE:alice:pw"]).await;
+    for max_connections in [1usize, 3] {
+        let settings = BackendSettings {
+            max_connections,
+            max_idle: max_connections,
+            ..fast_settings()
+        };
+        let client = BackendClient::with_settings(
+            ntlm_target(host.port),
+            Credential::new("HOPGATE\\alice", "pw"),
+            settings,
+        )
+        .unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..8 {
+            let client = client.clone();
+            tasks.spawn(async move {
+                let body = format!("SLEEP:0.05 #{i}");
+                let resp = client.send(Bytes::from(body.clone())).await.unwrap();
+                assert_eq!(resp.body, Bytes::from(format!("ECHO:{body}")));
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+        assert!(client.idle_connections() <= max_connections);
+    }
+    // At most 1 + 3 connections were ever authenticated for the two clients.
+    let handshakes = handshakes(&host.entries());
+    assert!((2..=4).contains(&handshakes), "{handshakes}");
 }

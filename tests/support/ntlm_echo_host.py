@@ -7,6 +7,8 @@ It shares no code with hopgate: NTLM and WinRM message encryption come from pysp
 
 * ``ntlm`` (plain http): the 401 Negotiate/NTLM handshake on a keep-alive connection, then
   encrypted bodies. Accounts come from ``NTLM_USER_FILE`` (``DOMAIN:user:password`` lines).
+  With ``--cert/--key`` the same runs inside TLS: the acceptor then requires channel
+  binding (``tls-server-end-point``, SHA-256 of the certificate) and bodies are plaintext.
 * ``basic`` (https): ``Authorization: Basic`` checked against ``--user user:password``.
 
 Each request's decrypted body selects a behaviour, so tests can drive failures:
@@ -31,7 +33,10 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import hashlib
+
 import spnego
+from spnego.channel_bindings import GssChannelBindings
 
 BOUNDARY = "Encrypted Boundary"
 PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
@@ -147,7 +152,7 @@ class Handler(BaseHTTPRequestHandler):
             scheme, _, b64 = auth.partition(" ")
             token = base64.b64decode(b64)
             if token.startswith(b"NTLMSSP\x00\x01"):
-                self.ctx = spnego.server(protocol="ntlm")
+                self.ctx = spnego.server(protocol="ntlm", channel_bindings=self.server.cbt)
                 self.user = None
             if self.ctx is None:
                 return self._challenge_again()
@@ -166,6 +171,13 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200)
         if self.ctx is None or not self.ctx.complete:
             return self._challenge_again()
+        if self.server.cbt is not None:
+            # Inside TLS: plaintext bodies, the handshake was bound to the channel.
+            status, reply = self._behaviour(body)
+            if reply is None:
+                return
+            log(args, conn=self.conn_id, status=status, user=self.user, length=len(body))
+            return self._send(status, reply, [("Content-Type", "application/soap+xml;charset=UTF-8")])
         if "multipart/encrypted" not in self.headers.get("Content-Type", ""):
             log(args, conn=self.conn_id, status=400, error="plaintext body")
             return self._send(400)
@@ -196,7 +208,7 @@ class Handler(BaseHTTPRequestHandler):
         if plain.startswith(b"FAULT"):
             return 500, FAULT
         if plain.startswith(b"SLEEP:"):
-            time.sleep(float(plain[6:].decode()))
+            time.sleep(float(plain[6:].split()[0].decode()))
         return 200, b"ECHO:" + plain
 
 
@@ -207,6 +219,7 @@ def main():
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--user", help="user:password for basic mode")
+    p.add_argument("--cbt-from", help="certificate whose hash the NTLM acceptor expects")
     p.add_argument("--log")
     args = p.parse_args()
     if args.mode == "ntlm" and not os.environ.get("NTLM_USER_FILE"):
@@ -215,7 +228,12 @@ def main():
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     server.args = args
-    if args.mode == "basic":
+    server.cbt = None
+    if args.cert:
+        # --cbt-from lets a test bind to a different certificate, to prove the check runs.
+        with open(args.cbt_from or args.cert, encoding="ascii") as f:
+            der = ssl.PEM_cert_to_DER_cert(f.read())
+        server.cbt = GssChannelBindings(application_data=b"tls-server-end-point:" + hashlib.sha256(der).digest())
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(args.cert, args.key)
         server.socket = tls.wrap_socket(server.socket, server_side=True)
