@@ -206,9 +206,9 @@ async fn reload_on_sighup(dir: std::path::PathBuf, policy: PolicyHandle) {
 
 fn jwt_settings(j: &crate::config::JwtConfig) -> crate::authn::JwtSettings {
     let alg = match j.algorithm {
-        CfgAlg::Hs256 => crate::authn::JwtAlgorithm::HS256,
-        CfgAlg::Rs256 => crate::authn::JwtAlgorithm::RS256,
-        CfgAlg::Es256 => crate::authn::JwtAlgorithm::ES256,
+        CfgAlg::Hs256 => crate::authn::JwtAlgorithm::Hs256,
+        CfgAlg::Rs256 => crate::authn::JwtAlgorithm::Rs256,
+        CfgAlg::Es256 => crate::authn::JwtAlgorithm::Es256,
     };
     let mut s = crate::authn::JwtSettings::new(alg, j.key_file.clone());
     s.issuer = j.issuer.clone();

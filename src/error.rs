@@ -10,11 +10,6 @@ use http_body_util::Full;
 
 use crate::wsman::{build_fault, FaultSpec, FaultSubcode};
 
-/// WSManFault code Windows uses for "access denied" (ERROR_ACCESS_DENIED).
-const CODE_ACCESS_DENIED: u32 = 5;
-/// ERROR_WSMAN_INVALID_SELECTORS: unknown or closed ShellId (seen in real faults).
-const CODE_INVALID_SELECTORS: u32 = 2_150_858_843;
-// Other refusals carry no WSManFault code: we only use codes seen in real Windows faults.
 
 /// Why a request is not being served, in terms safe to tell the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +54,7 @@ impl Refusal {
             *r.status_mut() = status;
             r
         };
-        let (subcode, code, reason) = match self {
+        let (subcode, reason) = match self {
             Self::Unauthenticated => {
                 let mut r = plain(StatusCode::UNAUTHORIZED);
                 r.headers_mut().insert(
@@ -77,70 +72,61 @@ impl Refusal {
             }
             Self::NoTarget => (
                 FaultSubcode::DestinationUnreachable,
-                None,
                 "No target host: use the URL path /wsman/<host> or a token with a target claim"
                     .to_string(),
             ),
             Self::UnknownHost { name } => (
                 FaultSubcode::DestinationUnreachable,
-                None,
                 format!("The host \"{name}\" is not available through this gateway"),
             ),
             Self::AccessDenied { message } => (
                 FaultSubcode::AccessDenied,
-                Some(CODE_ACCESS_DENIED),
                 format!("Access is denied by hopgate: {message}"),
             ),
             Self::InvalidShell => (
                 FaultSubcode::InvalidSelectors,
-                Some(CODE_INVALID_SELECTORS),
                 "The WS-Management service cannot process the request because the request \
                  contained invalid selectors for the resource"
                     .to_string(),
             ),
             Self::ActionNotSupported { action } => (
                 FaultSubcode::ActionNotSupported,
-                None,
                 format!("hopgate does not relay the action {action}"),
             ),
             Self::Malformed { message } => (
                 FaultSubcode::SchemaValidationError,
-                None,
                 format!("The request is not a valid WS-Management envelope: {message}"),
             ),
             Self::TooLarge { limit } => (
                 FaultSubcode::EncodingLimit,
-                None,
                 format!("The request is larger than the gateway's limit of {limit} bytes"),
             ),
             Self::CompressionUnsupported => (
                 FaultSubcode::InvalidParameter,
-                None,
                 "hopgate cannot inspect compressed shells yet: create the session with \
                  New-PSSessionOption -NoCompression"
                     .to_string(),
             ),
             Self::BackendUnavailable { host } => (
                 FaultSubcode::DestinationUnreachable,
-                None,
                 format!("The host \"{host}\" did not answer the gateway"),
             ),
             Self::BackendAuth { host } => (
                 FaultSubcode::AccessDenied,
-                Some(CODE_ACCESS_DENIED),
                 format!("The gateway could not log in to the host \"{host}\""),
             ),
             Self::Internal => (
                 FaultSubcode::InternalError,
-                None,
                 "The gateway could not process the request".to_string(),
             ),
         };
+        // Only WSManFault codes seen in real Windows faults are sent (wsman knows them).
         let body = build_fault(&FaultSpec {
             relates_to: relates_to.map(str::to_string),
+            message_id: None,
             subcode,
             reason: reason.clone(),
-            wsman_code: code,
+            wsman_code: subcode.default_wsman_code(),
             machine: Some("hopgate".to_string()),
             message: reason,
         });

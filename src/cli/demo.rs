@@ -90,10 +90,9 @@ fn prepare(dir: &Path, port: Option<u16>) -> anyhow::Result<PathBuf> {
     fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     crate::devcerts::generate(
         dir,
-        &crate::devcerts::DevCertOptions {
+        crate::devcerts::DevCertOptions {
             client_user: DEMO_USER.into(),
-            server_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
-            overwrite: false,
+            ..Default::default()
         },
     )?;
     let jwt = dir.join("jwt.secret");
@@ -123,10 +122,13 @@ fn prepare(dir: &Path, port: Option<u16>) -> anyhow::Result<PathBuf> {
             key_file: Some(vault_key.clone()),
             key_env: None,
         };
-        let mut vault = crate::vault::LocalVault::open_or_create(&settings)?;
+        let vault = crate::vault::LocalVault::open_or_create(&settings)?;
         vault.set(
             DEMO_VAULT_ENTRY,
-            crate::vault::Credential::new(DEMO_BACKEND_USER, password.clone()),
+            crate::vault::Credential::new(
+                DEMO_BACKEND_USER,
+                crate::vault::Secret::new(password.clone()),
+            ),
         )?;
         write_private(&users, format!("{DEMO_BACKEND_USER}:{password}\n").as_bytes())?;
     }
@@ -171,7 +173,7 @@ pub async fn run(dir: &Path, port: Option<u16>) -> Result<(), CliError> {
         &dir.join("testhost-users.txt"),
         "DEMO-HOST".into(),
     )?;
-    let testhost = crate::testhost::bind(settings)
+    let testhost = crate::testhost::Testhost::bind(settings)
         .await
         .map_err(anyhow::Error::from)?;
     let gateway = crate::app::bind(config).await?;
@@ -248,9 +250,9 @@ pub fn mint_token(
     };
     let material = fs::read(&key_path).with_context(|| format!("read {}", key_path.display()))?;
     let alg = match jwt.algorithm {
-        JwtAlgorithm::Hs256 => crate::authn::JwtAlgorithm::HS256,
-        JwtAlgorithm::Rs256 => crate::authn::JwtAlgorithm::RS256,
-        JwtAlgorithm::Es256 => crate::authn::JwtAlgorithm::ES256,
+        JwtAlgorithm::Hs256 => crate::authn::JwtAlgorithm::Hs256,
+        JwtAlgorithm::Rs256 => crate::authn::JwtAlgorithm::Rs256,
+        JwtAlgorithm::Es256 => crate::authn::JwtAlgorithm::Es256,
     };
     let minter = crate::authn::TokenMinter::new(alg, &material)?
         .with_issuer(jwt.issuer.clone())
@@ -278,6 +280,16 @@ pub fn testhost_settings(
                 .ok_or_else(|| anyhow::anyhow!("users file lines must be user:password"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    crate::testhost::TesthostSettings::new(listen, https, cert, key, users, hostname)
-        .map_err(anyhow::Error::from)
+    Ok(crate::testhost::TesthostSettings {
+        listen,
+        scheme: if https {
+            crate::testhost::Scheme::Https
+        } else {
+            crate::testhost::Scheme::Http
+        },
+        tls_cert: cert,
+        tls_key: key,
+        users,
+        hostname,
+    })
 }

@@ -168,10 +168,10 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Certs { dir, user, force } => {
             let paths = crate::devcerts::generate(
                 &dir,
-                &crate::devcerts::DevCertOptions {
+                crate::devcerts::DevCertOptions {
                     client_user: user,
-                    server_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
                     overwrite: force,
+                    ..Default::default()
                 },
             )
             .map_err(anyhow::Error::from)?;
@@ -206,8 +206,11 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         } => {
             let settings = demo::testhost_settings(listen, https, cert, key, &users, hostname)?;
             runtime()?.block_on(async {
-                let server = crate::testhost::bind(settings).await.map_err(anyhow::Error::from)?;
-                tracing::info!(addr = %server.local_addr(), "testhost ready");
+                let server = crate::testhost::Testhost::bind(settings)
+                    .await
+                    .map_err(anyhow::Error::from)?;
+                let addr = server.local_addr().map_err(anyhow::Error::from)?;
+                tracing::info!(%addr, "testhost ready");
                 server
                     .serve(crate::app::shutdown_signal())
                     .await
@@ -227,8 +230,15 @@ fn vault_command(config: &Config, action: VaultAction) -> Result<(), CliError> {
     let settings = crate::app::vault_settings(config);
     match action {
         VaultAction::Set { name, user } => {
-            crate::vault::cli::cmd_set(&settings, &name, &user).map_err(anyhow::Error::from)?;
-            println!("stored {name}");
+            let outcome = crate::vault::cli::cmd_set(
+                &settings,
+                &name,
+                &user,
+                crate::vault::cli::PasswordSource::Auto,
+            )
+            .map_err(anyhow::Error::from)?;
+            let verb = if outcome.replaced { "replaced" } else { "stored" };
+            println!("{verb} {} (user {})", outcome.name, outcome.user);
         }
         VaultAction::Get { name } => {
             let user = crate::vault::cli::cmd_get(&settings, &name).map_err(anyhow::Error::from)?;

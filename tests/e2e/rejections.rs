@@ -67,10 +67,9 @@ async fn certificate_from_another_ca_is_refused_in_the_handshake() {
     let rogue_dir = tempfile::tempdir().unwrap();
     let rogue = hopgate::devcerts::generate(
         rogue_dir.path(),
-        &hopgate::devcerts::DevCertOptions {
+        hopgate::devcerts::DevCertOptions {
             client_user: ALICE.into(),
-            server_names: vec!["localhost".into()],
-            overwrite: false,
+            ..Default::default()
         },
     )
     .unwrap();

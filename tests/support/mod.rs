@@ -211,10 +211,9 @@ impl Gateway {
 
         let certs = hopgate::devcerts::generate(
             d,
-            &hopgate::devcerts::DevCertOptions {
+            hopgate::devcerts::DevCertOptions {
                 client_user: ALICE.into(),
-                server_names: vec!["localhost".into(), "127.0.0.1".into()],
-                overwrite: false,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -227,13 +226,13 @@ impl Gateway {
             key_env: None,
         };
         hopgate::vault::generate_key_file(&d.join("vault.key")).unwrap();
-        let mut vault = hopgate::vault::LocalVault::open_or_create(&vault_settings).unwrap();
+        let vault = hopgate::vault::LocalVault::open_or_create(&vault_settings).unwrap();
         vault
             .set(
                 "standin-admin",
                 hopgate::vault::Credential::new(
                     format!("{BACKEND_DOMAIN}\\{BACKEND_USER}"),
-                    BACKEND_PASSWORD.to_string(),
+                    hopgate::vault::Secret::new(BACKEND_PASSWORD.to_string()),
                 ),
             )
             .unwrap();
@@ -332,7 +331,7 @@ credential = "standin-admin"
         audience: Option<&str>,
     ) -> String {
         let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
-        hopgate::authn::TokenMinter::new(hopgate::authn::JwtAlgorithm::HS256, &self.jwt_secret)
+        hopgate::authn::TokenMinter::new(hopgate::authn::JwtAlgorithm::Hs256, &self.jwt_secret)
             .unwrap()
             .with_issuer(Some(JWT_ISSUER.into()))
             .with_audience(audience.map(str::to_string))
