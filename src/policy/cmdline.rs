@@ -209,11 +209,9 @@ fn ps_param(name: &str) -> Option<(&'static str, bool)> {
 /// Decodes `-EncodedCommand`: base64 of UTF-16LE text.
 pub(crate) fn decode_encoded_command(b64: &str) -> Result<String, String> {
     let trimmed = b64.trim();
+    // Strict padding, as .NET's Convert.FromBase64String requires.
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(trimmed)
-        .or_else(|_| {
-            base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed.trim_end_matches('='))
-        })
         .map_err(|e| format!("-EncodedCommand is not base64: {e}"))?;
     if bytes.len() % 2 != 0 {
         return Err("-EncodedCommand is not UTF-16 (odd length)".into());

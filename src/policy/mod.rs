@@ -12,6 +12,8 @@ mod builtin;
 mod check;
 mod cli;
 mod cmdline;
+#[cfg(test)]
+mod corpus_tests;
 mod engine;
 mod file;
 mod lint;
