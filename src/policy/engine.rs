@@ -1,0 +1,263 @@
+//! The policy engine: a validated set of roles and `decide`. Built from in-memory sources
+//! so it stays pure; `load.rs` reads the directory.
+
+use std::collections::HashMap;
+
+use super::analyse::{resolve_name, Analysis, CommandUse, Item};
+use super::check::{allows, deny_hit, metadata_allowed};
+use super::file::FileDoc;
+use super::psrc::import_psrc;
+use super::role::Role;
+use super::{Decision, HostRef, Operation, PolicyError, ShellKind, Subject};
+
+/// One policy file's name and text.
+#[derive(Debug, Clone)]
+pub struct PolicySource {
+    /// File name (or path) as it should appear in messages; `.psrc` files are found by
+    /// the file name a role's `psrc` key gives.
+    pub path: String,
+    /// Contents.
+    pub text: String,
+}
+
+/// A validated, immutable set of roles. Cheap to share behind an `Arc`; a reload builds a
+/// new one and the old one stays in use when the new set is invalid.
+#[derive(Debug, Default)]
+pub struct Engine {
+    roles: Vec<Role>,
+    warnings: Vec<String>,
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit(['/', '\\']).next().unwrap_or(path)
+}
+
+// === impl Engine ===
+
+impl Engine {
+    /// Parses and validates every `.toml` source; `.psrc` sources are imported where a
+    /// role names them. Any error rejects the whole set.
+    pub fn from_sources(sources: &[PolicySource]) -> Result<Self, PolicyError> {
+        let psrcs: HashMap<&str, &PolicySource> = sources
+            .iter()
+            .filter(|s| s.path.to_ascii_lowercase().ends_with(".psrc"))
+            .map(|s| (file_name(&s.path), s))
+            .collect();
+        let mut roles: Vec<Role> = Vec::new();
+        let mut warnings = Vec::new();
+        for source in sources
+            .iter()
+            .filter(|s| s.path.to_ascii_lowercase().ends_with(".toml"))
+        {
+            let doc: FileDoc = toml::from_str(&source.text).map_err(|e| PolicyError::Toml {
+                path: source.path.clone(),
+                message: e.to_string().trim().to_string(),
+            })?;
+            for role_doc in doc.role {
+                let role_name = role_doc.name.clone();
+                let invalid = |message: String| PolicyError::Invalid {
+                    path: source.path.clone(),
+                    role: role_name.clone(),
+                    message,
+                };
+                let psrc = match &role_doc.psrc {
+                    None => None,
+                    Some(name) => {
+                        let file = psrcs
+                            .get(file_name(name))
+                            .ok_or_else(|| invalid(format!("psrc file '{name}' not found")))?;
+                        let import =
+                            import_psrc(&file.text).map_err(|message| PolicyError::Psrc {
+                                path: file.path.clone(),
+                                message,
+                            })?;
+                        warnings.extend(
+                            import
+                                .warnings
+                                .iter()
+                                .map(|w| format!("{}: {w}", file.path)),
+                        );
+                        Some(import)
+                    }
+                };
+                let role = Role::compile(role_doc, &source.path, psrc).map_err(invalid)?;
+                if let Some(existing) = roles
+                    .iter()
+                    .find(|r| r.name.eq_ignore_ascii_case(&role.name))
+                {
+                    return Err(PolicyError::DuplicateRole {
+                        role: role.name.clone(),
+                        first: existing.source.clone(),
+                        second: source.path.clone(),
+                    });
+                }
+                roles.push(role);
+            }
+        }
+        Ok(Self { roles, warnings })
+    }
+
+    /// Role names in load order.
+    pub fn role_names(&self) -> Vec<&str> {
+        self.roles.iter().map(|r| r.name.as_str()).collect()
+    }
+
+    /// Things that loaded but are not enforced (for example `.psrc` keys).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    fn applicable<'a>(&'a self, who: &Subject, host: &HostRef<'_>) -> Vec<&'a Role> {
+        self.roles
+            .iter()
+            .filter(|r| {
+                r.has_principal(&who.user, &who.groups) && r.has_host(host.name, host.labels)
+            })
+            .collect()
+    }
+
+    /// True when some role grants `who` anything on `host` (for target selection and
+    /// listing hosts).
+    pub fn grants_host(&self, who: &Subject, host: &HostRef<'_>) -> bool {
+        !self.applicable(who, host).is_empty()
+    }
+
+    /// Names of the roles that apply to `who` on `host`.
+    pub fn roles_for(&self, who: &Subject, host: &HostRef<'_>) -> Vec<&str> {
+        self.applicable(who, host)
+            .into_iter()
+            .map(|r| r.name.as_str())
+            .collect()
+    }
+
+    /// Decides one operation. Deny rules of every applicable role are checked first;
+    /// then the first applicable role (in load order) that allows everything wins.
+    pub fn decide(&self, who: &Subject, host: &HostRef<'_>, op: &Operation<'_>) -> Decision {
+        let roles = self.applicable(who, host);
+        if roles.is_empty() {
+            return Decision::Deny {
+                reason: format!(
+                    "no role grants '{}' access to host '{}'",
+                    who.user, host.name
+                ),
+                rule: None,
+            };
+        }
+        match op {
+            Operation::OpenShell { kind } => return open_shell(&roles, *kind),
+            Operation::CommandMetadata { names } => return command_metadata(&roles, names),
+            _ => {}
+        }
+        let mut analysis = Analysis::default();
+        match op {
+            Operation::CmdLine {
+                command,
+                arguments,
+                skip_cmd_shell,
+            } => {
+                let mut line = command.to_string();
+                for a in arguments.iter() {
+                    line.push(' ');
+                    line.push_str(a);
+                }
+                analysis.line(&line, *skip_cmd_shell, 0);
+            }
+            Operation::CmdStdin { program, data } => analysis.stdin(program, data),
+            Operation::Pipeline(inv) => analysis.pipeline(inv),
+            Operation::OpenShell { .. } | Operation::CommandMetadata { .. } => {}
+        }
+        decide_analysis(&roles, &analysis)
+    }
+}
+
+fn decide_analysis(roles: &[&Role], analysis: &Analysis) -> Decision {
+    for role in roles {
+        if let Some((reason, rule)) = deny_hit(role, analysis) {
+            return Decision::Deny {
+                reason,
+                rule: Some(rule),
+            };
+        }
+    }
+    let mut reasons = Vec::new();
+    for role in roles {
+        match allows(role, analysis) {
+            Ok(()) => {
+                return Decision::Allow {
+                    role: role.name.clone(),
+                }
+            }
+            Err(reason) => reasons.push(reason),
+        }
+    }
+    reasons.dedup();
+    Decision::Deny {
+        reason: reasons.join("; "),
+        rule: None,
+    }
+}
+
+fn open_shell(roles: &[&Role], kind: ShellKind<'_>) -> Decision {
+    let found = roles.iter().find(|r| match kind {
+        // PowerShell lines in cmd shells (pywinrm run_ps) are judged by PSRP rules.
+        ShellKind::Cmd => r.cmd.is_some() || r.psrp.is_some(),
+        ShellKind::Psrp { configuration } => r
+            .psrp
+            .as_ref()
+            .is_some_and(|p| p.configuration_allowed(configuration)),
+    });
+    match (found, kind) {
+        (Some(r), _) => Decision::Allow {
+            role: r.name.clone(),
+        },
+        (None, ShellKind::Cmd) => Decision::Deny {
+            reason: "no applicable role grants a cmd shell".into(),
+            rule: None,
+        },
+        (None, ShellKind::Psrp { configuration }) => Decision::Deny {
+            reason: format!("no applicable role grants PowerShell configuration '{configuration}'"),
+            rule: None,
+        },
+    }
+}
+
+fn command_metadata(roles: &[&Role], names: &[String]) -> Decision {
+    let mut analysis = Analysis::default();
+    for n in names {
+        let (folded, via_alias) = resolve_name(n);
+        analysis.items.push(Item::Command(CommandUse {
+            written: n.clone(),
+            folded,
+            via_alias,
+            path_like: false,
+            args: Vec::new(),
+            implicit: false,
+        }));
+    }
+    for role in roles {
+        if let Some((reason, rule)) = deny_hit(role, &analysis) {
+            return Decision::Deny {
+                reason,
+                rule: Some(rule),
+            };
+        }
+    }
+    let mut reasons = Vec::new();
+    'roles: for role in roles {
+        for item in &analysis.items {
+            if let Item::Command(u) = item {
+                if let Err(e) = metadata_allowed(role, &u.folded, &u.written) {
+                    reasons.push(e);
+                    continue 'roles;
+                }
+            }
+        }
+        return Decision::Allow {
+            role: role.name.clone(),
+        };
+    }
+    Decision::Deny {
+        reason: reasons.join("; "),
+        rule: None,
+    }
+}

@@ -1,0 +1,164 @@
+//! The shape of a policy file (`policies/*.toml`), mirrored with serde and
+//! `deny_unknown_fields` so that a misspelt key is an error, never a silent no-op.
+//! Validation and compilation happen in `role.rs`.
+
+use serde::Deserialize;
+
+/// One policy file: any number of `[[role]]` tables.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileDoc {
+    #[serde(default)]
+    pub(crate) role: Vec<RoleDoc>,
+}
+
+/// A role as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RoleDoc {
+    pub(crate) name: String,
+    /// Free text for people; not used by the engine.
+    #[serde(default, rename = "description")]
+    pub(crate) _description: Option<String>,
+    #[serde(default)]
+    pub(crate) principals: PrincipalsDoc,
+    #[serde(default)]
+    pub(crate) hosts: HostsDoc,
+    #[serde(default)]
+    pub(crate) psrp: Option<PsrpDoc>,
+    /// A JEA role capability file (same directory) whose Visible* entries are added to
+    /// the `psrp` block.
+    #[serde(default)]
+    pub(crate) psrc: Option<String>,
+    #[serde(default)]
+    pub(crate) cmd: Option<CmdDoc>,
+    #[serde(default)]
+    pub(crate) deny: DenyDoc,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PrincipalsDoc {
+    #[serde(default)]
+    pub(crate) users: Vec<String>,
+    #[serde(default)]
+    pub(crate) groups: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HostsDoc {
+    /// Exact names or globs (`web-*`).
+    #[serde(default)]
+    pub(crate) names: Vec<String>,
+    #[serde(default)]
+    pub(crate) labels: Vec<String>,
+}
+
+/// Script language allowed in PowerShell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Language {
+    /// Only commands sent as commands; no script text at all.
+    #[default]
+    NoScripts,
+    /// Scripts that parse to pipelines of visible commands with literal arguments.
+    Restricted,
+    /// Any script; what can be analysed is still checked, and deny rules of other roles
+    /// turn unanalysable scripts into denials.
+    Full,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PsrpDoc {
+    #[serde(default)]
+    pub(crate) language: Language,
+    /// Session configuration names (globs) this role may open; empty means any.
+    #[serde(default)]
+    pub(crate) configurations: Vec<String>,
+    #[serde(default)]
+    pub(crate) visible_cmdlets: Vec<CommandDoc>,
+    #[serde(default)]
+    pub(crate) visible_functions: Vec<CommandDoc>,
+    #[serde(default)]
+    pub(crate) visible_external_commands: Vec<String>,
+}
+
+/// `"Get-Service"` or `{ name = "Restart-Service", parameters = [...] }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum CommandDoc {
+    Name(String),
+    Rule(CommandRuleDoc),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CommandRuleDoc {
+    pub(crate) name: String,
+    /// When present, the only parameters allowed (JEA semantics).
+    #[serde(default)]
+    pub(crate) parameters: Option<Vec<ParameterDoc>>,
+    /// Parameter names that positional arguments bind to, in order.
+    #[serde(default)]
+    pub(crate) positional: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ParameterDoc {
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) validate_set: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) validate_pattern: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CmdDoc {
+    /// Whole command lines: a string is exact (case-insensitive, runs of blanks outside
+    /// quotes collapse), `{ pattern = "..." }` is an anchored regular expression.
+    #[serde(default)]
+    pub(crate) commands: Vec<LineDoc>,
+    /// Allow cmd.exe metacharacters (`&|<>^%!`) in lines; only sensible for roles that
+    /// allow every line anyway.
+    #[serde(default)]
+    pub(crate) allow_metacharacters: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum LineDoc {
+    Exact(String),
+    Pattern(PatternDoc),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PatternDoc {
+    pub(crate) pattern: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DenyDoc {
+    /// PowerShell command names or wildcards (cmdlets, functions, external commands).
+    #[serde(default)]
+    pub(crate) cmdlets: Vec<String>,
+    /// Parameters denied on matching commands.
+    #[serde(default)]
+    pub(crate) parameters: Vec<DenyParameterDoc>,
+    /// cmd-shell lines, exact or `{ pattern = "..." }`.
+    #[serde(default)]
+    pub(crate) cmd: Vec<LineDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DenyParameterDoc {
+    /// Command name or wildcard (`*` for all).
+    pub(crate) command: String,
+    pub(crate) names: Vec<String>,
+}

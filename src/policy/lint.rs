@@ -1,0 +1,250 @@
+//! `hopgate policy lint`: every mistake in a policy directory, not just the first one
+//! (invalid or effectively unanchored patterns, overlapping allow and deny, empty roles,
+//! unenforced `.psrc` keys). Unknown cmdlet names are fine: the gateway cannot know
+//! every module on every host.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::engine::PolicySource;
+use super::file::{FileDoc, Language, LineDoc, RoleDoc};
+use super::load::read_sources;
+use super::pattern::Anchored;
+use super::psrc::import_psrc;
+use super::role::{LineRule, Role};
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The directory will not load.
+    Error,
+    /// It loads, but probably does not mean what the author thinks.
+    Warning,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LintFinding {
+    /// Error or warning.
+    pub severity: Severity,
+    /// The file.
+    pub file: String,
+    /// The role, when the finding is about one.
+    pub role: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Lints a policy directory.
+pub fn lint(dir: &Path) -> Vec<LintFinding> {
+    match read_sources(dir) {
+        Ok(sources) => lint_sources(&sources),
+        Err(e) => vec![LintFinding {
+            severity: Severity::Error,
+            file: dir.display().to_string(),
+            role: None,
+            message: e.to_string(),
+        }],
+    }
+}
+
+fn finding(severity: Severity, file: &str, role: Option<&str>, message: String) -> LintFinding {
+    LintFinding {
+        severity,
+        file: file.to_string(),
+        role: role.map(str::to_string),
+        message,
+    }
+}
+
+/// Lints in-memory sources (what [`lint`] reads).
+pub(crate) fn lint_sources(sources: &[PolicySource]) -> Vec<LintFinding> {
+    let mut out = Vec::new();
+    let psrcs: HashMap<&str, &PolicySource> = sources
+        .iter()
+        .filter(|s| s.path.to_ascii_lowercase().ends_with(".psrc"))
+        .map(|s| (s.path.rsplit(['/', '\\']).next().unwrap_or(&s.path), s))
+        .collect();
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for source in sources
+        .iter()
+        .filter(|s| s.path.to_ascii_lowercase().ends_with(".toml"))
+    {
+        let file = source.path.as_str();
+        let doc: FileDoc = match toml::from_str(&source.text) {
+            Ok(d) => d,
+            Err(e) => {
+                out.push(finding(
+                    Severity::Error,
+                    file,
+                    None,
+                    e.to_string().trim().to_string(),
+                ));
+                continue;
+            }
+        };
+        if doc.role.is_empty() {
+            out.push(finding(
+                Severity::Warning,
+                file,
+                None,
+                "file defines no roles".into(),
+            ));
+        }
+        for role_doc in doc.role {
+            let name = role_doc.name.clone();
+            let r = Some(name.as_str());
+            if let Some(first) = seen.insert(name.to_ascii_lowercase(), file.to_string()) {
+                out.push(finding(
+                    Severity::Error,
+                    file,
+                    r,
+                    format!("role name also used in {first}"),
+                ));
+            }
+            lint_patterns(&role_doc, file, &mut out);
+            let psrc = match &role_doc.psrc {
+                None => None,
+                Some(p) => match psrcs.get(p.rsplit(['/', '\\']).next().unwrap_or(p)) {
+                    None => {
+                        out.push(finding(
+                            Severity::Error,
+                            file,
+                            r,
+                            format!("psrc file '{p}' not found"),
+                        ));
+                        continue;
+                    }
+                    Some(src) => match import_psrc(&src.text) {
+                        Ok(import) => {
+                            for w in &import.warnings {
+                                out.push(finding(Severity::Warning, &src.path, r, w.clone()));
+                            }
+                            Some(import)
+                        }
+                        Err(e) => {
+                            out.push(finding(Severity::Error, &src.path, r, e));
+                            continue;
+                        }
+                    },
+                },
+            };
+            match Role::compile(role_doc, file, psrc) {
+                Ok(role) => lint_role(&role, file, &mut out),
+                Err(e) => out.push(finding(Severity::Error, file, r, e)),
+            }
+        }
+    }
+    out
+}
+
+fn lint_patterns(doc: &RoleDoc, file: &str, out: &mut Vec<LintFinding>) {
+    let r = Some(doc.name.as_str());
+    let mut lines: Vec<&LineDoc> = doc.deny.cmd.iter().collect();
+    if let Some(cmd) = &doc.cmd {
+        lines.extend(cmd.commands.iter());
+    }
+    let mut patterns: Vec<String> = lines
+        .iter()
+        .filter_map(|l| match l {
+            LineDoc::Pattern(p) => Some(p.pattern.clone()),
+            LineDoc::Exact(_) => None,
+        })
+        .collect();
+    if let Some(p) = &doc.psrp {
+        for c in p.visible_cmdlets.iter().chain(&p.visible_functions) {
+            if let super::file::CommandDoc::Rule(rule) = c {
+                for param in rule.parameters.iter().flatten() {
+                    patterns.extend(param.validate_pattern.clone());
+                }
+            }
+        }
+    }
+    for p in patterns {
+        if let Err(e) = Anchored::new(&p) {
+            out.push(finding(Severity::Error, file, r, format!("invalid {e}")));
+            continue;
+        }
+        let open_start = p.starts_with(".*") || p.starts_with("^.*");
+        let open_end = p.ends_with(".*") || p.ends_with(".*$");
+        if p != ".*" && (open_start || open_end) {
+            out.push(finding(
+                Severity::Warning,
+                file,
+                r,
+                format!("pattern '{p}' starts or ends with '.*', so it is effectively unanchored and matches appended text"),
+            ));
+        }
+    }
+}
+
+fn lint_role(role: &Role, file: &str, out: &mut Vec<LintFinding>) {
+    let r = Some(role.name.as_str());
+    if role.is_empty() {
+        out.push(finding(
+            Severity::Warning,
+            file,
+            r,
+            "role is empty (no principals, no hosts or no psrp/cmd grant)".into(),
+        ));
+    }
+    if let Some(p) = &role.psrp {
+        for c in &p.commands {
+            if let Some(w) = role
+                .deny
+                .commands
+                .iter()
+                .find(|w| w.matches(c.name.exact().unwrap_or(&c.name.source)))
+            {
+                out.push(finding(
+                    Severity::Warning,
+                    file,
+                    r,
+                    format!(
+                        "'{}' is both visible and denied (deny.cmdlets '{}'); deny wins",
+                        c.name.source, w.source
+                    ),
+                ));
+            }
+        }
+        if p.language == Language::Full && !p.has_wildcard_all() {
+            out.push(finding(
+                Severity::Warning,
+                file,
+                r,
+                "language 'full' lets unanalysable scripts run any command; the visible list does not limit them".into(),
+            ));
+        }
+        if p.language == Language::Full && !role.deny.is_empty() {
+            out.push(finding(Severity::Warning, file, r, "deny rules turn every unanalysable script into a denial, which defeats language 'full'".into()));
+        }
+    }
+    if let Some(cmd) = &role.cmd {
+        for l in &cmd.lines {
+            if let LineRule::Exact(s) = l {
+                if let Some(d) = role.deny.cmd.iter().find(|d| d.matches(s, s)) {
+                    out.push(finding(
+                        Severity::Warning,
+                        file,
+                        r,
+                        format!(
+                            "cmd line '{s}' is both allowed and denied ({}); deny wins",
+                            d.describe()
+                        ),
+                    ));
+                }
+            }
+        }
+        if cmd.lines.is_empty() {
+            out.push(finding(
+                Severity::Warning,
+                file,
+                r,
+                "cmd block allows no command lines".into(),
+            ));
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! The only I/O in `policy`: reading a policy directory into sources for
+//! [`Engine::from_sources`]. Kept apart so that everything else stays pure.
+
+use std::path::Path;
+
+use super::engine::{Engine, PolicySource};
+use super::PolicyError;
+
+/// Reads every `*.toml` and `*.psrc` file directly in `dir` (sorted by name, so load
+/// order and first-match role order are stable).
+pub(crate) fn read_sources(dir: &Path) -> Result<Vec<PolicySource>, PolicyError> {
+    let io = |path: &Path, e: std::io::Error| PolicyError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
+        let path = entry.map_err(|e| io(dir, e))?.path();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        if path.is_file() && matches!(ext.as_deref(), Some("toml") | Some("psrc")) {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    let mut sources = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+        sources.push(PolicySource {
+            path: path.display().to_string(),
+            text,
+        });
+    }
+    Ok(sources)
+}
+
+/// Loads and validates a policy directory (start-up and SIGHUP). On error the caller
+/// keeps its current engine.
+pub fn load_dir(dir: &Path) -> Result<Engine, PolicyError> {
+    Engine::from_sources(&read_sources(dir)?)
+}

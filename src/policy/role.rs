@@ -1,0 +1,402 @@
+//! Compiled roles: validated, with names folded and patterns compiled, built from the
+//! file documents (and `.psrc` imports). Holds the matching primitives a role offers;
+//! the walk over an operation lives in `check.rs`.
+
+use std::collections::HashMap;
+
+use super::file::{CommandDoc, DenyDoc, Language, LineDoc, RoleDoc};
+use super::pattern::{fold, Anchored, Glob, Wildcard};
+use super::psrc::PsrcImport;
+
+/// A compiled role.
+#[derive(Debug)]
+pub(crate) struct Role {
+    pub(crate) name: String,
+    pub(crate) source: String,
+    users: Vec<String>,
+    groups: Vec<String>,
+    host_names: Vec<Glob>,
+    host_labels: Vec<String>,
+    pub(crate) psrp: Option<PsrpRules>,
+    pub(crate) cmd: Option<CmdRules>,
+    pub(crate) deny: DenyRules,
+}
+
+/// The PowerShell side of a role.
+#[derive(Debug)]
+pub(crate) struct PsrpRules {
+    pub(crate) language: Language,
+    configurations: Vec<Glob>,
+    pub(crate) commands: Vec<CommandRule>,
+    exact: HashMap<String, usize>,
+    wild: Vec<usize>,
+    external_names: Vec<String>,
+    external_paths: Vec<String>,
+    external_wild: Vec<Wildcard>,
+}
+
+/// A visible cmdlet or function.
+#[derive(Debug)]
+pub(crate) struct CommandRule {
+    pub(crate) name: Wildcard,
+    /// `None`: any parameter; `Some`: only these.
+    pub(crate) params: Option<Vec<ParamRule>>,
+    pub(crate) positional: Option<Vec<String>>,
+}
+
+/// An allowed parameter with its value constraints.
+#[derive(Debug)]
+pub(crate) struct ParamRule {
+    /// Folded name.
+    pub(crate) name: String,
+    pub(crate) display: String,
+    /// Folded allowed values.
+    pub(crate) set: Option<Vec<String>>,
+    pub(crate) pattern: Option<Anchored>,
+}
+
+/// The cmd-shell side of a role.
+#[derive(Debug)]
+pub(crate) struct CmdRules {
+    pub(crate) lines: Vec<LineRule>,
+    pub(crate) allow_metacharacters: bool,
+}
+
+/// A whole-command-line rule.
+#[derive(Debug)]
+pub(crate) enum LineRule {
+    /// Normalized, folded line.
+    Exact(String),
+    Pattern(Anchored),
+}
+
+/// Deny lists of a role.
+#[derive(Debug, Default)]
+pub(crate) struct DenyRules {
+    pub(crate) commands: Vec<Wildcard>,
+    pub(crate) parameters: Vec<(Wildcard, Vec<String>)>,
+    pub(crate) cmd: Vec<LineRule>,
+}
+
+// === impl DenyRules ===
+
+impl DenyRules {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.commands.is_empty() && self.parameters.is_empty() && self.cmd.is_empty()
+    }
+}
+
+/// Collapses runs of blanks outside double quotes and trims: the form exact cmd rules and
+/// patterns are matched against.
+pub(crate) fn normalize_line(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut quoted = false;
+    let mut blank = false;
+    for c in line.trim().chars() {
+        if c == '"' {
+            quoted = !quoted;
+        }
+        if !quoted && (c == ' ' || c == '\t') {
+            blank = true;
+            continue;
+        }
+        if blank {
+            out.push(' ');
+            blank = false;
+        }
+        out.push(c);
+    }
+    out
+}
+
+// === impl LineRule ===
+
+impl LineRule {
+    pub(crate) fn new(doc: &LineDoc) -> Result<Self, String> {
+        match doc {
+            LineDoc::Exact(s) => {
+                let n = normalize_line(s);
+                if n.is_empty() {
+                    return Err("empty command line".into());
+                }
+                Ok(LineRule::Exact(fold(&n)))
+            }
+            LineDoc::Pattern(p) => Ok(LineRule::Pattern(Anchored::new(&p.pattern)?)),
+        }
+    }
+
+    /// Matches a normalized line.
+    pub(crate) fn matches(&self, normalized: &str, folded: &str) -> bool {
+        match self {
+            LineRule::Exact(s) => s == folded,
+            LineRule::Pattern(p) => p.is_match(normalized),
+        }
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            LineRule::Exact(s) => format!("'{s}'"),
+            LineRule::Pattern(p) => format!("pattern '{}'", p.source),
+        }
+    }
+}
+
+/// The leaf of a path without a `.exe` suffix, folded.
+pub(crate) fn program_leaf(name: &str) -> String {
+    let folded = fold(name);
+    let leaf = folded.rsplit(['\\', '/']).next().unwrap_or(&folded);
+    leaf.strip_suffix(".exe").unwrap_or(leaf).to_string()
+}
+
+/// True for names that are file system paths rather than command names.
+pub(crate) fn is_path(name: &str) -> bool {
+    name.contains(['\\', '/', ':'])
+}
+
+// === impl PsrpRules ===
+
+impl PsrpRules {
+    /// The visible cmdlet or function rule for a folded command name.
+    pub(crate) fn command(&self, folded: &str) -> Option<&CommandRule> {
+        if let Some(&i) = self.exact.get(folded) {
+            return self.commands.get(i);
+        }
+        self.wild
+            .iter()
+            .filter_map(|&i| self.commands.get(i))
+            .find(|r| r.name.matches(folded))
+    }
+
+    /// True when an external command (name or path as invoked) is visible.
+    pub(crate) fn external(&self, invoked: &str) -> bool {
+        let folded = fold(invoked);
+        if self.external_wild.iter().any(|w| w.matches(&folded)) {
+            return true;
+        }
+        if is_path(invoked) {
+            let bare = folded.strip_suffix(".exe").unwrap_or(&folded);
+            return self
+                .external_paths
+                .iter()
+                .any(|p| p.strip_suffix(".exe").unwrap_or(p) == bare);
+        }
+        let leaf = program_leaf(invoked);
+        self.external_names.contains(&leaf)
+    }
+
+    pub(crate) fn configuration_allowed(&self, configuration: &str) -> bool {
+        self.configurations.is_empty()
+            || self.configurations.iter().any(|g| g.matches(configuration))
+    }
+
+    pub(crate) fn has_wildcard_all(&self) -> bool {
+        self.commands.iter().any(|c| c.name.source.trim() == "*")
+    }
+}
+
+// === impl Role ===
+
+impl Role {
+    /// Compiles a role document. `psrc` is the imported capability file when the role
+    /// names one.
+    pub(crate) fn compile(
+        doc: RoleDoc,
+        source: &str,
+        psrc: Option<PsrcImport>,
+    ) -> Result<Self, String> {
+        let name = doc.name.trim().to_string();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(format!("invalid role name '{}'", doc.name));
+        }
+        let mut psrp_doc = doc.psrp;
+        if let Some(import) = psrc {
+            let p = psrp_doc.get_or_insert_with(Default::default);
+            p.visible_cmdlets.extend(import.cmdlets);
+            p.visible_functions.extend(import.functions);
+            p.visible_external_commands.extend(import.external);
+        }
+        let psrp = match psrp_doc {
+            None => None,
+            Some(p) => {
+                let mut commands = Vec::new();
+                for c in p.visible_cmdlets.into_iter().chain(p.visible_functions) {
+                    commands.push(command_rule(c)?);
+                }
+                let mut exact = HashMap::new();
+                let mut wild = Vec::new();
+                for (i, c) in commands.iter().enumerate() {
+                    match c.name.exact() {
+                        // First rule for a name wins; lint reports duplicates.
+                        Some(e) => {
+                            exact.entry(e.to_string()).or_insert(i);
+                        }
+                        None => wild.push(i),
+                    }
+                }
+                let mut external_names = Vec::new();
+                let mut external_paths = Vec::new();
+                let mut external_wild = Vec::new();
+                for e in &p.visible_external_commands {
+                    if e.trim().is_empty() {
+                        return Err("empty external command".into());
+                    }
+                    if e.contains(['*', '?']) {
+                        external_wild.push(Wildcard::new(e)?);
+                    } else if is_path(e) {
+                        external_paths.push(fold(e.trim()));
+                        external_names.push(program_leaf(e.trim()));
+                    } else {
+                        external_names.push(program_leaf(e.trim()));
+                    }
+                }
+                Some(PsrpRules {
+                    language: p.language,
+                    configurations: p.configurations.iter().map(|c| Glob::new(c)).collect(),
+                    commands,
+                    exact,
+                    wild,
+                    external_names,
+                    external_paths,
+                    external_wild,
+                })
+            }
+        };
+        let cmd = match doc.cmd {
+            None => None,
+            Some(c) => Some(CmdRules {
+                lines: c
+                    .commands
+                    .iter()
+                    .map(LineRule::new)
+                    .collect::<Result<_, _>>()?,
+                allow_metacharacters: c.allow_metacharacters,
+            }),
+        };
+        Ok(Self {
+            name,
+            source: source.to_string(),
+            users: doc
+                .principals
+                .users
+                .iter()
+                .map(|u| fold(u.trim()))
+                .collect(),
+            groups: doc
+                .principals
+                .groups
+                .iter()
+                .map(|g| fold(g.trim()))
+                .collect(),
+            host_names: doc.hosts.names.iter().map(|h| Glob::new(h)).collect(),
+            host_labels: doc.hosts.labels.iter().map(|l| fold(l.trim())).collect(),
+            psrp,
+            cmd,
+            deny: deny_rules(doc.deny)?,
+        })
+    }
+
+    /// True when the role names this user or one of their groups.
+    pub(crate) fn has_principal(&self, user: &str, groups: &[String]) -> bool {
+        let u = fold(user);
+        self.users.contains(&u) || groups.iter().any(|g| self.groups.contains(&fold(g)))
+    }
+
+    /// True when the role covers the host (by name glob or label).
+    pub(crate) fn has_host(&self, name: &str, labels: &[String]) -> bool {
+        self.host_names.iter().any(|g| g.matches(name))
+            || labels.iter().any(|l| self.host_labels.contains(&fold(l)))
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        (self.users.is_empty() && self.groups.is_empty())
+            || (self.host_names.is_empty() && self.host_labels.is_empty())
+            || (self.psrp.is_none() && self.cmd.is_none())
+    }
+}
+
+/// A rule's command name without a module qualifier (`DnsServer\Get-DnsServerZone`):
+/// invoked names are resolved the same way, so the qualifier cannot be matched.
+fn rule_name(name: &str) -> Result<Wildcard, String> {
+    let leaf = name.trim().rsplit('\\').next().unwrap_or(name);
+    Wildcard::new(leaf)
+}
+
+fn command_rule(doc: CommandDoc) -> Result<CommandRule, String> {
+    match doc {
+        CommandDoc::Name(n) => Ok(CommandRule {
+            name: rule_name(&n)?,
+            params: None,
+            positional: None,
+        }),
+        CommandDoc::Rule(r) => {
+            let params = match r.parameters {
+                None => None,
+                Some(list) => {
+                    let mut out = Vec::new();
+                    for p in list {
+                        let name = fold(p.name.trim().trim_start_matches('-'));
+                        if name.is_empty() || super::pattern::has_wildcard(&name) {
+                            return Err(format!(
+                                "invalid parameter name '{}' on '{}'",
+                                p.name, r.name
+                            ));
+                        }
+                        out.push(ParamRule {
+                            name,
+                            display: p.name.clone(),
+                            set: p.validate_set.map(|s| s.iter().map(|v| fold(v)).collect()),
+                            pattern: p
+                                .validate_pattern
+                                .as_deref()
+                                .map(Anchored::new)
+                                .transpose()?,
+                        });
+                    }
+                    Some(out)
+                }
+            };
+            let positional = r.positional.map(|v| {
+                v.iter()
+                    .map(|p| fold(p.trim().trim_start_matches('-')))
+                    .collect()
+            });
+            Ok(CommandRule {
+                name: rule_name(&r.name)?,
+                params,
+                positional,
+            })
+        }
+    }
+}
+
+fn deny_rules(doc: DenyDoc) -> Result<DenyRules, String> {
+    Ok(DenyRules {
+        commands: doc
+            .cmdlets
+            .iter()
+            .map(|c| Wildcard::new(c))
+            .collect::<Result<_, _>>()?,
+        parameters: doc
+            .parameters
+            .iter()
+            .map(|p| {
+                Ok((
+                    Wildcard::new(&p.command)?,
+                    p.names
+                        .iter()
+                        .map(|n| fold(n.trim().trim_start_matches('-')))
+                        .collect(),
+                ))
+            })
+            .collect::<Result<_, String>>()?,
+        cmd: doc
+            .cmd
+            .iter()
+            .map(LineRule::new)
+            .collect::<Result<_, _>>()?,
+    })
+}
