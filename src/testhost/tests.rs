@@ -390,3 +390,38 @@ print(json.dumps(out))
     assert_eq!(v[1]["stdout"], "win-hopgate01\\alice\r\n");
     assert_eq!(v[2]["rc"], 4);
 }
+
+#[tokio::test]
+async fn many_concurrent_shells_through_one_pooled_client() {
+    let host = start(Scheme::Http, None).await;
+    let target = HostTarget::new(
+        "emulated",
+        "127.0.0.1",
+        host.addr.port(),
+        Scheme::Http,
+        BackendAuth::Ntlm,
+    );
+    let settings = backend::BackendSettings {
+        max_connections: 4,
+        max_idle: 4,
+        ..backend::BackendSettings::default()
+    };
+    let client =
+        BackendClient::with_settings(target, Credential::new("alice", "Al1ce-pw"), settings)
+            .unwrap();
+    let to = format!("http://{}/wsman", host.addr);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..24 {
+        let client = client.clone();
+        let to = to.clone();
+        tasks.spawn(async move {
+            let (out, _, code) = run_via_backend(&client, &to, &format!("echo shell {i}")).await;
+            assert_eq!(out, format!("shell {i}\r\n").into_bytes());
+            assert_eq!(code, 0);
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    assert!(client.idle_connections() <= 4);
+}
