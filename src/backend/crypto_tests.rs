@@ -193,3 +193,25 @@ fn find(hay: &[u8], needle: &[u8]) -> usize {
         .position(|w| w == needle)
         .expect("needle present")
 }
+
+proptest::proptest! {
+    /// Arbitrary edits of a real body never panic the parser, and whatever it accepts stays
+    /// inside the body.
+    #[test]
+    fn corrupted_real_bodies_never_panic(
+        edits in proptest::collection::vec((0usize..2500, proptest::num::u8::ANY), 0..8),
+        cut in 0usize..2500,
+    ) {
+        let mut body = real_body();
+        for (at, byte) in edits {
+            if let Some(b) = body.get_mut(at) {
+                *b = byte;
+            }
+        }
+        body.truncate(cut.max(1).min(body.len()));
+        if let Ok(part) = decode_body(&body, BOUNDARY) {
+            proptest::prop_assert!(part.header.len() + part.data.len() <= body.len());
+        }
+        let _ = parse_content_type(&String::from_utf8_lossy(&body));
+    }
+}

@@ -1,1 +1,229 @@
-//! An emulated Windows WinRM host for the demo and benchmarks.
+//! An emulated Windows WinRM host for the demo and benchmarks (`hopgate testhost`).
+//!
+//! Speaks what a Windows listener speaks to pywinrm/pypsrp and to hopgate's backend client:
+//! http with NTLM (sspi acceptor) and WinRM message encryption, https with Basic, and WinRS
+//! cmd shells running a few emulated commands (`hostname`, `whoami`, `ipconfig [/all]`,
+//! `echo ...`, `exit N`). It is a test peer, not evidence of interoperability on its own
+//! (TESTING.md). It never runs real commands.
+//!
+//! * `auth`: NTLM acceptor and account table; `server`: HTTP, auth dance, encryption;
+//!   `winrs`: shells and Windows-shaped envelopes; `commands`: the command table.
+
+mod auth;
+pub mod commands;
+mod server;
+pub mod winrs;
+
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+pub use crate::backend::Scheme;
+
+use auth::Accounts;
+use server::HostState;
+use winrs::WinRs;
+
+/// Settings of one emulated host (filled from the CLI / demo).
+#[derive(Clone)]
+pub struct TesthostSettings {
+    /// Address to listen on (use port 0 to let the OS choose; see [`Testhost::local_addr`]).
+    pub listen: SocketAddr,
+    /// http (NTLM + message encryption) or https (Basic, and NTLM bound to the TLS channel
+    /// with plaintext bodies).
+    pub scheme: Scheme,
+    /// PEM certificate chain (https).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (https).
+    pub tls_key: Option<PathBuf>,
+    /// Accounts: (`user` or `DOMAIN\user`, password).
+    pub users: Vec<(String, String)>,
+    /// The computer name `hostname`/`whoami` print, e.g. `WIN-HOPGATE01`.
+    pub hostname: String,
+}
+
+impl std::fmt::Debug for TesthostSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TesthostSettings")
+            .field("listen", &self.listen)
+            .field("scheme", &self.scheme)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field(
+                "users",
+                &self.users.iter().map(|(u, _)| u).collect::<Vec<_>>(),
+            )
+            .field("hostname", &self.hostname)
+            .finish()
+    }
+}
+
+/// Errors starting or running the test host.
+#[derive(Debug, thiserror::Error)]
+pub enum TesthostError {
+    /// The listen socket could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The socket error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS certificate or key is missing or unusable.
+    #[error("test host tls setup failed: {reason}")]
+    Tls {
+        /// What went wrong.
+        reason: String,
+    },
+    /// Accepting connections failed.
+    #[error("accepting connections failed")]
+    Accept {
+        /// The socket error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A bound, not yet serving, test host.
+pub struct Testhost {
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    state: Arc<HostState>,
+}
+
+impl std::fmt::Debug for Testhost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Testhost")
+            .field("local_addr", &self.listener.local_addr().ok())
+            .field("https", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl Testhost ===
+
+impl Testhost {
+    /// Binds the listener and loads TLS material.
+    pub async fn bind(settings: TesthostSettings) -> Result<Self, TesthostError> {
+        let (tls, channel_binding) = match settings.scheme {
+            Scheme::Http => (None, None),
+            Scheme::Https => {
+                let (acceptor, leaf) = tls_acceptor(&settings)?;
+                (
+                    Some(acceptor),
+                    Some(crate::backend::ntlm::tls_server_end_point(&leaf)),
+                )
+            }
+        };
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| TesthostError::Bind {
+                    addr: settings.listen,
+                    source,
+                })?;
+        Ok(Self {
+            listener,
+            tls,
+            state: Arc::new(HostState {
+                accounts: Accounts::new(&settings.users),
+                winrs: WinRs::new(settings.hostname),
+                https: settings.scheme == Scheme::Https,
+                channel_binding,
+            }),
+        })
+    }
+
+    /// The bound address (the real port when `listen` had port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr, TesthostError> {
+        self.listener
+            .local_addr()
+            .map_err(|source| TesthostError::Accept { source })
+    }
+
+    /// Serves until `shutdown` completes, then closes every connection.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), TesthostError> {
+        let mut connections = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => accepted,
+                // Reap finished connection tasks so the set does not grow forever.
+                Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(pair) => pair,
+                // Per-connection accept errors (e.g. ECONNABORTED, EMFILE) are not fatal.
+                Err(error) => {
+                    tracing::warn!(error = %error, "Test host accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let state = self.state.clone();
+            let tls = self.tls.clone();
+            connections.spawn(async move {
+                match tls {
+                    Some(acceptor) => match acceptor.accept(tcp).await {
+                        Ok(stream) => server::serve_connection(stream, peer, state).await,
+                        Err(error) => {
+                            tracing::debug!(peer = %peer, error = %error, "Test host TLS handshake failed");
+                        }
+                    },
+                    None => server::serve_connection(tcp, peer, state).await,
+                }
+            });
+        }
+        connections.abort_all();
+        Ok(())
+    }
+}
+
+/// Binds and serves until `shutdown` completes.
+pub async fn run(
+    settings: TesthostSettings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), TesthostError> {
+    let host = Testhost::bind(settings).await?;
+    tracing::info!(addr = ?host.local_addr().ok(), "Test host listening");
+    host.serve(shutdown).await
+}
+
+/// The TLS acceptor and the DER of the leaf certificate (for channel binding).
+fn tls_acceptor(
+    settings: &TesthostSettings,
+) -> Result<(tokio_rustls::TlsAcceptor, Vec<u8>), TesthostError> {
+    let tls_err = |reason: String| TesthostError::Tls { reason };
+    let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key) else {
+        return Err(tls_err("https needs tls_cert and tls_key".into()));
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| tls_err(format!("certificate {}: {e}", cert.display())))?;
+    let leaf = chain
+        .first()
+        .map(|c| c.to_vec())
+        .ok_or_else(|| tls_err(format!("certificate {} is empty", cert.display())))?;
+    let key_der = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| tls_err(format!("key {}: {e}", key.display())))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| tls_err(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)
+        .map_err(|e| tls_err(e.to_string()))?;
+    Ok((tokio_rustls::TlsAcceptor::from(Arc::new(config)), leaf))
+}

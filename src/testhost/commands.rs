@@ -1,0 +1,173 @@
+//! The emulated cmd.exe commands of the test host: what a WinRS Command produces.
+//!
+//! Owns the command table (`hostname`, `whoami`, `ipconfig [/all]`, `echo ...`, `exit N`)
+//! and cmd.exe's answer to anything else. Pure: it runs nothing and reads no clock; the
+//! output is shaped like Windows (CRLF line ends, cmd's error text).
+
+/// Who runs the command and where, for `hostname` / `whoami`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandContext {
+    /// The host's NetBIOS-style name, e.g. `WIN-HOPGATE01`.
+    pub hostname: String,
+    /// The authenticated account name (without domain).
+    pub user: String,
+}
+
+/// What an emulated command printed and returned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommandOutput {
+    /// Bytes written to stdout.
+    pub stdout: Vec<u8>,
+    /// Bytes written to stderr.
+    pub stderr: Vec<u8>,
+    /// Process exit code.
+    pub exit_code: i64,
+}
+
+/// Runs an emulated command. `command` is `rsp:Command` and `arguments` the
+/// `rsp:Arguments` (pywinrm splits them, pypsrp/Go send one line; both are joined the way
+/// cmd.exe would see them).
+pub fn run(ctx: &CommandContext, command: &str, arguments: &[String]) -> CommandOutput {
+    let mut line = command.trim().to_owned();
+    for arg in arguments {
+        line.push(' ');
+        line.push_str(arg);
+    }
+    // cmd.exe /c "cmd": clients that do not skip the shell may still wrap the line.
+    let line = strip_cmd_wrapper(line.trim());
+    let (program, rest) = match line.split_once(char::is_whitespace) {
+        Some((p, r)) => (p, r.trim_start()),
+        None => (line, ""),
+    };
+    let program_lc = program.to_ascii_lowercase();
+    let program_lc = program_lc.strip_suffix(".exe").unwrap_or(&program_lc);
+    match program_lc {
+        "hostname" => ok(format!("{}\r\n", ctx.hostname)),
+        "whoami" => ok(format!(
+            "{}\\{}\r\n",
+            ctx.hostname.to_ascii_lowercase(),
+            ctx.user.to_ascii_lowercase()
+        )),
+        "ipconfig" => ok(ipconfig(ctx, rest.eq_ignore_ascii_case("/all"))),
+        "echo" => ok(format!("{rest}\r\n")),
+        "echo." => ok("\r\n".to_owned()),
+        "exit" => exit(rest),
+        "" => CommandOutput::default(),
+        _ => CommandOutput {
+            stdout: Vec::new(),
+            stderr: format!(
+                "'{program}' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
+            )
+            .into_bytes(),
+            exit_code: 1,
+        },
+    }
+}
+
+fn ok(stdout: String) -> CommandOutput {
+    CommandOutput {
+        stdout: stdout.into_bytes(),
+        stderr: Vec::new(),
+        exit_code: 0,
+    }
+}
+
+/// `exit [/b] N`: cmd.exe treats a non-number as 0.
+fn exit(rest: &str) -> CommandOutput {
+    let mut words = rest.split_whitespace();
+    let mut code = words.next().unwrap_or("0");
+    if code.eq_ignore_ascii_case("/b") {
+        code = words.next().unwrap_or("0");
+    }
+    CommandOutput {
+        exit_code: code.parse().unwrap_or(0),
+        ..CommandOutput::default()
+    }
+}
+
+fn strip_cmd_wrapper(line: &str) -> &str {
+    let lower = line.to_ascii_lowercase();
+    for prefix in ["cmd.exe /c ", "cmd /c "] {
+        if lower.starts_with(prefix) {
+            let inner = line.get(prefix.len()..).unwrap_or_default().trim();
+            return inner
+                .strip_prefix('"')
+                .and_then(|s| s.strip_suffix('"'))
+                .unwrap_or(inner);
+        }
+    }
+    line
+}
+
+fn ipconfig(ctx: &CommandContext, all: bool) -> String {
+    let mut out = String::from("\r\nWindows IP Configuration\r\n\r\n");
+    if all {
+        out.push_str(&format!(
+            "   Host Name . . . . . . . . . . . . : {}\r\n   Primary Dns Suffix  . . . . . . . : \r\n   Node Type . . . . . . . . . . . . : Hybrid\r\n   IP Routing Enabled. . . . . . . . : No\r\n   WINS Proxy Enabled. . . . . . . . : No\r\n\r\n",
+            ctx.hostname
+        ));
+    }
+    out.push_str("Ethernet adapter Ethernet:\r\n\r\n   Connection-specific DNS Suffix  . : \r\n");
+    if all {
+        out.push_str(
+            "   Description . . . . . . . . . . . : Microsoft Hyper-V Network Adapter\r\n   Physical Address. . . . . . . . . : 00-15-5D-01-02-03\r\n   DHCP Enabled. . . . . . . . . . . : No\r\n   Autoconfiguration Enabled . . . . : Yes\r\n",
+        );
+    }
+    out.push_str("   IPv4 Address. . . . . . . . . . . : 192.0.2.10");
+    out.push_str(if all { "(Preferred) \r\n" } else { "\r\n" });
+    out.push_str("   Subnet Mask . . . . . . . . . . . : 255.255.255.0\r\n   Default Gateway . . . . . . . . . : 192.0.2.1\r\n");
+    if all {
+        out.push_str("   DNS Servers . . . . . . . . . . . : 192.0.2.53\r\n   NetBIOS over Tcpip. . . . . . . . : Enabled\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use super::*;
+
+    fn ctx() -> CommandContext {
+        CommandContext {
+            hostname: "WIN-HOPGATE01".into(),
+            user: "Alice".into(),
+        }
+    }
+
+    #[test]
+    fn emulates_the_command_table() {
+        assert_eq!(run(&ctx(), "hostname", &[]).stdout, b"WIN-HOPGATE01\r\n");
+        assert_eq!(
+            run(&ctx(), "whoami", &[]).stdout,
+            b"win-hopgate01\\alice\r\n"
+        );
+        // pywinrm splits program and arguments; pypsrp sends one line.
+        assert_eq!(
+            run(&ctx(), "echo", &["hello".into(), "world".into()]).stdout,
+            b"hello world\r\n"
+        );
+        assert_eq!(
+            run(&ctx(), "echo hello world", &[]).stdout,
+            b"hello world\r\n"
+        );
+        assert_eq!(run(&ctx(), "exit 3", &[]).exit_code, 3);
+        assert_eq!(run(&ctx(), "exit", &["/b".into(), "7".into()]).exit_code, 7);
+        assert_eq!(run(&ctx(), "cmd.exe /c \"exit 5\"", &[]).exit_code, 5);
+        let all = String::from_utf8(run(&ctx(), "ipconfig", &["/all".into()]).stdout).unwrap();
+        assert!(all.contains("Host Name . . . . . . . . . . . . : WIN-HOPGATE01"));
+        let short = String::from_utf8(run(&ctx(), "IPCONFIG.EXE", &[]).stdout).unwrap();
+        assert!(short.contains("IPv4 Address") && !short.contains("Host Name"));
+    }
+
+    #[test]
+    fn unknown_command_writes_cmd_error_to_stderr() {
+        let out = run(&ctx(), "format", &["c:".into()]);
+        assert_eq!(out.exit_code, 1);
+        assert!(out.stdout.is_empty());
+        assert_eq!(
+            out.stderr,
+            b"'format' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
+        );
+    }
+}

@@ -1,0 +1,299 @@
+//! HTTP side of the test host: accept loop, TLS, per-connection authentication and
+//! WinRM message encryption around the emulated WinRS service.
+//!
+//! Owns what a Windows listener does before SOAP: the 401 Negotiate/NTLM dance on one
+//! keep-alive connection (the context belongs to the TCP connection), the empty POST that
+//! finishes it, sealing/unsealing bodies over http, and Basic over https. It never logs
+//! Authorization headers or bodies.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::backend::crypto::{self, EncryptionProtocol};
+use crate::backend::ntlm;
+
+use super::auth::{Accounts, NtlmAcceptor, Step};
+use super::winrs::WinRs;
+
+/// Largest request body accepted (clients cap envelopes at 512 KB after config reads).
+const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+const SOAP: &str = "application/soap+xml;charset=UTF-8";
+
+/// Shared state of a running test host.
+#[derive(Debug)]
+pub(crate) struct HostState {
+    pub(crate) accounts: Accounts,
+    pub(crate) winrs: WinRs,
+    pub(crate) https: bool,
+    /// `tls-server-end-point` of the host's certificate (https only).
+    pub(crate) channel_binding: Option<Vec<u8>>,
+}
+
+/// Authentication state of one TCP connection.
+#[derive(Debug, Default)]
+struct ConnState {
+    acceptor: Option<NtlmAcceptor>,
+    /// Header scheme the client used for NTLM (`Negotiate` or `NTLM`), echoed back.
+    scheme: String,
+}
+
+/// Serves one accepted connection until it closes.
+pub(crate) async fn serve_connection<T>(io: T, peer: SocketAddr, host: Arc<HostState>)
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = Arc::new(Mutex::new(ConnState::default()));
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let host = host.clone();
+        let conn = conn.clone();
+        async move { Ok::<_, Infallible>(handle(req, peer, &host, &conn).await) }
+    });
+    if let Err(error) = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), service)
+        .await
+    {
+        tracing::debug!(peer = %peer, error = %error, "Test host connection ended");
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    host: &HostState,
+    conn: &Mutex<ConnState>,
+) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let Some(body) = read_body(body).await else {
+        return empty(StatusCode::PAYLOAD_TOO_LARGE);
+    };
+    let authorization = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let client_ip = peer.ip().to_string();
+    // INVARIANT: the lock is never held across an await (the body is already read).
+    let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+
+    if let Some(auth) = authorization {
+        let (scheme, value) = auth.split_once(' ').unwrap_or((auth.as_str(), ""));
+        if scheme.eq_ignore_ascii_case("Basic") {
+            return basic(host, value.trim(), &client_ip, &body);
+        }
+        if scheme.eq_ignore_ascii_case("Negotiate") || scheme.eq_ignore_ascii_case("NTLM") {
+            let Ok(token) = base64::engine::general_purpose::STANDARD.decode(value.trim()) else {
+                return challenge(host, None);
+            };
+            match ntlm_leg(host, &mut conn, scheme, &token) {
+                Leg::Reply(resp) => return resp,
+                // Authenticated: an empty body finishes the handshake (PROTOCOL.md §10).
+                Leg::Authenticated if body.is_empty() => return empty(StatusCode::OK),
+                Leg::Authenticated => {}
+            }
+        } else {
+            return challenge(host, None);
+        }
+    }
+
+    let Some(acceptor) = conn.acceptor.as_mut() else {
+        return challenge(host, None);
+    };
+    let Some(user) = acceptor.user().map(str::to_owned) else {
+        return challenge(host, None);
+    };
+    let encrypted = match content_type.as_deref().map(crypto::parse_content_type) {
+        Some(Ok(ct)) => ct,
+        Some(Err(_)) => return empty(StatusCode::BAD_REQUEST),
+        None => None,
+    };
+    let Some(ct) = encrypted else {
+        // Plaintext is fine inside TLS; over http Windows insists on encryption.
+        if host.https {
+            let reply = host.winrs.handle(&user, &client_ip, &body);
+            return soap(reply.status, reply.body);
+        }
+        return empty(StatusCode::BAD_REQUEST);
+    };
+    let Some(ctx) = acceptor.context() else {
+        return challenge(host, None);
+    };
+    let plain = match crypto::decode_body(&body, &ct.boundary).and_then(|part| {
+        let plain = ntlm::unseal(ctx, part.header, part.data)?;
+        part.check_length(plain.len(), 0)?;
+        Ok(plain)
+    }) {
+        Ok(plain) => plain,
+        Err(error) => {
+            tracing::info!(peer = %peer, error = %error, "Test host could not unseal a request");
+            // The context is out of step now: make the client start over.
+            conn.acceptor = None;
+            return challenge(host, None);
+        }
+    };
+    let reply = host.winrs.handle(&user, &client_ip, &plain);
+    match ntlm::seal(ctx, &reply.body) {
+        Ok(sealed) => {
+            let wire = crypto::encode_body(EncryptionProtocol::Spnego, reply.body.len(), &sealed);
+            let mut resp = Response::new(Full::new(Bytes::from(wire)));
+            *resp.status_mut() = reply.status;
+            set(
+                &mut resp,
+                header::CONTENT_TYPE,
+                &EncryptionProtocol::Spnego.content_type(),
+            );
+            resp
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, "Test host could not seal a reply");
+            empty(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+    }
+}
+
+enum Leg {
+    Reply(Response<Full<Bytes>>),
+    Authenticated,
+}
+
+fn ntlm_leg(host: &HostState, conn: &mut ConnState, scheme: &str, token: &[u8]) -> Leg {
+    // Choose by the token, not the header scheme (PROTOCOL.md §10). Only raw NTLMSSP here.
+    let Some(kind) = token
+        .strip_prefix(b"NTLMSSP\0".as_slice())
+        .and_then(|rest| rest.first())
+    else {
+        return Leg::Reply(challenge(host, None));
+    };
+    if *kind == 1 {
+        conn.acceptor = match NtlmAcceptor::new(host.channel_binding.as_deref()) {
+            Ok(a) => Some(a),
+            Err(_) => return Leg::Reply(empty(StatusCode::INTERNAL_SERVER_ERROR)),
+        };
+        conn.scheme = scheme.to_owned();
+    }
+    let Some(acceptor) = conn.acceptor.as_mut() else {
+        return Leg::Reply(challenge(host, None));
+    };
+    match acceptor.step(token, &host.accounts) {
+        Ok(Step::Challenge(out)) => {
+            let value = format!(
+                "{} {}",
+                conn.scheme,
+                base64::engine::general_purpose::STANDARD.encode(out)
+            );
+            Leg::Reply(challenge(host, Some(value)))
+        }
+        Ok(Step::Done(user)) => {
+            tracing::info!(user = %user, "Test host authenticated a user with NTLM");
+            Leg::Authenticated
+        }
+        Err(error) => {
+            tracing::info!(error = %error, "Test host rejected an NTLM logon");
+            conn.acceptor = None;
+            Leg::Reply(challenge(host, None))
+        }
+    }
+}
+
+fn basic(host: &HostState, value: &str, client_ip: &str, body: &[u8]) -> Response<Full<Bytes>> {
+    // Basic sends the password in clear: a Windows listener refuses it on http by default.
+    if !host.https {
+        return challenge(host, None);
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(value)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .map(zeroize::Zeroizing::new);
+    let user = decoded.as_ref().and_then(|d| {
+        let (user, password) = d.split_once(':')?;
+        host.accounts.check_basic(user, password)
+    });
+    let Some(user) = user else {
+        tracing::info!("Test host rejected a Basic logon");
+        return challenge(host, None);
+    };
+    let reply = host.winrs.handle(&user, client_ip, body);
+    soap(reply.status, reply.body)
+}
+
+/// 401 with the schemes a Windows listener offers, or with the next NTLM token.
+fn challenge(host: &HostState, token: Option<String>) -> Response<Full<Bytes>> {
+    let mut resp = empty(StatusCode::UNAUTHORIZED);
+    let headers = resp.headers_mut();
+    match token {
+        Some(value) => {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                headers.append(header::WWW_AUTHENTICATE, v);
+            }
+        }
+        None => {
+            headers.append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Negotiate"),
+            );
+            headers.append(header::WWW_AUTHENTICATE, HeaderValue::from_static("NTLM"));
+            if host.https {
+                headers.append(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"WSMAN\""),
+                );
+            }
+        }
+    }
+    resp
+}
+
+fn empty(status: StatusCode) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = status;
+    // Every 401 needs Content-Length: 0 and keep-alive (PROTOCOL.md §10).
+    resp.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    set(&mut resp, header::SERVER, "Microsoft-HTTPAPI/2.0");
+    resp
+}
+
+fn soap(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    set(&mut resp, header::CONTENT_TYPE, SOAP);
+    set(&mut resp, header::SERVER, "Microsoft-HTTPAPI/2.0");
+    resp
+}
+
+fn set(resp: &mut Response<Full<Bytes>>, name: header::HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        resp.headers_mut().insert(name, v);
+    }
+}
+
+/// Reads a request body; `None` when it exceeds the limit.
+async fn read_body(mut body: Incoming) -> Option<Bytes> {
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.ok()?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len().saturating_add(data.len()) > MAX_REQUEST_BYTES {
+                return None;
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Some(buf.freeze())
+}

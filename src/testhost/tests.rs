@@ -1,0 +1,427 @@
+//! Test host against real clients: pywinrm (NTLM with message encryption over http, Basic
+//! over https) and hopgate's own backend client.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "test code: panics are the failure report"
+)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::backend::{self, BackendAuth, BackendClient, BackendTls, Credential, HostTarget};
+use crate::wsman::{
+    self, ns, Action, Body, CommandLine, DesiredStream, Header, Limits, Selector, Shell,
+};
+
+const PYWINRM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/pywinrm_run.py");
+
+/// A running test host, stopped on drop.
+struct Running {
+    addr: SocketAddr,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start(scheme: Scheme, pki: Option<&backend::tests::TestPki>) -> Running {
+    let settings = TesthostSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        scheme,
+        tls_cert: pki.map(|p| p.path("leaf.pem")),
+        tls_key: pki.map(|p| p.path("leaf.key")),
+        users: vec![
+            ("alice".into(), "Al1ce-pw".into()),
+            ("bob".into(), "B0b-pw".into()),
+        ],
+        hostname: "WIN-HOPGATE01".into(),
+    };
+    let host = Testhost::bind(settings).await.unwrap();
+    let addr = host.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(host.serve(async {
+        let _ = stopped.await;
+    }));
+    Running { addr, _stop: stop }
+}
+
+async fn pywinrm(
+    endpoint: &str,
+    transport: &str,
+    user: &str,
+    password: &str,
+    commands: &[&str],
+) -> serde_json::Value {
+    let out = tokio::process::Command::new("python3")
+        .arg(PYWINRM)
+        .args([endpoint, transport, user, password])
+        .args(commands)
+        .output()
+        .await
+        .expect("python3 with pywinrm must be installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "pywinrm runner failed: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[tokio::test]
+async fn pywinrm_ntlm_with_message_encryption() {
+    let host = start(Scheme::Http, None).await;
+    let endpoint = format!("http://{}/wsman", host.addr);
+    let v = pywinrm(
+        &endpoint,
+        "ntlm",
+        "alice",
+        "Al1ce-pw",
+        &[
+            "hostname",
+            "whoami",
+            "echo hello world",
+            "exit 3",
+            "frobnicate now",
+            "ipconfig /all",
+        ],
+    )
+    .await;
+    let r = v["results"].as_array().unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(r[0]["stdout"], "WIN-HOPGATE01\r\n");
+    assert_eq!(r[0]["code"], 0);
+    assert_eq!(r[1]["stdout"], "win-hopgate01\\alice\r\n");
+    assert_eq!(r[2]["stdout"], "hello world\r\n");
+    assert_eq!(r[3]["code"], 3);
+    assert_eq!(r[4]["code"], 1);
+    assert!(r[4]["stderr"]
+        .as_str()
+        .unwrap()
+        .starts_with("'frobnicate' is not recognized"));
+    assert!(r[5]["stdout"]
+        .as_str()
+        .unwrap()
+        .contains("Host Name . . . . . . . . . . . . : WIN-HOPGATE01"));
+}
+
+#[tokio::test]
+async fn pywinrm_wrong_password_and_borrowed_password_are_refused() {
+    let host = start(Scheme::Http, None).await;
+    let endpoint = format!("http://{}/wsman", host.addr);
+    let v = pywinrm(&endpoint, "ntlm", "alice", "nope", &["hostname"]).await;
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("InvalidCredentialsError"),
+        "{v}"
+    );
+    // PROTOCOL.md §10 security trap: bob must not get in with alice's password.
+    let v = pywinrm(&endpoint, "ntlm", "bob", "Al1ce-pw", &["hostname"]).await;
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("InvalidCredentialsError"),
+        "{v}"
+    );
+    // Unknown user.
+    let v = pywinrm(&endpoint, "ntlm", "mallory", "Al1ce-pw", &["hostname"]).await;
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("InvalidCredentialsError"),
+        "{v}"
+    );
+    // Domain-qualified names work.
+    let v = pywinrm(
+        &endpoint,
+        "ntlm",
+        "WIN-HOPGATE01\\bob",
+        "B0b-pw",
+        &["whoami"],
+    )
+    .await;
+    assert_eq!(v["results"][0]["stdout"], "win-hopgate01\\bob\r\n", "{v}");
+}
+
+#[tokio::test]
+async fn pywinrm_basic_and_ntlm_over_https() {
+    let pki = backend::tests::TestPki::new();
+    let host = start(Scheme::Https, Some(&pki)).await;
+    let endpoint = format!("https://{}/wsman", host.addr);
+    let v = pywinrm(&endpoint, "basic", "bob", "B0b-pw", &["whoami"]).await;
+    assert_eq!(v["results"][0]["stdout"], "win-hopgate01\\bob\r\n", "{v}");
+    let v = pywinrm(&endpoint, "basic", "bob", "wrong", &["whoami"]).await;
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("InvalidCredentialsError"),
+        "{v}"
+    );
+    // NTLM inside TLS: pywinrm sends channel binding by default and no message encryption.
+    let v = pywinrm(&endpoint, "ntlm", "alice", "Al1ce-pw", &["hostname"]).await;
+    assert_eq!(v["results"][0]["stdout"], "WIN-HOPGATE01\r\n", "{v}");
+}
+
+/// A request envelope shaped like pypsrp's (request-style header).
+fn request(action: Action, shell_id: Option<&str>, body: Body, to: &str) -> Bytes {
+    let mut h = Header::new(action);
+    h.to = Some(to.to_owned());
+    h.reply_to = Some(ns::ANONYMOUS.to_owned());
+    h.message_id = Some(format!("uuid:{}", uuid::Uuid::new_v4()));
+    h.resource_uri = Some(ns::RESOURCE_CMD.to_owned());
+    h.max_envelope_size = Some(153_600);
+    h.operation_timeout = Some("PT20S".into());
+    if let Some(id) = shell_id {
+        h.selectors.push(Selector {
+            name: "ShellId".into(),
+            value: id.to_owned(),
+        });
+    }
+    Bytes::from(wsman::build(&wsman::Envelope::new(h, body)))
+}
+
+async fn run_via_backend(
+    client: &BackendClient,
+    to: &str,
+    command: &str,
+) -> (Vec<u8>, Vec<u8>, i64) {
+    let shell = Body::Shell(Shell {
+        input_streams: Some("stdin".into()),
+        output_streams: Some("stdout stderr".into()),
+        ..Shell::default()
+    });
+    let resp = client
+        .send(request(Action::Create, None, shell, to))
+        .await
+        .unwrap();
+    assert_eq!(resp.status, http::StatusCode::OK);
+    let env = wsman::parse(&resp.body, &Limits::default()).unwrap();
+    assert_eq!(env.header.action, Action::CreateResponse);
+    let shell_id = env.shell_id().unwrap().to_owned();
+
+    let line = Body::CommandLine(CommandLine {
+        command_id: None,
+        command: command.to_owned(),
+        arguments: Vec::new(),
+    });
+    let resp = client
+        .send(request(Action::Command, Some(&shell_id), line, to))
+        .await
+        .unwrap();
+    let env = wsman::parse(&resp.body, &Limits::default()).unwrap();
+    let Body::CommandResponse { command_id } = env.body else {
+        panic!("{env:?}")
+    };
+    let recv = Body::Receive(vec![DesiredStream {
+        command_id: Some(command_id.clone()),
+        streams: "stdout stderr".into(),
+    }]);
+    let resp = client
+        .send(request(Action::Receive, Some(&shell_id), recv, to))
+        .await
+        .unwrap();
+    let env = wsman::parse(&resp.body, &Limits::default()).unwrap();
+    let Body::ReceiveResponse {
+        streams,
+        command_state,
+    } = env.body
+    else {
+        panic!("{env:?}")
+    };
+    let collect = |name: &str| -> Vec<u8> {
+        streams
+            .iter()
+            .filter(|s| s.name == name)
+            .flat_map(|s| s.data.clone())
+            .collect()
+    };
+    let code = command_state.unwrap().exit_code.unwrap();
+    let resp = client
+        .send(request(Action::Delete, Some(&shell_id), Body::Empty, to))
+        .await
+        .unwrap();
+    assert_eq!(resp.status, http::StatusCode::OK);
+    // The shell is gone: a second Delete is a Windows-shaped InvalidSelectors fault.
+    let resp = client
+        .send(request(Action::Delete, Some(&shell_id), Body::Empty, to))
+        .await
+        .unwrap();
+    assert_eq!(resp.status, http::StatusCode::INTERNAL_SERVER_ERROR);
+    let env = wsman::parse(&resp.body, &Limits::default()).unwrap();
+    let Body::Fault(fault) = env.body else {
+        panic!("{env:?}")
+    };
+    assert_eq!(fault.wsman_code, Some(2_150_858_843));
+    (collect("stdout"), collect("stderr"), code)
+}
+
+#[tokio::test]
+async fn backend_client_ntlm_against_testhost() {
+    let host = start(Scheme::Http, None).await;
+    let target = HostTarget::new(
+        "emulated",
+        "127.0.0.1",
+        host.addr.port(),
+        Scheme::Http,
+        BackendAuth::Ntlm,
+    );
+    let to = format!("http://{}/wsman", host.addr);
+    let client = BackendClient::new(target.clone(), Credential::new("alice", "Al1ce-pw")).unwrap();
+    let (out, err, code) = run_via_backend(&client, &to, "hostname").await;
+    assert_eq!(out, b"WIN-HOPGATE01\r\n");
+    assert!(err.is_empty());
+    assert_eq!(code, 0);
+    let (_, err, code) = run_via_backend(&client, &to, "nope").await;
+    assert_eq!(code, 1);
+    assert!(!err.is_empty());
+    assert_eq!(client.idle_connections(), 1);
+
+    let borrowed = BackendClient::new(target, Credential::new("bob", "Al1ce-pw")).unwrap();
+    let err = borrowed
+        .send(request(Action::Delete, Some("X"), Body::Empty, &to))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, backend::BackendError::AuthRejected { .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn backend_client_https_basic_and_ntlm_against_testhost() {
+    let pki = backend::tests::TestPki::new();
+    let host = start(Scheme::Https, Some(&pki)).await;
+    let mut target = HostTarget::new(
+        "emulated-tls",
+        "127.0.0.1",
+        host.addr.port(),
+        Scheme::Https,
+        BackendAuth::Basic,
+    );
+    target.tls = BackendTls {
+        ca_file: Some(pki.path("ca.pem")),
+        insecure_skip_verify: false,
+        server_name: Some("localhost".into()),
+    };
+    let to = format!("https://localhost:{}/wsman", host.addr.port());
+    let client = BackendClient::new(target.clone(), Credential::new("bob", "B0b-pw")).unwrap();
+    let (out, _, code) = tokio::time::timeout(
+        Duration::from_secs(30),
+        run_via_backend(&client, &to, "whoami"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out, b"win-hopgate01\\bob\r\n");
+    assert_eq!(code, 0);
+    // NTLM over https with channel binding, checked by the sspi acceptor.
+    target.auth = BackendAuth::Ntlm;
+    let client = BackendClient::new(target, Credential::new("alice", "Al1ce-pw")).unwrap();
+    let (out, _, _) = run_via_backend(&client, &to, "whoami").await;
+    assert_eq!(out, b"win-hopgate01\\alice\r\n");
+}
+
+#[tokio::test]
+async fn other_users_shells_are_invisible() {
+    let host = start(Scheme::Http, None).await;
+    let to = format!("http://{}/wsman", host.addr);
+    let target = HostTarget::new(
+        "emulated",
+        "127.0.0.1",
+        host.addr.port(),
+        Scheme::Http,
+        BackendAuth::Ntlm,
+    );
+    let alice = BackendClient::new(target.clone(), Credential::new("alice", "Al1ce-pw")).unwrap();
+    let bob = BackendClient::new(target, Credential::new("bob", "B0b-pw")).unwrap();
+    let shell = Body::Shell(Shell::default());
+    let resp = alice
+        .send(request(Action::Create, None, shell, &to))
+        .await
+        .unwrap();
+    let env = wsman::parse(&resp.body, &Limits::default()).unwrap();
+    let shell_id = env.shell_id().unwrap().to_owned();
+    let resp = bob
+        .send(request(Action::Delete, Some(&shell_id), Body::Empty, &to))
+        .await
+        .unwrap();
+    assert_eq!(resp.status, http::StatusCode::INTERNAL_SERVER_ERROR);
+    let resp = alice
+        .send(request(Action::Delete, Some(&shell_id), Body::Empty, &to))
+        .await
+        .unwrap();
+    assert_eq!(resp.status, http::StatusCode::OK);
+}
+
+#[tokio::test]
+async fn pypsrp_execute_cmd_with_ntlm_encryption() {
+    let host = start(Scheme::Http, None).await;
+    // pypsrp's WinRS client: whole command line in rsp:Command, message encryption on http.
+    let script = r#"
+import json, sys
+from pypsrp.client import Client
+c = Client(sys.argv[1], port=int(sys.argv[2]), ssl=False, auth="ntlm",
+           username="alice", password="Al1ce-pw", encryption="always")
+out = []
+for cmd in ["hostname", "whoami", "exit 4"]:
+    stdout, stderr, rc = c.execute_cmd(cmd)
+    out.append({"stdout": stdout, "stderr": stderr, "rc": rc})
+print(json.dumps(out))
+"#;
+    let out = tokio::process::Command::new("python3")
+        .args(["-c", script, "127.0.0.1", &host.addr.port().to_string()])
+        .output()
+        .await
+        .expect("python3 with pypsrp must be installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "pypsrp failed: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(v[0]["stdout"], "WIN-HOPGATE01\r\n");
+    assert_eq!(v[1]["stdout"], "win-hopgate01\\alice\r\n");
+    assert_eq!(v[2]["rc"], 4);
+}
+
+#[tokio::test]
+async fn many_concurrent_shells_through_one_pooled_client() {
+    let host = start(Scheme::Http, None).await;
+    let target = HostTarget::new(
+        "emulated",
+        "127.0.0.1",
+        host.addr.port(),
+        Scheme::Http,
+        BackendAuth::Ntlm,
+    );
+    let settings = backend::BackendSettings {
+        max_connections: 4,
+        max_idle: 4,
+        ..backend::BackendSettings::default()
+    };
+    let client =
+        BackendClient::with_settings(target, Credential::new("alice", "Al1ce-pw"), settings)
+            .unwrap();
+    let to = format!("http://{}/wsman", host.addr);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..24 {
+        let client = client.clone();
+        let to = to.clone();
+        tasks.spawn(async move {
+            let (out, _, code) = run_via_backend(&client, &to, &format!("echo shell {i}")).await;
+            assert_eq!(out, format!("shell {i}\r\n").into_bytes());
+            assert_eq!(code, 0);
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    assert!(client.idle_connections() <= 4);
+}

@@ -1,0 +1,326 @@
+//! The emulated WinRS service: cmd shells and their commands (MS-WSMV 3.1.4.5–3.1.4.14).
+//!
+//! Owns the shell table and turns one decoded request envelope into one response envelope
+//! (or a Windows-shaped fault). Commands finish instantly (see `commands`), so a Receive
+//! returns all output with `CommandState Done` at once. It does no I/O and never sees
+//! HTTP or authentication: the caller passes the authenticated account.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::wsman::{
+    self, ns, Action, Body, CommandState, CommandStateKind, Envelope, FaultSpec, FaultSubcode,
+    Header, Limits, Selector, Shell, SignalCode, Stream,
+};
+
+use super::commands::{self, CommandContext, CommandOutput};
+
+/// Shells a single test host keeps open at once (Windows' MaxShellsPerUser default is 30;
+/// the test host is shared by all users).
+const MAX_SHELLS: usize = 1000;
+
+/// The answer to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// 200, or 500 for a fault.
+    pub status: http::StatusCode,
+    /// The SOAP envelope.
+    pub body: Vec<u8>,
+}
+
+struct ShellState {
+    owner: String,
+    commands: HashMap<String, CommandEntry>,
+}
+
+struct CommandEntry {
+    output: CommandOutput,
+    delivered: bool,
+}
+
+/// The shell table of one test host.
+pub struct WinRs {
+    hostname: String,
+    shells: Mutex<HashMap<String, ShellState>>,
+}
+
+impl std::fmt::Debug for WinRs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WinRs")
+            .field("hostname", &self.hostname)
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl WinRs ===
+
+impl WinRs {
+    /// An empty service for host `hostname`.
+    pub fn new(hostname: impl Into<String>) -> Self {
+        Self {
+            hostname: hostname.into(),
+            shells: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Open shells (for tests and the demo's status line).
+    pub fn shell_count(&self) -> usize {
+        self.shells.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    /// Handles one plaintext SOAP request from authenticated `user` at `client_ip`.
+    pub fn handle(&self, user: &str, client_ip: &str, request: &[u8]) -> Reply {
+        let env = match wsman::parse(request, &Limits::default()) {
+            Ok(env) => env,
+            Err(error) => {
+                tracing::debug!(error = %error, "Test host got an undecodable envelope");
+                return self.fault(None, FaultSubcode::SchemaValidationError, "The WS-Management service cannot process the request because the XML is invalid.");
+            }
+        };
+        let relates = env.header.message_id.clone();
+        let result = match env.header.action {
+            Action::Create => self.create(user, client_ip, &env),
+            Action::Command => self.command(user, &env),
+            Action::Send => self.with_shell(user, &env, |_| Ok(Body::SendResponse)),
+            Action::Receive => self.receive(user, &env),
+            Action::Signal => self.signal(user, &env),
+            Action::Delete => self.delete(user, &env),
+            _ => Err((
+                FaultSubcode::ActionNotSupported,
+                "The action is not supported by the service.",
+            )),
+        };
+        match result {
+            Ok(body) => {
+                let Some(action) = env.header.action.response() else {
+                    return self.fault(relates, FaultSubcode::InternalError, "no response action");
+                };
+                let mut header = Header::new(action);
+                header.message_id = Some(new_uuid());
+                header.relates_to = relates;
+                header.to = Some(ns::ANONYMOUS.to_owned());
+                Reply {
+                    status: http::StatusCode::OK,
+                    body: wsman::build(&Envelope::new(header, body)),
+                }
+            }
+            Err((subcode, message)) => self.fault(relates, subcode, message),
+        }
+    }
+
+    fn fault(&self, relates_to: Option<String>, subcode: FaultSubcode, message: &str) -> Reply {
+        let mut spec = FaultSpec::new(subcode, message);
+        spec.relates_to = relates_to;
+        spec.machine = Some(self.hostname.clone());
+        Reply {
+            status: http::StatusCode::INTERNAL_SERVER_ERROR,
+            body: wsman::build_fault(&spec),
+        }
+    }
+
+    fn create(&self, user: &str, client_ip: &str, env: &Envelope) -> Result<Body, Failure> {
+        if env.header.resource_uri.as_deref() != Some(ns::RESOURCE_CMD) {
+            return Err((
+                FaultSubcode::DestinationUnreachable,
+                "The WS-Management service cannot process the request because the resource URI is not supported by this test host.",
+            ));
+        }
+        let Body::Shell(requested) = &env.body else {
+            return Err((
+                FaultSubcode::SchemaValidationError,
+                "Create needs an rsp:Shell body.",
+            ));
+        };
+        let shell_id = new_guid();
+        {
+            let mut shells = self.shells.lock().unwrap_or_else(|p| p.into_inner());
+            if shells.len() >= MAX_SHELLS {
+                return Err((
+                    FaultSubcode::QuotaLimit,
+                    "The maximum number of concurrent shells has been reached.",
+                ));
+            }
+            shells.insert(
+                shell_id.clone(),
+                ShellState {
+                    owner: user.to_owned(),
+                    commands: HashMap::new(),
+                },
+            );
+        }
+        let echoed = Shell {
+            shell_id: Some(shell_id.clone()),
+            resource_uri: Some(ns::RESOURCE_CMD.to_owned()),
+            owner: Some(user.to_owned()),
+            client_ip: Some(client_ip.to_owned()),
+            idle_timeout: Some("PT7200.000S".to_owned()),
+            input_streams: requested.input_streams.clone().or(Some("stdin".into())),
+            output_streams: requested
+                .output_streams
+                .clone()
+                .or(Some("stdout stderr".into())),
+            ..Shell::default()
+        };
+        Ok(Body::ResourceCreated {
+            address: env.header.to.clone(),
+            resource_uri: Some(ns::RESOURCE_CMD.to_owned()),
+            selectors: vec![Selector {
+                name: "ShellId".into(),
+                value: shell_id,
+            }],
+            shell: Some(Box::new(echoed)),
+        })
+    }
+
+    fn command(&self, user: &str, env: &Envelope) -> Result<Body, Failure> {
+        let Body::CommandLine(line) = &env.body else {
+            return Err((
+                FaultSubcode::SchemaValidationError,
+                "Command needs an rsp:CommandLine body.",
+            ));
+        };
+        let ctx = CommandContext {
+            hostname: self.hostname.clone(),
+            user: user.to_owned(),
+        };
+        let output = commands::run(&ctx, &line.command, &line.arguments);
+        let command_id = line.command_id.clone().unwrap_or_else(new_guid);
+        self.with_shell(user, env, |shell| {
+            shell.commands.insert(
+                command_id.clone(),
+                CommandEntry {
+                    output,
+                    delivered: false,
+                },
+            );
+            Ok(Body::CommandResponse { command_id })
+        })
+    }
+
+    fn receive(&self, user: &str, env: &Envelope) -> Result<Body, Failure> {
+        let Body::Receive(desired) = &env.body else {
+            return Err((
+                FaultSubcode::SchemaValidationError,
+                "Receive needs an rsp:Receive body.",
+            ));
+        };
+        let Some(want) = desired.first() else {
+            return Err((FaultSubcode::InvalidParameter, "Receive names no stream."));
+        };
+        let Some(command_id) = want.command_id.clone() else {
+            return Err((
+                FaultSubcode::InvalidParameter,
+                "This test host only receives command output.",
+            ));
+        };
+        let names: Vec<&str> = want.streams.split_whitespace().collect();
+        self.with_shell(user, env, |shell| {
+            let entry = shell.commands.get_mut(&command_id).ok_or((
+                FaultSubcode::InvalidParameter,
+                "The command ID is not valid for this shell.",
+            ))?;
+            let mut streams = Vec::new();
+            if !entry.delivered {
+                for (name, data) in [
+                    ("stdout", &entry.output.stdout),
+                    ("stderr", &entry.output.stderr),
+                ] {
+                    if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                        continue;
+                    }
+                    // Windows sends the data, then an empty stream element with End="true".
+                    if !data.is_empty() {
+                        streams.push(Stream {
+                            name: name.into(),
+                            command_id: Some(command_id.clone()),
+                            end: false,
+                            data: data.clone(),
+                        });
+                    }
+                    streams.push(Stream {
+                        name: name.into(),
+                        command_id: Some(command_id.clone()),
+                        end: true,
+                        data: Vec::new(),
+                    });
+                }
+                entry.delivered = true;
+            }
+            Ok(Body::ReceiveResponse {
+                streams,
+                command_state: Some(CommandState {
+                    command_id: Some(command_id.clone()),
+                    state: CommandStateKind::Done,
+                    exit_code: Some(entry.output.exit_code),
+                }),
+            })
+        })
+    }
+
+    fn signal(&self, user: &str, env: &Envelope) -> Result<Body, Failure> {
+        let Body::Signal { command_id, code } = &env.body else {
+            return Err((
+                FaultSubcode::SchemaValidationError,
+                "Signal needs an rsp:Signal body.",
+            ));
+        };
+        self.with_shell(user, env, |shell| {
+            if let Some(id) = command_id {
+                if matches!(
+                    code,
+                    SignalCode::Terminate | SignalCode::CtrlC | SignalCode::CtrlBreak
+                ) {
+                    shell.commands.remove(id);
+                }
+            }
+            Ok(Body::SignalResponse)
+        })
+    }
+
+    fn delete(&self, user: &str, env: &Envelope) -> Result<Body, Failure> {
+        let id = env.shell_id().ok_or(INVALID_SELECTORS)?;
+        let mut shells = self.shells.lock().unwrap_or_else(|p| p.into_inner());
+        match shells.get(id) {
+            Some(shell) if shell.owner == user => {
+                shells.remove(id);
+                Ok(Body::Empty)
+            }
+            _ => Err(INVALID_SELECTORS),
+        }
+    }
+
+    /// Runs `f` on the shell named by the ShellId selector, if `user` owns it.
+    fn with_shell<T>(
+        &self,
+        user: &str,
+        env: &Envelope,
+        f: impl FnOnce(&mut ShellState) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        let id = env.shell_id().ok_or(INVALID_SELECTORS)?;
+        let mut shells = self.shells.lock().unwrap_or_else(|p| p.into_inner());
+        match shells.get_mut(id) {
+            // Another user's shell looks exactly like a missing one.
+            Some(shell) if shell.owner == user => f(shell),
+            _ => Err(INVALID_SELECTORS),
+        }
+    }
+}
+
+type Failure = (FaultSubcode, &'static str);
+
+const INVALID_SELECTORS: Failure = (
+    FaultSubcode::InvalidSelectors,
+    "The WS-Management service cannot process the request because the request contained invalid selectors for the resource.",
+);
+
+/// Windows writes shell and command ids as upper-case GUIDs.
+fn new_guid() -> String {
+    uuid::Uuid::new_v4()
+        .hyphenated()
+        .to_string()
+        .to_ascii_uppercase()
+}
+
+fn new_uuid() -> String {
+    format!("uuid:{}", new_guid())
+}
