@@ -5,6 +5,7 @@
 //! headers, body matching the action, duplicate headers). It must not do I/O or interpret
 //! stream payloads.
 
+use std::collections::HashSet;
 use std::ops::Range;
 
 use super::action::Action;
@@ -451,11 +452,24 @@ fn parse_reply_to(cur: &mut Cursor<'_>) -> Result<String, WsmanError> {
     Ok(address.unwrap_or_default())
 }
 
+/// Names already seen in a set, compared ASCII-case-insensitively; a hash set so that a
+/// hostile envelope with thousands of entries stays linear.
+#[derive(Debug, Default)]
+struct SeenNames(HashSet<String>);
+
+impl SeenNames {
+    /// False when `name` was already present.
+    fn insert(&mut self, name: &str) -> bool {
+        self.0.insert(name.to_ascii_lowercase())
+    }
+}
+
 /// After a `wsman:SelectorSet` start tag: its selectors. Names repeated
 /// (case-insensitively) are a [`WsmanError::Duplicate`]: two `ShellId`s would let the
 /// gateway check one shell while the host acts on another.
 pub(crate) fn parse_selector_set(cur: &mut Cursor<'_>) -> Result<Vec<Selector>, WsmanError> {
     let mut out: Vec<Selector> = Vec::new();
+    let mut seen = SeenNames::default();
     loop {
         let e = match cur.next()? {
             Ev::Start(e) => e,
@@ -475,7 +489,7 @@ pub(crate) fn parse_selector_set(cur: &mut Cursor<'_>) -> Result<Vec<Selector>, 
         };
         let name = name.trim().to_owned();
         let value = cur.trimmed()?;
-        if out.iter().any(|s| s.name.eq_ignore_ascii_case(&name)) {
+        if !seen.insert(&name) {
             return Err(WsmanError::Duplicate {
                 path: cur.path_with(&format!("/Selector[@Name={name}]")),
             });
@@ -488,6 +502,7 @@ pub(crate) fn parse_selector_set(cur: &mut Cursor<'_>) -> Result<Vec<Selector>, 
 /// After a `wsman:OptionSet` start tag: its options (names unique, case-insensitively).
 fn parse_option_set(cur: &mut Cursor<'_>) -> Result<Vec<OptionItem>, WsmanError> {
     let mut out: Vec<OptionItem> = Vec::new();
+    let mut seen = SeenNames::default();
     loop {
         let e = match cur.next()? {
             Ev::Start(e) => e,
@@ -513,7 +528,7 @@ fn parse_option_set(cur: &mut Cursor<'_>) -> Result<Vec<OptionItem>, WsmanError>
             })?),
         };
         let value = cur.trimmed()?;
-        if out.iter().any(|o| o.name.eq_ignore_ascii_case(&name)) {
+        if !seen.insert(&name) {
             return Err(WsmanError::Duplicate {
                 path: cur.path_with(&format!("/Option[@Name={name}]")),
             });

@@ -364,3 +364,26 @@ fn entity_encoded_namespaces_resolve_like_the_host_would() {
     let env = parse(&env(&h, "<rsp:Send/>"), &Limits::default()).unwrap();
     assert_eq!(env.shell_id(), Some("S1"));
 }
+
+#[test]
+fn many_selectors_and_options_stay_linear() {
+    // ~500 KB of distinct selectors and options: parses (no quadratic duplicate check).
+    let mut h = String::from(SEND);
+    h.push_str("<w:SelectorSet>");
+    for i in 0..6000 {
+        h.push_str(&format!(r#"<w:Selector Name="s{i}">v</w:Selector>"#));
+    }
+    h.push_str("</w:SelectorSet><w:OptionSet>");
+    for i in 0..6000 {
+        h.push_str(&format!(r#"<w:Option Name="o{i}">v</w:Option>"#));
+    }
+    h.push_str("</w:OptionSet>");
+    let xml = env(&h, "<rsp:Send/>");
+    assert!(xml.len() < Limits::default().max_bytes);
+    let start = std::time::Instant::now();
+    let env = parse(&xml, &Limits::default()).unwrap();
+    assert_eq!(env.header.selectors.len(), 6000);
+    assert_eq!(env.option("O5999"), Some("v"));
+    // Generous even for an unoptimised build on a busy machine; quadratic took seconds.
+    assert!(start.elapsed() < std::time::Duration::from_secs(2));
+}
