@@ -5,6 +5,7 @@
 //! headers, body matching the action, duplicate headers). It must not do I/O or interpret
 //! stream payloads.
 
+use std::collections::HashSet;
 use std::ops::Range;
 
 use super::action::Action;
@@ -142,6 +143,9 @@ pub struct Envelope {
     /// [`rewrite_to`]. `None` when built by hand, when there is no `wsa:To`, or when it
     /// was written `<wsa:To/>`.
     pub to_span: Option<Range<usize>>,
+    /// Byte range of the `x:ResourceCreated/a:Address` content in a CreateResponse, for
+    /// [`rewrite_address`]; `None` otherwise.
+    pub address_span: Option<Range<usize>>,
 }
 
 // === impl Envelope ===
@@ -153,6 +157,7 @@ impl Envelope {
             header,
             body,
             to_span: None,
+            address_span: None,
         }
     }
 
@@ -211,7 +216,7 @@ pub fn parse(input: &[u8], limits: &Limits) -> Result<Envelope, WsmanError> {
     }
 
     let mut header: Option<(Header, Option<Range<usize>>)> = None;
-    let mut body: Option<Body> = None;
+    let mut body: Option<(Body, Option<Range<usize>>)> = None;
     loop {
         let elem = match cur.next()? {
             Ev::Start(e) => e,
@@ -247,24 +252,33 @@ pub fn parse(input: &[u8], limits: &Limits) -> Result<Envelope, WsmanError> {
         }
     }
 
-    let Some(body) = body else {
+    let Some((body, address_span)) = body else {
         return Err(WsmanError::MissingBody);
     };
     let Some((header, to_span)) = header else {
         return Err(WsmanError::MissingHeader("Header"));
     };
-    check_body_matches(&header.action, &body)?;
+    check_body_matches(&header, &body)?;
     Ok(Envelope {
         header,
         body,
         to_span,
+        address_span,
     })
 }
 
 /// Actions whose body element is mandatory: a mismatch would let a message past the
 /// gateway's inspection while the host reads something else (or faults), so it is refused.
-fn check_body_matches(action: &Action, body: &Body) -> Result<(), WsmanError> {
+fn check_body_matches(header: &Header, body: &Body) -> Result<(), WsmanError> {
+    let action = &header.action;
+    let shell_resource = header
+        .resource_uri
+        .as_deref()
+        .is_some_and(|r| r == ns::RESOURCE_CMD || r.starts_with(ns::RESOURCE_POWERSHELL_PREFIX));
     let expected = match action {
+        // Creating a cmd or PowerShell shell needs rsp:Shell (its streams, environment,
+        // creationXml are what policy looks at); other resources have other bodies.
+        Action::Create if shell_resource && !matches!(body, Body::Shell(_)) => "Shell",
         Action::Command if !matches!(body, Body::CommandLine(_)) => "CommandLine",
         Action::CommandResponse if !matches!(body, Body::CommandResponse { .. }) => {
             "CommandResponse"
@@ -335,12 +349,9 @@ fn parse_header(cur: &mut Cursor<'_>) -> Result<(Header, Option<Range<usize>>), 
             (Ns::Addressing, b"Action") => set_once(&mut action, cur.trimmed()?, cur, "/Action")?,
             (Ns::Addressing, b"To") => {
                 let start = cur.position();
-                let empty = e.empty;
                 let text = cur.trimmed()?;
-                if !empty {
-                    // After the end tag was consumed the position is past `</wsa:To>`;
-                    // find where the content stopped: the last `</` before it.
-                    to_span = Some(start..content_end(cur, start));
+                if !e.empty {
+                    to_span = Some(cur.content_span(start));
                 }
                 set_once(&mut h.to, text, cur, "/To")?;
             }
@@ -423,18 +434,6 @@ fn parse_header(cur: &mut Cursor<'_>) -> Result<(Header, Option<Range<usize>>), 
     Ok((h, to_span))
 }
 
-/// Where the content of an element that started at `start` ended, given that the cursor
-/// has just consumed its end tag: the `<` of that end tag.
-fn content_end(cur: &Cursor<'_>, start: usize) -> usize {
-    // The cursor sits just past `>` of the end tag; the end tag holds no `<` of its own,
-    // so its start is the last `<` at or after `start`. Content cannot hold a raw `<`.
-    let end = cur.position();
-    cur.input_slice(start, end)
-        .and_then(|s| s.iter().rposition(|&b| b == b'<'))
-        .map(|i| start + i)
-        .unwrap_or(start)
-}
-
 fn parse_reply_to(cur: &mut Cursor<'_>) -> Result<String, WsmanError> {
     let mut address = None;
     loop {
@@ -453,11 +452,24 @@ fn parse_reply_to(cur: &mut Cursor<'_>) -> Result<String, WsmanError> {
     Ok(address.unwrap_or_default())
 }
 
+/// Names already seen in a set, compared ASCII-case-insensitively; a hash set so that a
+/// hostile envelope with thousands of entries stays linear.
+#[derive(Debug, Default)]
+struct SeenNames(HashSet<String>);
+
+impl SeenNames {
+    /// False when `name` was already present.
+    fn insert(&mut self, name: &str) -> bool {
+        self.0.insert(name.to_ascii_lowercase())
+    }
+}
+
 /// After a `wsman:SelectorSet` start tag: its selectors. Names repeated
 /// (case-insensitively) are a [`WsmanError::Duplicate`]: two `ShellId`s would let the
 /// gateway check one shell while the host acts on another.
 pub(crate) fn parse_selector_set(cur: &mut Cursor<'_>) -> Result<Vec<Selector>, WsmanError> {
     let mut out: Vec<Selector> = Vec::new();
+    let mut seen = SeenNames::default();
     loop {
         let e = match cur.next()? {
             Ev::Start(e) => e,
@@ -477,7 +489,7 @@ pub(crate) fn parse_selector_set(cur: &mut Cursor<'_>) -> Result<Vec<Selector>, 
         };
         let name = name.trim().to_owned();
         let value = cur.trimmed()?;
-        if out.iter().any(|s| s.name.eq_ignore_ascii_case(&name)) {
+        if !seen.insert(&name) {
             return Err(WsmanError::Duplicate {
                 path: cur.path_with(&format!("/Selector[@Name={name}]")),
             });
@@ -490,6 +502,7 @@ pub(crate) fn parse_selector_set(cur: &mut Cursor<'_>) -> Result<Vec<Selector>, 
 /// After a `wsman:OptionSet` start tag: its options (names unique, case-insensitively).
 fn parse_option_set(cur: &mut Cursor<'_>) -> Result<Vec<OptionItem>, WsmanError> {
     let mut out: Vec<OptionItem> = Vec::new();
+    let mut seen = SeenNames::default();
     loop {
         let e = match cur.next()? {
             Ev::Start(e) => e,
@@ -515,7 +528,7 @@ fn parse_option_set(cur: &mut Cursor<'_>) -> Result<Vec<OptionItem>, WsmanError>
             })?),
         };
         let value = cur.trimmed()?;
-        if out.iter().any(|o| o.name.eq_ignore_ascii_case(&name)) {
+        if !seen.insert(&name) {
             return Err(WsmanError::Duplicate {
                 path: cur.path_with(&format!("/Option[@Name={name}]")),
             });
@@ -536,7 +549,18 @@ fn parse_option_set(cur: &mut Cursor<'_>) -> Result<Vec<OptionItem>, WsmanError>
 /// by hand) or the span does not fit `input`, `input` is returned unchanged: check
 /// `to_span` first if the rewrite is mandatory.
 pub fn rewrite_to(input: &[u8], env: &Envelope, new_to: &str) -> Vec<u8> {
-    let Some(span) = env.to_span.as_ref() else {
+    splice(input, env.to_span.as_ref(), new_to)
+}
+
+/// Returns `input` with the content of the CreateResponse's `x:ResourceCreated/a:Address`
+/// replaced by `new_address` (XML-escaped), every other byte unchanged; `input` unchanged
+/// when `env` has no [`Envelope::address_span`]. `env` must be the parse of `input`.
+pub fn rewrite_address(input: &[u8], env: &Envelope, new_address: &str) -> Vec<u8> {
+    splice(input, env.address_span.as_ref(), new_address)
+}
+
+fn splice(input: &[u8], span: Option<&Range<usize>>, text: &str) -> Vec<u8> {
+    let Some(span) = span else {
         return input.to_vec();
     };
     let (Some(head), Some(tail)) = (input.get(..span.start), input.get(span.end..)) else {
@@ -545,7 +569,7 @@ pub fn rewrite_to(input: &[u8], env: &Envelope, new_to: &str) -> Vec<u8> {
     if span.start > span.end {
         return input.to_vec();
     }
-    let escaped = quick_xml::escape::escape(new_to);
+    let escaped = quick_xml::escape::escape(text);
     let mut out = Vec::with_capacity(head.len() + escaped.len() + tail.len());
     out.extend_from_slice(head);
     out.extend_from_slice(escaped.as_bytes());

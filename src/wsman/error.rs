@@ -88,3 +88,22 @@ pub enum WsmanError {
         found: String,
     },
 }
+
+// === impl WsmanError ===
+
+impl WsmanError {
+    /// The fault subcode a WS-Management service answers this input with: the size and
+    /// depth limits are `w:EncodingLimit`, missing or repeated headers
+    /// `a:InvalidMessageInformationHeader`, everything else `w:SchemaValidationError`.
+    pub fn fault_subcode(&self) -> super::FaultSubcode {
+        use super::FaultSubcode as F;
+        match self {
+            WsmanError::TooLarge { .. } | WsmanError::TooDeep { .. } => F::EncodingLimit,
+            WsmanError::MissingHeader(_) => F::InvalidMessageInformationHeader,
+            WsmanError::Duplicate { path } if path.starts_with("/Envelope/Header/") => {
+                F::InvalidMessageInformationHeader
+            }
+            _ => F::SchemaValidationError,
+        }
+    }
+}

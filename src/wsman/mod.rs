@@ -38,7 +38,9 @@ pub use body::{
     Body, CommandLine, CommandState, CommandStateKind, DesiredStream, Shell, SignalCode, Stream,
 };
 pub use build::build;
-pub use envelope::{parse, rewrite_to, Envelope, Header, Limits, OptionItem, Selector};
+pub use envelope::{
+    parse, rewrite_address, rewrite_to, Envelope, Header, Limits, OptionItem, Selector,
+};
 pub use error::WsmanError;
 pub use fault::{build_fault, Fault, FaultSpec, FaultSubcode, QualifiedName};
 

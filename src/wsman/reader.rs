@@ -36,7 +36,9 @@ pub(crate) enum Ns {
 // === impl Ns ===
 
 impl Ns {
-    fn from_uri(uri: &[u8]) -> Ns {
+    fn from_uri(raw: &[u8]) -> Ns {
+        let uri = namespace_text(raw);
+        let uri = uri.as_bytes();
         const TABLE: &[(&str, Ns)] = &[
             (ns::SOAP, Ns::Soap),
             (ns::ADDRESSING, Ns::Addressing),
@@ -144,6 +146,18 @@ impl<'i> Cursor<'i> {
     /// A slice of the original input, if the range is inside it.
     pub(crate) fn input_slice(&self, start: usize, end: usize) -> Option<&'i [u8]> {
         self.input.get(start..end)
+    }
+
+    /// The byte range of an element's content, given the position just after its start
+    /// tag and that its end tag has just been consumed: from `start` to the `<` of the end
+    /// tag (the last `<` before the current position; the end tag holds no other).
+    pub(crate) fn content_span(&self, start: usize) -> std::ops::Range<usize> {
+        let end = self.position();
+        let stop = self
+            .input_slice(start, end)
+            .and_then(|s| s.iter().rposition(|&b| b == b'<'))
+            .map_or(start, |i| start + i);
+        start..stop
     }
 
     /// The current element path, for errors.
@@ -367,7 +381,7 @@ impl<'i> Cursor<'i> {
     /// before the next call), for reporting unknown elements.
     pub(crate) fn namespace_of(&self, elem: &Elem<'i>) -> Option<String> {
         match self.reader.resolve_element(elem.start.name()).0 {
-            ResolveResult::Bound(n) => Some(String::from_utf8_lossy(n.as_ref()).into_owned()),
+            ResolveResult::Bound(n) => Some(namespace_text(n.as_ref()).into_owned()),
             _ => None,
         }
     }
@@ -378,10 +392,7 @@ impl<'i> Cursor<'i> {
         let (res, local) = self.reader.resolve_element(QName(text.as_bytes()));
         let local = String::from_utf8_lossy(local.as_ref()).into_owned();
         match res {
-            ResolveResult::Bound(n) => (
-                Some(String::from_utf8_lossy(n.as_ref()).into_owned()),
-                local,
-            ),
+            ResolveResult::Bound(n) => (Some(namespace_text(n.as_ref()).into_owned()), local),
             _ => (None, local),
         }
     }
@@ -393,6 +404,20 @@ fn resolve(res: ResolveResult<'_>) -> Result<Ns, String> {
         ResolveResult::Bound(n) => Ok(Ns::from_uri(n.as_ref())),
         ResolveResult::Unbound => Ok(Ns::None),
         ResolveResult::Unknown(p) => Err(String::from_utf8_lossy(&p).into_owned()),
+    }
+}
+
+/// A namespace name as written in `xmlns` (quick-xml keeps it escaped), unescaped: an
+/// entity-encoded namespace must resolve to the same URI the host's XML parser sees.
+/// Undecodable references stay as written, so the name matches nothing we know.
+fn namespace_text(raw: &[u8]) -> Cow<'_, str> {
+    let text = String::from_utf8_lossy(raw);
+    if !text.contains('&') {
+        return text;
+    }
+    match quick_xml::escape::unescape(&text) {
+        Ok(u) => Cow::Owned(u.into_owned()),
+        Err(_) => text,
     }
 }
 

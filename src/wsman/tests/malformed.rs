@@ -305,3 +305,85 @@ fn mandatory_unknown_headers_are_reported() {
         vec![(Some("urn:z".to_owned()), "Odd".to_owned())]
     );
 }
+
+#[test]
+fn create_of_a_shell_needs_rsp_shell() {
+    let create = "<a:Action>http://schemas.xmlsoap.org/ws/2004/09/transfer/Create</a:Action>";
+    let h = format!(
+        "{create}<w:ResourceURI>http://schemas.microsoft.com/powershell/JEARole</w:ResourceURI>"
+    );
+    let err = parse(&env(&h, "<rsp:SignalResponse/>"), &Limits::default()).unwrap_err();
+    assert!(
+        matches!(&err, WsmanError::BodyMismatch { expected: "Shell", found, .. } if found == "SignalResponse"),
+        "{err:?}"
+    );
+    // Other resources may carry other bodies.
+    let h = format!(
+        "{create}<w:ResourceURI>http://schemas.microsoft.com/wbem/wsman/1/config</w:ResourceURI>"
+    );
+    assert!(parse(
+        &env(&h, "<cfg:Config xmlns:cfg=\"urn:c\"/>"),
+        &Limits::default()
+    )
+    .is_ok());
+}
+
+#[test]
+fn errors_suggest_the_fault_windows_would_send() {
+    use crate::wsman::FaultSubcode;
+    assert_eq!(
+        WsmanError::TooLarge { limit: 1 }.fault_subcode(),
+        FaultSubcode::EncodingLimit
+    );
+    assert_eq!(
+        WsmanError::MissingHeader("Action").fault_subcode(),
+        FaultSubcode::InvalidMessageInformationHeader
+    );
+    assert_eq!(
+        WsmanError::Duplicate {
+            path: "/Envelope/Header/To".to_owned()
+        }
+        .fault_subcode(),
+        FaultSubcode::InvalidMessageInformationHeader
+    );
+    assert_eq!(
+        malformed("empty_body.xml").unwrap_err().fault_subcode(),
+        FaultSubcode::SchemaValidationError
+    );
+}
+
+#[test]
+fn entity_encoded_namespaces_resolve_like_the_host_would() {
+    // `&#108;` is `l`: an XML parser on the host sees the WinRS namespace, so must we
+    // (otherwise a selector could hide from the gateway).
+    let h = format!(
+        r#"{SEND}<v:SelectorSet xmlns:v="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"><v:Selector Name="ShellId">S1</v:Selector></v:SelectorSet>"#
+    )
+    .replace("wsman.xsd\"><v:Sel", "wsm&#97;n.xsd\"><v:Sel");
+    assert!(h.contains("wsm&#97;n.xsd"));
+    let env = parse(&env(&h, "<rsp:Send/>"), &Limits::default()).unwrap();
+    assert_eq!(env.shell_id(), Some("S1"));
+}
+
+#[test]
+fn many_selectors_and_options_stay_linear() {
+    // ~500 KB of distinct selectors and options: parses (no quadratic duplicate check).
+    let mut h = String::from(SEND);
+    h.push_str("<w:SelectorSet>");
+    for i in 0..6000 {
+        h.push_str(&format!(r#"<w:Selector Name="s{i}">v</w:Selector>"#));
+    }
+    h.push_str("</w:SelectorSet><w:OptionSet>");
+    for i in 0..6000 {
+        h.push_str(&format!(r#"<w:Option Name="o{i}">v</w:Option>"#));
+    }
+    h.push_str("</w:OptionSet>");
+    let xml = env(&h, "<rsp:Send/>");
+    assert!(xml.len() < Limits::default().max_bytes);
+    let start = std::time::Instant::now();
+    let env = parse(&xml, &Limits::default()).unwrap();
+    assert_eq!(env.header.selectors.len(), 6000);
+    assert_eq!(env.option("O5999"), Some("v"));
+    // Generous even for an unoptimised build on a busy machine; quadratic took seconds.
+    assert!(start.elapsed() < std::time::Duration::from_secs(2));
+}

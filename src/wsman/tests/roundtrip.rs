@@ -4,9 +4,9 @@
 use super::corpus::{pypsrp_sessions, read};
 use crate::wsman::ns;
 use crate::wsman::{
-    build, build_fault, parse, rewrite_to, Action, Body, CommandLine, CommandState,
-    CommandStateKind, DesiredStream, Envelope, Fault, FaultSpec, FaultSubcode, Header, Limits,
-    OptionItem, QualifiedName, Selector, Shell, SignalCode, Stream,
+    build, build_fault, parse, rewrite_address, rewrite_to, Action, Body, CommandLine,
+    CommandState, CommandStateKind, DesiredStream, Envelope, Fault, FaultSpec, FaultSubcode,
+    Header, Limits, OptionItem, QualifiedName, Selector, Shell, SignalCode, Stream,
 };
 
 fn header(action: Action) -> Header {
@@ -455,4 +455,40 @@ fn signal_codes_accept_both_spellings() {
         SignalCode::from_uri("http://schemas.microsoft.com/powershell/signal/terminate"),
         SignalCode::Other("http://schemas.microsoft.com/powershell/signal/terminate".to_owned())
     );
+}
+
+#[test]
+fn rewrite_address_in_create_responses() {
+    // Every CreateResponse in the corpus: only the a:Address text changes.
+    let new = "https://gateway.example:5986/wsman/host-a";
+    let mut n = 0;
+    for (file, exchanges) in pypsrp_sessions() {
+        for (i, ex) in exchanges.iter().enumerate() {
+            let Some(input) = ex.response.as_deref().map(str::as_bytes) else {
+                continue;
+            };
+            let env = parse(input, &Limits::default()).unwrap();
+            let Body::ResourceCreated { address, .. } = &env.body else {
+                assert_eq!(env.address_span, None, "{file}[{i}]");
+                continue;
+            };
+            let span = env.address_span.clone().unwrap();
+            assert_eq!(
+                std::str::from_utf8(&input[span.clone()]).ok(),
+                address.as_deref(),
+                "{file}[{i}]"
+            );
+            let out = rewrite_address(input, &env, new);
+            assert_eq!(&out[..span.start], &input[..span.start]);
+            assert_eq!(&out[span.start + new.len()..], &input[span.end..]);
+            let back = parse(&out, &Limits::default()).unwrap();
+            let Body::ResourceCreated { address, .. } = &back.body else {
+                panic!()
+            };
+            assert_eq!(address.as_deref(), Some(new));
+            assert_eq!(back.header, env.header);
+            n += 1;
+        }
+    }
+    assert_eq!(n, 67);
 }
