@@ -147,12 +147,12 @@ fn member_names_compare_like_powershell() {
     let evil = cmd("Stop-Computer", false, "");
     let benign = cmd("Get-Date", false, "");
     for name in ["cmds", "CMDS", "_x0043_mds", "Cmd\u{17F}"] {
-        let m = create_pipeline(&list(&name, std::slice::from_ref(&evil)));
+        let m = create_pipeline(&list(name, std::slice::from_ref(&evil)));
         assert_eq!(names(&m), vec![vec!["Stop-Computer"]], "{name}");
         let m = create_pipeline(&format!(
             "{}{}",
             list("Cmds", std::slice::from_ref(&benign)),
-            list(&name, std::slice::from_ref(&evil))
+            list(name, std::slice::from_ref(&evil))
         ));
         assert_eq!(
             pipeline_err(&m),
