@@ -86,6 +86,19 @@ for _event_type in (psrpcore.SetMaxRunspacesEvent, psrpcore.SetMinRunspacesEvent
     _event_type.ci = property(_call_id)
 
 
+def split_fragments(data):
+    """The PSRP fragments (MS-PSRP 2.2.4) packed in data, each as its own bytes."""
+    out = []
+    i = 0
+    while i + 21 <= len(data):
+        length = int.from_bytes(data[i + 17:i + 21], "big")
+        out.append(bytes(data[i:i + 21 + length]))
+        i += 21 + length
+    if i < len(data):
+        out.append(bytes(data[i:]))  # cannot happen with psrpcore's output; keep the bytes anyway
+    return out
+
+
 def header_pipeline_id(data):
     """The PID in the PSRP message header of the first (start) fragment in data, if any.
 
@@ -200,10 +213,9 @@ class PsrpShell:
             if payload is None:
                 break
             run = self.pipelines.get(payload.pipeline_id) if payload.pipeline_id else None
-            if run is not None:
-                run.queue.append(payload.data)
-            else:
-                self.pool_queue.append(payload.data)
+            queue = run.queue if run is not None else self.pool_queue
+            # One rsp:Stream per fragment, as Windows sends them.
+            queue.extend(split_fragments(payload.data))
         self.cond.notify_all()
 
 
