@@ -97,6 +97,8 @@ def main():
     p.add_argument("--input", action="append", help="pipeline input object (string), repeatable")
     p.add_argument("--stop-after", type=float, help="begin_invoke, wait this long, then stop() (Signal ctrl_c)")
     p.add_argument("--configuration-name", default="Microsoft.PowerShell")
+    p.add_argument("--spn-host", help="host name for the Kerberos SPN (negotiate_hostname_override)")
+    p.add_argument("--spn-service", help="service for the Kerberos SPN (negotiate_service, pypsrp default WSMAN)")
     p.add_argument("--encryption", choices=["auto", "always", "never"], default="auto")
     p.add_argument("--operation-timeout", type=int, default=20)
     p.add_argument("--read-timeout", type=int, default=30)
@@ -122,6 +124,10 @@ def main():
         operation_timeout=a.operation_timeout,
         read_timeout=a.read_timeout,
     )
+    if a.spn_host:
+        kwargs["negotiate_hostname_override"] = a.spn_host
+    if a.spn_service:
+        kwargs["negotiate_service"] = a.spn_service
     if a.auth == "certificate":
         kwargs["certificate_pem"] = a.cert
         kwargs["certificate_key_pem"] = a.key
