@@ -203,6 +203,7 @@ class PsrpShell:
         self.pool_queue = []
         self.pipelines = {}  # psrpcore pipeline id (header PID) -> PipelineRun
         self.by_command = {}  # WS-Man CommandId (upper case) -> PipelineRun
+        self.closed = False
 
     # all methods below run with self.cond held
 
@@ -489,6 +490,8 @@ class PsrpHost:
             queue_owner = run if run is not None else shell
             queue_name = "queue" if run is not None else "pool_queue"
             while not getattr(queue_owner, queue_name) and not (run is not None and run.finished):
+                if shell.closed or (run is not None and shell.by_command.get(command_id) is not run):
+                    raise wsman.invalid_selectors()  # deleted or terminated while this Receive waited
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise wsman.timed_out()
@@ -530,6 +533,7 @@ class PsrpHost:
                 shell.pipelines.pop(run.id, None)
                 shell.by_command.pop(run.command_id, None)
                 shell.pool.pipeline_table.pop(run.id, None)
+                shell.cond.notify_all()
         elif short not in STOP_CODES:
             raise wsman.invalid_parameter(f"unknown signal code {code}")
         return wsman.ACTION_SIGNAL + "Response", "<rsp:SignalResponse/>"
@@ -539,6 +543,7 @@ class PsrpHost:
         with self.lock:
             self.shells.pop(shell.id, None)
         with shell.cond:
+            shell.closed = True
             runs = list(shell.pipelines.values())
             for run in runs:
                 run.stop_event.set()
