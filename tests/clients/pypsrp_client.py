@@ -5,6 +5,11 @@ Used by hopgate's integration tests to drive a real third-party client:
   --cmd LINE      Client.execute_cmd (WinRS cmd shell, whole line in rsp:Command)
   --ps SCRIPT     Client.execute_ps (PSRP: Invoke-Expression -Command SCRIPT | Out-String -Stream)
   --cmdlet NAME   RunspacePool + PowerShell.add_cmdlet(NAME).add_parameter(K, V) for each --param
+  --script TEXT   RunspacePool + PowerShell.add_script(TEXT)
+  --pipeline JSON several statements/commands ([[{"name", "params"}], ...]) via add_statement()
+  --metadata NAME RunspacePool.get_command_metadata (GET_COMMAND_METADATA)
+  --input V       pipeline input (PIPELINE_INPUT + END_OF_PIPELINE_INPUT); --stop-after S stops
+                  the pipeline (Signal powershell/signal/ctrl_c) after S seconds
 
 Exit codes: 0 success, 2 the server answered with a WS-Man fault or an HTTP error,
 3 authentication was rejected, 1 anything else.
@@ -13,6 +18,7 @@ Exit codes: 0 success, 2 the server answered with a WS-Man fault or an HTTP erro
 import argparse
 import json
 import sys
+import time
 
 
 def _version(dist):
@@ -84,8 +90,15 @@ def main():
     c.add_argument("--cmd")
     c.add_argument("--ps")
     c.add_argument("--cmdlet")
+    c.add_argument("--script", help="PowerShell.add_script(SCRIPT): IsScript=true in CREATE_PIPELINE")
+    c.add_argument("--pipeline", help='JSON statements: [[{"name": "Get-Process", "params": {"Name": "x"}}], ...]')
+    c.add_argument("--metadata", action="append", help="RunspacePool.get_command_metadata(NAME...), repeatable")
     p.add_argument("--param", action="append", default=[], help="K=V (or K for a switch), repeatable")
+    p.add_argument("--input", action="append", help="pipeline input object (string), repeatable")
+    p.add_argument("--stop-after", type=float, help="begin_invoke, wait this long, then stop() (Signal ctrl_c)")
     p.add_argument("--configuration-name", default="Microsoft.PowerShell")
+    p.add_argument("--spn-host", help="host name for the Kerberos SPN (negotiate_hostname_override)")
+    p.add_argument("--spn-service", help="service for the Kerberos SPN (negotiate_service, pypsrp default WSMAN)")
     p.add_argument("--encryption", choices=["auto", "always", "never"], default="auto")
     p.add_argument("--operation-timeout", type=int, default=20)
     p.add_argument("--read-timeout", type=int, default=30)
@@ -111,6 +124,10 @@ def main():
         operation_timeout=a.operation_timeout,
         read_timeout=a.read_timeout,
     )
+    if a.spn_host:
+        kwargs["negotiate_hostname_override"] = a.spn_host
+    if a.spn_service:
+        kwargs["negotiate_service"] = a.spn_service
     if a.auth == "certificate":
         kwargs["certificate_pem"] = a.cert
         kwargs["certificate_key_pem"] = a.key
@@ -125,17 +142,39 @@ def main():
             output, streams, had_errors = client.execute_ps(a.ps, configuration_name=a.configuration_name)
             result.update({"stdout": output, "had_errors": had_errors,
                            "errors": [error_text(e) for e in streams.error]})
+        elif a.metadata:
+            with RunspacePool(client.wsman, configuration_name=a.configuration_name) as pool:
+                metas = pool.get_command_metadata(a.metadata)
+                result.update({"commands": [{"name": m.name, "namespace": m.namespace} for m in metas]})
         else:
             with RunspacePool(client.wsman, configuration_name=a.configuration_name) as pool:
                 ps = PowerShell(pool)
-                ps.add_cmdlet(a.cmdlet)
-                for item in a.param:
-                    if "=" in item:
-                        k, v = item.split("=", 1)
-                        ps.add_parameter(k, param_value(v))
-                    else:
-                        ps.add_parameter(item, True)
-                output = ps.invoke()
+                if a.cmdlet:
+                    ps.add_cmdlet(a.cmdlet)
+                    for item in a.param:
+                        if "=" in item:
+                            k, v = item.split("=", 1)
+                            ps.add_parameter(k, param_value(v))
+                        else:
+                            ps.add_parameter(item, True)
+                elif a.script:
+                    ps.add_script(a.script)
+                else:
+                    statements = json.loads(a.pipeline)
+                    for i, statement in enumerate(statements):
+                        if i:
+                            ps.add_statement()
+                        for cmd in statement:
+                            ps.add_cmdlet(cmd["name"])
+                            for k, v in (cmd.get("params") or {}).items():
+                                ps.add_parameter(k, v)
+                if a.stop_after is not None:
+                    ps.begin_invoke(input=a.input)
+                    time.sleep(a.stop_after)
+                    ps.stop()
+                    output = ps.output
+                else:
+                    output = ps.invoke(input=a.input)
                 result.update({
                     "output": [describe(o) for o in output],
                     "stdout": "\n".join(str(o) for o in output),

@@ -86,6 +86,19 @@ for _event_type in (psrpcore.SetMaxRunspacesEvent, psrpcore.SetMinRunspacesEvent
     _event_type.ci = property(_call_id)
 
 
+def split_fragments(data):
+    """The PSRP fragments (MS-PSRP 2.2.4) packed in data, each as its own bytes."""
+    out = []
+    i = 0
+    while i + 21 <= len(data):
+        length = int.from_bytes(data[i + 17:i + 21], "big")
+        out.append(bytes(data[i:i + 21 + length]))
+        i += 21 + length
+    if i < len(data):
+        out.append(bytes(data[i:]))  # cannot happen with psrpcore's output; keep the bytes anyway
+    return out
+
+
 def header_pipeline_id(data):
     """The PID in the PSRP message header of the first (start) fragment in data, if any.
 
@@ -190,6 +203,7 @@ class PsrpShell:
         self.pool_queue = []
         self.pipelines = {}  # psrpcore pipeline id (header PID) -> PipelineRun
         self.by_command = {}  # WS-Man CommandId (upper case) -> PipelineRun
+        self.closed = False
 
     # all methods below run with self.cond held
 
@@ -200,10 +214,9 @@ class PsrpShell:
             if payload is None:
                 break
             run = self.pipelines.get(payload.pipeline_id) if payload.pipeline_id else None
-            if run is not None:
-                run.queue.append(payload.data)
-            else:
-                self.pool_queue.append(payload.data)
+            queue = run.queue if run is not None else self.pool_queue
+            # One rsp:Stream per fragment, as Windows sends them.
+            queue.extend(split_fragments(payload.data))
         self.cond.notify_all()
 
 
@@ -477,6 +490,8 @@ class PsrpHost:
             queue_owner = run if run is not None else shell
             queue_name = "queue" if run is not None else "pool_queue"
             while not getattr(queue_owner, queue_name) and not (run is not None and run.finished):
+                if shell.closed or (run is not None and shell.by_command.get(command_id) is not run):
+                    raise wsman.invalid_selectors()  # deleted or terminated while this Receive waited
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise wsman.timed_out()
@@ -518,6 +533,7 @@ class PsrpHost:
                 shell.pipelines.pop(run.id, None)
                 shell.by_command.pop(run.command_id, None)
                 shell.pool.pipeline_table.pop(run.id, None)
+                shell.cond.notify_all()
         elif short not in STOP_CODES:
             raise wsman.invalid_parameter(f"unknown signal code {code}")
         return wsman.ACTION_SIGNAL + "Response", "<rsp:SignalResponse/>"
@@ -527,6 +543,7 @@ class PsrpHost:
         with self.lock:
             self.shells.pop(shell.id, None)
         with shell.cond:
+            shell.closed = True
             runs = list(shell.pipelines.values())
             for run in runs:
                 run.stop_event.set()

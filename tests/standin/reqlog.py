@@ -32,10 +32,10 @@ class RequestLog:
         self._fh = open(path, "a", encoding="utf-8") if path else None
 
     def write(self, entry):
-        if self._fh is None:
-            return
         line = json.dumps({f: entry.get(f) for f in FIELDS}, default=str, ensure_ascii=False)
         with self._lock:
+            if self._fh is None:  # no --log, or closed at shutdown while a request was in flight
+                return
             self._fh.write(line + "\n")
             self._fh.flush()
 

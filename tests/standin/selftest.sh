@@ -172,6 +172,19 @@ check "pypsrp unknown cmdlet fails the pipeline" \
 check "pypsrp Stop-Computer runs silently" 'rc == 0 and r["had_errors"] is False and r["output"] == []' \
     -- "${PYPSRP[@]}" "${A_PSRP[@]}" --auth ntlm --cmdlet Stop-Computer --param Force
 
+check "pypsrp add_script with a non-terminating error" \
+    'rc == 0 and r["output"] == ["WIN-A"] and r["errors"] == ["Cannot find any service with service name '"'"'nosuch'"'"'."] and r["state"] == 4' \
+    -- "${PYPSRP[@]}" "${A_PSRP[@]}" --auth ntlm --script 'Get-Service -Name nosuch; hostname'
+check "pypsrp two statements" \
+    'rc == 0 and r["output"][0]["properties"]["ProcessName"] == "svchost" and r["output"][1] == "WIN-A"' \
+    -- "${PYPSRP[@]}" "${A_PSRP[@]}" --auth ntlm --pipeline '[[{"name": "Get-Process", "params": {"Name": "svchost"}}], [{"name": "hostname"}]]'
+check "pypsrp pipeline input" 'rc == 0 and r["output"][:2] == ["in-1", "in-2"]' \
+    -- "${PYPSRP[@]}" "${A_PSRP[@]}" --auth ntlm --cmdlet Out-String --param Stream --input in-1 --input in-2
+check "pypsrp stop a running pipeline" 'rc == 0 and r["state"] == 3' \
+    -- "${PYPSRP[@]}" "${A_PSRP[@]}" --auth ntlm --cmdlet Start-Sleep --param Seconds=60 --stop-after 1
+check "pypsrp GET_COMMAND_METADATA" 'rc == 0 and [c["name"] for c in r["commands"]] == ["Get-Service"]' \
+    -- "${PYPSRP[@]}" "${A_PSRP[@]}" --auth ntlm --metadata 'Get-Serv*'
+
 # --- Go masterzen/winrm, Basic over https -----------------------------------------------
 if [ -n "$GO_CLIENT" ]; then
     check "go basic https hostname" 'rc == 0 and r["stdout"] == "WIN-B\r\n" and r["exit_code"] == 0' \
@@ -250,6 +263,13 @@ need(any(p["commands"][0][0]["args"] == [{"name": "Command", "value": "Get-Servi
      "A logged execute_ps as Invoke-Expression | Out-String")
 need(any(p["commands"][0][0]["name"] == "Invoke-Frobnication" for p in pipes), "A logged the unknown cmdlet")
 need(any(p["type"] == "INIT_RUNSPACEPOOL" for e in a for p in e["psrp"]), "A logged INIT_RUNSPACEPOOL")
+need(any(p["type"] == "PIPELINE_INPUT" and p.get("data") == "in-1" for e in a for p in e["psrp"]), "A logged PIPELINE_INPUT")
+need(any(p["type"] == "GET_COMMAND_METADATA" and p["names"] == ["Get-Serv*"] for e in a for p in e["psrp"]),
+     "A logged GET_COMMAND_METADATA")
+need(any(p["commands"][0][0]["is_script"] and p["commands"][0][0]["name"] == "Get-Service -Name nosuch; hostname"
+         for p in pipes), "A logged the script with is_script")
+need(any(len(p["commands"]) == 2 for p in pipes), "A logged two statements")
+need(any(s.endswith("powershell/signal/ctrl_c") for s in sig), "A logged the PSRP ctrl_c")
 need(any(e["path"] == "/wsman/WIN-A" for e in a), "A logged the custom path")
 need(any(e["auth_scheme"] == "Negotiate" and e["status"] == 401 for e in a), "A logged Negotiate legs")
 need(all(e["status"] in (200, 401, 500) for e in a), "A statuses are 200/401/500")

@@ -86,8 +86,12 @@ class CmdCommand:
 
         threading.Thread(target=run, name=f"cmd-{self.id}", daemon=True).start()
 
-    def receive(self, streams, timeout):
-        """Wait for output (or the end) up to timeout; None means timed out with nothing."""
+    def receive(self, streams, timeout, budget):
+        """Wait for output (or the end) up to timeout; None means timed out with nothing.
+
+        At most `budget` bytes of output are returned (the answer must fit the client's
+        MaxEnvelopeSize); the rest waits for the next Receive, and Done is only reported once
+        everything has been delivered."""
         deadline = time.monotonic() + timeout
         with self.cond:
             while not self.chunks and not self.done:
@@ -98,9 +102,19 @@ class CmdCommand:
             # Give a just-started command a moment to finish so short commands come back in one response.
             if not self.done:
                 self.cond.wait(0.05)
-            chunks = [(s, d) for s, d in self.chunks if s in streams]
-            self.chunks = []
-            done = self.done
+            chunks = []
+            size = 0
+            while self.chunks and size < budget:
+                stream, data = self.chunks.pop(0)
+                if stream not in streams:
+                    continue
+                room = budget - size
+                if len(data) > room:
+                    self.chunks.insert(0, (stream, data[room:]))
+                    data = data[:room]
+                chunks.append((stream, data))
+                size += len(data)
+            done = self.done and not self.chunks
             if done:
                 self.delivered_done = True
             return chunks, done, self.exit_code
@@ -246,7 +260,9 @@ class WinRS:
         streams = (desired.text or "stdout stderr").split()
         cmd = self._command(shell, command_id)
         timeout = min(req.operation_timeout or 60.0, self.max_wait)
-        result = cmd.receive(streams, timeout)
+        # base64 grows 4/3; leave room for the envelope and the per-stream elements.
+        budget = max(4096, (req.max_envelope_size - 8192) * 3 // 4)
+        result = cmd.receive(streams, timeout, budget)
         if result is None:
             raise wsman.timed_out()
         chunks, done, code = result
