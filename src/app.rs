@@ -13,7 +13,6 @@ use crate::audit::AuditTask;
 use crate::authn::{Authenticator, JwtValidator};
 use crate::config::{Config, JwtAlgorithm as CfgAlg};
 use crate::listener::{self, ListenerLimits};
-use crate::policy::Engine;
 use crate::proxy::backends::Backends;
 use crate::proxy::{Gateway, PolicyHandle};
 use crate::session::LocalRegistry;
@@ -111,9 +110,9 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
     let store = LocalVault::open(&vault_settings)
         .with_context(|| format!("vault {}", config.vault.path.display()))?;
 
-    let engine = Engine::load_dir(&config.policy_dir)
+    let engine = crate::policy::load_dir(&config.policy_dir)
         .with_context(|| format!("policies in {}", config.policy_dir.display()))?;
-    tracing::info!(roles = engine.role_count(), dir = %config.policy_dir.display(), "Policies loaded");
+    tracing::info!(roles = engine.role_names().len(), dir = %config.policy_dir.display(), "Policies loaded");
 
     let (audit, audit_task) = AuditTask::open(&config.audit_dir).await?;
 
@@ -186,9 +185,9 @@ async fn reload_on_sighup(dir: std::path::PathBuf, policy: PolicyHandle) {
         };
         while hup.recv().await.is_some() {
             let d = dir.clone();
-            match tokio::task::spawn_blocking(move || Engine::load_dir(&d)).await {
+            match tokio::task::spawn_blocking(move || crate::policy::load_dir(&d)).await {
                 Ok(Ok(engine)) => {
-                    tracing::info!(roles = engine.role_count(), "Policies reloaded");
+                    tracing::info!(roles = engine.role_names().len(), "Policies reloaded");
                     policy.store(Arc::new(engine));
                 }
                 Ok(Err(error)) => {

@@ -10,7 +10,6 @@ use http_body_util::Full;
 
 use crate::wsman::{build_fault, FaultSpec, FaultSubcode};
 
-
 /// Why a request is not being served, in terms safe to tell the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {

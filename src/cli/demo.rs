@@ -2,7 +2,10 @@
 //! host. Generates what is missing in the demo directory (dev certificates, JWT secret,
 //! vault key and entry, demo policy, config), starts the emulated host and the gateway on
 //! loopback, and prints the exact client commands. Also `token` and `testhost` helpers.
-#![allow(clippy::print_stdout, reason = "the demo's instructions are its interface")]
+#![allow(
+    clippy::print_stdout,
+    reason = "the demo's instructions are its interface"
+)]
 
 use std::fs;
 use std::io::Write as _;
@@ -16,9 +19,9 @@ use super::CliError;
 use crate::config::{Config, JwtAlgorithm};
 
 /// The demo host's name in the inventory and in URLs.
-pub const DEMO_HOST: &str = "demo-host";
+pub(super) const DEMO_HOST: &str = "demo-host";
 /// The demo user (the client certificate's UPN and the token subject).
-pub const DEMO_USER: &str = "alice@hopgate.test";
+pub(super) const DEMO_USER: &str = "alice@hopgate.test";
 const DEMO_GROUP: &str = "ops";
 const DEMO_BACKEND_USER: &str = "hopgate-demo";
 const DEMO_VAULT_ENTRY: &str = "demo-admin";
@@ -130,7 +133,10 @@ fn prepare(dir: &Path, port: Option<u16>) -> anyhow::Result<PathBuf> {
                 crate::vault::Secret::new(password.clone()),
             ),
         )?;
-        write_private(&users, format!("{DEMO_BACKEND_USER}:{password}\n").as_bytes())?;
+        write_private(
+            &users,
+            format!("{DEMO_BACKEND_USER}:{password}\n").as_bytes(),
+        )?;
     }
 
     let config = dir.join("hopgate.toml");
@@ -141,7 +147,7 @@ fn prepare(dir: &Path, port: Option<u16>) -> anyhow::Result<PathBuf> {
 }
 
 /// `hopgate demo`.
-pub async fn run(dir: &Path, port: Option<u16>) -> Result<(), CliError> {
+pub(super) async fn run(dir: &Path, port: Option<u16>) -> Result<(), CliError> {
     let config_path = prepare(dir, port)?;
     let mut config = Config::load(&config_path).map_err(CliError::Config)?;
     if let Some(p) = port {
@@ -232,7 +238,7 @@ PowerShell (trust {d}/ca.pem first; the password is the token):
 }
 
 /// Mints a token signed with the configured HS256 secret, or with `signing_key`.
-pub fn mint_token(
+pub(super) fn mint_token(
     config: &Config,
     signing_key: Option<&Path>,
     sub: &str,
@@ -257,11 +263,16 @@ pub fn mint_token(
     let minter = crate::authn::TokenMinter::new(alg, &material)?
         .with_issuer(jwt.issuer.clone())
         .with_audience(jwt.audience.clone());
-    Ok(minter.mint(sub, groups, target.as_deref(), std::time::Duration::from_secs(ttl_secs))?)
+    Ok(minter.mint(
+        sub,
+        groups,
+        target.as_deref(),
+        std::time::Duration::from_secs(ttl_secs),
+    )?)
 }
 
 /// Settings for the emulated host from CLI-style arguments.
-pub fn testhost_settings(
+pub(super) fn testhost_settings(
     listen: SocketAddr,
     https: bool,
     cert: Option<PathBuf>,

@@ -17,7 +17,11 @@ use crate::config::Config;
 const EXIT_CONFIG: u8 = 64;
 
 #[derive(Debug, Parser)]
-#[command(name = "hopgate", version, about = "Authenticating, policy-enforcing WinRM gateway")]
+#[command(
+    name = "hopgate",
+    version,
+    about = "Authenticating, policy-enforcing WinRM gateway"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -187,7 +191,8 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             ttl,
         } => {
             let config = load(&config)?;
-            let token = demo::mint_token(&config, signing_key.as_deref(), &sub, &groups, target, ttl)?;
+            let token =
+                demo::mint_token(&config, signing_key.as_deref(), &sub, &groups, target, ttl)?;
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
@@ -237,7 +242,11 @@ fn vault_command(config: &Config, action: VaultAction) -> Result<(), CliError> {
                 crate::vault::cli::PasswordSource::Auto,
             )
             .map_err(anyhow::Error::from)?;
-            let verb = if outcome.replaced { "replaced" } else { "stored" };
+            let verb = if outcome.replaced {
+                "replaced"
+            } else {
+                "stored"
+            };
             println!("{verb} {} (user {})", outcome.name, outcome.user);
         }
         VaultAction::Get { name } => {

@@ -74,8 +74,8 @@ pub fn server_config(cfg: &ListenerConfig) -> Result<Arc<ServerConfig>, TlsError
         MinTls::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         MinTls::Tls13 => &[&rustls::version::TLS13],
     };
-    let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(versions)?;
+    let builder =
+        ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(versions)?;
     let builder = match &cfg.client_ca {
         Some(ca) => {
             let verifier =

@@ -108,7 +108,8 @@ impl Backends {
 
     /// Forgets the client for (host, entry), e.g. after the host rejected its password.
     pub fn invalidate(&self, host: &str, entry: &str) {
-        self.clients.invalidate(&(host.to_string(), entry.to_string()));
+        self.clients
+            .invalidate(&(host.to_string(), entry.to_string()));
     }
 }
 

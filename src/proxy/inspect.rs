@@ -172,7 +172,7 @@ impl Gateway {
                         vec![format!("Get-Command {}", names.join(", "))],
                     )
                 }
-                ClientMessage::Other(_) => continue,
+                ClientMessage::Other => continue,
             };
             let decision = ctx.policy.decide(&ctx.subject(), &ctx.host_ref(), &op);
             self.record(ctx, shell, command_id.clone(), shown, decision)?;
@@ -247,7 +247,10 @@ impl Gateway {
 fn synthesized(ctx: &Ctx<'_>, action: Action, body: Body) -> Response<Full<Bytes>> {
     let mut header = wsman::Header::new(action);
     header.to = Some(wsman::ns::ANONYMOUS.to_string());
-    header.message_id = Some(format!("uuid:{}", uuid::Uuid::new_v4().to_string().to_uppercase()));
+    header.message_id = Some(format!(
+        "uuid:{}",
+        uuid::Uuid::new_v4().to_string().to_uppercase()
+    ));
     header.relates_to = ctx.envelope.header.message_id.clone();
     let env = wsman::Envelope::new(header, body);
     soap_response(StatusCode::OK, Bytes::from(wsman::build(&env)))

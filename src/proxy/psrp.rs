@@ -18,7 +18,7 @@ pub(crate) enum ClientMessage {
     CommandMetadata(Vec<String>),
     /// Everything else (pool and pipeline input, host responses, key exchange): data that
     /// can only turn into code through a pipeline, which is judged itself.
-    Other(MessageType),
+    Other,
 }
 
 /// Why client PSRP bytes could not be inspected; always refused (fail closed).
@@ -61,7 +61,7 @@ pub(crate) fn feed_bytes(
             MessageType::GetCommandMetadata => {
                 ClientMessage::CommandMetadata(psrp::extract_get_command_metadata(&msg)?)
             }
-            other => ClientMessage::Other(other),
+            _ => ClientMessage::Other,
         });
     }
     Ok(out)

@@ -44,11 +44,9 @@ impl Gateway {
     pub(super) async fn dispatch(&self, ctx: Ctx<'_>) -> Reply {
         match ctx.envelope.action() {
             Action::Create => self.create(ctx).await,
-            Action::Command
-            | Action::Send
-            | Action::Receive
-            | Action::Signal
-            | Action::Delete => self.shell_operation(ctx).await,
+            Action::Command | Action::Send | Action::Receive | Action::Signal | Action::Delete => {
+                self.shell_operation(ctx).await
+            }
             other => {
                 let action = other.uri().to_string();
                 self.deny_access(
@@ -100,9 +98,7 @@ impl Gateway {
         }
         let op_kind = match &kind {
             ShellKind::Cmd => PolicyShellKind::Cmd,
-            ShellKind::Psrp { configuration } => PolicyShellKind::Psrp {
-                configuration: configuration.clone(),
-            },
+            ShellKind::Psrp { configuration } => PolicyShellKind::Psrp { configuration },
         };
         if let Decision::Deny { reason, .. } = ctx.policy.decide(
             &ctx.subject(),
@@ -151,8 +147,7 @@ impl Gateway {
                 // INIT_RUNSPACEPOOL); feeding them keeps the reassembly state exact.
                 if let Body::Shell(shell) = &ctx.envelope.body {
                     if let Some(bytes) = &shell.creation_xml {
-                        if let Err(error) = super::psrp::feed_bytes(&mut state.from_client, bytes)
-                        {
+                        if let Err(error) = super::psrp::feed_bytes(&mut state.from_client, bytes) {
                             tracing::info!(%error, "creationXml not understood");
                         }
                     }
@@ -399,7 +394,10 @@ mod tests {
     #[test]
     fn xs_durations() {
         assert_eq!(parse_xs_duration("PT20S"), Some(Duration::from_secs(20)));
-        assert_eq!(parse_xs_duration("PT60.000S"), Some(Duration::from_secs(60)));
+        assert_eq!(
+            parse_xs_duration("PT60.000S"),
+            Some(Duration::from_secs(60))
+        );
         assert_eq!(parse_xs_duration("PT1M30S"), Some(Duration::from_secs(90)));
         assert_eq!(parse_xs_duration("P0DT0H1M"), Some(Duration::from_secs(60)));
         assert_eq!(parse_xs_duration("P1D"), Some(Duration::from_secs(86_400)));

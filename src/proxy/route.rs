@@ -65,6 +65,9 @@ mod tests {
         assert_eq!(choose(&p, Some("b"), Some("c")), Ok("a"));
         assert_eq!(choose(&WsmanPath::Plain, Some("b"), Some("c")), Ok("b"));
         assert_eq!(choose(&WsmanPath::Plain, None, Some("c")), Ok("c"));
-        assert_eq!(choose(&WsmanPath::Plain, None, None), Err(Refusal::NoTarget));
+        assert_eq!(
+            choose(&WsmanPath::Plain, None, None),
+            Err(Refusal::NoTarget)
+        );
     }
 }

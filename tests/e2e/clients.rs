@@ -57,8 +57,14 @@ async fn pywinrm_with_client_certificate_runs_hostname_and_ipconfig() {
             && e["command"][0] == "ipconfig")
             .await
     );
-    assert!(gw.audit_has(|e| e["event"] == "session.start" && e["principal"] == ALICE).await);
-    assert!(gw.audit_has(|e| e["event"] == "session.end" && e["principal"] == ALICE).await);
+    assert!(
+        gw.audit_has(|e| e["event"] == "session.start" && e["principal"] == ALICE)
+            .await
+    );
+    assert!(
+        gw.audit_has(|e| e["event"] == "session.end" && e["principal"] == ALICE)
+            .await
+    );
     gw.stop().await;
 }
 
@@ -75,7 +81,10 @@ async fn pypsrp_with_client_certificate_runs_commands() {
     let mut a = gw.pypsrp_cert_args("wsman/standin");
     a.extend(["--cmd".to_string(), "exit 3".into()]);
     let run = python("tests/clients/pypsrp_client.py", &a).await;
-    assert_eq!(run.json["exit_code"], 3, "exit codes arrive intact: {run:?}");
+    assert_eq!(
+        run.json["exit_code"], 3,
+        "exit codes arrive intact: {run:?}"
+    );
     assert_host_ran(&gw, "ipconfig /all");
     gw.stop().await;
 }
@@ -96,7 +105,12 @@ async fn pypsrp_with_token_as_basic_password() {
     let run = python("tests/clients/pypsrp_client.py", &a).await;
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(run.stdout().trim(), "STANDIN-01");
-    assert!(gw.audit_has(|e| e["event"] == "session.start" && e["principal"] == "bob" && e["auth_method"] == "basic_token").await);
+    assert!(
+        gw.audit_has(|e| e["event"] == "session.start"
+            && e["principal"] == "bob"
+            && e["auth_method"] == "basic_token")
+            .await
+    );
     gw.stop().await;
 }
 
@@ -110,7 +124,11 @@ async fn go_winrm_with_client_certificate_on_plain_wsman_uses_default_target() {
         .output()
         .await
         .unwrap();
-    assert!(build.status.success(), "go build: {}", String::from_utf8_lossy(&build.stderr));
+    assert!(
+        build.status.success(),
+        "go build: {}",
+        String::from_utf8_lossy(&build.stderr)
+    );
     let bin = bin_dir.join("winrm_client");
     let args: Vec<String> = vec![
         "-host".into(),

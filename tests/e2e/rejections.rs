@@ -31,7 +31,13 @@ async fn requests_without_valid_credentials_get_401_and_reach_nothing() {
     assert_eq!(r.status, 401);
 
     // Wrong audience.
-    let wrong_aud = gw.token_with("bob", &[], None, Duration::from_secs(600), Some("someone-else"));
+    let wrong_aud = gw.token_with(
+        "bob",
+        &[],
+        None,
+        Duration::from_secs(600),
+        Some("someone-else"),
+    );
     let r = anon
         .post("/wsman/standin", Some(&bearer(&wrong_aud)), &body)
         .await
@@ -42,14 +48,26 @@ async fn requests_without_valid_credentials_get_401_and_reach_nothing() {
     let good = gw.token("bob", &[], None, Duration::from_secs(600));
     let basic = format!(
         "Basic {}",
-        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("mallory:{good}"))
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("mallory:{good}")
+        )
     );
-    let r = anon.post("/wsman/standin", Some(&basic), &body).await.unwrap();
+    let r = anon
+        .post("/wsman/standin", Some(&basic), &body)
+        .await
+        .unwrap();
     assert_eq!(r.status, 401);
 
-    for reason in ["no_credentials", "token_expired", "token_invalid", "user_mismatch"] {
+    for reason in [
+        "no_credentials",
+        "token_expired",
+        "token_invalid",
+        "user_mismatch",
+    ] {
         assert!(
-            gw.audit_has(|e| e["event"] == "authn.failure" && e["reason"] == reason).await,
+            gw.audit_has(|e| e["event"] == "authn.failure" && e["reason"] == reason)
+                .await,
             "no authn.failure with reason {reason}: {:#?}",
             gw.audit()
         );
@@ -57,7 +75,11 @@ async fn requests_without_valid_credentials_get_401_and_reach_nothing() {
     // No token ever lands in the audit log.
     let audit_text = std::fs::read_to_string(gw.dir.path().join("audit/audit.jsonl")).unwrap();
     assert!(!audit_text.contains(&good[..20]));
-    assert!(gw.standin.requests().is_empty(), "host saw {:#?}", gw.standin.requests());
+    assert!(
+        gw.standin.requests().is_empty(),
+        "host saw {:#?}",
+        gw.standin.requests()
+    );
     gw.stop().await;
 }
 
@@ -79,11 +101,19 @@ async fn certificate_from_another_ca_is_refused_in_the_handshake() {
         Some((&rogue.client_cert, &rogue.client_key)),
     );
     let r = client
-        .post("/wsman/standin", None, &create_cmd_shell("https://gw/wsman/standin"))
+        .post(
+            "/wsman/standin",
+            None,
+            &create_cmd_shell("https://gw/wsman/standin"),
+        )
         .await;
-    assert!(r.is_err(), "a rogue certificate must not get an HTTP answer: {r:?}");
     assert!(
-        gw.audit_has(|e| e["event"] == "authn.failure" && e["reason"] == "tls_handshake").await,
+        r.is_err(),
+        "a rogue certificate must not get an HTTP answer: {r:?}"
+    );
+    assert!(
+        gw.audit_has(|e| e["event"] == "authn.failure" && e["reason"] == "tls_handshake")
+            .await,
         "{:#?}",
         gw.audit()
     );
@@ -99,26 +129,48 @@ async fn unknown_host_gets_a_fault_and_no_connection() {
         &gw.certs.ca,
         Some((&gw.certs.client_cert, &gw.certs.client_key)),
     );
-    for path in ["/wsman/10.0.0.1", "/wsman/nosuchhost", "/wsman/127.0.0.1:5985"] {
+    for path in [
+        "/wsman/10.0.0.1",
+        "/wsman/nosuchhost",
+        "/wsman/127.0.0.1:5985",
+    ] {
         let r = alice
             .post(path, None, &create_cmd_shell("https://gw/wsman"))
             .await
             .unwrap();
         assert_eq!(r.status, 500, "{path}: {r:?}");
-        assert!(element_text(&r.body, "Text").is_some(), "a SOAP fault: {}", r.body);
+        assert!(
+            element_text(&r.body, "Text").is_some(),
+            "a SOAP fault: {}",
+            r.body
+        );
         assert!(r.body.contains("DestinationUnreachable"), "{}", r.body);
-        assert!(r.body.contains("not available through this gateway"), "{}", r.body);
+        assert!(
+            r.body.contains("not available through this gateway"),
+            "{}",
+            r.body
+        );
     }
     // A token naming a host outside the inventory is no better.
-    let token = gw.token("bob", &["ops"], Some("evil.example"), Duration::from_secs(600));
+    let token = gw.token(
+        "bob",
+        &["ops"],
+        Some("evil.example"),
+        Duration::from_secs(600),
+    );
     let r = RawClient::new(gw.addr, &gw.certs.ca, None)
-        .post("/wsman", Some(&bearer(&token)), &create_cmd_shell("https://gw/wsman"))
+        .post(
+            "/wsman",
+            Some(&bearer(&token)),
+            &create_cmd_shell("https://gw/wsman"),
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 500);
     assert!(r.body.contains("evil.example"));
     assert!(
-        gw.audit_has(|e| e["event"] == "access.denied" && e["host"] == "nosuchhost").await
+        gw.audit_has(|e| e["event"] == "access.denied" && e["host"] == "nosuchhost")
+            .await
     );
     assert!(gw.standin.requests().is_empty());
     gw.stop().await;
@@ -133,7 +185,11 @@ async fn another_principals_shell_is_refused() {
         Some((&gw.certs.client_cert, &gw.certs.client_key)),
     );
     let r = alice
-        .post("/wsman/standin", None, &create_cmd_shell("https://gw/wsman/standin"))
+        .post(
+            "/wsman/standin",
+            None,
+            &create_cmd_shell("https://gw/wsman/standin"),
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
@@ -157,11 +213,18 @@ async fn another_principals_shell_is_refused() {
             && e["reason"] == "shell belongs to another principal")
             .await
     );
-    assert!(!gw.standin.saw_command("whoami"), "the host must never see bob's command");
+    assert!(
+        !gw.standin.saw_command("whoami"),
+        "the host must never see bob's command"
+    );
 
     // Alice herself can use it.
     let r = alice
-        .post("/wsman/standin", None, &command("https://gw/wsman/standin", &sid, "whoami"))
+        .post(
+            "/wsman/standin",
+            None,
+            &command("https://gw/wsman/standin", &sid, "whoami"),
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
@@ -178,7 +241,11 @@ async fn denied_malformed_and_oversized_requests_never_reach_the_host() {
         Some((&gw.certs.client_cert, &gw.certs.client_key)),
     );
     let r = alice
-        .post("/wsman/standin", None, &create_cmd_shell("https://gw/wsman/standin"))
+        .post(
+            "/wsman/standin",
+            None,
+            &create_cmd_shell("https://gw/wsman/standin"),
+        )
         .await
         .unwrap();
     let sid = shell_id(&r.body).unwrap();
@@ -194,15 +261,26 @@ async fn denied_malformed_and_oversized_requests_never_reach_the_host() {
         .unwrap();
     assert_eq!(r.status, 500);
     assert!(r.body.contains("AccessDenied"), "{}", r.body);
-    assert!(r.body.contains("shutdown"), "the fault names the command: {}", r.body);
-    assert!(gw.audit_has(|e| e["event"] == "command.denied" && e["command"][0] == "shutdown /s /t 0").await);
+    assert!(
+        r.body.contains("shutdown"),
+        "the fault names the command: {}",
+        r.body
+    );
+    assert!(
+        gw.audit_has(|e| e["event"] == "command.denied" && e["command"][0] == "shutdown /s /t 0")
+            .await
+    );
 
     // Chaining a second command onto an allowed one.
     let r = alice
         .post(
             "/wsman/standin",
             None,
-            &command("https://gw/wsman/standin", &sid, "hostname &amp; del /q C:\\x"),
+            &command(
+                "https://gw/wsman/standin",
+                &sid,
+                "hostname &amp; del /q C:\\x",
+            ),
         )
         .await
         .unwrap();
@@ -214,7 +292,11 @@ async fn denied_malformed_and_oversized_requests_never_reach_the_host() {
         .await
         .unwrap();
     assert_eq!(r.status, 500);
-    assert!(r.body.contains("not a valid WS-Management envelope"), "{}", r.body);
+    assert!(
+        r.body.contains("not a valid WS-Management envelope"),
+        "{}",
+        r.body
+    );
 
     // Larger than the body limit (1 MiB).
     let big = format!("{}{}", create_cmd_shell("x"), " ".repeat(1_100_000));
@@ -226,7 +308,11 @@ async fn denied_malformed_and_oversized_requests_never_reach_the_host() {
     assert!(!gw.standin.saw_command("del /q"));
     // The gateway still serves after all that.
     let r = alice
-        .post("/wsman/standin", None, &command("https://gw/wsman/standin", &sid, "hostname"))
+        .post(
+            "/wsman/standin",
+            None,
+            &command("https://gw/wsman/standin", &sid, "hostname"),
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);

@@ -91,8 +91,11 @@ impl Standin {
                 r.get("stdin").cloned().unwrap_or(Value::Null),
                 r.get("psrp").cloned().unwrap_or(Value::Null),
             ];
-            hay.iter()
-                .any(|v| v.to_string().to_lowercase().contains(&needle.to_lowercase()))
+            hay.iter().any(|v| {
+                v.to_string()
+                    .to_lowercase()
+                    .contains(&needle.to_lowercase())
+            })
         })
     }
 }

@@ -70,9 +70,7 @@ impl RawClient {
         if let Some(a) = authorization {
             req = req.header("authorization", a);
         }
-        let req = req
-            .body(Full::new(Bytes::from(body.to_string())))
-            .unwrap();
+        let req = req.body(Full::new(Bytes::from(body.to_string()))).unwrap();
         let resp = sender
             .send_request(req)
             .await
@@ -120,7 +118,7 @@ pub fn element_text(xml: &str, local: &str) -> Option<String> {
                 inside = e.local_name().as_ref() == local.as_bytes();
             }
             quick_xml::events::Event::Text(t) if inside => {
-                return Some(t.unescape().ok()?.to_string());
+                return Some(t.decode().ok()?.to_string());
             }
             quick_xml::events::Event::Eof => return None,
             _ => {}
@@ -141,7 +139,7 @@ pub fn shell_id(xml: &str) -> Option<String> {
                     .any(|a| a.key.as_ref() == b"Name" && a.value.as_ref() == b"ShellId");
             }
             quick_xml::events::Event::Text(t) if in_selector => {
-                return Some(t.unescape().ok()?.to_string());
+                return Some(t.decode().ok()?.to_string());
             }
             quick_xml::events::Event::Eof => return None,
             _ => {}
