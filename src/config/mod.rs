@@ -368,7 +368,11 @@ fn positive(key: &str, v: Option<usize>, default: usize) -> Result<usize, Config
 }
 
 fn secs(key: &str, v: Option<u64>, default: u64) -> Result<Duration, ConfigError> {
-    positive(key, v.map(|s| s as usize), default as usize).map(|s| Duration::from_secs(s as u64))
+    match v {
+        None => Ok(Duration::from_secs(default)),
+        Some(0) => Err(ConfigError::invalid(key, "must be greater than zero")),
+        Some(n) => Ok(Duration::from_secs(n)),
+    }
 }
 
 fn validate_jwt(j: &JwtFile, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<JwtConfig, ConfigError> {

@@ -26,7 +26,10 @@ pub enum BackendsError {
         source: VaultError,
     },
     #[error("backend client for host {host}: {source}")]
-    Client { host: String, source: BackendError },
+    Client {
+        host: String,
+        source: Box<BackendError>,
+    },
 }
 
 /// A ready client and the account it logs in as (for the audit trail).
@@ -95,7 +98,7 @@ impl Backends {
         )
         .map_err(|source| BackendsError::Client {
             host: host.name.clone(),
-            source,
+            source: Box::new(source),
         })?;
         let backend = Backend {
             client,

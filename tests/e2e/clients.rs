@@ -1,5 +1,10 @@
 //! Real clients through the gateway to the stand-in host over NTLM-encrypted HTTP.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
 
 use std::time::Duration;
 

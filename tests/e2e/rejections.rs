@@ -1,6 +1,11 @@
 //! Requests the gateway must refuse: each gets the right status or fault, an audit record,
 //! and nothing reaches the host (checked in the stand-in host's own request log).
-#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
 
 use std::time::Duration;
 
