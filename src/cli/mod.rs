@@ -90,6 +90,11 @@ enum Command {
         #[arg(long, default_value = "TESTHOST")]
         hostname: String,
     },
+    /// Check or lint policies.
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
     /// Run the gateway and an emulated host on loopback with generated demo settings.
     Demo {
         #[arg(long, default_value = "demo")]
@@ -98,6 +103,33 @@ enum Command {
         #[arg(long)]
         port: Option<u16>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyAction {
+    /// Decide one command line or script; prints {"decision","role","reason"} and exits
+    /// 0 on allow, 1 on deny, 2 on error.
+    Check {
+        #[arg(long, default_value = "policies")]
+        policies: PathBuf,
+        #[arg(long)]
+        user: String,
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        #[arg(long)]
+        host: String,
+        /// Inventory labels of the host.
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// A cmd-shell command line.
+        #[arg(long, conflicts_with = "ps", required_unless_present = "ps")]
+        cmd: Option<String>,
+        /// A PowerShell script.
+        #[arg(long)]
+        ps: Option<String>,
+    },
+    /// Report mistakes in a policy directory; exits 1 when there are errors.
+    Lint { dir: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -224,9 +256,57 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Policy { action } => Ok(policy_command(action)),
         Command::Demo { dir, port } => {
             runtime()?.block_on(demo::run(&dir, port))?;
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn policy_command(action: PolicyAction) -> ExitCode {
+    use crate::policy::{check_cli, lint, CheckInput, Severity};
+    match action {
+        PolicyAction::Check {
+            policies,
+            user,
+            groups,
+            host,
+            labels,
+            cmd,
+            ps,
+        } => {
+            let input = match (cmd, ps) {
+                (Some(c), _) => CheckInput::Cmd(c),
+                (None, Some(p)) => CheckInput::Ps(p),
+                (None, None) => return ExitCode::from(2),
+            };
+            let (json, code) = check_cli(&policies, &user, &groups, &host, &labels, &input);
+            println!("{json}");
+            ExitCode::from(u8::try_from(code).unwrap_or(2))
+        }
+        PolicyAction::Lint { dir } => {
+            let findings = lint(&dir);
+            let mut errors = 0;
+            for f in &findings {
+                if f.severity == Severity::Error {
+                    errors += 1;
+                }
+                let role = f
+                    .role
+                    .as_deref()
+                    .map(|r| format!(" role {r}:"))
+                    .unwrap_or_default();
+                println!("{:?}: {}:{role} {}", f.severity, f.file, f.message);
+            }
+            if findings.is_empty() {
+                println!("no findings");
+            }
+            if errors > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
     }
 }

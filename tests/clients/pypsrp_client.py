@@ -94,6 +94,8 @@ def main():
     c.add_argument("--pipeline", help='JSON statements: [[{"name": "Get-Process", "params": {"Name": "x"}}], ...]')
     c.add_argument("--metadata", action="append", help="RunspacePool.get_command_metadata(NAME...), repeatable")
     p.add_argument("--param", action="append", default=[], help="K=V (or K for a switch), repeatable")
+    p.add_argument("--param-file", action="append", default=[],
+                   help="K=PATH: the parameter's value is the text of PATH (for values too long for argv)")
     p.add_argument("--input", action="append", help="pipeline input object (string), repeatable")
     p.add_argument("--stop-after", type=float, help="begin_invoke, wait this long, then stop() (Signal ctrl_c)")
     p.add_argument("--configuration-name", default="Microsoft.PowerShell")
@@ -157,6 +159,10 @@ def main():
                             ps.add_parameter(k, param_value(v))
                         else:
                             ps.add_parameter(item, True)
+                    for item in a.param_file:
+                        k, path = item.split("=", 1)
+                        with open(path, encoding="utf-8") as f:
+                            ps.add_parameter(k, f.read())
                 elif a.script:
                     ps.add_script(a.script)
                 else:

@@ -1,2 +1,3 @@
 mod clients;
+mod psrp;
 mod rejections;
