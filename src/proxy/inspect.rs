@@ -18,6 +18,11 @@ use crate::policy::{Decision, Operation};
 use crate::session::{HeldCommand, ShellRecord};
 use crate::wsman::{self, Action, Body, CommandLine, Stream};
 
+/// Longest unfinished input line held for inspection.
+const MAX_PENDING_INPUT: usize = 64 * 1024;
+/// Most running commands remembered per cmd shell.
+const MAX_TRACKED_COMMANDS: usize = 256;
+
 // === impl Gateway ===
 
 impl Gateway {
@@ -44,6 +49,90 @@ impl Gateway {
             },
         );
         self.record(ctx, shell, cl.command_id.clone(), command, decision)
+    }
+
+    /// Input sent to a running command of a cmd shell. Interpreters (`cmd`, `powershell -`)
+    /// run what they read, so policy judges the text as the program would see it. A line
+    /// split across Sends is judged as far as it has come, and again whole later: a
+    /// prefix that is refused on its own refuses the line (fail closed).
+    pub(super) fn decide_cmd_stdin(
+        &self,
+        ctx: &Ctx<'_>,
+        shell: &ShellRecord,
+        streams: &[Stream],
+    ) -> Result<(), Refusal> {
+        let state = shell.cmd.as_ref().ok_or(Refusal::Internal)?;
+        let mut st = state.lock().map_err(|_| Refusal::Internal)?;
+        for s in streams {
+            let known = s
+                .command_id
+                .as_deref()
+                .filter(|_| s.name.eq_ignore_ascii_case("stdin"))
+                .and_then(|id| st.commands.get_mut(id));
+            let Some(program) = known else {
+                return Err(self.refuse(
+                    ctx,
+                    shell,
+                    vec![format!("(input on stream {})", s.name)],
+                    "input for a command the gateway did not start",
+                ));
+            };
+            let mut text = std::mem::take(&mut program.partial);
+            text.push_str(&String::from_utf8_lossy(&s.data));
+            if text.len() > MAX_PENDING_INPUT {
+                return Err(self.refuse(
+                    ctx,
+                    shell,
+                    vec![format!("(input to {})", program.line)],
+                    "an input line longer than the gateway inspects",
+                ));
+            }
+            let shown = vec![format!("{} < {}", program.line, text.trim_end())];
+            let decision = ctx.policy.decide(
+                &ctx.subject(),
+                &ctx.host_ref(),
+                &Operation::CmdStdin {
+                    program: &program.line,
+                    data: &text,
+                },
+            );
+            program.partial = match text.rfind('\n') {
+                Some(i) => text.get(i + 1..).unwrap_or_default().to_string(),
+                None => text,
+            };
+            self.record(ctx, shell, s.command_id.clone(), shown, decision)?;
+        }
+        Ok(())
+    }
+
+    /// Remembers what a cmd-shell Command started (for its stdin), once the host accepted it.
+    pub(super) fn track_cmd_program(&self, ctx: &Ctx<'_>, shell: &ShellRecord, answer: &[u8]) {
+        let (Some(state), Body::CommandLine(cl)) = (&shell.cmd, &ctx.envelope.body) else {
+            return;
+        };
+        let id = match wsman::parse(answer, &self.wsman_limits).map(|e| e.body) {
+            Ok(Body::CommandResponse { command_id }) => command_id,
+            _ => return,
+        };
+        if let Ok(mut st) = state.lock() {
+            if st.commands.len() >= MAX_TRACKED_COMMANDS {
+                // Oldest ids are unknowable from a HashMap; a shell this busy is odd
+                // enough that forgetting all (their input is then refused) is fine.
+                st.commands.clear();
+            }
+            let mut line = cl.command.clone();
+            for a in &cl.arguments {
+                line.push(' ');
+                line.push_str(a);
+            }
+            st.commands.insert(
+                id,
+                crate::session::CmdProgram {
+                    line,
+                    partial: String::new(),
+                },
+            );
+        }
     }
 
     /// A PSRP Command: returns a reply when the gateway answers it itself (held back).

@@ -13,7 +13,7 @@ use crate::audit::{Event, EventKind};
 use crate::backend::BackendError;
 use crate::error::{soap_response, Refusal};
 use crate::policy::{Decision, Operation, ShellKind as PolicyShellKind};
-use crate::session::{Access, HeldCommand, PsrpState, ShellKind, ShellRecord};
+use crate::session::{Access, CmdState, HeldCommand, PsrpState, ShellKind, ShellRecord};
 use crate::wsman::{self, Action, Body};
 
 /// Resource URI of WinRS cmd shells.
@@ -156,6 +156,8 @@ impl Gateway {
             }
             ShellKind::Cmd => None,
         };
+        let cmd = (kind == ShellKind::Cmd)
+            .then(|| std::sync::Arc::new(std::sync::Mutex::new(CmdState::default())));
         self.sessions.insert(ShellRecord {
             shell_id,
             session_id,
@@ -165,6 +167,7 @@ impl Gateway {
             backend_user: backend.user,
             created: Instant::now(),
             psrp,
+            cmd,
         });
         Ok(soap_response(status, body))
     }
@@ -212,6 +215,9 @@ impl Gateway {
                     return Ok(reply);
                 }
             }
+            (Action::Send, ShellKind::Cmd, Body::Send(streams)) => {
+                self.decide_cmd_stdin(&ctx, &shell, streams)?;
+            }
             (Action::Send, ShellKind::Psrp { .. }, Body::Send(streams)) => {
                 match self.psrp_send(&ctx, &shell, streams)? {
                     SendOutcome::Forward => {}
@@ -234,6 +240,9 @@ impl Gateway {
             }
         }
         let (status, body) = self.forward(&ctx, &backend).await?;
+        if status == StatusCode::OK {
+            self.track_cmd_program(&ctx, &shell, &body);
+        }
         if action == Action::Delete && status == StatusCode::OK {
             if let Some(closed) = self.sessions.remove(&shell_id) {
                 self.audit.emit(Event {

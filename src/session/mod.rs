@@ -9,6 +9,7 @@
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -49,6 +50,24 @@ pub struct ShellRecord {
     pub created: Instant,
     /// PSRP shells: what the gateway must remember between requests to inspect them.
     pub psrp: Option<Arc<Mutex<PsrpState>>>,
+    /// cmd shells: the command line of each running command, to judge its stdin.
+    pub cmd: Option<Arc<Mutex<CmdState>>>,
+}
+
+/// Inspection state of one WinRS cmd shell.
+#[derive(Debug, Default)]
+pub struct CmdState {
+    /// CommandId → what it runs, for as long as the client may send it input.
+    pub commands: HashMap<String, CmdProgram>,
+}
+
+/// A running command of a cmd shell.
+#[derive(Debug, Default)]
+pub struct CmdProgram {
+    /// The command line that started it (Command and Arguments joined by spaces).
+    pub line: String,
+    /// Input after the last line break: judged again, whole, once the line is complete.
+    pub partial: String,
 }
 
 /// Inspection state of one PSRP shell (runspace pool).

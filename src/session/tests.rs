@@ -12,6 +12,7 @@ fn record(id: &str, owner: &str, host: &str) -> ShellRecord {
         backend_user: "svc".into(),
         created: Instant::now(),
         psrp: None,
+        cmd: None,
     }
 }
 

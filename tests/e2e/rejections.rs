@@ -9,7 +9,9 @@
 
 use std::time::Duration;
 
-use crate::support::raw::{command, create_cmd_shell, element_text, shell_id, RawClient};
+use crate::support::raw::{
+    command, create_cmd_shell, element_text, send_stdin, shell_id, RawClient,
+};
 use crate::support::{Gateway, GatewayOptions, ALICE};
 
 fn bearer(token: &str) -> String {
@@ -233,7 +235,7 @@ async fn another_principals_shell_is_refused() {
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
-    assert!(gw.standin.saw_command("whoami"));
+    assert!(gw.standin.wait_for_command("whoami").await);
     gw.stop().await;
 }
 
@@ -321,5 +323,75 @@ async fn denied_malformed_and_oversized_requests_never_reach_the_host() {
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_fed_to_an_interpreter_on_stdin_are_judged() {
+    let gw = Gateway::start(GatewayOptions::default()).await;
+    let alice = RawClient::new(
+        gw.addr,
+        &gw.certs.ca,
+        Some((&gw.certs.client_cert, &gw.certs.client_key)),
+    );
+    let to = "https://gw/wsman/standin";
+    let r = alice
+        .post("/wsman/standin", None, &create_cmd_shell(to))
+        .await
+        .unwrap();
+    let sid = shell_id(&r.body).unwrap();
+    let r = alice
+        .post("/wsman/standin", None, &command(to, &sid, "cmd"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let cid = element_text(&r.body, "CommandId").expect("CommandResponse has a CommandId");
+
+    let r = alice
+        .post(
+            "/wsman/standin",
+            None,
+            &send_stdin(to, &sid, &cid, "hostname\r\n"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(gw.standin.wait_for_command("hostname").await);
+
+    for evil in [
+        "shutdown /s /t 0\r\n",
+        "hostname & shutdown /s\r\n",
+        "shut",
+        "down /s\r\n",
+    ] {
+        let r = alice
+            .post("/wsman/standin", None, &send_stdin(to, &sid, &cid, evil))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 500, "{evil:?} must be refused: {}", r.body);
+        assert!(r.body.contains("AccessDenied"), "{}", r.body);
+    }
+    // Input for a command id the gateway never saw start.
+    let r = alice
+        .post(
+            "/wsman/standin",
+            None,
+            &send_stdin(to, &sid, "NOPE", "hostname\r\n"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 500);
+    assert!(
+        !gw.standin.saw_command("shutdown"),
+        "{:#?}",
+        gw.standin.requests()
+    );
+    assert!(
+        gw.audit_has(|e| e["event"] == "command.denied"
+            && e["command"][0]
+                .as_str()
+                .is_some_and(|c| c.starts_with("cmd < shutdown")))
+            .await
+    );
     gw.stop().await;
 }

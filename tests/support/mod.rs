@@ -82,6 +82,12 @@ impl Standin {
         read_jsonl(&self.log)
     }
 
+    /// Waits (briefly) until the host has logged a request mentioning `needle`: the
+    /// stand-in may write its log line just after it answered.
+    pub async fn wait_for_command(&self, needle: &str) -> bool {
+        eventually(Duration::from_secs(5), || self.saw_command(needle)).await
+    }
+
     /// Whether any request the host received mentions `needle` in a command line, stdin or
     /// PSRP pipeline.
     pub fn saw_command(&self, needle: &str) -> bool {

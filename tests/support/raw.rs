@@ -146,3 +146,12 @@ pub fn shell_id(xml: &str) -> Option<String> {
         }
     }
 }
+
+/// A WinRS Send of `data` to the stdin of `command_id`.
+pub fn send_stdin(to: &str, shell_id: &str, command_id: &str, data: &str) -> String {
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, data);
+    format!(
+        r#"<?xml version="1.0" encoding="utf-8"?>
+<env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell"><env:Header><a:To>{to}</a:To><a:ReplyTo><a:Address env:mustUnderstand="true">http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:Address></a:ReplyTo><w:MaxEnvelopeSize env:mustUnderstand="true">153600</w:MaxEnvelopeSize><a:MessageID>uuid:33333333-2222-3333-4444-555555555555</a:MessageID><w:OperationTimeout>PT20S</w:OperationTimeout><w:ResourceURI env:mustUnderstand="true">http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd</w:ResourceURI><a:Action env:mustUnderstand="true">http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Send</a:Action><w:SelectorSet><w:Selector Name="ShellId">{shell_id}</w:Selector></w:SelectorSet></env:Header><env:Body><rsp:Send><rsp:Stream Name="stdin" CommandId="{command_id}">{b64}</rsp:Stream></rsp:Send></env:Body></env:Envelope>"#
+    )
+}
