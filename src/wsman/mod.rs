@@ -39,7 +39,8 @@ pub use body::{
 };
 pub use build::build;
 pub use envelope::{
-    parse, rewrite_address, rewrite_to, Envelope, Header, Limits, OptionItem, Selector,
+    parse, remove_compression_type, rewrite_address, rewrite_to, Envelope, Header, Limits,
+    OptionItem, Selector, SourceSpans,
 };
 pub use error::WsmanError;
 pub use fault::{build_fault, Fault, FaultSpec, FaultSubcode, QualifiedName};

@@ -105,6 +105,8 @@ pub(crate) struct Cursor<'i> {
     marks: Vec<usize>,
     /// The last element was `<x/>`: the next call returns its `End`.
     pending_end: bool,
+    /// Position before the last event read from the input (the `<` of a start tag).
+    event_start: usize,
 }
 
 // === impl Cursor ===
@@ -133,6 +135,7 @@ impl<'i> Cursor<'i> {
             path: String::new(),
             marks: Vec::new(),
             pending_end: false,
+            event_start: base,
         }
     }
 
@@ -141,6 +144,12 @@ impl<'i> Cursor<'i> {
         usize::try_from(self.reader.buffer_position())
             .unwrap_or(usize::MAX)
             .saturating_add(self.base)
+    }
+
+    /// Byte offset where the last event read from the input began: for a start tag, its
+    /// `<`.
+    pub(crate) fn event_start(&self) -> usize {
+        self.event_start
     }
 
     /// A slice of the original input, if the range is inside it.
@@ -222,6 +231,7 @@ impl<'i> Cursor<'i> {
             return Ok(Ev::End);
         }
         loop {
+            self.event_start = self.position();
             let (ns, event) = match self.reader.read_resolved_event() {
                 Ok((res, ev)) => (resolve(res), ev),
                 Err(e) => return Err(self.xml_error(e, true)),

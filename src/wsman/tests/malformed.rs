@@ -290,7 +290,7 @@ fn utf8_bom_is_accepted_and_offsets_still_match() {
     let to = "<a:To>http://h:5985/wsman</a:To>";
     xml.extend_from_slice(&env(&format!("{SEND}{to}"), "<rsp:Send/>"));
     let env = parse(&xml, &Limits::default()).unwrap();
-    let span = env.to_span.clone().unwrap();
+    let span = env.spans.to.clone().unwrap();
     assert_eq!(&xml[span], b"http://h:5985/wsman");
 }
 
