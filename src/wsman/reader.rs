@@ -321,13 +321,18 @@ impl<'i> Cursor<'i> {
         Ok(())
     }
 
-    /// After an [`Ev::Start`], returns all character data inside the element (including
-    /// that of nested elements) and consumes its end. Borrows when the text is one piece.
+    /// After an [`Ev::Start`], returns the character data inside the element and consumes
+    /// its end. Borrows when the text is one piece.
+    ///
+    /// A child element is an error ([`WsmanError::UnexpectedElement`]): in a text-only
+    /// element the host's schema would refuse it, and guessing which text it reads could
+    /// let the gateway check a different value than the host runs.
     pub(crate) fn text(&mut self) -> Result<Cow<'i, str>, WsmanError> {
         let target = self.depth.saturating_sub(1);
         let mut acc: Option<Cow<'i, str>> = None;
         while self.depth > target {
             match self.next()? {
+                Ev::Start(_) => return Err(WsmanError::UnexpectedElement { path: self.path() }),
                 Ev::Text(piece) => {
                     acc = Some(match acc {
                         None => piece,
@@ -337,7 +342,7 @@ impl<'i> Cursor<'i> {
                         }
                     });
                 }
-                Ev::Start(_) | Ev::End => {}
+                Ev::End => {}
                 Ev::Eof => return Err(WsmanError::UnexpectedEof { path: self.path() }),
             }
         }

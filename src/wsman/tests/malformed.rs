@@ -387,3 +387,23 @@ fn many_selectors_and_options_stay_linear() {
     // Generous even for an unoptimised build on a busy machine; quadratic took seconds.
     assert!(start.elapsed() < std::time::Duration::from_secs(2));
 }
+
+#[test]
+fn elements_inside_text_only_elements_are_refused() {
+    // The gateway must not read `dir` + `evil` while the host reads something else.
+    let cmd =
+        "<a:Action>http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Command</a:Action>";
+    let body =
+        "<rsp:CommandLine><rsp:Command>dir<rsp:x>evil</rsp:x></rsp:Command></rsp:CommandLine>";
+    assert_eq!(
+        parse(&env(cmd, body), &Limits::default()),
+        Err(WsmanError::UnexpectedElement {
+            path: "/Envelope/Body/CommandLine/Command/x".to_owned()
+        })
+    );
+    // Comments and CDATA are text, not elements.
+    let body =
+        "<rsp:CommandLine><rsp:Command>d<!-- c -->i<![CDATA[r]]></rsp:Command></rsp:CommandLine>";
+    let env = parse(&env(cmd, body), &Limits::default()).unwrap();
+    assert!(matches!(&env.body, Body::CommandLine(c) if c.command == "dir"));
+}
