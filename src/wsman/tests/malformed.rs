@@ -407,3 +407,19 @@ fn elements_inside_text_only_elements_are_refused() {
     let env = parse(&env(cmd, body), &Limits::default()).unwrap();
     assert!(matches!(&env.body, Body::CommandLine(c) if c.command == "dir"));
 }
+
+#[test]
+fn utf16_envelopes_are_a_typed_error() {
+    // Only UTF-8 is supported (what every client in the corpus sends); UTF-16 with a BOM
+    // is refused cleanly rather than misread.
+    let utf8 = env(SEND, "<rsp:Send/>");
+    let mut utf16 = vec![0xFF, 0xFE];
+    for unit in String::from_utf8(utf8).unwrap().encode_utf16() {
+        utf16.extend_from_slice(&unit.to_le_bytes());
+    }
+    let err = parse(&utf16, &Limits::default()).unwrap_err();
+    assert!(
+        matches!(err, WsmanError::NotAnEnvelope | WsmanError::Xml { .. }),
+        "{err:?}"
+    );
+}
