@@ -139,13 +139,23 @@ pub struct Envelope {
     pub header: Header,
     /// The typed body.
     pub body: Body,
-    /// Byte range of the `wsa:To` content (between its tags) in the parsed input, for
-    /// [`rewrite_to`]. `None` when built by hand, when there is no `wsa:To`, or when it
-    /// was written `<wsa:To/>`.
-    pub to_span: Option<Range<usize>>,
-    /// Byte range of the `x:ResourceCreated/a:Address` content in a CreateResponse, for
-    /// [`rewrite_address`]; `None` otherwise.
-    pub address_span: Option<Range<usize>>,
+    /// Where some elements sit in the parsed input, for byte-exact splicing. All `None`
+    /// for an envelope built by hand.
+    pub spans: SourceSpans,
+}
+
+/// Byte ranges into the input an [`Envelope`] was parsed from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceSpans {
+    /// The `wsa:To` content (between its tags), for [`rewrite_to`]. `None` when there is
+    /// no `wsa:To` or it was written `<wsa:To/>`.
+    pub to: Option<Range<usize>>,
+    /// The `x:ResourceCreated/a:Address` content of a CreateResponse, for
+    /// [`rewrite_address`].
+    pub address: Option<Range<usize>>,
+    /// The whole `rsp:CompressionType` header element (tags included), for
+    /// [`remove_compression_type`].
+    pub compression_type: Option<Range<usize>>,
 }
 
 // === impl Envelope ===
@@ -156,8 +166,7 @@ impl Envelope {
         Envelope {
             header,
             body,
-            to_span: None,
-            address_span: None,
+            spans: SourceSpans::default(),
         }
     }
 
@@ -215,7 +224,7 @@ pub fn parse(input: &[u8], limits: &Limits) -> Result<Envelope, WsmanError> {
         return Err(WsmanError::NotAnEnvelope);
     }
 
-    let mut header: Option<(Header, Option<Range<usize>>)> = None;
+    let mut header: Option<(Header, HeaderSpans)> = None;
     let mut body: Option<(Body, Option<Range<usize>>)> = None;
     loop {
         let elem = match cur.next()? {
@@ -255,15 +264,18 @@ pub fn parse(input: &[u8], limits: &Limits) -> Result<Envelope, WsmanError> {
     let Some((body, address_span)) = body else {
         return Err(WsmanError::MissingBody);
     };
-    let Some((header, to_span)) = header else {
+    let Some((header, header_spans)) = header else {
         return Err(WsmanError::MissingHeader("Header"));
     };
     check_body_matches(&header, &body)?;
     Ok(Envelope {
         header,
         body,
-        to_span,
-        address_span,
+        spans: SourceSpans {
+            to: header_spans.to,
+            address: address_span,
+            compression_type: header_spans.compression_type,
+        },
     })
 }
 
@@ -329,11 +341,18 @@ fn describe(body: &Body) -> String {
     name.to_owned()
 }
 
+/// Spans found while decoding the header.
+#[derive(Debug, Default)]
+struct HeaderSpans {
+    to: Option<Range<usize>>,
+    compression_type: Option<Range<usize>>,
+}
+
 /// After the `s:Header` start tag: decodes it up to and including `</s:Header>`.
-fn parse_header(cur: &mut Cursor<'_>) -> Result<(Header, Option<Range<usize>>), WsmanError> {
+fn parse_header(cur: &mut Cursor<'_>) -> Result<(Header, HeaderSpans), WsmanError> {
     let mut action: Option<String> = None;
     let mut h = Header::new(Action::Other(String::new()));
-    let mut to_span = None;
+    let mut spans = HeaderSpans::default();
     let mut selectors: Option<Vec<Selector>> = None;
     let mut options: Option<Vec<OptionItem>> = None;
     let mut max_env: Option<u32> = None;
@@ -351,7 +370,7 @@ fn parse_header(cur: &mut Cursor<'_>) -> Result<(Header, Option<Range<usize>>), 
                 let start = cur.position();
                 let text = cur.trimmed()?;
                 if !e.empty {
-                    to_span = Some(cur.content_span(start));
+                    spans.to = Some(cur.content_span(start));
                 }
                 set_once(&mut h.to, text, cur, "/To")?;
             }
@@ -407,12 +426,12 @@ fn parse_header(cur: &mut Cursor<'_>) -> Result<(Header, Option<Range<usize>>), 
             (Ns::Wsmv, b"SessionId") => {
                 set_once(&mut h.session_id, cur.trimmed()?, cur, "/SessionId")?
             }
-            (Ns::Shell, b"CompressionType") => set_once(
-                &mut h.compression_type,
-                cur.trimmed()?,
-                cur,
-                "/CompressionType",
-            )?,
+            (Ns::Shell, b"CompressionType") => {
+                let start = cur.event_start();
+                let value = cur.trimmed()?;
+                set_once(&mut h.compression_type, value, cur, "/CompressionType")?;
+                spans.compression_type = Some(start..cur.position());
+            }
             _ => {
                 let must = cur.attr_ns(&e, ns::SOAP, "mustUnderstand")?;
                 if must.as_deref().and_then(parse_bool) == Some(true) {
@@ -431,7 +450,7 @@ fn parse_header(cur: &mut Cursor<'_>) -> Result<(Header, Option<Range<usize>>), 
     h.selectors = selectors.unwrap_or_default();
     h.options = options.unwrap_or_default();
     h.max_envelope_size = max_env;
-    Ok((h, to_span))
+    Ok((h, spans))
 }
 
 fn parse_reply_to(cur: &mut Cursor<'_>) -> Result<String, WsmanError> {
@@ -545,21 +564,35 @@ fn parse_option_set(cur: &mut Cursor<'_>) -> Result<Vec<OptionItem>, WsmanError>
 /// Returns `input` with the content of `wsa:To` replaced by `new_to` (XML-escaped), every
 /// other byte unchanged. `env` must be the result of parsing exactly `input`.
 ///
-/// When `env` has no [`Envelope::to_span`] (no `wsa:To`, `<wsa:To/>`, or `env` was built
+/// When `env` has no [`SourceSpans::to`] (no `wsa:To`, `<wsa:To/>`, or `env` was built
 /// by hand) or the span does not fit `input`, `input` is returned unchanged: check
-/// `to_span` first if the rewrite is mandatory.
+/// `env.spans.to` first if the rewrite is mandatory.
 pub fn rewrite_to(input: &[u8], env: &Envelope, new_to: &str) -> Vec<u8> {
-    splice(input, env.to_span.as_ref(), new_to)
+    splice(input, env.spans.to.as_ref(), new_to)
 }
 
 /// Returns `input` with the content of the CreateResponse's `x:ResourceCreated/a:Address`
 /// replaced by `new_address` (XML-escaped), every other byte unchanged; `input` unchanged
-/// when `env` has no [`Envelope::address_span`]. `env` must be the parse of `input`.
+/// when `env` has no [`SourceSpans::address`]. `env` must be the parse of `input`.
 pub fn rewrite_address(input: &[u8], env: &Envelope, new_address: &str) -> Vec<u8> {
-    splice(input, env.address_span.as_ref(), new_address)
+    splice(input, env.spans.address.as_ref(), new_address)
 }
 
+/// Returns `input` without its `rsp:CompressionType` header element, every other byte
+/// unchanged (`input` unchanged when there is none). Without that header the host answers
+/// `NoCompression` and streams plain data (PROTOCOL.md §9). `env` must be the parse of
+/// `input`.
+pub fn remove_compression_type(input: &[u8], env: &Envelope) -> Vec<u8> {
+    splice_raw(input, env.spans.compression_type.as_ref(), b"")
+}
+
+/// Replaces the span with `text`, XML-escaped.
 fn splice(input: &[u8], span: Option<&Range<usize>>, text: &str) -> Vec<u8> {
+    splice_raw(input, span, quick_xml::escape::escape(text).as_bytes())
+}
+
+/// Replaces the span with `bytes` as they are.
+fn splice_raw(input: &[u8], span: Option<&Range<usize>>, bytes: &[u8]) -> Vec<u8> {
     let Some(span) = span else {
         return input.to_vec();
     };
@@ -569,10 +602,9 @@ fn splice(input: &[u8], span: Option<&Range<usize>>, text: &str) -> Vec<u8> {
     if span.start > span.end {
         return input.to_vec();
     }
-    let escaped = quick_xml::escape::escape(text);
-    let mut out = Vec::with_capacity(head.len() + escaped.len() + tail.len());
+    let mut out = Vec::with_capacity(head.len() + bytes.len() + tail.len());
     out.extend_from_slice(head);
-    out.extend_from_slice(escaped.as_bytes());
+    out.extend_from_slice(bytes);
     out.extend_from_slice(tail);
     out
 }

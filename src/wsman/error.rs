@@ -50,6 +50,12 @@ pub enum WsmanError {
         /// Path of the repeated element (or `.../Selector[@Name=X]`).
         path: String,
     },
+    /// An element appeared inside one that holds only text (e.g. inside `rsp:Command`).
+    #[error("unexpected element {path}")]
+    UnexpectedElement {
+        /// Path of the unexpected element.
+        path: String,
+    },
     /// Text that must be base64 is not.
     #[error("bad base64 in {path}")]
     BadBase64 {

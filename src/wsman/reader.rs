@@ -105,6 +105,8 @@ pub(crate) struct Cursor<'i> {
     marks: Vec<usize>,
     /// The last element was `<x/>`: the next call returns its `End`.
     pending_end: bool,
+    /// Position before the last event read from the input (the `<` of a start tag).
+    event_start: usize,
 }
 
 // === impl Cursor ===
@@ -133,6 +135,7 @@ impl<'i> Cursor<'i> {
             path: String::new(),
             marks: Vec::new(),
             pending_end: false,
+            event_start: base,
         }
     }
 
@@ -141,6 +144,12 @@ impl<'i> Cursor<'i> {
         usize::try_from(self.reader.buffer_position())
             .unwrap_or(usize::MAX)
             .saturating_add(self.base)
+    }
+
+    /// Byte offset where the last event read from the input began: for a start tag, its
+    /// `<`.
+    pub(crate) fn event_start(&self) -> usize {
+        self.event_start
     }
 
     /// A slice of the original input, if the range is inside it.
@@ -222,6 +231,7 @@ impl<'i> Cursor<'i> {
             return Ok(Ev::End);
         }
         loop {
+            self.event_start = self.position();
             let (ns, event) = match self.reader.read_resolved_event() {
                 Ok((res, ev)) => (resolve(res), ev),
                 Err(e) => return Err(self.xml_error(e, true)),
@@ -311,13 +321,18 @@ impl<'i> Cursor<'i> {
         Ok(())
     }
 
-    /// After an [`Ev::Start`], returns all character data inside the element (including
-    /// that of nested elements) and consumes its end. Borrows when the text is one piece.
+    /// After an [`Ev::Start`], returns the character data inside the element and consumes
+    /// its end. Borrows when the text is one piece.
+    ///
+    /// A child element is an error ([`WsmanError::UnexpectedElement`]): in a text-only
+    /// element the host's schema would refuse it, and guessing which text it reads could
+    /// let the gateway check a different value than the host runs.
     pub(crate) fn text(&mut self) -> Result<Cow<'i, str>, WsmanError> {
         let target = self.depth.saturating_sub(1);
         let mut acc: Option<Cow<'i, str>> = None;
         while self.depth > target {
             match self.next()? {
+                Ev::Start(_) => return Err(WsmanError::UnexpectedElement { path: self.path() }),
                 Ev::Text(piece) => {
                     acc = Some(match acc {
                         None => piece,
@@ -327,7 +342,7 @@ impl<'i> Cursor<'i> {
                         }
                     });
                 }
-                Ev::Start(_) | Ev::End => {}
+                Ev::End => {}
                 Ev::Eof => return Err(WsmanError::UnexpectedEof { path: self.path() }),
             }
         }

@@ -290,7 +290,7 @@ fn utf8_bom_is_accepted_and_offsets_still_match() {
     let to = "<a:To>http://h:5985/wsman</a:To>";
     xml.extend_from_slice(&env(&format!("{SEND}{to}"), "<rsp:Send/>"));
     let env = parse(&xml, &Limits::default()).unwrap();
-    let span = env.to_span.clone().unwrap();
+    let span = env.spans.to.clone().unwrap();
     assert_eq!(&xml[span], b"http://h:5985/wsman");
 }
 
@@ -386,4 +386,40 @@ fn many_selectors_and_options_stay_linear() {
     assert_eq!(env.option("O5999"), Some("v"));
     // Generous even for an unoptimised build on a busy machine; quadratic took seconds.
     assert!(start.elapsed() < std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn elements_inside_text_only_elements_are_refused() {
+    // The gateway must not read `dir` + `evil` while the host reads something else.
+    let cmd =
+        "<a:Action>http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Command</a:Action>";
+    let body =
+        "<rsp:CommandLine><rsp:Command>dir<rsp:x>evil</rsp:x></rsp:Command></rsp:CommandLine>";
+    assert_eq!(
+        parse(&env(cmd, body), &Limits::default()),
+        Err(WsmanError::UnexpectedElement {
+            path: "/Envelope/Body/CommandLine/Command/x".to_owned()
+        })
+    );
+    // Comments and CDATA are text, not elements.
+    let body =
+        "<rsp:CommandLine><rsp:Command>d<!-- c -->i<![CDATA[r]]></rsp:Command></rsp:CommandLine>";
+    let env = parse(&env(cmd, body), &Limits::default()).unwrap();
+    assert!(matches!(&env.body, Body::CommandLine(c) if c.command == "dir"));
+}
+
+#[test]
+fn utf16_envelopes_are_a_typed_error() {
+    // Only UTF-8 is supported (what every client in the corpus sends); UTF-16 with a BOM
+    // is refused cleanly rather than misread.
+    let utf8 = env(SEND, "<rsp:Send/>");
+    let mut utf16 = vec![0xFF, 0xFE];
+    for unit in String::from_utf8(utf8).unwrap().encode_utf16() {
+        utf16.extend_from_slice(&unit.to_le_bytes());
+    }
+    let err = parse(&utf16, &Limits::default()).unwrap_err();
+    assert!(
+        matches!(err, WsmanError::NotAnEnvelope | WsmanError::Xml { .. }),
+        "{err:?}"
+    );
 }

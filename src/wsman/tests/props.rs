@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
 use super::corpus::pypsrp_sessions;
-use crate::wsman::{build, parse, Limits, WsmanError};
+use crate::wsman::{build, parse, rewrite_to, Limits, WsmanError};
 
 /// A few real envelopes of different kinds (Create with creationXml, Command, Receive
 /// response with streams and CommandState, a fault), read once.
@@ -88,7 +88,13 @@ proptest! {
             let mut expected = env.header.clone();
             expected.unknown_must_understand.clear();
             prop_assert_eq!(back.header, expected);
-            prop_assert_eq!(back.body, env.body);
+            prop_assert_eq!(&back.body, &env.body);
+            if env.spans.to.is_some() {
+                let spliced = rewrite_to(&bytes, &env, "https://b.invalid/wsman?<&>");
+                let again = parse(&spliced, &unlimited).unwrap();
+                prop_assert_eq!(again.header.to.as_deref(), Some("https://b.invalid/wsman?<&>"));
+                prop_assert_eq!(again.body, env.body);
+            }
         }
     }
 
