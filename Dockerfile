@@ -3,10 +3,9 @@
 # Mount a directory holding hopgate.toml, the certificates, the vault file and policies.
 FROM rust:1-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
-COPY src ./src
-COPY policies ./policies
-COPY benches ./benches
+# The whole source tree (see .dockerignore): the manifest names benches and tests, so
+# cargo wants them present even for `--bin`.
+COPY . .
 RUN cargo build --release --locked --bin hopgate
 
 FROM debian:bookworm-slim
@@ -15,6 +14,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/hopgate --create-home hopgate
 COPY --from=build /src/target/release/hopgate /usr/local/bin/hopgate
+COPY --from=build /src/policies /usr/share/hopgate/policies
+COPY --from=build /src/hopgate.example.toml /usr/share/hopgate/hopgate.example.toml
 USER hopgate
 WORKDIR /etc/hopgate
 EXPOSE 5986
