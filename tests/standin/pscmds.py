@@ -83,14 +83,46 @@ def command_not_found(name):
 
 
 class Context:
-    """What a running command can see and do: identity, output hooks, cancellation."""
+    """What a running command can see and do: identity, output hooks, variables, cancellation.
 
-    def __init__(self, hostname, user, stop_event, write_error, write_information=None):
+    write_stream(kind, message) receives "warning", "verbose" and "debug" records that the
+    preference variables let through."""
+
+    def __init__(self, hostname, user, stop_event, write_error, write_information=None, write_stream=None):
         self.hostname = hostname
         self.user = user
         self.stop_event = stop_event
         self.write_error = write_error
         self.write_information = write_information or (lambda msg: None)
+        self.write_stream = write_stream or (lambda kind, msg: None)
+        self.vars = {
+            "env:computername": hostname,
+            "env:username": (user or "").split("\\")[-1],
+            "erroractionpreference": "Continue",
+            "warningpreference": "Continue",
+            "verbosepreference": "SilentlyContinue",
+            "debugpreference": "SilentlyContinue",
+            "true": True,
+            "false": False,
+            "null": None,
+        }
+
+    def error(self, err):
+        """A non-terminating error, or a terminating one under $ErrorActionPreference = 'Stop'."""
+        if str(self.vars.get("erroractionpreference", "")).lower() == "stop":
+            raise TerminatingError(err)
+        self.write_error(err)
+
+    def stream(self, kind, message):
+        pref = str(self.vars.get(f"{kind}preference", "SilentlyContinue")).lower()
+        if pref == "stop":
+            raise TerminatingError(PSError(
+                f"The running command stopped because the preference variable \"{kind.capitalize()}Preference\" "
+                f"or common parameter is set to Stop: {message}",
+                "System.Management.Automation.ActionPreferenceStopException", "OperationStopped",
+                "ActionPreferenceStopException", "ActionPreferenceStop"))
+        if pref in ("continue", "inquire"):
+            self.write_stream(kind, message)
 
     def sleep(self, seconds):
         """Sleep unless stopped; True when the full time passed."""
@@ -176,7 +208,8 @@ class Word:
 def _expand(text, ctx_vars):
     def repl(m):
         name = m.group(1)
-        return ctx_vars.get(name.lower(), "")
+        value = ctx_vars.get(name.lower(), "")
+        return "" if value is None else str(value)
 
     return re.sub(r"\$(env:[A-Za-z_]+|[A-Za-z_]+)", repl, text)
 
@@ -305,6 +338,9 @@ def _token_value(t, ctx_vars):
     if t.text.lower() in ("$true", "$false"):
         return t.text.lower() == "$true"
     if t.text.startswith("$"):
+        name = t.text[1:].lower()
+        if name in ctx_vars:
+            return ctx_vars[name]
         return _expand(t.text, ctx_vars)
     return t.text
 
@@ -341,7 +377,7 @@ def cmd_get_service(inp, params, ctx):
     for pattern in names:
         matched = [s for s in SERVICES if fnmatch.fnmatch(s[0].lower(), pattern.lower())]
         if not matched and not any(ch in pattern for ch in "*?["):
-            ctx.write_error(PSError(
+            ctx.error(PSError(
                 f"Cannot find any service with service name '{pattern}'.",
                 "Microsoft.PowerShell.Commands.ServiceCommandException",
                 "ObjectNotFound", "ServiceCommandException",
@@ -360,7 +396,7 @@ def cmd_get_process(inp, params, ctx):
     if names:
         for pattern in names:
             if not any(ch in pattern for ch in "*?[") and not any(r[7].lower() == pattern.lower() for r in PROCESSES):
-                ctx.write_error(PSError(
+                ctx.error(PSError(
                     f"Cannot find a process with the name \"{pattern}\". Verify the process name and call the "
                     "cmdlet again.",
                     "Microsoft.PowerShell.Commands.ProcessCommandException",
@@ -396,8 +432,25 @@ def cmd_write_host(inp, params, ctx):
 
 def cmd_write_error(inp, params, ctx):
     msg = _param(params, "Message", position=0, default="")
-    ctx.write_error(PSError(str(msg), "Microsoft.PowerShell.Commands.WriteErrorException", "NotSpecified",
-                            "WriteErrorException", "Microsoft.PowerShell.Commands.WriteErrorException"))
+    ctx.error(PSError(str(msg), "Microsoft.PowerShell.Commands.WriteErrorException", "NotSpecified",
+                      "WriteErrorException", "Microsoft.PowerShell.Commands.WriteErrorException"))
+    return
+    yield  # pragma: no cover
+
+
+def _stream_cmd(kind):
+    def cmd(inp, params, ctx):
+        msg = _param(params, "Message", position=0, default="")
+        ctx.stream(kind, str(msg))
+        return
+        yield  # pragma: no cover
+
+    return cmd
+
+
+def cmd_write_information(inp, params, ctx):
+    msg = _param(params, "MessageData", "Message", position=0, default="")
+    ctx.write_information(str(msg))
     return
     yield  # pragma: no cover
 
@@ -514,6 +567,10 @@ COMMANDS = {
     "write": cmd_write_output,
     "write-host": cmd_write_host,
     "write-error": cmd_write_error,
+    "write-warning": _stream_cmd("warning"),
+    "write-verbose": _stream_cmd("verbose"),
+    "write-debug": _stream_cmd("debug"),
+    "write-information": cmd_write_information,
     "get-date": cmd_get_date,
     "stop-computer": cmd_stop_computer,
     "restart-computer": cmd_stop_computer,
@@ -538,7 +595,8 @@ COMMANDS = {
 COMMANDS_DISPLAY = [
     "Get-Command", "Get-Date", "Get-Process", "Get-Service", "Invoke-Expression", "Measure-Object",
     "Out-Default", "Out-Null", "Out-String", "Restart-Computer", "Select-Object", "Start-Sleep",
-    "Stop-Computer", "Write-Error", "Write-Host", "Write-Output",
+    "Stop-Computer", "Write-Debug", "Write-Error", "Write-Host", "Write-Information", "Write-Output",
+    "Write-Verbose", "Write-Warning",
 ]
 
 
@@ -585,31 +643,49 @@ def arithmetic(text):
 
 def run_script(script, ctx):
     """Run script text: each statement's pipeline, streaming the output objects."""
-    ctx_vars = {"env:computername": ctx.hostname, "env:username": (ctx.user or "").split("\\")[-1]}
+    ctx_vars = ctx.vars
     for statement in split_statements(script):
-        if len(statement) == 1 and all((isinstance(t, Word) and not t.quoted) or (isinstance(t, Block) and t.paren)
-                                       for t in statement[0]):
-            value = arithmetic("".join(t.text if isinstance(t, Word) else f"({t.text})" for t in statement[0]))
-            if value is not None:
-                yield value
-                continue
-        elements = []
-        for tokens in statement:
-            head, params = parse_element(tokens, ctx_vars)
-            if head is None:
-                continue
-            if isinstance(head, Block):
-                elements.append((head, params))
-            elif isinstance(head, Word) and head.quoted:
-                elements.append(("write-output", [(None, _token_value(head, ctx_vars))]))
-            elif isinstance(head, Word) and re.fullmatch(r"-?\d+", head.text):
-                elements.append(("write-output", [(None, int(head.text))]))
-            elif isinstance(head, Word) and head.text.startswith("$"):
-                elements.append(("write-output", [(None, _token_value(head, ctx_vars))]))
+        first = statement[0]
+        if (len(statement) == 1 and len(first) >= 3 and isinstance(first[0], Word) and not first[0].quoted
+                and first[0].text.startswith("$") and isinstance(first[1], Word) and first[1].text == "="):
+            # `$name = value`: a literal, or the output of the rest of the statement.
+            name = first[0].text[1:].lower()
+            rest = first[2:]
+            if len(rest) == 1 and not isinstance(rest[0], Block):
+                ctx_vars[name] = _token_value(rest[0], ctx_vars)
             else:
-                elements.append((head.text, params))
-        if elements:
-            yield from run_pipeline(elements, ctx)
+                values = list(run_script_tokens([rest], ctx))
+                ctx_vars[name] = values[0] if len(values) == 1 else values
+            continue
+        yield from run_script_tokens(statement, ctx)
+
+
+def run_script_tokens(statement, ctx):
+    """Run one statement given as pipeline elements of tokens."""
+    ctx_vars = ctx.vars
+    if len(statement) == 1 and all((isinstance(t, Word) and not t.quoted) or (isinstance(t, Block) and t.paren)
+                                   for t in statement[0]):
+        value = arithmetic("".join(t.text if isinstance(t, Word) else f"({t.text})" for t in statement[0]))
+        if value is not None:
+            yield value
+            return
+    elements = []
+    for tokens in statement:
+        head, params = parse_element(tokens, ctx_vars)
+        if head is None:
+            continue
+        if isinstance(head, Block):
+            elements.append((head, params))
+        elif isinstance(head, Word) and head.quoted:
+            elements.append(("write-output", [(None, _token_value(head, ctx_vars))]))
+        elif isinstance(head, Word) and re.fullmatch(r"-?\d+", head.text):
+            elements.append(("write-output", [(None, int(head.text))]))
+        elif isinstance(head, Word) and head.text.startswith("$"):
+            elements.append(("write-output", [(None, _token_value(head, ctx_vars))]))
+        else:
+            elements.append((head.text, params))
+    if elements:
+        yield from run_pipeline(elements, ctx)
 
 
 # ---------------------------------------------------------------------------------------
