@@ -185,6 +185,9 @@ check "pypsrp stop a running pipeline" 'rc == 0 and r["state"] == 3' \
 check "pypsrp GET_COMMAND_METADATA" 'rc == 0 and [c["name"] for c in r["commands"]] == ["Get-Service"]' \
     -- "${PYPSRP[@]}" "${A_PSRP[@]}" --auth ntlm --metadata 'Get-Serv*'
 
+check "pypsrp ntlm without encryption over http refused" 'rc == 3' \
+    -- "${PYPSRP[@]}" "${A_PSRP[@]}" --auth ntlm --encryption never --cmd hostname
+
 # --- Go masterzen/winrm, Basic over https -----------------------------------------------
 if [ -n "$GO_CLIENT" ]; then
     check "go basic https hostname" 'rc == 0 and r["stdout"] == "WIN-B\r\n" and r["exit_code"] == 0' \
@@ -252,6 +255,9 @@ need(all(e["user"] == "alice" and e["encrypted"] for e in ok_cmds), "A commands 
 need(any(e["status"] == 401 and e["user"] is None for e in a), "A logged 401 challenge legs without a user")
 need(any(e["status"] == 401 and e["error"] and "rejected" in e["error"] for e in a), "A logged the bad password")
 need(any(e["fault"] and e["fault"].startswith("w:TimedOut 2150858793") for e in a), "A logged a w:TimedOut Receive")
+refused = [e for e in a if e["error"] == "unencrypted body refused"]
+need(refused and all(e["status"] == 401 and e["user"] == "alice" and e["action"] is None for e in refused),
+     "A refused the plaintext NTLM body before reading the envelope")
 sig = [e["signal"] for e in a if e["signal"]]
 need(any(s.endswith("/ctrl_c") for s in sig) and any(s.endswith("/terminate") for s in sig), "A logged ctrl_c and terminate")
 pipes = [p for e in a for p in e["psrp"] if p["type"] == "CREATE_PIPELINE"]
