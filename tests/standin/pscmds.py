@@ -293,14 +293,38 @@ def parse_element(tokens, ctx_vars):
                 name, value = name.split(":", 1)
                 params.append((name, value))
             elif i + 1 < len(tokens) and not (isinstance(tokens[i + 1], Word) and tokens[i + 1].is_param):
-                params.append((name, _token_value(tokens[i + 1], ctx_vars)))
-                i += 1
+                value, i = _array_value(tokens, i + 1, ctx_vars)
+                params.append((name, value))
             else:
                 params.append((name, True))
         else:
-            params.append((None, _token_value(t, ctx_vars)))
+            value, i = _array_value(tokens, i, ctx_vars)
+            params.append((None, value))
         i += 1
     return head, params
+
+
+def _array_value(tokens, i, ctx_vars):
+    """The value starting at tokens[i]: `a, b ,c` (an array) or one token; returns (value, last index)."""
+    items = []
+    while True:
+        t = tokens[i]
+        if isinstance(t, Word) and not t.quoted and "," in t.text:
+            parts = t.text.split(",")
+            items.extend(_token_value(Word(p), ctx_vars) for p in parts if p)
+            more = t.text.endswith(",")
+        else:
+            items.append(_token_value(t, ctx_vars))
+            more = False
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+        if nxt is not None and isinstance(nxt, Word) and not nxt.quoted and nxt.text.startswith(","):
+            more = True
+            if nxt.text == ",":
+                i += 1
+        if not more or i + 1 >= len(tokens):
+            break
+        i += 1
+    return (items[0] if len(items) == 1 else items), i
 
 
 def _token_value(t, ctx_vars):

@@ -296,6 +296,13 @@ if problems:
 EOF
 then ok "request logs"; else bad "request logs"; fi
 
+# --- unit tests of the pieces -------------------------------------------------------------
+if python3 -m unittest "$HERE/test_standin.py" >"$WORK/unit.log" 2>&1; then
+    ok "unit tests: $(grep -E '^Ran [0-9]+ tests' "$WORK/unit.log")"
+else
+    bad "unit tests" "$(tail -20 "$WORK/unit.log")"
+fi
+
 # --- replay of real Windows traffic (pypsrp corpus) --------------------------------------
 if python3 "$HERE/corpus_replay.py" >"$WORK/replay.log" 2>&1; then
     ok "corpus replay: $(tail -1 "$WORK/replay.log")"
