@@ -73,7 +73,8 @@ class CmdEmulation(unittest.TestCase):
     def test_encoded_command_is_utf16le_base64(self):
         script = "Write-Output 'héllo'; whoami"
         enc = base64.b64encode(script.encode("utf-16-le")).decode()
-        code, out, _ = run_cmd(f"PowerShell -NoProfile -NonInteractive -ExecutionPolicy Unrestricted -EncodedCommand {enc}")
+        line = f"PowerShell -NoProfile -NonInteractive -ExecutionPolicy Unrestricted -EncodedCommand {enc}"
+        code, out, _ = run_cmd(line)
         self.assertEqual((code, out), (0, "héllo\r\ncorp\\bob\r\n"))
 
     def test_powershell_exit_code(self):
@@ -219,7 +220,8 @@ class AuthPieces(unittest.TestCase):
             body = ("--Encrypted Boundary\r\n\tContent-Type: application/HTTP-SPNEGO-session-encrypted\r\n"
                     f"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length={len(plaintext)}\r\n"
                     "--Encrypted Boundary\r\n\tContent-Type: application/octet-stream\r\n").encode() \
-                + struct.pack("<I", len(wrapped.header)) + wrapped.header + wrapped.data + b"--Encrypted Boundary--\r\n"
+                + struct.pack("<I", len(wrapped.header)) + wrapped.header + wrapped.data \
+                + b"--Encrypted Boundary--\r\n"
             ct = 'multipart/encrypted;protocol="application/HTTP-SPNEGO-session-encrypted";boundary="Encrypted Boundary"'
             got, protocol = session.unwrap_body(body, ct)
             self.assertEqual((got, protocol), (plaintext, auth.SPNEGO_PROTOCOL))
