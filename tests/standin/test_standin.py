@@ -222,7 +222,8 @@ class AuthPieces(unittest.TestCase):
                     "--Encrypted Boundary\r\n\tContent-Type: application/octet-stream\r\n").encode() \
                 + struct.pack("<I", len(wrapped.header)) + wrapped.header + wrapped.data \
                 + b"--Encrypted Boundary--\r\n"
-            ct = 'multipart/encrypted;protocol="application/HTTP-SPNEGO-session-encrypted";boundary="Encrypted Boundary"'
+            ct = ('multipart/encrypted;protocol="application/HTTP-SPNEGO-session-encrypted";'
+                  'boundary="Encrypted Boundary"')
             got, protocol = session.unwrap_body(body, ct)
             self.assertEqual((got, protocol), (plaintext, auth.SPNEGO_PROTOCOL))
             out_ct, out_body = session.wrap_body(b"<s:Envelope>answer</s:Envelope>", protocol)
