@@ -97,6 +97,7 @@ class Host:
             ctx.log["action"] = req.action
             ctx.log["resource_uri"] = req.resource_uri
             ctx.log["shell_id"] = (req.shell_id or "").upper() or None
+            ctx.log["compression"] = req.compression
             target = self._target(req)
             method = {
                 wsman.ACTION_CREATE: "create",
