@@ -293,7 +293,8 @@ def run_ps_text(script, io):
         io.err(format_ps_error(err))
 
     ctx = pscmds.Context(io.hostname, io.user, io.stop_event, write_error,
-                         write_information=lambda msg: io.out(msg + "\r\n"))
+                         write_information=lambda msg: io.out(msg + "\r\n"),
+                         write_stream=lambda kind, msg: io.out(f"{kind.upper()}: {msg}\r\n"))
     objs = []
     code = 0
     try:

@@ -57,8 +57,32 @@ FILES = sys.argv[1:] or [
     "test_psrp_with_jea_configuration.yml",
     "test_psrp_set_runspaces.yml",
     "test_wsman_update_envelope_size_150.yml",
+    "test_winrs_environment.yml",
+    "test_winrs_operation_timeout.yml",
+    "test_winrs_fail_poll_process.yml",
+    "test_winrs_open_already_opened.yml",
+    "test_client_execute_cmd_environment.yml",
+    "test_psrp_multiple_commands.yml",
+    "test_psrp_get_command_metadata.yml",
+    "test_psrp_reset_runspace_state.yml",
+    "test_psrp_reset_runspace_state_fail.yml",
+    "test_psrp_run_protocol_version_2.2.yml",
+    "test_psrp_run_protocol_version_2.3.yml",
+    "test_psrp_with_history.yml",
+    "test_psrp_with_no_history.yml",
+    "test_psrp_stream_output_invocation.yml",
+    "test_psrp_stream_no_output_invocation.yml",
+    "test_psrp_clear_commands.yml",
+    "test_psrp_error_failed.yml",
+    "test_psrp_no_profile.yml",
+    "test_psrp_key_exchange_timeout.yml",
+    "test_psrp_receive_failure.yml",
 ]
-COMPARE_PIPELINE_TYPES = {"test_client_execute_ps_failure.yml", "test_psrp_multiple_invocations.yml"}
+COMPARE_PIPELINE_TYPES = {
+    "test_client_execute_ps_failure.yml", "test_psrp_multiple_invocations.yml", "test_psrp_error_failed.yml",
+    "test_psrp_stream_output_invocation.yml", "test_psrp_stream_no_output_invocation.yml",
+    "test_psrp_clear_commands.yml", "test_psrp_with_no_history.yml", "test_psrp_no_profile.yml",
+}
 
 PSRP_TYPES = {
     0x00010002: "SESSION_CAPABILITY", 0x00021009: "APPLICATION_PRIVATE_DATA", 0x00021005: "RUNSPACEPOOL_STATE",
@@ -191,7 +215,7 @@ def replay(port, name):
             problems.append(f"step {n} {action}: body shape differs: only Windows {sorted(ts - os_)[:4]}, "
                             f"only stand-in {sorted(os_ - ts)[:4]}")
     for target, seq in theirs_seq.items():
-        if target != "pool" and name not in COMPARE_PIPELINE_TYPES:
+        if target != "pool" and name not in COMPARE_PIPELINE_TYPES and not os.environ.get("REPLAY_COMPARE_ALL"):
             continue
         want = [t for t in seq if t != "PROGRESS_RECORD"]  # Windows reports module loading progress
         got = ours_seq.get(target, [])
@@ -206,7 +230,7 @@ def main():
         fh.write(":replay:Replay0!\n")
     proc = subprocess.Popen(
         [sys.executable, os.path.join(HERE, "host.py"), "--port", "0", "--scheme", "http", "--auth", "basic",
-         "--users", users, "--allow-unencrypted", "--max-receive-wait", "2", "--max-envelope-kb", "150"]
+         "--users", users, "--allow-unencrypted", "--max-receive-wait", "1", "--max-envelope-kb", "150"]
         + (["--log", os.environ["REPLAY_LOG"]] if os.environ.get("REPLAY_LOG") else []),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     passed = failed = 0

@@ -97,6 +97,7 @@ class Host:
             ctx.log["action"] = req.action
             ctx.log["resource_uri"] = req.resource_uri
             ctx.log["shell_id"] = (req.shell_id or "").upper() or None
+            ctx.log["compression"] = req.compression
             target = self._target(req)
             method = {
                 wsman.ACTION_CREATE: "create",
@@ -228,11 +229,27 @@ class Handler(BaseHTTPRequestHandler):
         entry = reqlog.new_entry(self.conn.id, "POST", self.path)
         try:
             body = self._read_body()
+        except ValueError:
+            entry["error"] = "malformed chunked body"
+            entry["status"] = 400
+            host.log.write(entry)
+            self.close_connection = True
+            self._send(400)
+            return
+        try:
             status = self._handle_post(body, entry)
         except (ConnectionError, ssl.SSLError):
             status = None
             entry["error"] = "connection lost"
             self.close_connection = True
+        except Exception as exc:  # a stand-in bug: answer and record it rather than drop the socket
+            entry["error"] = f"stand-in error: {exc!r}"
+            status = 500
+            self.close_connection = True
+            try:
+                self._send(500)
+            except OSError:
+                status = None
         entry["status"] = status
         host.log.write(entry)
 
@@ -289,6 +306,7 @@ class Handler(BaseHTTPRequestHandler):
                 return 401
         elif authz and authz.strip() == auth.SECPROFILE_MUTUAL and "certificate" in cfg.auth_modes:
             # Windows certificate auth: the secprofile header plus a verified TLS client certificate.
+            entry["auth_scheme"] = "Certificate"
             der = self.request.getpeercert(binary_form=True) if isinstance(self.request, ssl.SSLSocket) else None
             if not der:
                 entry["error"] = "no client certificate"

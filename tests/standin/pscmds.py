@@ -2,8 +2,8 @@
 
 Owns: a small script reader (statements, pipelines, quoted words, -Parameters, script
 blocks), the emulated commands (Get-Service, Get-Process, Write-Output, Get-Date,
-Invoke-Expression, Out-String, Start-Sleep, ...) as streaming generators, and the text
-formatting Windows PowerShell would print for their objects.
+Invoke-Expression, Out-String, Start-Sleep, ...) as streaming generators, variables and
+preference handling. The objects and their text live in psformat.
 Must not: touch PSRP framing or WS-Man; it returns plain Python objects (PSObj, str, int,
 datetime) and reports errors through the context. It is an emulation for tests, not a
 PowerShell implementation: anything it does not know is "not recognized", like Windows.
@@ -14,30 +14,7 @@ import datetime
 import fnmatch
 import re
 
-
-class PSObj:
-    """A .NET-like object: type names, ordered properties, its ToString text."""
-
-    def __init__(self, type_names, props, to_string=None, adapted=True):
-        self.type_names = list(type_names)
-        self.props = dict(props)
-        self.to_string = to_string if to_string is not None else self.type_names[0]
-        self.adapted = adapted
-
-    def __str__(self):
-        return self.to_string
-
-
-class EnumVal:
-    """A .NET enum value (serialized by Windows as its ToString plus the I32)."""
-
-    def __init__(self, type_name, name, value):
-        self.type_names = [type_name, "System.Enum", "System.ValueType", "System.Object"]
-        self.name = name
-        self.value = value
-
-    def __str__(self):
-        return self.name
+from psformat import EnumVal, PSObj, display_user, format_objects, ipconfig_text  # noqa: F401 - re-exported
 
 
 class PSError:
@@ -83,14 +60,46 @@ def command_not_found(name):
 
 
 class Context:
-    """What a running command can see and do: identity, output hooks, cancellation."""
+    """What a running command can see and do: identity, output hooks, variables, cancellation.
 
-    def __init__(self, hostname, user, stop_event, write_error, write_information=None):
+    write_stream(kind, message) receives "warning", "verbose" and "debug" records that the
+    preference variables let through."""
+
+    def __init__(self, hostname, user, stop_event, write_error, write_information=None, write_stream=None):
         self.hostname = hostname
         self.user = user
         self.stop_event = stop_event
         self.write_error = write_error
         self.write_information = write_information or (lambda msg: None)
+        self.write_stream = write_stream or (lambda kind, msg: None)
+        self.vars = {
+            "env:computername": hostname,
+            "env:username": (user or "").split("\\")[-1],
+            "erroractionpreference": "Continue",
+            "warningpreference": "Continue",
+            "verbosepreference": "SilentlyContinue",
+            "debugpreference": "SilentlyContinue",
+            "true": True,
+            "false": False,
+            "null": None,
+        }
+
+    def error(self, err):
+        """A non-terminating error, or a terminating one under $ErrorActionPreference = 'Stop'."""
+        if str(self.vars.get("erroractionpreference", "")).lower() == "stop":
+            raise TerminatingError(err)
+        self.write_error(err)
+
+    def stream(self, kind, message):
+        pref = str(self.vars.get(f"{kind}preference", "SilentlyContinue")).lower()
+        if pref == "stop":
+            raise TerminatingError(PSError(
+                f"The running command stopped because the preference variable \"{kind.capitalize()}Preference\" "
+                f"or common parameter is set to Stop: {message}",
+                "System.Management.Automation.ActionPreferenceStopException", "OperationStopped",
+                "ActionPreferenceStopException", "ActionPreferenceStop"))
+        if pref in ("continue", "inquire"):
+            self.write_stream(kind, message)
 
     def sleep(self, seconds):
         """Sleep unless stopped; True when the full time passed."""
@@ -176,7 +185,8 @@ class Word:
 def _expand(text, ctx_vars):
     def repl(m):
         name = m.group(1)
-        return ctx_vars.get(name.lower(), "")
+        value = ctx_vars.get(name.lower(), "")
+        return "" if value is None else str(value)
 
     return re.sub(r"\$(env:[A-Za-z_]+|[A-Za-z_]+)", repl, text)
 
@@ -283,14 +293,38 @@ def parse_element(tokens, ctx_vars):
                 name, value = name.split(":", 1)
                 params.append((name, value))
             elif i + 1 < len(tokens) and not (isinstance(tokens[i + 1], Word) and tokens[i + 1].is_param):
-                params.append((name, _token_value(tokens[i + 1], ctx_vars)))
-                i += 1
+                value, i = _array_value(tokens, i + 1, ctx_vars)
+                params.append((name, value))
             else:
                 params.append((name, True))
         else:
-            params.append((None, _token_value(t, ctx_vars)))
+            value, i = _array_value(tokens, i, ctx_vars)
+            params.append((None, value))
         i += 1
     return head, params
+
+
+def _array_value(tokens, i, ctx_vars):
+    """The value starting at tokens[i]: `a, b ,c` (an array) or one token; returns (value, last index)."""
+    items = []
+    while True:
+        t = tokens[i]
+        if isinstance(t, Word) and not t.quoted and "," in t.text:
+            parts = t.text.split(",")
+            items.extend(_token_value(Word(p), ctx_vars) for p in parts if p)
+            more = t.text.endswith(",")
+        else:
+            items.append(_token_value(t, ctx_vars))
+            more = False
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+        if nxt is not None and isinstance(nxt, Word) and not nxt.quoted and nxt.text.startswith(","):
+            more = True
+            if nxt.text == ",":
+                i += 1
+        if not more or i + 1 >= len(tokens):
+            break
+        i += 1
+    return (items[0] if len(items) == 1 else items), i
 
 
 def _token_value(t, ctx_vars):
@@ -305,6 +339,9 @@ def _token_value(t, ctx_vars):
     if t.text.lower() in ("$true", "$false"):
         return t.text.lower() == "$true"
     if t.text.startswith("$"):
+        name = t.text[1:].lower()
+        if name in ctx_vars:
+            return ctx_vars[name]
         return _expand(t.text, ctx_vars)
     return t.text
 
@@ -341,7 +378,7 @@ def cmd_get_service(inp, params, ctx):
     for pattern in names:
         matched = [s for s in SERVICES if fnmatch.fnmatch(s[0].lower(), pattern.lower())]
         if not matched and not any(ch in pattern for ch in "*?["):
-            ctx.write_error(PSError(
+            ctx.error(PSError(
                 f"Cannot find any service with service name '{pattern}'.",
                 "Microsoft.PowerShell.Commands.ServiceCommandException",
                 "ObjectNotFound", "ServiceCommandException",
@@ -360,7 +397,7 @@ def cmd_get_process(inp, params, ctx):
     if names:
         for pattern in names:
             if not any(ch in pattern for ch in "*?[") and not any(r[7].lower() == pattern.lower() for r in PROCESSES):
-                ctx.write_error(PSError(
+                ctx.error(PSError(
                     f"Cannot find a process with the name \"{pattern}\". Verify the process name and call the "
                     "cmdlet again.",
                     "Microsoft.PowerShell.Commands.ProcessCommandException",
@@ -396,8 +433,25 @@ def cmd_write_host(inp, params, ctx):
 
 def cmd_write_error(inp, params, ctx):
     msg = _param(params, "Message", position=0, default="")
-    ctx.write_error(PSError(str(msg), "Microsoft.PowerShell.Commands.WriteErrorException", "NotSpecified",
-                            "WriteErrorException", "Microsoft.PowerShell.Commands.WriteErrorException"))
+    ctx.error(PSError(str(msg), "Microsoft.PowerShell.Commands.WriteErrorException", "NotSpecified",
+                      "WriteErrorException", "Microsoft.PowerShell.Commands.WriteErrorException"))
+    return
+    yield  # pragma: no cover
+
+
+def _stream_cmd(kind):
+    def cmd(inp, params, ctx):
+        msg = _param(params, "Message", position=0, default="")
+        ctx.stream(kind, str(msg))
+        return
+        yield  # pragma: no cover
+
+    return cmd
+
+
+def cmd_write_information(inp, params, ctx):
+    msg = _param(params, "MessageData", "Message", position=0, default="")
+    ctx.write_information(str(msg))
     return
     yield  # pragma: no cover
 
@@ -514,6 +568,10 @@ COMMANDS = {
     "write": cmd_write_output,
     "write-host": cmd_write_host,
     "write-error": cmd_write_error,
+    "write-warning": _stream_cmd("warning"),
+    "write-verbose": _stream_cmd("verbose"),
+    "write-debug": _stream_cmd("debug"),
+    "write-information": cmd_write_information,
     "get-date": cmd_get_date,
     "stop-computer": cmd_stop_computer,
     "restart-computer": cmd_stop_computer,
@@ -538,7 +596,8 @@ COMMANDS = {
 COMMANDS_DISPLAY = [
     "Get-Command", "Get-Date", "Get-Process", "Get-Service", "Invoke-Expression", "Measure-Object",
     "Out-Default", "Out-Null", "Out-String", "Restart-Computer", "Select-Object", "Start-Sleep",
-    "Stop-Computer", "Write-Error", "Write-Host", "Write-Output",
+    "Stop-Computer", "Write-Debug", "Write-Error", "Write-Host", "Write-Information", "Write-Output",
+    "Write-Verbose", "Write-Warning",
 ]
 
 
@@ -585,165 +644,46 @@ def arithmetic(text):
 
 def run_script(script, ctx):
     """Run script text: each statement's pipeline, streaming the output objects."""
-    ctx_vars = {"env:computername": ctx.hostname, "env:username": (ctx.user or "").split("\\")[-1]}
+    ctx_vars = ctx.vars
     for statement in split_statements(script):
-        if len(statement) == 1 and all((isinstance(t, Word) and not t.quoted) or (isinstance(t, Block) and t.paren)
-                                       for t in statement[0]):
-            value = arithmetic("".join(t.text if isinstance(t, Word) else f"({t.text})" for t in statement[0]))
-            if value is not None:
-                yield value
-                continue
-        elements = []
-        for tokens in statement:
-            head, params = parse_element(tokens, ctx_vars)
-            if head is None:
-                continue
-            if isinstance(head, Block):
-                elements.append((head, params))
-            elif isinstance(head, Word) and head.quoted:
-                elements.append(("write-output", [(None, _token_value(head, ctx_vars))]))
-            elif isinstance(head, Word) and re.fullmatch(r"-?\d+", head.text):
-                elements.append(("write-output", [(None, int(head.text))]))
-            elif isinstance(head, Word) and head.text.startswith("$"):
-                elements.append(("write-output", [(None, _token_value(head, ctx_vars))]))
+        first = statement[0]
+        if (len(statement) == 1 and len(first) >= 3 and isinstance(first[0], Word) and not first[0].quoted
+                and first[0].text.startswith("$") and isinstance(first[1], Word) and first[1].text == "="):
+            # `$name = value`: a literal, or the output of the rest of the statement.
+            name = first[0].text[1:].lower()
+            rest = first[2:]
+            if len(rest) == 1 and not isinstance(rest[0], Block):
+                ctx_vars[name] = _token_value(rest[0], ctx_vars)
             else:
-                elements.append((head.text, params))
-        if elements:
-            yield from run_pipeline(elements, ctx)
-
-
-# ---------------------------------------------------------------------------------------
-# Text formatting (what Out-String / a console would print).
-
-def display_user(user, hostname):
-    """`whoami` text: domain\\user in lower case, the host name standing in for a local account."""
-    if not user:
-        return "nt authority\\anonymous logon"
-    if "\\" in user:
-        domain, name = user.split("\\", 1)
-    elif "@" in user:
-        name, domain = user.split("@", 1)
-        domain = domain.split(".")[0]
-    else:
-        domain, name = hostname, user
-    return f"{(domain or hostname).lower()}\\{name.lower()}"
-
-
-def _fmt_value(v):
-    if isinstance(v, datetime.datetime):
-        return format_date(v)
-    if isinstance(v, bool):
-        return "True" if v else "False"
-    if v is None:
-        return ""
-    return str(v)
-
-
-def format_date(d):
-    hour = d.hour % 12 or 12
-    ampm = "AM" if d.hour < 12 else "PM"
-    return f"{d.strftime('%A')}, {d.strftime('%B')} {d.day}, {d.year} {hour}:{d.minute:02d}:{d.second:02d} {ampm}"
-
-
-def _table(headers, rows, widths=None):
-    widths = widths or [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    out = [""]
-    out.append(" ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
-    out.append(" ".join(("-" * len(h)).ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
-    for r in rows:
-        out.append(" ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-    out.append("")
-    out.append("")
-    return out
-
-
-def format_objects(objs):
-    """Out-String text for a list of objects (CRLF-free, "\\n" joined, trailing newline)."""
-    lines = []
-    i = 0
-    while i < len(objs):
-        obj = objs[i]
-        if isinstance(obj, PSObj) and obj.type_names[0] == "System.ServiceProcess.ServiceController":
-            group = []
-            while i < len(objs) and isinstance(objs[i], PSObj) and objs[i].type_names[0] == obj.type_names[0]:
-                group.append(objs[i])
-                i += 1
-            rows = [[str(o.props["Status"]), o.props["Name"], o.props["DisplayName"]] for o in group]
-            lines.extend(_table(["Status", "Name", "DisplayName"], rows, [8, 18, 40]))
+                values = list(run_script_tokens([rest], ctx))
+                ctx_vars[name] = values[0] if len(values) == 1 else values
             continue
-        if isinstance(obj, PSObj) and obj.type_names[0] == "System.Diagnostics.Process":
-            group = []
-            while i < len(objs) and isinstance(objs[i], PSObj) and objs[i].type_names[0] == obj.type_names[0]:
-                group.append(objs[i])
-                i += 1
-            rows = [[str(o.props["Handles"]).rjust(7), str(o.props["NPM"] // 1024).rjust(6),
-                     str(o.props["PM"] // 1024).rjust(10), str(o.props["WS"] // 1024).rjust(13),
-                     f"{o.props['CPU']:.2f}".rjust(10), str(o.props["Id"]).rjust(6), str(o.props["SI"]).rjust(3),
-                     o.props["ProcessName"]] for o in group]
-            lines.extend(_table(["Handles", "NPM(K)", "PM(K)", "WS(K)", "CPU(s)", "Id", "SI", "ProcessName"],
-                                rows, [7, 6, 10, 13, 10, 6, 3, 11]))
+        yield from run_script_tokens(statement, ctx)
+
+
+def run_script_tokens(statement, ctx):
+    """Run one statement given as pipeline elements of tokens."""
+    ctx_vars = ctx.vars
+    if len(statement) == 1 and all((isinstance(t, Word) and not t.quoted) or (isinstance(t, Block) and t.paren)
+                                   for t in statement[0]):
+        value = arithmetic("".join(t.text if isinstance(t, Word) else f"({t.text})" for t in statement[0]))
+        if value is not None:
+            yield value
+            return
+    elements = []
+    for tokens in statement:
+        head, params = parse_element(tokens, ctx_vars)
+        if head is None:
             continue
-        if isinstance(obj, PSObj):
-            lines.append("")
-            width = max(len(k) for k in obj.props) if obj.props else 0
-            for k, v in obj.props.items():
-                lines.append(f"{k.ljust(width)} : {_fmt_value(v)}")
-            lines.append("")
-            lines.append("")
-        elif isinstance(obj, datetime.datetime):
-            lines.extend(["", format_date(obj), "", ""])
+        if isinstance(head, Block):
+            elements.append((head, params))
+        elif isinstance(head, Word) and head.quoted:
+            elements.append(("write-output", [(None, _token_value(head, ctx_vars))]))
+        elif isinstance(head, Word) and re.fullmatch(r"-?\d+", head.text):
+            elements.append(("write-output", [(None, int(head.text))]))
+        elif isinstance(head, Word) and head.text.startswith("$"):
+            elements.append(("write-output", [(None, _token_value(head, ctx_vars))]))
         else:
-            lines.append(_fmt_value(obj))
-        i += 1
-    return "\n".join(lines) + "\n"
-
-
-def ipconfig_text(all_=False, hostname="STANDIN"):
-    """ipconfig / ipconfig /all as a Windows Server 2019 VM prints it (CRLF line ends)."""
-    if not all_:
-        lines = [
-            "",
-            "Windows IP Configuration",
-            "",
-            "",
-            "Ethernet adapter Ethernet:",
-            "",
-            "   Connection-specific DNS Suffix  . : corp.example",
-            "   Link-local IPv6 Address . . . . . : fe80::3d1c:8a4e:1f02:9b7e%6",
-            "   IPv4 Address. . . . . . . . . . . : 192.0.2.15",
-            "   Subnet Mask . . . . . . . . . . . : 255.255.255.0",
-            "   Default Gateway . . . . . . . . . : 192.0.2.1",
-        ]
-    else:
-        lines = [
-            "",
-            "Windows IP Configuration",
-            "",
-            f"   Host Name . . . . . . . . . . . . : {hostname}",
-            "   Primary Dns Suffix  . . . . . . . : corp.example",
-            "   Node Type . . . . . . . . . . . . : Hybrid",
-            "   IP Routing Enabled. . . . . . . . : No",
-            "   WINS Proxy Enabled. . . . . . . . : No",
-            "   DNS Suffix Search List. . . . . . : corp.example",
-            "",
-            "Ethernet adapter Ethernet:",
-            "",
-            "   Connection-specific DNS Suffix  . : corp.example",
-            "   Description . . . . . . . . . . . : Microsoft Hyper-V Network Adapter",
-            "   Physical Address. . . . . . . . . : 00-15-5D-01-02-0F",
-            "   DHCP Enabled. . . . . . . . . . . : Yes",
-            "   Autoconfiguration Enabled . . . . : Yes",
-            "   Link-local IPv6 Address . . . . . : fe80::3d1c:8a4e:1f02:9b7e%6(Preferred) ",
-            "   IPv4 Address. . . . . . . . . . . : 192.0.2.15(Preferred) ",
-            "   Subnet Mask . . . . . . . . . . . : 255.255.255.0",
-            "   Lease Obtained. . . . . . . . . . : Monday, November 23, 2026 1:02:11 AM",
-            "   Lease Expires . . . . . . . . . . : Tuesday, December 1, 2026 1:02:11 AM",
-            "   Default Gateway . . . . . . . . . : 192.0.2.1",
-            "   DHCP Server . . . . . . . . . . . : 192.0.2.1",
-            "   DHCPv6 IAID . . . . . . . . . . . : 100668765",
-            "   DHCPv6 Client DUID. . . . . . . . : 00-01-00-01-2A-3B-4C-5D-00-15-5D-01-02-0F",
-            "   DNS Servers . . . . . . . . . . . : 192.0.2.10",
-            "                                       192.0.2.11",
-            "   NetBIOS over Tcpip. . . . . . . . : Enabled",
-        ]
-    return "\r\n".join(lines) + "\r\n"
+            elements.append((head.text, params))
+    if elements:
+        yield from run_pipeline(elements, ctx)

@@ -328,7 +328,12 @@ class PsrpHost:
         def write_information(msg):
             locked(lambda: run.server.write_information(msg, "Write-Host"))
 
-        ctx = pscmds.Context(self.hostname, user, run.stop_event, write_error, write_information)
+        def write_stream(kind, msg):
+            writer = {"warning": run.server.write_warning, "verbose": run.server.write_verbose,
+                      "debug": run.server.write_debug}[kind]
+            locked(lambda: writer(msg))
+
+        ctx = pscmds.Context(self.hostname, user, run.stop_event, write_error, write_information, write_stream)
         failure = None
         try:
             if run.kind == "metadata":
@@ -496,6 +501,11 @@ class PsrpHost:
                 if remaining <= 0:
                     raise wsman.timed_out()
                 shell.cond.wait(remaining)
+            # Like Windows, let a pipeline that is about to end put its last messages (and its
+            # PIPELINE_STATE) into this answer instead of the next one.
+            settle = time.monotonic() + 0.05
+            while run is not None and not run.finished and time.monotonic() < settle:
+                shell.cond.wait(settle - time.monotonic())
             queue = getattr(queue_owner, queue_name)
             chunks = []
             size = 0

@@ -258,6 +258,13 @@ class WinRS:
         command_id = (desired.get("CommandId") or "").upper()
         ctx.log["command_id"] = command_id or None
         streams = (desired.text or "stdout stderr").split()
+        if not command_id:
+            # A cmd shell has no shell-level output (corpus test_winrs_fail_poll_process.yml).
+            raise wsman.WsmanError(
+                "w:InvalidParameter", "The parameter is incorrect. ", 87,
+                detail="http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/InvalidValue",
+                message_xml='<f:ProviderFault provider="Shell cmd plugin" path="%systemroot%\\system32\\winrscmd.dll">'
+                            "The parameter is incorrect. </f:ProviderFault>")
         cmd = self._command(shell, command_id)
         timeout = min(req.operation_timeout or 60.0, self.max_wait)
         # base64 grows 4/3; leave room for the envelope and the per-stream elements.
