@@ -64,6 +64,87 @@ pub fn run(ctx: &CommandContext, command: &str, arguments: &[String]) -> Command
     }
 }
 
+/// `cmd` started with no arguments: reads command lines from stdin (what `winrs cmd` and
+/// clients that feed an interpreter through Send do) and exits at end of input or `exit`.
+#[derive(Debug, Clone)]
+pub struct Interpreter {
+    ctx: CommandContext,
+    partial: Vec<u8>,
+    last_code: i64,
+    exited: Option<i64>,
+}
+
+// === impl Interpreter ===
+
+impl Interpreter {
+    /// Whether `command`/`arguments` start an interactive interpreter.
+    pub fn wanted(command: &str, arguments: &[String]) -> bool {
+        let program = command.trim().to_ascii_lowercase();
+        matches!(program.as_str(), "cmd" | "cmd.exe")
+            && arguments.iter().all(|a| a.trim().is_empty())
+    }
+
+    /// A fresh interpreter.
+    pub fn new(ctx: CommandContext) -> Self {
+        Self {
+            ctx,
+            partial: Vec::new(),
+            last_code: 0,
+            exited: None,
+        }
+    }
+
+    /// Feeds stdin bytes; runs every complete line. `end` closes stdin (the interpreter
+    /// runs what is left and exits). Returns what the lines printed.
+    pub fn feed(&mut self, data: &[u8], end: bool) -> CommandOutput {
+        let mut out = CommandOutput::default();
+        if self.exited.is_some() {
+            return out;
+        }
+        self.partial.extend_from_slice(data);
+        while let Some(pos) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=pos).collect();
+            if self.run_line(&line, &mut out) {
+                return out;
+            }
+        }
+        if end {
+            let rest = std::mem::take(&mut self.partial);
+            if !self.run_line(&rest, &mut out) {
+                self.exited = Some(self.last_code);
+            }
+        }
+        out
+    }
+
+    /// The exit code once the interpreter ended.
+    pub fn exited(&self) -> Option<i64> {
+        self.exited
+    }
+
+    /// Runs one line; true when it was `exit`.
+    fn run_line(&mut self, line: &[u8], out: &mut CommandOutput) -> bool {
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim();
+        if text.is_empty() {
+            return false;
+        }
+        let result = run(&self.ctx, text, &[]);
+        out.stdout.extend_from_slice(&result.stdout);
+        out.stderr.extend_from_slice(&result.stderr);
+        self.last_code = result.exit_code;
+        let is_exit = text
+            .split_whitespace()
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("exit"));
+        if is_exit {
+            self.exited = Some(result.exit_code);
+        }
+        out.exit_code = result.exit_code;
+        is_exit
+    }
+}
+
 fn ok(stdout: String) -> CommandOutput {
     CommandOutput {
         stdout: stdout.into_bytes(),
@@ -158,6 +239,23 @@ mod tests {
         assert!(all.contains("Host Name . . . . . . . . . . . . : WIN-HOPGATE01"));
         let short = String::from_utf8(run(&ctx(), "IPCONFIG.EXE", &[]).stdout).unwrap();
         assert!(short.contains("IPv4 Address") && !short.contains("Host Name"));
+    }
+
+    #[test]
+    fn interpreter_runs_stdin_lines_until_exit_or_end() {
+        assert!(Interpreter::wanted("cmd", &[]));
+        assert!(!Interpreter::wanted("cmd", &["/c".into(), "dir".into()]));
+        let mut i = Interpreter::new(ctx());
+        let out = i.feed(b"hostname\r\nech", false);
+        assert_eq!(out.stdout, b"WIN-HOPGATE01\r\n");
+        assert_eq!(i.exited(), None);
+        let out = i.feed(b"o hi\r\nexit 9\r\nhostname\r\n", false);
+        assert_eq!(out.stdout, b"hi\r\n");
+        assert_eq!(i.exited(), Some(9));
+        let mut i = Interpreter::new(ctx());
+        let out = i.feed(b"whoami", true);
+        assert_eq!(out.stdout, b"win-hopgate01\\alice\r\n");
+        assert_eq!(i.exited(), Some(0));
     }
 
     #[test]

@@ -425,3 +425,92 @@ async fn many_concurrent_shells_through_one_pooled_client() {
     }
     assert!(client.idle_connections() <= 4);
 }
+
+#[tokio::test]
+async fn pywinrm_feeds_cmd_through_stdin() {
+    let host = start(Scheme::Http, None).await;
+    // An interpreter fed through Send (PROTOCOL.md §3): the commands arrive as stdin.
+    let script = r#"
+import json, sys
+from winrm.protocol import Protocol
+p = Protocol(endpoint=sys.argv[1], transport="ntlm", username="alice", password="Al1ce-pw")
+shell = p.open_shell()
+cid = p.run_command(shell, "cmd")
+p.send_command_input(shell, cid, "hostname\r\necho from stdin\r\n")
+p.send_command_input(shell, cid, "exit 2\r\n", end=True)
+out, err, code = p.get_command_output(shell, cid)
+p.cleanup_command(shell, cid)
+p.close_shell(shell)
+print(json.dumps({"stdout": out.decode(), "stderr": err.decode(), "code": code}))
+"#;
+    let endpoint = format!("http://{}/wsman", host.addr);
+    let out = tokio::process::Command::new("python3")
+        .args(["-c", script, &endpoint])
+        .output()
+        .await
+        .expect("python3 with pywinrm must be installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "pywinrm failed: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(v["stdout"], "WIN-HOPGATE01\r\nfrom stdin\r\n");
+    assert_eq!(v["code"], 2);
+}
+
+#[tokio::test]
+async fn receive_on_a_waiting_interpreter_times_out_like_windows() {
+    let host = start(Scheme::Http, None).await;
+    let target = HostTarget::new(
+        "emulated",
+        "127.0.0.1",
+        host.addr.port(),
+        Scheme::Http,
+        BackendAuth::Ntlm,
+    );
+    let to = format!("http://{}/wsman", host.addr);
+    let client = BackendClient::new(target, Credential::new("alice", "Al1ce-pw")).unwrap();
+    let resp = client
+        .send(request(
+            Action::Create,
+            None,
+            Body::Shell(Shell::default()),
+            &to,
+        ))
+        .await
+        .unwrap();
+    let shell_id = wsman::parse(&resp.body, &Limits::default())
+        .unwrap()
+        .shell_id()
+        .unwrap()
+        .to_owned();
+    let line = Body::CommandLine(CommandLine {
+        command_id: Some("7C1B0C4E-0000-4000-8000-000000000001".into()),
+        command: "cmd".into(),
+        arguments: Vec::new(),
+    });
+    client
+        .send(request(Action::Command, Some(&shell_id), line, &to))
+        .await
+        .unwrap();
+    let recv = Body::Receive(vec![DesiredStream {
+        command_id: Some("7C1B0C4E-0000-4000-8000-000000000001".into()),
+        streams: "stdout stderr".into(),
+    }]);
+    let started = std::time::Instant::now();
+    let resp = client
+        .send(request(Action::Receive, Some(&shell_id), recv, &to))
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert_eq!(resp.status, http::StatusCode::INTERNAL_SERVER_ERROR);
+    let env = wsman::parse(&resp.body, &Limits::default()).unwrap();
+    let Body::Fault(fault) = env.body else {
+        panic!("{env:?}")
+    };
+    // 0x80338029, what Windows sends when OperationTimeout expires (PROTOCOL.md §3).
+    assert!(fault.is_timed_out());
+    assert_eq!(fault.wsman_code, Some(2_150_858_793));
+}

@@ -13,7 +13,7 @@ use crate::wsman::{
     Header, Limits, Selector, Shell, SignalCode, Stream,
 };
 
-use super::commands::{self, CommandContext, CommandOutput};
+use super::commands::{self, CommandContext, Interpreter};
 
 /// Shells a single test host keeps open at once (Windows' MaxShellsPerUser default is 30;
 /// the test host is shared by all users).
@@ -26,6 +26,9 @@ pub struct Reply {
     pub status: http::StatusCode,
     /// The SOAP envelope.
     pub body: Vec<u8>,
+    /// A Receive that found nothing to report (answered with `w:TimedOut`); the server
+    /// pauses before sending it, as Windows would hold the poll.
+    pub idle: bool,
 }
 
 struct ShellState {
@@ -34,8 +37,15 @@ struct ShellState {
 }
 
 struct CommandEntry {
-    output: CommandOutput,
-    delivered: bool,
+    /// Output not yet handed to a Receive.
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    /// Set when the process ended.
+    exit_code: Option<i64>,
+    /// `cmd` fed through stdin.
+    interpreter: Option<Interpreter>,
+    /// The final Receive (End streams + Done) was sent.
+    finished: bool,
 }
 
 /// The shell table of one test host.
@@ -81,7 +91,7 @@ impl WinRs {
         let result = match env.header.action {
             Action::Create => self.create(user, client_ip, &env),
             Action::Command => self.command(user, &env),
-            Action::Send => self.with_shell(user, &env, |_| Ok(Body::SendResponse)),
+            Action::Send => self.send(user, &env),
             Action::Receive => self.receive(user, &env),
             Action::Signal => self.signal(user, &env),
             Action::Delete => self.delete(user, &env),
@@ -102,9 +112,14 @@ impl WinRs {
                 Reply {
                     status: http::StatusCode::OK,
                     body: wsman::build(&Envelope::new(header, body)),
+                    idle: false,
                 }
             }
-            Err((subcode, message)) => self.fault(relates, subcode, message),
+            Err((subcode, message)) => {
+                let mut reply = self.fault(relates, subcode, message);
+                reply.idle = subcode == FaultSubcode::TimedOut;
+                reply
+            }
         }
     }
 
@@ -115,6 +130,7 @@ impl WinRs {
         Reply {
             status: http::StatusCode::INTERNAL_SERVER_ERROR,
             body: wsman::build_fault(&spec),
+            idle: false,
         }
     }
 
@@ -183,16 +199,27 @@ impl WinRs {
             hostname: self.hostname.clone(),
             user: user.to_owned(),
         };
-        let output = commands::run(&ctx, &line.command, &line.arguments);
+        let entry = if Interpreter::wanted(&line.command, &line.arguments) {
+            CommandEntry {
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+                exit_code: None,
+                interpreter: Some(Interpreter::new(ctx)),
+                finished: false,
+            }
+        } else {
+            let output = commands::run(&ctx, &line.command, &line.arguments);
+            CommandEntry {
+                stdout: output.stdout,
+                stderr: output.stderr,
+                exit_code: Some(output.exit_code),
+                interpreter: None,
+                finished: false,
+            }
+        };
         let command_id = line.command_id.clone().unwrap_or_else(new_guid);
         self.with_shell(user, env, |shell| {
-            shell.commands.insert(
-                command_id.clone(),
-                CommandEntry {
-                    output,
-                    delivered: false,
-                },
-            );
+            shell.commands.insert(command_id.clone(), entry);
             Ok(Body::CommandResponse { command_id })
         })
     }
@@ -220,40 +247,85 @@ impl WinRs {
                 "The command ID is not valid for this shell.",
             ))?;
             let mut streams = Vec::new();
-            if !entry.delivered {
-                for (name, data) in [
-                    ("stdout", &entry.output.stdout),
-                    ("stderr", &entry.output.stderr),
-                ] {
-                    if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
-                        continue;
-                    }
-                    // Windows sends the data, then an empty stream element with End="true".
-                    if !data.is_empty() {
-                        streams.push(Stream {
-                            name: name.into(),
-                            command_id: Some(command_id.clone()),
-                            end: false,
-                            data: data.clone(),
-                        });
-                    }
+            for (name, data) in [("stdout", &mut entry.stdout), ("stderr", &mut entry.stderr)] {
+                if !data.is_empty() && names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
                     streams.push(Stream {
                         name: name.into(),
                         command_id: Some(command_id.clone()),
-                        end: true,
-                        data: Vec::new(),
+                        end: false,
+                        data: std::mem::take(data),
                     });
                 }
-                entry.delivered = true;
             }
+            let state = match entry.exit_code {
+                Some(code) => {
+                    if !entry.finished {
+                        // Windows closes each stream with an empty element carrying End="true".
+                        for name in ["stdout", "stderr"] {
+                            if names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                                streams.push(Stream {
+                                    name: name.into(),
+                                    command_id: Some(command_id.clone()),
+                                    end: true,
+                                    data: Vec::new(),
+                                });
+                            }
+                        }
+                        entry.finished = true;
+                    }
+                    CommandState {
+                        command_id: Some(command_id.clone()),
+                        state: CommandStateKind::Done,
+                        exit_code: Some(code),
+                    }
+                }
+                // Still running with nothing new: the long poll times out (MS-WSMV 3.1.4.14).
+                None if streams.is_empty() => {
+                    return Err((
+                        FaultSubcode::TimedOut,
+                        "The WS-Management service cannot complete the operation within the time specified in OperationTimeout.",
+                    ));
+                }
+                None => CommandState {
+                    command_id: Some(command_id.clone()),
+                    state: CommandStateKind::Running,
+                    exit_code: None,
+                },
+            };
             Ok(Body::ReceiveResponse {
                 streams,
-                command_state: Some(CommandState {
-                    command_id: Some(command_id.clone()),
-                    state: CommandStateKind::Done,
-                    exit_code: Some(entry.output.exit_code),
-                }),
+                command_state: Some(state),
             })
+        })
+    }
+
+    fn send(&self, user: &str, env: &Envelope) -> Result<Body, Failure> {
+        let Body::Send(streams) = &env.body else {
+            return Err((
+                FaultSubcode::SchemaValidationError,
+                "Send needs an rsp:Send body.",
+            ));
+        };
+        self.with_shell(user, env, |shell| {
+            for stream in streams {
+                let Some(id) = &stream.command_id else {
+                    return Err((FaultSubcode::InvalidParameter, "Send names no command."));
+                };
+                let entry = shell.commands.get_mut(id).ok_or((
+                    FaultSubcode::InvalidParameter,
+                    "The command ID is not valid for this shell.",
+                ))?;
+                // Input to a command that reads no stdin is dropped, as cmd.exe /c does.
+                if let Some(interp) = entry.interpreter.as_mut() {
+                    if stream.name.eq_ignore_ascii_case("stdin") {
+                        let out = interp.feed(&stream.data, stream.end);
+                        entry.stdout.extend_from_slice(&out.stdout);
+                        entry.stderr.extend_from_slice(&out.stderr);
+                        entry.exit_code = interp.exited();
+                    }
+                }
+            }
+            Ok(Body::SendResponse)
         })
     }
 
