@@ -24,6 +24,7 @@ const PYWINRM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/pywinr
 /// A running test host, stopped on drop.
 struct Running {
     addr: SocketAddr,
+    journal: TesthostJournal,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -41,11 +42,16 @@ async fn start(scheme: Scheme, pki: Option<&backend::tests::TestPki>) -> Running
     };
     let host = Testhost::bind(settings).await.unwrap();
     let addr = host.local_addr().unwrap();
+    let journal = host.journal();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(host.serve(async {
         let _ = stopped.await;
     }));
-    Running { addr, _stop: stop }
+    Running {
+        addr,
+        journal,
+        _stop: stop,
+    }
 }
 
 async fn pywinrm(
@@ -357,6 +363,28 @@ async fn other_users_shells_are_invisible() {
         .await
         .unwrap();
     assert_eq!(resp.status, http::StatusCode::OK);
+    // bob cannot run anything in alice's shell, and nothing of his reached the journal.
+    let shell = Body::Shell(Shell::default());
+    let resp = alice
+        .send(request(Action::Create, None, shell, &to))
+        .await
+        .unwrap();
+    let shell_id = wsman::parse(&resp.body, &Limits::default())
+        .unwrap()
+        .shell_id()
+        .unwrap()
+        .to_owned();
+    let line = Body::CommandLine(CommandLine {
+        command_id: None,
+        command: "whoami".into(),
+        arguments: Vec::new(),
+    });
+    let resp = bob
+        .send(request(Action::Command, Some(&shell_id), line, &to))
+        .await
+        .unwrap();
+    assert_eq!(resp.status, http::StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(host.journal.entries().is_empty());
 }
 
 #[tokio::test]
@@ -458,6 +486,17 @@ print(json.dumps({"stdout": out.decode(), "stderr": err.decode(), "code": code})
     });
     assert_eq!(v["stdout"], "WIN-HOPGATE01\r\nfrom stdin\r\n");
     assert_eq!(v["code"], 2);
+    let journal = host.journal.entries();
+    let kinds: Vec<_> = journal.iter().map(|e| (e.kind, e.text.as_str())).collect();
+    assert_eq!(
+        kinds,
+        [
+            (JournalKind::Command, "cmd"),
+            (JournalKind::Stdin, "hostname\r\necho from stdin\r\n"),
+            (JournalKind::Stdin, "exit 2\r\n"),
+        ]
+    );
+    assert!(journal.iter().all(|e| e.user == "alice"));
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 //! returns all output with `CommandState Done` at once. It does no I/O and never sees
 //! HTTP or authentication: the caller passes the authenticated account.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use crate::wsman::{
@@ -18,6 +18,32 @@ use super::commands::{self, CommandContext, Interpreter};
 /// Shells a single test host keeps open at once (Windows' MaxShellsPerUser default is 30;
 /// the test host is shared by all users).
 const MAX_SHELLS: usize = 1000;
+
+/// Journal entries kept (oldest dropped first).
+const JOURNAL_CAP: usize = 10_000;
+
+/// What reached the host and would have run there: the record a test uses to prove that a
+/// denied command never arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// Authenticated account.
+    pub user: String,
+    /// The shell.
+    pub shell_id: String,
+    /// A command line or stdin data.
+    pub kind: JournalKind,
+    /// The command line (program and arguments joined by spaces) or the stdin text.
+    pub text: String,
+}
+
+/// Kind of a [`JournalEntry`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JournalKind {
+    /// `rsp:Command` (+ `rsp:Arguments`).
+    Command,
+    /// `rsp:Send` data on stdin.
+    Stdin,
+}
 
 /// The answer to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +78,7 @@ struct CommandEntry {
 pub struct WinRs {
     hostname: String,
     shells: Mutex<HashMap<String, ShellState>>,
+    journal: Mutex<VecDeque<JournalEntry>>,
 }
 
 impl std::fmt::Debug for WinRs {
@@ -70,7 +97,31 @@ impl WinRs {
         Self {
             hostname: hostname.into(),
             shells: Mutex::new(HashMap::new()),
+            journal: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// Commands and stdin that reached this host, oldest first.
+    pub fn journal(&self) -> Vec<JournalEntry> {
+        self.journal
+            .lock()
+            .map(|j| j.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn record(&self, user: &str, env: &Envelope, kind: JournalKind, text: String) {
+        tracing::info!(user = %user, kind = ?kind, text = %text, "Test host received a command");
+        let entry = JournalEntry {
+            user: user.to_owned(),
+            shell_id: env.shell_id().unwrap_or_default().to_owned(),
+            kind,
+            text,
+        };
+        let mut journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        if journal.len() >= JOURNAL_CAP {
+            journal.pop_front();
+        }
+        journal.push_back(entry);
     }
 
     /// Open shells (for tests and the demo's status line).
@@ -199,6 +250,15 @@ impl WinRs {
             hostname: self.hostname.clone(),
             user: user.to_owned(),
         };
+        if !self.owns_shell(user, env) {
+            return Err(INVALID_SELECTORS);
+        }
+        let mut text = line.command.trim().to_owned();
+        for arg in &line.arguments {
+            text.push(' ');
+            text.push_str(arg);
+        }
+        self.record(user, env, JournalKind::Command, text);
         let entry = if Interpreter::wanted(&line.command, &line.arguments) {
             CommandEntry {
                 stdout: Vec::new(),
@@ -306,6 +366,15 @@ impl WinRs {
                 "Send needs an rsp:Send body.",
             ));
         };
+        if self.owns_shell(user, env) {
+            for stream in streams
+                .iter()
+                .filter(|s| s.name.eq_ignore_ascii_case("stdin"))
+            {
+                let text = String::from_utf8_lossy(&stream.data).into_owned();
+                self.record(user, env, JournalKind::Stdin, text);
+            }
+        }
         self.with_shell(user, env, |shell| {
             for stream in streams {
                 let Some(id) = &stream.command_id else {
@@ -359,6 +428,10 @@ impl WinRs {
             }
             _ => Err(INVALID_SELECTORS),
         }
+    }
+
+    fn owns_shell(&self, user: &str, env: &Envelope) -> bool {
+        self.with_shell(user, env, |_| Ok(())).is_ok()
     }
 
     /// Runs `f` on the shell named by the ShellId selector, if `user` owns it.
