@@ -553,3 +553,98 @@ async fn receive_on_a_waiting_interpreter_times_out_like_windows() {
     assert!(fault.is_timed_out());
     assert_eq!(fault.wsman_code, Some(2_150_858_793));
 }
+
+/// Replays real pypsrp WinRS requests (recorded against Windows, see the corpus README)
+/// through the emulated service and compares the answers with what Windows sent: action,
+/// body kind, stream bytes and End flags, command state and exit code, fault codes.
+#[test]
+fn replays_pypsrp_winrs_recordings_like_windows() {
+    let corpus = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/corpus/pypsrp-responses/"
+    );
+    let limits = Limits::default();
+    for file in [
+        "test_winrs_standard.yml",
+        "test_winrs_stderr_rc.yml",
+        "test_winrs_bad_cmd_id.yml",
+        "test_winrs_fail_poll_process.yml",
+        "test_winrs_open_already_opened.yml",
+    ] {
+        let text = std::fs::read_to_string(format!("{corpus}{file}")).unwrap();
+        let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let winrs = winrs::WinRs::new("WIN-HOPGATE01");
+        // Recorded ids → the ids this host handed out.
+        let mut ids: Vec<(String, String)> = Vec::new();
+        for (n, msg) in doc["messages"].as_sequence().unwrap().iter().enumerate() {
+            let mut request = msg["request"].as_str().unwrap().to_owned();
+            for (theirs, ours) in &ids {
+                request = request.replace(theirs.as_str(), ours);
+            }
+            let windows =
+                wsman::parse(msg["response"].as_str().unwrap().as_bytes(), &limits).unwrap();
+            let reply = winrs.handle("vagrant", "192.168.56.1", request.as_bytes());
+            let ours = wsman::parse(&reply.body, &limits).unwrap();
+            let at = format!("{file} message {n}");
+            assert_eq!(ours.header.action, windows.header.action, "{at}");
+            let expect_status = if windows.header.action.is_fault() {
+                500
+            } else {
+                200
+            };
+            assert_eq!(reply.status.as_u16(), expect_status, "{at}");
+            match (&windows.body, &ours.body) {
+                (Body::ResourceCreated { .. }, Body::ResourceCreated { shell, .. }) => {
+                    let recorded = windows.shell_id().unwrap().to_owned();
+                    ids.push((recorded, ours.shell_id().unwrap().to_owned()));
+                    let shell = shell.as_ref().unwrap();
+                    assert_eq!(shell.owner.as_deref(), Some("vagrant"), "{at}");
+                    assert_eq!(shell.input_streams.as_deref(), Some("stdin"), "{at}");
+                    assert_eq!(
+                        shell.output_streams.as_deref(),
+                        Some("stdout stderr"),
+                        "{at}"
+                    );
+                }
+                (
+                    Body::CommandResponse { command_id: theirs },
+                    Body::CommandResponse { command_id: mine },
+                ) => ids.push((theirs.clone(), mine.clone())),
+                (
+                    Body::ReceiveResponse {
+                        streams: w,
+                        command_state: ws,
+                    },
+                    Body::ReceiveResponse {
+                        streams: o,
+                        command_state: os,
+                    },
+                ) => {
+                    for name in ["stdout", "stderr"] {
+                        let data = |s: &[wsman::Stream]| -> (Vec<u8>, bool) {
+                            let of: Vec<_> = s.iter().filter(|x| x.name == name).collect();
+                            (
+                                of.iter().flat_map(|x| x.data.clone()).collect(),
+                                of.iter().any(|x| x.end),
+                            )
+                        };
+                        assert_eq!(data(o), data(w), "{at} {name}");
+                    }
+                    let (ws, os) = (ws.as_ref().unwrap(), os.as_ref().unwrap());
+                    assert_eq!(os.state, ws.state, "{at}");
+                    assert_eq!(os.exit_code, ws.exit_code, "{at}");
+                }
+                (Body::Fault(w), Body::Fault(o)) => {
+                    assert_eq!(o.subcode, w.subcode, "{at}");
+                    assert_eq!(o.wsman_code, w.wsman_code, "{at}");
+                }
+                (w, o) => assert_eq!(
+                    std::mem::discriminant(o),
+                    std::mem::discriminant(w),
+                    "{at}: {o:?} vs {w:?}"
+                ),
+            }
+        }
+        assert_eq!(winrs.shell_count(), 0, "{file}: every shell was deleted");
+    }
+}

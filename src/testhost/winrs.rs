@@ -295,17 +295,16 @@ impl WinRs {
             return Err((FaultSubcode::InvalidParameter, "Receive names no stream."));
         };
         let Some(command_id) = want.command_id.clone() else {
+            // What Windows answers a cmd-shell Receive without CommandId
+            // (corpus test_winrs_fail_poll_process.yml).
             return Err((
                 FaultSubcode::InvalidParameter,
-                "This test host only receives command output.",
+                "The parameter is incorrect.",
             ));
         };
         let names: Vec<&str> = want.streams.split_whitespace().collect();
         self.with_shell(user, env, |shell| {
-            let entry = shell.commands.get_mut(&command_id).ok_or((
-                FaultSubcode::InvalidParameter,
-                "The command ID is not valid for this shell.",
-            ))?;
+            let entry = shell.commands.get_mut(&command_id).ok_or(UNKNOWN_COMMAND)?;
             let mut streams = Vec::new();
             for (name, data) in [("stdout", &mut entry.stdout), ("stderr", &mut entry.stderr)] {
                 if !data.is_empty() && names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
@@ -380,10 +379,7 @@ impl WinRs {
                 let Some(id) = &stream.command_id else {
                     return Err((FaultSubcode::InvalidParameter, "Send names no command."));
                 };
-                let entry = shell.commands.get_mut(id).ok_or((
-                    FaultSubcode::InvalidParameter,
-                    "The command ID is not valid for this shell.",
-                ))?;
+                let entry = shell.commands.get_mut(id).ok_or(UNKNOWN_COMMAND)?;
                 // Input to a command that reads no stdin is dropped, as cmd.exe /c does.
                 if let Some(interp) = entry.interpreter.as_mut() {
                     if stream.name.eq_ignore_ascii_case("stdin") {
@@ -452,6 +448,12 @@ impl WinRs {
 }
 
 type Failure = (FaultSubcode, &'static str);
+
+/// Windows' answer for an unknown CommandId (corpus test_winrs_bad_cmd_id.yml).
+const UNKNOWN_COMMAND: Failure = (
+    FaultSubcode::InvalidSelectors,
+    "The Windows Remote Shell received a request to perform an operation on a command identifier that does not exist. Either the command has completed execution or the client specified an invalid command identifier.",
+);
 
 const INVALID_SELECTORS: Failure = (
     FaultSubcode::InvalidSelectors,
