@@ -23,7 +23,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinHandle;
 
 use super::crypto::{self, EncryptionProtocol};
-use super::ntlm::NtlmClient;
+use super::ntlm::{NtlmClient, NtlmError};
 use super::target::{BackendAuth, HostTarget};
 use super::{BackendError, BackendResponse, Credential, Delivery};
 
@@ -178,10 +178,10 @@ impl Conn {
         server_cert: Option<&[u8]>,
         max_body: usize,
     ) -> Result<NtlmClient, BackendError> {
-        let handshake_err = |reason: &str, source| BackendError::Handshake {
+        let handshake_err = |reason: &str, source: Option<NtlmError>| BackendError::Handshake {
             host: target.name.clone(),
             reason: reason.to_owned(),
-            source,
+            source: source.map(Box::new),
         };
         let mut ctx = NtlmClient::new(&credential.user, &credential.password, target.tls_name())
             .map_err(|e| handshake_err("preparing the context", Some(e)))?;
@@ -298,7 +298,7 @@ impl Conn {
                 let sealed = ctx.seal(body).map_err(|source| {
                     ConnError::Fatal(BackendError::Crypto {
                         host: self.host.clone(),
-                        source,
+                        source: Box::new(source),
                     })
                 })?;
                 let wire = crypto::encode_body(EncryptionProtocol::Spnego, body.len(), &sealed);
@@ -367,7 +367,7 @@ impl Conn {
                     .map_err(|source| {
                         ConnError::Fatal(BackendError::Crypto {
                             host: self.host.clone(),
-                            source,
+                            source: Box::new(source),
                         })
                     })?
                     .flatten();
@@ -376,7 +376,7 @@ impl Conn {
                         let plain = unseal_body(ctx, &raw, &ct).map_err(|source| {
                             ConnError::Fatal(BackendError::Crypto {
                                 host: self.host.clone(),
-                                source,
+                                source: Box::new(source),
                             })
                         })?;
                         Ok(BackendResponse {

@@ -167,18 +167,18 @@ pub enum BackendError {
         host: String,
         /// What went wrong.
         reason: String,
-        /// The NTLM error, when there is one.
+        /// The NTLM error, when there is one (boxed: keeps `Result`s small).
         #[source]
-        source: Option<ntlm::NtlmError>,
+        source: Option<Box<ntlm::NtlmError>>,
     },
     /// Message encryption framing or sealing failed.
     #[error("message encryption with {host} failed")]
     Crypto {
         /// Inventory name.
         host: String,
-        /// Framing or seal/unseal error.
+        /// Framing or seal/unseal error (boxed: keeps `Result`s small).
         #[source]
-        source: crypto::CryptoError,
+        source: Box<crypto::CryptoError>,
     },
     /// The host answered something that is not valid HTTP/WinRM for this session.
     #[error("protocol error from {host}: {reason}")]

@@ -322,6 +322,16 @@ fn basic_over_http_is_refused() {
 }
 
 #[test]
+fn errors_stay_small() {
+    // Results carrying BackendError travel through every proxy call (clippy result_large_err).
+    assert!(
+        std::mem::size_of::<BackendError>() <= 64,
+        "{}",
+        std::mem::size_of::<BackendError>()
+    );
+}
+
+#[test]
 fn credential_debug_hides_password() {
     let c = Credential::new("alice", "hunter2");
     assert!(!format!("{c:?}").contains("hunter2"));

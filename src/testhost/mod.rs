@@ -28,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 pub use crate::backend::Scheme;
+pub use winrs::{JournalEntry, JournalKind};
 
 use auth::Accounts;
 use server::HostState;
@@ -151,6 +152,14 @@ impl Testhost {
             .map_err(|source| TesthostError::Accept { source })
     }
 
+    /// A handle that reads the journal of commands that reached this host, usable while
+    /// it serves.
+    pub fn journal(&self) -> TesthostJournal {
+        TesthostJournal {
+            state: self.state.clone(),
+        }
+    }
+
     /// Serves until `shutdown` completes, then closes every connection.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), TesthostError> {
         let mut connections = JoinSet::new();
@@ -188,6 +197,19 @@ impl Testhost {
         }
         connections.abort_all();
         Ok(())
+    }
+}
+
+/// Reads the commands and stdin a running test host received.
+#[derive(Debug, Clone)]
+pub struct TesthostJournal {
+    state: Arc<HostState>,
+}
+
+impl TesthostJournal {
+    /// Entries, oldest first (the newest 10 000 are kept).
+    pub fn entries(&self) -> Vec<JournalEntry> {
+        self.state.winrs.journal()
     }
 }
 

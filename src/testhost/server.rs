@@ -28,6 +28,8 @@ use super::winrs::WinRs;
 /// Largest request body accepted (clients cap envelopes at 512 KB after config reads).
 const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 const SOAP: &str = "application/soap+xml;charset=UTF-8";
+/// Pause before answering a Receive that has nothing to report.
+const IDLE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Shared state of a running test host.
 #[derive(Debug)]
@@ -67,6 +69,19 @@ where
     }
 }
 
+/// What the authentication phase decided for one request.
+enum Next {
+    /// Answer now (401, 400, the empty 200 that ends a handshake...).
+    Answer(Response<Full<Bytes>>),
+    /// Hand this plaintext SOAP to the WinRS service as `user`; `seal` the reply when the
+    /// request came sealed.
+    Soap {
+        user: String,
+        plain: Bytes,
+        seal: bool,
+    },
+}
+
 async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
@@ -77,76 +92,39 @@ async fn handle(
     let Some(body) = read_body(body).await else {
         return empty(StatusCode::PAYLOAD_TOO_LARGE);
     };
-    let authorization = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let client_ip = peer.ip().to_string();
-    // INVARIANT: the lock is never held across an await (the body is already read).
-    let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-
-    if let Some(auth) = authorization {
-        let (scheme, value) = auth.split_once(' ').unwrap_or((auth.as_str(), ""));
-        if scheme.eq_ignore_ascii_case("Basic") {
-            return basic(host, value.trim(), &client_ip, &body);
-        }
-        if scheme.eq_ignore_ascii_case("Negotiate") || scheme.eq_ignore_ascii_case("NTLM") {
-            let Ok(token) = base64::engine::general_purpose::STANDARD.decode(value.trim()) else {
-                return challenge(host, None);
-            };
-            match ntlm_leg(host, &mut conn, scheme, &token) {
-                Leg::Reply(resp) => return resp,
-                // Authenticated: an empty body finishes the handshake (PROTOCOL.md §10).
-                Leg::Authenticated if body.is_empty() => return empty(StatusCode::OK),
-                Leg::Authenticated => {}
-            }
-        } else {
-            return challenge(host, None);
-        }
+    let header_str = |name| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let authorization = header_str(header::AUTHORIZATION);
+    let content_type = header_str(header::CONTENT_TYPE);
+    let next = {
+        // INVARIANT: the lock is never held across an await.
+        let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+        authenticate(host, &mut conn, peer, authorization, content_type, body)
+    };
+    let Next::Soap { user, plain, seal } = next else {
+        return match next {
+            Next::Answer(resp) => resp,
+            Next::Soap { .. } => empty(StatusCode::INTERNAL_SERVER_ERROR),
+        };
+    };
+    let reply = host.winrs.handle(&user, &peer.ip().to_string(), &plain);
+    if reply.idle {
+        // A Receive with nothing to report: Windows holds it for OperationTimeout; a short
+        // pause keeps polling clients from spinning.
+        tokio::time::sleep(IDLE_POLL).await;
     }
-
-    let Some(acceptor) = conn.acceptor.as_mut() else {
+    if !seal {
+        return soap(reply.status, reply.body);
+    }
+    let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(ctx) = conn.acceptor.as_mut().and_then(NtlmAcceptor::context) else {
         return challenge(host, None);
     };
-    let Some(user) = acceptor.user().map(str::to_owned) else {
-        return challenge(host, None);
-    };
-    let encrypted = match content_type.as_deref().map(crypto::parse_content_type) {
-        Some(Ok(ct)) => ct,
-        Some(Err(_)) => return empty(StatusCode::BAD_REQUEST),
-        None => None,
-    };
-    let Some(ct) = encrypted else {
-        // Plaintext is fine inside TLS; over http Windows insists on encryption.
-        if host.https {
-            let reply = host.winrs.handle(&user, &client_ip, &body);
-            return soap(reply.status, reply.body);
-        }
-        return empty(StatusCode::BAD_REQUEST);
-    };
-    let Some(ctx) = acceptor.context() else {
-        return challenge(host, None);
-    };
-    let plain = match crypto::decode_body(&body, &ct.boundary).and_then(|part| {
-        let plain = ntlm::unseal(ctx, part.header, part.data)?;
-        part.check_length(plain.len(), 0)?;
-        Ok(plain)
-    }) {
-        Ok(plain) => plain,
-        Err(error) => {
-            tracing::info!(peer = %peer, error = %error, "Test host could not unseal a request");
-            // The context is out of step now: make the client start over.
-            conn.acceptor = None;
-            return challenge(host, None);
-        }
-    };
-    let reply = host.winrs.handle(&user, &client_ip, &plain);
     match ntlm::seal(ctx, &reply.body) {
         Ok(sealed) => {
             let wire = crypto::encode_body(EncryptionProtocol::Spnego, reply.body.len(), &sealed);
@@ -162,6 +140,81 @@ async fn handle(
         Err(error) => {
             tracing::warn!(error = %error, "Test host could not seal a reply");
             empty(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+    }
+}
+
+/// Runs the connection's authentication for one request and unseals its body.
+fn authenticate(
+    host: &HostState,
+    conn: &mut ConnState,
+    peer: SocketAddr,
+    authorization: Option<String>,
+    content_type: Option<String>,
+    body: Bytes,
+) -> Next {
+    if let Some(auth) = authorization {
+        let (scheme, value) = auth.split_once(' ').unwrap_or((auth.as_str(), ""));
+        if scheme.eq_ignore_ascii_case("Basic") {
+            return basic(host, value.trim(), body);
+        }
+        if scheme.eq_ignore_ascii_case("Negotiate") || scheme.eq_ignore_ascii_case("NTLM") {
+            let Ok(token) = base64::engine::general_purpose::STANDARD.decode(value.trim()) else {
+                return Next::Answer(challenge(host, None));
+            };
+            match ntlm_leg(host, conn, scheme, &token) {
+                Leg::Reply(resp) => return Next::Answer(resp),
+                // Authenticated: an empty body finishes the handshake (PROTOCOL.md §10).
+                Leg::Authenticated if body.is_empty() => {
+                    return Next::Answer(empty(StatusCode::OK))
+                }
+                Leg::Authenticated => {}
+            }
+        } else {
+            return Next::Answer(challenge(host, None));
+        }
+    }
+
+    let Some(acceptor) = conn.acceptor.as_mut() else {
+        return Next::Answer(challenge(host, None));
+    };
+    let Some(user) = acceptor.user().map(str::to_owned) else {
+        return Next::Answer(challenge(host, None));
+    };
+    let encrypted = match content_type.as_deref().map(crypto::parse_content_type) {
+        Some(Ok(ct)) => ct,
+        Some(Err(_)) => return Next::Answer(empty(StatusCode::BAD_REQUEST)),
+        None => None,
+    };
+    let Some(ct) = encrypted else {
+        // Plaintext is fine inside TLS; over http Windows insists on encryption.
+        if host.https {
+            return Next::Soap {
+                user,
+                plain: body,
+                seal: false,
+            };
+        }
+        return Next::Answer(empty(StatusCode::BAD_REQUEST));
+    };
+    let Some(ctx) = acceptor.context() else {
+        return Next::Answer(challenge(host, None));
+    };
+    match crypto::decode_body(&body, &ct.boundary).and_then(|part| {
+        let plain = ntlm::unseal(ctx, part.header, part.data)?;
+        part.check_length(plain.len(), 0)?;
+        Ok(plain)
+    }) {
+        Ok(plain) => Next::Soap {
+            user,
+            plain: Bytes::from(plain),
+            seal: true,
+        },
+        Err(error) => {
+            tracing::info!(peer = %peer, error = %error, "Test host could not unseal a request");
+            // The context is out of step now: make the client start over.
+            conn.acceptor = None;
+            Next::Answer(challenge(host, None))
         }
     }
 }
@@ -210,10 +263,10 @@ fn ntlm_leg(host: &HostState, conn: &mut ConnState, scheme: &str, token: &[u8]) 
     }
 }
 
-fn basic(host: &HostState, value: &str, client_ip: &str, body: &[u8]) -> Response<Full<Bytes>> {
+fn basic(host: &HostState, value: &str, body: Bytes) -> Next {
     // Basic sends the password in clear: a Windows listener refuses it on http by default.
     if !host.https {
-        return challenge(host, None);
+        return Next::Answer(challenge(host, None));
     }
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(value)
@@ -224,12 +277,17 @@ fn basic(host: &HostState, value: &str, client_ip: &str, body: &[u8]) -> Respons
         let (user, password) = d.split_once(':')?;
         host.accounts.check_basic(user, password)
     });
-    let Some(user) = user else {
-        tracing::info!("Test host rejected a Basic logon");
-        return challenge(host, None);
-    };
-    let reply = host.winrs.handle(&user, client_ip, body);
-    soap(reply.status, reply.body)
+    match user {
+        Some(user) => Next::Soap {
+            user,
+            plain: body,
+            seal: false,
+        },
+        None => {
+            tracing::info!("Test host rejected a Basic logon");
+            Next::Answer(challenge(host, None))
+        }
+    }
 }
 
 /// 401 with the schemes a Windows listener offers, or with the next NTLM token.

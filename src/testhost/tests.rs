@@ -24,6 +24,7 @@ const PYWINRM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/pywinr
 /// A running test host, stopped on drop.
 struct Running {
     addr: SocketAddr,
+    journal: TesthostJournal,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -41,11 +42,16 @@ async fn start(scheme: Scheme, pki: Option<&backend::tests::TestPki>) -> Running
     };
     let host = Testhost::bind(settings).await.unwrap();
     let addr = host.local_addr().unwrap();
+    let journal = host.journal();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(host.serve(async {
         let _ = stopped.await;
     }));
-    Running { addr, _stop: stop }
+    Running {
+        addr,
+        journal,
+        _stop: stop,
+    }
 }
 
 async fn pywinrm(
@@ -357,6 +363,28 @@ async fn other_users_shells_are_invisible() {
         .await
         .unwrap();
     assert_eq!(resp.status, http::StatusCode::OK);
+    // bob cannot run anything in alice's shell, and nothing of his reached the journal.
+    let shell = Body::Shell(Shell::default());
+    let resp = alice
+        .send(request(Action::Create, None, shell, &to))
+        .await
+        .unwrap();
+    let shell_id = wsman::parse(&resp.body, &Limits::default())
+        .unwrap()
+        .shell_id()
+        .unwrap()
+        .to_owned();
+    let line = Body::CommandLine(CommandLine {
+        command_id: None,
+        command: "whoami".into(),
+        arguments: Vec::new(),
+    });
+    let resp = bob
+        .send(request(Action::Command, Some(&shell_id), line, &to))
+        .await
+        .unwrap();
+    assert_eq!(resp.status, http::StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(host.journal.entries().is_empty());
 }
 
 #[tokio::test]
@@ -424,4 +452,199 @@ async fn many_concurrent_shells_through_one_pooled_client() {
         done.unwrap();
     }
     assert!(client.idle_connections() <= 4);
+}
+
+#[tokio::test]
+async fn pywinrm_feeds_cmd_through_stdin() {
+    let host = start(Scheme::Http, None).await;
+    // An interpreter fed through Send (PROTOCOL.md §3): the commands arrive as stdin.
+    let script = r#"
+import json, sys
+from winrm.protocol import Protocol
+p = Protocol(endpoint=sys.argv[1], transport="ntlm", username="alice", password="Al1ce-pw")
+shell = p.open_shell()
+cid = p.run_command(shell, "cmd")
+p.send_command_input(shell, cid, "hostname\r\necho from stdin\r\n")
+p.send_command_input(shell, cid, "exit 2\r\n", end=True)
+out, err, code = p.get_command_output(shell, cid)
+p.cleanup_command(shell, cid)
+p.close_shell(shell)
+print(json.dumps({"stdout": out.decode(), "stderr": err.decode(), "code": code}))
+"#;
+    let endpoint = format!("http://{}/wsman", host.addr);
+    let out = tokio::process::Command::new("python3")
+        .args(["-c", script, &endpoint])
+        .output()
+        .await
+        .expect("python3 with pywinrm must be installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "pywinrm failed: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(v["stdout"], "WIN-HOPGATE01\r\nfrom stdin\r\n");
+    assert_eq!(v["code"], 2);
+    let journal = host.journal.entries();
+    let kinds: Vec<_> = journal.iter().map(|e| (e.kind, e.text.as_str())).collect();
+    assert_eq!(
+        kinds,
+        [
+            (JournalKind::Command, "cmd"),
+            (JournalKind::Stdin, "hostname\r\necho from stdin\r\n"),
+            (JournalKind::Stdin, "exit 2\r\n"),
+        ]
+    );
+    assert!(journal.iter().all(|e| e.user == "alice"));
+}
+
+#[tokio::test]
+async fn receive_on_a_waiting_interpreter_times_out_like_windows() {
+    let host = start(Scheme::Http, None).await;
+    let target = HostTarget::new(
+        "emulated",
+        "127.0.0.1",
+        host.addr.port(),
+        Scheme::Http,
+        BackendAuth::Ntlm,
+    );
+    let to = format!("http://{}/wsman", host.addr);
+    let client = BackendClient::new(target, Credential::new("alice", "Al1ce-pw")).unwrap();
+    let resp = client
+        .send(request(
+            Action::Create,
+            None,
+            Body::Shell(Shell::default()),
+            &to,
+        ))
+        .await
+        .unwrap();
+    let shell_id = wsman::parse(&resp.body, &Limits::default())
+        .unwrap()
+        .shell_id()
+        .unwrap()
+        .to_owned();
+    let line = Body::CommandLine(CommandLine {
+        command_id: Some("7C1B0C4E-0000-4000-8000-000000000001".into()),
+        command: "cmd".into(),
+        arguments: Vec::new(),
+    });
+    client
+        .send(request(Action::Command, Some(&shell_id), line, &to))
+        .await
+        .unwrap();
+    let recv = Body::Receive(vec![DesiredStream {
+        command_id: Some("7C1B0C4E-0000-4000-8000-000000000001".into()),
+        streams: "stdout stderr".into(),
+    }]);
+    let started = std::time::Instant::now();
+    let resp = client
+        .send(request(Action::Receive, Some(&shell_id), recv, &to))
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert_eq!(resp.status, http::StatusCode::INTERNAL_SERVER_ERROR);
+    let env = wsman::parse(&resp.body, &Limits::default()).unwrap();
+    let Body::Fault(fault) = env.body else {
+        panic!("{env:?}")
+    };
+    // 0x80338029, what Windows sends when OperationTimeout expires (PROTOCOL.md §3).
+    assert!(fault.is_timed_out());
+    assert_eq!(fault.wsman_code, Some(2_150_858_793));
+}
+
+/// Replays real pypsrp WinRS requests (recorded against Windows, see the corpus README)
+/// through the emulated service and compares the answers with what Windows sent: action,
+/// body kind, stream bytes and End flags, command state and exit code, fault codes.
+#[test]
+fn replays_pypsrp_winrs_recordings_like_windows() {
+    let corpus = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/corpus/pypsrp-responses/"
+    );
+    let limits = Limits::default();
+    for file in [
+        "test_winrs_standard.yml",
+        "test_winrs_stderr_rc.yml",
+        "test_winrs_bad_cmd_id.yml",
+        "test_winrs_fail_poll_process.yml",
+        "test_winrs_open_already_opened.yml",
+    ] {
+        let text = std::fs::read_to_string(format!("{corpus}{file}")).unwrap();
+        let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let winrs = winrs::WinRs::new("WIN-HOPGATE01");
+        // Recorded ids → the ids this host handed out.
+        let mut ids: Vec<(String, String)> = Vec::new();
+        for (n, msg) in doc["messages"].as_sequence().unwrap().iter().enumerate() {
+            let mut request = msg["request"].as_str().unwrap().to_owned();
+            for (theirs, ours) in &ids {
+                request = request.replace(theirs.as_str(), ours);
+            }
+            let windows =
+                wsman::parse(msg["response"].as_str().unwrap().as_bytes(), &limits).unwrap();
+            let reply = winrs.handle("vagrant", "192.168.56.1", request.as_bytes());
+            let ours = wsman::parse(&reply.body, &limits).unwrap();
+            let at = format!("{file} message {n}");
+            assert_eq!(ours.header.action, windows.header.action, "{at}");
+            let expect_status = if windows.header.action.is_fault() {
+                500
+            } else {
+                200
+            };
+            assert_eq!(reply.status.as_u16(), expect_status, "{at}");
+            match (&windows.body, &ours.body) {
+                (Body::ResourceCreated { .. }, Body::ResourceCreated { shell, .. }) => {
+                    let recorded = windows.shell_id().unwrap().to_owned();
+                    ids.push((recorded, ours.shell_id().unwrap().to_owned()));
+                    let shell = shell.as_ref().unwrap();
+                    assert_eq!(shell.owner.as_deref(), Some("vagrant"), "{at}");
+                    assert_eq!(shell.input_streams.as_deref(), Some("stdin"), "{at}");
+                    assert_eq!(
+                        shell.output_streams.as_deref(),
+                        Some("stdout stderr"),
+                        "{at}"
+                    );
+                }
+                (
+                    Body::CommandResponse { command_id: theirs },
+                    Body::CommandResponse { command_id: mine },
+                ) => ids.push((theirs.clone(), mine.clone())),
+                (
+                    Body::ReceiveResponse {
+                        streams: w,
+                        command_state: ws,
+                    },
+                    Body::ReceiveResponse {
+                        streams: o,
+                        command_state: os,
+                    },
+                ) => {
+                    for name in ["stdout", "stderr"] {
+                        let data = |s: &[wsman::Stream]| -> (Vec<u8>, bool) {
+                            let of: Vec<_> = s.iter().filter(|x| x.name == name).collect();
+                            (
+                                of.iter().flat_map(|x| x.data.clone()).collect(),
+                                of.iter().any(|x| x.end),
+                            )
+                        };
+                        assert_eq!(data(o), data(w), "{at} {name}");
+                    }
+                    let (ws, os) = (ws.as_ref().unwrap(), os.as_ref().unwrap());
+                    assert_eq!(os.state, ws.state, "{at}");
+                    assert_eq!(os.exit_code, ws.exit_code, "{at}");
+                }
+                (Body::Fault(w), Body::Fault(o)) => {
+                    assert_eq!(o.subcode, w.subcode, "{at}");
+                    assert_eq!(o.wsman_code, w.wsman_code, "{at}");
+                }
+                (w, o) => assert_eq!(
+                    std::mem::discriminant(o),
+                    std::mem::discriminant(w),
+                    "{at}: {o:?} vs {w:?}"
+                ),
+            }
+        }
+        assert_eq!(winrs.shell_count(), 0, "{file}: every shell was deleted");
+    }
 }

@@ -5,7 +5,7 @@
 //! returns all output with `CommandState Done` at once. It does no I/O and never sees
 //! HTTP or authentication: the caller passes the authenticated account.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use crate::wsman::{
@@ -13,11 +13,37 @@ use crate::wsman::{
     Header, Limits, Selector, Shell, SignalCode, Stream,
 };
 
-use super::commands::{self, CommandContext, CommandOutput};
+use super::commands::{self, CommandContext, Interpreter};
 
 /// Shells a single test host keeps open at once (Windows' MaxShellsPerUser default is 30;
 /// the test host is shared by all users).
 const MAX_SHELLS: usize = 1000;
+
+/// Journal entries kept (oldest dropped first).
+const JOURNAL_CAP: usize = 10_000;
+
+/// What reached the host and would have run there: the record a test uses to prove that a
+/// denied command never arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// Authenticated account.
+    pub user: String,
+    /// The shell.
+    pub shell_id: String,
+    /// A command line or stdin data.
+    pub kind: JournalKind,
+    /// The command line (program and arguments joined by spaces) or the stdin text.
+    pub text: String,
+}
+
+/// Kind of a [`JournalEntry`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JournalKind {
+    /// `rsp:Command` (+ `rsp:Arguments`).
+    Command,
+    /// `rsp:Send` data on stdin.
+    Stdin,
+}
 
 /// The answer to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +52,9 @@ pub struct Reply {
     pub status: http::StatusCode,
     /// The SOAP envelope.
     pub body: Vec<u8>,
+    /// A Receive that found nothing to report (answered with `w:TimedOut`); the server
+    /// pauses before sending it, as Windows would hold the poll.
+    pub idle: bool,
 }
 
 struct ShellState {
@@ -34,14 +63,22 @@ struct ShellState {
 }
 
 struct CommandEntry {
-    output: CommandOutput,
-    delivered: bool,
+    /// Output not yet handed to a Receive.
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    /// Set when the process ended.
+    exit_code: Option<i64>,
+    /// `cmd` fed through stdin.
+    interpreter: Option<Interpreter>,
+    /// The final Receive (End streams + Done) was sent.
+    finished: bool,
 }
 
 /// The shell table of one test host.
 pub struct WinRs {
     hostname: String,
     shells: Mutex<HashMap<String, ShellState>>,
+    journal: Mutex<VecDeque<JournalEntry>>,
 }
 
 impl std::fmt::Debug for WinRs {
@@ -60,7 +97,31 @@ impl WinRs {
         Self {
             hostname: hostname.into(),
             shells: Mutex::new(HashMap::new()),
+            journal: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// Commands and stdin that reached this host, oldest first.
+    pub fn journal(&self) -> Vec<JournalEntry> {
+        self.journal
+            .lock()
+            .map(|j| j.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn record(&self, user: &str, env: &Envelope, kind: JournalKind, text: String) {
+        tracing::info!(user = %user, kind = ?kind, text = %text, "Test host received a command");
+        let entry = JournalEntry {
+            user: user.to_owned(),
+            shell_id: env.shell_id().unwrap_or_default().to_owned(),
+            kind,
+            text,
+        };
+        let mut journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        if journal.len() >= JOURNAL_CAP {
+            journal.pop_front();
+        }
+        journal.push_back(entry);
     }
 
     /// Open shells (for tests and the demo's status line).
@@ -81,7 +142,7 @@ impl WinRs {
         let result = match env.header.action {
             Action::Create => self.create(user, client_ip, &env),
             Action::Command => self.command(user, &env),
-            Action::Send => self.with_shell(user, &env, |_| Ok(Body::SendResponse)),
+            Action::Send => self.send(user, &env),
             Action::Receive => self.receive(user, &env),
             Action::Signal => self.signal(user, &env),
             Action::Delete => self.delete(user, &env),
@@ -102,9 +163,14 @@ impl WinRs {
                 Reply {
                     status: http::StatusCode::OK,
                     body: wsman::build(&Envelope::new(header, body)),
+                    idle: false,
                 }
             }
-            Err((subcode, message)) => self.fault(relates, subcode, message),
+            Err((subcode, message)) => {
+                let mut reply = self.fault(relates, subcode, message);
+                reply.idle = subcode == FaultSubcode::TimedOut;
+                reply
+            }
         }
     }
 
@@ -115,6 +181,7 @@ impl WinRs {
         Reply {
             status: http::StatusCode::INTERNAL_SERVER_ERROR,
             body: wsman::build_fault(&spec),
+            idle: false,
         }
     }
 
@@ -183,16 +250,36 @@ impl WinRs {
             hostname: self.hostname.clone(),
             user: user.to_owned(),
         };
-        let output = commands::run(&ctx, &line.command, &line.arguments);
+        if !self.owns_shell(user, env) {
+            return Err(INVALID_SELECTORS);
+        }
+        let mut text = line.command.trim().to_owned();
+        for arg in &line.arguments {
+            text.push(' ');
+            text.push_str(arg);
+        }
+        self.record(user, env, JournalKind::Command, text);
+        let entry = if Interpreter::wanted(&line.command, &line.arguments) {
+            CommandEntry {
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+                exit_code: None,
+                interpreter: Some(Interpreter::new(ctx)),
+                finished: false,
+            }
+        } else {
+            let output = commands::run(&ctx, &line.command, &line.arguments);
+            CommandEntry {
+                stdout: output.stdout,
+                stderr: output.stderr,
+                exit_code: Some(output.exit_code),
+                interpreter: None,
+                finished: false,
+            }
+        };
         let command_id = line.command_id.clone().unwrap_or_else(new_guid);
         self.with_shell(user, env, |shell| {
-            shell.commands.insert(
-                command_id.clone(),
-                CommandEntry {
-                    output,
-                    delivered: false,
-                },
-            );
+            shell.commands.insert(command_id.clone(), entry);
             Ok(Body::CommandResponse { command_id })
         })
     }
@@ -208,52 +295,102 @@ impl WinRs {
             return Err((FaultSubcode::InvalidParameter, "Receive names no stream."));
         };
         let Some(command_id) = want.command_id.clone() else {
+            // What Windows answers a cmd-shell Receive without CommandId
+            // (corpus test_winrs_fail_poll_process.yml).
             return Err((
                 FaultSubcode::InvalidParameter,
-                "This test host only receives command output.",
+                "The parameter is incorrect.",
             ));
         };
         let names: Vec<&str> = want.streams.split_whitespace().collect();
         self.with_shell(user, env, |shell| {
-            let entry = shell.commands.get_mut(&command_id).ok_or((
-                FaultSubcode::InvalidParameter,
-                "The command ID is not valid for this shell.",
-            ))?;
+            let entry = shell.commands.get_mut(&command_id).ok_or(UNKNOWN_COMMAND)?;
             let mut streams = Vec::new();
-            if !entry.delivered {
-                for (name, data) in [
-                    ("stdout", &entry.output.stdout),
-                    ("stderr", &entry.output.stderr),
-                ] {
-                    if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
-                        continue;
-                    }
-                    // Windows sends the data, then an empty stream element with End="true".
-                    if !data.is_empty() {
-                        streams.push(Stream {
-                            name: name.into(),
-                            command_id: Some(command_id.clone()),
-                            end: false,
-                            data: data.clone(),
-                        });
-                    }
+            for (name, data) in [("stdout", &mut entry.stdout), ("stderr", &mut entry.stderr)] {
+                if !data.is_empty() && names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
                     streams.push(Stream {
                         name: name.into(),
                         command_id: Some(command_id.clone()),
-                        end: true,
-                        data: Vec::new(),
+                        end: false,
+                        data: std::mem::take(data),
                     });
                 }
-                entry.delivered = true;
             }
+            let state = match entry.exit_code {
+                Some(code) => {
+                    if !entry.finished {
+                        // Windows closes each stream with an empty element carrying End="true".
+                        for name in ["stdout", "stderr"] {
+                            if names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                                streams.push(Stream {
+                                    name: name.into(),
+                                    command_id: Some(command_id.clone()),
+                                    end: true,
+                                    data: Vec::new(),
+                                });
+                            }
+                        }
+                        entry.finished = true;
+                    }
+                    CommandState {
+                        command_id: Some(command_id.clone()),
+                        state: CommandStateKind::Done,
+                        exit_code: Some(code),
+                    }
+                }
+                // Still running with nothing new: the long poll times out (MS-WSMV 3.1.4.14).
+                None if streams.is_empty() => {
+                    return Err((
+                        FaultSubcode::TimedOut,
+                        "The WS-Management service cannot complete the operation within the time specified in OperationTimeout.",
+                    ));
+                }
+                None => CommandState {
+                    command_id: Some(command_id.clone()),
+                    state: CommandStateKind::Running,
+                    exit_code: None,
+                },
+            };
             Ok(Body::ReceiveResponse {
                 streams,
-                command_state: Some(CommandState {
-                    command_id: Some(command_id.clone()),
-                    state: CommandStateKind::Done,
-                    exit_code: Some(entry.output.exit_code),
-                }),
+                command_state: Some(state),
             })
+        })
+    }
+
+    fn send(&self, user: &str, env: &Envelope) -> Result<Body, Failure> {
+        let Body::Send(streams) = &env.body else {
+            return Err((
+                FaultSubcode::SchemaValidationError,
+                "Send needs an rsp:Send body.",
+            ));
+        };
+        if self.owns_shell(user, env) {
+            for stream in streams
+                .iter()
+                .filter(|s| s.name.eq_ignore_ascii_case("stdin"))
+            {
+                let text = String::from_utf8_lossy(&stream.data).into_owned();
+                self.record(user, env, JournalKind::Stdin, text);
+            }
+        }
+        self.with_shell(user, env, |shell| {
+            for stream in streams {
+                let Some(id) = &stream.command_id else {
+                    return Err((FaultSubcode::InvalidParameter, "Send names no command."));
+                };
+                let entry = shell.commands.get_mut(id).ok_or(UNKNOWN_COMMAND)?;
+                // Input to a command that reads no stdin is dropped, as cmd.exe /c does.
+                if let Some(interp) = entry.interpreter.as_mut() {
+                    if stream.name.eq_ignore_ascii_case("stdin") {
+                        let out = interp.feed(&stream.data, stream.end);
+                        entry.stdout.extend_from_slice(&out.stdout);
+                        entry.stderr.extend_from_slice(&out.stderr);
+                        entry.exit_code = interp.exited();
+                    }
+                }
+            }
+            Ok(Body::SendResponse)
         })
     }
 
@@ -289,6 +426,10 @@ impl WinRs {
         }
     }
 
+    fn owns_shell(&self, user: &str, env: &Envelope) -> bool {
+        self.with_shell(user, env, |_| Ok(())).is_ok()
+    }
+
     /// Runs `f` on the shell named by the ShellId selector, if `user` owns it.
     fn with_shell<T>(
         &self,
@@ -307,6 +448,12 @@ impl WinRs {
 }
 
 type Failure = (FaultSubcode, &'static str);
+
+/// Windows' answer for an unknown CommandId (corpus test_winrs_bad_cmd_id.yml).
+const UNKNOWN_COMMAND: Failure = (
+    FaultSubcode::InvalidSelectors,
+    "The Windows Remote Shell received a request to perform an operation on a command identifier that does not exist. Either the command has completed execution or the client specified an invalid command identifier.",
+);
 
 const INVALID_SELECTORS: Failure = (
     FaultSubcode::InvalidSelectors,
