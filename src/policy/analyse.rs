@@ -182,7 +182,15 @@ impl Analysis {
             self.script_blocks(v, written, depth);
         }
         let program = program_leaf(written);
+        if args.iter().filter_map(arg_value).any(redefines_commands) {
+            self.opaque(format!(
+                "{written}: a path on the function: or alias: drive redefines commands"
+            ));
+        }
         match folded.as_str() {
+            "set-alias" | "new-alias" | "import-alias" => {
+                self.opaque(format!("{written} redefines what command names run"));
+            }
             "invoke-expression" => {
                 if !first {
                     self.opaque("Invoke-Expression reading pipeline input");
@@ -345,6 +353,18 @@ impl Analysis {
     }
 }
 
+/// A value naming the function: or alias: drive (`New-Item function:\Get-Date ...`).
+fn redefines_commands(v: &Val) -> bool {
+    match v {
+        Val::Str(s) => {
+            let f = fold(s.trim());
+            f.starts_with("function:") || f.starts_with("alias:")
+        }
+        Val::List(items) => items.iter().any(redefines_commands),
+        _ => false,
+    }
+}
+
 fn is_cmd_exit(line: &str) -> bool {
     let mut parts = line.split_whitespace();
     parts.next().is_some_and(|p| p.eq_ignore_ascii_case("exit"))
@@ -418,7 +438,9 @@ fn psrp_arg(a: &InvokedArg) -> UseArg {
         Some(n) => {
             let stripped = n
                 .trim()
-                .trim_start_matches(['-', '\u{2013}', '\u{2014}', '\u{2015}']);
+                .trim_start_matches(['-', '\u{2013}', '\u{2014}', '\u{2015}'])
+                .trim_end_matches(':')
+                .trim();
             UseArg::Named {
                 name: fold(stripped),
                 written: n.clone(),

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use super::analyse::{resolve_name, Analysis, CommandUse, Item};
 use super::check::{allows, deny_hit, metadata_allowed};
 use super::file::FileDoc;
+use super::pattern::fold;
 use super::psrc::import_psrc;
 use super::role::Role;
 use super::{Decision, HostRef, Operation, PolicyError, ShellKind, Subject};
@@ -108,11 +109,13 @@ impl Engine {
     }
 
     fn applicable<'a>(&'a self, who: &Subject, host: &HostRef<'_>) -> Vec<&'a Role> {
+        let user = fold(&who.user);
+        let groups: Vec<String> = who.groups.iter().map(|g| fold(g)).collect();
+        let labels: Vec<String> = host.labels.iter().map(|l| fold(l)).collect();
+        let name: Vec<char> = fold(host.name).chars().collect();
         self.roles
             .iter()
-            .filter(|r| {
-                r.has_principal(&who.user, &who.groups) && r.has_host(host.name, host.labels)
-            })
+            .filter(|r| r.has_principal(&user, &groups) && r.has_host(&name, &labels))
             .collect()
     }
 
@@ -168,6 +171,14 @@ impl Engine {
         }
         decide_analysis(&roles, &analysis)
     }
+}
+
+/// How many bytes of buffered stdin text to judge now: everything up to and including
+/// the last line break. Interpreters act on whole lines, so the caller keeps the rest
+/// until more data arrives, and judges it as is when the stream ends; judging partial
+/// lines separately would let two harmless halves join into one denied line.
+pub fn stdin_complete_len(data: &str) -> usize {
+    data.rfind('\n').map_or(0, |i| i + 1)
 }
 
 fn decide_analysis(roles: &[&Role], analysis: &Analysis) -> Decision {

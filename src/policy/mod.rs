@@ -27,7 +27,7 @@ mod table_tests;
 mod tests;
 
 pub use cli::{check_cli, CheckInput};
-pub use engine::{Engine, PolicySource};
+pub use engine::{stdin_complete_len, Engine, PolicySource};
 pub use file::Language;
 pub use lint::{lint, LintFinding, Severity};
 pub use load::load_dir;
@@ -83,7 +83,8 @@ pub enum Operation<'a> {
     },
     /// Data sent to the stdin of a running command. `program` is the command line that
     /// started it (Command and Arguments joined by spaces). `data` must hold complete
-    /// lines (the caller buffers a partial line until its line break or the stream's end).
+    /// lines: see [`stdin_complete_len`] (the caller buffers a partial line until its
+    /// line break or the stream's end).
     CmdStdin {
         /// The command line that started the program.
         program: &'a str,

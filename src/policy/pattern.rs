@@ -166,6 +166,11 @@ impl Glob {
         let text: Vec<char> = fold(name).chars().collect();
         glob_match(&self.folded, &text)
     }
+
+    /// Matches a name already folded and split into characters.
+    pub(crate) fn matches_chars(&self, folded: &[char]) -> bool {
+        glob_match(&self.folded, folded)
+    }
 }
 
 /// Iterative wildcard match with backtracking to the last `*` (linear in practice).

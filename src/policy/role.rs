@@ -299,16 +299,15 @@ impl Role {
         })
     }
 
-    /// True when the role names this user or one of their groups.
+    /// True when the role names this user or one of their groups (all folded).
     pub(crate) fn has_principal(&self, user: &str, groups: &[String]) -> bool {
-        let u = fold(user);
-        self.users.contains(&u) || groups.iter().any(|g| self.groups.contains(&fold(g)))
+        self.users.iter().any(|u| u == user) || groups.iter().any(|g| self.groups.contains(g))
     }
 
-    /// True when the role covers the host (by name glob or label).
-    pub(crate) fn has_host(&self, name: &str, labels: &[String]) -> bool {
-        self.host_names.iter().any(|g| g.matches(name))
-            || labels.iter().any(|l| self.host_labels.contains(&fold(l)))
+    /// True when the role covers the host (by name glob or folded label).
+    pub(crate) fn has_host(&self, name: &[char], labels: &[String]) -> bool {
+        self.host_names.iter().any(|g| g.matches_chars(name))
+            || labels.iter().any(|l| self.host_labels.contains(l))
     }
 
     pub(crate) fn is_empty(&self) -> bool {

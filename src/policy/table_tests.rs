@@ -285,6 +285,12 @@ fn cases() -> Vec<(Who, Op, bool)> {
         (ALICE, ps("function Get-Date { Stop-Computer }; Get-Date"), D),
         (ALICE, ps("Get-Date 2>&1"), D),
         (ALICE, ps("Get-Date --% x"), D),
+        (ALICE, ps("Get-Date\u{0085}Stop-Computer"), D),
+        (ALICE, ps("Write-Output a\u{2028}Restart-Computer"), D),
+        (ALICE, ps("Get-Date\u{200B}; Get-Date"), D),
+        (ALICE, ps("!Stop-Computer"), D),
+        (ALICE, one(c("Stop-Comp*", vec![])), D),
+        (ALICE, one(c("Get-Servic?", vec![])), D),
         // ---- demo role, metadata and shells ----
         (ALICE, meta(&["Get-Service"]), A),
         (ALICE, meta(&["Stop-Computer"]), D),
@@ -301,6 +307,8 @@ fn cases() -> Vec<(Who, Op, bool)> {
         // ---- read-only operator ----
         (OPER, one(c("Get-Service", vec![])), A),
         (OPER, one(c("Get-Service", vec![named("ComputerName", s("dc01"))])), D),
+        (OPER, one(c("Get-Service", vec![named("ComputerName:", s("dc01"))])), D),
+        (OPER, one(c("Get-Service", vec![named(" -CN ", s("dc01"))])), D),
         (OPER, ps("Get-Service -Comp dc01"), D),
         (OPER, ps("Get-Service -cn dc01"), D),
         (OPER, ps("Get-Service -C dc01"), D),

@@ -334,3 +334,47 @@ visible_cmdlets = ["Get-Date"]
         )
         .is_allow());
 }
+
+#[test]
+fn command_redefinition_is_refused_even_when_visible() {
+    let text = r#"
+[[role]]
+name = "sloppy"
+principals = { users = ["u"] }
+hosts = { names = ["h"] }
+[role.psrp]
+language = "restricted"
+visible_cmdlets = ["Set-Alias", "New-Item", "Get-Date"]
+"#;
+    let engine = Engine::from_sources(&[source("a.toml", text)]).unwrap();
+    let who = Subject {
+        user: "u".into(),
+        groups: vec![],
+    };
+    let host = HostRef {
+        name: "h",
+        labels: &[],
+    };
+    let run = |script: &str| {
+        let inv = Invocation {
+            statements: vec![vec![InvokedCommand {
+                name: script.into(),
+                is_script: true,
+                args: vec![],
+            }]],
+        };
+        engine.decide(&who, &host, &Operation::Pipeline(&inv))
+    };
+    assert!(run("Get-Date").is_allow());
+    assert!(run("New-Item -Path C:\\temp\\x -ItemType Directory").is_allow());
+    assert!(!run("Set-Alias -Name Get-Date -Value Stop-Computer").is_allow());
+    assert!(!run("New-Item -Path function:\\Get-Date -Value x").is_allow());
+    assert!(!run("New-Item Alias:Get-Date -Value Stop-Computer").is_allow());
+}
+
+#[test]
+fn stdin_is_judged_in_whole_lines() {
+    assert_eq!(stdin_complete_len("hostname\r\nwho"), 10);
+    assert_eq!(stdin_complete_len("who"), 0);
+    assert_eq!(stdin_complete_len(""), 0);
+}

@@ -23,13 +23,18 @@ pub(crate) fn is_dash(c: char) -> bool {
 
 /// Horizontal whitespace as PowerShell's tokenizer sees it.
 pub(crate) fn is_blank(c: char) -> bool {
-    c == ' '
-        || c == '\t'
-        || c == '\u{000B}'
-        || c == '\u{000C}'
-        || c == '\u{00A0}'
-        || c == '\u{0085}'
-        || (c.is_whitespace() && c != '\n' && c != '\r')
+    matches!(c, ' ' | '\t' | '\u{000B}' | '\u{000C}' | '\u{00A0}')
+}
+
+/// Whitespace and separator characters outside ASCII (other than no-break space) on
+/// which tokenizers disagree (is U+0085 a blank or a line break?): a script containing
+/// one is refused rather than split differently from PowerShell.
+pub(crate) fn is_ambiguous_space(c: char) -> bool {
+    !c.is_ascii()
+        && c != '\u{00A0}'
+        && (c.is_whitespace()
+            || c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}' | '\u{FEFF}'))
 }
 
 pub(crate) fn is_newline(c: char) -> bool {
@@ -110,6 +115,12 @@ impl<'a> Cursor<'a> {
             match self.peek() {
                 Some(c) if is_blank(c) => {
                     self.i += 1;
+                }
+                Some(c) if is_ambiguous_space(c) && !(self.i == 0 && c == '\u{FEFF}') => {
+                    return Err(self.unsupported(format!(
+                        "ambiguous whitespace character U+{:04X}",
+                        u32::from(c)
+                    )));
                 }
                 Some(c) if newlines && is_newline(c) => {
                     self.i += 1;

@@ -7,7 +7,9 @@
 //! construct, so a caller can never mistake an unanalysed script for a harmless one.
 //! This module does not resolve aliases or decide anything.
 
-use super::lex::{is_blank, is_dash, is_double_quote, is_newline, is_single_quote, Cursor};
+use super::lex::{
+    is_ambiguous_space, is_blank, is_dash, is_double_quote, is_newline, is_single_quote, Cursor,
+};
 use super::PwshError;
 
 /// Nesting limit for `@( … )` array literals.
@@ -350,7 +352,10 @@ impl Parser<'_> {
         {
             return Err(self.c.unsupported("dot-source operator (.)"));
         }
-        if ends_word(c) || c == '[' || c == '@' || c == '=' || is_dash(c) || c == '`' {
+        // A command name starts like an identifier, a path, or one of the `%` / `?`
+        // aliases; anything else (`!`, `+`, `=`, ...) starts an expression.
+        let name_start = c.is_alphanumeric() || matches!(c, '_' | '.' | '\\' | '%' | '?');
+        if !name_start || ends_word(c) {
             return Err(self.unexpected(c));
         }
         let name = self.take_bare_word()?;
@@ -585,8 +590,11 @@ impl Parser<'_> {
             if (ch == ':' && self.c.peek_at(1) == Some(':')) || (ch == '.' && word.ends_with(']')) {
                 return Err(self.c.unsupported("static member access (::)"));
             }
-            if ch.is_control() && !is_blank(ch) {
-                return Err(self.c.unsupported("control character"));
+            if (ch.is_control() && !is_blank(ch)) || is_ambiguous_space(ch) {
+                return Err(self.c.unsupported(format!(
+                    "control or invisible character U+{:04X}",
+                    u32::from(ch)
+                )));
             }
             word.push(ch);
             self.c.bump();

@@ -248,3 +248,38 @@ fn data_file_rejects_code() {
     assert!(parse_data_file("'x'").is_err());
     assert!(parse_data_file("@{ A = 1 } extra").is_err());
 }
+
+mod properties {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Arbitrary text never panics the parsers.
+        #[test]
+        fn parsers_never_panic(text in "\\PC{0,80}") {
+            let _ = parse_script(&text);
+            let _ = parse_data_file(&text);
+        }
+
+        /// Text built from PowerShell's interesting characters never panics either, and
+        /// whatever parses has non-empty command names.
+        #[test]
+        fn syntax_soup_never_panics(text in "[-a-zA-Z0-9 $@(){}\\[\\];|&.,'\"`#<>=\\n\\r\u{2013}\u{2018}\u{201C}]{0,60}") {
+            if let Ok(script) = parse_script(&text) {
+                for s in &script.statements {
+                    if let Statement::Pipeline(elements) = s {
+                        for e in elements {
+                            if let Element::Command(c) = e {
+                                prop_assert!(!c.name.is_empty());
+                            }
+                        }
+                    }
+                }
+            }
+            let _ = parse_data_file(&text);
+        }
+    }
+}
