@@ -15,3 +15,4 @@ pub mod session;
 pub mod testhost;
 pub mod vault;
 pub mod wsman;
+pub mod xpress;
