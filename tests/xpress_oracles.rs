@@ -141,3 +141,33 @@ fn dump_blocks_for_python_oracle() {
         .unwrap();
     }
 }
+
+/// Cross-check with Microsoft's own LZ77+Huffman code (`src/xpress.c` of
+/// PowerShell/psl-omi-provider, the code behind the OMI PSRP server; not vendored here).
+/// A local harness frames inputs with it into `NNN.msframed`; this test checks that we
+/// decode each to `NNN.raw`, and writes our framing of `NNN.raw` to `NNN.ours` for the
+/// harness to decode in turn. Set `XPRESS_MS_DIR` to the harness's directory.
+#[test]
+#[ignore = "needs a locally built harness around Microsoft's xpress.c"]
+fn ms_reference_crosscheck_files() {
+    use hopgate::xpress::{compress_stream, decompress_stream};
+    let dir = std::path::PathBuf::from(std::env::var("XPRESS_MS_DIR").unwrap());
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("raw") {
+            continue;
+        }
+        let raw = std::fs::read(&path).unwrap();
+        let theirs = std::fs::read(path.with_extension("msframed")).unwrap();
+        assert_eq!(
+            decompress_stream(&theirs, raw.len()).unwrap(),
+            raw,
+            "{}",
+            path.display()
+        );
+        std::fs::write(path.with_extension("ours"), compress_stream(&raw)).unwrap();
+        checked += 1;
+    }
+    assert!(checked > 0);
+}

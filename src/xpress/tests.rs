@@ -396,3 +396,43 @@ proptest! {
         }
     }
 }
+
+/// Streams compressed by Microsoft's own xpress code (tests/fixtures/xpress/README.md):
+/// each must decode to the corpus payload it was made from.
+#[test]
+fn streams_compressed_by_microsoft_code_decode_to_the_corpus_payloads() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("tests/fixtures/xpress");
+    let manifest = std::fs::read_to_string(dir.join("manifest.txt")).unwrap();
+    let mut checked = 0;
+    for line in manifest.lines() {
+        let [name, len, sha] = line.split(' ').collect::<Vec<_>>()[..] else {
+            panic!("bad manifest line {line:?}");
+        };
+        let framed = std::fs::read(dir.join(name)).unwrap();
+        let plain = decompress_stream(&framed, 1 << 20).unwrap();
+        assert_eq!(plain.len(), len.parse::<usize>().unwrap(), "{name}");
+        assert_eq!(hex::encode(sha2::Sha256::digest(&plain)), sha, "{name}");
+        assert!(framed.len() < plain.len() / 2, "{name}: really compressed");
+        let corpus_file = name.split('.').next().unwrap();
+        let yaml = std::fs::read_to_string(
+            root.join("../shared/corpus/pypsrp-responses")
+                .join(format!("{corpus_file}.yml")),
+        )
+        .unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&plain);
+        assert!(
+            yaml.contains(&b64),
+            "{name}: payload not found in {corpus_file}.yml"
+        );
+        // And our own framing of the same bytes round-trips.
+        assert_eq!(
+            decompress_stream(&compress_stream(&plain), len.parse().unwrap()).unwrap(),
+            plain
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 6);
+}
