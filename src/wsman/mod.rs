@@ -1,1 +1,46 @@
-//! WS-Management SOAP envelopes: parse and build by namespace URI, typed actions, headers, bodies and faults. Pure: no I/O.
+//! WS-Management SOAP envelopes (MS-WSMV, DSP0226): parse and build by namespace URI,
+//! never by prefix; typed actions, headers, WinRS/PSRP bodies and faults.
+//!
+//! Pure: no I/O, no tasks, no clock. Owns the envelope layer only; stream payloads come out
+//! base64-decoded but uninterpreted (PSRP fragments and compression belong to `psrp`).
+//!
+//! * [`parse`] decodes bytes into an [`Envelope`] under [`Limits`]; malformed input is a
+//!   typed [`WsmanError`] with a byte offset or element path, never a panic.
+//! * [`build`] serialises an [`Envelope`]; [`build_fault`] writes a fault shaped exactly
+//!   like a Windows reply.
+//! * [`rewrite_to`] splices a new `wsa:To` into the original bytes, leaving every other
+//!   byte as it was (the gateway's backend leg).
+//!
+//! ```
+//! use hopgate::wsman::{self, Action, Body, Limits};
+//! let xml = br#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"
+//!   xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing"
+//!   xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell">
+//!   <s:Header><a:Action>http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Signal</a:Action></s:Header>
+//!   <s:Body><rsp:Signal CommandId="C1"><rsp:Code>http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/Terminate</rsp:Code></rsp:Signal></s:Body>
+//! </s:Envelope>"#;
+//! let env = wsman::parse(xml, &Limits::default()).expect("valid envelope");
+//! assert_eq!(env.header.action, Action::Signal);
+//! assert!(matches!(env.body, Body::Signal { code: wsman::SignalCode::Terminate, .. }));
+//! ```
+
+mod action;
+mod body;
+mod build;
+mod envelope;
+mod error;
+mod fault;
+pub mod ns;
+mod reader;
+
+pub use action::Action;
+pub use body::{
+    Body, CommandLine, CommandState, CommandStateKind, DesiredStream, Shell, SignalCode, Stream,
+};
+pub use build::build;
+pub use envelope::{parse, rewrite_to, Envelope, Header, Limits, OptionItem, Selector};
+pub use error::WsmanError;
+pub use fault::{build_fault, Fault, FaultSpec, FaultSubcode, QualifiedName};
+
+#[cfg(test)]
+mod tests;
