@@ -1,0 +1,10 @@
+//! Tests of the PSRP codec: corpus decoding checked against psrpcore, pinned pipelines,
+//! framing edge cases and property tests.
+
+mod clixml_tests;
+mod corpus;
+mod corpus_tests;
+mod framing;
+mod pinned;
+mod pipeline_tests;
+mod props;
