@@ -8,6 +8,7 @@ pub mod audit;
 pub mod authn;
 pub mod backend;
 pub mod config;
+pub mod decode;
 pub mod listener;
 pub mod proxy;
 pub mod psrp;
