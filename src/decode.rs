@@ -98,7 +98,7 @@ struct Line {
     #[serde(skip_serializing_if = "Option::is_none")]
     compression_mode: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    psrp: Vec<Value>,
+    psrp: Vec<PsrpLine>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exit_code: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -254,7 +254,7 @@ enum Kind {
 /// What one envelope produced.
 #[derive(Debug, Default)]
 struct Found {
-    psrp: Vec<Value>,
+    psrp: Vec<PsrpLine>,
     errors: Vec<String>,
 }
 
@@ -493,7 +493,7 @@ impl Decoder {
         }
     }
 
-    fn message_line(&mut self, msg: &psrp::Message, found: &mut Found) -> Value {
+    fn message_line(&mut self, msg: &psrp::Message, found: &mut Found) -> PsrpLine {
         let summary = psrp::decode_message_summary(msg);
         if summary.pipeline.is_some() {
             self.stats.pipelines += 1;
@@ -501,15 +501,14 @@ impl Decoder {
         if let Some(e) = &summary.error {
             found.errors.push(format!("{}: {e}", summary.message_type));
         }
-        let out = PsrpLine {
+        PsrpLine {
             message_type: summary.message_type,
             rpid: summary.rpid,
             pid: summary.pid,
             pipeline: summary.pipeline.map(|p| p.statements),
             command_names: summary.command_names,
             error: summary.error,
-        };
-        serde_json::to_value(out).unwrap_or(Value::Null)
+        }
     }
 }
 
