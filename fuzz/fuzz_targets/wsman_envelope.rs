@@ -1,8 +1,9 @@
 //! Fuzz `hopgate::wsman::parse`: no input may panic, and whatever parses must survive
-//! `build` → `parse` unchanged and `rewrite_to` must still parse.
+//! `build` → `parse` unchanged, and the byte splices (`rewrite_to`,
+//! `remove_compression_type`) must leave a parseable envelope.
 #![no_main]
 
-use hopgate::wsman::{build, parse, rewrite_to, Limits};
+use hopgate::wsman::{build, parse, remove_compression_type, rewrite_to, Limits};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -25,10 +26,16 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(back.header, expected);
     assert_eq!(back.body, env.body);
 
-    if env.to_span.is_some() {
+    if env.spans.to.is_some() {
         let spliced = rewrite_to(data, &env, "https://backend.invalid:5986/wsman?a=<&>");
         if let Err(e) = parse(&spliced, &unlimited) {
             panic!("rewritten envelope does not parse: {e}");
+        }
+    }
+    if env.spans.compression_type.is_some() {
+        match parse(&remove_compression_type(data, &env), &unlimited) {
+            Ok(stripped) => assert_eq!(stripped.header.compression_type, None),
+            Err(e) => panic!("envelope without CompressionType does not parse: {e}"),
         }
     }
 });

@@ -8,6 +8,7 @@
 //! host.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -276,8 +277,11 @@ pub(crate) fn set_once<T>(
 /// The first known element decides the variant; `rsp:Shell` after `x:ResourceCreated`
 /// joins it; unknown elements are skipped; a second known element is a
 /// [`WsmanError::Duplicate`].
-pub(crate) fn parse_body(cur: &mut Cursor<'_>) -> Result<Body, WsmanError> {
+///
+/// Also returns the byte range of `x:ResourceCreated/a:Address` content, if any.
+pub(crate) fn parse_body(cur: &mut Cursor<'_>) -> Result<(Body, Option<Range<usize>>), WsmanError> {
     let mut body: Option<Body> = None;
+    let mut address_span = None;
     let mut first_unknown: Option<Body> = None;
     loop {
         let elem = match cur.next()? {
@@ -286,7 +290,7 @@ pub(crate) fn parse_body(cur: &mut Cursor<'_>) -> Result<Body, WsmanError> {
             Ev::End => break,
             Ev::Eof => return Err(WsmanError::UnexpectedEof { path: cur.path() }),
         };
-        let Some(parsed) = parse_known(cur, &elem)? else {
+        let Some(parsed) = parse_known(cur, &elem, &mut address_span)? else {
             if first_unknown.is_none() {
                 first_unknown = Some(Body::Other {
                     namespace: cur.namespace_of(&elem),
@@ -321,15 +325,20 @@ pub(crate) fn parse_body(cur: &mut Cursor<'_>) -> Result<Body, WsmanError> {
             }
         });
     }
-    Ok(body.or(first_unknown).unwrap_or(Body::Empty))
+    let body = body.or(first_unknown).unwrap_or(Body::Empty);
+    Ok((body, address_span))
 }
 
 /// Decodes a known body element (consuming it), or returns `None` without consuming.
-fn parse_known(cur: &mut Cursor<'_>, e: &Elem<'_>) -> Result<Option<Body>, WsmanError> {
+fn parse_known(
+    cur: &mut Cursor<'_>,
+    e: &Elem<'_>,
+    address_span: &mut Option<Range<usize>>,
+) -> Result<Option<Body>, WsmanError> {
     let local = e.start.local_name();
     let body = match (e.ns, local.as_ref()) {
         (Ns::Shell, b"Shell") => Body::Shell(parse_shell(cur, e)?),
-        (Ns::Transfer, b"ResourceCreated") => parse_resource_created(cur)?,
+        (Ns::Transfer, b"ResourceCreated") => parse_resource_created(cur, address_span)?,
         (Ns::Shell, b"CommandLine") => Body::CommandLine(parse_command_line(cur, e)?),
         (Ns::Shell, b"CommandResponse") => parse_command_response(cur)?,
         (Ns::Shell, b"Send") => Body::Send(parse_streams(cur)?.0),
@@ -473,7 +482,10 @@ fn parse_environment(
     }
 }
 
-fn parse_resource_created(cur: &mut Cursor<'_>) -> Result<Body, WsmanError> {
+fn parse_resource_created(
+    cur: &mut Cursor<'_>,
+    address_span: &mut Option<Range<usize>>,
+) -> Result<Body, WsmanError> {
     let mut address = None;
     let mut resource_uri = None;
     let mut selectors: Option<Vec<Selector>> = None;
@@ -485,7 +497,12 @@ fn parse_resource_created(cur: &mut Cursor<'_>) -> Result<Body, WsmanError> {
             Ev::Eof => return Err(WsmanError::UnexpectedEof { path: cur.path() }),
         };
         if child.is(Ns::Addressing, "Address") {
-            set_once(&mut address, cur.trimmed()?, cur, "/Address")?;
+            let start = cur.position();
+            let text = cur.trimmed()?;
+            set_once(&mut address, text, cur, "/Address")?;
+            if !child.empty {
+                *address_span = Some(cur.content_span(start));
+            }
         } else if child.is(Ns::Addressing, "ReferenceParameters") {
             loop {
                 let param = match cur.next()? {

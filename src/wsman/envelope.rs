@@ -5,6 +5,7 @@
 //! headers, body matching the action, duplicate headers). It must not do I/O or interpret
 //! stream payloads.
 
+use std::collections::HashSet;
 use std::ops::Range;
 
 use super::action::Action;
@@ -138,10 +139,23 @@ pub struct Envelope {
     pub header: Header,
     /// The typed body.
     pub body: Body,
-    /// Byte range of the `wsa:To` content (between its tags) in the parsed input, for
-    /// [`rewrite_to`]. `None` when built by hand, when there is no `wsa:To`, or when it
-    /// was written `<wsa:To/>`.
-    pub to_span: Option<Range<usize>>,
+    /// Where some elements sit in the parsed input, for byte-exact splicing. All `None`
+    /// for an envelope built by hand.
+    pub spans: SourceSpans,
+}
+
+/// Byte ranges into the input an [`Envelope`] was parsed from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceSpans {
+    /// The `wsa:To` content (between its tags), for [`rewrite_to`]. `None` when there is
+    /// no `wsa:To` or it was written `<wsa:To/>`.
+    pub to: Option<Range<usize>>,
+    /// The `x:ResourceCreated/a:Address` content of a CreateResponse, for
+    /// [`rewrite_address`].
+    pub address: Option<Range<usize>>,
+    /// The whole `rsp:CompressionType` header element (tags included), for
+    /// [`remove_compression_type`].
+    pub compression_type: Option<Range<usize>>,
 }
 
 // === impl Envelope ===
@@ -152,7 +166,7 @@ impl Envelope {
         Envelope {
             header,
             body,
-            to_span: None,
+            spans: SourceSpans::default(),
         }
     }
 
@@ -210,8 +224,8 @@ pub fn parse(input: &[u8], limits: &Limits) -> Result<Envelope, WsmanError> {
         return Err(WsmanError::NotAnEnvelope);
     }
 
-    let mut header: Option<(Header, Option<Range<usize>>)> = None;
-    let mut body: Option<Body> = None;
+    let mut header: Option<(Header, HeaderSpans)> = None;
+    let mut body: Option<(Body, Option<Range<usize>>)> = None;
     loop {
         let elem = match cur.next()? {
             Ev::Start(e) => e,
@@ -247,24 +261,36 @@ pub fn parse(input: &[u8], limits: &Limits) -> Result<Envelope, WsmanError> {
         }
     }
 
-    let Some(body) = body else {
+    let Some((body, address_span)) = body else {
         return Err(WsmanError::MissingBody);
     };
-    let Some((header, to_span)) = header else {
+    let Some((header, header_spans)) = header else {
         return Err(WsmanError::MissingHeader("Header"));
     };
-    check_body_matches(&header.action, &body)?;
+    check_body_matches(&header, &body)?;
     Ok(Envelope {
         header,
         body,
-        to_span,
+        spans: SourceSpans {
+            to: header_spans.to,
+            address: address_span,
+            compression_type: header_spans.compression_type,
+        },
     })
 }
 
 /// Actions whose body element is mandatory: a mismatch would let a message past the
 /// gateway's inspection while the host reads something else (or faults), so it is refused.
-fn check_body_matches(action: &Action, body: &Body) -> Result<(), WsmanError> {
+fn check_body_matches(header: &Header, body: &Body) -> Result<(), WsmanError> {
+    let action = &header.action;
+    let shell_resource = header
+        .resource_uri
+        .as_deref()
+        .is_some_and(|r| r == ns::RESOURCE_CMD || r.starts_with(ns::RESOURCE_POWERSHELL_PREFIX));
     let expected = match action {
+        // Creating a cmd or PowerShell shell needs rsp:Shell (its streams, environment,
+        // creationXml are what policy looks at); other resources have other bodies.
+        Action::Create if shell_resource && !matches!(body, Body::Shell(_)) => "Shell",
         Action::Command if !matches!(body, Body::CommandLine(_)) => "CommandLine",
         Action::CommandResponse if !matches!(body, Body::CommandResponse { .. }) => {
             "CommandResponse"
@@ -315,11 +341,18 @@ fn describe(body: &Body) -> String {
     name.to_owned()
 }
 
+/// Spans found while decoding the header.
+#[derive(Debug, Default)]
+struct HeaderSpans {
+    to: Option<Range<usize>>,
+    compression_type: Option<Range<usize>>,
+}
+
 /// After the `s:Header` start tag: decodes it up to and including `</s:Header>`.
-fn parse_header(cur: &mut Cursor<'_>) -> Result<(Header, Option<Range<usize>>), WsmanError> {
+fn parse_header(cur: &mut Cursor<'_>) -> Result<(Header, HeaderSpans), WsmanError> {
     let mut action: Option<String> = None;
     let mut h = Header::new(Action::Other(String::new()));
-    let mut to_span = None;
+    let mut spans = HeaderSpans::default();
     let mut selectors: Option<Vec<Selector>> = None;
     let mut options: Option<Vec<OptionItem>> = None;
     let mut max_env: Option<u32> = None;
@@ -335,12 +368,9 @@ fn parse_header(cur: &mut Cursor<'_>) -> Result<(Header, Option<Range<usize>>), 
             (Ns::Addressing, b"Action") => set_once(&mut action, cur.trimmed()?, cur, "/Action")?,
             (Ns::Addressing, b"To") => {
                 let start = cur.position();
-                let empty = e.empty;
                 let text = cur.trimmed()?;
-                if !empty {
-                    // After the end tag was consumed the position is past `</wsa:To>`;
-                    // find where the content stopped: the last `</` before it.
-                    to_span = Some(start..content_end(cur, start));
+                if !e.empty {
+                    spans.to = Some(cur.content_span(start));
                 }
                 set_once(&mut h.to, text, cur, "/To")?;
             }
@@ -396,12 +426,12 @@ fn parse_header(cur: &mut Cursor<'_>) -> Result<(Header, Option<Range<usize>>), 
             (Ns::Wsmv, b"SessionId") => {
                 set_once(&mut h.session_id, cur.trimmed()?, cur, "/SessionId")?
             }
-            (Ns::Shell, b"CompressionType") => set_once(
-                &mut h.compression_type,
-                cur.trimmed()?,
-                cur,
-                "/CompressionType",
-            )?,
+            (Ns::Shell, b"CompressionType") => {
+                let start = cur.event_start();
+                let value = cur.trimmed()?;
+                set_once(&mut h.compression_type, value, cur, "/CompressionType")?;
+                spans.compression_type = Some(start..cur.position());
+            }
             _ => {
                 let must = cur.attr_ns(&e, ns::SOAP, "mustUnderstand")?;
                 if must.as_deref().and_then(parse_bool) == Some(true) {
@@ -420,19 +450,7 @@ fn parse_header(cur: &mut Cursor<'_>) -> Result<(Header, Option<Range<usize>>), 
     h.selectors = selectors.unwrap_or_default();
     h.options = options.unwrap_or_default();
     h.max_envelope_size = max_env;
-    Ok((h, to_span))
-}
-
-/// Where the content of an element that started at `start` ended, given that the cursor
-/// has just consumed its end tag: the `<` of that end tag.
-fn content_end(cur: &Cursor<'_>, start: usize) -> usize {
-    // The cursor sits just past `>` of the end tag; the end tag holds no `<` of its own,
-    // so its start is the last `<` at or after `start`. Content cannot hold a raw `<`.
-    let end = cur.position();
-    cur.input_slice(start, end)
-        .and_then(|s| s.iter().rposition(|&b| b == b'<'))
-        .map(|i| start + i)
-        .unwrap_or(start)
+    Ok((h, spans))
 }
 
 fn parse_reply_to(cur: &mut Cursor<'_>) -> Result<String, WsmanError> {
@@ -453,11 +471,24 @@ fn parse_reply_to(cur: &mut Cursor<'_>) -> Result<String, WsmanError> {
     Ok(address.unwrap_or_default())
 }
 
+/// Names already seen in a set, compared ASCII-case-insensitively; a hash set so that a
+/// hostile envelope with thousands of entries stays linear.
+#[derive(Debug, Default)]
+struct SeenNames(HashSet<String>);
+
+impl SeenNames {
+    /// False when `name` was already present.
+    fn insert(&mut self, name: &str) -> bool {
+        self.0.insert(name.to_ascii_lowercase())
+    }
+}
+
 /// After a `wsman:SelectorSet` start tag: its selectors. Names repeated
 /// (case-insensitively) are a [`WsmanError::Duplicate`]: two `ShellId`s would let the
 /// gateway check one shell while the host acts on another.
 pub(crate) fn parse_selector_set(cur: &mut Cursor<'_>) -> Result<Vec<Selector>, WsmanError> {
     let mut out: Vec<Selector> = Vec::new();
+    let mut seen = SeenNames::default();
     loop {
         let e = match cur.next()? {
             Ev::Start(e) => e,
@@ -477,7 +508,7 @@ pub(crate) fn parse_selector_set(cur: &mut Cursor<'_>) -> Result<Vec<Selector>, 
         };
         let name = name.trim().to_owned();
         let value = cur.trimmed()?;
-        if out.iter().any(|s| s.name.eq_ignore_ascii_case(&name)) {
+        if !seen.insert(&name) {
             return Err(WsmanError::Duplicate {
                 path: cur.path_with(&format!("/Selector[@Name={name}]")),
             });
@@ -490,6 +521,7 @@ pub(crate) fn parse_selector_set(cur: &mut Cursor<'_>) -> Result<Vec<Selector>, 
 /// After a `wsman:OptionSet` start tag: its options (names unique, case-insensitively).
 fn parse_option_set(cur: &mut Cursor<'_>) -> Result<Vec<OptionItem>, WsmanError> {
     let mut out: Vec<OptionItem> = Vec::new();
+    let mut seen = SeenNames::default();
     loop {
         let e = match cur.next()? {
             Ev::Start(e) => e,
@@ -515,7 +547,7 @@ fn parse_option_set(cur: &mut Cursor<'_>) -> Result<Vec<OptionItem>, WsmanError>
             })?),
         };
         let value = cur.trimmed()?;
-        if out.iter().any(|o| o.name.eq_ignore_ascii_case(&name)) {
+        if !seen.insert(&name) {
             return Err(WsmanError::Duplicate {
                 path: cur.path_with(&format!("/Option[@Name={name}]")),
             });
@@ -532,11 +564,36 @@ fn parse_option_set(cur: &mut Cursor<'_>) -> Result<Vec<OptionItem>, WsmanError>
 /// Returns `input` with the content of `wsa:To` replaced by `new_to` (XML-escaped), every
 /// other byte unchanged. `env` must be the result of parsing exactly `input`.
 ///
-/// When `env` has no [`Envelope::to_span`] (no `wsa:To`, `<wsa:To/>`, or `env` was built
+/// When `env` has no [`SourceSpans::to`] (no `wsa:To`, `<wsa:To/>`, or `env` was built
 /// by hand) or the span does not fit `input`, `input` is returned unchanged: check
-/// `to_span` first if the rewrite is mandatory.
+/// `env.spans.to` first if the rewrite is mandatory.
 pub fn rewrite_to(input: &[u8], env: &Envelope, new_to: &str) -> Vec<u8> {
-    let Some(span) = env.to_span.as_ref() else {
+    splice(input, env.spans.to.as_ref(), new_to)
+}
+
+/// Returns `input` with the content of the CreateResponse's `x:ResourceCreated/a:Address`
+/// replaced by `new_address` (XML-escaped), every other byte unchanged; `input` unchanged
+/// when `env` has no [`SourceSpans::address`]. `env` must be the parse of `input`.
+pub fn rewrite_address(input: &[u8], env: &Envelope, new_address: &str) -> Vec<u8> {
+    splice(input, env.spans.address.as_ref(), new_address)
+}
+
+/// Returns `input` without its `rsp:CompressionType` header element, every other byte
+/// unchanged (`input` unchanged when there is none). Without that header the host answers
+/// `NoCompression` and streams plain data (PROTOCOL.md §9). `env` must be the parse of
+/// `input`.
+pub fn remove_compression_type(input: &[u8], env: &Envelope) -> Vec<u8> {
+    splice_raw(input, env.spans.compression_type.as_ref(), b"")
+}
+
+/// Replaces the span with `text`, XML-escaped.
+fn splice(input: &[u8], span: Option<&Range<usize>>, text: &str) -> Vec<u8> {
+    splice_raw(input, span, quick_xml::escape::escape(text).as_bytes())
+}
+
+/// Replaces the span with `bytes` as they are.
+fn splice_raw(input: &[u8], span: Option<&Range<usize>>, bytes: &[u8]) -> Vec<u8> {
+    let Some(span) = span else {
         return input.to_vec();
     };
     let (Some(head), Some(tail)) = (input.get(..span.start), input.get(span.end..)) else {
@@ -545,10 +602,9 @@ pub fn rewrite_to(input: &[u8], env: &Envelope, new_to: &str) -> Vec<u8> {
     if span.start > span.end {
         return input.to_vec();
     }
-    let escaped = quick_xml::escape::escape(new_to);
-    let mut out = Vec::with_capacity(head.len() + escaped.len() + tail.len());
+    let mut out = Vec::with_capacity(head.len() + bytes.len() + tail.len());
     out.extend_from_slice(head);
-    out.extend_from_slice(escaped.as_bytes());
+    out.extend_from_slice(bytes);
     out.extend_from_slice(tail);
     out
 }

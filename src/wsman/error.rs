@@ -50,6 +50,12 @@ pub enum WsmanError {
         /// Path of the repeated element (or `.../Selector[@Name=X]`).
         path: String,
     },
+    /// An element appeared inside one that holds only text (e.g. inside `rsp:Command`).
+    #[error("unexpected element {path}")]
+    UnexpectedElement {
+        /// Path of the unexpected element.
+        path: String,
+    },
     /// Text that must be base64 is not.
     #[error("bad base64 in {path}")]
     BadBase64 {
@@ -87,4 +93,23 @@ pub enum WsmanError {
         /// What the body held (`{namespace}local` or `empty`).
         found: String,
     },
+}
+
+// === impl WsmanError ===
+
+impl WsmanError {
+    /// The fault subcode a WS-Management service answers this input with: the size and
+    /// depth limits are `w:EncodingLimit`, missing or repeated headers
+    /// `a:InvalidMessageInformationHeader`, everything else `w:SchemaValidationError`.
+    pub fn fault_subcode(&self) -> super::FaultSubcode {
+        use super::FaultSubcode as F;
+        match self {
+            WsmanError::TooLarge { .. } | WsmanError::TooDeep { .. } => F::EncodingLimit,
+            WsmanError::MissingHeader(_) => F::InvalidMessageInformationHeader,
+            WsmanError::Duplicate { path } if path.starts_with("/Envelope/Header/") => {
+                F::InvalidMessageInformationHeader
+            }
+            _ => F::SchemaValidationError,
+        }
+    }
 }

@@ -9,7 +9,17 @@
 //! * [`build`] serialises an [`Envelope`]; [`build_fault`] writes a fault shaped exactly
 //!   like a Windows reply.
 //! * [`rewrite_to`] splices a new `wsa:To` into the original bytes, leaving every other
-//!   byte as it was (the gateway's backend leg).
+//!   byte as it was (the gateway's backend leg); [`rewrite_address`] does the same for a
+//!   CreateResponse's `a:Address`, [`remove_compression_type`] drops the
+//!   `rsp:CompressionType` header (PROTOCOL.md §9).
+//!
+//! Deliberately strict where a lenient reader could see something other than the host
+//! (each is a typed error): a repeated singleton (second `wsa:To`, second `ShellId`
+//! selector, second `rsp:CommandLine`...), a body that does not fit the action (Command
+//! without `rsp:CommandLine`, an empty ReceiveResponse), an element inside a text-only
+//! element, a DTD, an unknown entity. Unknown header and body elements are skipped;
+//! unknown headers marked `s:mustUnderstand="true"` are listed in
+//! [`Header::unknown_must_understand`] for the caller to refuse.
 //!
 //! ```
 //! use hopgate::wsman::{self, Action, Body, Limits};
@@ -38,7 +48,10 @@ pub use body::{
     Body, CommandLine, CommandState, CommandStateKind, DesiredStream, Shell, SignalCode, Stream,
 };
 pub use build::build;
-pub use envelope::{parse, rewrite_to, Envelope, Header, Limits, OptionItem, Selector};
+pub use envelope::{
+    parse, remove_compression_type, rewrite_address, rewrite_to, Envelope, Header, Limits,
+    OptionItem, Selector, SourceSpans,
+};
 pub use error::WsmanError;
 pub use fault::{build_fault, Fault, FaultSpec, FaultSubcode, QualifiedName};
 

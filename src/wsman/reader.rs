@@ -36,7 +36,9 @@ pub(crate) enum Ns {
 // === impl Ns ===
 
 impl Ns {
-    fn from_uri(uri: &[u8]) -> Ns {
+    fn from_uri(raw: &[u8]) -> Ns {
+        let uri = namespace_text(raw);
+        let uri = uri.as_bytes();
         const TABLE: &[(&str, Ns)] = &[
             (ns::SOAP, Ns::Soap),
             (ns::ADDRESSING, Ns::Addressing),
@@ -103,6 +105,8 @@ pub(crate) struct Cursor<'i> {
     marks: Vec<usize>,
     /// The last element was `<x/>`: the next call returns its `End`.
     pending_end: bool,
+    /// Position before the last event read from the input (the `<` of a start tag).
+    event_start: usize,
 }
 
 // === impl Cursor ===
@@ -131,6 +135,7 @@ impl<'i> Cursor<'i> {
             path: String::new(),
             marks: Vec::new(),
             pending_end: false,
+            event_start: base,
         }
     }
 
@@ -141,9 +146,27 @@ impl<'i> Cursor<'i> {
             .saturating_add(self.base)
     }
 
+    /// Byte offset where the last event read from the input began: for a start tag, its
+    /// `<`.
+    pub(crate) fn event_start(&self) -> usize {
+        self.event_start
+    }
+
     /// A slice of the original input, if the range is inside it.
     pub(crate) fn input_slice(&self, start: usize, end: usize) -> Option<&'i [u8]> {
         self.input.get(start..end)
+    }
+
+    /// The byte range of an element's content, given the position just after its start
+    /// tag and that its end tag has just been consumed: from `start` to the `<` of the end
+    /// tag (the last `<` before the current position; the end tag holds no other).
+    pub(crate) fn content_span(&self, start: usize) -> std::ops::Range<usize> {
+        let end = self.position();
+        let stop = self
+            .input_slice(start, end)
+            .and_then(|s| s.iter().rposition(|&b| b == b'<'))
+            .map_or(start, |i| start + i);
+        start..stop
     }
 
     /// The current element path, for errors.
@@ -208,6 +231,7 @@ impl<'i> Cursor<'i> {
             return Ok(Ev::End);
         }
         loop {
+            self.event_start = self.position();
             let (ns, event) = match self.reader.read_resolved_event() {
                 Ok((res, ev)) => (resolve(res), ev),
                 Err(e) => return Err(self.xml_error(e, true)),
@@ -297,13 +321,18 @@ impl<'i> Cursor<'i> {
         Ok(())
     }
 
-    /// After an [`Ev::Start`], returns all character data inside the element (including
-    /// that of nested elements) and consumes its end. Borrows when the text is one piece.
+    /// After an [`Ev::Start`], returns the character data inside the element and consumes
+    /// its end. Borrows when the text is one piece.
+    ///
+    /// A child element is an error ([`WsmanError::UnexpectedElement`]): in a text-only
+    /// element the host's schema would refuse it, and guessing which text it reads could
+    /// let the gateway check a different value than the host runs.
     pub(crate) fn text(&mut self) -> Result<Cow<'i, str>, WsmanError> {
         let target = self.depth.saturating_sub(1);
         let mut acc: Option<Cow<'i, str>> = None;
         while self.depth > target {
             match self.next()? {
+                Ev::Start(_) => return Err(WsmanError::UnexpectedElement { path: self.path() }),
                 Ev::Text(piece) => {
                     acc = Some(match acc {
                         None => piece,
@@ -313,7 +342,7 @@ impl<'i> Cursor<'i> {
                         }
                     });
                 }
-                Ev::Start(_) | Ev::End => {}
+                Ev::End => {}
                 Ev::Eof => return Err(WsmanError::UnexpectedEof { path: self.path() }),
             }
         }
@@ -367,7 +396,7 @@ impl<'i> Cursor<'i> {
     /// before the next call), for reporting unknown elements.
     pub(crate) fn namespace_of(&self, elem: &Elem<'i>) -> Option<String> {
         match self.reader.resolve_element(elem.start.name()).0 {
-            ResolveResult::Bound(n) => Some(String::from_utf8_lossy(n.as_ref()).into_owned()),
+            ResolveResult::Bound(n) => Some(namespace_text(n.as_ref()).into_owned()),
             _ => None,
         }
     }
@@ -378,10 +407,7 @@ impl<'i> Cursor<'i> {
         let (res, local) = self.reader.resolve_element(QName(text.as_bytes()));
         let local = String::from_utf8_lossy(local.as_ref()).into_owned();
         match res {
-            ResolveResult::Bound(n) => (
-                Some(String::from_utf8_lossy(n.as_ref()).into_owned()),
-                local,
-            ),
+            ResolveResult::Bound(n) => (Some(namespace_text(n.as_ref()).into_owned()), local),
             _ => (None, local),
         }
     }
@@ -393,6 +419,20 @@ fn resolve(res: ResolveResult<'_>) -> Result<Ns, String> {
         ResolveResult::Bound(n) => Ok(Ns::from_uri(n.as_ref())),
         ResolveResult::Unbound => Ok(Ns::None),
         ResolveResult::Unknown(p) => Err(String::from_utf8_lossy(&p).into_owned()),
+    }
+}
+
+/// A namespace name as written in `xmlns` (quick-xml keeps it escaped), unescaped: an
+/// entity-encoded namespace must resolve to the same URI the host's XML parser sees.
+/// Undecodable references stay as written, so the name matches nothing we know.
+fn namespace_text(raw: &[u8]) -> Cow<'_, str> {
+    let text = String::from_utf8_lossy(raw);
+    if !text.contains('&') {
+        return text;
+    }
+    match quick_xml::escape::unescape(&text) {
+        Ok(u) => Cow::Owned(u.into_owned()),
+        Err(_) => text,
     }
 }
 

@@ -84,7 +84,7 @@ fn every_pypsrp_envelope_parses_with_known_request_actions() {
             );
             assert!(req.header.message_id.is_some(), "{file}[{i}]");
             assert!(
-                req.header.to.is_some() && req.to_span.is_some(),
+                req.header.to.is_some() && req.spans.to.is_some(),
                 "{file}[{i}]"
             );
             requests += 1;

@@ -290,7 +290,7 @@ fn utf8_bom_is_accepted_and_offsets_still_match() {
     let to = "<a:To>http://h:5985/wsman</a:To>";
     xml.extend_from_slice(&env(&format!("{SEND}{to}"), "<rsp:Send/>"));
     let env = parse(&xml, &Limits::default()).unwrap();
-    let span = env.to_span.clone().unwrap();
+    let span = env.spans.to.clone().unwrap();
     assert_eq!(&xml[span], b"http://h:5985/wsman");
 }
 
@@ -303,5 +303,123 @@ fn mandatory_unknown_headers_are_reported() {
     assert_eq!(
         env.header.unknown_must_understand,
         vec![(Some("urn:z".to_owned()), "Odd".to_owned())]
+    );
+}
+
+#[test]
+fn create_of_a_shell_needs_rsp_shell() {
+    let create = "<a:Action>http://schemas.xmlsoap.org/ws/2004/09/transfer/Create</a:Action>";
+    let h = format!(
+        "{create}<w:ResourceURI>http://schemas.microsoft.com/powershell/JEARole</w:ResourceURI>"
+    );
+    let err = parse(&env(&h, "<rsp:SignalResponse/>"), &Limits::default()).unwrap_err();
+    assert!(
+        matches!(&err, WsmanError::BodyMismatch { expected: "Shell", found, .. } if found == "SignalResponse"),
+        "{err:?}"
+    );
+    // Other resources may carry other bodies.
+    let h = format!(
+        "{create}<w:ResourceURI>http://schemas.microsoft.com/wbem/wsman/1/config</w:ResourceURI>"
+    );
+    assert!(parse(
+        &env(&h, "<cfg:Config xmlns:cfg=\"urn:c\"/>"),
+        &Limits::default()
+    )
+    .is_ok());
+}
+
+#[test]
+fn errors_suggest_the_fault_windows_would_send() {
+    use crate::wsman::FaultSubcode;
+    assert_eq!(
+        WsmanError::TooLarge { limit: 1 }.fault_subcode(),
+        FaultSubcode::EncodingLimit
+    );
+    assert_eq!(
+        WsmanError::MissingHeader("Action").fault_subcode(),
+        FaultSubcode::InvalidMessageInformationHeader
+    );
+    assert_eq!(
+        WsmanError::Duplicate {
+            path: "/Envelope/Header/To".to_owned()
+        }
+        .fault_subcode(),
+        FaultSubcode::InvalidMessageInformationHeader
+    );
+    assert_eq!(
+        malformed("empty_body.xml").unwrap_err().fault_subcode(),
+        FaultSubcode::SchemaValidationError
+    );
+}
+
+#[test]
+fn entity_encoded_namespaces_resolve_like_the_host_would() {
+    // `&#108;` is `l`: an XML parser on the host sees the WinRS namespace, so must we
+    // (otherwise a selector could hide from the gateway).
+    let h = format!(
+        r#"{SEND}<v:SelectorSet xmlns:v="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"><v:Selector Name="ShellId">S1</v:Selector></v:SelectorSet>"#
+    )
+    .replace("wsman.xsd\"><v:Sel", "wsm&#97;n.xsd\"><v:Sel");
+    assert!(h.contains("wsm&#97;n.xsd"));
+    let env = parse(&env(&h, "<rsp:Send/>"), &Limits::default()).unwrap();
+    assert_eq!(env.shell_id(), Some("S1"));
+}
+
+#[test]
+fn many_selectors_and_options_stay_linear() {
+    // ~500 KB of distinct selectors and options: parses (no quadratic duplicate check).
+    let mut h = String::from(SEND);
+    h.push_str("<w:SelectorSet>");
+    for i in 0..6000 {
+        h.push_str(&format!(r#"<w:Selector Name="s{i}">v</w:Selector>"#));
+    }
+    h.push_str("</w:SelectorSet><w:OptionSet>");
+    for i in 0..6000 {
+        h.push_str(&format!(r#"<w:Option Name="o{i}">v</w:Option>"#));
+    }
+    h.push_str("</w:OptionSet>");
+    let xml = env(&h, "<rsp:Send/>");
+    assert!(xml.len() < Limits::default().max_bytes);
+    let start = std::time::Instant::now();
+    let env = parse(&xml, &Limits::default()).unwrap();
+    assert_eq!(env.header.selectors.len(), 6000);
+    assert_eq!(env.option("O5999"), Some("v"));
+    // Generous even for an unoptimised build on a busy machine; quadratic took seconds.
+    assert!(start.elapsed() < std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn elements_inside_text_only_elements_are_refused() {
+    // The gateway must not read `dir` + `evil` while the host reads something else.
+    let cmd =
+        "<a:Action>http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Command</a:Action>";
+    let body =
+        "<rsp:CommandLine><rsp:Command>dir<rsp:x>evil</rsp:x></rsp:Command></rsp:CommandLine>";
+    assert_eq!(
+        parse(&env(cmd, body), &Limits::default()),
+        Err(WsmanError::UnexpectedElement {
+            path: "/Envelope/Body/CommandLine/Command/x".to_owned()
+        })
+    );
+    // Comments and CDATA are text, not elements.
+    let body =
+        "<rsp:CommandLine><rsp:Command>d<!-- c -->i<![CDATA[r]]></rsp:Command></rsp:CommandLine>";
+    let env = parse(&env(cmd, body), &Limits::default()).unwrap();
+    assert!(matches!(&env.body, Body::CommandLine(c) if c.command == "dir"));
+}
+
+#[test]
+fn utf16_envelopes_are_a_typed_error() {
+    // Only UTF-8 is supported (what every client in the corpus sends); UTF-16 with a BOM
+    // is refused cleanly rather than misread.
+    let utf8 = env(SEND, "<rsp:Send/>");
+    let mut utf16 = vec![0xFF, 0xFE];
+    for unit in String::from_utf8(utf8).unwrap().encode_utf16() {
+        utf16.extend_from_slice(&unit.to_le_bytes());
+    }
+    let err = parse(&utf16, &Limits::default()).unwrap_err();
+    assert!(
+        matches!(err, WsmanError::NotAnEnvelope | WsmanError::Xml { .. }),
+        "{err:?}"
     );
 }

@@ -7,6 +7,7 @@
     reason = "tests fail loudly on unexpected data"
 )]
 
+mod clients;
 mod corpus;
 mod malformed;
 mod perf;

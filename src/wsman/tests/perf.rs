@@ -3,14 +3,28 @@
 
 use std::time::Instant;
 
-use super::corpus::exchange;
+use super::corpus::pypsrp_sessions;
 use crate::wsman::{build, parse, Body, Limits};
 
 #[test]
 #[ignore = "timing; run explicitly, preferably with --release"]
 fn twenty_kb_command_parses_quickly() {
     // A real PSRP Command with its Arguments padded to ~20 KB of base64.
-    let (mut env, _) = exchange("test_psrp_disconnected_commands.yml", 2);
+    let (_, exchanges) = pypsrp_sessions()
+        .into_iter()
+        .find(|(f, _)| f == "test_psrp_disconnected_commands.yml")
+        .unwrap();
+    let mut env = exchanges
+        .iter()
+        .map(|ex| {
+            parse(
+                ex.request.as_deref().unwrap().as_bytes(),
+                &Limits::default(),
+            )
+            .unwrap()
+        })
+        .find(|env| matches!(env.body, Body::CommandLine(_)))
+        .unwrap();
     let Body::CommandLine(cl) = &mut env.body else {
         panic!("{:?}", env.body)
     };

@@ -5,9 +5,10 @@
 use std::sync::LazyLock;
 
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 use super::corpus::pypsrp_sessions;
-use crate::wsman::{build, parse, Limits, WsmanError};
+use crate::wsman::{build, parse, rewrite_to, Limits, WsmanError};
 
 /// A few real envelopes of different kinds (Create with creationXml, Command, Receive
 /// response with streams and CommandState, a fault), read once.
@@ -49,7 +50,15 @@ fn every_truncation_of_real_envelopes_is_an_error() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    // Failures are saved beside this file (src/wsman/tests/props.proptest-regressions).
+    #![proptest_config(ProptestConfig {
+        // PROPTEST_CASES raises it for longer local runs.
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000),
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
@@ -79,7 +88,13 @@ proptest! {
             let mut expected = env.header.clone();
             expected.unknown_must_understand.clear();
             prop_assert_eq!(back.header, expected);
-            prop_assert_eq!(back.body, env.body);
+            prop_assert_eq!(&back.body, &env.body);
+            if env.spans.to.is_some() {
+                let spliced = rewrite_to(&bytes, &env, "https://b.invalid/wsman?<&>");
+                let again = parse(&spliced, &unlimited).unwrap();
+                prop_assert_eq!(again.header.to.as_deref(), Some("https://b.invalid/wsman?<&>"));
+                prop_assert_eq!(again.body, env.body);
+            }
         }
     }
 
@@ -98,4 +113,27 @@ proptest! {
             Err(e) => prop_assert!(false, "unexpected {e}"),
         }
     }
+}
+
+#[test]
+fn escaped_namespace_names_round_trip() {
+    // Found by `corrupted_real_envelopes_never_panic`: a namespace name needing escaping
+    // (`<` here) must come back identical after build → parse.
+    let seed = String::from_utf8(seeds()[3].clone()).unwrap();
+    let odd = seed.replacen(
+        r#"xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd""#,
+        r#"xmlns:w="&lt;ttp://schemas.dmtf.org/wbem/wsman/1/wsman.xsd""#,
+        1,
+    );
+    assert_ne!(odd, seed);
+    let env = parse(odd.as_bytes(), &Limits::default()).unwrap();
+    let crate::wsman::Body::Fault(f) = &env.body else {
+        panic!("{:?}", env.body)
+    };
+    assert_eq!(
+        f.subcode.as_ref().unwrap().namespace.as_deref(),
+        Some("<ttp://schemas.dmtf.org/wbem/wsman/1/wsman.xsd")
+    );
+    let back = parse(&build(&env), &Limits::default()).unwrap();
+    assert_eq!(back.body, env.body);
 }

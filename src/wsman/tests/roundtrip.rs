@@ -4,9 +4,9 @@
 use super::corpus::{pypsrp_sessions, read};
 use crate::wsman::ns;
 use crate::wsman::{
-    build, build_fault, parse, rewrite_to, Action, Body, CommandLine, CommandState,
-    CommandStateKind, DesiredStream, Envelope, Fault, FaultSpec, FaultSubcode, Header, Limits,
-    OptionItem, QualifiedName, Selector, Shell, SignalCode, Stream,
+    build, build_fault, parse, remove_compression_type, rewrite_address, rewrite_to, Action, Body,
+    CommandLine, CommandState, CommandStateKind, DesiredStream, Envelope, Fault, FaultSpec,
+    FaultSubcode, Header, Limits, OptionItem, QualifiedName, Selector, Shell, SignalCode, Stream,
 };
 
 fn header(action: Action) -> Header {
@@ -232,7 +232,7 @@ fn assert_round_trip(env: &Envelope) {
     assert_eq!(back.header, env.header, "{}", String::from_utf8_lossy(&xml));
     assert_eq!(back.body, env.body, "{}", String::from_utf8_lossy(&xml));
     // The span points at the To text in the built bytes.
-    if let (Some(span), Some(to)) = (&back.to_span, &env.header.to) {
+    if let (Some(span), Some(to)) = (&back.spans.to, &env.header.to) {
         let raw = std::str::from_utf8(&xml[span.clone()]).unwrap();
         assert_eq!(quick_xml::escape::unescape(raw).unwrap(), to.as_str());
     }
@@ -304,7 +304,7 @@ fn rewrite_to_changes_only_the_to_text() {
         for (i, ex) in exchanges.iter().enumerate() {
             let input = ex.request.as_deref().unwrap().as_bytes();
             let env = parse(input, &Limits::default()).unwrap();
-            let span = env.to_span.clone().unwrap();
+            let span = env.spans.to.clone().unwrap();
             assert_eq!(
                 std::str::from_utf8(&input[span.clone()]).unwrap(),
                 env.header.to.as_deref().unwrap(),
@@ -334,14 +334,14 @@ fn rewrite_to_in_pretty_printed_reply() {
     let out = rewrite_to(&input, &env, "urn:x");
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("<a:To>urn:x</a:To>"));
-    assert_eq!(text.len(), input.len() - env.to_span.unwrap().len() + 5);
+    assert_eq!(text.len(), input.len() - env.spans.to.unwrap().len() + 5);
 }
 
 #[test]
 fn rewrite_to_without_span_returns_input() {
     let input = build(&Envelope::new(request_header(Action::Delete), Body::Empty));
     let mut env = parse(&input, &Limits::default()).unwrap();
-    env.to_span = None;
+    env.spans.to = None;
     assert_eq!(rewrite_to(&input, &env, "urn:x"), input);
 }
 
@@ -454,5 +454,73 @@ fn signal_codes_accept_both_spellings() {
     assert_eq!(
         SignalCode::from_uri("http://schemas.microsoft.com/powershell/signal/terminate"),
         SignalCode::Other("http://schemas.microsoft.com/powershell/signal/terminate".to_owned())
+    );
+}
+
+#[test]
+fn rewrite_address_in_create_responses() {
+    // Every CreateResponse in the corpus: only the a:Address text changes.
+    let new = "https://gateway.example:5986/wsman/host-a";
+    let mut n = 0;
+    for (file, exchanges) in pypsrp_sessions() {
+        for (i, ex) in exchanges.iter().enumerate() {
+            let Some(input) = ex.response.as_deref().map(str::as_bytes) else {
+                continue;
+            };
+            let env = parse(input, &Limits::default()).unwrap();
+            let Body::ResourceCreated { address, .. } = &env.body else {
+                assert_eq!(env.spans.address, None, "{file}[{i}]");
+                continue;
+            };
+            let span = env.spans.address.clone().unwrap();
+            assert_eq!(
+                std::str::from_utf8(&input[span.clone()]).ok(),
+                address.as_deref(),
+                "{file}[{i}]"
+            );
+            let out = rewrite_address(input, &env, new);
+            assert_eq!(&out[..span.start], &input[..span.start]);
+            assert_eq!(&out[span.start + new.len()..], &input[span.end..]);
+            let back = parse(&out, &Limits::default()).unwrap();
+            let Body::ResourceCreated { address, .. } = &back.body else {
+                panic!()
+            };
+            assert_eq!(address.as_deref(), Some(new));
+            assert_eq!(back.header, env.header);
+            n += 1;
+        }
+    }
+    assert_eq!(n, 67);
+}
+
+#[test]
+fn remove_compression_type_restores_the_original_bytes() {
+    // A real PSRP Create from pypsrp with the header PowerShell 7 adds (PROTOCOL.md §9)
+    // inserted after wsa:To: removing it must give back the original envelope exactly.
+    let original = pypsrp_sessions()
+        .into_iter()
+        .find(|(f, _)| f == "test_psrp_disconnected_commands.yml")
+        .map(|(_, ex)| ex[0].request.clone().unwrap())
+        .unwrap();
+    for element in [
+        r#"<rsp:CompressionType s:mustUnderstand="true">xpress</rsp:CompressionType>"#,
+        r#"<c:CompressionType xmlns:c="http://schemas.microsoft.com/wbem/wsman/1/windows/shell">
+            xpress </c:CompressionType>"#,
+    ] {
+        let with = original.replacen("</wsa:To>", &format!("</wsa:To>{element}"), 1);
+        assert_ne!(with, original);
+        let env = parse(with.as_bytes(), &Limits::default()).unwrap();
+        assert_eq!(env.header.compression_type.as_deref(), Some("xpress"));
+        let span = env.spans.compression_type.clone().unwrap();
+        assert_eq!(&with.as_bytes()[span], element.as_bytes());
+        let stripped = remove_compression_type(with.as_bytes(), &env);
+        assert_eq!(String::from_utf8(stripped).unwrap(), original);
+    }
+    // Without the header nothing changes.
+    let env = parse(original.as_bytes(), &Limits::default()).unwrap();
+    assert_eq!(env.spans.compression_type, None);
+    assert_eq!(
+        remove_compression_type(original.as_bytes(), &env),
+        original.as_bytes()
     );
 }
