@@ -226,14 +226,15 @@ fn join(parent: &str, member: &str) -> String {
     }
 }
 
-/// The one property named `name`; two of them is an error because PowerShell and we might
-/// read different copies.
+/// The one property named `name`, compared as PowerShell compares member names
+/// (case-insensitively); two of them is an error because PowerShell and we might read
+/// different copies.
 fn optional_unique_member<'a>(
     obj: &'a Object,
     name: &'static str,
     parent: &str,
 ) -> Result<Option<&'a Value>, PsrpError> {
-    let mut found = obj.members(name);
+    let mut found = obj.members_ignore_case(name);
     let first = found.next();
     if found.next().is_some() {
         return Err(pipeline_error(

@@ -12,5 +12,5 @@ mod writer;
 
 pub use escape::{decode as decode_escapes, encode as encode_escapes};
 pub use reader::{parse_clixml, parse_clixml_with, ClixmlLimits, CLIXML_NAMESPACE};
-pub use value::{ListKind, Object, ObjectContent, Value, ValueKind};
+pub use value::{eq_ignore_case, ListKind, Object, ObjectContent, Value, ValueKind};
 pub use writer::{write_clixml, write_clixml_values};

@@ -217,8 +217,46 @@ impl Object {
             .filter(move |v| v.name.as_deref() == Some(name))
     }
 
+    /// Every property whose name equals `name` the way PowerShell compares member names
+    /// (.NET `OrdinalIgnoreCase`: per-character invariant upper case), extended then
+    /// adapted. PowerShell finds `Cmds` under `N="cmds"` too, so policy-relevant lookups
+    /// must use this.
+    pub fn members_ignore_case<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        self.extended
+            .iter()
+            .chain(self.adapted.iter())
+            .filter(move |v| v.name.as_deref().is_some_and(|n| eq_ignore_case(n, name)))
+    }
+
     /// The first property named `name` (extended properties first).
     pub fn member<'a>(&'a self, name: &'a str) -> Option<&'a Value> {
         self.members(name).next()
+    }
+}
+
+/// .NET `OrdinalIgnoreCase` equality: characters compared after a one-to-one invariant
+/// upper-case mapping (a character whose upper case is several characters maps to itself).
+pub fn eq_ignore_case(a: &str, b: &str) -> bool {
+    fn upper(c: char) -> char {
+        let mut up = c.to_uppercase();
+        match (up.next(), up.next()) {
+            (Some(u), None) => u,
+            _ => c,
+        }
+    }
+    if a.is_ascii() && b.is_ascii() {
+        return a.eq_ignore_ascii_case(b);
+    }
+    let mut a = a.chars();
+    let mut b = b.chars();
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return true,
+            (Some(x), Some(y)) if x == y || upper(x) == upper(y) => {}
+            _ => return false,
+        }
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use super::corpus::corpus_files;
 use super::corpus_tests::decode_file;
 use crate::psrp::clixml::{
-    decode_escapes, encode_escapes, parse_clixml, parse_clixml_with, write_clixml,
+    decode_escapes, encode_escapes, eq_ignore_case, parse_clixml, parse_clixml_with, write_clixml,
     write_clixml_values, ClixmlLimits, ListKind, ObjectContent, Value, ValueKind,
 };
 use crate::psrp::{ClixmlErrorKind, PsrpError};
@@ -376,4 +376,24 @@ fn psrpcore_accepts_writer_output() {
     );
     assert_eq!(stdout.trim(), format!("ok {}", pairs.len()));
     assert!(pairs.len() > 600);
+}
+
+#[test]
+fn member_name_comparison_is_ordinal_ignore_case() {
+    assert!(eq_ignore_case("Cmds", "cmds"));
+    assert!(eq_ignore_case("ExtraCmds", "EXTRACMDS"));
+    assert!(
+        eq_ignore_case("Cmd\u{17F}", "CMDS"),
+        "long s upper-cases to S"
+    );
+    assert!(
+        eq_ignore_case("\u{131}sScript", "IsScript"),
+        "dotless i upper-cases to I"
+    );
+    assert!(!eq_ignore_case("Cmds", "Cmd"));
+    assert!(!eq_ignore_case("Cmds", "Cmdx"));
+    assert!(
+        eq_ignore_case("stra\u{DF}e", "STRA\u{DF}E"),
+        "sharp s has no one-char upper case"
+    );
 }

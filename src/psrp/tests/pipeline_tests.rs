@@ -140,6 +140,37 @@ fn statements_come_from_extra_cmds_and_cmds_cannot_hide() {
     assert_eq!(names(&m), vec![vec!["Remove-Item"]]);
 }
 
+/// PowerShell looks members up case-insensitively (and after `_xHHHH_` decoding), so
+/// spelling `Cmds` differently neither hides commands nor lets a second list slip past.
+#[test]
+fn member_names_compare_like_powershell() {
+    let evil = cmd("Stop-Computer", false, "");
+    let benign = cmd("Get-Date", false, "");
+    for name in ["cmds", "CMDS", "_x0043_mds", "Cmd\u{17F}"] {
+        let m = create_pipeline(&list(name, std::slice::from_ref(&evil)));
+        assert_eq!(names(&m), vec![vec!["Stop-Computer"]], "{name}");
+        let m = create_pipeline(&format!(
+            "{}{}",
+            list("Cmds", std::slice::from_ref(&benign)),
+            list(name, std::slice::from_ref(&evil))
+        ));
+        assert_eq!(
+            pipeline_err(&m),
+            (
+                "PowerShell".into(),
+                PipelineErrorKind::DuplicateMember("Cmds".into())
+            ),
+            "{name}"
+        );
+    }
+    let m = create_pipeline(&format!(
+        "{}{}",
+        list("Cmds", std::slice::from_ref(&benign)),
+        list("extracmds", &[statement(std::slice::from_ref(&evil))])
+    ));
+    assert_eq!(names(&m), vec![vec!["Get-Date"], vec!["Stop-Computer"]]);
+}
+
 #[test]
 fn malformed_pipelines_are_errors() {
     let a = cmd("Get-Item", false, "");
@@ -297,13 +328,14 @@ fn argument_values_display_forms() {
 /// instead of being expanded.
 #[test]
 fn shared_reference_bomb_is_bounded() {
-    let mut xml = String::from(r#"<Obj RefId="l0"><LST><S>x</S><S>y</S></LST></Obj>"#);
+    let mut xml = String::from(r#"<Obj RefId="1000"><LST><S>x</S><S>y</S></LST></Obj>"#);
     let mut inner = String::new();
     for i in 1..40 {
         inner = format!(
-            r#"<Obj RefId="l{i}"><LST>{}<Ref RefId="l{}" /></LST></Obj>"#,
+            r#"<Obj RefId="{}"><LST>{}<Ref RefId="{}" /></LST></Obj>"#,
+            1000 + i,
             if i == 1 { xml.clone() } else { inner },
-            i - 1
+            1000 + i - 1
         );
     }
     xml = inner;
