@@ -90,6 +90,9 @@ enum Command {
         #[arg(long, default_value = "TESTHOST")]
         hostname: String,
     },
+    /// Print what the gateway sees in recorded WinRM traffic: one JSON object per envelope.
+    /// Reads a recording (YAML `messages: [{request, response}]`) or one envelope (XML).
+    Decode { file: PathBuf },
     /// Check or lint policies.
     Policy {
         #[command(subcommand)]
@@ -257,6 +260,36 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Policy { action } => Ok(policy_command(action)),
+        Command::Decode { file } => {
+            // Bad input is exit 1 with a clear message, never a panic (issue 3).
+            let input = match std::fs::read(&file) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("hopgate: cannot read {}: {e}", file.display());
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let stats = match crate::decode::decode_recording(&input, &mut out) {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = std::io::Write::flush(&mut out);
+                    eprintln!("hopgate: {}: {e}", file.display());
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            std::io::Write::flush(&mut out).map_err(anyhow::Error::from)?;
+            eprintln!(
+                "{} envelopes, {} PSRP messages, {} pipelines, {} errors",
+                stats.envelopes, stats.psrp_messages, stats.pipelines, stats.errors
+            );
+            Ok(if stats.errors == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Demo { dir, port } => {
             runtime()?.block_on(demo::run(&dir, port))?;
             Ok(ExitCode::SUCCESS)

@@ -156,3 +156,38 @@ async fn go_winrm_with_client_certificate_on_plain_wsman_uses_default_target() {
     assert_eq!(run.json["exit_code"], 0);
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_wsman_uses_the_token_target_claim_and_needs_one_without_a_default() {
+    use crate::support::raw::{create_cmd_shell, shell_id, RawClient};
+    let gw = Gateway::start(GatewayOptions {
+        default_host: None,
+        ..GatewayOptions::default()
+    })
+    .await;
+    let client = RawClient::new(gw.addr, &gw.certs.ca, None);
+    let with_target = gw.token("bob", &["ops"], Some("standin"), Duration::from_secs(600));
+    let r = client
+        .post(
+            "/wsman",
+            Some(&format!("Bearer {with_target}")),
+            &create_cmd_shell("https://gw/wsman"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(shell_id(&r.body).is_some());
+
+    let without = gw.token("bob", &["ops"], None, Duration::from_secs(600));
+    let r = client
+        .post(
+            "/wsman",
+            Some(&format!("Bearer {without}")),
+            &create_cmd_shell("https://gw/wsman"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 500);
+    assert!(r.body.contains("No target host"), "{}", r.body);
+    gw.stop().await;
+}
