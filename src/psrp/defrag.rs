@@ -71,6 +71,12 @@ impl Defragmenter {
         self.pending.len()
     }
 
+    /// ObjectIds of the messages begun but not finished (unordered). A gateway holds back
+    /// forwarding while a message it must check is among them.
+    pub fn pending_object_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.pending.keys().copied()
+    }
+
     /// Bytes held for unfinished messages.
     pub fn buffered_bytes(&self) -> usize {
         self.buffered

@@ -187,6 +187,9 @@ pub enum PipelineErrorKind {
     /// The message has no CLIXML object at the top.
     #[error("message data holds no object")]
     NoObject,
+    /// The message holds more than the one top-level value it should.
+    #[error("message data holds more than one value")]
+    ExtraValues,
     /// A required member is absent.
     #[error("missing member {0}")]
     MissingMember(&'static str),

@@ -184,14 +184,17 @@ impl Message {
     }
 
     fn from_header(header: &[u8; MESSAGE_HEADER_LEN], data: Vec<u8>) -> Self {
-        let (destination, rest) = split4(header);
-        let (message_type, rest) = split4(rest);
-        let (rpid, pid) = rest.split_at(16);
+        let [d0, d1, d2, d3, t0, t1, t2, t3, ids @ ..] = *header;
+        let mut rpid = [0u8; 16];
+        let mut pid = [0u8; 16];
+        let (r, p) = ids.split_at(16);
+        rpid.copy_from_slice(r);
+        pid.copy_from_slice(p);
         Self {
-            destination: Destination::from_u32(u32::from_le_bytes(destination)),
-            message_type: MessageType::from_u32(u32::from_le_bytes(message_type)),
-            rpid: guid_from_dotnet_bytes(to16(rpid)),
-            pid: guid_from_dotnet_bytes(to16(pid)),
+            destination: Destination::from_u32(u32::from_le_bytes([d0, d1, d2, d3])),
+            message_type: MessageType::from_u32(u32::from_le_bytes([t0, t1, t2, t3])),
+            rpid: guid_from_dotnet_bytes(rpid),
+            pid: guid_from_dotnet_bytes(pid),
             data,
         }
     }
@@ -234,19 +237,4 @@ fn split_header(bytes: &[u8]) -> Result<(&[u8; MESSAGE_HEADER_LEN], &[u8]), Psrp
     bytes
         .split_first_chunk::<MESSAGE_HEADER_LEN>()
         .ok_or(PsrpError::TruncatedMessageHeader { len: bytes.len() })
-}
-
-fn split4(bytes: &[u8]) -> ([u8; 4], &[u8]) {
-    match bytes.split_first_chunk::<4>() {
-        Some((head, rest)) => (*head, rest),
-        None => ([0; 4], &[]),
-    }
-}
-
-fn to16(bytes: &[u8]) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    for (o, b) in out.iter_mut().zip(bytes) {
-        *o = *b;
-    }
-    out
 }

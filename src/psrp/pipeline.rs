@@ -200,8 +200,13 @@ fn top_object(msg: &Message, expected: MessageType) -> Result<std::sync::Arc<Obj
             found: msg.message_type,
         });
     }
-    let values = parse_clixml(msg.data_xml()?)?;
-    match values.into_iter().next().map(|v| v.kind) {
+    let mut values = parse_clixml(msg.data_xml()?)?.into_iter();
+    let first = values.next();
+    if values.next().is_some() {
+        // Data after the object might be read by the server in ways we did not check.
+        return Err(pipeline_error("", PipelineErrorKind::ExtraValues));
+    }
+    match first.map(|v| v.kind) {
         Some(ValueKind::Object(obj)) => Ok(obj),
         _ => Err(pipeline_error("", PipelineErrorKind::NoObject)),
     }

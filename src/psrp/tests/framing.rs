@@ -145,6 +145,9 @@ fn defragmenter_reassembles_interleaved_objects_across_calls() {
         Some(b"whole".to_vec())
     );
     assert_eq!(d.pending_objects(), 2);
+    let mut ids: Vec<u64> = d.pending_object_ids().collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![3, 4]);
     assert_eq!(d.buffered_bytes(), 4);
     assert_eq!(
         d.push(frag(4, 1, false, true, b"z")).unwrap(),

@@ -250,6 +250,14 @@ fn malformed_pipelines_are_errors() {
     let m = message(MessageType::CreatePipeline, "<S>x</S>");
     assert_eq!(pipeline_err(&m), ("/".into(), PipelineErrorKind::NoObject));
 
+    // A second object after the pipeline is refused rather than ignored.
+    let mut two = create_pipeline(&cmds);
+    two.data.extend_from_slice(b"<Obj RefId=\"99\" />");
+    assert_eq!(
+        pipeline_err(&two),
+        ("/".into(), PipelineErrorKind::ExtraValues)
+    );
+
     let m = message(MessageType::PipelineInput, "<S>x</S>");
     assert_eq!(
         extract_create_pipeline(&m),
