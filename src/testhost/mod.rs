@@ -3,14 +3,16 @@
 //! Speaks what a Windows listener speaks to pywinrm/pypsrp and to hopgate's backend client:
 //! http with NTLM (sspi acceptor) and WinRM message encryption, https with Basic, and WinRS
 //! cmd shells running a few emulated commands (`hostname`, `whoami`, `ipconfig [/all]`,
-//! `echo ...`, `exit N`). It is a test peer, not evidence of interoperability on its own
+//! `echo ...`, `exit N`), and PowerShell (PSRP) pools whose pipelines get emulated output. It is a test peer, not evidence of interoperability on its own
 //! (TESTING.md). It never runs real commands.
 //!
 //! * `auth`: NTLM acceptor and account table; `server`: HTTP, auth dance, encryption;
-//!   `winrs`: shells and Windows-shaped envelopes; `commands`: the command table.
+//!   `winrs`: shells and Windows-shaped envelopes; `commands`: the command table;
+//!   `psrp`: a minimal PowerShell (PSRP) runspace pool answering pipelines.
 
 mod auth;
 pub mod commands;
+mod psrp;
 mod server;
 pub mod winrs;
 

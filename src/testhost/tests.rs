@@ -648,3 +648,57 @@ fn replays_pypsrp_winrs_recordings_like_windows() {
         assert_eq!(winrs.shell_count(), 0, "{file}: every shell was deleted");
     }
 }
+
+#[tokio::test]
+async fn pypsrp_runspace_pool_and_pipelines() {
+    let host = start(Scheme::Http, None).await;
+    // pypsrp's PSRP client: RunspacePool open, execute_ps (Invoke-Expression | Out-String),
+    // a PowerShell object with add_cmdlet, and a script split across Command and Send
+    // (max_envelope_size small enough to fragment CREATE_PIPELINE).
+    let script = r#"
+import json, sys
+from pypsrp.client import Client
+from pypsrp.powershell import PowerShell, RunspacePool
+from pypsrp.wsman import WSMan
+c = Client(sys.argv[1], port=int(sys.argv[2]), ssl=False, auth="ntlm",
+           username="alice", password="Al1ce-pw", encryption="always")
+out, streams, had_errors = c.execute_ps("hostname; Write-Output 'hello ps'")
+wsman = WSMan(sys.argv[1], port=int(sys.argv[2]), ssl=False, auth="ntlm", username="alice",
+              password="Al1ce-pw", encryption="always", max_envelope_size=20000)
+with RunspacePool(wsman) as pool:
+    ps = PowerShell(pool)
+    ps.add_cmdlet("Write-Output").add_argument("from cmdlet")
+    res = ps.invoke()
+    ps2 = PowerShell(pool)
+    ps2.add_script("Write-Output '" + "x" * 40000 + "'")
+    res2 = ps2.invoke()
+print(json.dumps({"out": out, "had_errors": had_errors, "cmdlet": [str(r) for r in res],
+                  "big": len(str(res2[0])) if res2 else 0}))
+"#;
+    let out = tokio::process::Command::new("python3")
+        .args(["-c", script, "127.0.0.1", &host.addr.port().to_string()])
+        .output()
+        .await
+        .expect("python3 with pypsrp must be installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "pypsrp failed: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(v["out"], "WIN-HOPGATE01\nhello ps", "{v}");
+    assert_eq!(v["had_errors"], false);
+    assert_eq!(v["cmdlet"][0], "from cmdlet");
+    assert_eq!(v["big"], 40000);
+    let pipelines: Vec<String> = host
+        .journal
+        .entries()
+        .into_iter()
+        .filter(|e| e.kind == JournalKind::Pipeline)
+        .map(|e| e.text)
+        .collect();
+    assert_eq!(pipelines[0], "hostname; Write-Output 'hello ps'");
+    assert!(pipelines[1].starts_with("Write-Output"), "{pipelines:?}");
+    assert_eq!(pipelines.len(), 3);
+}

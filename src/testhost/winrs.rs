@@ -14,6 +14,7 @@ use crate::wsman::{
 };
 
 use super::commands::{self, CommandContext, Interpreter};
+use super::psrp::PsrpShell;
 
 /// Shells a single test host keeps open at once (Windows' MaxShellsPerUser default is 30;
 /// the test host is shared by all users).
@@ -43,6 +44,8 @@ pub enum JournalKind {
     Command,
     /// `rsp:Send` data on stdin.
     Stdin,
+    /// A PSRP pipeline (CREATE_PIPELINE), as script text or command line.
+    Pipeline,
 }
 
 /// The answer to one request.
@@ -60,6 +63,8 @@ pub struct Reply {
 struct ShellState {
     owner: String,
     commands: HashMap<String, CommandEntry>,
+    /// Set for PowerShell (PSRP) shells.
+    psrp: Option<PsrpShell>,
 }
 
 struct CommandEntry {
@@ -186,7 +191,9 @@ impl WinRs {
     }
 
     fn create(&self, user: &str, client_ip: &str, env: &Envelope) -> Result<Body, Failure> {
-        if env.header.resource_uri.as_deref() != Some(ns::RESOURCE_CMD) {
+        let resource_uri = env.header.resource_uri.clone().unwrap_or_default();
+        let is_psrp = resource_uri.starts_with(ns::RESOURCE_POWERSHELL_PREFIX);
+        if resource_uri != ns::RESOURCE_CMD && !is_psrp {
             return Err((
                 FaultSubcode::DestinationUnreachable,
                 "The WS-Management service cannot process the request because the resource URI is not supported by this test host.",
@@ -198,7 +205,26 @@ impl WinRs {
                 "Create needs an rsp:Shell body.",
             ));
         };
-        let shell_id = new_guid();
+        let psrp = if is_psrp {
+            let Some(creation_xml) = &requested.creation_xml else {
+                return Err((
+                    FaultSubcode::InvalidParameter,
+                    "The parameter is incorrect.",
+                ));
+            };
+            let ctx = CommandContext {
+                hostname: self.hostname.clone(),
+                user: user.to_owned(),
+            };
+            Some(PsrpShell::open(ctx, creation_xml)?)
+        } else {
+            None
+        };
+        // PSRP clients choose the ShellId (the RunspacePool id).
+        let shell_id = match (&psrp, &requested.shell_id) {
+            (Some(_), Some(id)) => id.to_ascii_uppercase(),
+            _ => new_guid(),
+        };
         {
             let mut shells = self.shells.lock().unwrap_or_else(|p| p.into_inner());
             if shells.len() >= MAX_SHELLS {
@@ -207,30 +233,38 @@ impl WinRs {
                     "The maximum number of concurrent shells has been reached.",
                 ));
             }
+            if shells.contains_key(&shell_id) {
+                return Err((FaultSubcode::InvalidParameter, "The shell already exists."));
+            }
             shells.insert(
                 shell_id.clone(),
                 ShellState {
                     owner: user.to_owned(),
                     commands: HashMap::new(),
+                    psrp,
                 },
             );
         }
+        let (inputs, outputs) = if is_psrp {
+            ("stdin pr", "stdout")
+        } else {
+            ("stdin", "stdout stderr")
+        };
         let echoed = Shell {
             shell_id: Some(shell_id.clone()),
-            resource_uri: Some(ns::RESOURCE_CMD.to_owned()),
+            resource_uri: Some(resource_uri.clone()),
             owner: Some(user.to_owned()),
             client_ip: Some(client_ip.to_owned()),
             idle_timeout: Some("PT7200.000S".to_owned()),
-            input_streams: requested.input_streams.clone().or(Some("stdin".into())),
-            output_streams: requested
-                .output_streams
-                .clone()
-                .or(Some("stdout stderr".into())),
+            input_streams: requested.input_streams.clone().or(Some(inputs.into())),
+            output_streams: requested.output_streams.clone().or(Some(outputs.into())),
+            // Compression is never negotiated here (PROTOCOL.md §9).
+            compression_mode: is_psrp.then(|| "NoCompression".to_owned()),
             ..Shell::default()
         };
         Ok(Body::ResourceCreated {
             address: env.header.to.clone(),
-            resource_uri: Some(ns::RESOURCE_CMD.to_owned()),
+            resource_uri: Some(resource_uri),
             selectors: vec![Selector {
                 name: "ShellId".into(),
                 value: shell_id,
@@ -252,6 +286,13 @@ impl WinRs {
         };
         if !self.owns_shell(user, env) {
             return Err(INVALID_SELECTORS);
+        }
+        if let Some(result) = self.with_psrp(user, env, |psrp| {
+            let command_id = line.command_id.clone().unwrap_or_else(new_guid);
+            let ran = psrp.command(&command_id, &line.arguments)?;
+            Ok((ran, Body::CommandResponse { command_id }))
+        }) {
+            return self.journal_pipelines(user, env, result);
         }
         let mut text = line.command.trim().to_owned();
         for arg in &line.arguments {
@@ -294,6 +335,18 @@ impl WinRs {
         let Some(want) = desired.first() else {
             return Err((FaultSubcode::InvalidParameter, "Receive names no stream."));
         };
+        if let Some(result) = self.with_psrp(user, env, |psrp| {
+            let (streams, command_state) = psrp.receive(want.command_id.as_deref())?;
+            Ok((
+                Vec::new(),
+                Body::ReceiveResponse {
+                    streams,
+                    command_state,
+                },
+            ))
+        }) {
+            return result.map(|(_, body)| body);
+        }
         let Some(command_id) = want.command_id.clone() else {
             // What Windows answers a cmd-shell Receive without CommandId
             // (corpus test_winrs_fail_poll_process.yml).
@@ -365,6 +418,15 @@ impl WinRs {
                 "Send needs an rsp:Send body.",
             ));
         };
+        if let Some(result) = self.with_psrp(user, env, |psrp| {
+            let mut ran = Vec::new();
+            for stream in streams {
+                ran.extend(psrp.send(&stream.data)?);
+            }
+            Ok((ran, Body::SendResponse))
+        }) {
+            return self.journal_pipelines(user, env, result);
+        }
         if self.owns_shell(user, env) {
             for stream in streams
                 .iter()
@@ -402,6 +464,9 @@ impl WinRs {
             ));
         };
         self.with_shell(user, env, |shell| {
+            if let (Some(psrp), Some(id)) = (shell.psrp.as_mut(), command_id) {
+                psrp.signal(id);
+            }
             if let Some(id) = command_id {
                 if matches!(
                     code,
@@ -424,6 +489,35 @@ impl WinRs {
             }
             _ => Err(INVALID_SELECTORS),
         }
+    }
+
+    /// Runs `f` on the PSRP state when the named shell is `user`'s PowerShell shell;
+    /// `None` for cmd shells and unknown shells (handled by the cmd path).
+    fn with_psrp(
+        &self,
+        user: &str,
+        env: &Envelope,
+        f: impl FnOnce(&mut PsrpShell) -> Result<(Vec<String>, Body), Failure>,
+    ) -> Option<Result<(Vec<String>, Body), Failure>> {
+        let id = env.shell_id()?;
+        let mut shells = self.shells.lock().unwrap_or_else(|p| p.into_inner());
+        match shells.get_mut(id) {
+            Some(shell) if shell.owner == user => shell.psrp.as_mut().map(f),
+            _ => None,
+        }
+    }
+
+    fn journal_pipelines(
+        &self,
+        user: &str,
+        env: &Envelope,
+        result: Result<(Vec<String>, Body), Failure>,
+    ) -> Result<Body, Failure> {
+        let (ran, body) = result?;
+        for text in ran {
+            self.record(user, env, JournalKind::Pipeline, text);
+        }
+        Ok(body)
     }
 
     fn owns_shell(&self, user: &str, env: &Envelope) -> bool {
