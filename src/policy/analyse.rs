@@ -4,6 +4,7 @@
 //! `Invoke-Command -ScriptBlock`, `Start-Process`, `powershell -EncodedCommand/-Command`,
 //! `cmd /c`) are unwrapped and analysed as code, never passed on as opaque strings.
 
+use super::builtin::parameter_alias;
 use super::cmdline::{cmd_launch, cmd_metachar, powershell_launch, split_args, Launch};
 use super::pattern::fold;
 use super::role::{is_path, normalize_line, program_leaf};
@@ -52,19 +53,36 @@ pub(crate) struct CommandUse {
     pub(crate) via_alias: bool,
     pub(crate) path_like: bool,
     pub(crate) args: Vec<UseArg>,
-    /// True for the `Out-String -Stream` of pypsrp's `Invoke-Expression` wrapper.
+    /// True for uses that need no allow rule (wrappers whose payload is judged
+    /// separately, and the `Out-String -Stream` of pypsrp's `Invoke-Expression` wrapper);
+    /// deny rules still apply.
     pub(crate) implicit: bool,
+    /// The names deny rules are matched against: resolved name, name as written, and the
+    /// program leaf (computed once, since every applicable role checks them).
+    pub(crate) deny_names: [String; 3],
+}
+
+/// The names a use is checked against for deny rules.
+pub(crate) fn deny_names(written: &str, folded: &str) -> [String; 3] {
+    [
+        folded.to_string(),
+        fold(written.trim()),
+        program_leaf(written),
+    ]
 }
 
 /// One fact about an operation.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Item {
     Command(CommandUse),
-    /// A cmd line (normalized), with the first live metacharacter if any.
+    /// A cmd line (normalized), with the first live metacharacter if any. `implicit`
+    /// marks an interpreter's own line (`powershell -enc ...`, `cmd /c ...`): its payload
+    /// is judged separately, so the line needs no allow rule but deny rules apply.
     Line {
         normalized: String,
         folded: String,
         metachar: Option<char>,
+        implicit: bool,
     },
     /// An interpreter started to read commands from stdin.
     InterpreterStart {
@@ -201,6 +219,9 @@ impl Analysis {
                     Ok(_) => self.opaque("Invoke-Expression without a literal command string"),
                     Err(e) => self.opaque(format!("Invoke-Expression: {e}")),
                 }
+                // Transparent: the code it carries is what gets judged; the use itself is
+                // recorded so that an explicit deny rule still matches it.
+                self.push_use(written, folded, via_alias, path_like, args, true);
                 return;
             }
             "invoke-command" => {
@@ -242,12 +263,26 @@ impl Analysis {
                     Ok(line) => self.line(&line, true, depth + 1),
                     Err(e) => self.opaque(format!("{written}: {e}")),
                 }
+                self.push_use(written, folded, via_alias, path_like, args, true);
                 return;
             }
             _ => {}
         }
+        self.push_use(written, folded, via_alias, path_like, args, implicit);
+    }
+
+    fn push_use(
+        &mut self,
+        written: &str,
+        folded: String,
+        via_alias: bool,
+        path_like: bool,
+        args: Vec<UseArg>,
+        implicit: bool,
+    ) {
         self.items.push(Item::Command(CommandUse {
             written: written.to_string(),
+            deny_names: deny_names(written, &folded),
             folded,
             via_alias,
             path_like,
@@ -285,12 +320,20 @@ impl Analysis {
                     normalized,
                     folded,
                     metachar: Some(c),
+                    implicit: false,
                 });
                 return;
             }
         }
         match self.launch(line) {
             Some(Ok((powershell, launch))) => {
+                let folded = fold(&normalized);
+                self.items.push(Item::Line {
+                    normalized,
+                    folded,
+                    metachar: None,
+                    implicit: true,
+                });
                 if let Some(code) = &launch.code {
                     if powershell {
                         self.script(code, "PowerShell command line", depth + 1);
@@ -310,6 +353,7 @@ impl Analysis {
                     normalized,
                     folded,
                     metachar: None,
+                    implicit: false,
                 });
             }
         }
@@ -402,7 +446,8 @@ fn script_arg_name(a: &Arg) -> Option<&str> {
 /// Resolves aliases and module qualification to a folded command name.
 pub(crate) fn resolve_name(written: &str) -> (String, bool) {
     let trimmed = written.trim();
-    if let Some(target) = pwsh::resolve_alias(trimmed) {
+    // Folded first, so that case variants PowerShell equates (`ſal`) resolve too.
+    if let Some(target) = pwsh::resolve_alias(&fold(trimmed)) {
         return (fold(target), true);
     }
     // `Module.Name\Verb-Noun` names the command; other names with separators are paths.
@@ -433,6 +478,16 @@ fn psrp_value(v: &ArgValue) -> Val {
     }
 }
 
+/// A parameter name folded, with well-known aliases (`-cn`, `-ea`) replaced by the
+/// parameter they stand for, once per argument rather than once per role.
+fn param_name(written: &str) -> String {
+    let folded = fold(written);
+    match parameter_alias(&folded) {
+        Some(p) => p.to_string(),
+        None => folded,
+    }
+}
+
 fn psrp_arg(a: &InvokedArg) -> UseArg {
     match &a.name {
         Some(n) => {
@@ -442,7 +497,7 @@ fn psrp_arg(a: &InvokedArg) -> UseArg {
                 .trim_end_matches(':')
                 .trim();
             UseArg::Named {
-                name: fold(stripped),
+                name: param_name(stripped),
                 written: n.clone(),
                 value: Some(psrp_value(&a.value)),
                 maybe_positional: false,
@@ -473,7 +528,7 @@ fn script_args(args: Vec<Arg>) -> Vec<UseArg> {
                 name,
                 value: Some(v),
             } => out.push(UseArg::Named {
-                name: fold(&name),
+                name: param_name(&name),
                 written: format!("-{name}:"),
                 value: Some(literal(v)),
                 maybe_positional: false,
@@ -488,7 +543,7 @@ fn script_args(args: Vec<Arg>) -> Vec<UseArg> {
                 };
                 let maybe_positional = value.is_some();
                 out.push(UseArg::Named {
-                    name: fold(&name),
+                    name: param_name(&name),
                     written: format!("-{name}"),
                     value,
                     maybe_positional,

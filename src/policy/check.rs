@@ -4,31 +4,59 @@
 
 use super::analyse::{kind, Analysis, CommandUse, Item, UseArg, Val};
 use super::builtin::{
-    default_positional, parameter_alias, positional_at, SAFE_COMMON, SESSION_COMMANDS, SWITCHES,
-    UNSAFE_COMMON,
+    default_positional, positional_at, SAFE_COMMON, SESSION_COMMANDS, SWITCHES, UNSAFE_COMMON,
 };
 use super::file::Language;
 use super::pattern::fold;
-use super::role::{program_leaf, CommandRule, ParamRule, PsrpRules, Role};
+use super::role::{CommandRule, ParamRule, PsrpRules, Role};
 
-/// Why a role does not allow something.
-pub(crate) type Refusal = String;
+/// Why a role does not allow something. The common case (a command the role does not
+/// show) is built without allocating: every applicable role is tried per request, and
+/// the text is only needed when all of them refuse.
+#[derive(Debug)]
+pub(crate) enum Refusal<'a> {
+    NotVisible { command: &'a str, role: &'a str },
+    Message(String),
+}
+
+// === impl Refusal ===
+
+impl std::fmt::Display for Refusal<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::NotVisible { command, role } => {
+                write!(f, "command '{command}' is not visible to role '{role}'")
+            }
+            Refusal::Message(m) => f.write_str(m),
+        }
+    }
+}
 
 /// Checks every item against `role`.
-pub(crate) fn allows(role: &Role, analysis: &Analysis) -> Result<(), Refusal> {
+pub(crate) fn allows<'a>(role: &'a Role, analysis: &'a Analysis) -> Result<(), Refusal<'a>> {
     for item in &analysis.items {
         allows_item(role, item)?;
     }
     Ok(())
 }
 
-fn psrp<'a>(role: &'a Role, what: &str) -> Result<&'a PsrpRules, Refusal> {
+fn psrp<'a>(role: &'a Role, what: &str) -> Result<&'a PsrpRules, String> {
     role.psrp
         .as_ref()
         .ok_or_else(|| format!("role '{}' grants no PowerShell ({what})", role.name))
 }
 
-fn allows_item(role: &Role, item: &Item) -> Result<(), Refusal> {
+fn allows_item<'a>(role: &'a Role, item: &'a Item) -> Result<(), Refusal<'a>> {
+    match item {
+        Item::Command(u) => {
+            let p = psrp(role, &u.written).map_err(Refusal::Message)?;
+            command_allowed(role, p, u)
+        }
+        other => other_allowed(role, other).map_err(Refusal::Message),
+    }
+}
+
+fn other_allowed(role: &Role, item: &Item) -> Result<(), String> {
     match item {
         Item::Script { label } => {
             let p = psrp(role, label)?;
@@ -61,10 +89,12 @@ fn allows_item(role: &Role, item: &Item) -> Result<(), Refusal> {
                 role.name
             )),
         },
+        Item::Line { implicit: true, .. } => Ok(()),
         Item::Line {
             normalized,
             folded,
             metachar,
+            ..
         } => {
             let Some(cmd) = &role.cmd else {
                 return Err(format!(
@@ -89,38 +119,37 @@ fn allows_item(role: &Role, item: &Item) -> Result<(), Refusal> {
                 ))
             }
         }
-        Item::Command(u) => {
-            let p = psrp(role, &u.written)?;
-            command_allowed(role, p, u)
-        }
+        Item::Command(_) => Ok(()),
     }
 }
 
 /// Visibility and parameters of one command use.
-fn command_allowed(role: &Role, p: &PsrpRules, u: &CommandUse) -> Result<(), Refusal> {
+fn command_allowed<'a>(
+    role: &'a Role,
+    p: &PsrpRules,
+    u: &'a CommandUse,
+) -> Result<(), Refusal<'a>> {
     if u.implicit {
         return Ok(());
     }
-    let not_visible = || {
-        format!(
-            "command '{}' is not visible to role '{}'",
-            u.written, role.name
-        )
+    let not_visible = || Refusal::NotVisible {
+        command: &u.written,
+        role: &role.name,
     };
     if u.path_like {
-        return if p.external(&u.written) {
+        return if p.external(u) {
             Ok(())
         } else {
             Err(not_visible())
         };
     }
     if let Some(rule) = p.command(&u.folded) {
-        return params_allowed(rule, u);
+        return params_allowed(rule, u).map_err(Refusal::Message);
     }
     if SESSION_COMMANDS.contains(&u.folded.as_str()) {
         return Ok(());
     }
-    if !u.via_alias && p.external(&u.written) {
+    if !u.via_alias && p.external(u) {
         return Ok(());
     }
     Err(not_visible())
@@ -142,8 +171,7 @@ fn resolve_param<'a>(
     params: &'a [ParamRule],
     token: &str,
     written: &str,
-) -> Result<Resolved<'a>, Refusal> {
-    let token = parameter_alias(token).unwrap_or(token);
+) -> Result<Resolved<'a>, String> {
     if let Some(p) = params.iter().find(|p| p.name == token) {
         return Ok(Resolved::Rule(p));
     }
@@ -181,7 +209,7 @@ fn resolve_param<'a>(
 }
 
 /// Parameter binding for a restricted rule.
-fn params_allowed(rule: &CommandRule, u: &CommandUse) -> Result<(), Refusal> {
+fn params_allowed(rule: &CommandRule, u: &CommandUse) -> Result<(), String> {
     let Some(params) = &rule.params else {
         return Ok(());
     };
@@ -192,7 +220,7 @@ fn params_allowed(rule: &CommandRule, u: &CommandUse) -> Result<(), Refusal> {
             None => default_positional(&u.folded, index).map(str::to_string),
         }
     };
-    let mut bind_positional = |v: &Val| -> Result<(), Refusal> {
+    let mut bind_positional = |v: &Val| -> Result<(), String> {
         let index = position;
         position += 1;
         let Some(name) = positional_param(index) else {
@@ -257,7 +285,7 @@ fn params_allowed(rule: &CommandRule, u: &CommandUse) -> Result<(), Refusal> {
 }
 
 /// ValidateSet / ValidatePattern for one value (each item of a list).
-fn value_allowed(p: &ParamRule, v: &Val) -> Result<(), Refusal> {
+fn value_allowed(p: &ParamRule, v: &Val) -> Result<(), String> {
     if p.set.is_none() && p.pattern.is_none() {
         return Ok(());
     }
@@ -298,89 +326,11 @@ fn value_allowed(p: &ParamRule, v: &Val) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// The first deny rule of `role` that an item hits: (reason, rule).
-pub(crate) fn deny_hit(role: &Role, analysis: &Analysis) -> Option<(String, String)> {
-    for item in &analysis.items {
-        match item {
-            Item::Command(u) => {
-                let names = [
-                    u.folded.clone(),
-                    fold(u.written.trim()),
-                    program_leaf(&u.written),
-                ];
-                if let Some(w) = role
-                    .deny
-                    .commands
-                    .iter()
-                    .find(|w| names.iter().any(|n| w.matches(n)))
-                {
-                    return Some((
-                        format!("command '{}' is denied by role '{}'", u.written, role.name),
-                        format!("{}: deny.cmdlets '{}'", role.name, w.source),
-                    ));
-                }
-                for (w, denied) in &role.deny.parameters {
-                    if !w.matches(&u.folded) {
-                        continue;
-                    }
-                    for a in &u.args {
-                        let UseArg::Named { name, written, .. } = a else {
-                            continue;
-                        };
-                        let token = parameter_alias(name).unwrap_or(name);
-                        if let Some(d) = denied
-                            .iter()
-                            .find(|d| !token.is_empty() && d.starts_with(token))
-                        {
-                            return Some((
-                                format!("parameter '{written}' of '{}' could be '{d}', which role '{}' denies", u.written, role.name),
-                                format!("{}: deny.parameters '{}' {d}", role.name, w.source),
-                            ));
-                        }
-                    }
-                }
-            }
-            Item::Line {
-                normalized, folded, ..
-            } => {
-                if let Some(r) = role.deny.cmd.iter().find(|r| r.matches(normalized, folded)) {
-                    return Some((
-                        format!(
-                            "command line '{normalized}' is denied by role '{}'",
-                            role.name
-                        ),
-                        format!("{}: deny.cmd {}", role.name, r.describe()),
-                    ));
-                }
-            }
-            Item::Opaque { what } if !role.deny.is_empty() => {
-                return Some((
-                    format!(
-                        "cannot verify the deny rules of role '{}': {what}",
-                        role.name
-                    ),
-                    format!("{}: deny", role.name),
-                ));
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
 /// GET_COMMAND_METADATA names: a wildcard or a visible command.
-pub(crate) fn metadata_allowed(role: &Role, folded: &str, written: &str) -> Result<(), Refusal> {
+pub(crate) fn metadata_allowed(role: &Role, u: &CommandUse) -> Result<(), String> {
     let p = psrp(role, "command metadata")?;
-    if super::pattern::has_wildcard(written) {
+    if super::pattern::has_wildcard(&u.written) {
         return Ok(());
     }
-    let use_ = CommandUse {
-        written: written.to_string(),
-        folded: folded.to_string(),
-        via_alias: false,
-        path_like: false,
-        args: Vec::new(),
-        implicit: false,
-    };
-    command_allowed(role, p, &use_)
+    command_allowed(role, p, u).map_err(|r| r.to_string())
 }

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use super::analyse::{resolve_name, Analysis, CommandUse, Item};
-use super::check::{allows, deny_hit, metadata_allowed};
+use super::check::{allows, metadata_allowed};
+use super::deny::DenyIndex;
 use super::file::FileDoc;
 use super::pattern::fold;
 use super::psrc::import_psrc;
@@ -27,6 +28,7 @@ pub struct PolicySource {
 pub struct Engine {
     roles: Vec<Role>,
     warnings: Vec<String>,
+    deny: DenyIndex,
 }
 
 fn file_name(path: &str) -> &str {
@@ -95,7 +97,12 @@ impl Engine {
                 roles.push(role);
             }
         }
-        Ok(Self { roles, warnings })
+        let deny = DenyIndex::new(&roles);
+        Ok(Self {
+            roles,
+            warnings,
+            deny,
+        })
     }
 
     /// Role names in load order.
@@ -108,14 +115,25 @@ impl Engine {
         &self.warnings
     }
 
-    fn applicable<'a>(&'a self, who: &Subject, host: &HostRef<'_>) -> Vec<&'a Role> {
+    /// Which roles apply, indexed like `self.roles`.
+    fn applicable_mask(&self, who: &Subject, host: &HostRef<'_>) -> Vec<bool> {
         let user = fold(&who.user);
         let groups: Vec<String> = who.groups.iter().map(|g| fold(g)).collect();
         let labels: Vec<String> = host.labels.iter().map(|l| fold(l)).collect();
         let name: Vec<char> = fold(host.name).chars().collect();
         self.roles
             .iter()
-            .filter(|r| r.has_principal(&user, &groups) && r.has_host(&name, &labels))
+            .map(|r| r.has_principal(&user, &groups) && r.has_host(&name, &labels))
+            .collect()
+    }
+
+    fn applicable<'a>(&'a self, who: &Subject, host: &HostRef<'_>) -> Vec<&'a Role> {
+        let mask = self.applicable_mask(who, host);
+        self.roles
+            .iter()
+            .zip(mask)
+            .filter(|(_, m)| *m)
+            .map(|(r, _)| r)
             .collect()
     }
 
@@ -136,7 +154,14 @@ impl Engine {
     /// Decides one operation. Deny rules of every applicable role are checked first;
     /// then the first applicable role (in load order) that allows everything wins.
     pub fn decide(&self, who: &Subject, host: &HostRef<'_>, op: &Operation<'_>) -> Decision {
-        let roles = self.applicable(who, host);
+        let mask = self.applicable_mask(who, host);
+        let roles: Vec<&Role> = self
+            .roles
+            .iter()
+            .zip(&mask)
+            .filter(|(_, m)| **m)
+            .map(|(r, _)| r)
+            .collect();
         if roles.is_empty() {
             return Decision::Deny {
                 reason: format!(
@@ -148,7 +173,9 @@ impl Engine {
         }
         match op {
             Operation::OpenShell { kind } => return open_shell(&roles, *kind),
-            Operation::CommandMetadata { names } => return command_metadata(&roles, names),
+            Operation::CommandMetadata { names } => {
+                return self.command_metadata(&roles, &mask, names)
+            }
             _ => {}
         }
         let mut analysis = Analysis::default();
@@ -169,7 +196,53 @@ impl Engine {
             Operation::Pipeline(inv) => analysis.pipeline(inv),
             Operation::OpenShell { .. } | Operation::CommandMetadata { .. } => {}
         }
-        decide_analysis(&roles, &analysis)
+        if let Some((reason, rule)) = self.deny.hit(&self.roles, &mask, &analysis) {
+            return Decision::Deny {
+                reason,
+                rule: Some(rule),
+            };
+        }
+        allow_analysis(&roles, &analysis)
+    }
+
+    fn command_metadata(&self, roles: &[&Role], mask: &[bool], names: &[String]) -> Decision {
+        let mut analysis = Analysis::default();
+        for n in names {
+            let (folded, via_alias) = resolve_name(n);
+            analysis.items.push(Item::Command(CommandUse {
+                written: n.clone(),
+                deny_names: super::analyse::deny_names(n, &folded),
+                folded,
+                via_alias,
+                path_like: false,
+                args: Vec::new(),
+                implicit: false,
+            }));
+        }
+        if let Some((reason, rule)) = self.deny.hit(&self.roles, mask, &analysis) {
+            return Decision::Deny {
+                reason,
+                rule: Some(rule),
+            };
+        }
+        let mut reasons = Vec::new();
+        'roles: for role in roles {
+            for item in &analysis.items {
+                if let Item::Command(u) = item {
+                    if let Err(e) = metadata_allowed(role, u) {
+                        reasons.push(e);
+                        continue 'roles;
+                    }
+                }
+            }
+            return Decision::Allow {
+                role: role.name.clone(),
+            };
+        }
+        Decision::Deny {
+            reason: reasons.join("; "),
+            rule: None,
+        }
     }
 }
 
@@ -181,15 +254,8 @@ pub fn stdin_complete_len(data: &str) -> usize {
     data.rfind('\n').map_or(0, |i| i + 1)
 }
 
-fn decide_analysis(roles: &[&Role], analysis: &Analysis) -> Decision {
-    for role in roles {
-        if let Some((reason, rule)) = deny_hit(role, analysis) {
-            return Decision::Deny {
-                reason,
-                rule: Some(rule),
-            };
-        }
-    }
+/// The first applicable role (in load order) that allows everything.
+fn allow_analysis(roles: &[&Role], analysis: &Analysis) -> Decision {
     let mut reasons = Vec::new();
     for role in roles {
         match allows(role, analysis) {
@@ -201,9 +267,10 @@ fn decide_analysis(roles: &[&Role], analysis: &Analysis) -> Decision {
             Err(reason) => reasons.push(reason),
         }
     }
-    reasons.dedup();
+    let mut texts: Vec<String> = reasons.iter().map(ToString::to_string).collect();
+    texts.dedup();
     Decision::Deny {
-        reason: reasons.join("; "),
+        reason: texts.join("; "),
         rule: None,
     }
 }
@@ -229,46 +296,5 @@ fn open_shell(roles: &[&Role], kind: ShellKind<'_>) -> Decision {
             reason: format!("no applicable role grants PowerShell configuration '{configuration}'"),
             rule: None,
         },
-    }
-}
-
-fn command_metadata(roles: &[&Role], names: &[String]) -> Decision {
-    let mut analysis = Analysis::default();
-    for n in names {
-        let (folded, via_alias) = resolve_name(n);
-        analysis.items.push(Item::Command(CommandUse {
-            written: n.clone(),
-            folded,
-            via_alias,
-            path_like: false,
-            args: Vec::new(),
-            implicit: false,
-        }));
-    }
-    for role in roles {
-        if let Some((reason, rule)) = deny_hit(role, &analysis) {
-            return Decision::Deny {
-                reason,
-                rule: Some(rule),
-            };
-        }
-    }
-    let mut reasons = Vec::new();
-    'roles: for role in roles {
-        for item in &analysis.items {
-            if let Item::Command(u) = item {
-                if let Err(e) = metadata_allowed(role, &u.folded, &u.written) {
-                    reasons.push(e);
-                    continue 'roles;
-                }
-            }
-        }
-        return Decision::Allow {
-            role: role.name.clone(),
-        };
-    }
-    Decision::Deny {
-        reason: reasons.join("; "),
-        rule: None,
     }
 }

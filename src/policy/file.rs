@@ -86,14 +86,14 @@ pub(crate) struct PsrpDoc {
 }
 
 /// `"Get-Service"` or `{ name = "Restart-Service", parameters = [...] }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub(crate) enum CommandDoc {
     Name(String),
     Rule(CommandRuleDoc),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CommandRuleDoc {
     pub(crate) name: String,
@@ -105,7 +105,7 @@ pub(crate) struct CommandRuleDoc {
     pub(crate) positional: Option<Vec<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ParameterDoc {
     pub(crate) name: String,

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::engine::PolicySource;
-use super::file::{FileDoc, Language, LineDoc, RoleDoc};
+use super::file::{CommandDoc, FileDoc, Language, LineDoc, RoleDoc};
 use super::load::read_sources;
 use super::pattern::Anchored;
 use super::psrc::import_psrc;
@@ -105,7 +105,6 @@ pub(crate) fn lint_sources(sources: &[PolicySource]) -> Vec<LintFinding> {
                     format!("role name also used in {first}"),
                 ));
             }
-            lint_patterns(&role_doc, file, &mut out);
             let psrc = match &role_doc.psrc {
                 None => None,
                 Some(p) => match psrcs.get(p.rsplit(['/', '\\']).next().unwrap_or(p)) {
@@ -132,6 +131,12 @@ pub(crate) fn lint_sources(sources: &[PolicySource]) -> Vec<LintFinding> {
                     },
                 },
             };
+            let imported: Vec<CommandDoc> = psrc
+                .iter()
+                .flat_map(|i| i.cmdlets.iter().chain(&i.functions))
+                .cloned()
+                .collect();
+            lint_patterns(&role_doc, &imported, file, &mut out);
             match Role::compile(role_doc, file, psrc) {
                 Ok(role) => lint_role(&role, file, &mut out),
                 Err(e) => out.push(finding(Severity::Error, file, r, e)),
@@ -141,36 +146,43 @@ pub(crate) fn lint_sources(sources: &[PolicySource]) -> Vec<LintFinding> {
     out
 }
 
-fn lint_patterns(doc: &RoleDoc, file: &str, out: &mut Vec<LintFinding>) {
+/// Invalid patterns anywhere, and allow patterns that start or end with `.*` (they
+/// accept text appended to an allowed command; deny patterns may do so on purpose).
+fn lint_patterns(doc: &RoleDoc, imported: &[CommandDoc], file: &str, out: &mut Vec<LintFinding>) {
     let r = Some(doc.name.as_str());
-    let mut lines: Vec<&LineDoc> = doc.deny.cmd.iter().collect();
-    if let Some(cmd) = &doc.cmd {
-        lines.extend(cmd.commands.iter());
-    }
-    let mut patterns: Vec<String> = lines
+    let line_pattern = |l: &LineDoc| match l {
+        LineDoc::Pattern(p) => Some(p.pattern.clone()),
+        LineDoc::Exact(_) => None,
+    };
+    let deny: Vec<String> = doc.deny.cmd.iter().filter_map(line_pattern).collect();
+    let mut allow: Vec<String> = doc
+        .cmd
         .iter()
-        .filter_map(|l| match l {
-            LineDoc::Pattern(p) => Some(p.pattern.clone()),
-            LineDoc::Exact(_) => None,
-        })
+        .flat_map(|c| c.commands.iter().filter_map(line_pattern))
         .collect();
-    if let Some(p) = &doc.psrp {
-        for c in p.visible_cmdlets.iter().chain(&p.visible_functions) {
-            if let super::file::CommandDoc::Rule(rule) = c {
-                for param in rule.parameters.iter().flatten() {
-                    patterns.extend(param.validate_pattern.clone());
-                }
+    let own = doc
+        .psrp
+        .iter()
+        .flat_map(|p| p.visible_cmdlets.iter().chain(&p.visible_functions));
+    for c in own.chain(imported) {
+        if let CommandDoc::Rule(rule) = c {
+            for param in rule.parameters.iter().flatten() {
+                allow.extend(param.validate_pattern.clone());
             }
         }
     }
-    for p in patterns {
+    for (p, is_allow) in deny
+        .into_iter()
+        .map(|p| (p, false))
+        .chain(allow.into_iter().map(|p| (p, true)))
+    {
         if let Err(e) = Anchored::new(&p) {
             out.push(finding(Severity::Error, file, r, format!("invalid {e}")));
             continue;
         }
         let open_start = p.starts_with(".*") || p.starts_with("^.*");
         let open_end = p.ends_with(".*") || p.ends_with(".*$");
-        if p != ".*" && (open_start || open_end) {
+        if is_allow && p != ".*" && (open_start || open_end) {
             out.push(finding(
                 Severity::Warning,
                 file,

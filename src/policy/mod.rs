@@ -14,6 +14,7 @@ mod cli;
 mod cmdline;
 #[cfg(test)]
 mod corpus_tests;
+mod deny;
 mod engine;
 mod file;
 mod lint;

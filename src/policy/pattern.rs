@@ -41,7 +41,29 @@ pub(crate) struct Wildcard {
 enum WildcardKind {
     Exact(String),
     Any,
+    /// Only `*` wildcards: the literal pieces between them (at least two), matched
+    /// without a regex because this runs for every command against every role.
+    Stars(Vec<String>),
     Regex(Regex),
+}
+
+/// Matches `text` against literal `parts` separated by `*` (leftmost-first is exact for
+/// star-only patterns).
+fn star_match(parts: &[String], text: &str) -> bool {
+    let (Some((first, rest_parts)), Some(last)) = (parts.split_first(), parts.last()) else {
+        return false;
+    };
+    let Some(mut rest) = text.strip_prefix(first.as_str()) else {
+        return false;
+    };
+    let middle = rest_parts.len().saturating_sub(1);
+    for mid in rest_parts.iter().take(middle) {
+        match rest.find(mid.as_str()) {
+            Some(i) => rest = rest.get(i + mid.len()..).unwrap_or(""),
+            None => return false,
+        }
+    }
+    rest.ends_with(last.as_str())
 }
 
 // === impl Wildcard ===
@@ -57,6 +79,8 @@ impl Wildcard {
             WildcardKind::Any
         } else if !has_wildcard(&folded) && !folded.contains('`') {
             WildcardKind::Exact(folded)
+        } else if !folded.contains(['?', '[', '`']) {
+            WildcardKind::Stars(folded.split('*').map(str::to_string).collect())
         } else {
             let mut re = String::from("^(?:");
             let mut chars = folded.chars();
@@ -105,6 +129,7 @@ impl Wildcard {
         match &self.kind {
             WildcardKind::Exact(s) => s == folded,
             WildcardKind::Any => true,
+            WildcardKind::Stars(parts) => star_match(parts, folded),
             WildcardKind::Regex(re) => re.is_match(folded),
         }
     }

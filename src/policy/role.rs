@@ -63,7 +63,7 @@ pub(crate) struct CmdRules {
 }
 
 /// A whole-command-line rule.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum LineRule {
     /// Normalized, folded line.
     Exact(String),
@@ -168,20 +168,19 @@ impl PsrpRules {
     }
 
     /// True when an external command (name or path as invoked) is visible.
-    pub(crate) fn external(&self, invoked: &str) -> bool {
-        let folded = fold(invoked);
-        if self.external_wild.iter().any(|w| w.matches(&folded)) {
+    pub(crate) fn external(&self, u: &super::analyse::CommandUse) -> bool {
+        let [_, folded, leaf] = &u.deny_names;
+        if self.external_wild.iter().any(|w| w.matches(folded)) {
             return true;
         }
-        if is_path(invoked) {
-            let bare = folded.strip_suffix(".exe").unwrap_or(&folded);
+        if is_path(&u.written) {
+            let bare = folded.strip_suffix(".exe").unwrap_or(folded);
             return self
                 .external_paths
                 .iter()
                 .any(|p| p.strip_suffix(".exe").unwrap_or(p) == bare);
         }
-        let leaf = program_leaf(invoked);
-        self.external_names.contains(&leaf)
+        self.external_names.contains(leaf)
     }
 
     pub(crate) fn configuration_allowed(&self, configuration: &str) -> bool {

@@ -315,6 +315,8 @@ fn cases() -> Vec<(Who, Op, bool)> {
         (OPER, ps("Get-Service -Name WinRM | Format-List"), A),
         (OPER, ps("Get-WinEvent -LogName System -MaxEvents 10"), A),
         (OPER, ps("Invoke-Command -ScriptBlock { hostname }"), D),
+        (OPER, execute_ps("Get-Service -Name WinRM"), A),
+        (OPER, execute_ps("Invoke-Command -ScriptBlock { hostname }"), D),
         (OPER, ps("whoami"), A),
         (OPER, ps("C:\\Windows\\System32\\whoami.exe"), A),
         (OPER, ps("C:\\Temp\\whoami.exe"), D),
@@ -361,6 +363,7 @@ fn cases() -> Vec<(Who, Op, bool)> {
         (SVC, cmd("net stop WinRM"), D),
         (SVC, cmd("net user"), D),
         (SVC, cmd("net user admin P4ss /add"), D),
+        (SVC, cmd("cmd /c net user"), D),
         // ---- DNS admin (JEA .psrc import, no scripts) ----
         (DNS, one(c("Get-DnsServerZone", vec![])), A),
         (DNS, one(c("Add-DnsServerResourceRecordA", vec![named("ZoneName", s("ad.corp.example")), named("Name", s("web1")), named("IPv4Address", s("10.1.2.3"))])), A),

@@ -378,3 +378,62 @@ fn stdin_is_judged_in_whole_lines() {
     assert_eq!(stdin_complete_len("who"), 0);
     assert_eq!(stdin_complete_len(""), 0);
 }
+
+#[test]
+fn explicit_denies_match_transparent_wrappers() {
+    let text = r#"
+[[role]]
+name = "no-wrappers"
+principals = { users = ["u"] }
+hosts = { names = ["h"] }
+[role.psrp]
+language = "restricted"
+visible_cmdlets = ["Get-Date"]
+[role.cmd]
+commands = ["hostname"]
+[role.deny]
+cmdlets = ["Invoke-Expression", "powershell"]
+cmd = [{ pattern = "cmd( .*)?" }]
+"#;
+    let engine = Engine::from_sources(&[source("a.toml", text)]).unwrap();
+    let who = Subject {
+        user: "u".into(),
+        groups: vec![],
+    };
+    let host = HostRef {
+        name: "h",
+        labels: &[],
+    };
+    let run = |script: &str| {
+        let inv = Invocation {
+            statements: vec![vec![InvokedCommand {
+                name: script.into(),
+                is_script: true,
+                args: vec![],
+            }]],
+        };
+        engine.decide(&who, &host, &Operation::Pipeline(&inv))
+    };
+    let line = |l: &str| {
+        engine.decide(
+            &who,
+            &host,
+            &Operation::CmdLine {
+                command: l,
+                arguments: &[],
+                skip_cmd_shell: false,
+            },
+        )
+    };
+    assert!(run("Get-Date").is_allow());
+    assert!(!run("Invoke-Expression 'Get-Date'").is_allow());
+    assert!(!run("powershell -c Get-Date").is_allow());
+    assert!(line("hostname").is_allow());
+    let Decision::Deny { rule, .. } = line("cmd /c hostname") else {
+        panic!()
+    };
+    assert_eq!(
+        rule.as_deref(),
+        Some("no-wrappers: deny.cmd pattern 'cmd( .*)?'")
+    );
+}

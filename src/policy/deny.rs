@@ -1,0 +1,184 @@
+//! An engine-wide index of every role's deny rules. Deny rules of all applicable roles
+//! are checked for every request, so identical rules repeated across roles are stored
+//! once with the list of roles that hold them, and exact names are looked up by hash.
+//! Built once per policy load; pure.
+
+use std::collections::HashMap;
+
+use super::analyse::{Analysis, Item, UseArg};
+use super::pattern::Wildcard;
+use super::role::{LineRule, Role};
+
+/// Role indices holding one rule.
+type Holders = Vec<usize>;
+
+#[derive(Debug, Default)]
+pub(crate) struct DenyIndex {
+    /// Folded exact command names → (role, rule as written).
+    exact: HashMap<String, Vec<(usize, String)>>,
+    /// Wildcard command rules, deduplicated by their text.
+    wild: Vec<(Wildcard, Holders)>,
+    /// (command wildcard, folded parameter) pairs.
+    params: Vec<(Wildcard, String, Holders)>,
+    /// cmd-line rules, deduplicated by their description.
+    lines: Vec<(LineRule, String, Holders)>,
+    /// Roles that have any deny rule.
+    any: Vec<bool>,
+}
+
+fn first_applicable(holders: &[usize], applicable: &[bool]) -> Option<usize> {
+    holders
+        .iter()
+        .copied()
+        .find(|&i| applicable.get(i).copied().unwrap_or(false))
+}
+
+// === impl DenyIndex ===
+
+impl DenyIndex {
+    pub(crate) fn new(roles: &[Role]) -> Self {
+        let mut index = DenyIndex {
+            any: roles.iter().map(|r| !r.deny.is_empty()).collect(),
+            ..Default::default()
+        };
+        for (i, role) in roles.iter().enumerate() {
+            for w in &role.deny.commands {
+                match w.exact() {
+                    Some(name) => index
+                        .exact
+                        .entry(name.to_string())
+                        .or_default()
+                        .push((i, w.source.clone())),
+                    None => match index.wild.iter_mut().find(|(x, _)| x.source == w.source) {
+                        Some((_, holders)) => holders.push(i),
+                        None => index.wild.push((w.clone(), vec![i])),
+                    },
+                }
+            }
+            for (w, names) in &role.deny.parameters {
+                for name in names {
+                    match index
+                        .params
+                        .iter_mut()
+                        .find(|(x, n, _)| x.source == w.source && n == name)
+                    {
+                        Some((_, _, holders)) => holders.push(i),
+                        None => index.params.push((w.clone(), name.clone(), vec![i])),
+                    }
+                }
+            }
+            for rule in &role.deny.cmd {
+                let described = rule.describe();
+                match index.lines.iter_mut().find(|(_, d, _)| *d == described) {
+                    Some((_, _, holders)) => holders.push(i),
+                    None => index.lines.push((rule.clone(), described, vec![i])),
+                }
+            }
+        }
+        index
+    }
+
+    /// The first deny rule of an applicable role that the analysis hits, as
+    /// (reason, rule). `applicable` is indexed like `roles`.
+    pub(crate) fn hit(
+        &self,
+        roles: &[Role],
+        applicable: &[bool],
+        analysis: &Analysis,
+    ) -> Option<(String, String)> {
+        let name = |i: usize| roles.get(i).map_or("?", |r| r.name.as_str());
+        for item in &analysis.items {
+            match item {
+                Item::Command(u) => {
+                    let [a, b, c] = &u.deny_names;
+                    // The three names are usually equal; look at each distinct one once.
+                    let distinct = [
+                        Some(a),
+                        (b != a).then_some(b),
+                        (c != a && c != b).then_some(c),
+                    ];
+                    for n in distinct.into_iter().flatten() {
+                        if let Some((i, source)) = self.exact.get(n).and_then(|list| {
+                            list.iter()
+                                .find(|(i, _)| applicable.get(*i).copied().unwrap_or(false))
+                        }) {
+                            return Some(command_hit(&u.written, name(*i), source));
+                        }
+                    }
+                    for (w, holders) in &self.wild {
+                        if distinct.iter().flatten().any(|n| w.matches(n)) {
+                            if let Some(i) = first_applicable(holders, applicable) {
+                                return Some(command_hit(&u.written, name(i), &w.source));
+                            }
+                        }
+                    }
+                    for (w, denied, holders) in &self.params {
+                        if !w.matches(&u.folded) {
+                            continue;
+                        }
+                        for arg in &u.args {
+                            let UseArg::Named {
+                                name: token,
+                                written,
+                                ..
+                            } = arg
+                            else {
+                                continue;
+                            };
+                            // A prefix of a denied parameter binds to it (or is ambiguous):
+                            // either way it counts as that parameter.
+                            if token.is_empty() || !denied.starts_with(token.as_str()) {
+                                continue;
+                            }
+                            if let Some(i) = first_applicable(holders, applicable) {
+                                return Some((
+                                    format!("parameter '{written}' of '{}' could be '{denied}', which role '{}' denies", u.written, name(i)),
+                                    format!("{}: deny.parameters '{}' {denied}", name(i), w.source),
+                                ));
+                            }
+                        }
+                    }
+                }
+                Item::Line {
+                    normalized, folded, ..
+                } => {
+                    for (rule, described, holders) in &self.lines {
+                        if rule.matches(normalized, folded) {
+                            if let Some(i) = first_applicable(holders, applicable) {
+                                return Some((
+                                    format!(
+                                        "command line '{normalized}' is denied by role '{}'",
+                                        name(i)
+                                    ),
+                                    format!("{}: deny.cmd {described}", name(i)),
+                                ));
+                            }
+                        }
+                    }
+                }
+                Item::Opaque { what } => {
+                    let holder = self
+                        .any
+                        .iter()
+                        .enumerate()
+                        .find(|(i, has)| **has && applicable.get(*i).copied().unwrap_or(false));
+                    if let Some((i, _)) = holder {
+                        return Some((
+                            format!("cannot verify the deny rules of role '{}': {what}", name(i)),
+                            format!("{}: deny", name(i)),
+                        ));
+                    }
+                }
+                Item::Script { .. } | Item::InterpreterStart { .. } => {}
+            }
+        }
+        None
+    }
+}
+
+fn command_hit(written: &str, role: &str, source: &str) -> (String, String) {
+    (
+        format!("command '{written}' is denied by role '{role}'"),
+        format!("{role}: deny.cmdlets '{source}'"),
+    )
+}
