@@ -11,6 +11,38 @@
 //! payloads out of the SOAP envelopes (`creationXml`, Command `Arguments`, `Stream`,
 //! `connectXml`) and feeds the decoded bytes of one direction, in order, to one
 //! defragmenter. Errors are [`PsrpError`], always with a byte offset, object id or path.
+//!
+//! ```
+//! use hopgate::psrp::{
+//!     extract_create_pipeline, fragment_message, Defragmenter, Destination, Message, MessageType,
+//! };
+//!
+//! // What a client sends: a CREATE_PIPELINE message cut into fragments (here built locally).
+//! let xml = r#"<Obj RefId="0"><MS><Obj N="PowerShell" RefId="1"><MS><Obj N="Cmds" RefId="2"><LST><Obj RefId="3"><MS><S N="Cmd">Get-Service</S><B N="IsScript">false</B><Obj N="Args" RefId="4"><LST><Obj RefId="5"><MS><S N="N">Name</S><S N="V">winrm</S></MS></Obj></LST></Obj></MS></Obj></LST></Obj></MS></Obj></MS></Obj>"#;
+//! let msg = Message {
+//!     destination: Destination::Server,
+//!     message_type: MessageType::CreatePipeline,
+//!     rpid: uuid::Uuid::nil(),
+//!     pid: uuid::Uuid::from_u128(1),
+//!     data: xml.as_bytes().to_vec(),
+//! };
+//! let mut wire = Vec::new();
+//! for f in fragment_message(7, &msg.to_bytes(), 200) {
+//!     f.write_to(&mut wire)?;
+//! }
+//!
+//! // What the gateway does with the decoded base64 of Arguments/Stream payloads.
+//! let mut client_to_server = Defragmenter::new();
+//! for whole in client_to_server.push_bytes(&wire)? {
+//!     let msg = Message::from_vec(whole)?;
+//!     let pipeline = extract_create_pipeline(&msg)?;
+//!     let cmd = &pipeline.statements[0][0];
+//!     assert_eq!((cmd.name.as_str(), cmd.is_script), ("Get-Service", false));
+//!     assert_eq!(cmd.args[0].name.as_deref(), Some("Name"));
+//! }
+//! assert!(client_to_server.is_idle());
+//! # Ok::<(), hopgate::psrp::PsrpError>(())
+//! ```
 
 pub mod clixml;
 pub mod defrag;

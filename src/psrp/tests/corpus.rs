@@ -92,7 +92,7 @@ pub(super) fn load(path: &std::path::Path) -> Vec<Exchange> {
         .collect()
 }
 
-fn parse_envelope(xml: &str) -> Option<Envelope> {
+pub(super) fn parse_envelope(xml: &str) -> Option<Envelope> {
     if !xml.trim_start().starts_with('<') {
         return None;
     }

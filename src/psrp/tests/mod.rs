@@ -5,6 +5,7 @@ mod clixml_tests;
 mod corpus;
 mod corpus_tests;
 mod framing;
+mod other_corpora;
 mod perf;
 mod pinned;
 mod pipeline_tests;
