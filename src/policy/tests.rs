@@ -437,3 +437,16 @@ cmd = [{ pattern = "cmd( .*)?" }]
         Some("no-wrappers: deny.cmd pattern 'cmd( .*)?'")
     );
 }
+
+#[test]
+fn shipped_policies_lint_clean() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let findings = lint(&dir);
+    // Only the .psrc key the gateway cannot enforce is reported.
+    let messages: Vec<String> = findings
+        .iter()
+        .map(|f| format!("{:?} {}: {}", f.severity, f.file, f.message))
+        .collect();
+    assert_eq!(findings.len(), 1, "{messages:#?}");
+    assert!(messages[0].contains("ModulesToImport"), "{messages:#?}");
+}
