@@ -3,5 +3,6 @@
 
 #![allow(unreachable_pub, reason = "test modules share helpers with pub")]
 
+mod codecs;
 mod e2e;
 mod support;
