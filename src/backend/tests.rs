@@ -610,3 +610,26 @@ async fn connection_limit_queues_requests_instead_of_failing() {
     let handshakes = handshakes(&host.entries());
     assert!((2..=4).contains(&handshakes), "{handshakes}");
 }
+
+#[tokio::test]
+async fn idle_connections_expire() {
+    let host = PyHost::ntlm(&["HOPGATE:alice:pw"]).await;
+    let settings = BackendSettings {
+        idle_timeout: Duration::from_millis(200),
+        ..fast_settings()
+    };
+    let client = BackendClient::with_settings(
+        ntlm_target(host.port),
+        Credential::new("HOPGATE\\alice", "pw"),
+        settings,
+    )
+    .unwrap();
+    client.send(Bytes::from_static(b"one")).await.unwrap();
+    client.send(Bytes::from_static(b"two")).await.unwrap();
+    assert_eq!(handshakes(&host.entries()), 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    client.send(Bytes::from_static(b"three")).await.unwrap();
+    // The expired connection was closed, not reused.
+    assert_eq!(handshakes(&host.entries()), 2);
+    assert_eq!(client.idle_connections(), 1);
+}

@@ -14,6 +14,7 @@ use base64::Engine as _;
 use quick_xml::events::{BytesText, Event};
 use uuid::Uuid;
 
+use crate::psrp::clixml::{encode_escapes, parse_clixml, Value, ValueKind};
 use crate::psrp::{
     extract_create_pipeline, fragment_message, fragment_refs, ArgValue, Defragmenter, Destination,
     Message, MessageType, Pipeline,
@@ -211,8 +212,27 @@ impl PsrpShell {
                 self.complete(msg.pid);
                 Ok(Some("Get-Command (metadata)".into()))
             }
-            // Pipeline input, host responses, key exchange and runspace knobs are accepted
-            // and ignored by this emulation.
+            // MS-PSRP 2.2.2.5-2.2.2.7: answer with the same call id (`ci`).
+            MessageType::SetMaxRunspaces | MessageType::SetMinRunspaces => {
+                let ci = call_id(msg)?;
+                self.queue(
+                    None,
+                    MessageType::RunspaceAvailability,
+                    availability_xml("B", "true", ci),
+                );
+                Ok(None)
+            }
+            MessageType::GetAvailableRunspaces => {
+                let ci = call_id(msg)?;
+                self.queue(
+                    None,
+                    MessageType::RunspaceAvailability,
+                    availability_xml("I64", "1", ci),
+                );
+                Ok(None)
+            }
+            // Pipeline input, host responses and the key exchange are accepted and ignored by
+            // this emulation.
             _ => Ok(None),
         }
     }
@@ -340,11 +360,38 @@ fn command_key(pid: Uuid) -> String {
     pid.hyphenated().to_string().to_ascii_uppercase()
 }
 
-/// `<S>text</S>` with XML escaping (CLIXML string, MS-PSRP 2.2.5.1.1).
+/// The `ci` (call id) member of a runspace request.
+fn call_id(msg: &Message) -> Result<i64, Failure> {
+    let xml = msg.data_xml().map_err(|_| BAD_DATA)?;
+    let values = parse_clixml(xml).map_err(|_| BAD_DATA)?;
+    values
+        .first()
+        .and_then(Value::as_object)
+        // pypsrp writes `CI` in SET_MAX_RUNSPACES and `ci` elsewhere; PowerShell compares
+        // member names case-insensitively.
+        .and_then(|o| o.members_ignore_case("ci").next())
+        .and_then(|v| match v.primitive() {
+            ValueKind::I64(ci) => Some(*ci),
+            _ => None,
+        })
+        .ok_or(BAD_DATA)
+}
+
+/// RUNSPACE_AVAILABILITY (MS-PSRP 2.2.2.8): `SetMinMaxRunspacesResponse` as a `<B>` for
+/// Set* requests or an `<I64>` count for GET_AVAILABLE_RUNSPACES, and the call id. Only
+/// fixed element names and numbers go in, so no escaping is involved.
+fn availability_xml(tag: &str, value: &str, ci: i64) -> String {
+    format!(
+        r#"<Obj RefId="0"><MS><{tag} N="SetMinMaxRunspacesResponse">{value}</{tag}><I64 N="ci">{ci}</I64></MS></Obj>"#
+    )
+}
+
+/// `<S>text</S>`: PowerShell's `_xHHHH_` escapes, then XML escaping (MS-PSRP 2.2.5.1.1).
 fn clixml_string(text: &str) -> String {
     let mut writer = quick_xml::Writer::new(Vec::new());
+    let encoded = encode_escapes(text);
     let _ = writer.write_event(Event::Start(quick_xml::events::BytesStart::new("S")));
-    let _ = writer.write_event(Event::Text(BytesText::new(text)));
+    let _ = writer.write_event(Event::Text(BytesText::new(&encoded)));
     let _ = writer.write_event(Event::End(quick_xml::events::BytesEnd::new("S")));
     String::from_utf8_lossy(&writer.into_inner()).into_owned()
 }

@@ -666,6 +666,8 @@ out, streams, had_errors = c.execute_ps("hostname; Write-Output 'hello ps'")
 wsman = WSMan(sys.argv[1], port=int(sys.argv[2]), ssl=False, auth="ntlm", username="alice",
               password="Al1ce-pw", encryption="always", max_envelope_size=20000)
 with RunspacePool(wsman) as pool:
+    pool.max_runspaces = 3
+    avail = pool.get_available_runspaces()
     ps = PowerShell(pool)
     ps.add_cmdlet("Write-Output").add_argument("from cmdlet")
     res = ps.invoke()
@@ -673,6 +675,7 @@ with RunspacePool(wsman) as pool:
     ps2.add_script("Write-Output '" + "x" * 40000 + "'")
     res2 = ps2.invoke()
 print(json.dumps({"out": out, "had_errors": had_errors, "cmdlet": [str(r) for r in res],
+                  "avail": avail,
                   "big": len(str(res2[0])) if res2 else 0}))
 "#;
     let out = tokio::process::Command::new("python3")
@@ -691,6 +694,7 @@ print(json.dumps({"out": out, "had_errors": had_errors, "cmdlet": [str(r) for r 
     assert_eq!(v["had_errors"], false);
     assert_eq!(v["cmdlet"][0], "from cmdlet");
     assert_eq!(v["big"], 40000);
+    assert_eq!(v["avail"], 1);
     let pipelines: Vec<String> = host
         .journal
         .entries()
