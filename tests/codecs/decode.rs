@@ -363,3 +363,46 @@ fn a_bad_compressed_stream_is_an_error_line() {
         "{errors:?}"
     );
 }
+
+/// The `hopgate decode` command itself: JSON lines and exit 0 on a recording, a clear
+/// message and exit 1 on bad input, never a panic.
+#[test]
+fn decode_command_exit_codes() {
+    let bin = env!("CARGO_BIN_EXE_hopgate");
+    let ok = std::process::Command::new(bin)
+        .arg("decode")
+        .arg(corpus().join("pypsrp-responses/test_psrp_small_msg_size.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let text = String::from_utf8(ok.stdout).unwrap();
+    assert!(text
+        .lines()
+        .all(|l| serde_json::from_str::<Value>(l).is_ok()));
+    assert!(text.contains("\"CREATE_PIPELINE\""));
+
+    let dir = tempfile::tempdir().unwrap();
+    for (name, content) in [
+        ("garbage.xml", &b"<s:Envelope><unclosed"[..]),
+        ("binary.yml", &[0xff, 0xfe, 0x00, 0x01][..]),
+        ("empty.yml", &b""[..]),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        let out = std::process::Command::new(bin)
+            .arg("decode")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(name) && !err.contains("panicked"),
+            "{name}: {err}"
+        );
+    }
+}
