@@ -8,6 +8,7 @@
 pub mod chain;
 pub mod event;
 pub mod sink;
+pub mod transcript;
 
 pub use event::{Event, EventKind};
 pub use sink::{AuditError, AuditHandle, AuditTask};
