@@ -7,6 +7,7 @@
 
 pub mod chain;
 pub mod event;
+pub mod output;
 pub mod sink;
 pub mod transcript;
 

@@ -83,6 +83,19 @@ async fn audit_cli_verifies_lists_and_replays_a_real_session() {
     // denial.
     sessions_ended(&gw, 1).await;
     assert!(gw.audit_has(|e| e["event"] == "command.denied").await);
+    // What the client printed is what the audit recorded.
+    let outputs: Vec<_> = gw
+        .audit()
+        .into_iter()
+        .filter(|e| e["event"] == "output")
+        .collect();
+    let recorded: String = outputs
+        .iter()
+        .filter_map(|e| e["stdout"].as_str())
+        .collect();
+    assert_eq!(recorded, run.stdout(), "{outputs:#?}");
+    assert!(outputs.iter().any(|e| e["exit_code"] == 0), "{outputs:#?}");
+    assert!(outputs.iter().all(|e| e["truncated"] == false));
 
     // verify: intact.
     let (code, out, err) = hopgate(&["audit", "verify", p(&audit_dir(&gw))]);
@@ -140,6 +153,18 @@ async fn audit_cli_verifies_lists_and_replays_a_real_session() {
     let (code, out, err) = hopgate(&["audit", "replay", p(&audit_file(&gw)), rows[0][0]]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("alice@standin> ipconfig /all"), "{out}");
+    assert!(
+        out.contains("Windows IP Configuration"),
+        "the host's output: {out}"
+    );
+    assert!(out.contains("(exit code 0)"), "{out}");
+    let ipconfig = out.find("ipconfig /all").unwrap();
+    let printed = out.find("Windows IP Configuration").unwrap();
+    let ended = out.find("session ended").unwrap();
+    assert!(
+        ipconfig < printed && printed < ended,
+        "in time order: {out}"
+    );
     assert!(
         out.contains("session ended: client closed the shell"),
         "{out}"
