@@ -16,6 +16,9 @@ use crate::wsman::{self, Body, CommandState, CommandStateKind, Stream};
 /// and flagged `truncated`; `bytes` still says how much there was.
 pub const OUTPUT_CAP: usize = 64 * 1024;
 
+/// One command's streams in a response: (position of its first stream, stdout, stderr).
+type Collected = (usize, Vec<u8>, Vec<u8>);
+
 /// The `output` events for one ReceiveResponse of shell `shell_id`: one per command that
 /// printed something or finished, in the order the commands first appear.
 pub fn output_events(
@@ -24,8 +27,7 @@ pub fn output_events(
     state: Option<&CommandState>,
     cap: usize,
 ) -> Vec<EventKind> {
-    // Per command: (first position, stdout bytes, stderr bytes).
-    let mut by_cmd: BTreeMap<Option<&str>, (usize, Vec<u8>, Vec<u8>)> = BTreeMap::new();
+    let mut by_cmd: BTreeMap<Option<&str>, Collected> = BTreeMap::new();
     for (i, s) in streams.iter().enumerate() {
         let slot = by_cmd
             .entry(s.command_id.as_deref())
