@@ -8,6 +8,7 @@
 pub mod chain;
 pub mod event;
 pub mod output;
+pub mod redact;
 pub mod sink;
 pub mod transcript;
 

@@ -110,7 +110,12 @@ impl AuditHandle {
         else {
             return;
         };
-        for kind in output_events(shell_id, streams, command_state.as_ref(), OUTPUT_CAP) {
+        for mut kind in output_events(shell_id, streams, command_state.as_ref(), OUTPUT_CAP) {
+            if let EventKind::Output { stdout, stderr, .. } = &mut kind {
+                for text in [stdout, stderr] {
+                    *text = text.take().map(|t| self.secrets.scrub(session_id, t));
+                }
+            }
             self.emit(Event {
                 session_id: Some(session_id.to_string()),
                 kind,

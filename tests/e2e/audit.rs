@@ -54,7 +54,8 @@ async fn pywinrm(gw: &Gateway, cmd: &str, args: &[&str]) -> ClientRun {
         cmd.into(),
     ];
     for x in args {
-        a.extend(["--arg".to_string(), x.to_string()]);
+        // `--arg=-Password`: argparse would take a separate `-Password` for an option.
+        a.push(format!("--arg={x}"));
     }
     python("tests/clients/pywinrm_client.py", &a).await
 }
@@ -201,5 +202,69 @@ async fn audit_cli_verifies_lists_and_replays_a_real_session() {
     let mut swapped = lines.clone();
     swapped.swap(1, 2);
     check(swapped.join("\n"), "line 2: out of order");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_in_command_lines_never_reach_the_audit_file() {
+    let gw = Gateway::start(GatewayOptions::default()).await;
+    // Allowed (the e2e role allows echo): the host echoes the secret back, so it is in the
+    // command and in the output.
+    let run = pywinrm(&gw, "echo", &["-Password", "hunter2"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout().contains("hunter2"),
+        "the client itself sees it: {run:?}"
+    );
+    // Denied, in the forms people type.
+    for (cmd, args) in [
+        ("net", &["user", "bob", "hunter2", "/add"][..]),
+        ("mytool", &["/p:hunter2"][..]),
+        ("mytool", &["--password=hunter2"][..]),
+        ("New-Thing", &["-Credential", "hunter2"][..]),
+    ] {
+        let r = pywinrm(&gw, cmd, args).await;
+        assert_eq!(r.code, 2, "{cmd} {args:?} must be denied: {r:?}");
+    }
+    assert!(
+        gw.audit_has(|e| e["event"] == "output"
+            && e["stdout"]
+                .as_str()
+                .is_some_and(|s| s.contains("-Password [redacted]")))
+            .await,
+        "{:#?}",
+        gw.audit()
+    );
+    let denied = crate::support::eventually(std::time::Duration::from_secs(5), || {
+        gw.audit()
+            .iter()
+            .filter(|e| e["event"] == "command.denied")
+            .count()
+            == 4
+    })
+    .await;
+    assert!(denied, "{:#?}", gw.audit());
+    gw.audit_has(|e| e["event"] == "session.end").await;
+
+    let text = std::fs::read_to_string(audit_file(&gw)).unwrap();
+    assert!(
+        !text.to_lowercase().contains("hunter2"),
+        "a secret reached the audit file:\n{text}"
+    );
+    // pywinrm sends the arguments as one rsp:Arguments string.
+    assert!(
+        text.contains(r#""command":["echo","-Password [redacted]"]"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""command":["net","user bob [redacted] /add"]"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("'net user bob [redacted] /add' is not allowed"),
+        "{text}"
+    );
+    assert!(text.contains("--password=[redacted]"), "{text}");
+    assert!(text.contains("/p:[redacted]"), "{text}");
     gw.stop().await;
 }
