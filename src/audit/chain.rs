@@ -22,8 +22,16 @@ pub enum ChainError {
     Field { line: usize, field: &'static str },
     #[error("line {line}: content was edited (hash does not match)")]
     Edited { line: usize },
-    #[error("line {line}: does not follow the previous line (deleted or reordered lines)")]
+    #[error("line {line}: does not chain to the previous line (a line before it was rewritten or replaced)")]
     Broken { line: usize },
+    #[error("line {line}: lines with sequence numbers {first}..={last} were deleted before it")]
+    Deleted { line: usize, first: u64, last: u64 },
+    #[error("line {line}: out of order (sequence number {found} where {expected} was expected)")]
+    Reordered {
+        line: usize,
+        expected: u64,
+        found: u64,
+    },
     #[error("line {line}: sequence number {found} where {expected} was expected")]
     Sequence {
         line: usize,
@@ -108,18 +116,92 @@ pub fn verify_line(state: &mut ChainState, line_no: usize, line: &str) -> Result
     Ok(())
 }
 
+/// What an intact chain ends with: enough to compare against an anchor kept elsewhere
+/// (the chain alone cannot show that lines were cut off its end).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Lines checked.
+    pub lines: usize,
+    /// The last line's `seq` (0 for an empty file).
+    pub last_seq: u64,
+    /// The last line's `hash` ([`GENESIS`] for an empty file).
+    pub last_hash: String,
+}
+
 /// Verifies a whole file's text; returns the number of lines checked.
 pub fn verify_text(text: &str) -> Result<usize, ChainError> {
+    verify(text).map(|v| v.lines)
+}
+
+/// Verifies a whole file's text and says how it ends. A break is classified: a line whose
+/// own hash is wrong was edited; a gap in sequence numbers whose lines appear nowhere later
+/// is a deletion; a sequence number out of place is a reordering.
+pub fn verify(text: &str) -> Result<Verified, ChainError> {
     let mut state = ChainState::default();
     let mut n = 0;
-    for (i, line) in text.lines().enumerate() {
-        if line.is_empty() {
-            continue;
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty())
+        .collect();
+    for (pos, &(i, line)) in lines.iter().enumerate() {
+        match verify_line(&mut state, i + 1, line) {
+            Ok(()) => n += 1,
+            Err(ChainError::Broken { line: at } | ChainError::Sequence { line: at, .. }) => {
+                let rest = lines.get(pos + 1..).unwrap_or_default();
+                return Err(classify(&state, at, line, rest));
+            }
+            Err(e) => return Err(e),
         }
-        verify_line(&mut state, i + 1, line)?;
-        n += 1;
     }
-    Ok(n)
+    Ok(Verified {
+        lines: n,
+        last_seq: state.next_seq - 1,
+        last_hash: state.prev,
+    })
+}
+
+/// Why a line whose hash is right does not follow the one before it.
+fn classify(state: &ChainState, line: usize, text: &str, rest: &[(usize, &str)]) -> ChainError {
+    let Some(found) = seq_of(text) else {
+        return ChainError::Field { line, field: "seq" };
+    };
+    let expected = state.next_seq;
+    if found < expected {
+        return ChainError::Reordered {
+            line,
+            expected,
+            found,
+        };
+    }
+    if found == expected {
+        return ChainError::Broken { line };
+    }
+    // Lines expected..found are missing here: moved further down, or gone.
+    let moved = rest
+        .iter()
+        .filter_map(|(_, l)| seq_of(l))
+        .any(|s| (expected..found).contains(&s));
+    if moved {
+        ChainError::Reordered {
+            line,
+            expected,
+            found,
+        }
+    } else {
+        ChainError::Deleted {
+            line,
+            first: expected,
+            last: found - 1,
+        }
+    }
+}
+
+fn seq_of(line: &str) -> Option<u64> {
+    serde_json::from_str::<Value>(line)
+        .ok()?
+        .get("seq")
+        .and_then(Value::as_u64)
 }
 
 #[cfg(test)]
@@ -158,7 +240,29 @@ mod tests {
         let full = chain(5);
         let lines: Vec<&str> = full.lines().collect();
         let text = [lines[0], lines[1], lines[3], lines[4]].join("\n");
-        assert_eq!(verify_text(&text), Err(ChainError::Broken { line: 3 }));
+        assert_eq!(
+            verify_text(&text),
+            Err(ChainError::Deleted {
+                line: 3,
+                first: 3,
+                last: 3
+            })
+        );
+    }
+
+    #[test]
+    fn deleted_first_lines_are_found() {
+        let full = chain(5);
+        let lines: Vec<&str> = full.lines().collect();
+        let text = lines[2..].join("\n");
+        assert_eq!(
+            verify_text(&text),
+            Err(ChainError::Deleted {
+                line: 1,
+                first: 1,
+                last: 2
+            })
+        );
     }
 
     #[test]
@@ -166,6 +270,53 @@ mod tests {
         let full = chain(4);
         let lines: Vec<&str> = full.lines().collect();
         let text = [lines[0], lines[2], lines[1], lines[3]].join("\n");
-        assert_eq!(verify_text(&text), Err(ChainError::Broken { line: 2 }));
+        assert_eq!(
+            verify_text(&text),
+            Err(ChainError::Reordered {
+                line: 2,
+                expected: 2,
+                found: 3
+            })
+        );
+        // A line moved up from further down.
+        let text = [lines[0], lines[1], lines[3], lines[2]].join("\n");
+        assert_eq!(
+            verify_text(&text),
+            Err(ChainError::Reordered {
+                line: 3,
+                expected: 3,
+                found: 4
+            })
+        );
+    }
+
+    #[test]
+    fn rewritten_and_rehashed_line_breaks_the_next_one() {
+        // An editor who recomputes the edited line's hash still breaks the link to it.
+        let full = chain(3);
+        let lines: Vec<&str> = full.lines().collect();
+        let mut m: Map<String, Value> = serde_json::from_str(lines[1]).unwrap();
+        m.insert("command".into(), Value::from("echo forged"));
+        let prev = m["prev"].as_str().unwrap().to_string();
+        let (forged, _) = seal(m, 2, "2026-01-01T00:00:00Z", &prev);
+        let text = [lines[0], forged.as_str(), lines[2]].join("\n");
+        assert_eq!(verify_text(&text), Err(ChainError::Broken { line: 3 }));
+    }
+
+    #[test]
+    fn verified_chain_reports_its_end() {
+        let text = chain(3);
+        let v = verify(&text).unwrap();
+        assert_eq!((v.lines, v.last_seq), (3, 3));
+        let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(v.last_hash, last["hash"].as_str().unwrap());
+        assert_eq!(
+            verify(""),
+            Ok(Verified {
+                lines: 0,
+                last_seq: 0,
+                last_hash: GENESIS.into()
+            })
+        );
     }
 }

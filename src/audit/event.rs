@@ -88,6 +88,41 @@ pub enum EventKind {
         outcome: String,
         reason: String,
     },
+    /// What a command printed, decoded from one Receive response (cmd shells).
+    #[serde(rename = "output")]
+    Output {
+        shell_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        command_id: Option<String>,
+        /// Decoded stdout (lossy UTF-8), absent when the response carried none.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stdout: Option<String>,
+        /// Decoded stderr (lossy UTF-8), absent when the response carried none.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stderr: Option<String>,
+        /// True when the text was cut to the per-event cap; `bytes` says how much there was.
+        truncated: bool,
+        /// Bytes of stream data in the response, before any cut.
+        bytes: u64,
+        /// The command's exit code, when the response says it is done.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i64>,
+    },
+    /// An administrator ended a shell through the admin API.
+    #[serde(rename = "admin.terminate")]
+    AdminTerminate {
+        principal: String,
+        host: String,
+        shell_id: String,
+        /// Who asked (the admin API has one token, so this names the interface).
+        by: String,
+        /// Whether the host confirmed the shell was closed.
+        host_closed: bool,
+    },
+    /// Events were lost before this line (queue full or writer failure): the chain itself
+    /// is intact, but it is not complete.
+    #[serde(rename = "audit.gap")]
+    AuditGap { dropped: u64 },
 }
 
 impl EventKind {
@@ -101,6 +136,9 @@ impl EventKind {
             Self::CommandDenied { .. } => "command.denied",
             Self::AccessDenied { .. } => "access.denied",
             Self::BackendAuth { .. } => "backend.auth",
+            Self::Output { .. } => "output",
+            Self::AdminTerminate { .. } => "admin.terminate",
+            Self::AuditGap { .. } => "audit.gap",
         }
     }
 }

@@ -7,7 +7,10 @@
 
 pub mod chain;
 pub mod event;
+pub mod output;
+pub mod redact;
 pub mod sink;
+pub mod transcript;
 
 pub use event::{Event, EventKind};
 pub use sink::{AuditError, AuditHandle, AuditTask};

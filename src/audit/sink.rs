@@ -14,7 +14,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::chain::{self, ChainState};
-use super::event::Event;
+use super::event::{Event, EventKind};
+use super::redact::{self, SecretMemory};
 
 /// Name of the audit file inside the audit directory.
 pub const AUDIT_FILE: &str = "audit.jsonl";
@@ -41,6 +42,8 @@ enum Msg {
 pub struct AuditHandle {
     tx: mpsc::Sender<Msg>,
     dropped: Arc<AtomicU64>,
+    /// Secrets redacted from each session's commands, scrubbed from its output too.
+    pub(super) secrets: SecretMemory,
 }
 
 impl std::fmt::Debug for AuditHandle {
@@ -67,6 +70,9 @@ impl AuditHandle {
     /// dropped and reported through tracing (issue 6 turns this into fail-closed).
     pub fn emit(&self, event: Event) {
         let name = event.kind.name();
+        if let (EventKind::SessionEnd { .. }, Some(id)) = (&event.kind, &event.session_id) {
+            self.secrets.forget(id);
+        }
         if let Err(e) = self.tx.try_send(Msg::Event(Box::new(event))) {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             let why = match e {
@@ -80,6 +86,27 @@ impl AuditHandle {
                 "Audit event dropped"
             );
         }
+    }
+
+    /// `command` with its secrets redacted, for an allowed command of `session_id`; the
+    /// secrets are remembered to scrub the session's output.
+    pub fn redact(&self, session_id: &str, command: &[String]) -> Vec<String> {
+        let r = redact::command(command);
+        self.secrets.remember(session_id, &r);
+        r.command
+    }
+
+    /// A denied command of `session_id` and the policy's reason (which may quote it), both
+    /// redacted.
+    pub fn redact_denial(
+        &self,
+        session_id: &str,
+        command: &[String],
+        reason: &str,
+    ) -> (Vec<String>, String) {
+        let r = redact::command(command);
+        self.secrets.remember(session_id, &r);
+        (r.command.clone(), redact::scrub(reason, &r))
     }
 
     /// Waits until every event queued before this call is on disk.
@@ -126,6 +153,7 @@ impl AuditTask {
             AuditHandle {
                 tx,
                 dropped: Arc::new(AtomicU64::new(0)),
+                secrets: SecretMemory::default(),
             },
             AuditTask {
                 rx,

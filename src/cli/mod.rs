@@ -4,6 +4,7 @@
 //! runtime error, 64 invalid configuration (checked before any socket is bound).
 #![allow(clippy::print_stdout, reason = "the CLI's output is its interface")]
 
+pub mod audit;
 mod demo;
 
 use std::path::PathBuf;
@@ -97,6 +98,11 @@ enum Command {
     Policy {
         #[command(subcommand)]
         action: PolicyAction,
+    },
+    /// Verify, list and replay the audit log.
+    Audit {
+        #[command(subcommand)]
+        action: audit::AuditAction,
     },
     /// Run the gateway and an emulated host on loopback with generated demo settings.
     Demo {
@@ -290,6 +296,11 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 ExitCode::from(1)
             })
         }
+        Command::Audit { action } => Ok(audit::run(
+            action,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )?),
         Command::Demo { dir, port } => {
             runtime()?.block_on(demo::run(&dir, port))?;
             Ok(ExitCode::SUCCESS)

@@ -288,7 +288,7 @@ impl Gateway {
                         host: ctx.host.name.clone(),
                         shell_id: shell.shell_id.clone(),
                         command_id,
-                        command,
+                        command: self.audit.redact(&shell.session_id, &command),
                         rule: role,
                     },
                 });
@@ -305,6 +305,9 @@ impl Gateway {
         command: Vec<String>,
         reason: &str,
     ) -> Refusal {
+        let (command, logged_reason) =
+            self.audit
+                .redact_denial(&shell.session_id, &command, reason);
         self.audit.emit(Event {
             session_id: Some(shell.session_id.clone()),
             kind: EventKind::CommandDenied {
@@ -312,7 +315,7 @@ impl Gateway {
                 host: ctx.host.name.clone(),
                 shell_id: shell.shell_id.clone(),
                 command,
-                reason: reason.to_string(),
+                reason: logged_reason,
             },
         });
         Refusal::AccessDenied {

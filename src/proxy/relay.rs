@@ -243,6 +243,11 @@ impl Gateway {
         if status == StatusCode::OK {
             self.track_cmd_program(&ctx, &shell, &body);
         }
+        if action == Action::Receive && status == StatusCode::OK && shell.kind == ShellKind::Cmd {
+            let limits = &self.wsman_limits;
+            self.audit
+                .emit_output(&shell.session_id, &shell.shell_id, &body, limits);
+        }
         if action == Action::Delete && status == StatusCode::OK {
             if let Some(closed) = self.sessions.remove(&shell_id) {
                 self.audit.emit(Event {

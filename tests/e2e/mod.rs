@@ -1,3 +1,4 @@
+mod audit;
 mod clients;
 mod psrp;
 mod rejections;

@@ -1,0 +1,272 @@
+//! `output` events: what a cmd-shell command printed, from the host's ReceiveResponse.
+//!
+//! The proxy hands over the host's answer to a Receive unchanged; this module decodes its
+//! streams (the wsman codec already undid the base64), groups them by command, caps each
+//! event's text and adds the exit code once the command is done. It never alters what the
+//! client receives and never fails a request: an answer it cannot read is only counted in
+//! the gateway's log. PSRP output (CLIXML objects in fragments) is not decoded here.
+
+use std::collections::BTreeMap;
+
+use super::event::{Event, EventKind};
+use super::sink::AuditHandle;
+use crate::wsman::{self, Body, CommandState, CommandStateKind, Stream};
+
+/// Most text (stdout and stderr together) kept in one `output` event. Longer output is cut
+/// and flagged `truncated`; `bytes` still says how much there was.
+pub const OUTPUT_CAP: usize = 64 * 1024;
+
+/// One command's streams in a response: (position of its first stream, stdout, stderr).
+type Collected = (usize, Vec<u8>, Vec<u8>);
+
+/// The `output` events for one ReceiveResponse of shell `shell_id`: one per command that
+/// printed something or finished, in the order the commands first appear.
+pub fn output_events(
+    shell_id: &str,
+    streams: &[Stream],
+    state: Option<&CommandState>,
+    cap: usize,
+) -> Vec<EventKind> {
+    let mut by_cmd: BTreeMap<Option<&str>, Collected> = BTreeMap::new();
+    for (i, s) in streams.iter().enumerate() {
+        let slot = by_cmd
+            .entry(s.command_id.as_deref())
+            .or_insert_with(|| (i, Vec::new(), Vec::new()));
+        if s.name.eq_ignore_ascii_case("stderr") {
+            slot.2.extend_from_slice(&s.data);
+        } else if s.name.eq_ignore_ascii_case("stdout") {
+            slot.1.extend_from_slice(&s.data);
+        }
+    }
+    let done = state.filter(|s| s.state == CommandStateKind::Done);
+    if let Some(d) = done {
+        by_cmd
+            .entry(d.command_id.as_deref())
+            .or_insert_with(|| (usize::MAX, Vec::new(), Vec::new()));
+    }
+    let mut entries: Vec<_> = by_cmd.into_iter().collect();
+    entries.sort_by_key(|(_, (pos, _, _))| *pos);
+    entries
+        .into_iter()
+        .filter_map(|(cmd, (_, out, err))| {
+            let exit_code = done
+                .filter(|d| d.command_id.as_deref() == cmd)
+                .and_then(|d| d.exit_code);
+            if out.is_empty() && err.is_empty() && exit_code.is_none() {
+                return None;
+            }
+            let bytes = u64::try_from(out.len() + err.len()).unwrap_or(u64::MAX);
+            let (stdout, cut_out) = capped(&out, cap);
+            let (stderr, cut_err) = capped(&err, cap.saturating_sub(stdout.len()));
+            Some(EventKind::Output {
+                shell_id: shell_id.to_string(),
+                command_id: cmd.map(str::to_string),
+                stdout: (!out.is_empty()).then_some(stdout),
+                stderr: (!err.is_empty()).then_some(stderr),
+                truncated: cut_out || cut_err,
+                bytes,
+                exit_code,
+            })
+        })
+        .collect()
+}
+
+/// Lossy UTF-8 of `data`, cut to at most `cap` bytes on a character boundary.
+fn capped(data: &[u8], cap: usize) -> (String, bool) {
+    let text = String::from_utf8_lossy(data);
+    if text.len() <= cap {
+        return (text.into_owned(), false);
+    }
+    let mut end = cap;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (text.get(..end).unwrap_or_default().to_string(), true)
+}
+
+// === impl AuditHandle ===
+
+impl AuditHandle {
+    /// Records the output in a host's ReceiveResponse `body` for a cmd shell's session.
+    /// Anything else (a fault, PSRP, an unreadable answer) records nothing.
+    pub fn emit_output(
+        &self,
+        session_id: &str,
+        shell_id: &str,
+        body: &[u8],
+        limits: &wsman::Limits,
+    ) {
+        let env = match wsman::parse(body, limits) {
+            Ok(env) => env,
+            Err(error) => {
+                tracing::warn!(%error, "ReceiveResponse not readable; output not recorded");
+                return;
+            }
+        };
+        let Body::ReceiveResponse {
+            streams,
+            command_state,
+        } = &env.body
+        else {
+            return;
+        };
+        for mut kind in output_events(shell_id, streams, command_state.as_ref(), OUTPUT_CAP) {
+            if let EventKind::Output { stdout, stderr, .. } = &mut kind {
+                for text in [stdout, stderr] {
+                    *text = text.take().map(|t| self.secrets.scrub(session_id, t));
+                }
+            }
+            self.emit(Event {
+                session_id: Some(session_id.to_string()),
+                kind,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+    use super::*;
+
+    fn stream(name: &str, cmd: &str, data: &[u8]) -> Stream {
+        Stream {
+            name: name.into(),
+            command_id: Some(cmd.into()),
+            end: false,
+            data: data.to_vec(),
+        }
+    }
+
+    /// The ReceiveResponse of pypsrp's `test_winrs_stderr_rc` recording (a real Windows
+    /// host): `echo out & echo err 1>&2 & exit 1`.
+    fn real_receive_response() -> Vec<u8> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/corpus/pypsrp-responses/test_winrs_stderr_rc.yml"
+        );
+        let doc: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let resp = doc["messages"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["response"].as_str())
+            .find(|r| r.contains("ReceiveResponse"))
+            .unwrap();
+        resp.as_bytes().to_vec()
+    }
+
+    #[test]
+    fn real_windows_answer_gives_stdout_stderr_and_exit_code() {
+        let env = wsman::parse(&real_receive_response(), &wsman::Limits::default()).unwrap();
+        let Body::ReceiveResponse {
+            streams,
+            command_state,
+        } = env.body
+        else {
+            panic!("not a ReceiveResponse");
+        };
+        let events = output_events("SH", &streams, command_state.as_ref(), OUTPUT_CAP);
+        assert_eq!(events.len(), 1);
+        let EventKind::Output {
+            command_id,
+            stdout,
+            stderr,
+            truncated,
+            bytes,
+            exit_code,
+            ..
+        } = &events[0]
+        else {
+            panic!("not output");
+        };
+        // The base64 in the recording: b3V0IA0K = "out \r\n", ZXJyIA0K = "err \r\n".
+        assert_eq!(
+            command_id.as_deref(),
+            Some("D37A8327-79AD-452F-BE0D-4B99A96B4A0B")
+        );
+        assert_eq!(stdout.as_deref(), Some("out \r\n"));
+        assert_eq!(stderr.as_deref(), Some("err \r\n"));
+        assert_eq!((*truncated, *bytes, *exit_code), (false, 12, Some(1)));
+    }
+
+    #[test]
+    fn long_output_is_cut_on_a_character_boundary() {
+        // 'é' is two bytes: a cap of 5 falls inside the third one.
+        let data = "ééééé".as_bytes();
+        let events = output_events("SH", &[stream("stdout", "C", data)], None, 5);
+        let EventKind::Output {
+            stdout,
+            truncated,
+            bytes,
+            ..
+        } = &events[0]
+        else {
+            panic!("not output");
+        };
+        assert_eq!(stdout.as_deref(), Some("éé"));
+        assert!(*truncated);
+        assert_eq!(*bytes, 10);
+    }
+
+    #[test]
+    fn stderr_gets_what_stdout_leaves_of_the_cap() {
+        let events = output_events(
+            "SH",
+            &[
+                stream("stdout", "C", b"12345678"),
+                stream("stderr", "C", b"abcdef"),
+            ],
+            None,
+            10,
+        );
+        let EventKind::Output {
+            stdout,
+            stderr,
+            truncated,
+            ..
+        } = &events[0]
+        else {
+            panic!("not output");
+        };
+        assert_eq!(
+            (stdout.as_deref(), stderr.as_deref()),
+            (Some("12345678"), Some("ab"))
+        );
+        assert!(*truncated);
+    }
+
+    #[test]
+    fn empty_running_answers_record_nothing_and_commands_stay_apart() {
+        let running = CommandState {
+            command_id: Some("A".into()),
+            state: CommandStateKind::Running,
+            exit_code: None,
+        };
+        assert!(output_events("SH", &[stream("stdout", "A", b"")], Some(&running), 10).is_empty());
+        let done = CommandState {
+            command_id: Some("B".into()),
+            state: CommandStateKind::Done,
+            exit_code: Some(0),
+        };
+        let events = output_events(
+            "SH",
+            &[stream("stdout", "A", b"a"), stream("stdout", "B", b"b")],
+            Some(&done),
+            10,
+        );
+        let ids: Vec<_> = events
+            .iter()
+            .map(|e| match e {
+                EventKind::Output {
+                    command_id,
+                    exit_code,
+                    ..
+                } => (command_id.clone().unwrap(), *exit_code),
+                _ => panic!("not output"),
+            })
+            .collect();
+        assert_eq!(ids, [("A".to_string(), None), ("B".to_string(), Some(0))]);
+    }
+}

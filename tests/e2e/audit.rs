@@ -1,0 +1,270 @@
+//! The audit trail as its readers use it: `hopgate audit verify|sessions|replay` on the log
+//! a real client session produced, output transcripts, secrets kept off disk, and the
+//! gateway refusing new sessions when it cannot record them.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+use std::path::{Path, PathBuf};
+
+use crate::support::{python, ClientRun, Gateway, GatewayOptions, ALICE};
+
+/// Runs `hopgate audit …` (the CLI's own parser and code, in-process: the binary in a
+/// shared target directory may belong to another build); returns (exit code, stdout, stderr).
+fn hopgate(args: &[&str]) -> (i32, String, String) {
+    assert_eq!(args[0], "audit");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = hopgate::cli::audit::run_args(&args[1..], &mut out, &mut err);
+    (
+        i32::from(code),
+        String::from_utf8_lossy(&out).to_string(),
+        String::from_utf8_lossy(&err).to_string(),
+    )
+}
+
+fn audit_dir(gw: &Gateway) -> PathBuf {
+    gw.dir.path().join("audit")
+}
+
+fn audit_file(gw: &Gateway) -> PathBuf {
+    audit_dir(gw).join("audit.jsonl")
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// pywinrm with alice's client certificate: one command in its own shell.
+async fn pywinrm(gw: &Gateway, cmd: &str, args: &[&str]) -> ClientRun {
+    let mut a = vec![
+        "--endpoint".to_string(),
+        gw.url("/wsman/standin"),
+        "--transport".into(),
+        "certificate".into(),
+        "--cert".into(),
+        gw.certs.client_cert.display().to_string(),
+        "--key".into(),
+        gw.certs.client_key.display().to_string(),
+        "--ca".into(),
+        gw.certs.ca.display().to_string(),
+        "--cmd".into(),
+        cmd.into(),
+    ];
+    for x in args {
+        // `--arg=-Password`: argparse would take a separate `-Password` for an option.
+        a.push(format!("--arg={x}"));
+    }
+    python("tests/clients/pywinrm_client.py", &a).await
+}
+
+/// Waits until the session with `session.end` for `principal` count reaches `n`.
+async fn sessions_ended(gw: &Gateway, n: usize) {
+    let ok = crate::support::eventually(std::time::Duration::from_secs(5), || {
+        gw.audit()
+            .iter()
+            .filter(|e| e["event"] == "session.end")
+            .count()
+            >= n
+    })
+    .await;
+    assert!(ok, "{} session.end events expected: {:#?}", n, gw.audit());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_cli_verifies_lists_and_replays_a_real_session() {
+    let gw = Gateway::start(GatewayOptions::default()).await;
+    let run = pywinrm(&gw, "ipconfig", &["/all"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let denied = pywinrm(&gw, "shutdown", &["/s", "/t", "0"]).await;
+    assert_eq!(denied.code, 2, "{denied:?}");
+    // The denied client never closes its shell; wait for the first session's end and the
+    // denial.
+    sessions_ended(&gw, 1).await;
+    assert!(gw.audit_has(|e| e["event"] == "command.denied").await);
+    // What the client printed is what the audit recorded.
+    let outputs: Vec<_> = gw
+        .audit()
+        .into_iter()
+        .filter(|e| e["event"] == "output")
+        .collect();
+    let recorded: String = outputs
+        .iter()
+        .filter_map(|e| e["stdout"].as_str())
+        .collect();
+    assert_eq!(recorded, run.stdout(), "{outputs:#?}");
+    assert!(outputs.iter().any(|e| e["exit_code"] == 0), "{outputs:#?}");
+    assert!(outputs.iter().all(|e| e["truncated"] == false));
+
+    // verify: intact.
+    let (code, out, err) = hopgate(&["audit", "verify", p(&audit_dir(&gw))]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("ok: "), "{out}");
+
+    // sessions: two sessions for alice on standin, one with a denial.
+    let (code, out, err) = hopgate(&["audit", "sessions", p(&audit_file(&gw))]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    let first = &rows[0];
+    assert_eq!(&first[1..3], [ALICE, "standin"], "{out}");
+    assert_ne!(first[4], "-", "the first session ended: {out}");
+    assert_eq!(&first[5..7], ["1", "0"], "{out}");
+    assert_eq!(&rows[1][5..7], ["0", "1"], "{out}");
+
+    let (_, out, _) = hopgate(&[
+        "audit",
+        "sessions",
+        p(&audit_file(&gw)),
+        "--command",
+        "SHUTDOWN",
+    ]);
+    assert_eq!(out.lines().count(), 2, "header and one session: {out}");
+    assert!(out.contains(rows[1][0]), "{out}");
+    let (_, out, _) = hopgate(&["audit", "sessions", p(&audit_file(&gw)), "--user", "bob"]);
+    assert_eq!(out.lines().count(), 1, "no session for bob: {out}");
+    let (_, out, _) = hopgate(&[
+        "audit",
+        "sessions",
+        p(&audit_file(&gw)),
+        "--host",
+        "standin",
+        "--since",
+        "2000-01-01",
+    ]);
+    assert_eq!(out.lines().count(), 3, "{out}");
+    let (_, out, _) = hopgate(&[
+        "audit",
+        "sessions",
+        p(&audit_file(&gw)),
+        "--since",
+        "2999-01-01T00:00:00Z",
+    ]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let (code, _, err) = hopgate(&["audit", "sessions", p(&audit_file(&gw)), "--since", "soon"]);
+    assert_eq!(code, 2, "{err}");
+
+    // replay: prompt lines, the host's output and the denial.
+    let (code, out, err) = hopgate(&["audit", "replay", p(&audit_file(&gw)), rows[0][0]]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("alice@standin> ipconfig /all"), "{out}");
+    assert!(
+        out.contains("Windows IP Configuration"),
+        "the host's output: {out}"
+    );
+    assert!(out.contains("(exit code 0)"), "{out}");
+    let ipconfig = out.find("ipconfig /all").unwrap();
+    let printed = out.find("Windows IP Configuration").unwrap();
+    let ended = out.find("session ended").unwrap();
+    assert!(
+        ipconfig < printed && printed < ended,
+        "in time order: {out}"
+    );
+    assert!(
+        out.contains("session ended: client closed the shell"),
+        "{out}"
+    );
+    let (_, out, _) = hopgate(&["audit", "replay", p(&audit_file(&gw)), rows[1][0]]);
+    assert!(
+        out.contains("alice@standin> shutdown /s /t 0\nDENIED ("),
+        "{out}"
+    );
+    let (code, _, _) = hopgate(&["audit", "replay", p(&audit_file(&gw)), "no-such-session"]);
+    assert_eq!(code, 2);
+
+    // Tampering with a copy: each kind of change is named with its line.
+    let text = std::fs::read_to_string(audit_file(&gw)).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() >= 5, "{text}");
+    let copy = gw.dir.path().join("copy.jsonl");
+    let check = |body: String, expect: &str| {
+        std::fs::write(&copy, body).unwrap();
+        let (code, out, err) = hopgate(&["audit", "verify", p(&copy)]);
+        assert_eq!(code, 1, "{out}{err}");
+        assert!(out.contains(expect), "expected `{expect}` in {out}");
+    };
+    check(
+        text.replacen("ipconfig", "ipconfog", 1),
+        "content was edited",
+    );
+    let mut deleted = lines.clone();
+    deleted.remove(2);
+    check(
+        deleted.join("\n"),
+        "line 3: lines with sequence numbers 3..=3 were deleted",
+    );
+    let mut swapped = lines.clone();
+    swapped.swap(1, 2);
+    check(swapped.join("\n"), "line 2: out of order");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_in_command_lines_never_reach_the_audit_file() {
+    let gw = Gateway::start(GatewayOptions::default()).await;
+    // Allowed (the e2e role allows echo): the host echoes the secret back, so it is in the
+    // command and in the output.
+    let run = pywinrm(&gw, "echo", &["-Password", "hunter2"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout().contains("hunter2"),
+        "the client itself sees it: {run:?}"
+    );
+    // Denied, in the forms people type.
+    for (cmd, args) in [
+        ("net", &["user", "bob", "hunter2", "/add"][..]),
+        ("mytool", &["/p:hunter2"][..]),
+        ("mytool", &["--password=hunter2"][..]),
+        ("New-Thing", &["-Credential", "hunter2"][..]),
+    ] {
+        let r = pywinrm(&gw, cmd, args).await;
+        assert_eq!(r.code, 2, "{cmd} {args:?} must be denied: {r:?}");
+    }
+    assert!(
+        gw.audit_has(|e| e["event"] == "output"
+            && e["stdout"]
+                .as_str()
+                .is_some_and(|s| s.contains("-Password [redacted]")))
+            .await,
+        "{:#?}",
+        gw.audit()
+    );
+    let denied = crate::support::eventually(std::time::Duration::from_secs(5), || {
+        gw.audit()
+            .iter()
+            .filter(|e| e["event"] == "command.denied")
+            .count()
+            == 4
+    })
+    .await;
+    assert!(denied, "{:#?}", gw.audit());
+    gw.audit_has(|e| e["event"] == "session.end").await;
+
+    let text = std::fs::read_to_string(audit_file(&gw)).unwrap();
+    assert!(
+        !text.to_lowercase().contains("hunter2"),
+        "a secret reached the audit file:\n{text}"
+    );
+    // pywinrm sends the arguments as one rsp:Arguments string.
+    assert!(
+        text.contains(r#""command":["echo","-Password [redacted]"]"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""command":["net","user bob [redacted] /add"]"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("'net user bob [redacted] /add' is not allowed"),
+        "{text}"
+    );
+    assert!(text.contains("--password=[redacted]"), "{text}");
+    assert!(text.contains("/p:[redacted]"), "{text}");
+    gw.stop().await;
+}
