@@ -1,2 +1,3 @@
 mod clients;
+mod kerberos;
 mod rejections;
