@@ -225,7 +225,8 @@ impl KerberosClient {
     }
 
     /// Binds the AP-REQ to the TLS channel (RFC 5929 `tls-server-end-point`). Call before
-    /// the first [`KerberosClient::step`].
+    /// the first [`KerberosClient::step`]. Not used by the backend connection yet: MIT
+    /// acceptors refuse the `KERB_AP_OPTIONS_CBT` authorization data sspi adds with it.
     pub fn set_tls_server_end_point(&mut self, server_cert_der: &[u8]) {
         let app = super::ntlm::tls_server_end_point(server_cert_der);
         self.channel_bindings = Some(sec_channel_bindings(&app));

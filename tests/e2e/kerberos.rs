@@ -117,6 +117,47 @@ async fn backend_client_logs_in_with_kerberos_and_negotiate() {
     assert!(schemes.iter().any(|s| s == "Negotiate"), "{schemes:?}");
 }
 
+/// Over https the bodies go plain inside TLS (no second sealing layer); the host still sees
+/// the vaulted user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_client_logs_in_with_kerberos_over_https() {
+    let kdc = realm().await;
+    let dir = tempfile::tempdir().unwrap();
+    let certs = hopgate::devcerts::generate(dir.path(), Default::default()).unwrap();
+    let standin = Standin::start_kerberos_with(
+        dir.path(),
+        "KRB-TLS",
+        &kdc,
+        &kdc.keytab(BACKEND_SPN),
+        Some((&certs.server_cert, &certs.server_key)),
+    )
+    .await;
+    for auth in [BackendAuth::Kerberos, BackendAuth::Negotiate] {
+        let mut t = target(auth, standin.port, &kdc);
+        t.scheme = Scheme::Https;
+        t.tls.ca_file = Some(certs.ca_cert.clone());
+        t.tls.server_name = Some("localhost".into());
+        let client = BackendClient::new(t, Credential::new(svc_principal(), SVC_PASSWORD)).unwrap();
+        let resp = client
+            .send(Bytes::from_static(CREATE_SHELL.as_bytes()))
+            .await
+            .unwrap_or_else(|e| panic!("{auth:?}: {e:?}"));
+        let body = String::from_utf8_lossy(&resp.body);
+        assert_eq!(resp.status, 200, "{auth:?}: {body}");
+        assert!(body.contains("ShellId"), "{auth:?}: {body}");
+    }
+    crate::support::eventually(std::time::Duration::from_secs(5), || {
+        host_users(&standin).len() >= 2
+    })
+    .await;
+    let users = host_users(&standin);
+    assert_eq!(users.len(), 2, "{users:?}");
+    for (user, encrypted) in users {
+        assert_eq!(user, svc_principal());
+        assert!(!encrypted, "inside TLS the bodies are not sealed again");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_client_wrong_password_is_a_kerberos_error_without_retry() {
     let kdc = realm().await;

@@ -147,12 +147,35 @@ impl Drop for Kdc {
 impl Standin {
     /// Starts the stand-in over http accepting Kerberos (and SPNEGO) with `keytab`.
     pub async fn start_kerberos(dir: &Path, hostname: &str, kdc: &Kdc, keytab: &Path) -> Standin {
+        Self::start_kerberos_with(dir, hostname, kdc, keytab, None).await
+    }
+
+    /// Same over https when `tls` holds (certificate, key) PEM files.
+    pub async fn start_kerberos_with(
+        dir: &Path,
+        hostname: &str,
+        kdc: &Kdc,
+        keytab: &Path,
+        tls: Option<(&Path, &Path)>,
+    ) -> Standin {
         let users = dir.join(format!("standin-{hostname}-users.txt"));
         std::fs::write(&users, "STANDIN:nobody:unused-for-kerberos\n").unwrap();
         let log = dir.join(format!("standin-{hostname}.jsonl"));
-        let mut child = Command::new("python3")
-            .arg(repo().join("tests/standin/host.py"))
-            .args(["--port", "0", "--scheme", "http", "--auth", "negotiate"])
+        let mut cmd = Command::new("python3");
+        cmd.arg(repo().join("tests/standin/host.py"))
+            .args(["--port", "0", "--auth", "negotiate"]);
+        match tls {
+            Some((cert, key)) => {
+                cmd.args(["--scheme", "https", "--cert"])
+                    .arg(cert)
+                    .arg("--key")
+                    .arg(key);
+            }
+            None => {
+                cmd.args(["--scheme", "http"]);
+            }
+        }
+        let mut child = cmd
             .arg("--keytab")
             .arg(keytab)
             .arg("--users")
