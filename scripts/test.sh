@@ -11,6 +11,14 @@ apt_pkgs=()
 command -v go >/dev/null 2>&1 || apt_pkgs+=(golang-go)
 [ -d /usr/share/gocode/src/github.com/masterzen/winrm ] || apt_pkgs+=(golang-github-masterzen-winrm-dev)
 command -v openssl >/dev/null 2>&1 || apt_pkgs+=(openssl)
+# Kerberos tests: python-gssapi builds against MIT's libkrb5-dev; the private Heimdal KDC
+# (tests/support/heimdal.sh) runs on the Heimdal libraries (its kdc package conflicts with
+# krb5-user, so heimdal.sh unpacks it privately instead of installing it).
+for p in libkrb5-dev krb5-user libkdc2-heimdal libhdb9-heimdal libkadm5srv8-heimdal \
+    libkadm5clnt7-heimdal libsl0-heimdal libotp0-heimdal libkafs0-heimdal libgssapi3-heimdal \
+    libhx509-5-heimdal libcap-ng0 libedit2; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || apt_pkgs+=("$p")
+done
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   echo "test.sh: installing Debian packages: ${apt_pkgs[*]}"
   as_root apt-get update -qq
@@ -19,5 +27,15 @@ fi
 
 echo "test.sh: checking Python test dependencies"
 python3 -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+
+python3 -c 'import gssapi' 2>/dev/null ||
+  python3 -m pip install -q --disable-pip-version-check 'pyspnego[kerberos]==0.12.4'
+
+echo "test.sh: checking the private Heimdal KDC"
+if [ ! -x "${HOPGATE_HEIMDAL_ROOT:-/var/tmp/hopgate-heimdal}/usr/lib/heimdal-servers/kdc" ]; then
+  # apt-get download needs package lists.
+  as_root apt-get update -qq
+fi
+bash tests/support/heimdal.sh install >/dev/null
 
 exec cargo test "$@"

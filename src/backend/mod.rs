@@ -4,6 +4,8 @@
 //! * [`target`]: per-host settings and TLS config.
 //! * [`crypto`]: WinRM message-encryption framing (pure; shared with the emulated host).
 //! * [`ntlm`]: NTLM client context and seal/unseal helpers (sspi).
+//! * [`kerberos`]: Kerberos/Negotiate client context (sspi) with a vaulted password.
+//! * [`kdc`]: async TCP transport for the KDC requests `sspi` hands out.
 //! * `conn`: one authenticated HTTP/1.1 connection (hyper low-level client).
 //! * `pool`: idle authenticated connections per client.
 //! * [`client`]: [`BackendClient`], the only thing the proxy calls.
@@ -14,6 +16,8 @@
 pub mod client;
 mod conn;
 pub mod crypto;
+pub mod kdc;
+pub mod kerberos;
 pub mod ntlm;
 mod pool;
 pub mod target;
@@ -171,6 +175,16 @@ pub enum BackendError {
         #[source]
         source: Option<Box<ntlm::NtlmError>>,
     },
+    /// Getting a Kerberos ticket failed before the host was asked (KDC unreachable, password
+    /// refused by the KDC, unknown principal).
+    #[error("kerberos login to {host} failed: {reason}", reason = source.reason())]
+    Kerberos {
+        /// Inventory name.
+        host: String,
+        /// What went wrong.
+        #[source]
+        source: kerberos::KerberosError,
+    },
     /// Message encryption framing or sealing failed.
     #[error("message encryption with {host} failed")]
     Crypto {
@@ -222,6 +236,7 @@ impl BackendError {
             Self::Connect { .. } => true,
             Self::Timeout { phase, .. } => *phase != TimeoutPhase::Response,
             Self::Closed { delivery, .. } => *delivery == Delivery::NotSent,
+            Self::Kerberos { source, .. } => source.is_transient(),
             Self::Config { .. }
             | Self::Tls { .. }
             | Self::AuthRejected { .. }

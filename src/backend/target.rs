@@ -36,6 +36,21 @@ pub enum BackendAuth {
     /// WinRM message encryption over http; over https with channel binding
     /// (`tls-server-end-point`) and plaintext bodies inside TLS.
     Ntlm,
+    /// Kerberos (raw GSS tokens under the `Kerberos` scheme) with a ticket from
+    /// [`HostTarget::kdc`]; over http bodies are sealed as `HTTP-Kerberos-session-encrypted`.
+    Kerberos,
+    /// SPNEGO-wrapped Kerberos under the `Negotiate` scheme (never falls back to NTLM); over
+    /// http bodies are sealed as `HTTP-SPNEGO-session-encrypted`.
+    Negotiate,
+}
+
+// === impl BackendAuth ===
+
+impl BackendAuth {
+    /// Whether this method needs a KDC (Kerberos or Negotiate).
+    pub fn uses_kerberos(self) -> bool {
+        matches!(self, Self::Kerberos | Self::Negotiate)
+    }
 }
 
 /// TLS trust settings toward one host.
@@ -67,6 +82,10 @@ pub struct HostTarget {
     pub auth: BackendAuth,
     /// Listener path, normally [`WSMAN_PATH`].
     pub path: String,
+    /// KDC for Kerberos/Negotiate: `tcp://host:port` (from the inventory, never a client).
+    pub kdc: Option<String>,
+    /// Service principal name override; default `HTTP/<tls_name()>`.
+    pub spn: Option<String>,
 }
 
 // === impl HostTarget ===
@@ -88,6 +107,22 @@ impl HostTarget {
             tls: BackendTls::default(),
             auth,
             path: WSMAN_PATH.to_owned(),
+            kdc: None,
+            spn: None,
+        }
+    }
+
+    /// The service principal the gateway asks a Kerberos ticket for: the configured `spn`,
+    /// else `HTTP/<tls_name()>` (what Windows registers for WinRM).
+    pub fn service_principal(&self) -> String {
+        match &self.spn {
+            Some(spn) => spn.clone(),
+            None => format!(
+                "HTTP/{}",
+                self.tls_name()
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+            ),
         }
     }
 
@@ -112,6 +147,12 @@ impl HostTarget {
             return Err(BackendError::Config {
                 host: self.name.clone(),
                 reason: "basic authentication over http would send the password in clear".into(),
+            });
+        }
+        if self.auth.uses_kerberos() && self.kdc.is_none() {
+            return Err(BackendError::Config {
+                host: self.name.clone(),
+                reason: "kerberos/negotiate authentication needs a kdc (tcp://host:port)".into(),
             });
         }
         if !self.path.starts_with('/') {

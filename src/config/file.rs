@@ -136,8 +136,14 @@ pub struct HostFile {
     pub port: Option<u16>,
     /// "http" or "https".
     pub scheme: String,
-    /// Backend authentication: "ntlm" or "basic".
+    /// Backend authentication: "ntlm", "basic", "kerberos" or "negotiate".
     pub auth: String,
+    /// KDC for "kerberos"/"negotiate": `tcp://host:port` (TCP only).
+    pub kdc: Option<String>,
+    /// Realm appended to a vaulted user name that has none (`user` → `user@REALM`).
+    pub realm: Option<String>,
+    /// Service principal of the host; default `HTTP/<tls_server_name or address>`.
+    pub spn: Option<String>,
     /// Vault entry name; may contain `{user}` for per-person accounts.
     pub credential: String,
     /// PEM CA bundle to verify the host's certificate (https).

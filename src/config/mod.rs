@@ -139,6 +139,21 @@ pub enum Scheme {
 pub enum HostAuth {
     Ntlm,
     Basic,
+    /// Raw Kerberos under the `Kerberos` HTTP scheme.
+    Kerberos,
+    /// SPNEGO (Kerberos only) under the `Negotiate` HTTP scheme.
+    Negotiate,
+}
+
+/// Kerberos settings of a host (auth "kerberos" or "negotiate").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostKerberos {
+    /// `tcp://host:port`.
+    pub kdc: String,
+    /// Realm for vaulted user names without one (upper case).
+    pub realm: Option<String>,
+    /// Service principal override (`HTTP/fqdn`).
+    pub spn: Option<String>,
 }
 
 /// One inventory entry, validated.
@@ -154,6 +169,8 @@ pub struct Host {
     pub insecure_skip_verify: bool,
     pub tls_server_name: Option<String>,
     pub labels: Vec<String>,
+    /// Set exactly when `auth` is Kerberos or Negotiate.
+    pub kerberos: Option<HostKerberos>,
 }
 
 /// The hosts a client may name. Lookups are by exact name only: the gateway never
@@ -462,13 +479,18 @@ fn validate_hosts(
         let auth = match h.auth.as_str() {
             "ntlm" => HostAuth::Ntlm,
             "basic" => HostAuth::Basic,
+            "kerberos" => HostAuth::Kerberos,
+            "negotiate" => HostAuth::Negotiate,
             other => {
                 return Err(ConfigError::invalid(
                     key("auth"),
-                    format!("`{other}` is not a supported backend method (ntlm, basic)"),
+                    format!(
+                        "`{other}` is not a supported backend method (ntlm, basic, kerberos, negotiate)"
+                    ),
                 ))
             }
         };
+        let kerberos = validate_kerberos(h, auth, &key)?;
         if auth == HostAuth::Basic && scheme == Scheme::Http {
             return Err(ConfigError::invalid(
                 key("auth"),
@@ -516,7 +538,110 @@ fn validate_hosts(
             insecure_skip_verify: h.insecure_skip_verify,
             tls_server_name: h.tls_server_name.clone(),
             labels: h.labels.clone(),
+            kerberos,
         });
     }
     Ok(inv)
+}
+
+/// Kerberos settings: required with auth "kerberos"/"negotiate", refused with the others so a
+/// stray `kdc` never suggests Kerberos is in use when it is not.
+fn validate_kerberos(
+    h: &HostFile,
+    auth: HostAuth,
+    key: &dyn Fn(&str) -> String,
+) -> Result<Option<HostKerberos>, ConfigError> {
+    if !matches!(auth, HostAuth::Kerberos | HostAuth::Negotiate) {
+        for (field, value) in [("kdc", &h.kdc), ("realm", &h.realm), ("spn", &h.spn)] {
+            if value.is_some() {
+                return Err(ConfigError::invalid(
+                    key(field),
+                    "only used with auth \"kerberos\" or \"negotiate\"",
+                ));
+            }
+        }
+        return Ok(None);
+    }
+    let kdc = h.kdc.as_deref().ok_or_else(|| {
+        ConfigError::invalid(
+            key("kdc"),
+            "auth kerberos/negotiate needs the KDC, e.g. \"tcp://dc1.example.com:88\"",
+        )
+    })?;
+    let kdc = valid_kdc(kdc).ok_or_else(|| {
+        ConfigError::invalid(
+            key("kdc"),
+            format!("`{kdc}` must be tcp://host[:port] (TCP only; no udp, http or path)"),
+        )
+    })?;
+    let realm = match h.realm.as_deref() {
+        None => None,
+        Some(r)
+            if !r.is_empty()
+                && r.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) =>
+        {
+            Some(r.to_ascii_uppercase())
+        }
+        Some(r) => {
+            return Err(ConfigError::invalid(
+                key("realm"),
+                format!("`{r}` must be a realm name such as EXAMPLE.COM"),
+            ))
+        }
+    };
+    let spn = match h.spn.as_deref() {
+        None => None,
+        Some(spn) => {
+            let ok = spn.split_once('/').is_some_and(|(svc, host)| {
+                !svc.is_empty()
+                    && !host.is_empty()
+                    && !host.contains('/')
+                    && !spn.chars().any(|c| c.is_whitespace() || c.is_control())
+            });
+            if !ok {
+                return Err(ConfigError::invalid(
+                    key("spn"),
+                    format!("`{spn}` must look like HTTP/host.example.com"),
+                ));
+            }
+            Some(spn.to_owned())
+        }
+    };
+    Ok(Some(HostKerberos { kdc, realm, spn }))
+}
+
+/// Normalises `tcp://host[:port]` (port defaults to 88); `None` when malformed.
+fn valid_kdc(value: &str) -> Option<String> {
+    let rest = value.strip_prefix("tcp://")?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty()
+        || rest.contains(['/', '@', '?', '#'])
+        || rest.chars().any(char::is_whitespace)
+    {
+        return None;
+    }
+    // host, host:port, [v6], [v6]:port
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (addr, after) = v6.split_once(']')?;
+        addr.parse::<std::net::Ipv6Addr>().ok()?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':')?),
+        };
+        (format!("[{addr}]"), port)
+    } else {
+        match rest.split_once(':') {
+            Some((h, p)) => (h.to_owned(), Some(p)),
+            None => (rest.to_owned(), None),
+        }
+    };
+    if host.is_empty() {
+        return None;
+    }
+    let port = match port {
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0)?,
+        None => 88,
+    };
+    Some(format!("tcp://{host}:{port}"))
 }

@@ -194,3 +194,90 @@ fn zero_limits_are_refused() {
     let text = format!("{VALID}\n[limits]\nmax_body_bytes = 0\n");
     assert_eq!(invalid_key(&text), "limits.max_body_bytes");
 }
+
+fn kerberos_host(extra: &str) -> String {
+    VALID.replace("auth = \"ntlm\"", &format!("auth = \"negotiate\"\n{extra}"))
+}
+
+#[test]
+fn kerberos_host_settings_are_validated_and_normalised() {
+    let dir = fixture_dir();
+    let text = kerberos_host(
+        "kdc = \"tcp://dc1.example.com\"\nrealm = \"example.com\"\nspn = \"HTTP/web1.example.com\"",
+    );
+    let cfg = load(&text, dir.path()).unwrap();
+    let h = cfg.inventory.get("web1").unwrap();
+    assert_eq!(h.auth, HostAuth::Negotiate);
+    let k = h.kerberos.as_ref().unwrap();
+    assert_eq!(k.kdc, "tcp://dc1.example.com:88", "default port 88");
+    assert_eq!(
+        k.realm.as_deref(),
+        Some("EXAMPLE.COM"),
+        "realms are upper case"
+    );
+    assert_eq!(k.spn.as_deref(), Some("HTTP/web1.example.com"));
+
+    let text = VALID.replace(
+        "auth = \"ntlm\"",
+        "auth = \"kerberos\"\nkdc = \"tcp://[::1]:60089\"",
+    );
+    let cfg = load(&text, dir.path()).unwrap();
+    let h = cfg.inventory.get("web1").unwrap();
+    assert_eq!(h.auth, HostAuth::Kerberos);
+    let k = h.kerberos.as_ref().unwrap();
+    assert_eq!(k.kdc, "tcp://[::1]:60089");
+    assert_eq!((k.realm.as_ref(), k.spn.as_ref()), (None, None));
+}
+
+#[test]
+fn kerberos_needs_a_tcp_kdc() {
+    assert_eq!(invalid_key(&kerberos_host("")), "hosts[0].kdc");
+    for bad in [
+        "udp://dc1:88",
+        "https://kdcproxy.example.com/KdcProxy",
+        "dc1:88",
+        "tcp://",
+        "tcp://dc1:0",
+        "tcp://dc1:99999",
+        "tcp://dc1:88/path",
+        "tcp://user@dc1",
+        "tcp://[zz]:88",
+    ] {
+        assert_eq!(
+            invalid_key(&kerberos_host(&format!("kdc = \"{bad}\""))),
+            "hosts[0].kdc",
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn kerberos_spn_and_realm_are_checked() {
+    let kdc = "kdc = \"tcp://127.0.0.1:88\"\n";
+    for bad in ["web1", "/web1", "HTTP/", "HTTP/a/b", "HTTP/we b"] {
+        assert_eq!(
+            invalid_key(&kerberos_host(&format!("{kdc}spn = \"{bad}\""))),
+            "hosts[0].spn",
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        invalid_key(&kerberos_host(&format!("{kdc}realm = \"EX AMPLE\""))),
+        "hosts[0].realm"
+    );
+}
+
+#[test]
+fn kerberos_settings_on_an_ntlm_host_are_refused() {
+    for extra in [
+        "kdc = \"tcp://127.0.0.1:88\"",
+        "realm = \"EXAMPLE.COM\"",
+        "spn = \"HTTP/web1\"",
+    ] {
+        let text = VALID.replace("auth = \"ntlm\"", &format!("auth = \"ntlm\"\n{extra}"));
+        let key = invalid_key(&text);
+        assert!(key.starts_with("hosts[0]."), "{extra}: {key}");
+    }
+    let cfg = load(VALID, fixture_dir().path()).unwrap();
+    assert!(cfg.inventory.get("web1").unwrap().kerberos.is_none());
+}

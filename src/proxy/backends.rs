@@ -94,7 +94,10 @@ impl Backends {
         let user = cred.user.clone();
         let client = BackendClient::new(
             target_for(host),
-            Credential::new(cred.user.clone(), cred.secret.expose().to_string()),
+            Credential::new(
+                login_name(host, &cred.user),
+                cred.secret.expose().to_string(),
+            ),
         )
         .map_err(|source| BackendsError::Client {
             host: host.name.clone(),
@@ -125,6 +128,8 @@ pub fn target_for(host: &Host) -> HostTarget {
     let auth = match host.auth {
         HostAuth::Ntlm => BackendAuth::Ntlm,
         HostAuth::Basic => BackendAuth::Basic,
+        HostAuth::Kerberos => BackendAuth::Kerberos,
+        HostAuth::Negotiate => BackendAuth::Negotiate,
     };
     let mut t = HostTarget::new(&host.name, &host.address, host.port, scheme, auth);
     t.tls = BackendTls {
@@ -132,7 +137,20 @@ pub fn target_for(host: &Host) -> HostTarget {
         insecure_skip_verify: host.insecure_skip_verify,
         server_name: host.tls_server_name.clone(),
     };
+    if let Some(k) = &host.kerberos {
+        t.kdc = Some(k.kdc.clone());
+        t.spn = k.spn.clone();
+    }
     t
+}
+
+/// The user name the gateway logs in with: a Kerberos host's `realm` completes a vaulted
+/// name that has none (`svc` → `svc@REALM`).
+fn login_name(host: &Host, user: &str) -> String {
+    match host.kerberos.as_ref().and_then(|k| k.realm.as_deref()) {
+        Some(realm) if !user.contains('@') && !user.contains('\\') => format!("{user}@{realm}"),
+        _ => user.to_owned(),
+    }
 }
 
 /// The URL the host is addressed by, for `wsa:To` on the backend leg.

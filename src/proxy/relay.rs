@@ -342,6 +342,25 @@ impl Gateway {
                     host: ctx.host.name.clone(),
                 })
             }
+            Err(BackendError::Kerberos { source, .. }) => {
+                // The KDC refused or could not be reached: the host never saw a request.
+                tracing::warn!(error = %source, "Kerberos login to the host failed");
+                if !source.is_transient() {
+                    self.backends.invalidate(&ctx.host.name, &backend.entry);
+                }
+                self.audit.emit(Event {
+                    session_id: None,
+                    kind: EventKind::BackendAuth {
+                        host: ctx.host.name.clone(),
+                        backend_user: backend.user.clone(),
+                        outcome: "failure".into(),
+                        reason: source.reason().into(),
+                    },
+                });
+                Err(Refusal::BackendAuth {
+                    host: ctx.host.name.clone(),
+                })
+            }
             Err(error) => {
                 tracing::warn!(%error, "Host unavailable");
                 Err(Refusal::BackendUnavailable {

@@ -1,4 +1,5 @@
 mod audit;
 mod clients;
+mod kerberos;
 mod psrp;
 mod rejections;

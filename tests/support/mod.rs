@@ -8,6 +8,7 @@
     reason = "test support"
 )]
 
+pub mod kdc;
 pub mod raw;
 
 use std::net::SocketAddr;

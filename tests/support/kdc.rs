@@ -1,0 +1,346 @@
+//! Kerberos test fixture: a private Heimdal KDC on a loopback port (tests/support/heimdal.sh),
+//! the stand-in host accepting Kerberos with its keytab, and a gateway whose inventory logs
+//! in to that host with Kerberos or Negotiate.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use super::{repo, Certs, Gateway, Standin, ALICE, JWT_AUDIENCE, JWT_ISSUER};
+
+pub const REALM: &str = "GW.TEST";
+/// The backend account whose password is vaulted.
+pub const SVC_USER: &str = "svc-gw";
+pub const SVC_PASSWORD: &str = "Krb-Fixture-Passw0rd";
+/// The host's service principal (the stand-in listens on 127.0.0.1; the SPN is set explicitly).
+pub const BACKEND_SPN: &str = "HTTP/backend.gw.test";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A Heimdal KDC on 127.0.0.1, killed on drop.
+pub struct Kdc {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Kdc {
+    /// Creates the realm (users `name:password`, services with keytabs) and starts the KDC.
+    pub async fn start(users: &[(&str, &str)], services: &[&str], delegate: &[&str]) -> Kdc {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let users: Vec<String> = users.iter().map(|(u, p)| format!("{u}:{p}")).collect();
+        let out = Command::new("bash")
+            .arg(repo().join("tests/support/heimdal.sh"))
+            .args(["realm"])
+            .arg(dir.path())
+            .arg(REALM)
+            .arg(port.to_string())
+            .env("KDC_USERS", users.join(" "))
+            .env("KDC_SERVICES", services.join(" "))
+            .env("KDC_DELEGATE", delegate.join(" "))
+            .output()
+            .await
+            .expect("bash runs heimdal.sh");
+        assert!(
+            out.status.success(),
+            "heimdal.sh realm failed (run scripts/test.sh to install Heimdal): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut kdc = Kdc {
+            dir,
+            port,
+            child: None,
+        };
+        kdc.resume().await;
+        kdc
+    }
+
+    /// `tcp://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+
+    pub fn krb5_conf(&self) -> PathBuf {
+        self.dir.path().join("krb5.conf")
+    }
+
+    /// The keytab heimdal.sh exported for `service` (`HTTP/host`).
+    pub fn keytab(&self, service: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join(format!("{}.keytab", service.replace('/', "_")))
+    }
+
+    /// Starts (or restarts) the KDC process and waits until it accepts TCP connections.
+    pub async fn resume(&mut self) {
+        let root = std::env::var("HOPGATE_HEIMDAL_ROOT")
+            .unwrap_or_else(|_| "/var/tmp/hopgate-heimdal".into());
+        let child = Command::new(format!("{root}/usr/lib/heimdal-servers/kdc"))
+            .arg(format!("--config-file={}", self.krb5_conf().display()))
+            .arg("--addresses=127.0.0.1")
+            .arg(format!("--ports={}", self.port))
+            .env("KRB5_CONFIG", self.krb5_conf())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("heimdal kdc starts");
+        self.child = Some(child);
+        let up = super::eventually(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+        })
+        .await;
+        assert!(up, "kdc listening on 127.0.0.1:{}", self.port);
+    }
+
+    /// Stops the KDC (its port then refuses connections).
+    pub async fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill().await;
+            let _ = c.wait().await;
+        }
+        // Heimdal forks workers; wait until nothing answers any more.
+        let down = super::eventually(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err()
+        })
+        .await;
+        assert!(down, "kdc stopped");
+    }
+
+    /// The KDC's log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("kdc.log")).unwrap_or_default()
+    }
+
+    /// AS-REQs the KDC logged for `user` (plain or enterprise name, `user\\134@REALM`).
+    pub fn as_requests(&self, user: &str) -> usize {
+        std::fs::read_to_string(self.dir.path().join("kdc.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| {
+                l.contains(&format!("AS-REQ {user}@"))
+                    || l.contains(&format!("AS-REQ {user}\\134@"))
+            })
+            .count()
+    }
+}
+
+impl Drop for Kdc {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.start_kill();
+        }
+    }
+}
+
+impl Standin {
+    /// Starts the stand-in over http accepting Kerberos (and SPNEGO) with `keytab`.
+    pub async fn start_kerberos(dir: &Path, hostname: &str, kdc: &Kdc, keytab: &Path) -> Standin {
+        Self::start_kerberos_with(dir, hostname, kdc, keytab, None).await
+    }
+
+    /// Same over https when `tls` holds (certificate, key) PEM files.
+    pub async fn start_kerberos_with(
+        dir: &Path,
+        hostname: &str,
+        kdc: &Kdc,
+        keytab: &Path,
+        tls: Option<(&Path, &Path)>,
+    ) -> Standin {
+        let users = dir.join(format!("standin-{hostname}-users.txt"));
+        std::fs::write(&users, "STANDIN:nobody:unused-for-kerberos\n").unwrap();
+        let log = dir.join(format!("standin-{hostname}.jsonl"));
+        let mut cmd = Command::new("python3");
+        cmd.arg(repo().join("tests/standin/host.py"))
+            .args(["--port", "0", "--auth", "negotiate"]);
+        match tls {
+            Some((cert, key)) => {
+                cmd.args(["--scheme", "https", "--cert"])
+                    .arg(cert)
+                    .arg("--key")
+                    .arg(key);
+            }
+            None => {
+                cmd.args(["--scheme", "http"]);
+            }
+        }
+        let mut child = cmd
+            .arg("--keytab")
+            .arg(keytab)
+            .arg("--users")
+            .arg(&users)
+            .arg("--log")
+            .arg(&log)
+            .args(["--hostname", hostname])
+            .env("KRB5_CONFIG", kdc.krb5_conf())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python3 tests/standin/host.py starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let port = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(p) = line.strip_prefix("ready port=") {
+                    return p.trim().parse::<u16>().unwrap();
+                }
+            }
+            panic!("stand-in host exited before it was ready");
+        })
+        .await
+        .expect("stand-in host ready within 30 s");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Standin { child, port, log }
+    }
+}
+
+/// One inventory entry of a Kerberos gateway.
+pub struct KrbHost {
+    pub name: &'static str,
+    /// "kerberos" or "negotiate".
+    pub auth: &'static str,
+    pub port: u16,
+    /// Vault entry name.
+    pub credential: &'static str,
+    pub spn: String,
+}
+
+/// A gateway (client certificates and JWT) whose hosts log in with Kerberos; `standin` is the
+/// first host's stand-in, `vault` holds `(entry, user, password)`.
+pub async fn start_gateway(
+    dir: tempfile::TempDir,
+    standin: Standin,
+    kdc: &Kdc,
+    hosts: &[KrbHost],
+    vault_entries: &[(&str, &str, &str)],
+) -> Gateway {
+    let d = dir.path();
+    let certs = hopgate::devcerts::generate(
+        d,
+        hopgate::devcerts::DevCertOptions {
+            client_user: ALICE.into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let jwt_secret = b"test-fixture-jwt-secret-0123456789abcdef".to_vec();
+    std::fs::write(d.join("jwt.secret"), &jwt_secret).unwrap();
+    let vault_settings = hopgate::vault::VaultSettings {
+        path: d.join("vault.bin"),
+        key_file: Some(d.join("vault.key")),
+        key_env: None,
+    };
+    hopgate::vault::generate_key_file(&d.join("vault.key")).unwrap();
+    let vault = hopgate::vault::LocalVault::open_or_create(&vault_settings).unwrap();
+    for (entry, user, password) in vault_entries {
+        vault
+            .set(
+                entry,
+                hopgate::vault::Credential::new(
+                    (*user).to_string(),
+                    hopgate::vault::Secret::new((*password).to_string()),
+                ),
+            )
+            .unwrap();
+    }
+    std::fs::create_dir_all(d.join("policies")).unwrap();
+    // The e2e policy names its hosts; let the same roles reach the Kerberos hosts.
+    let policy = super::test_policy();
+    let names: Vec<String> = hosts.iter().map(|h| format!("\"{}\"", h.name)).collect();
+    let patched = policy.replace(
+        r#"names = ["standin", "unreachable"]"#,
+        &format!("names = [{}]", names.join(", ")),
+    );
+    assert_ne!(
+        patched, policy,
+        "tests/fixtures/policies/e2e.toml host list changed"
+    );
+    std::fs::write(d.join("policies/tests.toml"), patched).unwrap();
+    let mut inventory = String::new();
+    for h in hosts {
+        inventory.push_str(&format!(
+            r#"
+[[hosts]]
+name = "{name}"
+address = "127.0.0.1"
+port = {port}
+scheme = "http"
+auth = "{auth}"
+credential = "{credential}"
+kdc = "{kdc}"
+realm = "{REALM}"
+spn = "{spn}"
+labels = ["test"]
+"#,
+            name = h.name,
+            port = h.port,
+            auth = h.auth,
+            credential = h.credential,
+            kdc = kdc.url(),
+            spn = h.spn,
+        ));
+    }
+    let config = format!(
+        r#"
+[listener]
+address = "127.0.0.1:0"
+cert = "server.pem"
+key = "server.key"
+client_ca = "ca.pem"
+
+[authn.jwt]
+algorithm = "HS256"
+key_file = "jwt.secret"
+issuer = "{JWT_ISSUER}"
+audience = "{JWT_AUDIENCE}"
+
+[target]
+default_host = "{default}"
+
+[vault]
+path = "vault.bin"
+key_file = "vault.key"
+
+[audit]
+dir = "audit"
+
+[policy]
+dir = "policies"
+{inventory}
+"#,
+        default = hosts.first().map(|h| h.name).unwrap_or("none"),
+    );
+    std::fs::write(d.join("hopgate.toml"), config).unwrap();
+    let config = hopgate::config::Config::load(&d.join("hopgate.toml")).unwrap();
+    let bound = hopgate::app::bind(config).await.unwrap();
+    let addr = bound.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(bound.run(async move {
+        let _ = stopped.await;
+    }));
+    Gateway {
+        certs: Certs {
+            ca: certs.ca_cert,
+            client_cert: certs.client_cert,
+            client_key: certs.client_key,
+        },
+        dir,
+        addr,
+        standin,
+        jwt_secret,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
