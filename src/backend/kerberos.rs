@@ -510,6 +510,30 @@ mod tests {
     }
 
     #[test]
+    fn failures_are_classified_for_the_audit_trail() {
+        let e = |kind| sspi::Error::new(kind, "x");
+        let down = KdcError::Io {
+            addr: "127.0.0.1:88".into(),
+            source: std::io::ErrorKind::ConnectionRefused.into(),
+        };
+        let k = classify(
+            e(ErrorKind::NoAuthenticatingAuthority),
+            Some(down),
+            "initial",
+        );
+        assert_eq!(k.reason(), "kdc unreachable");
+        assert!(k.is_transient());
+        let k = classify(e(ErrorKind::KdcInvalidRequest), None, "initial");
+        assert_eq!(k.reason(), "kdc rejected the vaulted password");
+        assert!(!k.is_transient());
+        let k = classify(e(ErrorKind::UnknownCredentials), None, "initial");
+        assert_eq!(k.reason(), "kdc does not know the principal");
+        // A bad AP-REP is the host's problem, not the password's.
+        let k = classify(e(ErrorKind::MessageAltered), None, "reply");
+        assert_eq!(k.reason(), "kerberos handshake failed");
+    }
+
+    #[test]
     fn mechanisms_use_the_protocol_strings_of_protocol_md() {
         assert_eq!(
             Mechanism::Kerberos.encryption_protocol().as_str(),

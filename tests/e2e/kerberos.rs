@@ -190,6 +190,38 @@ async fn backend_client_wrong_password_is_a_kerberos_error_without_retry() {
     assert!((1..=2).contains(&n), "{n} AS-REQs: {}", kdc.log());
 }
 
+/// An SPN the KDC does not know (typo in `spn`, host not joined) is named as such.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_client_unknown_spn_is_reported_as_unknown_principal() {
+    let kdc = realm().await;
+    let dir = tempfile::tempdir().unwrap();
+    let standin =
+        Standin::start_kerberos(dir.path(), "KRB-HOST", &kdc, &kdc.keytab(BACKEND_SPN)).await;
+    let mut t = target(BackendAuth::Kerberos, standin.port, &kdc);
+    t.spn = Some("HTTP/not-registered.gw.test".into());
+    let client = BackendClient::new(t, Credential::new(svc_principal(), SVC_PASSWORD)).unwrap();
+    let err = client
+        .send(Bytes::from_static(CREATE_SHELL.as_bytes()))
+        .await
+        .unwrap_err();
+    match &err {
+        BackendError::Kerberos { source, .. } => {
+            assert_eq!(
+                source.reason(),
+                "kdc does not know the principal",
+                "{err:?}"
+            )
+        }
+        other => panic!("expected a kerberos error, got {other:?}"),
+    }
+    assert!(
+        kdc.log().contains("HTTP/not-registered.gw.test"),
+        "{}",
+        kdc.log()
+    );
+    assert!(standin.requests().is_empty(), "the host is never contacted");
+}
+
 async fn gateway(kdc: &Kdc, auth: &'static str) -> Gateway {
     let dir = tempfile::tempdir().unwrap();
     let standin =

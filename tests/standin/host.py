@@ -192,6 +192,11 @@ class Handler(BaseHTTPRequestHandler):
         return b""
 
     def _send(self, status, body=b"", content_type=None, extra_headers=()):
+        entry = getattr(self, "_pending_entry", None)
+        if entry is not None:
+            self._pending_entry = None
+            entry["status"] = status
+            self.server.host.log.write(entry)
         self.send_response(status)
         for name, value in extra_headers:
             self.send_header(name, value)
@@ -227,14 +232,15 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         host = self.server.host
         entry = reqlog.new_entry(self.conn.id, "POST", self.path)
+        # `_send` writes the entry just before the response leaves, so a client that got an
+        # answer always finds its request in the log (tests read it right after).
+        self._pending_entry = entry
         try:
             body = self._read_body()
         except ValueError:
             entry["error"] = "malformed chunked body"
-            entry["status"] = 400
-            host.log.write(entry)
             self.close_connection = True
-            self._send(400)
+            self._send(400)  # writes the pending entry with status 400
             return
         try:
             status = self._handle_post(body, entry)
@@ -247,11 +253,14 @@ class Handler(BaseHTTPRequestHandler):
             status = 500
             self.close_connection = True
             try:
-                self._send(500)
+                self._send(500)  # writes the pending entry with status 500
             except OSError:
                 status = None
-        entry["status"] = status
-        host.log.write(entry)
+        if self._pending_entry is not None:
+            # No response was sent (connection lost): record the request anyway.
+            self._pending_entry = None
+            entry["status"] = status
+            host.log.write(entry)
 
     def _handle_post(self, body, entry):
         host = self.server.host
@@ -269,8 +278,8 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 token = base64.b64decode(value.strip(), validate=True)
             except ValueError:
-                self._send(401, extra_headers=self._challenge_headers())
                 entry["error"] = "malformed token"
+                self._send(401, extra_headers=self._challenge_headers())
                 return 401
             mode = "negotiate" if "negotiate" in cfg.auth_modes else "ntlm"
             if self.conn.session is None or self.conn.session.complete:
