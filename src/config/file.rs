@@ -99,6 +99,8 @@ pub struct VaultFile {
 pub struct AuditFile {
     /// Directory of the JSON-lines audit log.
     pub dir: PathBuf,
+    /// Sync the log at most every this many milliseconds instead of after every batch.
+    pub fsync_interval_ms: Option<u64>,
 }
 
 /// `[policy]`.

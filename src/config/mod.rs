@@ -58,6 +58,8 @@ pub struct Config {
     pub default_host: Option<String>,
     pub vault: VaultConfig,
     pub audit_dir: PathBuf,
+    /// None: sync after every batch; Some(d): at most every `d`.
+    pub audit_fsync_interval: Option<Duration>,
     pub policy_dir: PathBuf,
     pub limits: LimitsConfig,
     pub inventory: Inventory,
@@ -341,6 +343,16 @@ impl Config {
                 key: vault_key,
             },
             audit_dir: resolve(&file.audit.dir),
+            audit_fsync_interval: match file.audit.fsync_interval_ms {
+                None => None,
+                Some(0) => {
+                    return Err(ConfigError::invalid(
+                        "audit.fsync_interval_ms",
+                        "must be greater than zero (leave it out to sync after every batch)",
+                    ))
+                }
+                Some(ms) => Some(Duration::from_millis(ms)),
+            },
             policy_dir: resolve(file.policy.dir.as_deref().unwrap_or(Path::new("policies"))),
             limits,
             inventory,

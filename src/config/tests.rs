@@ -194,3 +194,18 @@ fn zero_limits_are_refused() {
     let text = format!("{VALID}\n[limits]\nmax_body_bytes = 0\n");
     assert_eq!(invalid_key(&text), "limits.max_body_bytes");
 }
+
+#[test]
+fn audit_fsync_interval() {
+    let dir = fixture_dir();
+    let c = load(VALID, dir.path()).unwrap();
+    assert_eq!(c.audit_fsync_interval, None, "default: sync every batch");
+    let text = VALID.replace(
+        "dir = \"audit\"",
+        "dir = \"audit\"\nfsync_interval_ms = 250",
+    );
+    let c = load(&text, dir.path()).unwrap();
+    assert_eq!(c.audit_fsync_interval, Some(Duration::from_millis(250)));
+    let text = VALID.replace("dir = \"audit\"", "dir = \"audit\"\nfsync_interval_ms = 0");
+    assert_eq!(invalid_key(&text), "audit.fsync_interval_ms");
+}
