@@ -114,7 +114,7 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
         .with_context(|| format!("policies in {}", config.policy_dir.display()))?;
     tracing::info!(roles = engine.role_names().len(), dir = %config.policy_dir.display(), "Policies loaded");
 
-    let (audit, audit_task) = AuditTask::open(&config.audit_dir).await?;
+    let (audit, audit_task) = AuditTask::open_with(&config.audit_dir, audit_sink(&config)).await?;
 
     let listener = TcpListener::bind(config.listener.address)
         .await
@@ -217,6 +217,16 @@ fn jwt_settings(j: &crate::config::JwtConfig) -> crate::authn::JwtSettings {
     s.groups_claim = j.groups_claim.clone();
     s.target_claim = j.target_claim.clone();
     s
+}
+
+fn audit_sink(config: &Config) -> crate::audit::SinkConfig {
+    crate::audit::SinkConfig {
+        fsync: config.audit_fsync_interval.map_or(
+            crate::audit::FsyncPolicy::EveryBatch,
+            crate::audit::FsyncPolicy::Interval,
+        ),
+        ..Default::default()
+    }
 }
 
 /// The vault settings for `config` (also used by the `vault` CLI).
