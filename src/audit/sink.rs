@@ -23,7 +23,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::chain::{self, ChainState};
-use super::event::{Event, EventKind};
+use super::event::{Event, EventKind, EVENT_NAMES};
 use super::redact::{self, SecretMemory};
 
 /// Name of the audit file inside the audit directory.
@@ -83,6 +83,8 @@ pub struct AuditHandle {
     dropped: Arc<AtomicU64>,
     /// Set by the writer when it stopped writing (write error, file replaced).
     failed: Arc<AtomicBool>,
+    /// Events emitted, per [`EVENT_NAMES`] entry (for metrics).
+    counts: Arc<[AtomicU64; EVENT_NAMES.len()]>,
     /// Secrets redacted from each session's commands, scrubbed from its output too.
     pub(super) secrets: SecretMemory,
 }
@@ -122,6 +124,9 @@ impl AuditHandle {
     /// dropped, reported through tracing, and the handle is unhealthy until it drains.
     pub fn emit(&self, event: Event) {
         let name = event.kind.name();
+        if let Some(c) = self.counts.get(event.kind.index()) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
         if let (EventKind::SessionEnd { .. }, Some(id)) = (&event.kind, &event.session_id) {
             self.secrets.forget(id);
         }
@@ -178,6 +183,15 @@ impl AuditHandle {
     /// and the queue has room. New sessions must not start while this is false.
     pub fn healthy(&self) -> bool {
         !self.failed.load(Ordering::Relaxed) && !self.tx.is_closed() && self.tx.capacity() > 0
+    }
+
+    /// (event name, events emitted so far) for every event kind.
+    pub fn counts(&self) -> Vec<(&'static str, u64)> {
+        EVENT_NAMES
+            .iter()
+            .zip(self.counts.iter())
+            .map(|(n, c)| (*n, c.load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// Events waiting for the writer.
@@ -238,6 +252,7 @@ impl AuditTask {
                 tx,
                 dropped: dropped.clone(),
                 failed: failed.clone(),
+                counts: Arc::new(std::array::from_fn(|_| AtomicU64::new(0))),
                 secrets: SecretMemory::default(),
             },
             AuditTask {
