@@ -31,11 +31,17 @@ pub struct Bound {
     audit_task: AuditTask,
     limits: ListenerLimits,
     policy_dir: std::path::PathBuf,
+    admin: Option<(TcpListener, crate::admin::Admin)>,
 }
 
 impl Bound {
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Address of the admin API listener, when configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// Serves until `shutdown` resolves; reloads policies on SIGHUP.
@@ -46,6 +52,9 @@ impl Bound {
             self.policy_dir.clone(),
             self.gateway.policy.clone(),
         ));
+        let admin = self.admin.map(|(listener, admin)| {
+            tokio::spawn(crate::admin::serve(listener, admin, std::future::pending()))
+        });
         let gateway = self.gateway;
         let hook_audit = audit.clone();
         let on_handshake_error: listener::HandshakeHook = Arc::new(move |peer, error| {
@@ -81,6 +90,9 @@ impl Bound {
         )
         .await;
         reloader.abort();
+        if let Some(a) = admin {
+            a.abort();
+        }
         audit.flush().await;
         drop(audit);
         // The writer ends when the last handle (held by connections) is gone.
@@ -114,7 +126,7 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
         .with_context(|| format!("policies in {}", config.policy_dir.display()))?;
     tracing::info!(roles = engine.role_names().len(), dir = %config.policy_dir.display(), "Policies loaded");
 
-    let (audit, audit_task) = AuditTask::open(&config.audit_dir).await?;
+    let (audit, audit_task) = AuditTask::open_with(&config.audit_dir, audit_sink(&config)).await?;
 
     let listener = TcpListener::bind(config.listener.address)
         .await
@@ -131,10 +143,27 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
     };
     let policy_dir = config.policy_dir.clone();
     let sessions = Arc::new(LocalRegistry::new(config.limits.shell_idle, MAX_SHELLS));
+    let policy: PolicyHandle = Arc::new(arc_swap::ArcSwap::from_pointee(engine));
+    let admin = match &config.admin {
+        None => None,
+        Some(a) => {
+            let token = crate::admin::AdminToken::from_file(&a.token_file)?;
+            let l = TcpListener::bind(a.listen)
+                .await
+                .with_context(|| format!("bind admin {}", a.listen))?;
+            let admin = crate::admin::Admin {
+                sessions: sessions.clone(),
+                audit: audit.clone(),
+                policy: policy.clone(),
+                token,
+            };
+            Some((l, admin))
+        }
+    };
     let gateway = Gateway {
         config: Arc::new(config),
         authn,
-        policy: Arc::new(arc_swap::ArcSwap::from_pointee(engine)),
+        policy,
         backends: Backends::new(Arc::new(store)),
         sessions,
         audit,
@@ -147,6 +176,7 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
         audit_task,
         limits,
         policy_dir,
+        admin,
     })
 }
 
@@ -217,6 +247,16 @@ fn jwt_settings(j: &crate::config::JwtConfig) -> crate::authn::JwtSettings {
     s.groups_claim = j.groups_claim.clone();
     s.target_claim = j.target_claim.clone();
     s
+}
+
+fn audit_sink(config: &Config) -> crate::audit::SinkConfig {
+    crate::audit::SinkConfig {
+        fsync: config.audit_fsync_interval.map_or(
+            crate::audit::FsyncPolicy::EveryBatch,
+            crate::audit::FsyncPolicy::Interval,
+        ),
+        ..Default::default()
+    }
 }
 
 /// The vault settings for `config` (also used by the `vault` CLI).

@@ -4,6 +4,7 @@
 //! adapters (`authn`, `backend`, `vault`, `session`, `audit`, `listener`) use them; `proxy`
 //! is the request pipeline; `app` composes everything.
 
+pub mod admin;
 pub mod app;
 pub mod audit;
 pub mod authn;

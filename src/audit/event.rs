@@ -125,7 +125,27 @@ pub enum EventKind {
     AuditGap { dropped: u64 },
 }
 
+/// Every event name, in [`EventKind::index`] order (for per-event counters).
+pub const EVENT_NAMES: [&str; 10] = [
+    "session.start",
+    "session.end",
+    "authn.failure",
+    "command.allowed",
+    "command.denied",
+    "access.denied",
+    "backend.auth",
+    "output",
+    "admin.terminate",
+    "audit.gap",
+];
+
 impl EventKind {
+    /// Position of this event's name in [`EVENT_NAMES`].
+    pub fn index(&self) -> usize {
+        let name = self.name();
+        EVENT_NAMES.iter().position(|n| *n == name).unwrap_or(0)
+    }
+
     /// The event's name as written in the `event` field.
     pub fn name(&self) -> &'static str {
         match self {

@@ -13,4 +13,4 @@ pub mod sink;
 pub mod transcript;
 
 pub use event::{Event, EventKind};
-pub use sink::{AuditError, AuditHandle, AuditTask};
+pub use sink::{AuditError, AuditHandle, AuditTask, FsyncPolicy, SinkConfig};

@@ -2,11 +2,20 @@
 //!
 //! Events travel over a bounded channel so a slow disk can never stall a request; the
 //! writer stamps `seq`/`ts`, chains each line to the previous one and syncs the file after
-//! every batch. On start it resumes the chain from the last line already in the file.
+//! every batch (or at most every N ms, [`FsyncPolicy`]). On start it resumes the chain from
+//! the last line already in the file.
+//!
+//! Failing closed: when a write or sync fails, or the file at the audit path is no longer
+//! the one the writer opened (deleted, moved, replaced), the writer stops writing for good
+//! (a partial line is cut off so what is on disk still verifies) and the handle reports
+//! unhealthy; so does a full queue. The proxy refuses new sessions while the handle is
+//! unhealthy. Events lost to a full queue are recorded as an `audit.gap` line once the
+//! writer catches up.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use thiserror::Error;
@@ -14,12 +23,42 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::chain::{self, ChainState};
-use super::event::{Event, EventKind};
+use super::event::{Event, EventKind, EVENT_NAMES};
 use super::redact::{self, SecretMemory};
 
 /// Name of the audit file inside the audit directory.
 pub const AUDIT_FILE: &str = "audit.jsonl";
 const CHANNEL_CAPACITY: usize = 8192;
+/// How often an idle writer checks that its file is still in place.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// When the writer makes written lines durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FsyncPolicy {
+    /// After every batch, before the next one is taken (the default).
+    #[default]
+    EveryBatch,
+    /// At most once per interval (and on flush): fewer syncs under load, at the risk of
+    /// losing up to one interval of lines in a power failure.
+    Interval(Duration),
+}
+
+/// Writer settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SinkConfig {
+    pub fsync: FsyncPolicy,
+    /// Events queued before new ones are dropped (and the handle turns unhealthy).
+    pub capacity: usize,
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        Self {
+            fsync: FsyncPolicy::EveryBatch,
+            capacity: CHANNEL_CAPACITY,
+        }
+    }
+}
 
 #[derive(Debug, Error)]
 pub enum AuditError {
@@ -42,6 +81,10 @@ enum Msg {
 pub struct AuditHandle {
     tx: mpsc::Sender<Msg>,
     dropped: Arc<AtomicU64>,
+    /// Set by the writer when it stopped writing (write error, file replaced).
+    failed: Arc<AtomicBool>,
+    /// Events emitted, per [`EVENT_NAMES`] entry (for metrics).
+    counts: Arc<[AtomicU64; EVENT_NAMES.len()]>,
     /// Secrets redacted from each session's commands, scrubbed from its output too.
     pub(super) secrets: SecretMemory,
 }
@@ -50,6 +93,7 @@ impl std::fmt::Debug for AuditHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuditHandle")
             .field("dropped", &self.dropped.load(Ordering::Relaxed))
+            .field("healthy", &self.healthy())
             .finish()
     }
 }
@@ -61,15 +105,28 @@ pub struct AuditTask {
     file: tokio::fs::File,
     path: PathBuf,
     state: ChainState,
+    config: SinkConfig,
+    failed: Arc<AtomicBool>,
+    dropped: Arc<AtomicU64>,
+    /// Drops already recorded in an `audit.gap` line.
+    reported_drops: u64,
+    /// File length after the last complete write: a failed write is cut back to it.
+    good_len: u64,
+    /// Lines written but not yet synced (interval policy).
+    dirty: bool,
+    last_sync: Instant,
 }
 
 // === impl AuditHandle ===
 
 impl AuditHandle {
     /// Queues an event. Never waits: when the queue is full the event is counted as
-    /// dropped and reported through tracing (issue 6 turns this into fail-closed).
+    /// dropped, reported through tracing, and the handle is unhealthy until it drains.
     pub fn emit(&self, event: Event) {
         let name = event.kind.name();
+        if let Some(c) = self.counts.get(event.kind.index()) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
         if let (EventKind::SessionEnd { .. }, Some(id)) = (&event.kind, &event.session_id) {
             self.secrets.forget(id);
         }
@@ -121,13 +178,41 @@ impl AuditHandle {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+
+    /// Whether events emitted now will reach the file: the writer runs, has not failed,
+    /// and the queue has room. New sessions must not start while this is false.
+    pub fn healthy(&self) -> bool {
+        !self.failed.load(Ordering::Relaxed) && !self.tx.is_closed() && self.tx.capacity() > 0
+    }
+
+    /// (event name, events emitted so far) for every event kind.
+    pub fn counts(&self) -> Vec<(&'static str, u64)> {
+        EVENT_NAMES
+            .iter()
+            .zip(self.counts.iter())
+            .map(|(n, c)| (*n, c.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Events waiting for the writer.
+    pub fn queue_depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
 }
 
 // === impl AuditTask ===
 
 impl AuditTask {
-    /// Opens (or creates) `dir/audit.jsonl` and resumes its chain.
+    /// Opens (or creates) `dir/audit.jsonl` with default settings and resumes its chain.
     pub async fn open(dir: &Path) -> Result<(AuditHandle, AuditTask), AuditError> {
+        Self::open_with(dir, SinkConfig::default()).await
+    }
+
+    /// Opens (or creates) `dir/audit.jsonl` and resumes its chain.
+    pub async fn open_with(
+        dir: &Path,
+        config: SinkConfig,
+    ) -> Result<(AuditHandle, AuditTask), AuditError> {
         let path = dir.join(AUDIT_FILE);
         let open_err = |source| AuditError::Open {
             path: path.clone(),
@@ -148,11 +233,26 @@ impl AuditTask {
             .open(&path)
             .await
             .map_err(open_err)?;
-        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        Ok((
+        Ok(Self::with_file(file, path, state, config).await)
+    }
+
+    /// The handle and task for an already open file whose chain is at `state`.
+    async fn with_file(
+        file: tokio::fs::File,
+        path: PathBuf,
+        state: ChainState,
+        config: SinkConfig,
+    ) -> (AuditHandle, AuditTask) {
+        let good_len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+        let (tx, rx) = mpsc::channel(config.capacity.max(1));
+        let failed = Arc::new(AtomicBool::new(false));
+        let dropped = Arc::new(AtomicU64::new(0));
+        (
             AuditHandle {
                 tx,
-                dropped: Arc::new(AtomicU64::new(0)),
+                dropped: dropped.clone(),
+                failed: failed.clone(),
+                counts: Arc::new(std::array::from_fn(|_| AtomicU64::new(0))),
                 secrets: SecretMemory::default(),
             },
             AuditTask {
@@ -160,59 +260,197 @@ impl AuditTask {
                 file,
                 path,
                 state,
+                config,
+                failed,
+                dropped,
+                reported_drops: 0,
+                good_len,
+                dirty: false,
+                last_sync: Instant::now(),
             },
-        ))
+        )
     }
 
     /// Writes events until every handle is dropped.
     pub async fn run(mut self) {
         let mut batch = String::new();
         let mut waiters = Vec::new();
-        while let Some(first) = self.rx.recv().await {
+        let mut tick = tokio::time::interval(match self.config.fsync {
+            FsyncPolicy::Interval(d) => d.min(CHECK_EVERY),
+            FsyncPolicy::EveryBatch => CHECK_EVERY,
+        });
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let first = tokio::select! {
+                m = self.rx.recv() => match m {
+                    Some(m) => m,
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    self.housekeeping().await;
+                    continue;
+                }
+            };
             self.take(first, &mut batch, &mut waiters);
-            // Drain what is already queued so one sync covers the whole batch.
+            // Drain what is already queued so one write and sync cover the whole batch.
             while let Ok(more) = self.rx.try_recv() {
                 self.take(more, &mut batch, &mut waiters);
             }
+            self.note_gap(&mut batch);
             if !batch.is_empty() {
-                let res = async {
-                    self.file.write_all(batch.as_bytes()).await?;
-                    self.file.sync_data().await
-                }
-                .await;
-                if let Err(error) = res {
-                    tracing::error!(path = %self.path.display(), %error, "Audit write failed");
-                }
+                self.write(&batch, !waiters.is_empty()).await;
                 batch.clear();
+            } else if !waiters.is_empty() && self.dirty {
+                self.sync().await;
             }
             for w in waiters.drain(..) {
                 let _ = w.send(());
             }
         }
+        if self.dirty {
+            self.sync().await;
+        }
+    }
+
+    /// Periodic work: the interval sync, and noticing a replaced file without waiting for
+    /// the next event.
+    async fn housekeeping(&mut self) {
+        if self.failed.load(Ordering::Relaxed) {
+            return;
+        }
+        if !self.file_in_place().await {
+            self.fail("the audit file was moved, deleted or replaced");
+            return;
+        }
+        if self.dirty {
+            self.sync().await;
+        }
+    }
+
+    /// Adds an `audit.gap` line for events dropped since the last one.
+    fn note_gap(&mut self, batch: &mut String) {
+        let dropped = self.dropped.load(Ordering::Relaxed);
+        if dropped > self.reported_drops && !self.failed.load(Ordering::Relaxed) {
+            let n = dropped - self.reported_drops;
+            self.reported_drops = dropped;
+            self.push(
+                &Event {
+                    session_id: None,
+                    kind: EventKind::AuditGap { dropped: n },
+                },
+                batch,
+            );
+        }
+    }
+
+    /// Appends `batch` (whole lines); syncs per the policy or when someone waits on it.
+    async fn write(&mut self, batch: &str, force_sync: bool) {
+        if self.failed.load(Ordering::Relaxed) {
+            self.lose(batch);
+            return;
+        }
+        if !self.file_in_place().await {
+            self.fail("the audit file was moved, deleted or replaced");
+            self.lose(batch);
+            return;
+        }
+        if let Err(error) = self.file.write_all(batch.as_bytes()).await {
+            tracing::error!(path = %self.path.display(), %error, "Audit write failed");
+            // Cut a partial line off so the file still verifies up to its last full line.
+            let _ = self.file.set_len(self.good_len).await;
+            self.fail("write failed");
+            self.lose(batch);
+            return;
+        }
+        self.good_len += u64::try_from(batch.len()).unwrap_or(u64::MAX);
+        self.dirty = true;
+        let due = match self.config.fsync {
+            FsyncPolicy::EveryBatch => true,
+            FsyncPolicy::Interval(d) => self.last_sync.elapsed() >= d,
+        };
+        if due || force_sync {
+            self.sync().await;
+        }
+    }
+
+    /// Counts the lines of a batch that will never be written.
+    fn lose(&self, batch: &str) {
+        let lost = u64::try_from(batch.lines().count()).unwrap_or(u64::MAX);
+        self.dropped.fetch_add(lost, Ordering::Relaxed);
+    }
+
+    async fn sync(&mut self) {
+        if let Err(error) = self.file.sync_data().await {
+            tracing::error!(path = %self.path.display(), %error, "Audit sync failed");
+            self.fail("sync failed");
+            return;
+        }
+        self.dirty = false;
+        self.last_sync = Instant::now();
+    }
+
+    fn fail(&mut self, why: &str) {
+        if !self.failed.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                path = %self.path.display(),
+                reason = why,
+                "Audit log unavailable: no further events are written and new sessions are refused"
+            );
+        }
+    }
+
+    /// Whether the audit path still names the file this writer has open.
+    async fn file_in_place(&self) -> bool {
+        let Ok(on_path) = tokio::fs::metadata(&self.path).await else {
+            return false;
+        };
+        let Ok(open) = self.file.metadata().await else {
+            return false;
+        };
+        same_file(&on_path, &open)
     }
 
     fn take(&mut self, msg: Msg, batch: &mut String, waiters: &mut Vec<oneshot::Sender<()>>) {
         match msg {
             Msg::Flush(w) => waiters.push(w),
-            Msg::Event(event) => {
-                let fields = match serde_json::to_value(&*event) {
-                    Ok(Value::Object(m)) => m,
-                    // Events are plain structs of strings and integers: this cannot fail,
-                    // but if it ever did the loss must be visible.
-                    _ => {
-                        tracing::error!(event = event.kind.name(), "Audit event not serialisable");
-                        return;
-                    }
-                };
-                let ts = now_rfc3339();
-                let (line, hash) = chain::seal(fields, self.state.next_seq, &ts, &self.state.prev);
-                self.state.next_seq += 1;
-                self.state.prev = hash;
-                batch.push_str(&line);
-                batch.push('\n');
-            }
+            Msg::Event(event) => self.push(&event, batch),
         }
     }
+
+    /// Seals `event` as the next line of the chain and appends it to `batch`.
+    fn push(&mut self, event: &Event, batch: &mut String) {
+        if self.failed.load(Ordering::Relaxed) {
+            // Nothing more is written: do not advance the chain either.
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let fields = match serde_json::to_value(event) {
+            Ok(Value::Object(m)) => m,
+            // Events are plain structs of strings and integers: this cannot fail, but if
+            // it ever did the loss must be visible.
+            _ => {
+                tracing::error!(event = event.kind.name(), "Audit event not serialisable");
+                return;
+            }
+        };
+        let ts = now_rfc3339();
+        let (line, hash) = chain::seal(fields, self.state.next_seq, &ts, &self.state.prev);
+        self.state.next_seq += 1;
+        self.state.prev = hash;
+        batch.push_str(&line);
+        batch.push('\n');
+    }
+}
+
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.is_file() && a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+#[cfg(not(unix))]
+fn same_file(a: &std::fs::Metadata, _b: &std::fs::Metadata) -> bool {
+    a.is_file()
 }
 
 /// Chain state after the last line of an existing file.
@@ -242,9 +480,10 @@ pub fn now_rfc3339() -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "tests")]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
     use super::*;
     use crate::audit::event::EventKind;
+    use std::path::Path;
 
     fn failure(ip: &str) -> Event {
         Event {
@@ -255,6 +494,109 @@ mod tests {
                 claimed_user: None,
             },
         }
+    }
+
+    async fn lines(dir: &Path) -> String {
+        tokio::fs::read_to_string(dir.join(AUDIT_FILE))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn replaced_file_fails_closed_and_keeps_what_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (handle, task) = AuditTask::open(dir.path()).await.unwrap();
+        let writer = tokio::spawn(task.run());
+        handle.emit(failure("10.0.0.1"));
+        handle.emit(failure("10.0.0.2"));
+        handle.flush().await;
+        assert!(handle.healthy());
+
+        // Someone moves the log away and puts a directory in its place.
+        let moved = dir.path().join("moved.jsonl");
+        std::fs::rename(dir.path().join(AUDIT_FILE), &moved).unwrap();
+        std::fs::create_dir(dir.path().join(AUDIT_FILE)).unwrap();
+        handle.emit(failure("10.0.0.3"));
+        handle.flush().await;
+        assert!(
+            !handle.healthy(),
+            "the writer must notice at the next write"
+        );
+        assert_eq!(handle.dropped(), 1);
+        handle.emit(failure("10.0.0.4"));
+        handle.flush().await;
+        assert_eq!(handle.dropped(), 2);
+
+        let kept = std::fs::read_to_string(&moved).unwrap();
+        assert_eq!(chain::verify_text(&kept), Ok(2), "{kept}");
+        assert!(!kept.contains("10.0.0.3"));
+        drop(handle);
+        writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn deleted_file_is_noticed_without_new_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let (handle, task) = AuditTask::open(dir.path()).await.unwrap();
+        let writer = tokio::spawn(task.run());
+        handle.emit(failure("10.0.0.1"));
+        handle.flush().await;
+        assert!(handle.healthy());
+        std::fs::remove_file(dir.path().join(AUDIT_FILE)).unwrap();
+        let start = Instant::now();
+        while handle.healthy() && start.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(!handle.healthy(), "the periodic check must notice");
+        drop(handle);
+        writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn full_queue_is_unhealthy_and_the_gap_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SinkConfig {
+            capacity: 2,
+            ..SinkConfig::default()
+        };
+        let (handle, task) = AuditTask::open_with(dir.path(), config).await.unwrap();
+        // The writer is not running yet: the queue fills.
+        handle.emit(failure("10.0.0.1"));
+        assert!(handle.healthy());
+        handle.emit(failure("10.0.0.2"));
+        assert_eq!(handle.queue_depth(), 2);
+        assert!(!handle.healthy(), "a full queue refuses new sessions");
+        handle.emit(failure("10.0.0.3"));
+        assert_eq!(handle.dropped(), 1);
+
+        let writer = tokio::spawn(task.run());
+        handle.flush().await;
+        assert!(handle.healthy(), "healthy again once the queue drains");
+        let text = lines(dir.path()).await;
+        assert_eq!(chain::verify_text(&text), Ok(3), "{text}");
+        let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(last["event"], "audit.gap");
+        assert_eq!(last["dropped"], 1);
+        drop(handle);
+        writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn interval_policy_still_writes_and_flush_syncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SinkConfig {
+            fsync: FsyncPolicy::Interval(Duration::from_secs(3600)),
+            ..SinkConfig::default()
+        };
+        let (handle, task) = AuditTask::open_with(dir.path(), config).await.unwrap();
+        let writer = tokio::spawn(task.run());
+        for i in 0..50 {
+            handle.emit(failure(&format!("10.0.0.{i}")));
+        }
+        handle.flush().await;
+        assert_eq!(chain::verify_text(&lines(dir.path()).await), Ok(50));
+        drop(handle);
+        writer.await.unwrap();
     }
 
     #[tokio::test]

@@ -26,6 +26,18 @@ pub struct FileConfig {
     pub limits: LimitsFile,
     #[serde(default)]
     pub hosts: Vec<HostFile>,
+    /// Absent: no admin API.
+    pub admin: Option<AdminFile>,
+}
+
+/// `[admin]`: the admin API listener (plain HTTP, loopback only).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminFile {
+    /// Loopback socket address. Default `127.0.0.1:9443`.
+    pub listen: Option<String>,
+    /// File holding the admin bearer token (at least 16 characters).
+    pub token_file: PathBuf,
 }
 
 /// `[listener]`: the client-facing HTTPS endpoint.
@@ -99,6 +111,8 @@ pub struct VaultFile {
 pub struct AuditFile {
     /// Directory of the JSON-lines audit log.
     pub dir: PathBuf,
+    /// Sync the log at most every this many milliseconds instead of after every batch.
+    pub fsync_interval_ms: Option<u64>,
 }
 
 /// `[policy]`.

@@ -26,6 +26,7 @@ const DEFAULT_HANDSHAKE_SECS: u64 = 10;
 const DEFAULT_REQUEST_SECS: u64 = 30;
 const DEFAULT_SHELL_IDLE_SECS: u64 = 3600;
 const DEFAULT_JWT_LEEWAY: u64 = 30;
+const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9443";
 
 /// A configuration problem, naming the key it is about.
 #[derive(Debug, Error)]
@@ -58,9 +59,21 @@ pub struct Config {
     pub default_host: Option<String>,
     pub vault: VaultConfig,
     pub audit_dir: PathBuf,
+    /// None: sync after every batch; Some(d): at most every `d`.
+    pub audit_fsync_interval: Option<Duration>,
     pub policy_dir: PathBuf,
     pub limits: LimitsConfig,
     pub inventory: Inventory,
+    /// The admin API, when configured.
+    pub admin: Option<AdminConfig>,
+}
+
+/// The admin API listener.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// A loopback address (the API is plain HTTP).
+    pub listen: SocketAddr,
+    pub token_file: PathBuf,
 }
 
 /// Lowest TLS protocol version the listener accepts.
@@ -346,7 +359,31 @@ impl Config {
             )?,
         };
 
+        let admin = match &file.admin {
+            None => None,
+            Some(a) => {
+                let text = a.listen.as_deref().unwrap_or(DEFAULT_ADMIN_LISTEN);
+                let listen: SocketAddr = text.parse().map_err(|_| {
+                    ConfigError::invalid(
+                        "admin.listen",
+                        format!("`{text}` is not a socket address"),
+                    )
+                })?;
+                if !listen.ip().is_loopback() {
+                    return Err(ConfigError::invalid(
+                        "admin.listen",
+                        "the admin API is plain HTTP: use a loopback address (127.0.0.1 or [::1])",
+                    ));
+                }
+                Some(AdminConfig {
+                    listen,
+                    token_file: existing_file("admin.token_file", &resolve(&a.token_file))?,
+                })
+            }
+        };
+
         Ok(Self {
+            admin,
             listener,
             authn: AuthnConfig {
                 client_certificates,
@@ -358,6 +395,16 @@ impl Config {
                 key: vault_key,
             },
             audit_dir: resolve(&file.audit.dir),
+            audit_fsync_interval: match file.audit.fsync_interval_ms {
+                None => None,
+                Some(0) => {
+                    return Err(ConfigError::invalid(
+                        "audit.fsync_interval_ms",
+                        "must be greater than zero (leave it out to sync after every batch)",
+                    ))
+                }
+                Some(ms) => Some(Duration::from_millis(ms)),
+            },
             policy_dir: resolve(file.policy.dir.as_deref().unwrap_or(Path::new("policies"))),
             limits,
             inventory,

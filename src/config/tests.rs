@@ -281,3 +281,47 @@ fn kerberos_settings_on_an_ntlm_host_are_refused() {
     let cfg = load(VALID, fixture_dir().path()).unwrap();
     assert!(cfg.inventory.get("web1").unwrap().kerberos.is_none());
 }
+
+#[test]
+fn audit_fsync_interval() {
+    let dir = fixture_dir();
+    let c = load(VALID, dir.path()).unwrap();
+    assert_eq!(c.audit_fsync_interval, None, "default: sync every batch");
+    let text = VALID.replace(
+        "dir = \"audit\"",
+        "dir = \"audit\"\nfsync_interval_ms = 250",
+    );
+    let c = load(&text, dir.path()).unwrap();
+    assert_eq!(c.audit_fsync_interval, Some(Duration::from_millis(250)));
+    let text = VALID.replace("dir = \"audit\"", "dir = \"audit\"\nfsync_interval_ms = 0");
+    assert_eq!(invalid_key(&text), "audit.fsync_interval_ms");
+}
+
+#[test]
+fn admin_section() {
+    let dir = fixture_dir();
+    std::fs::write(dir.path().join("admin.token"), "x").unwrap();
+    assert!(load(VALID, dir.path()).unwrap().admin.is_none());
+    let with = |extra: &str| format!("{VALID}\n[admin]\n{extra}\n");
+    let c = load(&with("token_file = \"admin.token\""), dir.path()).unwrap();
+    let a = c.admin.unwrap();
+    assert_eq!(a.listen, "127.0.0.1:9443".parse().unwrap());
+    assert_eq!(a.token_file, dir.path().join("admin.token"));
+    let c = load(
+        &with("listen = \"[::1]:9000\"\ntoken_file = \"admin.token\""),
+        dir.path(),
+    )
+    .unwrap();
+    assert_eq!(c.admin.unwrap().listen, "[::1]:9000".parse().unwrap());
+    for bad in [
+        "listen = \"0.0.0.0:9443\"\ntoken_file = \"admin.token\"",
+        "listen = \"10.0.0.1:9443\"\ntoken_file = \"admin.token\"",
+        "listen = \"localhost\"\ntoken_file = \"admin.token\"",
+    ] {
+        assert_eq!(invalid_key(&with(bad)), "admin.listen", "{bad}");
+    }
+    assert_eq!(
+        invalid_key(&with("token_file = \"missing.token\"")),
+        "admin.token_file"
+    );
+}

@@ -268,3 +268,55 @@ async fn secrets_in_command_lines_never_reach_the_audit_file() {
     assert!(text.contains("/p:[redacted]"), "{text}");
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_sessions_are_refused_when_the_audit_file_is_replaced() {
+    use crate::support::raw::{command, create_cmd_shell, shell_id, RawClient};
+    let gw = Gateway::start(GatewayOptions::default()).await;
+    let alice = RawClient::new(
+        gw.addr,
+        &gw.certs.ca,
+        Some((&gw.certs.client_cert, &gw.certs.client_key)),
+    );
+    let to = "https://gw/wsman/standin";
+    let r = alice
+        .post("/wsman/standin", None, &create_cmd_shell(to))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sid = shell_id(&r.body).unwrap();
+    let r = alice
+        .post("/wsman/standin", None, &command(to, &sid, "hostname"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(gw.audit_has(|e| e["event"] == "command.allowed").await);
+
+    // Mid-session, the audit file is moved away and a directory takes its place.
+    let moved = audit_dir(&gw).join("moved.jsonl");
+    std::fs::rename(audit_file(&gw), &moved).unwrap();
+    std::fs::create_dir(audit_file(&gw)).unwrap();
+
+    // Within the writer's check interval, new shells are refused with a clear fault.
+    let mut refused = None;
+    for _ in 0..50 {
+        let r = alice
+            .post("/wsman/standin", None, &create_cmd_shell(to))
+            .await
+            .unwrap();
+        if r.status != 200 {
+            refused = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let r = refused.expect("a Create must be refused once the audit file is gone");
+    assert_eq!(r.status, 500);
+    assert!(r.body.contains("AccessDenied"), "{}", r.body);
+    assert!(r.body.contains("audit log is unavailable"), "{}", r.body);
+
+    // What was written before is intact.
+    let (code, out, err) = hopgate(&["audit", "verify", p(&moved)]);
+    assert_eq!(code, 0, "{out}{err}");
+    gw.stop().await;
+}
