@@ -288,7 +288,7 @@ impl Conn {
         };
         let krb_err = |source| BackendError::Kerberos {
             host: target.name.clone(),
-            source,
+            source: Box::new(source),
         };
         let mechanism = match target.auth {
             BackendAuth::Kerberos => Mechanism::Kerberos,

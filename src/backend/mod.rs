@@ -183,7 +183,7 @@ pub enum BackendError {
         host: String,
         /// What went wrong.
         #[source]
-        source: kerberos::KerberosError,
+        source: Box<kerberos::KerberosError>,
     },
     /// Message encryption framing or sealing failed.
     #[error("message encryption with {host} failed")]

@@ -68,6 +68,12 @@ pub enum WsmanError {
         /// Path of the element or attribute.
         path: String,
     },
+    /// Text that must be an `xs:QName` (`prefix:Local` with a bound prefix) is not.
+    #[error("bad qualified name in {path}")]
+    BadQName {
+        /// Path of the element holding the text.
+        path: String,
+    },
     /// Text or an attribute that must be an `xs:boolean` is not.
     #[error("bad boolean in {path}")]
     BadBoolean {

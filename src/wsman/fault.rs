@@ -483,7 +483,9 @@ fn parse_code(
         if e.is(Ns::Soap, "Value") && value.is_none() {
             // Resolve while the Value element's bindings are still in scope.
             let text = cur.text()?.trim().to_owned();
-            let (namespace, local_name) = cur.resolve_qname(&text);
+            let (namespace, local_name) = cur
+                .resolve_qname(&text)
+                .ok_or_else(|| WsmanError::BadQName { path: cur.path() })?;
             value = Some(QualifiedName {
                 namespace,
                 local_name,

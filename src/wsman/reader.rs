@@ -403,12 +403,29 @@ impl<'i> Cursor<'i> {
 
     /// Resolves a qualified name written as text (`w:TimedOut`) with the namespace
     /// bindings in scope of the current element. An unknown prefix gives no namespace.
-    pub(crate) fn resolve_qname(&self, text: &str) -> (Option<String>, String) {
+    /// Resolves `xs:QName` text (`prefix:Local` or `Local`). Anything else (whitespace or
+    /// control characters inside, several colons, an empty or unbound prefix) is refused:
+    /// the gateway must never read a different name than the host's parser would.
+    pub(crate) fn resolve_qname(&self, text: &str) -> Option<(Option<String>, String)> {
+        let ncname = |s: &str| {
+            !s.is_empty()
+                && !s.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '.')
+                && s.chars()
+                    .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        };
+        let valid = match text.split_once(':') {
+            Some((prefix, local)) => ncname(prefix) && ncname(local),
+            None => ncname(text),
+        };
+        if !valid {
+            return None;
+        }
         let (res, local) = self.reader.resolve_element(QName(text.as_bytes()));
         let local = String::from_utf8_lossy(local.as_ref()).into_owned();
         match res {
-            ResolveResult::Bound(n) => (Some(namespace_text(n.as_ref()).into_owned()), local),
-            _ => (None, local),
+            ResolveResult::Bound(n) => Some((Some(namespace_text(n.as_ref()).into_owned()), local)),
+            ResolveResult::Unbound => Some((None, local)),
+            ResolveResult::Unknown(_) => None,
         }
     }
 }

@@ -423,3 +423,43 @@ fn utf16_envelopes_are_a_typed_error() {
         "{err:?}"
     );
 }
+
+/// Fuzzer finds (tests/fixtures/wsman/fuzz): a fault `s:Value` whose QName text has a stray
+/// colon, spaces or control bytes was accepted and read differently after a rebuild. Such
+/// text is now a typed error; well-formed fault codes still parse.
+#[test]
+fn malformed_fault_qnames_are_refused() {
+    for name in [
+        "wsman_envelope-crash-77b928ab.xml",
+        "wsman_envelope-crash-441aa908.xml",
+    ] {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/wsman/fuzz/");
+        let bytes = std::fs::read(format!("{path}{name}")).expect("fixture");
+        match parse(&bytes, &Limits::default()) {
+            Err(WsmanError::BadQName { .. }) => {}
+            other => panic!("{name}: expected BadQName, got {other:?}"),
+        }
+    }
+    let fault = |value: &str| {
+        format!(
+            r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"><s:Header><a:Action>http://schemas.dmtf.org/wbem/wsman/1/wsman/fault</a:Action></s:Header><s:Body><s:Fault><s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value>{value}</s:Value></s:Subcode></s:Code><s:Reason><s:Text xml:lang="en-US">x</s:Text></s:Reason></s:Fault></s:Body></s:Envelope>"#
+        )
+    };
+    assert!(parse(fault(" w:TimedOut\n").as_bytes(), &Limits::default()).is_ok());
+    for bad in [
+        ": w:TimedOut",
+        "w:Timed Out",
+        "w::TimedOut",
+        "zz:TimedOut",
+        "w:",
+        ":x",
+    ] {
+        assert!(
+            matches!(
+                parse(fault(bad).as_bytes(), &Limits::default()),
+                Err(WsmanError::BadQName { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+}
