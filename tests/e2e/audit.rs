@@ -417,6 +417,17 @@ async fn admin_api_lists_and_terminates_a_live_session() {
     let path = format!("/api/v1/sessions/{session_id}");
     let (status, body) = admin_request(admin, "DELETE", &path, Some(token)).await;
     assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["host_closed"], true, "{body}");
+    // The host itself got a Delete for the shell, as the vaulted account.
+    let deleted = base.standin.requests().into_iter().any(|r| {
+        r["action"]
+            .as_str()
+            .is_some_and(|a| a.ends_with("/transfer/Delete"))
+            && r["shell_id"] == sid.to_uppercase().as_str()
+            && r["status"] == 200
+    });
+    assert!(deleted, "{:#?}", base.standin.requests());
 
     // The client's next request on that shell is refused and never reaches the host.
     let r = alice
