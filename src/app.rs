@@ -144,6 +144,8 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
     let policy_dir = config.policy_dir.clone();
     let sessions = Arc::new(LocalRegistry::new(config.limits.shell_idle, MAX_SHELLS));
     let policy: PolicyHandle = Arc::new(arc_swap::ArcSwap::from_pointee(engine));
+    let backends = Backends::new(Arc::new(store));
+    let config = Arc::new(config);
     let admin = match &config.admin {
         None => None,
         Some(a) => {
@@ -156,15 +158,19 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
                 audit: audit.clone(),
                 policy: policy.clone(),
                 token,
+                closer: Some(Arc::new(HostCloser {
+                    backends: backends.clone(),
+                    config: config.clone(),
+                })),
             };
             Some((l, admin))
         }
     };
     let gateway = Gateway {
-        config: Arc::new(config),
+        config,
         authn,
         policy,
-        backends: Backends::new(Arc::new(store)),
+        backends,
         sessions,
         audit,
         wsman_limits,
@@ -178,6 +184,71 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
         policy_dir,
         admin,
     })
+}
+
+/// Closes shells terminated through the admin API on their hosts (WS-Man Delete with the
+/// same vaulted identity the shell was opened with).
+#[derive(Debug)]
+struct HostCloser {
+    backends: Backends,
+    config: Arc<Config>,
+}
+
+impl crate::admin::ShellCloser for HostCloser {
+    fn close(
+        &self,
+        shell: Arc<crate::session::ShellRecord>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send>> {
+        let backends = self.backends.clone();
+        let config = self.config.clone();
+        Box::pin(async move {
+            let Some(host) = config.inventory.get(&shell.host) else {
+                return false;
+            };
+            let backend = match backends.get(host, &shell.owner) {
+                Ok(b) => b,
+                Err(error) => {
+                    tracing::warn!(%error, "No backend client to close a terminated shell");
+                    return false;
+                }
+            };
+            let resource = match &shell.kind {
+                crate::session::ShellKind::Cmd => {
+                    "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd".to_string()
+                }
+                crate::session::ShellKind::Psrp { configuration } => {
+                    format!("http://schemas.microsoft.com/powershell/{configuration}")
+                }
+            };
+            let mut header = wsman::Header::new(wsman::Action::Delete);
+            header.to = Some(crate::proxy::backends::backend_url(host));
+            header.reply_to = Some(wsman::ns::ANONYMOUS.to_string());
+            header.message_id = Some(format!(
+                "uuid:{}",
+                uuid::Uuid::new_v4().to_string().to_uppercase()
+            ));
+            header.resource_uri = Some(resource);
+            header.operation_timeout = Some("PT20S".into());
+            header.max_envelope_size = Some(153_600);
+            header.selectors = vec![wsman::Selector {
+                name: "ShellId".into(),
+                value: shell.shell_id.clone(),
+            }];
+            let env = wsman::Envelope::new(header, wsman::Body::Empty);
+            let body = bytes::Bytes::from(wsman::build(&env));
+            match backend
+                .client
+                .send_with_timeout(body, Duration::from_secs(30))
+                .await
+            {
+                Ok(resp) => resp.status == http::StatusCode::OK,
+                Err(error) => {
+                    tracing::warn!(%error, host = %shell.host, "Host did not close a terminated shell");
+                    false
+                }
+            }
+        })
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

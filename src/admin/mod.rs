@@ -4,9 +4,11 @@
 //! Plain HTTP, so the configuration only accepts a loopback address. `/healthz` and
 //! `/readyz` are open (probes); everything else needs `Authorization: Bearer <token>`, the
 //! token read from the file named in `[admin] token_file` and compared in constant time.
-//! This module reads the session registry and the audit handle; it never forwards anything
-//! to a host (terminating a session here removes the gateway's record of the shell, so
-//! every further client request on it is refused, but does not yet close it on the host).
+//! This module reads the session registry and the audit handle. Terminating a session
+//! removes the gateway's record of the shell, so every further client request on it is
+//! refused, then asks the host to delete the shell through a [`ShellCloser`] (the
+//! composition root provides one built on the backend clients; this module never talks to
+//! a host itself).
 
 #[cfg(test)]
 mod tests;
@@ -94,6 +96,15 @@ impl AdminToken {
     }
 }
 
+/// Closes a shell on its host (WS-Man Delete), for the terminate endpoint.
+pub trait ShellCloser: Send + Sync + std::fmt::Debug {
+    /// Resolves to true when the host confirmed the shell is gone.
+    fn close(
+        &self,
+        shell: Arc<crate::session::ShellRecord>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send>>;
+}
+
 /// What the admin API reads and acts on; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Admin {
@@ -101,13 +112,15 @@ pub struct Admin {
     pub audit: AuditHandle,
     pub policy: Arc<arc_swap::ArcSwap<Engine>>,
     pub token: AdminToken,
+    /// How terminated shells are closed on their hosts; None leaves them to idle out there.
+    pub closer: Option<Arc<dyn ShellCloser>>,
 }
 
 // === impl Admin ===
 
 impl Admin {
     /// Answers one request (the body is never read: no endpoint takes one).
-    pub fn respond(
+    pub async fn respond(
         &self,
         method: &Method,
         path: &str,
@@ -128,7 +141,7 @@ impl Admin {
             (&Method::GET, "/api/v1/sessions") => self.list(),
             (&Method::DELETE, p) if p.starts_with("/api/v1/sessions/") => {
                 let id = p.trim_start_matches("/api/v1/sessions/");
-                self.terminate(id)
+                self.terminate(id).await
             }
             (_, "/healthz" | "/readyz" | "/metrics" | "/api/v1/sessions") => {
                 text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
@@ -241,7 +254,7 @@ impl Admin {
     }
 
     /// Ends a session by its audit session id or its ShellId.
-    fn terminate(&self, id: &str) -> Response<Full<Bytes>> {
+    async fn terminate(&self, id: &str) -> Response<Full<Bytes>> {
         let found = self
             .sessions
             .list()
@@ -267,6 +280,10 @@ impl Admin {
             "Session terminated by an administrator"
         );
         let duration_ms = u64::try_from(record.created.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let host_closed = match &self.closer {
+            Some(c) => c.close(record.clone()).await,
+            None => false,
+        };
         self.audit.emit(Event {
             session_id: Some(record.session_id.clone()),
             kind: EventKind::AdminTerminate {
@@ -274,7 +291,7 @@ impl Admin {
                 host: record.host.clone(),
                 shell_id: record.shell_id.clone(),
                 by: "admin api".into(),
-                host_closed: false,
+                host_closed,
             },
         });
         self.audit.emit(Event {
@@ -292,7 +309,7 @@ impl Admin {
             &serde_json::json!({
                 "terminated": record.session_id,
                 "shell_id": record.shell_id,
-                "host_closed": false,
+                "host_closed": host_closed,
             }),
         )
     }
@@ -336,12 +353,17 @@ pub async fn serve(listener: TcpListener, admin: Admin, shutdown: impl Future<Ou
         let admin = admin.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let r = admin.respond(
-                    req.method(),
-                    req.uri().path(),
-                    req.headers().get(header::AUTHORIZATION),
-                );
-                async move { Ok::<_, Infallible>(r) }
+                let admin = admin.clone();
+                async move {
+                    let r = admin
+                        .respond(
+                            req.method(),
+                            req.uri().path(),
+                            req.headers().get(header::AUTHORIZATION),
+                        )
+                        .await;
+                    Ok::<_, Infallible>(r)
+                }
             });
             if let Err(error) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)

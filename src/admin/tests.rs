@@ -58,6 +58,7 @@ async fn fixture() -> Fixture {
         audit,
         policy: Arc::new(arc_swap::ArcSwap::from_pointee(engine())),
         token: AdminToken::new(TOKEN.as_bytes()),
+        closer: None,
     };
     Fixture { admin, dir, writer }
 }
@@ -77,10 +78,12 @@ async fn probes_are_open_and_everything_else_needs_the_token() {
     let f = fixture().await;
     let a = &f.admin;
     assert_eq!(
-        body(a.respond(&Method::GET, "/healthz", None)).await.0,
+        body(a.respond(&Method::GET, "/healthz", None).await)
+            .await
+            .0,
         StatusCode::OK
     );
-    let (s, b) = body(a.respond(&Method::GET, "/readyz", None)).await;
+    let (s, b) = body(a.respond(&Method::GET, "/readyz", None).await).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert!(
         b.contains("audit: ok") && b.contains("policies: loaded"),
@@ -98,7 +101,7 @@ async fn probes_are_open_and_everything_else_needs_the_token() {
             Some(bearer(&TOKEN[..TOKEN.len() - 1])),
             Some(http::HeaderValue::from_str(&format!("Basic {TOKEN}")).unwrap()),
         ] {
-            let r = a.respond(&m, p, auth.as_ref());
+            let r = a.respond(&m, p, auth.as_ref()).await;
             assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{m} {p} {auth:?}");
         }
     }
@@ -106,11 +109,13 @@ async fn probes_are_open_and_everything_else_needs_the_token() {
     assert_eq!(a.sessions.list().len(), 1);
     assert_eq!(
         a.respond(&Method::GET, "/nope", Some(&bearer(TOKEN)))
+            .await
             .status(),
         StatusCode::NOT_FOUND
     );
     assert_eq!(
         a.respond(&Method::POST, "/metrics", Some(&bearer(TOKEN)))
+            .await
             .status(),
         StatusCode::METHOD_NOT_ALLOWED
     );
@@ -121,7 +126,11 @@ async fn probes_are_open_and_everything_else_needs_the_token() {
 async fn sessions_are_listed_and_terminated_with_an_audit_record() {
     let f = fixture().await;
     let a = &f.admin;
-    let (s, b) = body(a.respond(&Method::GET, "/api/v1/sessions", Some(&bearer(TOKEN)))).await;
+    let (s, b) = body(
+        a.respond(&Method::GET, "/api/v1/sessions", Some(&bearer(TOKEN)))
+            .await,
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     let v: serde_json::Value = serde_json::from_str(&b).unwrap();
     let list = v["sessions"].as_array().unwrap();
@@ -131,11 +140,14 @@ async fn sessions_are_listed_and_terminated_with_an_audit_record() {
     assert_eq!(list[0]["host"], "web1");
     assert_eq!(list[0]["kind"], "cmd");
 
-    let (s, b) = body(a.respond(
-        &Method::DELETE,
-        "/api/v1/sessions/sess-1",
-        Some(&bearer(TOKEN)),
-    ))
+    let (s, b) = body(
+        a.respond(
+            &Method::DELETE,
+            "/api/v1/sessions/sess-1",
+            Some(&bearer(TOKEN)),
+        )
+        .await,
+    )
     .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     // The shell is gone: the proxy's ownership check now answers Unknown.
@@ -143,11 +155,14 @@ async fn sessions_are_listed_and_terminated_with_an_audit_record() {
         a.sessions.check("SHELL-1", "alice@corp.test", "web1"),
         crate::session::Access::Unknown
     ));
-    let (s, _) = body(a.respond(
-        &Method::DELETE,
-        "/api/v1/sessions/sess-1",
-        Some(&bearer(TOKEN)),
-    ))
+    let (s, _) = body(
+        a.respond(
+            &Method::DELETE,
+            "/api/v1/sessions/sess-1",
+            Some(&bearer(TOKEN)),
+        )
+        .await,
+    )
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
@@ -184,7 +199,11 @@ async fn metrics_are_prometheus_text() {
             kind,
         });
     }
-    let (s, b) = body(a.respond(&Method::GET, "/metrics", Some(&bearer(TOKEN)))).await;
+    let (s, b) = body(
+        a.respond(&Method::GET, "/metrics", Some(&bearer(TOKEN)))
+            .await,
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     for line in [
         "hopgate_active_sessions 1",
@@ -209,7 +228,9 @@ async fn metrics_are_prometheus_text() {
 async fn readyz_fails_when_the_audit_log_is_gone() {
     let f = fixture().await;
     assert_eq!(
-        body(f.admin.respond(&Method::GET, "/readyz", None)).await.0,
+        body(f.admin.respond(&Method::GET, "/readyz", None).await)
+            .await
+            .0,
         StatusCode::OK
     );
     f.admin.audit.emit(Event {
@@ -222,7 +243,7 @@ async fn readyz_fails_when_the_audit_log_is_gone() {
     while f.admin.audit.healthy() && start.elapsed() < Duration::from_secs(5) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (s, b) = body(f.admin.respond(&Method::GET, "/readyz", None)).await;
+    let (s, b) = body(f.admin.respond(&Method::GET, "/readyz", None).await).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{b}");
     assert!(b.contains("audit: unavailable"), "{b}");
     f.writer.abort();

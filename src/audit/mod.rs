@@ -3,7 +3,14 @@
 //! Audit events are data, not log lines: they go through [`AuditHandle`] to a single writer
 //! task that owns the file, numbers the events and chains them with SHA-256 so an edit,
 //! deletion or reordering is detectable (`chain::verify`). Nothing secret may be put in an
-//! event: callers pass principal names, host names and decoded commands, never credentials.
+//! event: callers pass principal names, host names and decoded commands, never credentials,
+//! and commands go through `redact` (via [`AuditHandle::redact`]) before an event is built.
+//!
+//! - `event`: the typed events (pure); `chain`: canonical lines, hashing, verification;
+//! - `sink`: the writer task, fsync policy, fail-closed health;
+//! - `output`: `output` events from cmd-shell ReceiveResponses;
+//! - `redact`: secrets out of command lines, reasons and echoed output;
+//! - `transcript`: reading a log back (sessions, replay) for `hopgate audit`.
 
 pub mod chain;
 pub mod event;

@@ -320,3 +320,141 @@ async fn new_sessions_are_refused_when_the_audit_file_is_replaced() {
     assert_eq!(code, 0, "{out}{err}");
     gw.stop().await;
 }
+
+/// Sends one plain HTTP request to the admin listener; returns (status, body).
+async fn admin_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    s.write_all(
+        format!("{method} {path} HTTP/1.1\r\nHost: admin\r\n{auth}Connection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    (status, body.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_lists_and_terminates_a_live_session() {
+    use crate::support::raw::{command, create_cmd_shell, shell_id, RawClient};
+    // The support gateway has no admin listener: start a second gateway from its config
+    // with `[admin]` added (own audit directory, same stand-in host).
+    let base = Gateway::start(GatewayOptions::default()).await;
+    let d = base.dir.path();
+    let token = "e2e-admin-token-0123456789";
+    std::fs::write(d.join("admin.token"), format!("{token}\n")).unwrap();
+    let text = std::fs::read_to_string(d.join("hopgate.toml"))
+        .unwrap()
+        .replace("dir = \"audit\"", "dir = \"audit-admin\"");
+    let text = format!("{text}\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"admin.token\"\n");
+    std::fs::write(d.join("hopgate-admin.toml"), text).unwrap();
+    let config = hopgate::config::Config::load(&d.join("hopgate-admin.toml")).unwrap();
+    let bound = hopgate::app::bind(config).await.unwrap();
+    let addr = bound.local_addr().unwrap();
+    let admin = bound.admin_addr().expect("admin listener bound");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(bound.run(async move {
+        let _ = stopped.await;
+    }));
+
+    assert_eq!(admin_request(admin, "GET", "/healthz", None).await.0, 200);
+    let (status, body) = admin_request(admin, "GET", "/readyz", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        admin_request(admin, "GET", "/api/v1/sessions", None)
+            .await
+            .0,
+        401
+    );
+
+    let alice = RawClient::new(
+        addr,
+        &base.certs.ca,
+        Some((&base.certs.client_cert, &base.certs.client_key)),
+    );
+    let to = "https://gw/wsman/standin";
+    let r = alice
+        .post("/wsman/standin", None, &create_cmd_shell(to))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sid = shell_id(&r.body).unwrap();
+
+    let (status, body) = admin_request(admin, "GET", "/api/v1/sessions", Some(token)).await;
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let s = &v["sessions"][0];
+    assert_eq!(s["shell_id"], sid.as_str(), "{body}");
+    assert_eq!(s["principal"], ALICE);
+    let session_id = s["session_id"].as_str().unwrap().to_string();
+
+    let (status, body) = admin_request(admin, "GET", "/metrics", Some(token)).await;
+    assert_eq!(status, 200);
+    assert!(
+        body.lines().any(|l| l == "hopgate_active_sessions 1"),
+        "{body}"
+    );
+
+    let path = format!("/api/v1/sessions/{session_id}");
+    let (status, body) = admin_request(admin, "DELETE", &path, Some(token)).await;
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["host_closed"], true, "{body}");
+    // The host itself got a Delete for the shell, as the vaulted account.
+    let deleted = base.standin.requests().into_iter().any(|r| {
+        r["action"]
+            .as_str()
+            .is_some_and(|a| a.ends_with("/transfer/Delete"))
+            && r["shell_id"] == sid.to_uppercase().as_str()
+            && r["status"] == 200
+    });
+    assert!(deleted, "{:#?}", base.standin.requests());
+
+    // The client's next request on that shell is refused and never reaches the host.
+    let r = alice
+        .post("/wsman/standin", None, &command(to, &sid, "whoami"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(r.body.contains("InvalidSelectors"), "{}", r.body);
+    assert!(!base.standin.saw_command("whoami"));
+
+    let log = d.join("audit-admin/audit.jsonl");
+    let ok = crate::support::eventually(std::time::Duration::from_secs(5), || {
+        crate::support::read_jsonl(&log)
+            .iter()
+            .any(|e| e["event"] == "admin.terminate" && e["session_id"] == session_id.as_str())
+    })
+    .await;
+    assert!(ok, "{:#?}", crate::support::read_jsonl(&log));
+    let (code, out, err) = hopgate(&["audit", "replay", p(&log), &session_id]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("TERMINATED by admin api"), "{out}");
+    assert!(
+        out.contains("session ended: terminated by an administrator"),
+        "{out}"
+    );
+
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(15), task).await;
+    base.stop().await;
+}
