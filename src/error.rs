@@ -46,6 +46,27 @@ pub enum Refusal {
 // === impl Refusal ===
 
 impl Refusal {
+    /// A short name for logs and metrics. Refusal texts can quote commands (and so
+    /// secrets a user typed), so logs carry this instead of the text.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "unauthenticated",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::NoTarget => "no_target",
+            Self::UnknownHost { .. } => "unknown_host",
+            Self::AccessDenied { .. } => "access_denied",
+            Self::InvalidShell => "invalid_shell",
+            Self::ActionNotSupported { .. } => "action_not_supported",
+            Self::Malformed { .. } => "malformed",
+            Self::TooLarge { .. } => "too_large",
+            Self::CompressionUnsupported => "compression_unsupported",
+            Self::BackendUnavailable { .. } => "backend_unavailable",
+            Self::BackendAuth { .. } => "backend_auth",
+            Self::Internal => "internal",
+        }
+    }
+
     /// The HTTP response the client gets. `relates_to` is the request's MessageID.
     pub fn into_response(self, relates_to: Option<&str>) -> Response<Full<Bytes>> {
         let plain = |status: StatusCode| {

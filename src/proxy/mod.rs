@@ -99,7 +99,7 @@ impl Gateway {
             match self.serve(req, conn).await {
                 Ok(r) => r,
                 Err((refusal, relates_to)) => {
-                    tracing::info!(refusal = ?refusal, "Request refused");
+                    tracing::info!(refusal = refusal.kind(), "Request refused");
                     refusal.into_response(relates_to.as_deref())
                 }
             }
