@@ -325,3 +325,26 @@ fn admin_section() {
         "admin.token_file"
     );
 }
+
+/// The documented example must stay a valid config shape (every key it shows exists).
+#[test]
+fn example_config_has_only_known_keys() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/hopgate.example.toml"))
+            .unwrap();
+    let parsed: Result<file::FileConfig, _> = toml::from_str(&text);
+    assert!(parsed.is_ok(), "{:?}", parsed.err());
+    // With the commented-out [admin] section enabled it must still parse.
+    let with_admin = text
+        .replace("# [admin]", "[admin]")
+        .replace(
+            "# listen = \"127.0.0.1:9443\"",
+            "listen = \"127.0.0.1:9443\"",
+        )
+        .replace(
+            "# token_file = \"admin.token\"",
+            "token_file = \"admin.token\"",
+        );
+    let parsed: Result<file::FileConfig, _> = toml::from_str(&with_admin);
+    assert!(parsed.is_ok(), "{:?}", parsed.err());
+}
