@@ -271,13 +271,9 @@ async fn secrets_in_command_lines_never_reach_the_audit_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_sessions_are_refused_when_the_audit_file_is_replaced() {
-    use crate::support::raw::{command, create_cmd_shell, shell_id, RawClient};
+    use crate::support::raw::{command, create_cmd_shell, shell_id};
     let gw = Gateway::start(GatewayOptions::default()).await;
-    let alice = RawClient::new(
-        gw.addr,
-        &gw.certs.ca,
-        Some((&gw.certs.client_cert, &gw.certs.client_key)),
-    );
+    let alice = gw.alice_client();
     let to = "https://gw/wsman/standin";
     let r = alice
         .post("/wsman/standin", None, &create_cmd_shell(to))

@@ -131,11 +131,7 @@ async fn certificate_from_another_ca_is_refused_in_the_handshake() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_host_gets_a_fault_and_no_connection() {
     let gw = Gateway::start(GatewayOptions::default()).await;
-    let alice = RawClient::new(
-        gw.addr,
-        &gw.certs.ca,
-        Some((&gw.certs.client_cert, &gw.certs.client_key)),
-    );
+    let alice = gw.alice_client();
     for path in [
         "/wsman/10.0.0.1",
         "/wsman/nosuchhost",
@@ -186,11 +182,7 @@ async fn unknown_host_gets_a_fault_and_no_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_principals_shell_is_refused() {
     let gw = Gateway::start(GatewayOptions::default()).await;
-    let alice = RawClient::new(
-        gw.addr,
-        &gw.certs.ca,
-        Some((&gw.certs.client_cert, &gw.certs.client_key)),
-    );
+    let alice = gw.alice_client();
     let r = alice
         .post(
             "/wsman/standin",
@@ -242,11 +234,7 @@ async fn another_principals_shell_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn denied_malformed_and_oversized_requests_never_reach_the_host() {
     let gw = Gateway::start(GatewayOptions::default()).await;
-    let alice = RawClient::new(
-        gw.addr,
-        &gw.certs.ca,
-        Some((&gw.certs.client_cert, &gw.certs.client_key)),
-    );
+    let alice = gw.alice_client();
     let r = alice
         .post(
             "/wsman/standin",
@@ -329,11 +317,7 @@ async fn denied_malformed_and_oversized_requests_never_reach_the_host() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lines_fed_to_an_interpreter_on_stdin_are_judged() {
     let gw = Gateway::start(GatewayOptions::default()).await;
-    let alice = RawClient::new(
-        gw.addr,
-        &gw.certs.ca,
-        Some((&gw.certs.client_cert, &gw.certs.client_key)),
-    );
+    let alice = gw.alice_client();
     let to = "https://gw/wsman/standin";
     let r = alice
         .post("/wsman/standin", None, &create_cmd_shell(to))
@@ -399,11 +383,7 @@ async fn lines_fed_to_an_interpreter_on_stdin_are_judged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compressed_powershell_sessions_fail_closed_with_advice() {
     let gw = Gateway::start(GatewayOptions::default()).await;
-    let alice = RawClient::new(
-        gw.addr,
-        &gw.certs.ca,
-        Some((&gw.certs.client_cert, &gw.certs.client_key)),
-    );
+    let alice = gw.alice_client();
     // The header PowerShell 7 puts on a PSRP Create unless -NoCompression is given.
     let body = create_cmd_shell("https://gw/wsman/standin")
         .replace(

@@ -323,6 +323,15 @@ credential = "standin-admin"
         }
     }
 
+    /// A raw HTTPS client presenting alice's client certificate.
+    pub fn alice_client(&self) -> raw::RawClient {
+        raw::RawClient::new(
+            self.addr,
+            &self.certs.ca,
+            Some((&self.certs.client_cert, &self.certs.client_key)),
+        )
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("https://127.0.0.1:{}{path}", self.addr.port())
     }
