@@ -246,6 +246,13 @@ impl<'i> Cursor<'i> {
                     )
                 }
             };
+            if let Event::Start(start) | Event::Empty(start) = &event {
+                // quick-xml does not check names; a host's parser would refuse these, and a
+                // rebuilt envelope must never differ from what was read.
+                if !is_xml_name(start.name().as_ref()) {
+                    return Err(self.xml_error(format_args!("invalid element name"), false));
+                }
+            }
             match event {
                 Event::Start(start) => {
                     self.push(&start)?;
@@ -427,6 +434,25 @@ impl<'i> Cursor<'i> {
             ResolveResult::Unbound => Some((None, local)),
             ResolveResult::Unknown(_) => None,
         }
+    }
+}
+
+/// Whether `name` is an XML element name (`prefix:local` or `local`) made of name
+/// characters: letters, digits (not first), `_`, `-`, `.` and non-ASCII characters.
+fn is_xml_name(name: &[u8]) -> bool {
+    let part = |p: &[u8]| {
+        !p.is_empty()
+            && !p
+                .first()
+                .is_some_and(|c| c.is_ascii_digit() || matches!(c, b'-' | b'.'))
+            && p.iter()
+                .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.') || c >= 0x80)
+    };
+    let mut parts = name.splitn(2, |&c| c == b':');
+    match (parts.next(), parts.next()) {
+        (Some(prefix), Some(local)) => part(prefix) && part(local),
+        (Some(local), None) => part(local),
+        _ => false,
     }
 }
 

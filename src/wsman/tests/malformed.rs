@@ -424,6 +424,25 @@ fn utf16_envelopes_are_a_typed_error() {
     );
 }
 
+/// Fuzzer find: an element whose name holds `/` and `"` (quick-xml does not check names)
+/// was read as `Body::Other` and rebuilt into broken XML. Such names are refused.
+#[test]
+fn invalid_element_names_are_refused() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/wsman/fuzz/wsman_envelope-crash-165b16b6.xml"
+    );
+    let bytes = std::fs::read(path).expect("fixture");
+    assert!(
+        matches!(
+            parse(&bytes, &Limits::default()),
+            Err(WsmanError::Xml { .. })
+        ),
+        "{:?}",
+        parse(&bytes, &Limits::default())
+    );
+}
+
 /// Fuzzer finds (tests/fixtures/wsman/fuzz): a fault `s:Value` whose QName text has a stray
 /// colon, spaces or control bytes was accepted and read differently after a rebuild. Such
 /// text is now a typed error; well-formed fault codes still parse.
