@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use super::{repo, Certs, Gateway, Standin, ALICE, JWT_AUDIENCE, JWT_ISSUER};
+use super::{repo, Gateway, Standin, ALICE, JWT_AUDIENCE, JWT_ISSUER};
 
 pub const REALM: &str = "GW.TEST";
 /// The backend account whose password is vaulted.
@@ -323,24 +323,5 @@ dir = "policies"
         default = hosts.first().map(|h| h.name).unwrap_or("none"),
     );
     std::fs::write(d.join("hopgate.toml"), config).unwrap();
-    let config = hopgate::config::Config::load(&d.join("hopgate.toml")).unwrap();
-    let bound = hopgate::app::bind(config).await.unwrap();
-    let addr = bound.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(bound.run(async move {
-        let _ = stopped.await;
-    }));
-    Gateway {
-        certs: Certs {
-            ca: certs.ca_cert,
-            client_cert: certs.client_cert,
-            client_key: certs.client_key,
-        },
-        dir,
-        addr,
-        standin,
-        jwt_secret,
-        stop: Some(stop),
-        task: Some(task),
-    }
+    Gateway::launch(dir, standin, certs, jwt_secret).await
 }

@@ -301,7 +301,17 @@ credential = "standin-admin"
             port = standin.port
         );
         std::fs::write(d.join("hopgate.toml"), config).unwrap();
-        let config = hopgate::config::Config::load(&d.join("hopgate.toml")).unwrap();
+        Gateway::launch(dir, standin, certs, jwt_secret).await
+    }
+
+    /// Starts an in-process gateway from `dir/hopgate.toml` (written by the caller).
+    pub async fn launch(
+        dir: tempfile::TempDir,
+        standin: Standin,
+        certs: hopgate::devcerts::DevCertPaths,
+        jwt_secret: Vec<u8>,
+    ) -> Gateway {
+        let config = hopgate::config::Config::load(&dir.path().join("hopgate.toml")).unwrap();
         let bound = hopgate::app::bind(config).await.unwrap();
         let addr = bound.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
