@@ -18,7 +18,7 @@ use super::envelope::{parse_selector_set, Selector};
 use super::error::WsmanError;
 use super::fault::{parse_fault, Fault};
 use super::ns;
-use super::reader::{parse_bool, Cursor, Elem, Ev, Ns};
+use super::reader::{parse_bool, Cursor, Elem, Ns};
 
 /// Standard alphabet; padding optional on input (encoders always pad).
 pub(crate) const BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -283,13 +283,7 @@ pub(crate) fn parse_body(cur: &mut Cursor<'_>) -> Result<(Body, Option<Range<usi
     let mut body: Option<Body> = None;
     let mut address_span = None;
     let mut first_unknown: Option<Body> = None;
-    loop {
-        let elem = match cur.next()? {
-            Ev::Start(e) => e,
-            Ev::Text(_) => continue,
-            Ev::End => break,
-            Ev::Eof => return Err(WsmanError::UnexpectedEof { path: cur.path() }),
-        };
+    while let Some(elem) = cur.next_child()? {
         let Some(parsed) = parse_known(cur, &elem, &mut address_span)? else {
             if first_unknown.is_none() {
                 first_unknown = Some(Body::Other {
@@ -399,13 +393,7 @@ fn parse_shell(cur: &mut Cursor<'_>, e: &Elem<'_>) -> Result<Shell, WsmanError> 
         name: cur.attr(e, "Name")?.map(|s| s.trim().to_owned()),
         ..Shell::default()
     };
-    loop {
-        let child = match cur.next()? {
-            Ev::Start(c) => c,
-            Ev::Text(_) => continue,
-            Ev::End => break,
-            Ev::Eof => return Err(WsmanError::UnexpectedEof { path: cur.path() }),
-        };
+    while let Some(child) = cur.next_child()? {
         let local = child.start.local_name();
         match (child.ns, local.as_ref()) {
             (Ns::Shell, b"ShellId") => {
@@ -460,11 +448,8 @@ fn parse_environment(
     env: &mut Vec<(String, String)>,
 ) -> Result<(), WsmanError> {
     loop {
-        let var = match cur.next()? {
-            Ev::Start(v) => v,
-            Ev::Text(_) => continue,
-            Ev::End => return Ok(()),
-            Ev::Eof => return Err(WsmanError::UnexpectedEof { path: cur.path() }),
+        let Some(var) = cur.next_child()? else {
+            return Ok(());
         };
         if !var.is(Ns::Shell, "Variable") {
             cur.skip()?;
@@ -489,13 +474,7 @@ fn parse_resource_created(
     let mut address = None;
     let mut resource_uri = None;
     let mut selectors: Option<Vec<Selector>> = None;
-    loop {
-        let child = match cur.next()? {
-            Ev::Start(c) => c,
-            Ev::Text(_) => continue,
-            Ev::End => break,
-            Ev::Eof => return Err(WsmanError::UnexpectedEof { path: cur.path() }),
-        };
+    while let Some(child) = cur.next_child()? {
         if child.is(Ns::Addressing, "Address") {
             let start = cur.position();
             let text = cur.trimmed()?;
@@ -504,13 +483,7 @@ fn parse_resource_created(
                 *address_span = Some(cur.content_span(start));
             }
         } else if child.is(Ns::Addressing, "ReferenceParameters") {
-            loop {
-                let param = match cur.next()? {
-                    Ev::Start(p) => p,
-                    Ev::Text(_) => continue,
-                    Ev::End => break,
-                    Ev::Eof => return Err(WsmanError::UnexpectedEof { path: cur.path() }),
-                };
+            while let Some(param) = cur.next_child()? {
                 if param.is(Ns::Wsman, "ResourceURI") {
                     set_once(&mut resource_uri, cur.trimmed()?, cur, "/ResourceURI")?;
                 } else if param.is(Ns::Wsman, "SelectorSet") {
@@ -536,13 +509,7 @@ fn parse_command_line(cur: &mut Cursor<'_>, e: &Elem<'_>) -> Result<CommandLine,
     let command_id = cur.attr(e, "CommandId")?.map(|s| s.trim().to_owned());
     let mut command: Option<String> = None;
     let mut arguments = Vec::new();
-    loop {
-        let child = match cur.next()? {
-            Ev::Start(c) => c,
-            Ev::Text(_) => continue,
-            Ev::End => break,
-            Ev::Eof => return Err(WsmanError::UnexpectedEof { path: cur.path() }),
-        };
+    while let Some(child) = cur.next_child()? {
         if child.is(Ns::Shell, "Command") {
             let text = cur.text()?.into_owned();
             set_once(&mut command, text, cur, "/Command")?;
@@ -561,13 +528,7 @@ fn parse_command_line(cur: &mut Cursor<'_>, e: &Elem<'_>) -> Result<CommandLine,
 
 fn parse_command_response(cur: &mut Cursor<'_>) -> Result<Body, WsmanError> {
     let mut command_id = None;
-    loop {
-        let child = match cur.next()? {
-            Ev::Start(c) => c,
-            Ev::Text(_) => continue,
-            Ev::End => break,
-            Ev::Eof => return Err(WsmanError::UnexpectedEof { path: cur.path() }),
-        };
+    while let Some(child) = cur.next_child()? {
         if child.is(Ns::Shell, "CommandId") {
             set_once(&mut command_id, cur.trimmed()?, cur, "/CommandId")?;
         } else {
@@ -588,13 +549,7 @@ fn parse_command_response(cur: &mut Cursor<'_>) -> Result<Body, WsmanError> {
 fn parse_streams(cur: &mut Cursor<'_>) -> Result<(Vec<Stream>, Option<CommandState>), WsmanError> {
     let mut streams = Vec::new();
     let mut state = None;
-    loop {
-        let child = match cur.next()? {
-            Ev::Start(c) => c,
-            Ev::Text(_) => continue,
-            Ev::End => break,
-            Ev::Eof => return Err(WsmanError::UnexpectedEof { path: cur.path() }),
-        };
+    while let Some(child) = cur.next_child()? {
         if child.is(Ns::Shell, "Stream") {
             streams.push(parse_stream(cur, &child)?);
         } else if child.is(Ns::Shell, "CommandState") {
@@ -639,13 +594,7 @@ fn parse_command_state(cur: &mut Cursor<'_>, e: &Elem<'_>) -> Result<CommandStat
         });
     };
     let mut exit_code = None;
-    loop {
-        let child = match cur.next()? {
-            Ev::Start(c) => c,
-            Ev::Text(_) => continue,
-            Ev::End => break,
-            Ev::Eof => return Err(WsmanError::UnexpectedEof { path: cur.path() }),
-        };
+    while let Some(child) = cur.next_child()? {
         if child.is(Ns::Shell, "ExitCode") {
             let path = cur.path();
             let code: i64 = cur
@@ -666,13 +615,7 @@ fn parse_command_state(cur: &mut Cursor<'_>, e: &Elem<'_>) -> Result<CommandStat
 
 fn parse_desired_streams(cur: &mut Cursor<'_>) -> Result<Vec<DesiredStream>, WsmanError> {
     let mut out = Vec::new();
-    loop {
-        let child = match cur.next()? {
-            Ev::Start(c) => c,
-            Ev::Text(_) => continue,
-            Ev::End => break,
-            Ev::Eof => return Err(WsmanError::UnexpectedEof { path: cur.path() }),
-        };
+    while let Some(child) = cur.next_child()? {
         if child.is(Ns::Shell, "DesiredStream") {
             let command_id = cur.attr(&child, "CommandId")?.map(|s| s.trim().to_owned());
             let streams = cur.trimmed()?;
@@ -690,13 +633,7 @@ fn parse_desired_streams(cur: &mut Cursor<'_>) -> Result<Vec<DesiredStream>, Wsm
 fn parse_signal(cur: &mut Cursor<'_>, e: &Elem<'_>) -> Result<Body, WsmanError> {
     let command_id = cur.attr(e, "CommandId")?.map(|s| s.trim().to_owned());
     let mut code = None;
-    loop {
-        let child = match cur.next()? {
-            Ev::Start(c) => c,
-            Ev::Text(_) => continue,
-            Ev::End => break,
-            Ev::Eof => return Err(WsmanError::UnexpectedEof { path: cur.path() }),
-        };
+    while let Some(child) = cur.next_child()? {
         if child.is(Ns::Shell, "Code") {
             let uri = cur.trimmed()?;
             set_once(&mut code, SignalCode::from_uri(&uri), cur, "/Code")?;
@@ -716,13 +653,7 @@ fn parse_signal(cur: &mut Cursor<'_>, e: &Elem<'_>) -> Result<Body, WsmanError> 
 /// Children of `rsp:Connect` / `rsp:ConnectResponse`: the PSRP payload element `name`.
 fn parse_psrp_payload(cur: &mut Cursor<'_>, name: &str) -> Result<Option<Vec<u8>>, WsmanError> {
     let mut payload = None;
-    loop {
-        let child = match cur.next()? {
-            Ev::Start(c) => c,
-            Ev::Text(_) => continue,
-            Ev::End => break,
-            Ev::Eof => return Err(WsmanError::UnexpectedEof { path: cur.path() }),
-        };
+    while let Some(child) = cur.next_child()? {
         if child.is(Ns::PowerShell, name) {
             let data = base64_text(cur)?;
             set_once(&mut payload, data, cur, &format!("/{name}"))?;

@@ -226,13 +226,7 @@ pub fn parse(input: &[u8], limits: &Limits) -> Result<Envelope, WsmanError> {
 
     let mut header: Option<(Header, HeaderSpans)> = None;
     let mut body: Option<(Body, Option<Range<usize>>)> = None;
-    loop {
-        let elem = match cur.next()? {
-            Ev::Start(e) => e,
-            Ev::Text(_) => continue,
-            Ev::End => break,
-            Ev::Eof => return Err(WsmanError::UnexpectedEof { path: cur.path() }),
-        };
+    while let Some(elem) = cur.next_child()? {
         if elem.is(Ns::Soap, "Header") {
             if header.is_some() {
                 return Err(WsmanError::Duplicate { path: cur.path() });
@@ -356,13 +350,7 @@ fn parse_header(cur: &mut Cursor<'_>) -> Result<(Header, HeaderSpans), WsmanErro
     let mut selectors: Option<Vec<Selector>> = None;
     let mut options: Option<Vec<OptionItem>> = None;
     let mut max_env: Option<u32> = None;
-    loop {
-        let e = match cur.next()? {
-            Ev::Start(e) => e,
-            Ev::Text(_) => continue,
-            Ev::End => break,
-            Ev::Eof => return Err(WsmanError::UnexpectedEof { path: cur.path() }),
-        };
+    while let Some(e) = cur.next_child()? {
         let local = e.start.local_name();
         match (e.ns, local.as_ref()) {
             (Ns::Addressing, b"Action") => set_once(&mut action, cur.trimmed()?, cur, "/Action")?,
@@ -455,13 +443,7 @@ fn parse_header(cur: &mut Cursor<'_>) -> Result<(Header, HeaderSpans), WsmanErro
 
 fn parse_reply_to(cur: &mut Cursor<'_>) -> Result<String, WsmanError> {
     let mut address = None;
-    loop {
-        let e = match cur.next()? {
-            Ev::Start(e) => e,
-            Ev::Text(_) => continue,
-            Ev::End => break,
-            Ev::Eof => return Err(WsmanError::UnexpectedEof { path: cur.path() }),
-        };
+    while let Some(e) = cur.next_child()? {
         if e.is(Ns::Addressing, "Address") {
             set_once(&mut address, cur.trimmed()?, cur, "/Address")?;
         } else {
@@ -489,13 +471,7 @@ impl SeenNames {
 pub(crate) fn parse_selector_set(cur: &mut Cursor<'_>) -> Result<Vec<Selector>, WsmanError> {
     let mut out: Vec<Selector> = Vec::new();
     let mut seen = SeenNames::default();
-    loop {
-        let e = match cur.next()? {
-            Ev::Start(e) => e,
-            Ev::Text(_) => continue,
-            Ev::End => break,
-            Ev::Eof => return Err(WsmanError::UnexpectedEof { path: cur.path() }),
-        };
+    while let Some(e) = cur.next_child()? {
         if !e.is(Ns::Wsman, "Selector") {
             cur.skip()?;
             continue;
@@ -522,13 +498,7 @@ pub(crate) fn parse_selector_set(cur: &mut Cursor<'_>) -> Result<Vec<Selector>, 
 fn parse_option_set(cur: &mut Cursor<'_>) -> Result<Vec<OptionItem>, WsmanError> {
     let mut out: Vec<OptionItem> = Vec::new();
     let mut seen = SeenNames::default();
-    loop {
-        let e = match cur.next()? {
-            Ev::Start(e) => e,
-            Ev::Text(_) => continue,
-            Ev::End => break,
-            Ev::Eof => return Err(WsmanError::UnexpectedEof { path: cur.path() }),
-        };
+    while let Some(e) = cur.next_child()? {
         if !e.is(Ns::Wsman, "Option") {
             cur.skip()?;
             continue;

@@ -406,13 +406,7 @@ pub(crate) fn parse_fault(cur: &mut Cursor<'_>) -> Result<Fault, WsmanError> {
     let mut reason = None;
     let mut fault_detail = None;
     let mut wsman: Option<(Option<u32>, Option<String>, Option<String>)> = None;
-    loop {
-        let e = match cur.next()? {
-            Ev::Start(e) => e,
-            Ev::Text(_) => continue,
-            Ev::End => break,
-            Ev::Eof => return Err(WsmanError::UnexpectedEof { path: cur.path() }),
-        };
+    while let Some(e) = cur.next_child()? {
         if e.is(Ns::Soap, "Code") {
             let (c, s) = parse_code(cur)?;
             code = c;
@@ -420,13 +414,7 @@ pub(crate) fn parse_fault(cur: &mut Cursor<'_>) -> Result<Fault, WsmanError> {
         } else if e.is(Ns::Soap, "Reason") {
             reason = first_child_text(cur, Ns::Soap, "Text")?;
         } else if e.is(Ns::Soap, "Detail") {
-            loop {
-                let d = match cur.next()? {
-                    Ev::Start(d) => d,
-                    Ev::Text(_) => continue,
-                    Ev::End => break,
-                    Ev::Eof => return Err(WsmanError::UnexpectedEof { path: cur.path() }),
-                };
+            while let Some(d) = cur.next_child()? {
                 if d.is(Ns::Wsman, "FaultDetail") && fault_detail.is_none() {
                     fault_detail = Some(cur.trimmed()?);
                 } else if d.is(Ns::WsmanFault, "WSManFault") && wsman.is_none() {
@@ -473,13 +461,7 @@ fn parse_code(
 ) -> Result<(Option<QualifiedName>, Option<QualifiedName>), WsmanError> {
     let mut value = None;
     let mut sub = None;
-    loop {
-        let e = match cur.next()? {
-            Ev::Start(e) => e,
-            Ev::Text(_) => continue,
-            Ev::End => break,
-            Ev::Eof => return Err(WsmanError::UnexpectedEof { path: cur.path() }),
-        };
+    while let Some(e) = cur.next_child()? {
         if e.is(Ns::Soap, "Value") && value.is_none() {
             // Resolve while the Value element's bindings are still in scope.
             let text = cur.text()?.trim().to_owned();
@@ -506,13 +488,7 @@ fn first_child_text(
     local: &str,
 ) -> Result<Option<String>, WsmanError> {
     let mut found = None;
-    loop {
-        let e = match cur.next()? {
-            Ev::Start(e) => e,
-            Ev::Text(_) => continue,
-            Ev::End => break,
-            Ev::Eof => return Err(WsmanError::UnexpectedEof { path: cur.path() }),
-        };
+    while let Some(e) = cur.next_child()? {
         if e.is(ns, local) && found.is_none() {
             found = Some(cur.trimmed()?);
         } else {

@@ -222,6 +222,19 @@ impl<'i> Cursor<'i> {
         }
     }
 
+    /// The next child element of the element just entered, skipping text between children;
+    /// `None` at its end tag, an error at end of input.
+    pub(crate) fn next_child(&mut self) -> Result<Option<Elem<'i>>, WsmanError> {
+        loop {
+            match self.next()? {
+                Ev::Start(e) => return Ok(Some(e)),
+                Ev::Text(_) => continue,
+                Ev::End => return Ok(None),
+                Ev::Eof => return Err(WsmanError::UnexpectedEof { path: self.path() }),
+            }
+        }
+    }
+
     /// Reads the next event, skipping declarations, comments and processing instructions.
     /// Errors on a DOCTYPE (SOAP forbids DTDs) and on end of input inside an element.
     pub(crate) fn next(&mut self) -> Result<Ev<'i>, WsmanError> {
