@@ -52,6 +52,7 @@ async fn fixture() -> Fixture {
         created: Instant::now(),
         psrp: None,
         cmd: None,
+        activity: Default::default(),
     });
     let admin = Admin {
         sessions,

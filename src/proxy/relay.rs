@@ -175,6 +175,7 @@ impl Gateway {
             created: Instant::now(),
             psrp,
             cmd,
+            activity: Default::default(),
         });
         Ok(soap_response(status, body))
     }

@@ -4,7 +4,8 @@
 //! Layering, bottom up: [`fragment`] (21-byte framing) → [`defrag`] (one
 //! [`Defragmenter`] per direction, keyed by ObjectId, bounded memory) → [`message`]
 //! (40-byte header, message types, .NET GUIDs) → [`clixml`] (values) → [`pipeline`]
-//! (CREATE_PIPELINE / GET_COMMAND_METADATA → commands) and [`summary`] (for `hopgate
+//! (CREATE_PIPELINE / GET_COMMAND_METADATA → commands), [`records`] (host output as
+//! text) and [`summary`] (for `hopgate
 //! decode`).
 //!
 //! Pure: no I/O, no clock, no tokio; it never imports `wsman`. The caller takes the base64
@@ -50,6 +51,7 @@ mod error;
 pub mod fragment;
 pub mod message;
 pub mod pipeline;
+pub mod records;
 pub mod summary;
 
 #[cfg(test)]
@@ -68,4 +70,5 @@ pub use pipeline::{
     extract_create_pipeline, extract_get_command_metadata, Arg, ArgValue, Command, DictEntry,
     Pipeline, Redacted,
 };
+pub use records::{read_host_message, HostEvent, InvocationState, RecordStream};
 pub use summary::{decode_message_summary, MessageSummary};

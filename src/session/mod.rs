@@ -9,7 +9,8 @@
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -52,6 +53,78 @@ pub struct ShellRecord {
     pub psrp: Option<Arc<Mutex<PsrpState>>>,
     /// cmd shells: the command line of each running command, to judge its stdin.
     pub cmd: Option<Arc<Mutex<CmdState>>>,
+    /// What happened in the shell so far: counts for `session.end`, live commands for a
+    /// terminate.
+    pub activity: Arc<Activity>,
+}
+
+/// Most command ids remembered per shell for a terminate; a shell with more running
+/// commands than this is closed by its Delete alone.
+const MAX_LIVE_COMMANDS: usize = 256;
+
+/// Counters and live commands of one shell, shared by every request on it.
+#[derive(Debug, Default)]
+pub struct Activity {
+    allowed: AtomicU64,
+    denied: AtomicU64,
+    output_bytes: AtomicU64,
+    live: Mutex<BTreeSet<String>>,
+}
+
+/// A snapshot of [`Activity`]'s counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ActivityCounts {
+    pub commands_allowed: u64,
+    pub commands_denied: u64,
+    pub output_bytes: u64,
+}
+
+// === impl Activity ===
+
+impl Activity {
+    /// Counts one policy decision.
+    pub fn decided(&self, allowed: bool) {
+        let c = if allowed { &self.allowed } else { &self.denied };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds stream bytes the host sent.
+    pub fn output(&self, bytes: u64) {
+        self.output_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// The counters now.
+    pub fn counts(&self) -> ActivityCounts {
+        ActivityCounts {
+            commands_allowed: self.allowed.load(Ordering::Relaxed),
+            commands_denied: self.denied.load(Ordering::Relaxed),
+            output_bytes: self.output_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Remembers a command (or pipeline) the host started, until it is done.
+    pub fn started(&self, command_id: &str) {
+        if let Ok(mut live) = self.live.lock() {
+            if live.len() < MAX_LIVE_COMMANDS {
+                live.insert(command_id.to_ascii_uppercase());
+            }
+        }
+    }
+
+    /// Forgets a command the host reported done (or the client signalled to terminate).
+    pub fn finished(&self, command_id: &str) {
+        if let Ok(mut live) = self.live.lock() {
+            live.remove(&command_id.to_ascii_uppercase());
+        }
+    }
+
+    /// Commands started and not yet seen to finish, in id order.
+    pub fn live_commands(&self) -> Vec<String> {
+        self.live
+            .lock()
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default()
+    }
 }
 
 /// Inspection state of one WinRS cmd shell.

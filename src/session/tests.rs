@@ -13,6 +13,7 @@ fn record(id: &str, owner: &str, host: &str) -> ShellRecord {
         created: Instant::now(),
         psrp: None,
         cmd: None,
+        activity: Default::default(),
     }
 }
 

@@ -10,3 +10,4 @@ mod perf;
 mod pinned;
 mod pipeline_tests;
 mod props;
+mod records_corpus;
