@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
-use crate::audit::AuditTask;
+use crate::audit::{AuditHandle, AuditTask};
 use crate::authn::{Authenticator, JwtValidator};
 use crate::config::{Config, JwtAlgorithm as CfgAlg};
 use crate::listener::{self, ListenerLimits};
@@ -51,6 +51,7 @@ impl Bound {
         let reloader = tokio::spawn(reload_on_sighup(
             self.policy_dir.clone(),
             self.gateway.policy.clone(),
+            audit.clone(),
         ));
         let admin = self.admin.map(|(listener, admin)| {
             tokio::spawn(crate::admin::serve(listener, admin, std::future::pending()))
@@ -158,10 +159,10 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
                 audit: audit.clone(),
                 policy: policy.clone(),
                 token,
-                closer: Some(Arc::new(HostCloser {
-                    backends: backends.clone(),
-                    config: config.clone(),
-                })),
+                closer: Some(Arc::new(crate::proxy::terminate::HostCloser::new(
+                    backends.clone(),
+                    config.clone(),
+                ))),
             };
             Some((l, admin))
         }
@@ -184,71 +185,6 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
         policy_dir,
         admin,
     })
-}
-
-/// Closes shells terminated through the admin API on their hosts (WS-Man Delete with the
-/// same vaulted identity the shell was opened with).
-#[derive(Debug)]
-struct HostCloser {
-    backends: Backends,
-    config: Arc<Config>,
-}
-
-impl crate::admin::ShellCloser for HostCloser {
-    fn close(
-        &self,
-        shell: Arc<crate::session::ShellRecord>,
-    ) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send>> {
-        let backends = self.backends.clone();
-        let config = self.config.clone();
-        Box::pin(async move {
-            let Some(host) = config.inventory.get(&shell.host) else {
-                return false;
-            };
-            let backend = match backends.get(host, &shell.owner) {
-                Ok(b) => b,
-                Err(error) => {
-                    tracing::warn!(%error, "No backend client to close a terminated shell");
-                    return false;
-                }
-            };
-            let resource = match &shell.kind {
-                crate::session::ShellKind::Cmd => {
-                    "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd".to_string()
-                }
-                crate::session::ShellKind::Psrp { configuration } => {
-                    format!("http://schemas.microsoft.com/powershell/{configuration}")
-                }
-            };
-            let mut header = wsman::Header::new(wsman::Action::Delete);
-            header.to = Some(crate::proxy::backends::backend_url(host));
-            header.reply_to = Some(wsman::ns::ANONYMOUS.to_string());
-            header.message_id = Some(format!(
-                "uuid:{}",
-                uuid::Uuid::new_v4().to_string().to_uppercase()
-            ));
-            header.resource_uri = Some(resource);
-            header.operation_timeout = Some("PT20S".into());
-            header.max_envelope_size = Some(153_600);
-            header.selectors = vec![wsman::Selector {
-                name: "ShellId".into(),
-                value: shell.shell_id.clone(),
-            }];
-            let env = wsman::Envelope::new(header, wsman::Body::Empty);
-            let body = bytes::Bytes::from(wsman::build(&env));
-            match backend
-                .client
-                .send_with_timeout(body, Duration::from_secs(30))
-                .await
-            {
-                Ok(resp) => resp.status == http::StatusCode::OK,
-                Err(error) => {
-                    tracing::warn!(%error, host = %shell.host, "Host did not close a terminated shell");
-                    false
-                }
-            }
-        })
-    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -277,7 +213,7 @@ pub async fn shutdown_signal() {
 }
 
 /// Reloads the policy directory on SIGHUP; an invalid set is refused and the old one kept.
-async fn reload_on_sighup(dir: std::path::PathBuf, policy: PolicyHandle) {
+async fn reload_on_sighup(dir: std::path::PathBuf, policy: PolicyHandle, audit: AuditHandle) {
     #[cfg(unix)]
     {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -285,23 +221,49 @@ async fn reload_on_sighup(dir: std::path::PathBuf, policy: PolicyHandle) {
             return;
         };
         while hup.recv().await.is_some() {
-            let d = dir.clone();
-            match tokio::task::spawn_blocking(move || crate::policy::load_dir(&d)).await {
-                Ok(Ok(engine)) => {
-                    tracing::info!(roles = engine.role_names().len(), "Policies reloaded");
-                    policy.store(Arc::new(engine));
-                }
-                Ok(Err(error)) => {
-                    tracing::error!(%error, "Policy reload refused; keeping the previous set")
-                }
-                Err(error) => tracing::error!(%error, "Policy reload failed"),
-            }
+            reload_policies(&dir, &policy, &audit).await;
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = (dir, policy);
+        let _ = (dir, policy, audit);
     }
+}
+
+/// Loads the policy directory again and swaps it in, or keeps the set in force when the new
+/// one does not load; either way a `config.reload` event records it. True when applied.
+pub async fn reload_policies(
+    dir: &std::path::Path,
+    policy: &PolicyHandle,
+    audit: &AuditHandle,
+) -> bool {
+    let d = dir.to_path_buf();
+    let loaded = tokio::task::spawn_blocking(move || crate::policy::load_dir(&d))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    let applied = loaded.is_ok();
+    let reason = match loaded {
+        Ok(engine) => {
+            tracing::info!(roles = engine.role_names().len(), "Policies reloaded");
+            policy.store(Arc::new(engine));
+            None
+        }
+        Err(error) => {
+            tracing::error!(%error, "Policy reload refused; keeping the previous set");
+            Some(error)
+        }
+    };
+    audit.emit(crate::audit::Event {
+        session_id: None,
+        kind: crate::audit::EventKind::ConfigReload {
+            what: "policies".into(),
+            outcome: if applied { "applied" } else { "refused" }.into(),
+            roles: u64::try_from(policy.load().role_names().len()).unwrap_or(u64::MAX),
+            reason,
+        },
+    });
+    applied
 }
 
 fn jwt_settings(j: &crate::config::JwtConfig) -> crate::authn::JwtSettings {
@@ -340,5 +302,58 @@ pub fn vault_settings(config: &Config) -> vault::VaultSettings {
         path: config.vault.path.clone(),
         key_file,
         key_env,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+    use super::*;
+
+    #[tokio::test]
+    async fn a_policy_reload_is_audited_and_a_broken_set_keeps_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let policies = dir.path().join("policies");
+        std::fs::create_dir(&policies).unwrap();
+        let shipped = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/policies/read-only-operator.toml"
+        );
+        std::fs::copy(shipped, policies.join("ro.toml")).unwrap();
+        let (audit, task) = AuditTask::open(&dir.path().join("audit")).await.unwrap();
+        let writer = tokio::spawn(task.run());
+        let policy: PolicyHandle = Arc::new(arc_swap::ArcSwap::from_pointee(
+            crate::policy::Engine::default(),
+        ));
+
+        assert!(reload_policies(&policies, &policy, &audit).await);
+        let roles = policy.load().role_names().len();
+        assert!(roles > 0);
+
+        std::fs::write(policies.join("broken.toml"), "[[role]\nname = ").unwrap();
+        assert!(!reload_policies(&policies, &policy, &audit).await);
+        assert_eq!(policy.load().role_names().len(), roles, "old set kept");
+
+        audit.flush().await;
+        let text = std::fs::read_to_string(dir.path().join("audit/audit.jsonl")).unwrap();
+        let events: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|e: &serde_json::Value| e["event"] == "config.reload")
+            .collect();
+        assert_eq!(events.len(), 2, "{text}");
+        assert_eq!(events[0]["outcome"], "applied");
+        assert_eq!(events[0]["roles"], roles as u64);
+        assert_eq!(events[1]["outcome"], "refused");
+        assert!(
+            events[1]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("broken.toml"),
+            "{}",
+            events[1]
+        );
+        drop(audit);
+        writer.abort();
     }
 }

@@ -280,6 +280,7 @@ impl Admin {
             "Session terminated by an administrator"
         );
         let duration_ms = u64::try_from(record.created.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let counts = record.activity.counts();
         let host_closed = match &self.closer {
             Some(c) => c.close(record.clone()).await,
             None => false,
@@ -302,6 +303,9 @@ impl Admin {
                 shell_id: record.shell_id.clone(),
                 reason: "terminated by an administrator".into(),
                 duration_ms,
+                commands_allowed: counts.commands_allowed,
+                commands_denied: counts.commands_denied,
+                output_bytes: counts.output_bytes,
             },
         });
         json(

@@ -37,6 +37,12 @@ pub enum EventKind {
         shell_id: String,
         reason: String,
         duration_ms: u64,
+        /// Commands (or pipelines) policy let through in this shell.
+        commands_allowed: u64,
+        /// Commands (or pipelines) policy refused in this shell.
+        commands_denied: u64,
+        /// Bytes of output the host sent (cmd stream bytes; PSRP record text).
+        output_bytes: u64,
     },
     /// A request could not be tied to a person.
     #[serde(rename = "authn.failure")]
@@ -88,7 +94,9 @@ pub enum EventKind {
         outcome: String,
         reason: String,
     },
-    /// What a command printed, decoded from one Receive response (cmd shells).
+    /// What a command printed, decoded from one Receive response: cmd stdout/stderr, or a
+    /// PSRP pipeline's output objects (`stdout`), error records (`stderr`) and other
+    /// records.
     #[serde(rename = "output")]
     Output {
         shell_id: String,
@@ -107,6 +115,12 @@ pub enum EventKind {
         /// The command's exit code, when the response says it is done.
         #[serde(skip_serializing_if = "Option::is_none")]
         exit_code: Option<i64>,
+        /// PSRP warning, verbose, debug and information records, in order.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        records: Vec<OutputRecord>,
+        /// PSRP: the pipeline's final state (`Completed`, `Failed`, `Stopped`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pipeline_state: Option<String>,
     },
     /// An administrator ended a shell through the admin API.
     #[serde(rename = "admin.terminate")]
@@ -119,14 +133,35 @@ pub enum EventKind {
         /// Whether the host confirmed the shell was closed.
         host_closed: bool,
     },
+    /// The policy set was reloaded (SIGHUP), or a reload was refused and the old set kept.
+    #[serde(rename = "config.reload")]
+    ConfigReload {
+        /// What was reloaded (`policies`).
+        what: String,
+        /// `applied` or `refused`.
+        outcome: String,
+        /// Roles in force after the reload.
+        roles: u64,
+        /// Why a reload was refused.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// Events were lost before this line (queue full or writer failure): the chain itself
     /// is intact, but it is not complete.
     #[serde(rename = "audit.gap")]
     AuditGap { dropped: u64 },
 }
 
+/// A PSRP record other than output objects and errors, as text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutputRecord {
+    /// `warning`, `verbose`, `debug` or `information`.
+    pub stream: &'static str,
+    pub text: String,
+}
+
 /// Every event name, in [`EventKind::index`] order (for per-event counters).
-pub const EVENT_NAMES: [&str; 10] = [
+pub const EVENT_NAMES: [&str; 11] = [
     "session.start",
     "session.end",
     "authn.failure",
@@ -136,6 +171,7 @@ pub const EVENT_NAMES: [&str; 10] = [
     "backend.auth",
     "output",
     "admin.terminate",
+    "config.reload",
     "audit.gap",
 ];
 
@@ -158,6 +194,7 @@ impl EventKind {
             Self::BackendAuth { .. } => "backend.auth",
             Self::Output { .. } => "output",
             Self::AdminTerminate { .. } => "admin.terminate",
+            Self::ConfigReload { .. } => "config.reload",
             Self::AuditGap { .. } => "audit.gap",
         }
     }

@@ -1,16 +1,18 @@
-//! `output` events: what a cmd-shell command printed, from the host's ReceiveResponse.
+//! `output` events: what a command printed, from the host's ReceiveResponse.
 //!
-//! The proxy hands over the host's answer to a Receive unchanged; this module decodes its
-//! streams (the wsman codec already undid the base64), groups them by command, caps each
-//! event's text and adds the exit code once the command is done. It never alters what the
-//! client receives and never fails a request: an answer it cannot read is only counted in
-//! the gateway's log. PSRP output (CLIXML objects in fragments) is not decoded here.
+//! The proxy hands over the host's answer to a Receive unchanged; this module turns what it
+//! read into events: for cmd shells the decoded streams (the wsman codec already undid the
+//! base64), grouped by command, with the exit code once the command is done; for PSRP
+//! shells the records `psrp::records` read out of the reassembled messages, grouped by
+//! pipeline, with its final state. Each event's text is capped. It never alters what the
+//! client receives and never fails a request.
 
 use std::collections::BTreeMap;
 
-use super::event::{Event, EventKind};
+use super::event::{Event, EventKind, OutputRecord};
 use super::sink::AuditHandle;
-use crate::wsman::{self, Body, CommandState, CommandStateKind, Stream};
+use crate::psrp::{HostEvent, RecordStream};
+use crate::wsman::{CommandState, CommandStateKind, Stream};
 
 /// Most text (stdout and stderr together) kept in one `output` event. Longer output is cut
 /// and flagged `truncated`; `bytes` still says how much there was.
@@ -66,7 +68,104 @@ pub fn output_events(
                 truncated: cut_out || cut_err,
                 bytes,
                 exit_code,
+                records: Vec::new(),
+                pipeline_state: None,
             })
+        })
+        .collect()
+}
+
+/// What one PSRP pipeline said in one ReceiveResponse, before it becomes an event.
+#[derive(Default)]
+struct PsrpCollected {
+    first: usize,
+    stdout: String,
+    stderr: String,
+    records: Vec<OutputRecord>,
+    state: Option<String>,
+    truncated: bool,
+    bytes: u64,
+}
+
+/// The `output` events for the PSRP records of one ReceiveResponse (`events`: the
+/// command id of the stream each came in, and what it said): one event per pipeline, in the
+/// order the pipelines first appear. Output objects become `stdout` lines, error records
+/// (and a failed pipeline's reason) `stderr` lines, other records `records`; a final state
+/// other than running is kept. `cap` bounds each event's text.
+pub fn psrp_output_events(
+    shell_id: &str,
+    events: Vec<(Option<String>, HostEvent)>,
+    cap: usize,
+) -> Vec<EventKind> {
+    let mut by_cmd: BTreeMap<Option<String>, PsrpCollected> = BTreeMap::new();
+    for (i, (cmd, ev)) in events.into_iter().enumerate() {
+        let c = by_cmd.entry(cmd).or_insert_with(|| PsrpCollected {
+            first: i,
+            ..Default::default()
+        });
+        let room = |c: &PsrpCollected| {
+            let used = c.stdout.len()
+                + c.stderr.len()
+                + c.records.iter().map(|r| r.text.len()).sum::<usize>();
+            cap.saturating_sub(used)
+        };
+        match ev {
+            HostEvent::Record {
+                stream,
+                text,
+                truncated,
+                ..
+            } => {
+                c.bytes = c.bytes.saturating_add(text.len() as u64);
+                let (text, cut) = capped(text.as_bytes(), room(c));
+                c.truncated |= truncated || cut;
+                match stream {
+                    RecordStream::Output => {
+                        c.stdout.push_str(&text);
+                        c.stdout.push('\n');
+                    }
+                    RecordStream::Error => {
+                        c.stderr.push_str(&text);
+                        c.stderr.push('\n');
+                    }
+                    other => c.records.push(OutputRecord {
+                        stream: other.name(),
+                        text,
+                    }),
+                }
+            }
+            HostEvent::State { state, error, .. } => {
+                if state.is_final() {
+                    c.state = Some(state.name().to_string());
+                }
+                if let Some(e) = error {
+                    c.bytes = c.bytes.saturating_add(e.len() as u64);
+                    let (text, cut) = capped(e.as_bytes(), room(c));
+                    c.truncated |= cut;
+                    c.stderr.push_str(&text);
+                    c.stderr.push('\n');
+                }
+            }
+        }
+    }
+    let mut entries: Vec<_> = by_cmd.into_iter().collect();
+    entries.sort_by_key(|(_, c)| c.first);
+    entries
+        .into_iter()
+        .filter(|(_, c)| {
+            !(c.stdout.is_empty() && c.stderr.is_empty() && c.records.is_empty())
+                || c.state.is_some()
+        })
+        .map(|(cmd, c)| EventKind::Output {
+            shell_id: shell_id.to_string(),
+            command_id: cmd,
+            stdout: (!c.stdout.is_empty()).then_some(c.stdout),
+            stderr: (!c.stderr.is_empty()).then_some(c.stderr),
+            truncated: c.truncated,
+            bytes: c.bytes,
+            exit_code: None,
+            records: c.records,
+            pipeline_state: c.state,
         })
         .collect()
 }
@@ -87,33 +186,25 @@ fn capped(data: &[u8], cap: usize) -> (String, bool) {
 // === impl AuditHandle ===
 
 impl AuditHandle {
-    /// Records the output in a host's ReceiveResponse `body` for a cmd shell's session.
-    /// Anything else (a fault, PSRP, an unreadable answer) records nothing.
-    pub fn emit_output(
-        &self,
-        session_id: &str,
-        shell_id: &str,
-        body: &[u8],
-        limits: &wsman::Limits,
-    ) {
-        let env = match wsman::parse(body, limits) {
-            Ok(env) => env,
-            Err(error) => {
-                tracing::warn!(%error, "ReceiveResponse not readable; output not recorded");
-                return;
-            }
-        };
-        let Body::ReceiveResponse {
-            streams,
-            command_state,
-        } = &env.body
-        else {
-            return;
-        };
-        for mut kind in output_events(shell_id, streams, command_state.as_ref(), OUTPUT_CAP) {
-            if let EventKind::Output { stdout, stderr, .. } = &mut kind {
+    /// Records `output` events of a session, with the session's known secrets scrubbed
+    /// from their text; returns the output bytes they describe (before any cut).
+    pub fn emit_outputs(&self, session_id: &str, events: Vec<EventKind>) -> u64 {
+        let mut total = 0u64;
+        for mut kind in events {
+            if let EventKind::Output {
+                stdout,
+                stderr,
+                records,
+                bytes,
+                ..
+            } = &mut kind
+            {
+                total = total.saturating_add(*bytes);
                 for text in [stdout, stderr] {
                     *text = text.take().map(|t| self.secrets.scrub(session_id, t));
+                }
+                for r in records.iter_mut() {
+                    r.text = self.secrets.scrub(session_id, std::mem::take(&mut r.text));
                 }
             }
             self.emit(Event {
@@ -121,6 +212,7 @@ impl AuditHandle {
                 kind,
             });
         }
+        total
     }
 }
 
@@ -128,6 +220,102 @@ impl AuditHandle {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
     use super::*;
+    use crate::psrp::InvocationState;
+    use crate::wsman::{self, Body};
+
+    fn rec(cmd: &str, stream: RecordStream, text: &str) -> (Option<String>, HostEvent) {
+        (
+            Some(cmd.into()),
+            HostEvent::Record {
+                pipeline: None,
+                stream,
+                text: text.into(),
+                truncated: false,
+            },
+        )
+    }
+
+    #[test]
+    fn psrp_records_group_by_pipeline_with_their_final_state() {
+        let events = vec![
+            rec("P1", RecordStream::Output, "Running  Spooler"),
+            rec("P2", RecordStream::Warning, "careful"),
+            rec("P1", RecordStream::Output, "Stopped  W32Time"),
+            rec("P1", RecordStream::Error, "access denied"),
+            (
+                Some("P1".into()),
+                HostEvent::State {
+                    pipeline: None,
+                    state: InvocationState::Completed,
+                    error: None,
+                },
+            ),
+            (
+                Some("P3".into()),
+                HostEvent::State {
+                    pipeline: None,
+                    state: InvocationState::Running,
+                    error: None,
+                },
+            ),
+        ];
+        let out = psrp_output_events("SH", events, OUTPUT_CAP);
+        assert_eq!(out.len(), 2, "{out:?}");
+        let EventKind::Output {
+            command_id,
+            stdout,
+            stderr,
+            pipeline_state,
+            records,
+            bytes,
+            ..
+        } = &out[0]
+        else {
+            panic!("not output");
+        };
+        assert_eq!(command_id.as_deref(), Some("P1"));
+        assert_eq!(
+            stdout.as_deref(),
+            Some("Running  Spooler\nStopped  W32Time\n")
+        );
+        assert_eq!(stderr.as_deref(), Some("access denied\n"));
+        assert_eq!(pipeline_state.as_deref(), Some("Completed"));
+        assert!(records.is_empty());
+        assert_eq!(*bytes, 45);
+        let EventKind::Output { records, .. } = &out[1] else {
+            panic!("not output");
+        };
+        assert_eq!(
+            records,
+            &[OutputRecord {
+                stream: "warning",
+                text: "careful".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn psrp_text_past_the_cap_is_cut_and_flagged() {
+        let events = vec![
+            rec("P", RecordStream::Output, "0123456789"),
+            rec("P", RecordStream::Verbose, "abcdef"),
+        ];
+        let out = psrp_output_events("SH", events, 13);
+        let EventKind::Output {
+            stdout,
+            records,
+            truncated,
+            bytes,
+            ..
+        } = &out[0]
+        else {
+            panic!("not output");
+        };
+        assert_eq!(stdout.as_deref(), Some("0123456789\n"));
+        assert_eq!(records[0].text, "ab");
+        assert!(*truncated);
+        assert_eq!(*bytes, 16);
+    }
 
     fn stream(name: &str, cmd: &str, data: &[u8]) -> Stream {
         Stream {

@@ -277,6 +277,19 @@ pub fn replay(log: &str, session_id: &str) -> Result<Vec<String>, TranscriptErro
                         });
                     }
                 }
+                let records = r.get("records").and_then(Value::as_array);
+                for rec in records.into_iter().flatten().filter_map(Value::as_object) {
+                    let stream = text(rec, "stream");
+                    for l in text(rec, "text").lines() {
+                        // PowerShell's own prefixes; information records print plainly.
+                        out.push(match stream {
+                            "warning" => format!("WARNING: {l}"),
+                            "verbose" => format!("VERBOSE: {l}"),
+                            "debug" => format!("DEBUG: {l}"),
+                            _ => l.to_string(),
+                        });
+                    }
+                }
                 if r.get("truncated").and_then(Value::as_bool) == Some(true) {
                     out.push(format!(
                         "[output cut: {} bytes in this response]",
@@ -285,6 +298,9 @@ pub fn replay(log: &str, session_id: &str) -> Result<Vec<String>, TranscriptErro
                 }
                 if let Some(code) = r.get("exit_code").and_then(Value::as_i64) {
                     out.push(format!("[{clock}] (exit code {code})"));
+                }
+                if let Some(state) = r.get("pipeline_state").and_then(Value::as_str) {
+                    out.push(format!("[{clock}] (pipeline {state})"));
                 }
             }
             "admin.terminate" => out.push(format!(
@@ -444,6 +460,25 @@ mod tests {
         assert_eq!(
             psrp[1],
             "[10:00:03.000] bob@db1> PS Get-Service -Name \"w32time\" | Select-Object"
+        );
+    }
+
+    #[test]
+    fn psrp_output_replays_with_powershell_prefixes() {
+        let log = r#"{"event":"session.start","seq":1,"ts":"2026-03-01T10:00:00.000Z","session_id":"p1","principal":"bob","host":"db1","shell_id":"SH","shell_kind":"psrp","auth_method":"jwt","source_ip":"10.0.0.2","backend_user":"svc","backend_auth":"ntlm"}
+{"event":"command.allowed","seq":2,"ts":"2026-03-01T10:00:01.000Z","session_id":"p1","principal":"bob","host":"db1","shell_id":"SH","command":["Get-Service -Name spooler"],"rule":"ops"}
+{"event":"output","seq":3,"ts":"2026-03-01T10:00:01.500Z","session_id":"p1","shell_id":"SH","command_id":"P","stdout":"Running  Spooler\n","stderr":"Access denied\n","truncated":false,"bytes":30,"records":[{"stream":"warning","text":"careful"},{"stream":"information","text":"hi"}],"pipeline_state":"Completed"}"#;
+        let lines = replay(log, "p1").unwrap();
+        assert_eq!(
+            lines[2..],
+            [
+                "Running  Spooler",
+                "stderr: Access denied",
+                "WARNING: careful",
+                "hi",
+                "[10:00:01.500] (pipeline Completed)",
+            ],
+            "{lines:#?}"
         );
     }
 

@@ -106,13 +106,9 @@ impl Gateway {
     }
 
     /// Remembers what a cmd-shell Command started (for its stdin), once the host accepted it.
-    pub(super) fn track_cmd_program(&self, ctx: &Ctx<'_>, shell: &ShellRecord, answer: &[u8]) {
+    pub(super) fn track_cmd_program(&self, ctx: &Ctx<'_>, shell: &ShellRecord, id: String) {
         let (Some(state), Body::CommandLine(cl)) = (&shell.cmd, &ctx.envelope.body) else {
             return;
-        };
-        let id = match wsman::parse(answer, &self.wsman_limits).map(|e| e.body) {
-            Ok(Body::CommandResponse { command_id }) => command_id,
-            _ => return,
         };
         if let Ok(mut st) = state.lock() {
             if st.commands.len() >= MAX_TRACKED_COMMANDS {
@@ -281,6 +277,7 @@ impl Gateway {
     ) -> Result<(), Refusal> {
         match decision {
             Decision::Allow { role } => {
+                shell.activity.decided(true);
                 self.audit.emit(Event {
                     session_id: Some(shell.session_id.clone()),
                     kind: EventKind::CommandAllowed {
@@ -305,6 +302,7 @@ impl Gateway {
         command: Vec<String>,
         reason: &str,
     ) -> Refusal {
+        shell.activity.decided(false);
         let (command, logged_reason) =
             self.audit
                 .redact_denial(&shell.session_id, &command, reason);

@@ -8,9 +8,11 @@
 
 pub mod backends;
 mod inspect;
+mod observe;
 mod psrp;
 mod relay;
 pub mod route;
+pub mod terminate;
 
 use std::sync::Arc;
 

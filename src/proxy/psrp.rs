@@ -148,3 +148,33 @@ pub(crate) fn render(p: &Pipeline) -> Vec<String> {
         })
         .collect()
 }
+
+/// Reads the host→client PSRP messages in a ReceiveResponse's streams: each record with
+/// the CommandId of the stream it completed in. Unreadable data is logged and the
+/// reassembly restarted, so one bad message cannot stop the recording of later ones.
+pub(crate) fn host_events(
+    defrag: &mut Defragmenter,
+    streams: &[crate::wsman::Stream],
+    cap: usize,
+) -> Vec<(Option<String>, psrp::HostEvent)> {
+    let mut out = Vec::new();
+    for s in streams.iter().filter(|s| !s.data.is_empty()) {
+        let whole = match defrag.push_bytes(&s.data) {
+            Ok(w) => w,
+            Err(error) => {
+                tracing::warn!(%error, "Host PSRP output not readable; reassembly restarted");
+                *defrag = Defragmenter::new();
+                continue;
+            }
+        };
+        for raw in whole {
+            let read = Message::from_vec(raw).and_then(|msg| psrp::read_host_message(&msg, cap));
+            match read {
+                Ok(Some(ev)) => out.push((s.command_id.clone(), ev)),
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, "Host PSRP message not readable"),
+            }
+        }
+    }
+    out
+}

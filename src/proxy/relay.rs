@@ -249,15 +249,11 @@ impl Gateway {
         }
         let (status, body) = self.forward(&ctx, &backend).await?;
         if status == StatusCode::OK {
-            self.track_cmd_program(&ctx, &shell, &body);
-        }
-        if action == Action::Receive && status == StatusCode::OK && shell.kind == ShellKind::Cmd {
-            let limits = &self.wsman_limits;
-            self.audit
-                .emit_output(&shell.session_id, &shell.shell_id, &body, limits);
+            self.observe_answer(&ctx, &shell, &action, &body);
         }
         if action == Action::Delete && status == StatusCode::OK {
             if let Some(closed) = self.sessions.remove(&shell_id) {
+                let counts = closed.activity.counts();
                 self.audit.emit(Event {
                     session_id: Some(closed.session_id.clone()),
                     kind: EventKind::SessionEnd {
@@ -267,6 +263,9 @@ impl Gateway {
                         reason: "client closed the shell".into(),
                         duration_ms: u64::try_from(closed.created.elapsed().as_millis())
                             .unwrap_or(u64::MAX),
+                        commands_allowed: counts.commands_allowed,
+                        commands_denied: counts.commands_denied,
+                        output_bytes: counts.output_bytes,
                     },
                 });
             }

@@ -148,6 +148,8 @@ pub struct CmdProgram {
 pub struct PsrpState {
     /// Reassembles client→host messages across Command and Send requests.
     pub from_client: Defragmenter,
+    /// Reassembles host→client messages across Receive responses (for `output` events).
+    pub from_host: Defragmenter,
     /// A Command whose CREATE_PIPELINE is not complete yet: held back, with the Sends
     /// that carry the rest, until the whole pipeline can be decided.
     pub held: Option<HeldCommand>,
