@@ -351,7 +351,7 @@ async fn admin_request(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_lists_and_terminates_a_live_session() {
-    use crate::support::raw::{command, create_cmd_shell, shell_id, RawClient};
+    use crate::support::raw::{command, create_cmd_shell, element_text, shell_id, RawClient};
     // The support gateway has no admin listener: start a second gateway from its config
     // with `[admin]` added (own audit directory, same stand-in host).
     let base = Gateway::start(GatewayOptions::default()).await;
@@ -410,9 +410,45 @@ async fn admin_api_lists_and_terminates_a_live_session() {
         "{body}"
     );
 
+    // A long-running command the host is busy with when the administrator steps in.
+    let r = alice
+        .post(
+            "/wsman/standin",
+            None,
+            &command(to, &sid, "ping -t 127.0.0.1"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let command_id = element_text(&r.body, "CommandId").unwrap();
+    assert!(base.standin.saw_command("ping"));
+
     let path = format!("/api/v1/sessions/{session_id}");
+    let asked = std::time::Instant::now();
     let (status, body) = admin_request(admin, "DELETE", &path, Some(token)).await;
+    let took = asked.elapsed();
     assert_eq!(status, 200, "{body}");
+    // The host was told to terminate the command, and it had stopped before it answered;
+    // all within the 2 s the issue gives.
+    let signalled = base.standin.requests().into_iter().find(|r| {
+        r["action"]
+            .as_str()
+            .is_some_and(|a| a.ends_with("/shell/Signal"))
+            && r["command_id"] == command_id.to_uppercase().as_str()
+    });
+    let signalled = signalled.unwrap_or_else(|| panic!("{:#?}", base.standin.requests()));
+    assert_eq!(signalled["status"], 200, "{signalled}");
+    assert!(
+        signalled["signal"]
+            .as_str()
+            .is_some_and(|c| c.ends_with("/terminate")),
+        "{signalled}"
+    );
+    assert_eq!(signalled["command_done"], true, "{signalled}");
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "terminate took {took:?}"
+    );
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["host_closed"], true, "{body}");
     // The host itself got a Delete for the shell, as the vaulted account.
@@ -453,4 +489,61 @@ async fn admin_api_lists_and_terminates_a_live_session() {
     let _ = stop.send(());
     let _ = tokio::time::timeout(std::time::Duration::from_secs(15), task).await;
     base.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psrp_replay_shows_what_the_client_saw() {
+    let gw = Gateway::start(GatewayOptions::default()).await;
+    let mut a = gw.pypsrp_cert_args("wsman/standin");
+    a.extend(["--ps".to_string(), "Get-Service -Name WinRM".to_string()]);
+    let run = python("tests/clients/pypsrp_client.py", &a).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout().contains("WinRM"), "{run:?}");
+
+    let mut a = gw.pypsrp_cert_args("wsman/standin");
+    a.extend([
+        "--pipeline".to_string(),
+        r#"[[{"name": "Write-Warning", "params": {"Message": "disk almost full"}}], [{"name": "Write-Output", "params": {"InputObject": "after the warning"}}]]"#.to_string(),
+    ]);
+    let second = python("tests/clients/pypsrp_client.py", &a).await;
+    assert_eq!(second.code, 0, "{second:?}");
+    sessions_ended(&gw, 2).await;
+
+    let psrp_sessions: Vec<String> = gw
+        .audit()
+        .iter()
+        .filter(|e| e["event"] == "session.start" && e["shell_kind"] == "psrp")
+        .map(|e| e["session_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(psrp_sessions.len(), 2, "{:#?}", gw.audit());
+
+    // The first session's replay prints exactly the lines execute_ps returned.
+    let (code, out, err) = hopgate(&["audit", "replay", p(&audit_file(&gw)), &psrp_sessions[0]]);
+    assert_eq!(code, 0, "{err}");
+    let printed: Vec<&str> = out
+        .lines()
+        .filter(|l| !l.starts_with('[') && !l.starts_with('#'))
+        .collect();
+    let seen: Vec<&str> = run.stdout().split('\n').collect();
+    assert_eq!(printed, seen, "replay:\n{out}");
+    assert!(out.contains("(pipeline Completed)"), "{out}");
+
+    // The second shows the warning as PowerShell prints it, and the output after it.
+    let (code, out, err) = hopgate(&["audit", "replay", p(&audit_file(&gw)), &psrp_sessions[1]]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\nWARNING: disk almost full\n"), "{out}");
+    assert!(out.contains("\nafter the warning\n"), "{out}");
+    assert_eq!(second.stdout(), "after the warning", "{second:?}");
+
+    // session.end carries the session's counts.
+    let ends: Vec<_> = gw
+        .audit()
+        .into_iter()
+        .filter(|e| e["event"] == "session.end" && e["session_id"] == psrp_sessions[1].as_str())
+        .collect();
+    assert_eq!(ends.len(), 1, "{ends:#?}");
+    assert_eq!(ends[0]["commands_allowed"], 1, "{ends:#?}");
+    assert_eq!(ends[0]["commands_denied"], 0);
+    assert!(ends[0]["output_bytes"].as_u64().unwrap() > 0, "{ends:#?}");
+    gw.stop().await;
 }

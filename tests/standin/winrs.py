@@ -309,6 +309,8 @@ class WinRS:
             with cmd.cond:
                 while not cmd.done and time.monotonic() < deadline:
                     cmd.cond.wait(0.1)
+                # Tests assert on this: the command really stopped before the answer left.
+                ctx.log["command_done"] = bool(cmd.done)
             with shell.lock:
                 shell.commands.pop(command_id, None)
         return wsman.ACTION_SIGNAL + "Response", "<rsp:SignalResponse/>"
