@@ -147,6 +147,7 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
     let policy: PolicyHandle = Arc::new(arc_swap::ArcSwap::from_pointee(engine));
     let backends = Backends::new(Arc::new(store));
     let config = Arc::new(config);
+    let metrics = Arc::new(crate::metrics::Metrics::default());
     let admin = match &config.admin {
         None => None,
         Some(a) => {
@@ -155,6 +156,7 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
                 .await
                 .with_context(|| format!("bind admin {}", a.listen))?;
             let admin = crate::admin::Admin {
+                metrics: metrics.clone(),
                 sessions: sessions.clone(),
                 audit: audit.clone(),
                 policy: policy.clone(),
@@ -175,6 +177,7 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
         sessions,
         audit,
         wsman_limits,
+        metrics,
     };
     Ok(Bound {
         listener,

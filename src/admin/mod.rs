@@ -114,6 +114,8 @@ pub struct Admin {
     pub token: AdminToken,
     /// How terminated shells are closed on their hosts; None leaves them to idle out there.
     pub closer: Option<Arc<dyn ShellCloser>>,
+    /// Request counts and backend latency from the request path.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 // === impl Admin ===
@@ -225,6 +227,7 @@ impl Admin {
                 "hopgate_audit_events_total{{event=\"{name}\"}} {c}\n"
             ));
         }
+        self.metrics.render(&mut m);
         let mut r = text(StatusCode::OK, &m);
         r.headers_mut().insert(
             header::CONTENT_TYPE,

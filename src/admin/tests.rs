@@ -60,6 +60,7 @@ async fn fixture() -> Fixture {
         policy: Arc::new(arc_swap::ArcSwap::from_pointee(engine())),
         token: AdminToken::new(TOKEN.as_bytes()),
         closer: None,
+        metrics: Default::default(),
     };
     Fixture { admin, dir, writer }
 }

@@ -47,6 +47,7 @@ pub struct Gateway {
     pub sessions: Arc<dyn SessionRegistry>,
     pub audit: AuditHandle,
     pub wsman_limits: wsman::Limits,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// One authenticated, targeted, decoded request.
@@ -98,13 +99,16 @@ impl Gateway {
             action = tracing::field::Empty,
         );
         async move {
-            match self.serve(req, conn).await {
+            let mut action = "none";
+            let response = match self.serve(req, conn, &mut action).await {
                 Ok(r) => r,
                 Err((refusal, relates_to)) => {
                     tracing::info!(refusal = refusal.kind(), "Request refused");
                     refusal.into_response(relates_to.as_deref())
                 }
-            }
+            };
+            self.metrics.request(action, response.status().as_u16());
+            response
         }
         .instrument(span)
         .await
@@ -114,6 +118,7 @@ impl Gateway {
         &self,
         req: Request<Incoming>,
         conn: &ConnInfo,
+        action: &mut &'static str,
     ) -> Result<Response<Full<Bytes>>, (Refusal, Option<String>)> {
         if req.method() != Method::POST {
             return Err((Refusal::MethodNotAllowed, None));
@@ -216,7 +221,8 @@ impl Gateway {
                 None,
             )
         })?;
-        tracing::Span::current().record("action", tracing::field::debug(envelope.action()));
+        *action = envelope.action().label();
+        tracing::Span::current().record("action", *action);
 
         let ctx = Ctx {
             conn,

@@ -327,6 +327,8 @@ impl Gateway {
         let started = Instant::now();
         match backend.client.send_with_timeout(body, wait).await {
             Ok(resp) => {
+                self.metrics
+                    .backend(ctx.envelope.action().label(), started.elapsed());
                 tracing::debug!(
                     status = resp.status.as_u16(),
                     elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),

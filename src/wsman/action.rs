@@ -125,6 +125,17 @@ impl Action {
         }
     }
 
+    /// A short, bounded name for metrics and logs: the last segment of a known action's
+    /// URI (`Create`, `Receive`, ...), `Other` for any other URI (never the URI itself, so
+    /// a client cannot create label values).
+    pub fn label(&self) -> &'static str {
+        TABLE
+            .iter()
+            .find(|(a, _)| a == self)
+            .and_then(|(_, u)| u.rsplit('/').next())
+            .unwrap_or("Other")
+    }
+
     /// True for the WS-Management, WS-Addressing and WS-Enumeration fault actions.
     pub fn is_fault(&self) -> bool {
         match self {

@@ -409,6 +409,17 @@ async fn admin_api_lists_and_terminates_a_live_session() {
         body.lines().any(|l| l == "hopgate_active_sessions 1"),
         "{body}"
     );
+    // The Create is counted by action and status, and its round trip to the host timed.
+    assert!(
+        body.lines()
+            .any(|l| l == "hopgate_requests_total{action=\"Create\",status=\"200\"} 1"),
+        "{body}"
+    );
+    assert!(
+        body.lines()
+            .any(|l| l == "hopgate_backend_request_duration_seconds_count{action=\"Create\"} 1"),
+        "{body}"
+    );
 
     // A long-running command the host is busy with when the administrator steps in.
     let r = alice

@@ -434,6 +434,9 @@ fn actions_map_both_ways() {
     assert_eq!(Action::from_uri(odd), Action::Other(odd.to_owned()));
     assert_eq!(Action::Command.response(), Some(Action::CommandResponse));
     assert!(Action::from_uri(ns::action::ENUMERATION_FAULT).is_fault());
+    assert_eq!(Action::Receive.label(), "Receive");
+    assert_eq!(Action::DeleteResponse.label(), "DeleteResponse");
+    assert_eq!(Action::from_uri(odd).label(), "Other");
 }
 
 #[test]

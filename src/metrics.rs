@@ -1,0 +1,157 @@
+//! Request and backend metrics for the admin API's `/metrics`: requests by WS-Man action and
+//! HTTP status, and a latency histogram of the gateway's round trips to hosts by action.
+//!
+//! Label values come from bounded sets only (`Action::label`, status codes), so no client
+//! can grow the series. Owns counting and the Prometheus text rendering; no I/O.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the backend latency buckets: NTLM round trips of a few
+/// milliseconds up to Receive long polls that wait the client's OperationTimeout.
+pub const LATENCY_BUCKETS: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0,
+];
+
+/// Counters shared by the request path and the admin API.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    backend: Mutex<BTreeMap<&'static str, Histogram>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    /// Count per bucket of [`LATENCY_BUCKETS`] (not cumulative), then the overflow.
+    buckets: [u64; LATENCY_BUCKETS.len() + 1],
+    sum_secs: f64,
+    count: u64,
+}
+
+impl Metrics {
+    /// Counts one answered client request; `action` is `Action::label()` or `none` when
+    /// the request was refused before its envelope was read.
+    pub fn request(&self, action: &'static str, status: u16) {
+        if let Ok(mut m) = self.requests.lock() {
+            *m.entry((action, status)).or_default() += 1;
+        }
+    }
+
+    /// Records one round trip to a host.
+    pub fn backend(&self, action: &'static str, took: Duration) {
+        let secs = took.as_secs_f64();
+        let slot = LATENCY_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        if let Ok(mut m) = self.backend.lock() {
+            let h = m.entry(action).or_default();
+            if let Some(b) = h.buckets.get_mut(slot) {
+                *b += 1;
+            }
+            h.sum_secs += secs;
+            h.count += 1;
+        }
+    }
+
+    /// The Prometheus text of these metrics (appended to `out`).
+    pub fn render(&self, out: &mut String) {
+        out.push_str(
+            "# HELP hopgate_requests_total Client requests answered, by WS-Man action and HTTP status.\n\
+             # TYPE hopgate_requests_total counter\n",
+        );
+        if let Ok(m) = self.requests.lock() {
+            for ((action, status), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "hopgate_requests_total{{action=\"{action}\",status=\"{status}\"}} {n}"
+                );
+            }
+        }
+        out.push_str(
+            "# HELP hopgate_backend_request_duration_seconds Round trips from the gateway to hosts, by WS-Man action.\n\
+             # TYPE hopgate_backend_request_duration_seconds histogram\n",
+        );
+        let snapshot: Vec<(&'static str, Histogram)> = match self.backend.lock() {
+            Ok(m) => m.iter().map(|(a, h)| (*a, h.clone())).collect(),
+            Err(_) => Vec::new(),
+        };
+        for (action, h) in snapshot {
+            let mut cumulative = 0u64;
+            for (le, n) in LATENCY_BUCKETS.iter().zip(h.buckets.iter()) {
+                cumulative += n;
+                let _ = writeln!(
+                    out,
+                    "hopgate_backend_request_duration_seconds_bucket{{action=\"{action}\",le=\"{le}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "hopgate_backend_request_duration_seconds_bucket{{action=\"{action}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "hopgate_backend_request_duration_seconds_sum{{action=\"{action}\"}} {}",
+                h.sum_secs
+            );
+            let _ = writeln!(
+                out,
+                "hopgate_backend_request_duration_seconds_count{{action=\"{action}\"}} {}",
+                h.count
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_action_and_status() {
+        let m = Metrics::default();
+        m.request("Receive", 200);
+        m.request("Receive", 200);
+        m.request("Command", 500);
+        let mut out = String::new();
+        m.render(&mut out);
+        assert!(out.contains("hopgate_requests_total{action=\"Receive\",status=\"200\"} 2\n"));
+        assert!(out.contains("hopgate_requests_total{action=\"Command\",status=\"500\"} 1\n"));
+    }
+
+    #[test]
+    fn the_histogram_is_cumulative_with_sum_and_count() {
+        let m = Metrics::default();
+        m.backend("Command", Duration::from_millis(3));
+        m.backend("Command", Duration::from_millis(40));
+        m.backend("Command", Duration::from_secs(120));
+        let mut out = String::new();
+        m.render(&mut out);
+        let line = |le: &str| {
+            format!("hopgate_backend_request_duration_seconds_bucket{{action=\"Command\",le=\"{le}\"}} ")
+        };
+        for (le, n) in [
+            ("0.0025", 0),
+            ("0.005", 1),
+            ("0.05", 2),
+            ("60", 2),
+            ("+Inf", 3),
+        ] {
+            assert!(out.contains(&format!("{}{n}\n", line(le))), "{le}: {out}");
+        }
+        assert!(
+            out.contains("hopgate_backend_request_duration_seconds_count{action=\"Command\"} 3\n")
+        );
+        let sum: f64 = out
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("hopgate_backend_request_duration_seconds_sum{action=\"Command\"} ")
+            })
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default();
+        assert!((sum - 120.043).abs() < 1e-9, "{out}");
+    }
+}
