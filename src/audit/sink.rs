@@ -354,7 +354,14 @@ impl AuditTask {
             self.lose(batch);
             return;
         }
-        if let Err(error) = self.file.write_all(batch.as_bytes()).await {
+        // tokio's File hands the bytes to a blocking thread and reports that write's error
+        // only on the next operation: flush waits for it, so a full disk is seen here, where
+        // the partial line can still be cut off, and not later in a sync.
+        let written = match self.file.write_all(batch.as_bytes()).await {
+            Ok(()) => self.file.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(error) = written {
             tracing::error!(path = %self.path.display(), %error, "Audit write failed");
             // Cut a partial line off so the file still verifies up to its last full line.
             let _ = self.file.set_len(self.good_len).await;

@@ -558,3 +558,123 @@ async fn psrp_replay_shows_what_the_client_saw() {
     assert!(ends[0]["output_bytes"].as_u64().unwrap() > 0, "{ends:#?}");
     gw.stop().await;
 }
+
+/// A tmpfs of `size` mounted at `dir` for one test, unmounted on drop.
+struct TinyDisk(PathBuf);
+
+impl TinyDisk {
+    /// None when this machine does not let the tests mount (not root): the caller skips,
+    /// except in CI, where the test must run.
+    fn mount(dir: &Path, size: &str) -> Option<TinyDisk> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must be able to mount a tmpfs (runs as root)"
+            );
+            eprintln!("skipped: cannot mount a tmpfs here (not root)");
+            return None;
+        }
+        Some(TinyDisk(dir.to_path_buf()))
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_new_sessions_and_keeps_what_was_written() {
+    use crate::support::raw::{command, create_cmd_shell, shell_id, RawClient};
+    let base = Gateway::start(GatewayOptions::default()).await;
+    let d = base.dir.path();
+    let audit = d.join("audit-full");
+    let Some(_disk) = TinyDisk::mount(&audit, "256k") else {
+        base.stop().await;
+        return;
+    };
+    let text = std::fs::read_to_string(d.join("hopgate.toml"))
+        .unwrap()
+        .replace("dir = \"audit\"", "dir = \"audit-full\"");
+    std::fs::write(d.join("hopgate-full.toml"), text).unwrap();
+    let config = hopgate::config::Config::load(&d.join("hopgate-full.toml")).unwrap();
+    let bound = hopgate::app::bind(config).await.unwrap();
+    let addr = bound.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(bound.run(async move {
+        let _ = stopped.await;
+    }));
+
+    let alice = RawClient::new(
+        addr,
+        &base.certs.ca,
+        Some((&base.certs.client_cert, &base.certs.client_key)),
+    );
+    let to = "https://gw/wsman/standin";
+    let r = alice
+        .post("/wsman/standin", None, &create_cmd_shell(to))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sid = shell_id(&r.body).unwrap();
+    let log = audit.join("audit.jsonl");
+    let ok = crate::support::eventually(std::time::Duration::from_secs(5), || {
+        crate::support::read_jsonl(&log)
+            .iter()
+            .any(|e| e["event"] == "session.start")
+    })
+    .await;
+    assert!(ok);
+
+    // The disk fills up (something else on the machine wrote a big file).
+    {
+        use std::io::Write;
+        let mut filler = std::fs::File::create(audit.join("filler")).unwrap();
+        let block = vec![0u8; 4096];
+        while filler.write_all(&block).is_ok() {}
+    }
+    // The session goes on: its next command needs an audit line that no longer fits.
+    let r = alice
+        .post("/wsman/standin", None, &command(to, &sid, "hostname"))
+        .await
+        .unwrap();
+    let _ = r.status; // allowed or refused, the write behind it fails
+
+    // New sessions are refused with a clear fault once the writer has failed.
+    let mut refused = None;
+    for _ in 0..50 {
+        let r = alice
+            .post("/wsman/standin", None, &create_cmd_shell(to))
+            .await
+            .unwrap();
+        if r.status != 200 {
+            refused = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let r = refused.expect("a Create must be refused once the audit disk is full");
+    assert_eq!(r.status, 500);
+    assert!(r.body.contains("audit log is unavailable"), "{}", r.body);
+
+    // Everything already on disk still verifies: no half line was left behind.
+    let (code, out, err) = hopgate(&["audit", "verify", p(&log)]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(crate::support::read_jsonl(&log)
+        .iter()
+        .any(|e| e["event"] == "session.start"));
+
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(15), task).await;
+    base.stop().await;
+}
