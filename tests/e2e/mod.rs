@@ -1,5 +1,6 @@
 mod audit;
 mod clients;
+mod faults;
 mod kerberos;
 mod psrp;
 mod rejections;

@@ -46,6 +46,7 @@ class Config:
         self.allow_unencrypted = args.allow_unencrypted
         self.max_wait = args.max_receive_wait
         self.max_envelope_kb = args.max_envelope_kb
+        self.drop_after = args.drop_after
 
 
 class ConnState:
@@ -56,6 +57,7 @@ class ConnState:
         self.session = None  # auth.SpnegoSession
         self.user = None
         self.scheme = None
+        self.answered = 0  # WS-Man answers sent on this connection (for --drop-after)
 
 
 class RequestContext:
@@ -207,6 +209,13 @@ class Handler(BaseHTTPRequestHandler):
         if body:
             self.wfile.write(body)
         self.wfile.flush()
+        drop_after = self.server.host.config.drop_after
+        if drop_after and body and self.conn.user:
+            self.conn.answered += 1
+            if self.conn.answered >= drop_after:
+                # Like a host or a load balancer dropping a kept-alive connection: no
+                # `Connection: close`, the socket just goes away after the answer.
+                self.close_connection = True
 
     def _challenge_headers(self):
         headers = []
@@ -391,6 +400,8 @@ def main(argv=None):
                    help="accept plaintext bodies over http (Windows AllowUnencrypted=true)")
     p.add_argument("--max-receive-wait", type=float, default=120.0,
                    help="cap on how long a Receive long poll waits (seconds)")
+    p.add_argument("--drop-after", type=int, default=0,
+                   help="close each authenticated connection after this many WS-Man answers (0: never)")
     p.add_argument("--max-envelope-kb", type=int, default=500,
                    help="MaxEnvelopeSizekb reported by the config resource (Windows default 500)")
     args = p.parse_args(argv)

@@ -158,12 +158,25 @@ impl Standin {
         keytab: &Path,
         tls: Option<(&Path, &Path)>,
     ) -> Standin {
+        Self::start_kerberos_args(dir, hostname, kdc, keytab, tls, &[]).await
+    }
+
+    /// Same with extra stand-in arguments (e.g. `--drop-after 1`).
+    pub async fn start_kerberos_args(
+        dir: &Path,
+        hostname: &str,
+        kdc: &Kdc,
+        keytab: &Path,
+        tls: Option<(&Path, &Path)>,
+        extra: &[&str],
+    ) -> Standin {
         let users = dir.join(format!("standin-{hostname}-users.txt"));
         std::fs::write(&users, "STANDIN:nobody:unused-for-kerberos\n").unwrap();
         let log = dir.join(format!("standin-{hostname}.jsonl"));
         let mut cmd = Command::new("python3");
         cmd.arg(repo().join("tests/standin/host.py"))
-            .args(["--port", "0", "--auth", "negotiate"]);
+            .args(["--port", "0", "--auth", "negotiate"])
+            .args(extra);
         match tls {
             Some((cert, key)) => {
                 cmd.args(["--scheme", "https", "--cert"])
