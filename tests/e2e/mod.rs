@@ -2,5 +2,6 @@ mod audit;
 mod clients;
 mod faults;
 mod kerberos;
+mod latency;
 mod psrp;
 mod rejections;
