@@ -5,7 +5,12 @@
 //!
 //! Login latency per method against real peers (pyspnego, Heimdal) is in
 //! `tests/e2e/latency.rs` (`cargo test --test main latency -- --ignored --nocapture`).
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    reason = "benchmark: prints its numbers"
+)]
 
 use std::time::{Duration, Instant};
 

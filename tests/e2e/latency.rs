@@ -8,7 +8,12 @@
 //! (NTLM: 2 round trips; Kerberos: AS and TGS exchanges with the KDC, then the AP exchange
 //! with the host) and the sealed request. "later" is a request on the kept-alive,
 //! authenticated connection (sealing only). The host is Python, so its own share is in both.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    reason = "benchmark: prints its numbers"
+)]
 
 use std::time::{Duration, Instant};
 
