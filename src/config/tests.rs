@@ -462,3 +462,56 @@ fn audit_syslog_errors_name_their_key() {
         Err(ConfigError::Parse { .. })
     ));
 }
+
+/// The example's commented-out export keys, enabled, are real keys with valid values.
+#[test]
+fn example_config_audit_export_keys_parse() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/hopgate.example.toml"))
+            .unwrap();
+    let keys = [
+        "stdout",
+        "[audit.syslog]",
+        "address",
+        "tls",
+        "ca_file",
+        "server_name",
+        "facility",
+        "app_name",
+    ];
+    // Only inside `[audit]` (up to the admin section): other sections use the same names.
+    let mut in_audit = false;
+    let enabled: String = text
+        .lines()
+        .map(|l| {
+            if l == "[audit]" {
+                in_audit = true;
+            } else if l.starts_with("# Optional admin API") {
+                in_audit = false;
+            }
+            match l.strip_prefix("# ") {
+                Some(rest) if in_audit && keys.iter().any(|k| rest.starts_with(k)) => rest,
+                _ => l,
+            }
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let parsed: file::FileConfig = toml::from_str(&enabled).unwrap();
+    assert_eq!(parsed.audit.stdout, Some(true));
+    let s = parsed.audit.syslog.unwrap();
+    assert_eq!(s.address, "siem.example.com:6514");
+    assert!(s.tls);
+    // The values also pass validation (with the files they name present).
+    let dir = fixture_dir();
+    std::fs::write(dir.path().join("siem-ca.pem"), "x").unwrap();
+    let syslog_block = enabled
+        .lines()
+        .skip_while(|l| *l != "[audit.syslog]")
+        .take_while(|l| !l.is_empty() && !l.starts_with("# [admin]"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let c = load(&with_audit(&syslog_block), dir.path()).unwrap();
+    let s = c.audit_export.syslog.unwrap();
+    assert_eq!((s.facility, s.app_name.as_str()), (10, "hopgate"));
+    assert_eq!(s.tls.unwrap().server_name, "siem.example.com");
+}
