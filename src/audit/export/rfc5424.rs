@@ -7,6 +7,8 @@
 //! alphabet and length here, so a strange host name or event name can never produce a
 //! message a receiver would misparse.
 
+use std::fmt::Write as _;
+
 use serde::Deserialize;
 
 /// SD-ID of the structured-data element (`name@<private enterprise number>`; 32473 is the
@@ -88,13 +90,15 @@ impl Rfc5424 {
                 .filter(|t| valid_timestamp(t))
                 .unwrap_or(NIL);
         let mut out = String::with_capacity(line.len() + 160);
-        out.push_str(&format!(
+        // Writing to a String cannot fail.
+        let _ = write!(
+            out,
             "<{prival}>1 {ts} {} {} {} {} ",
             self.hostname,
             self.app_name,
             self.procid,
             header_field(event, MAX_MSGID)
-        ));
+        );
         let mut params = Vec::new();
         if let Some(s) = &f.session_id {
             params.push(("session_id", s.clone()));

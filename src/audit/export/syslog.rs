@@ -185,7 +185,7 @@ pub(super) async fn run(
                             address = %target.address,
                             %error,
                             failures,
-                            queued = rx.len() + 1,
+                            queued = lines + rx.len() as u64,
                             "Audit syslog receiver unreachable; retrying"
                         );
                     }

@@ -185,13 +185,31 @@ async fn a_full_queue_drops_and_counts_without_waiting() {
         .unwrap();
     // The task has not run yet (single-threaded runtime, no await since it was spawned):
     // offer must return at once, keeping 4 and dropping the rest.
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
     let begin = std::time::Instant::now();
-    for i in 0..10 {
-        x.offer(&line(i));
-    }
-    assert!(begin.elapsed() < Duration::from_millis(100));
+    tracing::subscriber::with_default(subscriber, || {
+        for i in 0..10 {
+            x.offer(&line(i));
+        }
+    });
+    assert!(
+        begin.elapsed() < Duration::from_secs(2),
+        "offer never waits"
+    );
     let st = syslog_stats(&x);
     assert_eq!((st.queued, st.dropped, st.sent), (4, 6, 0));
+    // One warning for the episode, naming the destination, never the content.
+    let text = logs.text();
+    assert_eq!(text.matches("Audit export queue full").count(), 1, "{text}");
+    assert!(text.contains("destination=\"syslog\""), "{text}");
+    assert!(
+        !text.contains("command.allowed") && !text.contains("p4"),
+        "{text}"
+    );
 
     tokio::time::sleep(Duration::from_millis(200)).await;
     let listener = TcpListener::bind(addr).await.unwrap();
@@ -210,6 +228,33 @@ async fn a_full_queue_drops_and_counts_without_waiting() {
     assert!(x.drain(Duration::from_secs(5)).await);
     let st = syslog_stats(&x);
     assert_eq!((st.queued, st.dropped, st.sent), (0, 6, 5));
+}
+
+/// Log output captured by a test subscriber.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
 }
 
 /// A rustls server with a dev certificate for localhost/127.0.0.1; returns its CA file.
