@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpListener;
 
@@ -228,6 +229,44 @@ async fn a_full_queue_drops_and_counts_without_waiting() {
     assert!(x.drain(Duration::from_secs(5)).await);
     let st = syslog_stats(&x);
     assert_eq!((st.queued, st.dropped, st.sent), (0, 6, 5));
+}
+
+#[tokio::test]
+async fn a_stalled_collector_is_abandoned_after_the_write_timeout_and_the_batch_resent() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let t = ExportTuning {
+        io_timeout: Duration::from_millis(500),
+        ..tuning(1000)
+    };
+    let x = Exporters::start(&syslog_to(listener.local_addr().unwrap(), None), t)
+        .await
+        .unwrap()
+        .unwrap();
+    // Big lines (like capped output events) fill the socket buffers of a collector that
+    // accepts but never reads.
+    let big = |i: u64| {
+        line(i).replace(
+            "\"prev\"",
+            &format!("\"pad\":\"{}\",\"prev\"", "x".repeat(60_000)),
+        )
+    };
+    for i in 0..300 {
+        x.offer(&big(i));
+    }
+    let (stalled, _) = listener.accept().await.unwrap();
+    let (mut s, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .expect("the exporter gives up on the stalled connection and reconnects")
+        .unwrap();
+    // The new connection starts at a frame boundary with a resent line; from there on
+    // every line arrives in order.
+    let first: Value = serde_json::from_str(&frames(&mut s, 1).await[0]).unwrap();
+    let from = first["seq"].as_u64().unwrap();
+    let rest = frames(&mut s, usize::try_from(299 - from).unwrap()).await;
+    assert_eq!(rest, (from + 1..300).map(big).collect::<Vec<_>>());
+    assert!(x.drain(Duration::from_secs(10)).await);
+    assert_eq!(syslog_stats(&x).dropped, 0);
+    drop(stalled);
 }
 
 /// Log output captured by a test subscriber.
