@@ -17,6 +17,7 @@ pub mod rfc5424;
 mod stdout;
 mod syslog;
 
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,6 +67,14 @@ impl Default for ExportTuning {
         }
     }
 }
+
+/// A Prometheus metric: name, type, help, and its value in a destination's stats.
+type Metric = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&ExportStats) -> u64,
+);
 
 /// One destination's counters, for metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,6 +166,52 @@ impl Exporters {
     /// Counters of every destination, in a fixed order (syslog, stdout).
     pub fn stats(&self) -> Vec<ExportStats> {
         self.outputs.iter().map(Output::stats).collect()
+    }
+
+    /// The counters as Prometheus text (HELP/TYPE and one sample per destination), for
+    /// `/metrics`: `hopgate_audit_export_{sent,dropped}_total` counters and
+    /// `hopgate_audit_export_{queued,connected}` gauges, labelled `destination`.
+    pub fn prometheus(&self) -> String {
+        let stats = self.stats();
+        let metrics: [Metric; 4] = [
+            (
+                "hopgate_audit_export_sent_total",
+                "counter",
+                "Audit lines sent to an export destination.",
+                |s| s.sent,
+            ),
+            (
+                "hopgate_audit_export_dropped_total",
+                "counter",
+                "Audit lines an export destination never got (queue full, or gone at shutdown); the file has them.",
+                |s| s.dropped,
+            ),
+            (
+                "hopgate_audit_export_queued",
+                "gauge",
+                "Audit lines waiting for an export destination.",
+                |s| s.queued,
+            ),
+            (
+                "hopgate_audit_export_connected",
+                "gauge",
+                "1 while an export destination is connected (stdout: writable).",
+                |s| u64::from(s.connected),
+            ),
+        ];
+        let mut m = String::new();
+        for (name, kind, help, value) in metrics {
+            let _ = writeln!(m, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for s in &stats {
+                let _ = writeln!(
+                    m,
+                    "{name}{{destination=\"{}\"}} {}",
+                    s.destination,
+                    value(s)
+                );
+            }
+        }
+        m
     }
 
     /// Waits until every destination has sent what it accepted, at most `timeout`; true

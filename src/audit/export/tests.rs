@@ -130,6 +130,17 @@ async fn lines_arrive_framed_in_order_as_rfc5424() {
         (st.sent, st.dropped, st.queued, st.connected),
         (5, 0, 0, true)
     );
+    let m = x.prometheus();
+    for sample in [
+        "hopgate_audit_export_sent_total{destination=\"syslog\"} 5",
+        "hopgate_audit_export_dropped_total{destination=\"syslog\"} 0",
+        "hopgate_audit_export_queued{destination=\"syslog\"} 0",
+        "hopgate_audit_export_connected{destination=\"syslog\"} 1",
+        "# TYPE hopgate_audit_export_sent_total counter",
+        "# TYPE hopgate_audit_export_queued gauge",
+    ] {
+        assert!(m.lines().any(|l| l == sample), "{sample} in\n{m}");
+    }
 }
 
 #[tokio::test]
