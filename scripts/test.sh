@@ -14,9 +14,10 @@ command -v openssl >/dev/null 2>&1 || apt_pkgs+=(openssl)
 # Kerberos tests: python-gssapi builds against MIT's libkrb5-dev; the private Heimdal KDC
 # (tests/support/heimdal.sh) runs on the Heimdal libraries (its kdc package conflicts with
 # krb5-user, so heimdal.sh unpacks it privately instead of installing it).
+# Audit export tests: a real rsyslogd (run unprivileged on a loopback port), gnutls for TLS.
 for p in libkrb5-dev krb5-user libkdc2-heimdal libhdb9-heimdal libkadm5srv8-heimdal \
     libkadm5clnt7-heimdal libsl0-heimdal libotp0-heimdal libkafs0-heimdal libgssapi3-heimdal \
-    libhx509-5-heimdal libcap-ng0 libedit2; do
+    libhx509-5-heimdal libcap-ng0 libedit2 rsyslog rsyslog-gnutls; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || apt_pkgs+=("$p")
 done
 if [ ${#apt_pkgs[@]} -gt 0 ]; then

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
+use crate::audit::export::{ExportTuning, Exporters};
 use crate::audit::{AuditHandle, AuditTask};
 use crate::authn::{Authenticator, JwtValidator};
 use crate::config::{Config, JwtAlgorithm as CfgAlg};
@@ -29,6 +30,8 @@ pub struct Bound {
     tls: Arc<rustls::ServerConfig>,
     gateway: Gateway,
     audit_task: AuditTask,
+    /// Audit export (syslog, stdout), when configured; also held by the writer.
+    exporters: Option<Arc<Exporters>>,
     limits: ListenerLimits,
     policy_dir: std::path::PathBuf,
     admin: Option<(TcpListener, crate::admin::Admin)>,
@@ -42,6 +45,11 @@ impl Bound {
     /// Address of the admin API listener, when configured.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
+    /// The audit export destinations, for their counters (metrics).
+    pub fn audit_exporters(&self) -> Option<Arc<Exporters>> {
+        self.exporters.clone()
     }
 
     /// Serves until `shutdown` resolves; reloads policies on SIGHUP.
@@ -98,6 +106,12 @@ impl Bound {
         drop(audit);
         // The writer ends when the last handle (held by connections) is gone.
         let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        // Give the exporters a moment to send the last lines (the file has them anyway).
+        if let Some(x) = self.exporters {
+            if !x.drain(Duration::from_secs(5)).await {
+                tracing::warn!(stats = ?x.stats(), "Audit export not drained at shutdown");
+            }
+        }
     }
 }
 
@@ -128,6 +142,10 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
     tracing::info!(roles = engine.role_names().len(), dir = %config.policy_dir.display(), "Policies loaded");
 
     let (audit, audit_task) = AuditTask::open_with(&config.audit_dir, audit_sink(&config)).await?;
+    let exporters = Exporters::start(&config.audit_export, ExportTuning::default())
+        .await
+        .context("audit export")?;
+    let audit_task = audit_task.with_exporters(exporters.clone());
 
     let listener = TcpListener::bind(config.listener.address)
         .await
@@ -157,6 +175,7 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
                 .with_context(|| format!("bind admin {}", a.listen))?;
             let admin = crate::admin::Admin {
                 metrics: metrics.clone(),
+                exporters: exporters.clone(),
                 sessions: sessions.clone(),
                 audit: audit.clone(),
                 policy: policy.clone(),
@@ -184,6 +203,7 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
         tls,
         gateway,
         audit_task,
+        exporters,
         limits,
         policy_dir,
         admin,

@@ -1,6 +1,7 @@
-//! tracing setup. Logs go to stderr (stdout is for command output and the demo's
-//! instructions); `RUST_LOG` overrides the default filter, `HOPGATE_LOG_FORMAT=json` selects
-//! JSON lines for log collectors.
+//! tracing setup. Logs go to stderr, never stdout: stdout is for command output, the demo's
+//! instructions and, with `[audit] stdout = true`, the audit lines alone (a collector reading
+//! stdout must see nothing else). `RUST_LOG` overrides the default filter,
+//! `HOPGATE_LOG_FORMAT=json` selects JSON lines for log collectors.
 
 use tracing_subscriber::EnvFilter;
 

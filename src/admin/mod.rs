@@ -116,6 +116,8 @@ pub struct Admin {
     pub closer: Option<Arc<dyn ShellCloser>>,
     /// Request counts and backend latency from the request path.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Audit export destinations (syslog, stdout), for their counters.
+    pub exporters: Option<Arc<crate::audit::export::Exporters>>,
 }
 
 // === impl Admin ===
@@ -228,6 +230,9 @@ impl Admin {
             ));
         }
         self.metrics.render(&mut m);
+        if let Some(x) = &self.exporters {
+            m.push_str(&x.prometheus());
+        }
         let mut r = text(StatusCode::OK, &m);
         r.headers_mut().insert(
             header::CONTENT_TYPE,

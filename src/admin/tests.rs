@@ -61,6 +61,7 @@ async fn fixture() -> Fixture {
         token: AdminToken::new(TOKEN.as_bytes()),
         closer: None,
         metrics: Default::default(),
+        exporters: None,
     };
     Fixture { admin, dir, writer }
 }

@@ -10,10 +10,12 @@
 //! - `sink`: the writer task, fsync policy, fail-closed health;
 //! - `output`: `output` events from cmd-shell ReceiveResponses;
 //! - `redact`: secrets out of command lines, reasons and echoed output;
+//! - `export`: copies of the written lines to syslog and stdout (best effort);
 //! - `transcript`: reading a log back (sessions, replay) for `hopgate audit`.
 
 pub mod chain;
 pub mod event;
+pub mod export;
 pub mod output;
 pub mod redact;
 pub mod sink;

@@ -115,6 +115,8 @@ pub struct AuditTask {
     /// Lines written but not yet synced (interval policy).
     dirty: bool,
     last_sync: Instant,
+    /// Where copies of written lines go (syslog, stdout); never waited on.
+    exporters: Option<Arc<super::export::Exporters>>,
 }
 
 // === impl AuditHandle ===
@@ -267,8 +269,15 @@ impl AuditTask {
                 good_len,
                 dirty: false,
                 last_sync: Instant::now(),
+                exporters: None,
             },
         )
+    }
+
+    /// Also offers every line, once written, to `exporters`.
+    pub fn with_exporters(mut self, exporters: Option<Arc<super::export::Exporters>>) -> Self {
+        self.exporters = exporters;
+        self
     }
 
     /// Writes events until every handle is dropped.
@@ -370,6 +379,9 @@ impl AuditTask {
             return;
         }
         self.good_len += u64::try_from(batch.len()).unwrap_or(u64::MAX);
+        if let Some(x) = &self.exporters {
+            batch.lines().for_each(|l| x.offer(l));
+        }
         self.dirty = true;
         let due = match self.config.fsync {
             FsyncPolicy::EveryBatch => true,

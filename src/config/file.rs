@@ -113,6 +113,30 @@ pub struct AuditFile {
     pub dir: PathBuf,
     /// Sync the log at most every this many milliseconds instead of after every batch.
     pub fsync_interval_ms: Option<u64>,
+    /// Also print every audit line on stdout (JSON lines for container log collectors).
+    /// Default false.
+    pub stdout: Option<bool>,
+    /// Also send every audit line to a syslog receiver.
+    pub syslog: Option<SyslogFile>,
+}
+
+/// `[audit.syslog]`: RFC 5424 messages over TCP (RFC 6587 octet counting) or TLS (RFC 5425).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogFile {
+    /// The receiver, `host:port` (a DNS name or an IP address; `[v6]:port`).
+    pub address: String,
+    /// Use TLS (needs `ca_file`). Default false.
+    #[serde(default)]
+    pub tls: bool,
+    /// PEM CA bundle the receiver's certificate must chain to (TLS only).
+    pub ca_file: Option<PathBuf>,
+    /// Name expected in the receiver's certificate; default the host of `address` (TLS only).
+    pub server_name: Option<String>,
+    /// Syslog facility name (`authpriv`, `local0` … `local7`, …). Default "authpriv".
+    pub facility: Option<String>,
+    /// APP-NAME of the messages. Default "hopgate".
+    pub app_name: Option<String>,
 }
 
 /// `[policy]`.

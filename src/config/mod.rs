@@ -5,6 +5,7 @@
 //! directory of the configuration file so a config and its certificates can move together.
 //! All defaults live here.
 
+mod export;
 pub mod file;
 #[cfg(test)]
 mod tests;
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+pub use self::export::{AuditExportConfig, SyslogConfig, SyslogTlsConfig};
 use self::file::{FileConfig, HostFile, JwtFile};
 
 /// Default body cap: real envelopes are bounded by MaxEnvelopeSize (150 KiB by default,
@@ -61,6 +63,8 @@ pub struct Config {
     pub audit_dir: PathBuf,
     /// None: sync after every batch; Some(d): at most every `d`.
     pub audit_fsync_interval: Option<Duration>,
+    /// Copies of the audit lines: stdout, syslog.
+    pub audit_export: AuditExportConfig,
     pub policy_dir: PathBuf,
     pub limits: LimitsConfig,
     pub inventory: Inventory,
@@ -405,6 +409,7 @@ impl Config {
                 }
                 Some(ms) => Some(Duration::from_millis(ms)),
             },
+            audit_export: export::validate(&file.audit, &resolve)?,
             policy_dir: resolve(file.policy.dir.as_deref().unwrap_or(Path::new("policies"))),
             limits,
             inventory,

@@ -348,3 +348,170 @@ fn example_config_has_only_known_keys() {
     let parsed: Result<file::FileConfig, _> = toml::from_str(&with_admin);
     assert!(parsed.is_ok(), "{:?}", parsed.err());
 }
+
+/// VALID with `extra` added to `[audit]` (may open `[audit.syslog]`).
+fn with_audit(extra: &str) -> String {
+    VALID.replace("dir = \"audit\"\n", &format!("dir = \"audit\"\n{extra}\n"))
+}
+
+#[test]
+fn audit_export_is_off_unless_configured() {
+    let dir = fixture_dir();
+    let c = load(VALID, dir.path()).unwrap();
+    assert_eq!(c.audit_export, AuditExportConfig::default());
+    let c = load(&with_audit("stdout = true"), dir.path()).unwrap();
+    assert!(c.audit_export.stdout);
+    assert_eq!(c.audit_export.syslog, None);
+}
+
+#[test]
+fn audit_syslog_defaults_and_tls() {
+    let dir = fixture_dir();
+    let c = load(
+        &with_audit("[audit.syslog]\naddress = \"siem.example.com:514\""),
+        dir.path(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.audit_export.syslog,
+        Some(SyslogConfig {
+            address: "siem.example.com:514".into(),
+            tls: None,
+            facility: 10,
+            app_name: "hopgate".into(),
+        })
+    );
+    let text = with_audit(
+        "stdout = false\n[audit.syslog]\naddress = \"[::1]:6514\"\ntls = true\nca_file = \"ca.pem\"\nfacility = \"LOCAL3\"\napp_name = \"gw-east\"",
+    );
+    let s = load(&text, dir.path())
+        .unwrap()
+        .audit_export
+        .syslog
+        .unwrap();
+    assert_eq!(
+        s.tls,
+        Some(SyslogTlsConfig {
+            ca_file: dir.path().join("ca.pem"),
+            server_name: "::1".into(),
+        })
+    );
+    assert_eq!((s.facility, s.app_name.as_str()), (19, "gw-east"));
+    let text = with_audit(
+        "[audit.syslog]\naddress = \"10.1.2.3:6514\"\ntls = true\nca_file = \"ca.pem\"\nserver_name = \"siem.example.com\"",
+    );
+    let s = load(&text, dir.path())
+        .unwrap()
+        .audit_export
+        .syslog
+        .unwrap();
+    assert_eq!(s.tls.unwrap().server_name, "siem.example.com");
+}
+
+#[test]
+fn audit_syslog_errors_name_their_key() {
+    let syslog = |body: &str| with_audit(&format!("[audit.syslog]\n{body}"));
+    for address in [
+        "siem.example.com",
+        "siem.example.com:0",
+        "siem.example.com:x",
+        "siem.example.com:70000",
+        ":514",
+        "a b:514",
+        "::1:514",
+        "[::1]",
+        "[not-v6]:514",
+        "tcp://siem:514",
+    ] {
+        assert_eq!(
+            invalid_key(&syslog(&format!("address = \"{address}\""))),
+            "audit.syslog.address",
+            "{address}"
+        );
+    }
+    let a = "address = \"127.0.0.1:6514\"\n";
+    let cases = [
+        ("tls = true", "audit.syslog.ca_file"),
+        (
+            "tls = true\nca_file = \"missing.pem\"",
+            "audit.syslog.ca_file",
+        ),
+        ("ca_file = \"ca.pem\"", "audit.syslog.ca_file"),
+        ("server_name = \"siem\"", "audit.syslog.server_name"),
+        (
+            "tls = true\nca_file = \"ca.pem\"\nserver_name = \"bad name!\"",
+            "audit.syslog.server_name",
+        ),
+        ("facility = \"local8\"", "audit.syslog.facility"),
+        ("app_name = \"\"", "audit.syslog.app_name"),
+        ("app_name = \"two words\"", "audit.syslog.app_name"),
+        ("app_name = \"h\u{e9}\"", "audit.syslog.app_name"),
+    ];
+    for (body, key) in cases {
+        assert_eq!(invalid_key(&syslog(&format!("{a}{body}"))), key, "{body}");
+    }
+    let long = format!("{a}app_name = \"{}\"", "x".repeat(49));
+    assert_eq!(invalid_key(&syslog(&long)), "audit.syslog.app_name");
+    let dir = fixture_dir();
+    assert!(matches!(
+        load(&syslog(&format!("{a}port = 514")), dir.path()),
+        Err(ConfigError::Parse { .. })
+    ));
+    assert!(matches!(
+        load(&with_audit("stdout = \"yes\""), dir.path()),
+        Err(ConfigError::Parse { .. })
+    ));
+}
+
+/// The example's commented-out export keys, enabled, are real keys with valid values.
+#[test]
+fn example_config_audit_export_keys_parse() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/hopgate.example.toml"))
+            .unwrap();
+    let keys = [
+        "stdout",
+        "[audit.syslog]",
+        "address",
+        "tls",
+        "ca_file",
+        "server_name",
+        "facility",
+        "app_name",
+    ];
+    // Only inside `[audit]` (up to the admin section): other sections use the same names.
+    let mut in_audit = false;
+    let enabled: String = text
+        .lines()
+        .map(|l| {
+            if l == "[audit]" {
+                in_audit = true;
+            } else if l.starts_with("# Optional admin API") {
+                in_audit = false;
+            }
+            match l.strip_prefix("# ") {
+                Some(rest) if in_audit && keys.iter().any(|k| rest.starts_with(k)) => rest,
+                _ => l,
+            }
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let parsed: file::FileConfig = toml::from_str(&enabled).unwrap();
+    assert_eq!(parsed.audit.stdout, Some(true));
+    let s = parsed.audit.syslog.unwrap();
+    assert_eq!(s.address, "siem.example.com:6514");
+    assert!(s.tls);
+    // The values also pass validation (with the files they name present).
+    let dir = fixture_dir();
+    std::fs::write(dir.path().join("siem-ca.pem"), "x").unwrap();
+    let syslog_block = enabled
+        .lines()
+        .skip_while(|l| *l != "[audit.syslog]")
+        .take_while(|l| !l.is_empty() && !l.starts_with("# [admin]"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let c = load(&with_audit(&syslog_block), dir.path()).unwrap();
+    let s = c.audit_export.syslog.unwrap();
+    assert_eq!((s.facility, s.app_name.as_str()), (10, "hopgate"));
+    assert_eq!(s.tls.unwrap().server_name, "siem.example.com");
+}

@@ -5,3 +5,4 @@ mod kerberos;
 mod latency;
 mod psrp;
 mod rejections;
+mod syslog;
