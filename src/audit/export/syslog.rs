@@ -173,8 +173,6 @@ pub(super) async fn run(
                 Ok(c) => {
                     tracing::info!(address = %target.address, "Audit syslog connected");
                     counters.connected.store(true, Ordering::Relaxed);
-                    backoff = tuning.backoff_min;
-                    failures = 0;
                     conn.insert(c)
                 }
                 Err(error) => {
@@ -189,16 +187,12 @@ pub(super) async fn run(
                             "Audit syslog receiver unreachable; retrying"
                         );
                     }
-                    tokio::select! {
-                        () = tokio::time::sleep(backoff) => {}
-                        _ = alive.changed() => {
-                            // Shutting down with the receiver away: what is left is lost
-                            // to it (it is in the file).
-                            counters.lost(lines + rx.len() as u64);
-                            break;
-                        }
+                    if pause(&mut backoff, &tuning, &mut alive).await {
+                        // Shutting down with the receiver away: what is left is lost to
+                        // it (it is in the file).
+                        counters.lost(lines + rx.len() as u64);
+                        break;
                     }
-                    backoff = (backoff * 2).min(tuning.backoff_max);
                     continue;
                 }
             },
@@ -212,23 +206,45 @@ pub(super) async fn run(
                 counters.sent(NAME, lines);
                 batch.clear();
                 lines = 0;
+                // Only a delivered batch proves the receiver healthy again.
+                backoff = tuning.backoff_min;
+                failures = 0;
+                continue;
             }
             Ok(Err(error)) => {
                 tracing::warn!(address = %target.address, %error, "Audit syslog write failed; resending after reconnecting");
-                conn = None;
-                counters.connected.store(false, Ordering::Relaxed);
             }
             Err(_) => {
                 tracing::warn!(address = %target.address, "Audit syslog write timed out; resending after reconnecting");
-                conn = None;
-                counters.connected.store(false, Ordering::Relaxed);
             }
+        }
+        conn = None;
+        counters.connected.store(false, Ordering::Relaxed);
+        // A receiver that accepts and then fails every write must not be hammered.
+        if pause(&mut backoff, &tuning, &mut alive).await {
+            counters.lost(lines + rx.len() as u64);
+            break;
         }
     }
     if let Some(mut c) = conn {
         let _ = tokio::time::timeout(tuning.io_timeout, c.shutdown()).await;
     }
     counters.connected.store(false, Ordering::Relaxed);
+}
+
+/// Waits `backoff` (then doubles it, up to the maximum); true when the gateway is shutting
+/// down instead.
+async fn pause(
+    backoff: &mut Duration,
+    tuning: &ExportTuning,
+    alive: &mut watch::Receiver<()>,
+) -> bool {
+    let wait = *backoff;
+    *backoff = (*backoff * 2).min(tuning.backoff_max);
+    tokio::select! {
+        () = tokio::time::sleep(wait) => false,
+        _ = alive.changed() => true,
+    }
 }
 
 /// Resolves when the receiver closes the connection (it never sends anything itself).
