@@ -3,3 +3,4 @@ mod clients;
 mod kerberos;
 mod psrp;
 mod rejections;
+mod vault_kv2;
