@@ -280,9 +280,8 @@ impl Gateway {
             .map_err(|error| {
                 tracing::error!(%error, "No backend client");
                 let reason = match &error {
-                    BackendsError::Reference { .. } | BackendsError::Vault { .. } => {
-                        "credential unavailable"
-                    }
+                    BackendsError::Reference { source, .. }
+                    | BackendsError::Vault { source, .. } => source.reason(),
                     BackendsError::Client { .. } => "backend configuration",
                 };
                 self.audit.emit(Event {

@@ -196,3 +196,25 @@ pub enum VaultError {
         why: String,
     },
 }
+
+// === impl VaultError ===
+
+impl VaultError {
+    /// A short reason for audit records and metrics (`vault sealed`), without names or
+    /// paths.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::NotFound { .. } => "credential not in the vault",
+            Self::Unreachable { .. } => "vault unreachable",
+            Self::Sealed { .. } => "vault sealed",
+            Self::PermissionDenied { .. } => "vault permission denied",
+            Self::Login { .. } => "vault login failed",
+            Self::MissingField { .. } => "vault secret incomplete",
+            Self::Malformed { .. } | Self::Server { .. } => "vault server error",
+            Self::InvalidName { .. }
+            | Self::InvalidReference { .. }
+            | Self::PrincipalNotUsable { .. } => "credential reference not usable",
+            _ => "credential unavailable",
+        }
+    }
+}

@@ -431,7 +431,15 @@ async fn pypsrp_through_gateway_with_password_from_kv2() {
     std::fs::write(d.join("jwt.secret"), &jwt_secret).unwrap();
     std::fs::write(d.join("vault-token"), format!("{TOKEN}\n")).unwrap();
     std::fs::create_dir_all(d.join("policies")).unwrap();
-    std::fs::write(d.join("policies/tests.toml"), crate::support::test_policy()).unwrap();
+    let policy = crate::support::test_policy().replace(
+        r#"names = ["standin", "unreachable"]"#,
+        r#"names = ["standin", "other"]"#,
+    );
+    assert!(
+        policy.contains("\"other\""),
+        "the e2e policy names its hosts"
+    );
+    std::fs::write(d.join("policies/tests.toml"), policy).unwrap();
     let config = format!(
         r#"
 [listener]
@@ -467,6 +475,14 @@ port = {port}
 scheme = "http"
 auth = "ntlm"
 credential = "standin-admin"
+
+[[hosts]]
+name = "other"
+address = "127.0.0.1"
+port = {port}
+scheme = "http"
+auth = "ntlm"
+credential = "other-admin"
 "#,
         issuer = crate::support::JWT_ISSUER,
         audience = crate::support::JWT_AUDIENCE,
@@ -506,30 +522,117 @@ credential = "standin-admin"
         1,
         "the gateway read the password once (client reuse and the store cache)"
     );
+
+    // The server is sealed: a host whose credential is not cached yet fails with a clear
+    // fault and an audit record saying why; after unsealing it works without a restart.
+    fake.put(
+        "hopgate/other-admin",
+        json!({"username": format!("{BACKEND_DOMAIN}\\{BACKEND_USER}"), "password": BACKEND_PASSWORD}),
+    );
+    fake.with(|s| s.sealed = true);
+    let mut a = gw.pypsrp_cert_args("wsman/other");
+    a.extend(["--cmd".to_string(), "hostname".into()]);
+    let run = python("tests/clients/pypsrp_client.py", &a).await;
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(
+        run.json["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("could not log in to the host"),
+        "{run:?}"
+    );
+    assert!(
+        gw.audit_has(|e| e["event"] == "backend.auth"
+            && e["host"] == "other"
+            && e["outcome"] == "failure"
+            && e["reason"] == "vault sealed")
+            .await,
+        "{:#?}",
+        gw.audit()
+    );
+    fake.with(|s| s.sealed = false);
+    let run = python("tests/clients/pypsrp_client.py", &a).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.stdout().trim(), "KV2-HOST");
     gw.stop().await;
 }
 
+#[tokio::test]
+async fn https_trusts_only_the_configured_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = hopgate::devcerts::generate(dir.path(), Default::default()).unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = hopgate::devcerts::generate(other_dir.path(), Default::default()).unwrap();
+    let fake = FakeKv2::start_tls(TOKEN, &certs.server_cert, &certs.server_key).await;
+    fake.put("hopgate/web1", json!({"username": "u", "password": "p"}));
+    let mut s = settings(&fake, token_file(dir.path(), TOKEN), Duration::ZERO);
+    s.address = Kv2Address::parse(&fake.https_address()).unwrap();
+
+    s.ca_file = Some(certs.ca_cert.clone());
+    let store = Kv2Store::open(&s).unwrap();
+    assert_eq!(store.get("web1").await.unwrap().secret.expose(), "p");
+
+    s.ca_file = Some(other.ca_cert.clone());
+    let err = Kv2Store::open(&s).unwrap().get("web1").await.unwrap_err();
+    assert!(
+        matches!(&err, VaultError::Unreachable { why, .. } if why.starts_with("tls:")),
+        "{err:?}"
+    );
+    assert_eq!(
+        fake.count("secret/data/hopgate/web1"),
+        1,
+        "no request without trust"
+    );
+
+    s.ca_file = None;
+    let err = Kv2Store::open(&s).unwrap_err();
+    assert!(err.to_string().contains("set vault.ca_file"), "{err}");
+}
+
+/// What the real-server test checks, run here against the fake so the checks themselves
+/// are known to work.
+#[tokio::test]
+async fn real_server_checks_pass_against_the_fake() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeKv2::start(TOKEN).await;
+    let mut s = settings(
+        &fake,
+        token_file(dir.path(), TOKEN),
+        Duration::from_secs(30),
+    );
+    s.prefix = format!("hopgate-test-{}", std::process::id());
+    exercise_server(s).await;
+    assert!(fake.with(|st| st.secrets.is_empty()), "the checks clean up");
+}
+
 /// Against a real Vault / OpenBao server when `VAULT_ADDR` and `VAULT_TOKEN` are set
-/// (`VAULT_CACERT` for https, `HOPGATE_TEST_KV2_MOUNT` for a mount other than `secret`).
+/// (`VAULT_CACERT` for https, `VAULT_NAMESPACE`, `HOPGATE_TEST_KV2_MOUNT` for a KV v2 mount
+/// other than `secret`). Writes and removes secrets under `hopgate-test-<pid>/`.
 #[tokio::test]
 async fn real_server_when_vault_addr_and_token_are_set() {
     let (Ok(addr), Ok(_)) = (std::env::var("VAULT_ADDR"), std::env::var("VAULT_TOKEN")) else {
         eprintln!("skipped: set VAULT_ADDR and VAULT_TOKEN to run against a real server");
         return;
     };
-    let mount = std::env::var("HOPGATE_TEST_KV2_MOUNT").unwrap_or_else(|_| "secret".into());
-    let prefix = format!("hopgate-test-{}", std::process::id());
     let settings = Kv2Settings {
         address: Kv2Address::parse(&addr).unwrap(),
-        mount,
-        prefix,
+        mount: std::env::var("HOPGATE_TEST_KV2_MOUNT").unwrap_or_else(|_| "secret".into()),
+        prefix: format!("hopgate-test-{}", std::process::id()),
         auth: Kv2Auth::Token(SecretSource::Env("VAULT_TOKEN".into())),
         ca_file: std::env::var_os("VAULT_CACERT").map(Into::into),
         namespace: std::env::var("VAULT_NAMESPACE").ok(),
         cache_ttl: Duration::from_secs(30),
         timeout: Duration::from_secs(10),
     };
+    exercise_server(settings).await;
+    eprintln!("real vault server at {addr}: ok");
+}
+
+/// Write, read (fields, `{user}` reference), list and remove through the store, then a
+/// login that cannot work. The prefix must be empty on the server beforehand.
+async fn exercise_server(settings: Kv2Settings) {
     let store = Kv2Store::open(&settings).unwrap();
+    assert!(store.list().await.unwrap().is_empty(), "fresh prefix");
     assert!(matches!(
         store.get("web1").await,
         Err(VaultError::NotFound { .. })
@@ -567,7 +670,7 @@ async fn real_server_when_vault_addr_and_token_are_set() {
     assert!(store.remove("admin-alice").await.unwrap());
     assert!(store.list().await.unwrap().is_empty());
 
-    // A token without access is a clear permission error.
+    // No token: a clear login error, before any request.
     let mut denied = settings.clone();
     denied.auth = Kv2Auth::Token(SecretSource::Env("HOPGATE_TEST_NO_SUCH_TOKEN_VAR".into()));
     let err = Kv2Store::open(&denied)
@@ -576,5 +679,4 @@ async fn real_server_when_vault_addr_and_token_are_set() {
         .await
         .unwrap_err();
     assert!(matches!(err, VaultError::Login { .. }), "{err:?}");
-    eprintln!("real vault server at {addr}: ok");
 }

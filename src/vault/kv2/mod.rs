@@ -144,7 +144,7 @@ impl Kv2Store {
 
     /// Stores `credential` as a new version of entry `name`, keeping the secret's other
     /// fields (a `keytab`, say). Returns whether the entry existed. Check-and-set makes a
-    /// concurrent change fail instead of being overwritten.
+    /// concurrent change of an existing secret fail instead of being overwritten.
     pub async fn set(&self, name: &str, credential: Credential) -> Result<bool, VaultError> {
         if credential.user.is_empty() {
             return Err(VaultError::InvalidCredential {
@@ -171,9 +171,11 @@ impl Kv2Store {
         let path = self.data_path(name)?;
         let existing = self.fetch(name, &path).await?;
         let existed = existing.is_some();
+        // Check-and-set against the version read; a new (or deleted) secret is written
+        // without it, as a deleted latest version still counts as the current one.
         let (mut merged, cas) = match existing {
             Some(d) => (d.fields, d.version),
-            None => (BTreeMap::new(), Some(0)),
+            None => (BTreeMap::new(), None),
         };
         merged.extend(fields);
         let body = wire::write_body(&merged, cas)?;

@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -61,8 +62,32 @@ impl Drop for FakeKv2 {
 }
 
 impl FakeKv2 {
-    /// Starts on 127.0.0.1 with `token` accepted forever.
+    /// Starts on 127.0.0.1 (plain http) with `token` accepted forever.
     pub async fn start(token: &str) -> FakeKv2 {
+        Self::start_with(token, None).await
+    }
+
+    /// Starts on 127.0.0.1 over https with this certificate chain and key (PEM files).
+    pub async fn start_tls(token: &str, cert: &Path, key: &Path) -> FakeKv2 {
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            hopgate::listener::tls::load_certs(cert).unwrap(),
+            hopgate::listener::tls::load_key(key).unwrap(),
+        )
+        .unwrap();
+        Self::start_with(
+            token,
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+        )
+        .await
+    }
+
+    async fn start_with(token: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> FakeKv2 {
         let state = Arc::new(Mutex::new(State::default()));
         state.lock().unwrap().tokens.insert(token.to_owned(), None);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -74,22 +99,38 @@ impl FakeKv2 {
                     continue;
                 };
                 let state = shared.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let state = state.clone();
                         async move { Ok::<_, Infallible>(handle(&state, req).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                        Some(acceptor) => {
+                            // A client that does not trust us hangs up in the handshake.
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                            }
+                        }
+                    }
                 });
             }
         });
         FakeKv2 { addr, state, task }
     }
 
+    /// `http://127.0.0.1:<port>` (use [`https_address`](Self::https_address) for TLS).
     pub fn address(&self) -> String {
         format!("http://127.0.0.1:{}", self.addr.port())
+    }
+
+    /// `https://127.0.0.1:<port>` (an address in the dev server certificate).
+    pub fn https_address(&self) -> String {
+        format!("https://127.0.0.1:{}", self.addr.port())
     }
 
     /// Stores `fields` at `path` (under the mount) as a new version.
