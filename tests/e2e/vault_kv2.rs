@@ -228,6 +228,57 @@ async fn approle_logs_in_and_logs_in_again_before_the_lease_ends() {
 }
 
 #[tokio::test]
+async fn a_renewable_token_is_renewed_before_it_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = seeded().await;
+    fake.with(|s| {
+        s.tokens.insert(
+            "hvs.short".into(),
+            Some(std::time::Instant::now() + Duration::from_secs(3)),
+        );
+        s.renewable = true;
+        s.renew_secs = 3;
+    });
+    let store = Kv2Store::open(&settings(
+        &fake,
+        token_file(dir.path(), "hvs.short"),
+        Duration::ZERO,
+    ))
+    .unwrap();
+    store.get("web1").await.unwrap();
+    assert_eq!(
+        fake.count("auth/token/lookup-self"),
+        1,
+        "lifetime looked up once"
+    );
+    // Past two thirds of the 3 s lifetime: renewed before the read.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    store.get("web1").await.unwrap();
+    assert_eq!(fake.with(|s| s.renewals), 1);
+    // Past the original expiry: still valid thanks to the renewal.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    store.get("web1").await.unwrap();
+    assert_eq!(
+        fake.with(|s| s.bad_tokens),
+        0,
+        "never sent an expired token"
+    );
+
+    // An AppRole token that is renewable is renewed, not replaced by a new login.
+    fake.with(|s| s.approle = Some(("r".into(), "s".into(), 3)));
+    let store = Kv2Store::open(&settings(
+        &fake,
+        approle(dir.path(), "r", "s"),
+        Duration::ZERO,
+    ))
+    .unwrap();
+    store.get("web1").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    store.get("web1").await.unwrap();
+    assert_eq!(fake.with(|s| (s.logins, s.renewals)), (1, 2));
+}
+
+#[tokio::test]
 async fn server_errors_are_clear_vault_errors() {
     let dir = tempfile::tempdir().unwrap();
     let fake = seeded().await;

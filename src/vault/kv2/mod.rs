@@ -78,8 +78,20 @@ impl Kv2Store {
                 .time_to_live(settings.cache_ttl)
                 .build()
         });
+        let http = HttpClient::new(settings)?;
+        tracing::info!(
+            address = http.address(),
+            mount = %mount,
+            prefix = %prefix,
+            auth = match settings.auth {
+                Kv2Auth::Token(_) => "token",
+                Kv2Auth::AppRole { .. } => "approle",
+            },
+            cache_ttl_secs = settings.cache_ttl.as_secs(),
+            "Credentials come from a KV v2 server"
+        );
         Ok(Self {
-            http: HttpClient::new(settings)?,
+            http,
             auth: Auth::new(settings.auth.clone()),
             mount,
             prefix,

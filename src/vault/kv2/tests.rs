@@ -127,6 +127,13 @@ fn list_and_login_answers() {
     .unwrap();
     assert_eq!(login.token.expose(), "hvs.t");
     assert_eq!(login.lease, Duration::from_secs(3600));
+    assert!(login.renewable);
+    let (ttl, renewable) = wire::parse_lookup(
+        br#"{"data":{"ttl":0,"renewable":false,"policies":["root"]}}"#,
+        "p",
+    )
+    .unwrap();
+    assert_eq!((ttl, renewable), (Duration::ZERO, false));
     assert!(wire::parse_login(br#"{"auth":null}"#, "p").is_err());
     assert!(wire::parse_login(br#"{"auth":{"client_token":""}}"#, "p").is_err());
 }

@@ -32,6 +32,8 @@ pub(crate) struct LoginToken {
     pub(crate) token: Secret,
     /// Zero: the token does not expire.
     pub(crate) lease: Duration,
+    /// Whether `auth/token/renew-self` may extend it.
+    pub(crate) renewable: bool,
 }
 
 /// Parses the answer to `GET /v1/<mount>/data/<path>`. `None` when the latest version is
@@ -83,7 +85,8 @@ pub(crate) fn parse_list(body: &[u8], path: &str) -> Result<Vec<String>, VaultEr
     Ok(keys)
 }
 
-/// Parses the answer to an AppRole login (`auth.client_token`, `auth.lease_duration`).
+/// Parses the answer to a login or a renewal (`auth.client_token`, `auth.lease_duration`,
+/// `auth.renewable`).
 pub(crate) fn parse_login(body: &[u8], path: &str) -> Result<LoginToken, VaultError> {
     #[derive(Deserialize)]
     struct Outer {
@@ -94,6 +97,8 @@ pub(crate) fn parse_login(body: &[u8], path: &str) -> Result<LoginToken, VaultEr
         client_token: Secret,
         #[serde(default)]
         lease_duration: u64,
+        #[serde(default)]
+        renewable: bool,
     }
     let outer: Outer = parse(body, path)?;
     let auth = outer
@@ -105,7 +110,26 @@ pub(crate) fn parse_login(body: &[u8], path: &str) -> Result<LoginToken, VaultEr
     Ok(LoginToken {
         token: auth.client_token,
         lease: Duration::from_secs(auth.lease_duration),
+        renewable: auth.renewable,
     })
+}
+
+/// Parses the answer to `GET auth/token/lookup-self`: the token's remaining `ttl` (zero:
+/// no expiry) and whether it is `renewable`.
+pub(crate) fn parse_lookup(body: &[u8], path: &str) -> Result<(Duration, bool), VaultError> {
+    #[derive(Deserialize)]
+    struct Outer {
+        data: Data,
+    }
+    #[derive(Deserialize)]
+    struct Data {
+        #[serde(default)]
+        ttl: u64,
+        #[serde(default)]
+        renewable: bool,
+    }
+    let outer: Outer = parse(body, path)?;
+    Ok((Duration::from_secs(outer.data.ttl), outer.data.renewable))
 }
 
 /// The `errors` list of an error answer, joined with `; ` (empty when absent or not JSON).

@@ -6,8 +6,10 @@
 //! .../auth/approle): `GET /v1/secret/data/<p>` → `{"data":{"data":{..},"metadata":{..}}}`,
 //! `LIST /v1/secret/metadata/<p>` (or `GET ...?list=true`) → `{"data":{"keys":[..]}}`,
 //! `POST /v1/secret/data/<p>` with `{"data":{..},"options":{"cas":N}}`,
-//! `DELETE /v1/secret/metadata/<p>`, `POST /v1/auth/approle/login` →
-//! `{"auth":{"client_token":..,"lease_duration":..,"renewable":true}}`; errors are
+//! `DELETE /v1/secret/metadata/<p>`, `POST /v1/auth/approle/login` and
+//! `POST /v1/auth/token/renew-self` → `{"auth":{"client_token":..,"lease_duration":..,
+//! "renewable":..}}`, `GET /v1/auth/token/lookup-self` → `{"data":{"ttl":..,
+//! "renewable":..}}`; errors are
 //! `{"errors":[..]}`: 403 `permission denied`, 404 `[]`, 503 `Vault is sealed`, 400 on a
 //! bad login or check-and-set mismatch.
 
@@ -43,6 +45,11 @@ pub struct State {
     /// Every request: (method, path with query, namespace header).
     pub requests: Vec<(String, String, Option<String>)>,
     pub logins: usize,
+    /// Whether tokens from logins, and all tokens for renew-self, are renewable.
+    pub renewable: bool,
+    /// Lease granted by renew-self.
+    pub renew_secs: u64,
+    pub renewals: usize,
     /// Requests refused because the token was unknown or expired.
     pub bad_tokens: usize,
     next_token: usize,
@@ -206,6 +213,34 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Response<Full<B
         s.bad_tokens += 1;
         return errors(StatusCode::FORBIDDEN, &["permission denied"]);
     }
+    if path == "auth/token/lookup-self" && method == "GET" {
+        let exp = token
+            .as_ref()
+            .and_then(|t| s.tokens.get(t))
+            .copied()
+            .flatten();
+        let ttl = exp.map_or(0, |e| e.saturating_duration_since(Instant::now()).as_secs());
+        return reply(
+            StatusCode::OK,
+            json!({"data": {"ttl": ttl, "renewable": s.renewable, "policies": ["hopgate"]}}),
+        );
+    }
+    if path == "auth/token/renew-self" && method == "POST" {
+        if !s.renewable {
+            return errors(StatusCode::BAD_REQUEST, &["lease is not renewable"]);
+        }
+        let token = token.unwrap_or_default();
+        let lease = s.renew_secs;
+        s.tokens.insert(
+            token.clone(),
+            Some(Instant::now() + Duration::from_secs(lease)),
+        );
+        s.renewals += 1;
+        return reply(
+            StatusCode::OK,
+            json!({"auth": {"client_token": token, "lease_duration": lease, "renewable": true}}),
+        );
+    }
     let list = method == "LIST" || (method == "GET" && query.contains("list=true"));
     if let Some(p) = path.strip_prefix("secret/data/") {
         if s.denied.contains(p) {
@@ -288,7 +323,7 @@ fn login(s: &mut State, body: &[u8]) -> Response<Full<Bytes>> {
         json!({
             "auth": {
                 "client_token": token, "accessor": "fake", "policies": ["hopgate"],
-                "lease_duration": lease, "renewable": true,
+                "lease_duration": lease, "renewable": s.renewable,
             },
         }),
     )
