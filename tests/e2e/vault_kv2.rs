@@ -106,6 +106,11 @@ async fn reads_credentials_fields_and_lists_names() {
         .iter()
         .all(|(_, _, ns)| ns.as_deref() == Some("team-a"))));
     assert!(fake.count("secret/data/hopgate/web1") >= 1);
+    let shown = format!("{store:?} {:?}", store.get("web1").await.unwrap());
+    assert!(
+        !shown.contains(TOKEN) && !shown.contains("pw-web1"),
+        "{shown}"
+    );
 }
 
 #[tokio::test]
@@ -192,8 +197,16 @@ async fn approle_logs_in_and_logs_in_again_before_the_lease_ends() {
         Duration::ZERO,
     ))
     .unwrap();
-    store.get("web1").await.unwrap();
-    store.get("web1").await.unwrap();
+    // Concurrent first reads wait for one login instead of each logging in.
+    let store = std::sync::Arc::new(store);
+    let mut readers = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        readers.spawn(async move { store.get("web1").await.map(|c| c.user) });
+    }
+    while let Some(read) = readers.join_next().await {
+        assert_eq!(read.unwrap().unwrap(), "CORP\\svc-web");
+    }
     assert_eq!(fake.with(|s| s.logins), 1, "one login serves many reads");
 
     // Two thirds of the 3 s lease: the next read logs in first, so the server never sees
