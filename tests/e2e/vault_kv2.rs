@@ -154,7 +154,7 @@ async fn reads_are_cached_for_the_ttl_and_forget_drops_them() {
     let store = Kv2Store::open(&settings(
         &fake,
         token_file(dir.path(), TOKEN),
-        Duration::from_millis(800),
+        Duration::from_secs(2), // hits below stay hits on a busy machine
     ))
     .unwrap();
     let path = "secret/data/hopgate/web1";
@@ -173,7 +173,7 @@ async fn reads_are_cached_for_the_ttl_and_forget_drops_them() {
         json!({"username": "CORP\\svc-web", "password": "pw-rotated"}),
     );
     assert_eq!(store.get("web1").await.unwrap().secret.expose(), "pw-web1");
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
     assert_eq!(
         store.get("web1").await.unwrap().secret.expose(),
         "pw-rotated"
