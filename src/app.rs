@@ -17,7 +17,7 @@ use crate::listener::{self, ListenerLimits};
 use crate::proxy::backends::Backends;
 use crate::proxy::{Gateway, PolicyHandle};
 use crate::session::LocalRegistry;
-use crate::vault::{self, LocalVault};
+use crate::vault;
 use crate::wsman;
 
 /// Most shells remembered at once, across all principals.
@@ -133,9 +133,7 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
     };
     let authn = Arc::new(Authenticator::new(jwt, config.authn.client_certificates));
 
-    let vault_settings = vault_settings(&config);
-    let store = LocalVault::open(&vault_settings)
-        .with_context(|| format!("vault {}", config.vault.path.display()))?;
+    let store = vault::open_store(&store_settings(&config)).context("vault")?;
 
     let engine = crate::policy::load_dir(&config.policy_dir)
         .with_context(|| format!("policies in {}", config.policy_dir.display()))?;
@@ -163,7 +161,7 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
     let policy_dir = config.policy_dir.clone();
     let sessions = Arc::new(LocalRegistry::new(config.limits.shell_idle, MAX_SHELLS));
     let policy: PolicyHandle = Arc::new(arc_swap::ArcSwap::from_pointee(engine));
-    let backends = Backends::new(Arc::new(store));
+    let backends = Backends::new(store);
     let config = Arc::new(config);
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let admin = match &config.admin {
@@ -315,16 +313,21 @@ fn audit_sink(config: &Config) -> crate::audit::SinkConfig {
     }
 }
 
-/// The vault settings for `config` (also used by the `vault` CLI).
-pub fn vault_settings(config: &Config) -> vault::VaultSettings {
-    let (key_file, key_env) = match &config.vault.key {
-        crate::config::VaultKey::File(p) => (Some(p.clone()), None),
-        crate::config::VaultKey::Env(e) => (None, Some(e.clone())),
-    };
-    vault::VaultSettings {
-        path: config.vault.path.clone(),
-        key_file,
-        key_env,
+/// The credential store settings for `config` (also used by the `vault` CLI).
+pub fn store_settings(config: &Config) -> vault::StoreSettings {
+    match &config.vault {
+        crate::config::VaultConfig::File { path, key } => {
+            let (key_file, key_env) = match key {
+                crate::config::VaultKey::File(p) => (Some(p.clone()), None),
+                crate::config::VaultKey::Env(e) => (None, Some(e.clone())),
+            };
+            vault::StoreSettings::File(vault::VaultSettings {
+                path: path.clone(),
+                key_file,
+                key_env,
+            })
+        }
+        crate::config::VaultConfig::Kv2(kv2) => vault::StoreSettings::Kv2(kv2.clone()),
     }
 }
 

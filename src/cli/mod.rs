@@ -356,7 +356,7 @@ fn policy_command(action: PolicyAction) -> ExitCode {
 }
 
 fn vault_command(config: &Config, action: VaultAction) -> Result<(), CliError> {
-    let settings = crate::app::vault_settings(config);
+    let settings = crate::app::store_settings(config);
     match action {
         VaultAction::Set { name, user } => {
             let outcome = crate::vault::cli::cmd_set(

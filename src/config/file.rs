@@ -94,15 +94,51 @@ pub struct TargetFile {
     pub default_host: Option<String>,
 }
 
-/// `[vault]`: the local encrypted credential file.
+/// `[vault]`: where backend credentials live: the local encrypted file (`kind = "file"`,
+/// the default) or a Vault / OpenBao KV v2 server (`kind = "kv2"`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VaultFile {
-    pub path: PathBuf,
-    /// File holding the 32-byte key (hex or base64).
+    /// "file" (default) or "kv2".
+    pub kind: Option<String>,
+    /// file: the encrypted vault file.
+    pub path: Option<PathBuf>,
+    /// file: a file holding the 32-byte key (hex or base64).
     pub key_file: Option<PathBuf>,
-    /// Name of an environment variable holding the key.
+    /// file: name of an environment variable holding the key.
     pub key_env: Option<String>,
+    /// kv2: server URL, `https://vault.example.com:8200` (http only to loopback).
+    pub address: Option<String>,
+    /// kv2: the KV v2 mount. Default "secret".
+    pub mount: Option<String>,
+    /// kv2: folder under the mount holding the entries. Default: the mount's root.
+    pub prefix: Option<String>,
+    /// kv2: environment variable holding the Vault token.
+    pub token_env: Option<String>,
+    /// kv2: file holding the Vault token.
+    pub token_file: Option<PathBuf>,
+    /// kv2: PEM CA bundle for the server's certificate (required with https).
+    pub ca_file: Option<PathBuf>,
+    /// kv2: seconds a read secret is reused. Default 30; 0 disables the cache.
+    pub cache_ttl_secs: Option<u64>,
+    /// kv2: seconds allowed per request to the server. Default 10.
+    pub timeout_secs: Option<u64>,
+    /// kv2: Vault Enterprise / OpenBao namespace (`X-Vault-Namespace`).
+    pub namespace: Option<String>,
+    /// kv2: AppRole login instead of a token.
+    pub approle: Option<AppRoleFile>,
+}
+
+/// `[vault.approle]`: AppRole login; role id and secret id come from files or variables.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppRoleFile {
+    /// The AppRole auth mount. Default "approle".
+    pub mount: Option<String>,
+    pub role_id_file: Option<PathBuf>,
+    pub role_id_env: Option<String>,
+    pub secret_id_file: Option<PathBuf>,
+    pub secret_id_env: Option<String>,
 }
 
 /// `[audit]`.

@@ -9,6 +9,7 @@ mod export;
 pub mod file;
 #[cfg(test)]
 mod tests;
+mod vault;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -130,10 +131,13 @@ pub enum VaultKey {
     Env(String),
 }
 
+/// Where backend credentials live (`[vault]`).
 #[derive(Debug, Clone)]
-pub struct VaultConfig {
-    pub path: PathBuf,
-    pub key: VaultKey,
+pub enum VaultConfig {
+    /// The local encrypted file and its key (`kind = "file"`, the default).
+    File { path: PathBuf, key: VaultKey },
+    /// A Vault / OpenBao KV v2 server (`kind = "kv2"`).
+    Kv2(crate::vault::Kv2Settings),
 }
 
 #[derive(Debug, Clone)]
@@ -311,22 +315,7 @@ impl Config {
             ));
         }
 
-        let vault_key = match (&file.vault.key_file, &file.vault.key_env) {
-            (Some(f), None) => VaultKey::File(resolve(f)),
-            (None, Some(e)) if !e.is_empty() => VaultKey::Env(e.clone()),
-            (None, Some(_)) => {
-                return Err(ConfigError::invalid(
-                    "vault.key_env",
-                    "must name an environment variable",
-                ))
-            }
-            _ => {
-                return Err(ConfigError::invalid(
-                    "vault",
-                    "set exactly one of `key_file` and `key_env`",
-                ))
-            }
-        };
+        let vault = vault::validate_vault(&file.vault, &resolve)?;
 
         let inventory = validate_hosts(&file.hosts, &resolve)?;
         if let Some(d) = &file.target.default_host {
@@ -394,10 +383,7 @@ impl Config {
                 jwt,
             },
             default_host: file.target.default_host.clone(),
-            vault: VaultConfig {
-                path: resolve(&file.vault.path),
-                key: vault_key,
-            },
+            vault,
             audit_dir: resolve(&file.audit.dir),
             audit_fsync_interval: match file.audit.fsync_interval_ms {
                 None => None,

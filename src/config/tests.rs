@@ -75,7 +75,13 @@ fn valid_config_resolves_paths_and_defaults() {
         c.inventory.get("10.0.0.5").is_none(),
         "lookup is by name only"
     );
-    assert_eq!(c.vault.key, VaultKey::File(dir.path().join("vault.key")));
+    match &c.vault {
+        VaultConfig::File { path, key } => {
+            assert_eq!(path, &dir.path().join("vault.bin"));
+            assert_eq!(key, &VaultKey::File(dir.path().join("vault.key")));
+        }
+        other => panic!("expected the local file, got {other:?}"),
+    }
     assert_eq!(c.policy_dir, dir.path().join("policies"));
     assert_eq!(c.limits.max_body_bytes, 1024 * 1024);
 }
@@ -514,4 +520,100 @@ fn example_config_audit_export_keys_parse() {
     let s = c.audit_export.syslog.unwrap();
     assert_eq!((s.facility, s.app_name.as_str()), (10, "hopgate"));
     assert_eq!(s.tls.unwrap().server_name, "siem.example.com");
+}
+
+/// `[vault]` replaced by `section` (a KV v2 server, usually).
+fn with_vault(section: &str) -> String {
+    VALID.replace(
+        "[vault]\npath = \"vault.bin\"\nkey_file = \"vault.key\"",
+        &format!("[vault]\n{section}"),
+    )
+}
+
+#[test]
+fn kv2_vault_with_token_file_and_defaults() {
+    let dir = fixture_dir();
+    std::fs::write(dir.path().join("vault-token"), "hvs.x").unwrap();
+    let text = with_vault(
+        "kind = \"kv2\"\naddress = \"https://vault.example.com:8200\"\nca_file = \"ca.pem\"\n\
+         prefix = \"/hopgate/gw/\"\ntoken_file = \"vault-token\"\nnamespace = \"team-a\"",
+    );
+    let c = load(&text, dir.path()).unwrap();
+    let VaultConfig::Kv2(kv2) = &c.vault else {
+        panic!("expected kv2, got {:?}", c.vault)
+    };
+    assert_eq!(kv2.address.to_string(), "https://vault.example.com:8200");
+    assert_eq!(kv2.mount, "secret");
+    assert_eq!(kv2.prefix, "hopgate/gw");
+    assert_eq!(kv2.ca_file, Some(dir.path().join("ca.pem")));
+    assert_eq!(kv2.namespace.as_deref(), Some("team-a"));
+    assert_eq!(kv2.cache_ttl, Duration::from_secs(30));
+    assert_eq!(kv2.timeout, Duration::from_secs(10));
+    assert_eq!(
+        kv2.auth,
+        crate::vault::kv2::Kv2Auth::Token(crate::vault::kv2::SecretSource::File(
+            dir.path().join("vault-token")
+        ))
+    );
+}
+
+#[test]
+fn kv2_vault_with_approle() {
+    let dir = fixture_dir();
+    std::fs::write(dir.path().join("role_id"), "r").unwrap();
+    let text = with_vault(
+        "kind = \"kv2\"\naddress = \"http://127.0.0.1:8200\"\ncache_ttl_secs = 0\n\
+         [vault.approle]\nrole_id_file = \"role_id\"\nsecret_id_env = \"HOPGATE_SECRET_ID\"",
+    );
+    let c = load(&text, dir.path()).unwrap();
+    let VaultConfig::Kv2(kv2) = &c.vault else {
+        panic!("expected kv2")
+    };
+    assert_eq!(kv2.cache_ttl, Duration::ZERO, "0 disables the cache");
+    assert_eq!(
+        kv2.auth,
+        crate::vault::kv2::Kv2Auth::AppRole {
+            mount: "approle".into(),
+            role_id: crate::vault::kv2::SecretSource::File(dir.path().join("role_id")),
+            secret_id: crate::vault::kv2::SecretSource::Env("HOPGATE_SECRET_ID".into()),
+        }
+    );
+}
+
+#[test]
+fn kv2_vault_errors_name_the_key() {
+    let kv2 = |rest: &str| with_vault(&format!("kind = \"kv2\"\n{rest}"));
+    let https = "address = \"https://vault.example.com\"\nca_file = \"ca.pem\"\n";
+    let cases = [
+        (with_vault("kind = \"s3\"\npath = \"v\"\nkey_env = \"K\""), "vault.kind"),
+        (kv2("token_env = \"T\""), "vault.address"),
+        (kv2("address = \"http://10.1.2.3:8200\"\ntoken_env = \"T\""), "vault.address"),
+        (kv2("address = \"https://vault.example.com\"\ntoken_env = \"T\""), "vault.ca_file"),
+        (kv2("address = \"http://127.0.0.1\"\nca_file = \"ca.pem\"\ntoken_env = \"T\""), "vault.ca_file"),
+        (kv2("address = \"https://v\"\nca_file = \"nope.pem\"\ntoken_env = \"T\""), "vault.ca_file"),
+        (kv2(https), "vault"),
+        (kv2(&format!("{https}token_env = \"T\"\ntoken_file = \"ca.pem\"")), "vault"),
+        (kv2(&format!("{https}token_env = \"A-B\"")), "vault.token_env"),
+        (kv2(&format!("{https}token_file = \"missing\"")), "vault.token_file"),
+        (kv2(&format!("{https}token_env = \"T\"\nmount = \"../sys\"")), "vault.mount"),
+        (kv2(&format!("{https}token_env = \"T\"\nprefix = \"a//b\"")), "vault.prefix"),
+        (kv2(&format!("{https}token_env = \"T\"\ntimeout_secs = 0")), "vault.timeout_secs"),
+        (kv2(&format!("{https}token_env = \"T\"\npath = \"vault.bin\"")), "vault.path"),
+        (kv2(&format!("{https}token_env = \"T\"\nkey_env = \"K\"")), "vault.key_env"),
+        (
+            kv2(&format!("{https}[vault.approle]\nrole_id_env = \"R\"")),
+            "vault.approle",
+        ),
+        (
+            kv2(&format!(
+                "{https}[vault.approle]\nrole_id_env = \"R\"\nsecret_id_env = \"S\"\nmount = \"a/../b\""
+            )),
+            "vault.approle.mount",
+        ),
+        (with_vault("path = \"v\"\nkey_env = \"K\"\naddress = \"http://127.0.0.1\""), "vault.address"),
+        (with_vault("key_env = \"K\""), "vault.path"),
+    ];
+    for (text, key) in cases {
+        assert_eq!(invalid_key(&text), key, "{text}");
+    }
 }

@@ -72,7 +72,7 @@ impl Backends {
 
     /// The client for `host` acting for `principal` (per-person vault entries use
     /// `{user}` in the host's credential reference).
-    pub fn get(&self, host: &Host, principal: &str) -> Result<Backend, BackendsError> {
+    pub async fn get(&self, host: &Host, principal: &str) -> Result<Backend, BackendsError> {
         let entry = resolve_ref(&host.credential, principal).map_err(|source| {
             BackendsError::Reference {
                 host: host.name.clone(),
@@ -86,6 +86,7 @@ impl Backends {
         let cred = self
             .vault
             .get(&entry)
+            .await
             .map_err(|source| BackendsError::Vault {
                 host: host.name.clone(),
                 entry: entry.clone(),
@@ -112,10 +113,12 @@ impl Backends {
         Ok(backend)
     }
 
-    /// Forgets the client for (host, entry), e.g. after the host rejected its password.
+    /// Forgets the client for (host, entry), e.g. after the host rejected its password;
+    /// the store drops its cached copy too, so the next use reads the rotated password.
     pub fn invalidate(&self, host: &str, entry: &str) {
         self.clients
             .invalidate(&(host.to_string(), entry.to_string()));
+        self.vault.forget(entry);
     }
 }
 

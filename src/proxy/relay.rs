@@ -123,7 +123,7 @@ impl Gateway {
             return Err(Refusal::AccessDenied { message: reason });
         }
 
-        let backend = self.backend(&ctx)?;
+        let backend = self.backend(&ctx).await?;
         let (status, body) = self.forward(&ctx, &backend).await?;
         if status != StatusCode::OK {
             // The host refused the shell (quota, configuration): pass its fault on.
@@ -236,7 +236,7 @@ impl Gateway {
             _ => {}
         }
 
-        let backend = self.backend(&ctx)?;
+        let backend = self.backend(&ctx).await?;
         if let Some(held) = release {
             // The pipeline is whole and allowed: the host now gets the held Command and
             // Sends in their original order, then this request.
@@ -273,15 +273,15 @@ impl Gateway {
         Ok(soap_response(status, body))
     }
 
-    fn backend(&self, ctx: &Ctx<'_>) -> Result<Backend, Refusal> {
+    async fn backend(&self, ctx: &Ctx<'_>) -> Result<Backend, Refusal> {
         self.backends
             .get(ctx.host, &ctx.principal.name)
+            .await
             .map_err(|error| {
                 tracing::error!(%error, "No backend client");
                 let reason = match &error {
-                    BackendsError::Reference { .. } | BackendsError::Vault { .. } => {
-                        "credential unavailable"
-                    }
+                    BackendsError::Reference { source, .. }
+                    | BackendsError::Vault { source, .. } => source.reason(),
                     BackendsError::Client { .. } => "backend configuration",
                 };
                 self.audit.emit(Event {

@@ -42,7 +42,7 @@ impl crate::admin::ShellCloser for HostCloser {
             let Some(host) = config.inventory.get(&shell.host) else {
                 return false;
             };
-            let backend = match backends.get(host, &shell.owner) {
+            let backend = match backends.get(host, &shell.owner).await {
                 Ok(b) => b,
                 Err(error) => {
                     tracing::warn!(%error, "No backend client to close a terminated shell");

@@ -1,17 +1,20 @@
 //! What `hopgate vault set|get|list|rm` do; the lead's CLI parses arguments and prints.
 //!
 //! Owns reading the password (stdin when it is not a terminal, otherwise a no-echo prompt
-//! on the terminal, twice) and the four operations. Passwords never come from argv, and
-//! nothing here prints a password: `get` returns only the user name.
+//! on the terminal, twice) and the four operations, against the local file or a KV v2
+//! server (each call then runs on its own small runtime: call these outside async code).
+//! Passwords never come from argv, and nothing here prints a password: `get` returns only
+//! the user name.
 
 use std::io::{BufRead, IsTerminal, Read};
 
 use zeroize::Zeroizing;
 
 use super::error::VaultError;
+use super::kv2::Kv2Store;
 use super::local::LocalVault;
 use super::secret::{Credential, Secret};
-use super::settings::VaultSettings;
+use super::settings::StoreSettings;
 use super::{validate_name, Store};
 
 /// Longest password read from stdin, in bytes.
@@ -49,7 +52,7 @@ pub struct SetOutcome {
 /// `hopgate vault set NAME --user USER`: stores a credential, creating the vault file if
 /// needed. The password is read from `password` (never from the command line).
 pub fn cmd_set(
-    settings: &VaultSettings,
+    settings: impl Into<StoreSettings>,
     name: &str,
     user: &str,
     password: PasswordSource<'_>,
@@ -61,10 +64,19 @@ pub fn cmd_set(
             why: "the user name is empty",
         });
     }
-    // Open (and check the key against an existing file) before prompting, too.
-    let vault = LocalVault::open_or_create(settings)?;
-    let secret = read_password(password, name, user)?;
-    let replaced = vault.set(name, Credential::new(user, secret))?;
+    let replaced = match settings.into() {
+        StoreSettings::File(settings) => {
+            // Open (and check the key against an existing file) before prompting, too.
+            let vault = LocalVault::open_or_create(&settings)?;
+            let secret = read_password(password, name, user)?;
+            vault.set(name, Credential::new(user, secret))?
+        }
+        StoreSettings::Kv2(settings) => {
+            let store = Kv2Store::open(&settings)?;
+            let secret = read_password(password, name, user)?;
+            on_runtime(store.set(name, Credential::new(user, secret)))?
+        }
+    };
     Ok(SetOutcome {
         name: name.to_owned(),
         user: user.to_owned(),
@@ -73,25 +85,57 @@ pub fn cmd_set(
 }
 
 /// `hopgate vault get NAME`: the user name stored under `NAME` (never the password).
-pub fn cmd_get(settings: &VaultSettings, name: &str) -> Result<String, VaultError> {
+pub fn cmd_get(settings: impl Into<StoreSettings>, name: &str) -> Result<String, VaultError> {
     validate_name(name)?;
-    Ok(LocalVault::open(settings)?.get(name)?.user)
+    match settings.into() {
+        StoreSettings::File(settings) => Ok(LocalVault::open(&settings)?.get(name)?.user),
+        StoreSettings::Kv2(settings) => {
+            let store = Kv2Store::open(&settings)?;
+            on_runtime(async { Ok(Store::get(&store, name).await?.user) })
+        }
+    }
 }
 
 /// `hopgate vault list`: all entry names, sorted.
-pub fn cmd_list(settings: &VaultSettings) -> Result<Vec<String>, VaultError> {
-    Ok(LocalVault::open(settings)?.list())
+pub fn cmd_list(settings: impl Into<StoreSettings>) -> Result<Vec<String>, VaultError> {
+    match settings.into() {
+        StoreSettings::File(settings) => Ok(LocalVault::open(&settings)?.list()),
+        StoreSettings::Kv2(settings) => on_runtime(Kv2Store::open(&settings)?.names()),
+    }
 }
 
-/// `hopgate vault rm NAME`: removes the entry; [`VaultError::NotFound`] if absent.
-pub fn cmd_rm(settings: &VaultSettings, name: &str) -> Result<(), VaultError> {
-    if LocalVault::open(settings)?.remove(name)? {
+/// `hopgate vault rm NAME`: removes the entry (on a KV v2 server: with all its versions);
+/// [`VaultError::NotFound`] if absent.
+pub fn cmd_rm(settings: impl Into<StoreSettings>, name: &str) -> Result<(), VaultError> {
+    let removed = match settings.into() {
+        StoreSettings::File(settings) => LocalVault::open(&settings)?.remove(name)?,
+        StoreSettings::Kv2(settings) => {
+            let store = Kv2Store::open(&settings)?;
+            on_runtime(store.remove(name))?
+        }
+    };
+    if removed {
         Ok(())
     } else {
         Err(VaultError::NotFound {
             name: name.to_owned(),
         })
     }
+}
+
+/// Runs one future to completion on a fresh current-thread runtime.
+fn on_runtime<T>(
+    future: impl std::future::Future<Output = Result<T, VaultError>>,
+) -> Result<T, VaultError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| VaultError::Io {
+            op: "start a runtime for",
+            path: "the vault server requests".into(),
+            source,
+        })?
+        .block_on(future)
 }
 
 fn read_password(source: PasswordSource<'_>, name: &str, user: &str) -> Result<Secret, VaultError> {

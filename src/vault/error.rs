@@ -129,4 +129,92 @@ pub enum VaultError {
         /// What is wrong.
         why: &'static str,
     },
+    /// The secret server could not be reached or did not answer in time.
+    #[error("vault server {address} is unreachable: {why}")]
+    Unreachable {
+        /// The server's address (`https://vault.example.com:8200`).
+        address: String,
+        /// What failed: connect, TLS or timeout (never a token).
+        why: String,
+    },
+    /// The secret server is sealed: nothing can be read until an operator unseals it.
+    #[error(
+        "vault server {address} is sealed; it must be unsealed before credentials can be read"
+    )]
+    Sealed {
+        /// The server's address.
+        address: String,
+    },
+    /// The server refused the token for this path (403).
+    #[error(
+        "vault server denied access to {path} (permission denied: check the policy of the \
+         token or AppRole)"
+    )]
+    PermissionDenied {
+        /// The API path (`secret/data/hopgate/web1`).
+        path: String,
+    },
+    /// The login (token or AppRole) failed.
+    #[error("vault login with {method} failed: {why}")]
+    Login {
+        /// `token` or `approle`.
+        method: &'static str,
+        /// The server's error text or what was missing.
+        why: String,
+    },
+    /// The server answered with something other than the documented JSON.
+    #[error("vault server answered {path} with malformed json: {why}")]
+    Malformed {
+        /// The API path.
+        path: String,
+        /// What was wrong (a parser position, never content).
+        why: String,
+    },
+    /// A secret lacks a field the caller needs (`username`, `password`, `keytab`), or the
+    /// field is not a string.
+    #[error("vault secret {name} has no string field `{field}`")]
+    MissingField {
+        /// The entry name.
+        name: String,
+        /// The field.
+        field: String,
+    },
+    /// Any other error status from the server.
+    #[error("vault server answered {status} for {path}: {errors}")]
+    Server {
+        /// The HTTP status code.
+        status: u16,
+        /// The API path.
+        path: String,
+        /// The server's `errors` list, joined (server messages, no secrets).
+        errors: String,
+    },
+    /// The secret server settings cannot be used (e.g. an unreadable CA file).
+    #[error("vault server settings: {why}")]
+    Settings {
+        /// What is wrong.
+        why: String,
+    },
+}
+
+// === impl VaultError ===
+
+impl VaultError {
+    /// A short reason for audit records and metrics (`vault sealed`), without names or
+    /// paths.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::NotFound { .. } => "credential not in the vault",
+            Self::Unreachable { .. } => "vault unreachable",
+            Self::Sealed { .. } => "vault sealed",
+            Self::PermissionDenied { .. } => "vault permission denied",
+            Self::Login { .. } => "vault login failed",
+            Self::MissingField { .. } => "vault secret incomplete",
+            Self::Malformed { .. } | Self::Server { .. } => "vault server error",
+            Self::InvalidName { .. }
+            | Self::InvalidReference { .. }
+            | Self::PrincipalNotUsable { .. } => "credential reference not usable",
+            _ => "credential unavailable",
+        }
+    }
 }

@@ -21,7 +21,7 @@ use super::fsutil;
 use super::key::VaultKey;
 use super::secret::Credential;
 use super::settings::VaultSettings;
-use super::{validate_name, Store};
+use super::{validate_name, Store, StoreFuture};
 
 /// The decrypted file body.
 #[derive(Default, Serialize, Deserialize)]
@@ -136,8 +136,10 @@ impl LocalVault {
     }
 }
 
-impl Store for LocalVault {
-    fn get(&self, name: &str) -> Result<Credential, VaultError> {
+/// Synchronous reads (the file is in memory); [`Store`] wraps them for the gateway.
+impl LocalVault {
+    /// The credential stored under `name`, or [`VaultError::NotFound`].
+    pub fn get(&self, name: &str) -> Result<Credential, VaultError> {
         self.entries
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -148,13 +150,24 @@ impl Store for LocalVault {
             })
     }
 
-    fn list(&self) -> Vec<String> {
+    /// All entry names, sorted.
+    pub fn list(&self) -> Vec<String> {
         self.entries
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .keys()
             .cloned()
             .collect()
+    }
+}
+
+impl Store for LocalVault {
+    fn get<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Credential> {
+        Box::pin(std::future::ready(LocalVault::get(self, name)))
+    }
+
+    fn list(&self) -> StoreFuture<'_, Vec<String>> {
+        Box::pin(std::future::ready(Ok(LocalVault::list(self))))
     }
 }
 

@@ -1,18 +1,20 @@
 //! Credential stores: where the gateway's backend secrets live.
 //!
 //! Owns the [`Store`] trait the backend reads through, the [`Credential`]/[`Secret`]
-//! values, per-user credential references (`admin-{user}`, [`resolve_ref`]), and the local
-//! encrypted file ([`LocalVault`]) with its key handling and CLI helpers ([`cli`]).
+//! values, per-user credential references (`admin-{user}`, [`resolve_ref`]), the local
+//! encrypted file ([`LocalVault`]) with its key handling, a Vault / OpenBao KV v2 server
+//! ([`Kv2Store`], module [`kv2`]), and the CLI helpers ([`cli`]).
 //!
-//! It must not depend on `config` (the lead fills [`VaultSettings`] from the config file),
-//! must not do network I/O (an external secret server is a later `Store`), and must never
-//! log or display a password or key. File access happens at open and on explicit changes.
+//! It must not depend on `config` (the lead fills [`StoreSettings`] from the config file)
+//! and must never log or display a password, key or token. File access happens at open and
+//! on explicit changes; network access only in [`kv2`], only to the configured server.
 
 pub mod cli;
 pub mod error;
 mod format;
 mod fsutil;
 pub mod key;
+pub mod kv2;
 pub mod local;
 pub mod secret;
 pub mod settings;
@@ -21,12 +23,16 @@ pub mod settings;
 mod tests;
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 pub use error::VaultError;
 pub use key::{generate_key_file, VaultKey, VaultKeySource};
+pub use kv2::{Kv2Settings, Kv2Store};
 pub use local::LocalVault;
 pub use secret::{Credential, Secret};
-pub use settings::VaultSettings;
+pub use settings::{StoreSettings, VaultSettings};
 
 /// Longest entry name, in bytes.
 pub const MAX_NAME_LEN: usize = 128;
@@ -34,12 +40,48 @@ pub const MAX_NAME_LEN: usize = 128;
 /// The placeholder a credential reference may contain.
 pub const USER_PLACEHOLDER: &str = "{user}";
 
-/// Read access to backend credentials by entry name.
+/// The future a [`Store`] method returns.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, VaultError>> + Send + 'a>>;
+
+/// Read access to backend credentials by entry name. Async because a store may be a
+/// network service; the local file answers from memory at once.
 pub trait Store: Send + Sync + fmt::Debug {
     /// The credential stored under `name`, or [`VaultError::NotFound`].
-    fn get(&self, name: &str) -> Result<Credential, VaultError>;
+    fn get<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Credential>;
+
+    /// One named field of entry `name` (e.g. a base64 `keytab` kept beside the password),
+    /// or [`VaultError::MissingField`]. The default serves the two fields every credential
+    /// has: `username` and `password`.
+    fn get_field<'a>(&'a self, name: &'a str, field: &'a str) -> StoreFuture<'a, Secret> {
+        Box::pin(async move {
+            let credential = self.get(name).await?;
+            match field {
+                kv2::USERNAME_FIELD => Ok(Secret::new(credential.user)),
+                kv2::PASSWORD_FIELD => Ok(credential.secret),
+                _ => Err(VaultError::MissingField {
+                    name: name.to_owned(),
+                    field: field.to_owned(),
+                }),
+            }
+        })
+    }
+
     /// All entry names, sorted.
-    fn list(&self) -> Vec<String>;
+    fn list(&self) -> StoreFuture<'_, Vec<String>>;
+
+    /// Drops anything cached for `name`, so the next read asks the source again (e.g. after
+    /// a host rejected the password). The default does nothing.
+    fn forget(&self, name: &str) {
+        let _ = name;
+    }
+}
+
+/// Opens the configured store: the local file (which must exist) or a KV v2 server.
+pub fn open_store(settings: &StoreSettings) -> Result<Arc<dyn Store>, VaultError> {
+    Ok(match settings {
+        StoreSettings::File(file) => Arc::new(LocalVault::open(file)?),
+        StoreSettings::Kv2(kv2) => Arc::new(Kv2Store::open(kv2)?),
+    })
 }
 
 /// Characters allowed in entry names and in principal names substituted into them: enough

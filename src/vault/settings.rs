@@ -1,7 +1,7 @@
 //! Vault settings as they appear in the config file (`[vault]`).
 //!
-//! Owns [`VaultSettings`] and its validation; it holds paths and a variable name, never
-//! key material.
+//! Owns [`StoreSettings`] (which store), [`VaultSettings`] (the local file) and its
+//! validation; they hold paths and variable names, never key material.
 
 use std::path::PathBuf;
 
@@ -9,6 +9,28 @@ use serde::Deserialize;
 
 use super::error::VaultError;
 use super::key::VaultKeySource;
+use super::kv2::Kv2Settings;
+
+/// Which credential store to use (`[vault] kind`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSettings {
+    /// The local encrypted file (`kind = "file"`, the default).
+    File(VaultSettings),
+    /// A Vault / OpenBao KV v2 server (`kind = "kv2"`).
+    Kv2(Kv2Settings),
+}
+
+impl From<&VaultSettings> for StoreSettings {
+    fn from(settings: &VaultSettings) -> Self {
+        Self::File(settings.clone())
+    }
+}
+
+impl From<&StoreSettings> for StoreSettings {
+    fn from(settings: &StoreSettings) -> Self {
+        settings.clone()
+    }
+}
 
 /// Where the local vault lives and where its key comes from (`[vault]`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -6,3 +6,4 @@ mod latency;
 mod psrp;
 mod rejections;
 mod syslog;
+mod vault_kv2;
