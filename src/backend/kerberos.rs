@@ -83,6 +83,14 @@ pub enum KerberosError {
         #[source]
         source: sspi::Error,
     },
+    /// The KDC's clock and the gateway's differ by more than the realm allows, even after
+    /// the one retry with the KDC's time the client makes on KRB_AP_ERR_SKEW.
+    #[error("clock skew between the gateway and the kdc")]
+    ClockSkew {
+        /// The package error.
+        #[source]
+        source: sspi::Error,
+    },
     /// Any other failure of the security package at this step.
     #[error("kerberos {step} failed")]
     Sspi {
@@ -107,6 +115,7 @@ impl KerberosError {
             Self::KdcUnreachable { .. } => "kdc unreachable",
             Self::PasswordRejected { .. } => "kdc rejected the vaulted password",
             Self::UnknownPrincipal { .. } => "kdc does not know the principal",
+            Self::ClockSkew { .. } => "clock skew with the kdc",
             Self::Sspi { .. } | Self::OutOfOrder => "kerberos handshake failed",
         }
     }
@@ -416,6 +425,7 @@ fn classify(
     }
     match source.error_type {
         ErrorKind::UnknownCredentials => KerberosError::UnknownPrincipal { source },
+        ErrorKind::TimeSkew => KerberosError::ClockSkew { source },
         // KDC_ERR_PREAUTH_FAILED, or an AS-REP that does not decrypt with the password's key.
         ErrorKind::KdcInvalidRequest | ErrorKind::LogonDenied | ErrorKind::MessageAltered
             if step == "initial" =>
@@ -528,6 +538,10 @@ mod tests {
         assert!(!k.is_transient());
         let k = classify(e(ErrorKind::UnknownCredentials), None, "initial");
         assert_eq!(k.reason(), "kdc does not know the principal");
+        // KRB_AP_ERR_SKEW that survived sspi's retry with the KDC's time.
+        let k = classify(e(ErrorKind::TimeSkew), None, "initial");
+        assert_eq!(k.reason(), "clock skew with the kdc");
+        assert!(!k.is_transient());
         // A bad AP-REP is the host's problem, not the password's.
         let k = classify(e(ErrorKind::MessageAltered), None, "reply");
         assert_eq!(k.reason(), "kerberos handshake failed");
