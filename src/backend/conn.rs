@@ -1,7 +1,7 @@
 //! One authenticated HTTP/1.1 connection to a host (hyper low-level client).
 //!
-//! Owns: TCP connect, TLS, the NTLM or Kerberos/Negotiate handshake (401 dance, then the
-//! empty POST that finishes it), and one request/response exchange at a time with
+//! Owns: TCP connect, TLS, the NTLM, Kerberos/Negotiate or CredSSP handshake (401 dance,
+//! then the empty POST that finishes it), and one request/response exchange at a time with
 //! sealing/unsealing of bodies. It
 //! does not retry, pool or time out by itself: `client` decides that from the
 //! [`ConnError`] it returns. INVARIANT: a `Conn` runs one request at a time (`&mut self`),
@@ -23,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinHandle;
 
+use super::credssp::{CredSspError, CredSspSession};
 use super::crypto::{self, EncryptionProtocol, Sealed};
 use super::kerberos::{KerberosClient, KerberosSettings, Mechanism};
 use super::ntlm::{NtlmClient, NtlmError};
@@ -33,6 +34,8 @@ const USER_AGENT: &str = concat!("hopgate/", env!("CARGO_PKG_VERSION"));
 const SOAP_CONTENT_TYPE: &str = "application/soap+xml;charset=UTF-8";
 /// The header scheme that carries raw NTLMSSP tokens (what pywinrm/pypsrp send).
 const NEGOTIATE: &str = "Negotiate";
+/// The header scheme of CredSSP tokens (TLS records, then TSRequests inside them).
+const CREDSSP: &str = "CredSSP";
 
 /// How a failed exchange affects retrying.
 #[derive(Debug)]
@@ -53,6 +56,12 @@ enum Session {
     /// Sealing context established by the handshake; over http every body is sealed,
     /// inside TLS bodies go as they are (the handshake is bound to the channel instead).
     Sealing { ctx: SealingContext, seal: bool },
+    /// CredSSP: the handshake's TLS tunnel seals bodies over http; inside TLS bodies go as
+    /// they are.
+    CredSsp {
+        ctx: Box<CredSspSession>,
+        seal: bool,
+    },
 }
 
 /// An established NTLM or Kerberos context.
@@ -194,6 +203,10 @@ impl Conn {
                     conn.kerberos_handshake(target, credential, max_body)
                         .await?,
                 )),
+                seal: tls.is_none(),
+            },
+            BackendAuth::CredSsp => Session::CredSsp {
+                ctx: Box::new(conn.credssp_handshake(target, credential, max_body).await?),
                 seal: tls.is_none(),
             },
         };
@@ -362,6 +375,86 @@ impl Conn {
         Err(handshake_err(format!("{scheme} handshake did not finish")))
     }
 
+    async fn credssp_handshake(
+        &mut self,
+        target: &HostTarget,
+        credential: &Credential,
+        max_body: usize,
+    ) -> Result<CredSspSession, BackendError> {
+        let host = target.name.clone();
+        let handshake_err = |reason: String| BackendError::Handshake {
+            host: host.clone(),
+            reason,
+            source: None,
+        };
+        let rejected = || BackendError::AuthRejected {
+            host: host.clone(),
+            status: StatusCode::UNAUTHORIZED,
+        };
+        let fail = |source: CredSspError| match source {
+            CredSspError::Rejected { status } => {
+                tracing::warn!(host = %host, ntstatus = format!("{status:#010x}"),
+                    "Backend host refused the CredSSP login");
+                rejected()
+            }
+            other => BackendError::CredSsp {
+                host: host.clone(),
+                source: Box::new(other),
+            },
+        };
+        let mut ctx = CredSspSession::new(
+            &credential.user,
+            &credential.password,
+            &target.service_principal(),
+        )
+        .map_err(fail)?;
+        let mut step = ctx.step(None).await.map_err(fail)?;
+        // TLS (2-3 legs), NTLM (2), pubKeyAuth, credentials: a host that keeps asking is
+        // broken or hostile.
+        for leg in 0..10 {
+            let resp = self
+                .handshake_leg_with(CREDSSP, &step.token)
+                .await
+                .map_err(|e| self.leg_error(e))?;
+            let status = resp.status();
+            let reply = reply_token(&resp, CREDSSP);
+            drain(resp.into_body(), max_body)
+                .await
+                .map_err(|e| self.leg_error(e))?
+                .ok_or_else(|| handshake_err("oversized handshake response body".into()))?;
+            if step.done {
+                // The credentials went out: the host now logs the account on.
+                return match status {
+                    s if s.is_success() => Ok(ctx),
+                    StatusCode::UNAUTHORIZED => Err(rejected()),
+                    other => Err(handshake_err(format!(
+                        "unexpected status {other} after the delegated credentials"
+                    ))),
+                };
+            }
+            match status {
+                StatusCode::UNAUTHORIZED if reply.is_none() && leg == 0 => {
+                    return Err(handshake_err(
+                        "host did not answer the CredSSP handshake (is CredSSP enabled for its WinRM service?)"
+                            .into(),
+                    ))
+                }
+                StatusCode::UNAUTHORIZED if reply.is_none() && ctx.is_authenticating() => {
+                    return Err(rejected())
+                }
+                StatusCode::UNAUTHORIZED => {
+                    step = ctx.step(reply.as_deref()).await.map_err(fail)?;
+                }
+                other => {
+                    return Err(handshake_err(format!(
+                        "unexpected status {other} during the CredSSP handshake"
+                    )))
+                }
+            }
+        }
+        Err(handshake_err("CredSSP handshake did not finish".into()))
+    }
+
     /// Sends one empty POST carrying an NTLM token.
     async fn handshake_leg(&mut self, token: &[u8]) -> Result<Response<Incoming>, hyper::Error> {
         self.handshake_leg_with(NEGOTIATE, token).await
@@ -430,8 +523,14 @@ impl Conn {
                 SOAP_CONTENT_TYPE.to_owned(),
                 Some(header.clone()),
             ),
-            Session::Sealing { seal: false, .. } => {
+            Session::Sealing { seal: false, .. } | Session::CredSsp { seal: false, .. } => {
                 (body.clone(), SOAP_CONTENT_TYPE.to_owned(), None)
+            }
+            Session::CredSsp { ctx, seal: true } => {
+                let (wire, content_type) = ctx
+                    .encode_body(body)
+                    .map_err(|source| ConnError::Fatal(credssp_error(&self.host, source)))?;
+                (Bytes::from(wire), content_type, None)
             }
             Session::Sealing { ctx, seal: true } => {
                 let sealed = ctx.seal(body).map_err(|source| {
@@ -484,7 +583,7 @@ impl Conn {
         if status == StatusCode::UNAUTHORIZED {
             return match &self.session {
                 // The host forgot the security context: it did not run the request.
-                Session::Sealing { .. } => Err(ConnError::SessionLost),
+                Session::Sealing { .. } | Session::CredSsp { .. } => Err(ConnError::SessionLost),
                 Session::Basic { .. } => Err(ConnError::Fatal(BackendError::AuthRejected {
                     host: self.host.clone(),
                     status,
@@ -492,8 +591,27 @@ impl Conn {
             };
         }
         match &mut self.session {
-            Session::Basic { .. } | Session::Sealing { seal: false, .. } => {
-                Ok(BackendResponse { status, body: raw })
+            Session::Basic { .. }
+            | Session::Sealing { seal: false, .. }
+            | Session::CredSsp { seal: false, .. } => Ok(BackendResponse { status, body: raw }),
+            Session::CredSsp { ctx, seal: true } => {
+                let plain = match content_type.as_deref() {
+                    Some(ct) => ctx
+                        .decode_body(&raw, ct)
+                        .map_err(|source| ConnError::Fatal(credssp_error(&self.host, source)))?,
+                    None => None,
+                };
+                match plain {
+                    Some(plain) => Ok(BackendResponse {
+                        status,
+                        body: Bytes::from(plain),
+                    }),
+                    // As for NTLM: an empty error answer carries nothing to protect.
+                    None if raw.is_empty() => Ok(BackendResponse { status, body: raw }),
+                    None => Err(ConnError::Fatal(self.protocol(format!(
+                        "unencrypted {status} response body on an encrypted session"
+                    )))),
+                }
             }
             Session::Sealing { ctx, seal: true } => {
                 let encrypted = content_type
@@ -585,6 +703,13 @@ async fn drain(mut body: Incoming, max: usize) -> Result<Option<Bytes>, hyper::E
         }
     }
     Ok(Some(buf.freeze()))
+}
+
+fn credssp_error(host: &str, source: CredSspError) -> BackendError {
+    BackendError::CredSsp {
+        host: host.to_owned(),
+        source: Box::new(source),
+    }
 }
 
 /// Builds `Authorization: Basic base64(user:password)`, marked sensitive.
