@@ -35,7 +35,7 @@ const SOAP_CONTENT_TYPE: &str = "application/soap+xml;charset=UTF-8";
 /// The header scheme that carries raw NTLMSSP tokens (what pywinrm/pypsrp send).
 const NEGOTIATE: &str = "Negotiate";
 /// The header scheme of CredSSP tokens (TLS records, then TSRequests inside them).
-const CREDSSP: &str = "CredSSP";
+pub(super) const CREDSSP: &str = "CredSSP";
 
 /// How a failed exchange affects retrying.
 #[derive(Debug)]
@@ -331,7 +331,7 @@ impl Conn {
                 .await
                 .map_err(|e| self.leg_error(e))?;
             let status = resp.status();
-            let reply = reply_token(&resp, scheme);
+            let reply = reply_token(resp.headers(), scheme);
             drain(resp.into_body(), max_body)
                 .await
                 .map_err(|e| self.leg_error(e))?
@@ -417,7 +417,7 @@ impl Conn {
                 .await
                 .map_err(|e| self.leg_error(e))?;
             let status = resp.status();
-            let reply = reply_token(&resp, CREDSSP);
+            let reply = reply_token(resp.headers(), CREDSSP);
             drain(resp.into_body(), max_body)
                 .await
                 .map_err(|e| self.leg_error(e))?
@@ -466,14 +466,11 @@ impl Conn {
         scheme: &str,
         token: &[u8],
     ) -> Result<Response<Incoming>, hyper::Error> {
-        let value = format!(
-            "{scheme} {}",
-            base64::engine::general_purpose::STANDARD.encode(token)
+        let req = self.request(
+            Bytes::new(),
+            SOAP_CONTENT_TYPE,
+            Some(auth_header(scheme, token)),
         );
-        let mut auth =
-            HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""));
-        auth.set_sensitive(true);
-        let req = self.request(Bytes::new(), SOAP_CONTENT_TYPE, Some(auth));
         self.sender.ready().await?;
         self.sender.send_request(req).await
     }
@@ -750,9 +747,22 @@ fn challenge_token(resp: &Response<Incoming>) -> Option<Vec<u8>> {
         })
 }
 
-/// Finds the token in `WWW-Authenticate: <scheme> <b64>`.
-fn reply_token(resp: &Response<Incoming>, scheme: &str) -> Option<Vec<u8>> {
-    resp.headers()
+/// `Authorization: <scheme> <base64 token>`, marked sensitive so it is never logged.
+pub(super) fn auth_header(scheme: &str, token: &[u8]) -> HeaderValue {
+    let value = format!(
+        "{scheme} {}",
+        base64::engine::general_purpose::STANDARD.encode(token)
+    );
+    // Scheme names are static ASCII and base64 is header-safe: this cannot fail.
+    let mut auth = HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""));
+    auth.set_sensitive(true);
+    auth
+}
+
+/// Finds the token in `WWW-Authenticate: <scheme> <b64>` (several headers, or several
+/// challenges in one header separated by commas; scheme names ignore case).
+pub(super) fn reply_token(headers: &http::HeaderMap, scheme: &str) -> Option<Vec<u8>> {
+    headers
         .get_all(header::WWW_AUTHENTICATE)
         .iter()
         .filter_map(|v| v.to_str().ok())

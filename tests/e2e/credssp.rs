@@ -461,7 +461,7 @@ async fn latency_first_request_credssp_vs_ntlm() {
         }
         first.sort();
         later.sort();
-        println!(
+        eprintln!(
             "{name:28} first request: median {:>7.1} ms (min {:.1}, max {:.1}); later request: median {:>6.1} ms",
             ms(first[first.len() / 2]),
             ms(first[0]),
