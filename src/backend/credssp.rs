@@ -23,6 +23,12 @@
 //! send the credentials until the host has returned the matching server-to-client value. The
 //! tunnel's TLS handshake signature is still checked, so the key really belongs to the peer.
 //! Over https the outer connection's certificate is verified as configured for the host.
+//!
+//! NTLM only inside: sspi's `CredSspClient` asks its Kerberos package for `USE_SESSION_KEY`,
+//! which makes it open with a user-to-user TGT-REQ (the RDP flavour of CredSSP) instead of
+//! an AP-REQ; GSSAPI acceptors such as pyspnego's answer that with nothing (checked against
+//! the stand-in and a Heimdal KDC: the KDC was never asked for a ticket). Whether Windows'
+//! WinRM CredSSP accepts it could not be checked here, so Kerberos inside is not offered.
 
 use std::io::{Read as _, Write as _};
 use std::sync::Arc;

@@ -406,6 +406,14 @@ async fn latency_first_request_credssp_vs_ntlm() {
     let dir = tempfile::tempdir().unwrap();
     let certs = hopgate::devcerts::generate(dir.path(), Default::default()).unwrap();
     let ntlm_http = Standin::start_ntlm(dir.path(), "NTLM-HTTP").await;
+    let ntlm_https = Standin::start_with(
+        dir.path(),
+        "NTLM-HTTPS",
+        "ntlm",
+        Some((&certs.server_cert, &certs.server_key)),
+        None,
+    )
+    .await;
     let credssp_http = Standin::start_credssp(dir.path(), "CREDSSP-HTTP", None).await;
     let credssp_https = Standin::start_credssp(
         dir.path(),
@@ -424,6 +432,11 @@ async fn latency_first_request_credssp_vs_ntlm() {
                 BackendAuth::Ntlm,
             ),
         ),
+        ("ntlm over https", {
+            let mut t = https_target(ntlm_https.port, &certs);
+            t.auth = BackendAuth::Ntlm;
+            t
+        }),
         (
             "credssp over http (sealed)",
             HostTarget::new(

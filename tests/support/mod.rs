@@ -82,6 +82,19 @@ impl Standin {
     /// vaulted account in the users file): over https when `tls` holds (certificate, key) PEM
     /// files, else over http with CredSSP message encryption.
     pub async fn start_credssp(dir: &Path, hostname: &str, tls: Option<(&Path, &Path)>) -> Standin {
+        Self::start_with(dir, hostname, "credssp", tls, None).await
+    }
+
+    /// Starts the stand-in with `--auth <auth>` (NTLM accounts: the vaulted account in the
+    /// users file), over https when `tls` holds (certificate, key) PEM files, and with
+    /// Kerberos accepted when `kerberos` holds (krb5.conf, keytab).
+    pub async fn start_with(
+        dir: &Path,
+        hostname: &str,
+        auth: &str,
+        tls: Option<(&Path, &Path)>,
+        kerberos: Option<(&Path, &Path)>,
+    ) -> Standin {
         let users = dir.join(format!("standin-{hostname}-users.txt"));
         std::fs::write(
             &users,
@@ -91,7 +104,12 @@ impl Standin {
         let log = dir.join(format!("standin-{hostname}.jsonl"));
         let mut cmd = Command::new("python3");
         cmd.arg(repo().join("tests/standin/host.py"))
-            .args(["--port", "0", "--auth", "credssp"]);
+            .args(["--port", "0", "--auth", auth]);
+        if let Some((krb5_conf, keytab)) = kerberos {
+            cmd.arg("--keytab")
+                .arg(keytab)
+                .env("KRB5_CONFIG", krb5_conf);
+        }
         match tls {
             Some((cert, key)) => {
                 cmd.args(["--scheme", "https", "--cert"])
