@@ -46,12 +46,27 @@ struct TestHost {
     legs: usize,
 }
 
+/// The SubjectPublicKey of a certificate, as the host computes pubKeyAuth over it.
+fn public_key_of(cert_der: &[u8]) -> Vec<u8> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert_der).unwrap();
+    parsed.public_key().subject_public_key.data.to_vec()
+}
+
 impl TestHost {
     fn new(version: &'static SupportedProtocolVersion) -> Self {
+        Self::with_bound_key(version, None)
+    }
+
+    /// A host whose CredSSP layer checks pubKeyAuth against `bound_key` instead of its own
+    /// tunnel's key: what the real host sees when a man in the middle terminated the tunnel
+    /// with its own key and relays the inner messages.
+    fn with_bound_key(
+        version: &'static SupportedProtocolVersion,
+        bound_key: Option<Vec<u8>>,
+    ) -> Self {
         let key = rcgen::generate_simple_self_signed(vec!["credssp-test".to_string()]).unwrap();
         let cert_der = key.cert.der().clone();
-        let (_, parsed) = x509_parser::parse_x509_certificate(&cert_der).unwrap();
-        let public_key = parsed.public_key().subject_public_key.data.to_vec();
+        let public_key = bound_key.unwrap_or_else(|| public_key_of(&cert_der));
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[version])
@@ -201,6 +216,21 @@ async fn wrong_password_is_the_hosts_ntstatus_and_no_credentials_leave() {
         other => panic!("expected a rejection, got {other:?}"),
     }
     assert!(host.delegated.is_none());
+}
+
+#[tokio::test]
+async fn a_tunnel_terminated_with_another_key_never_gets_the_credentials() {
+    let other = rcgen::generate_simple_self_signed(vec!["real-host".to_string()]).unwrap();
+    let mut host = TestHost::with_bound_key(
+        &rustls::version::TLS13,
+        Some(public_key_of(other.cert.der())),
+    );
+    let err = login(&mut host, PASSWORD).await.unwrap_err();
+    assert!(
+        matches!(err, CredSspError::Rejected { .. }),
+        "the host refuses the binding: {err:?}"
+    );
+    assert!(host.delegated.is_none(), "no credentials left the client");
 }
 
 #[tokio::test]
