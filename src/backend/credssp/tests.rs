@@ -10,11 +10,13 @@
 )]
 
 use std::io::{Read as _, Write as _};
+use std::sync::Arc;
 
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ServerConfig, ServerConnection, SupportedProtocolVersion};
 use sspi::credssp::{CredSspServer, CredentialsProxy, ServerMode, ServerState};
 
+use super::framing::RECORD_HEADER_LEN;
 use super::*;
 use crate::backend::conn::{auth_header, reply_token, CREDSSP};
 
