@@ -402,7 +402,7 @@ async fn wrong_vaulted_password_is_a_clear_fault_and_a_backend_auth_audit_event(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: prints timings"]
 async fn latency_first_request_credssp_vs_ntlm() {
-    const ROUNDS: u32 = 10;
+    const ROUNDS: u32 = 20;
     let dir = tempfile::tempdir().unwrap();
     let certs = hopgate::devcerts::generate(dir.path(), Default::default()).unwrap();
     let ntlm_http = Standin::start_ntlm(dir.path(), "NTLM-HTTP").await;

@@ -11,6 +11,9 @@
 //! as `multipart/x-multi-encrypted`). It does no socket I/O, no HTTP, and never logs the
 //! password, the TSRequests or decrypted bodies.
 //!
+//! * `tunnel`: the in-memory rustls client connection and its (deliberately lax) verifier.
+//! * `framing`: reading CredSSP-encrypted bodies (pure).
+//!
 //! Trust model: the tunnel's certificate is **not** verified against any CA or name. The
 //! WinRM CredSSP listener presents a self-signed certificate of its own (pyspnego's acceptor
 //! generates one the same way), and the reference clients (pywinrm through requests-credssp,
@@ -23,6 +26,12 @@
 //! send the credentials until the host has returned the matching server-to-client value. The
 //! tunnel's TLS handshake signature is still checked, so the key really belongs to the peer.
 //! Over https the outer connection's certificate is verified as configured for the host.
+//!
+//! Versions: sspi sends TSRequest version 6 (the CVE-2018-0886 fix: `pubKeyAuth` is the
+//! SHA-256 form with a client nonce); pyspnego 0.12.4's acceptor answers with min(client, 6)
+//! and takes TLS 1.2 or 1.3 in the tunnel (OpenSSL, minimum 1.2). The tunnel offers both;
+//! rustls has only AEAD suites, so the encrypted body's trailer length is 17 bytes with TLS
+//! 1.3 and 16 with TLS 1.2 (pyspnego `_tls_trailer_length`, Windows `cbTrailer`).
 //!
 //! NTLM only inside: sspi's `CredSspClient` asks its Kerberos package for `USE_SESSION_KEY`,
 //! which makes it open with a user-to-user TGT-REQ (the RDP flavour of CredSSP) instead of
