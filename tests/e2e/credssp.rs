@@ -246,6 +246,41 @@ async fn backend_client_wrong_password_is_rejected_without_retry() {
     );
 }
 
+/// A host without CredSSP enabled (it offers only Negotiate) is named as such, not as a
+/// wrong password, and nothing is retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_without_credssp_is_a_clear_handshake_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let standin = Standin::start_ntlm(dir.path(), "NO-CREDSSP").await;
+    let target = HostTarget::new(
+        "no-credssp",
+        "127.0.0.1",
+        standin.port,
+        Scheme::Http,
+        BackendAuth::CredSsp,
+    );
+    let client =
+        BackendClient::new(target, Credential::new(vaulted_account(), BACKEND_PASSWORD)).unwrap();
+    let to = format!("http://127.0.0.1:{}/wsman", standin.port);
+    let err = client
+        .send(Bytes::from(create_cmd_shell(&to)))
+        .await
+        .unwrap_err();
+    match &err {
+        BackendError::Handshake { reason, .. } => {
+            assert!(reason.contains("CredSSP enabled"), "{reason}")
+        }
+        other => panic!("expected a handshake error, got {other:?}"),
+    }
+    assert!(!err.is_retryable());
+    assert_eq!(
+        standin.requests().len(),
+        1,
+        "one attempt: {:#?}",
+        standin.requests()
+    );
+}
+
 /// A gateway whose only host is the CredSSP stand-in over https; the vault holds
 /// `password` for the stand-in's account.
 async fn gateway(password: &str) -> Gateway {
