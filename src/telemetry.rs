@@ -7,8 +7,14 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. Safe to call once per process.
 pub fn init(default_filter: &str) {
-    let filter =
+    let mut filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // sspi's CredSSP code traces its arguments and results at debug/trace level, which
+    // includes the plaintext TSCredentials (the delegated password): never let a RUST_LOG
+    // setting turn that on.
+    if let Ok(directive) = "sspi::credssp=off".parse() {
+        filter = filter.add_directive(directive);
+    }
     let json = std::env::var("HOPGATE_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

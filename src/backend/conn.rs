@@ -1,7 +1,7 @@
 //! One authenticated HTTP/1.1 connection to a host (hyper low-level client).
 //!
-//! Owns: TCP connect, TLS, the NTLM or Kerberos/Negotiate handshake (401 dance, then the
-//! empty POST that finishes it), and one request/response exchange at a time with
+//! Owns: TCP connect, TLS, the NTLM, Kerberos/Negotiate or CredSSP handshake (401 dance,
+//! then the empty POST that finishes it), and one request/response exchange at a time with
 //! sealing/unsealing of bodies. It
 //! does not retry, pool or time out by itself: `client` decides that from the
 //! [`ConnError`] it returns. INVARIANT: a `Conn` runs one request at a time (`&mut self`),
@@ -23,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinHandle;
 
+use super::credssp::{CredSspError, CredSspSession};
 use super::crypto::{self, EncryptionProtocol, Sealed};
 use super::kerberos::{KerberosClient, KerberosSettings, Mechanism};
 use super::ntlm::{NtlmClient, NtlmError};
@@ -33,6 +34,8 @@ const USER_AGENT: &str = concat!("hopgate/", env!("CARGO_PKG_VERSION"));
 const SOAP_CONTENT_TYPE: &str = "application/soap+xml;charset=UTF-8";
 /// The header scheme that carries raw NTLMSSP tokens (what pywinrm/pypsrp send).
 const NEGOTIATE: &str = "Negotiate";
+/// The header scheme of CredSSP tokens (TLS records, then TSRequests inside them).
+pub(super) const CREDSSP: &str = "CredSSP";
 
 /// How a failed exchange affects retrying.
 #[derive(Debug)]
@@ -53,6 +56,12 @@ enum Session {
     /// Sealing context established by the handshake; over http every body is sealed,
     /// inside TLS bodies go as they are (the handshake is bound to the channel instead).
     Sealing { ctx: SealingContext, seal: bool },
+    /// CredSSP: the handshake's TLS tunnel seals bodies over http; inside TLS bodies go as
+    /// they are.
+    CredSsp {
+        ctx: Box<CredSspSession>,
+        seal: bool,
+    },
 }
 
 /// An established NTLM or Kerberos context.
@@ -196,6 +205,10 @@ impl Conn {
                 )),
                 seal: tls.is_none(),
             },
+            BackendAuth::CredSsp => Session::CredSsp {
+                ctx: Box::new(conn.credssp_handshake(target, credential, max_body).await?),
+                seal: tls.is_none(),
+            },
         };
         tracing::debug!(host = %conn.host, conn = conn.id, "Backend connection authenticated");
         Ok(conn)
@@ -318,7 +331,7 @@ impl Conn {
                 .await
                 .map_err(|e| self.leg_error(e))?;
             let status = resp.status();
-            let reply = reply_token(&resp, scheme);
+            let reply = reply_token(resp.headers(), scheme);
             drain(resp.into_body(), max_body)
                 .await
                 .map_err(|e| self.leg_error(e))?
@@ -362,6 +375,86 @@ impl Conn {
         Err(handshake_err(format!("{scheme} handshake did not finish")))
     }
 
+    async fn credssp_handshake(
+        &mut self,
+        target: &HostTarget,
+        credential: &Credential,
+        max_body: usize,
+    ) -> Result<CredSspSession, BackendError> {
+        let host = target.name.clone();
+        let handshake_err = |reason: String| BackendError::Handshake {
+            host: host.clone(),
+            reason,
+            source: None,
+        };
+        let rejected = || BackendError::AuthRejected {
+            host: host.clone(),
+            status: StatusCode::UNAUTHORIZED,
+        };
+        let fail = |source: CredSspError| match source {
+            CredSspError::Rejected { status } => {
+                tracing::warn!(host = %host, ntstatus = format!("{status:#010x}"),
+                    "Backend host refused the CredSSP login");
+                rejected()
+            }
+            other => BackendError::CredSsp {
+                host: host.clone(),
+                source: Box::new(other),
+            },
+        };
+        let mut ctx = CredSspSession::new(
+            &credential.user,
+            &credential.password,
+            &target.service_principal(),
+        )
+        .map_err(fail)?;
+        let mut step = ctx.step(None).await.map_err(fail)?;
+        // TLS (2-3 legs), NTLM (2), pubKeyAuth, credentials: a host that keeps asking is
+        // broken or hostile.
+        for leg in 0..10 {
+            let resp = self
+                .handshake_leg_with(CREDSSP, &step.token)
+                .await
+                .map_err(|e| self.leg_error(e))?;
+            let status = resp.status();
+            let reply = reply_token(resp.headers(), CREDSSP);
+            drain(resp.into_body(), max_body)
+                .await
+                .map_err(|e| self.leg_error(e))?
+                .ok_or_else(|| handshake_err("oversized handshake response body".into()))?;
+            if step.done {
+                // The credentials went out: the host now logs the account on.
+                return match status {
+                    s if s.is_success() => Ok(ctx),
+                    StatusCode::UNAUTHORIZED => Err(rejected()),
+                    other => Err(handshake_err(format!(
+                        "unexpected status {other} after the delegated credentials"
+                    ))),
+                };
+            }
+            match status {
+                StatusCode::UNAUTHORIZED if reply.is_none() && leg == 0 => {
+                    return Err(handshake_err(
+                        "host did not answer the CredSSP handshake (is CredSSP enabled for its WinRM service?)"
+                            .into(),
+                    ))
+                }
+                StatusCode::UNAUTHORIZED if reply.is_none() && ctx.is_authenticating() => {
+                    return Err(rejected())
+                }
+                StatusCode::UNAUTHORIZED => {
+                    step = ctx.step(reply.as_deref()).await.map_err(fail)?;
+                }
+                other => {
+                    return Err(handshake_err(format!(
+                        "unexpected status {other} during the CredSSP handshake"
+                    )))
+                }
+            }
+        }
+        Err(handshake_err("CredSSP handshake did not finish".into()))
+    }
+
     /// Sends one empty POST carrying an NTLM token.
     async fn handshake_leg(&mut self, token: &[u8]) -> Result<Response<Incoming>, hyper::Error> {
         self.handshake_leg_with(NEGOTIATE, token).await
@@ -373,14 +466,11 @@ impl Conn {
         scheme: &str,
         token: &[u8],
     ) -> Result<Response<Incoming>, hyper::Error> {
-        let value = format!(
-            "{scheme} {}",
-            base64::engine::general_purpose::STANDARD.encode(token)
+        let req = self.request(
+            Bytes::new(),
+            SOAP_CONTENT_TYPE,
+            Some(auth_header(scheme, token)),
         );
-        let mut auth =
-            HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""));
-        auth.set_sensitive(true);
-        let req = self.request(Bytes::new(), SOAP_CONTENT_TYPE, Some(auth));
         self.sender.ready().await?;
         self.sender.send_request(req).await
     }
@@ -430,8 +520,14 @@ impl Conn {
                 SOAP_CONTENT_TYPE.to_owned(),
                 Some(header.clone()),
             ),
-            Session::Sealing { seal: false, .. } => {
+            Session::Sealing { seal: false, .. } | Session::CredSsp { seal: false, .. } => {
                 (body.clone(), SOAP_CONTENT_TYPE.to_owned(), None)
+            }
+            Session::CredSsp { ctx, seal: true } => {
+                let (wire, content_type) = ctx
+                    .encode_body(body)
+                    .map_err(|source| ConnError::Fatal(credssp_error(&self.host, source)))?;
+                (Bytes::from(wire), content_type, None)
             }
             Session::Sealing { ctx, seal: true } => {
                 let sealed = ctx.seal(body).map_err(|source| {
@@ -484,7 +580,7 @@ impl Conn {
         if status == StatusCode::UNAUTHORIZED {
             return match &self.session {
                 // The host forgot the security context: it did not run the request.
-                Session::Sealing { .. } => Err(ConnError::SessionLost),
+                Session::Sealing { .. } | Session::CredSsp { .. } => Err(ConnError::SessionLost),
                 Session::Basic { .. } => Err(ConnError::Fatal(BackendError::AuthRejected {
                     host: self.host.clone(),
                     status,
@@ -492,8 +588,27 @@ impl Conn {
             };
         }
         match &mut self.session {
-            Session::Basic { .. } | Session::Sealing { seal: false, .. } => {
-                Ok(BackendResponse { status, body: raw })
+            Session::Basic { .. }
+            | Session::Sealing { seal: false, .. }
+            | Session::CredSsp { seal: false, .. } => Ok(BackendResponse { status, body: raw }),
+            Session::CredSsp { ctx, seal: true } => {
+                let plain = match content_type.as_deref() {
+                    Some(ct) => ctx
+                        .decode_body(&raw, ct)
+                        .map_err(|source| ConnError::Fatal(credssp_error(&self.host, source)))?,
+                    None => None,
+                };
+                match plain {
+                    Some(plain) => Ok(BackendResponse {
+                        status,
+                        body: Bytes::from(plain),
+                    }),
+                    // As for NTLM: an empty error answer carries nothing to protect.
+                    None if raw.is_empty() => Ok(BackendResponse { status, body: raw }),
+                    None => Err(ConnError::Fatal(self.protocol(format!(
+                        "unencrypted {status} response body on an encrypted session"
+                    )))),
+                }
             }
             Session::Sealing { ctx, seal: true } => {
                 let encrypted = content_type
@@ -587,6 +702,13 @@ async fn drain(mut body: Incoming, max: usize) -> Result<Option<Bytes>, hyper::E
     Ok(Some(buf.freeze()))
 }
 
+fn credssp_error(host: &str, source: CredSspError) -> BackendError {
+    BackendError::CredSsp {
+        host: host.to_owned(),
+        source: Box::new(source),
+    }
+}
+
 /// Builds `Authorization: Basic base64(user:password)`, marked sensitive.
 fn basic_header(credential: &Credential, host: &str) -> Result<HeaderValue, BackendError> {
     let plain = zeroize::Zeroizing::new(format!(
@@ -625,9 +747,22 @@ fn challenge_token(resp: &Response<Incoming>) -> Option<Vec<u8>> {
         })
 }
 
-/// Finds the token in `WWW-Authenticate: <scheme> <b64>`.
-fn reply_token(resp: &Response<Incoming>, scheme: &str) -> Option<Vec<u8>> {
-    resp.headers()
+/// `Authorization: <scheme> <base64 token>`, marked sensitive so it is never logged.
+pub(super) fn auth_header(scheme: &str, token: &[u8]) -> HeaderValue {
+    let value = format!(
+        "{scheme} {}",
+        base64::engine::general_purpose::STANDARD.encode(token)
+    );
+    // Scheme names are static ASCII and base64 is header-safe: this cannot fail.
+    let mut auth = HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""));
+    auth.set_sensitive(true);
+    auth
+}
+
+/// Finds the token in `WWW-Authenticate: <scheme> <b64>` (several headers, or several
+/// challenges in one header separated by commas; scheme names ignore case).
+pub(super) fn reply_token(headers: &http::HeaderMap, scheme: &str) -> Option<Vec<u8>> {
+    headers
         .get_all(header::WWW_AUTHENTICATE)
         .iter()
         .filter_map(|v| v.to_str().ok())

@@ -6,6 +6,7 @@
 //! * [`ntlm`]: NTLM client context and seal/unseal helpers (sspi).
 //! * [`kerberos`]: Kerberos/Negotiate client context (sspi) with a vaulted password.
 //! * [`kdc`]: async TCP transport for the KDC requests `sspi` hands out.
+//! * [`credssp`]: CredSSP client (sspi) with its in-memory TLS tunnel and body sealing.
 //! * `conn`: one authenticated HTTP/1.1 connection (hyper low-level client).
 //! * `pool`: idle authenticated connections per client.
 //! * [`client`]: [`BackendClient`], the only thing the proxy calls.
@@ -15,6 +16,7 @@
 
 pub mod client;
 mod conn;
+pub mod credssp;
 pub mod crypto;
 pub mod kdc;
 pub mod kerberos;
@@ -185,6 +187,16 @@ pub enum BackendError {
         #[source]
         source: Box<kerberos::KerberosError>,
     },
+    /// The CredSSP exchange or a CredSSP-sealed body failed (the host's refusal of the
+    /// credentials is [`BackendError::AuthRejected`] instead).
+    #[error("credssp with {host} failed")]
+    CredSsp {
+        /// Inventory name.
+        host: String,
+        /// What went wrong (boxed: keeps `Result`s small).
+        #[source]
+        source: Box<credssp::CredSspError>,
+    },
     /// Message encryption framing or sealing failed.
     #[error("message encryption with {host} failed")]
     Crypto {
@@ -242,6 +254,7 @@ impl BackendError {
             | Self::AuthRejected { .. }
             | Self::Handshake { .. }
             | Self::Crypto { .. }
+            | Self::CredSsp { .. }
             | Self::Protocol { .. } => false,
         }
     }

@@ -42,6 +42,10 @@ pub enum BackendAuth {
     /// SPNEGO-wrapped Kerberos under the `Negotiate` scheme (never falls back to NTLM); over
     /// http bodies are sealed as `HTTP-SPNEGO-session-encrypted`.
     Negotiate,
+    /// CredSSP (`Authorization: CredSSP`, see [`super::credssp`]): NTLM inside a TLS tunnel,
+    /// then the password is delegated to the host so its onward hops work; over http bodies
+    /// are sealed as `HTTP-CredSSP-session-encrypted`.
+    CredSsp,
 }
 
 // === impl BackendAuth ===

@@ -210,7 +210,7 @@ pub struct HostFile {
     pub port: Option<u16>,
     /// "http" or "https".
     pub scheme: String,
-    /// Backend authentication: "ntlm", "basic", "kerberos" or "negotiate".
+    /// Backend authentication: "ntlm", "basic", "kerberos", "negotiate" or "credssp".
     pub auth: String,
     /// KDC for "kerberos"/"negotiate": `tcp://host:port` (TCP only).
     pub kdc: Option<String>,

@@ -164,6 +164,8 @@ pub enum HostAuth {
     Kerberos,
     /// SPNEGO (Kerberos only) under the `Negotiate` HTTP scheme.
     Negotiate,
+    /// CredSSP (NTLM inside TLS, then the password is delegated to the host); https only.
+    CredSsp,
 }
 
 /// Kerberos settings of a host (auth "kerberos" or "negotiate").
@@ -519,11 +521,12 @@ fn validate_hosts(
             "basic" => HostAuth::Basic,
             "kerberos" => HostAuth::Kerberos,
             "negotiate" => HostAuth::Negotiate,
+            "credssp" => HostAuth::CredSsp,
             other => {
                 return Err(ConfigError::invalid(
                     key("auth"),
                     format!(
-                        "`{other}` is not a supported backend method (ntlm, basic, kerberos, negotiate)"
+                        "`{other}` is not a supported backend method (ntlm, basic, kerberos, negotiate, credssp)"
                     ),
                 ))
             }
@@ -533,6 +536,12 @@ fn validate_hosts(
             return Err(ConfigError::invalid(
                 key("auth"),
                 "basic sends the password in clear: it is only allowed with scheme \"https\"",
+            ));
+        }
+        if auth == HostAuth::CredSsp && scheme == Scheme::Http {
+            return Err(ConfigError::invalid(
+                key("auth"),
+                "credssp hands the password to the host: it is only allowed with scheme \"https\"",
             ));
         }
         if !valid_credential_ref(&h.credential) {

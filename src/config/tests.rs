@@ -617,3 +617,41 @@ fn kv2_vault_errors_name_the_key() {
         assert_eq!(invalid_key(&text), key, "{text}");
     }
 }
+
+#[test]
+fn credssp_is_accepted_over_https_only() {
+    let dir = fixture_dir();
+    let https = VALID.replace(
+        "scheme = \"http\"\nauth = \"ntlm\"",
+        "scheme = \"https\"\nauth = \"credssp\"\ninsecure_skip_verify = true",
+    );
+    let cfg = load(&https, dir.path()).unwrap();
+    let h = cfg.inventory.get("web1").unwrap();
+    assert_eq!(h.auth, HostAuth::CredSsp);
+    assert_eq!(h.port, 5986);
+    assert!(h.kerberos.is_none());
+
+    // Over http the delegated password would only be as safe as CredSSP's own tunnel.
+    let http = VALID.replace("auth = \"ntlm\"", "auth = \"credssp\"");
+    match load(&http, dir.path()) {
+        Err(ConfigError::Invalid { key, reason }) => {
+            assert_eq!(key, "hosts[0].auth");
+            assert!(reason.contains("https"), "{reason}");
+        }
+        other => panic!("expected an Invalid error, got {other:?}"),
+    }
+    // Kerberos settings do not apply to it.
+    let with_kdc = https.replace(
+        "auth = \"credssp\"",
+        "auth = \"credssp\"\nkdc = \"tcp://dc1.example.com:88\"",
+    );
+    assert_eq!(invalid_key(&with_kdc), "hosts[0].kdc");
+    // The list of methods in the error names it.
+    match load(
+        &VALID.replace("auth = \"ntlm\"", "auth = \"digest\""),
+        dir.path(),
+    ) {
+        Err(ConfigError::Invalid { reason, .. }) => assert!(reason.contains("credssp"), "{reason}"),
+        other => panic!("expected an Invalid error, got {other:?}"),
+    }
+}

@@ -133,6 +133,7 @@ pub fn target_for(host: &Host) -> HostTarget {
         HostAuth::Basic => BackendAuth::Basic,
         HostAuth::Kerberos => BackendAuth::Kerberos,
         HostAuth::Negotiate => BackendAuth::Negotiate,
+        HostAuth::CredSsp => BackendAuth::CredSsp,
     };
     let mut t = HostTarget::new(&host.name, &host.address, host.port, scheme, auth);
     t.tls = BackendTls {

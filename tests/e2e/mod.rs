@@ -1,5 +1,6 @@
 mod audit;
 mod clients;
+mod credssp;
 mod faults;
 mod kerberos;
 mod latency;

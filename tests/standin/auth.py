@@ -151,6 +151,20 @@ class SpnegoSession:
     def principal(self):
         return self.ctx.client_principal
 
+    @property
+    def delegated_user(self):
+        """DOMAIN\\user (or user) of the password credentials a CredSSP client delegated in
+        its TSCredentials, None for other protocols or other credential kinds. Never the
+        password: a test only needs to see that a credential arrived and whose it is."""
+        if self.protocol != "credssp" or not self.ctx.complete:
+            return None
+        cred = self.ctx.get_extra_info("client_credential")
+        name = getattr(cred, "username", None)
+        if not name:
+            return None
+        domain = getattr(cred, "domain_name", "") or ""
+        return f"{domain}\\{name}" if domain else name
+
     def unwrap_body(self, body, content_type):
         """Decrypt a multipart/encrypted body; returns (plaintext, protocol string)."""
         m = re.search(r'boundary="?([^";]+)"?', content_type)

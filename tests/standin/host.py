@@ -56,6 +56,7 @@ class ConnState:
         self.id = conn_id
         self.session = None  # auth.SpnegoSession
         self.user = None
+        self.delegated_user = None
         self.scheme = None
         self.answered = 0  # WS-Man answers sent on this connection (for --drop-after)
 
@@ -295,6 +296,7 @@ class Handler(BaseHTTPRequestHandler):
                 # A new handshake replaces whatever this connection had.
                 self.conn.session = auth.SpnegoSession(mode, token, scheme)
                 self.conn.user = None
+                self.conn.delegated_user = None
             try:
                 out = self.conn.session.step(token)
             except auth.AuthError as exc:
@@ -307,11 +309,13 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(401, extra_headers=out_header)
                 return 401
             self.conn.user = self.conn.session.principal
+            self.conn.delegated_user = self.conn.session.delegated_user
             self.conn.scheme = scheme
             reply_headers = out_header
             if not body:
                 # The client's empty POST that finishes the handshake before encrypted traffic.
                 entry["user"] = self.conn.user
+                entry["delegated_user"] = self.conn.delegated_user
                 self._send(200, extra_headers=reply_headers)
                 return 200
             user = self.conn.user
@@ -346,6 +350,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(401, extra_headers=self._challenge_headers())
             return 401
         entry["user"] = user
+        if self.conn.session is not None and self.conn.user == user:
+            entry["delegated_user"] = self.conn.delegated_user
 
         content_type = self.headers.get("Content-Type") or ""
         encrypted_protocol = None

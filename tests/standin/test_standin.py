@@ -240,6 +240,43 @@ class AuthPieces(unittest.TestCase):
             else:
                 os.environ["NTLM_USER_FILE"] = old
 
+    def test_credssp_names_the_delegated_account_with_a_real_client(self):
+        # A pyspnego CredSSP initiator is the peer: after the exchange the session names the
+        # account whose password it delegated, and nothing exposes the password.
+        import tempfile
+
+        import spnego
+
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
+            fh.write("STANDIN:alice:Passw0rd!\n")
+        old = os.environ.get("NTLM_USER_FILE")
+        os.environ["NTLM_USER_FILE"] = fh.name
+        try:
+            client = spnego.client("STANDIN\\alice", "Passw0rd!", hostname="standin",
+                                   service="HTTP", protocol="credssp")
+            token = client.step()
+            session = auth.SpnegoSession("ntlm", token, scheme="CredSSP")
+            self.assertIsNone(session.delegated_user, "nothing delegated before the exchange")
+            for _ in range(10):
+                reply = session.step(token)
+                if session.complete:
+                    break
+                token = client.step(reply)
+            self.assertTrue(session.complete)
+            self.assertTrue(client.complete)
+            self.assertEqual(session.principal, "STANDIN\\alice")
+            self.assertEqual(session.delegated_user, "STANDIN\\alice")
+            self.assertNotIn("Passw0rd", repr(session.delegated_user))
+            # NTLM and Negotiate sessions delegate nothing.
+            ntlm = auth.SpnegoSession("ntlm", b"NTLMSSP\x00")
+            self.assertIsNone(ntlm.delegated_user)
+        finally:
+            os.unlink(fh.name)
+            if old is None:
+                os.environ.pop("NTLM_USER_FILE", None)
+            else:
+                os.environ["NTLM_USER_FILE"] = old
+
     def test_certificate_upn_mapping(self):
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization

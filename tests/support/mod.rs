@@ -78,6 +78,76 @@ impl Standin {
         Standin { child, port, log }
     }
 
+    /// Starts the stand-in with pyspnego's CredSSP acceptor (NTLM inside, checked against the
+    /// vaulted account in the users file): over https when `tls` holds (certificate, key) PEM
+    /// files, else over http with CredSSP message encryption.
+    pub async fn start_credssp(dir: &Path, hostname: &str, tls: Option<(&Path, &Path)>) -> Standin {
+        Self::start_with(dir, hostname, "credssp", tls, None).await
+    }
+
+    /// Starts the stand-in with `--auth <auth>` (NTLM accounts: the vaulted account in the
+    /// users file), over https when `tls` holds (certificate, key) PEM files, and with
+    /// Kerberos accepted when `kerberos` holds (krb5.conf, keytab).
+    pub async fn start_with(
+        dir: &Path,
+        hostname: &str,
+        auth: &str,
+        tls: Option<(&Path, &Path)>,
+        kerberos: Option<(&Path, &Path)>,
+    ) -> Standin {
+        let users = dir.join(format!("standin-{hostname}-users.txt"));
+        std::fs::write(
+            &users,
+            format!("{BACKEND_DOMAIN}:{BACKEND_USER}:{BACKEND_PASSWORD}\n"),
+        )
+        .unwrap();
+        let log = dir.join(format!("standin-{hostname}.jsonl"));
+        let mut cmd = Command::new("python3");
+        cmd.arg(repo().join("tests/standin/host.py"))
+            .args(["--port", "0", "--auth", auth]);
+        if let Some((krb5_conf, keytab)) = kerberos {
+            cmd.arg("--keytab")
+                .arg(keytab)
+                .env("KRB5_CONFIG", krb5_conf);
+        }
+        match tls {
+            Some((cert, key)) => {
+                cmd.args(["--scheme", "https", "--cert"])
+                    .arg(cert)
+                    .arg("--key")
+                    .arg(key);
+            }
+            None => {
+                cmd.args(["--scheme", "http"]);
+            }
+        }
+        let mut child = cmd
+            .arg("--users")
+            .arg(&users)
+            .arg("--log")
+            .arg(&log)
+            .args(["--hostname", hostname])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python3 tests/standin/host.py starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let port = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(p) = line.strip_prefix("ready port=") {
+                    return p.trim().parse::<u16>().unwrap();
+                }
+            }
+            panic!("stand-in host exited before it was ready");
+        })
+        .await
+        .expect("stand-in host ready within 30 s");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Standin { child, port, log }
+    }
+
     /// Every request the host received, in order.
     pub fn requests(&self) -> Vec<Value> {
         read_jsonl(&self.log)
