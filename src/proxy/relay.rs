@@ -338,18 +338,7 @@ impl Gateway {
             }
             Err(BackendError::AuthRejected { .. }) => {
                 self.backends.invalidate(&ctx.host.name, &backend.entry);
-                self.audit.emit(Event {
-                    session_id: None,
-                    kind: EventKind::BackendAuth {
-                        host: ctx.host.name.clone(),
-                        backend_user: backend.user.clone(),
-                        outcome: "failure".into(),
-                        reason: "host rejected the vaulted credential".into(),
-                    },
-                });
-                Err(Refusal::BackendAuth {
-                    host: ctx.host.name.clone(),
-                })
+                Err(self.backend_auth_failed(ctx, backend, "host rejected the vaulted credential"))
             }
             Err(BackendError::Kerberos { source, .. }) => {
                 // The KDC refused or could not be reached: the host never saw a request.
@@ -357,18 +346,19 @@ impl Gateway {
                 if !source.is_transient() {
                     self.backends.invalidate(&ctx.host.name, &backend.entry);
                 }
-                self.audit.emit(Event {
-                    session_id: None,
-                    kind: EventKind::BackendAuth {
-                        host: ctx.host.name.clone(),
-                        backend_user: backend.user.clone(),
-                        outcome: "failure".into(),
-                        reason: source.reason().into(),
-                    },
-                });
-                Err(Refusal::BackendAuth {
-                    host: ctx.host.name.clone(),
-                })
+                Err(self.backend_auth_failed(ctx, backend, source.reason()))
+            }
+            Err(BackendError::CredSsp { source, .. }) => {
+                // No CredSSP on the host, a tunnel bound to another key (interception), a
+                // broken exchange: the login failed, whatever the password.
+                tracing::warn!(error = %source, "CredSSP login to the host failed");
+                let reason = format!("credssp: {source}");
+                Err(self.backend_auth_failed(ctx, backend, &reason))
+            }
+            Err(BackendError::Handshake { reason, .. }) => {
+                tracing::warn!(%reason, "Login handshake with the host failed");
+                let reason = format!("handshake: {reason}");
+                Err(self.backend_auth_failed(ctx, backend, &reason))
             }
             Err(error) => {
                 tracing::warn!(%error, "Host unavailable");
@@ -376,6 +366,22 @@ impl Gateway {
                     host: ctx.host.name.clone(),
                 })
             }
+        }
+    }
+
+    /// Records a failed login to the host (`backend.auth`) and the refusal the client gets.
+    fn backend_auth_failed(&self, ctx: &Ctx<'_>, backend: &Backend, reason: &str) -> Refusal {
+        self.audit.emit(Event {
+            session_id: None,
+            kind: EventKind::BackendAuth {
+                host: ctx.host.name.clone(),
+                backend_user: backend.user.clone(),
+                outcome: "failure".into(),
+                reason: reason.into(),
+            },
+        });
+        Refusal::BackendAuth {
+            host: ctx.host.name.clone(),
         }
     }
 }
