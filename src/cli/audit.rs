@@ -283,8 +283,12 @@ impl Log {
         // at the beginning, so lines cut from its head are found.
         let start = match files.first() {
             Some((_, text, rotated)) if !dir_mode => {
-                let continues = first_seq(text).is_some_and(|s| s > 1)
-                    && path.parent().is_some_and(files::has_rotated);
+                let parent = match path.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p,
+                    _ => Path::new("."),
+                };
+                let continues =
+                    first_seq(text).is_some_and(|s| s > 1) && files::has_rotated(parent);
                 if *rotated || continues {
                     Start::FirstLine
                 } else {
