@@ -39,6 +39,10 @@ pub enum AuditAction {
         /// Public key file (from `audit keygen`): every checkpoint's signature is checked.
         #[arg(long)]
         pubkey: Option<PathBuf>,
+        /// The oldest files were archived or pruned on purpose: start the chain at the
+        /// first file present (its start is reported) instead of requiring seq 1.
+        #[arg(long)]
+        partial: bool,
     },
     /// List sessions: id, principal, host, start, end, commands, denied.
     Sessions {
@@ -102,7 +106,11 @@ pub fn run(
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
     match action {
-        AuditAction::Verify { path, pubkey } => {
+        AuditAction::Verify {
+            path,
+            pubkey,
+            partial,
+        } => {
             let key = match pubkey {
                 None => None,
                 Some(p) => {
@@ -111,7 +119,10 @@ pub fn run(
                     Some(PublicKey::parse(&text).with_context(|| p.display().to_string())?)
                 }
             };
-            let log = Log::read(&path)?;
+            let mut log = Log::read(&path)?;
+            if partial {
+                log.start = Start::FirstLine;
+            }
             match log.verify(key.as_ref()) {
                 Ok(v) => {
                     writeln!(
@@ -119,10 +130,10 @@ pub fn run(
                         "ok: {} lines in {} file(s), seq {}..={}, last hash {}",
                         v.lines, v.files, v.first_seq, v.last_seq, v.last_hash
                     )?;
-                    if log.start == Start::FirstLine {
+                    if log.start == Start::FirstLine && v.first_seq > 1 {
                         writeln!(
                             out,
-                            "note: the chain starts at seq {} here; verify the directory to check the files before it",
+                            "note: the chain starts at seq {} here: the lines before it are not here and were not checked",
                             v.first_seq
                         )?;
                     }

@@ -185,6 +185,23 @@ async fn deleted_swapped_and_truncated_files_fail_naming_file_and_line() {
         &format!("{}: line 1: lines with sequence numbers", name(&rotated[2])),
     );
 
+    // Pruning the oldest file fails too, unless the operator says the head is gone.
+    let pruned = copy("pruned");
+    std::fs::remove_file(pruned.join(name(&rotated[0]))).unwrap();
+    fails(
+        &pruned,
+        &format!(
+            "{}: line 1: lines with sequence numbers 1..=",
+            name(&rotated[1])
+        ),
+    );
+    let (code, out, _) = hopgate(&["verify", "--partial", p(&pruned)]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("the chain starts at seq"), "{out}");
+    // --partial does not excuse a gap later on.
+    let (code, _, _) = hopgate(&["verify", "--partial", p(&deleted)]);
+    assert_eq!(code, 1);
+
     let swapped = copy("swapped");
     let (a, b) = (
         swapped.join(name(&rotated[0])),
