@@ -86,6 +86,14 @@ pub(super) async fn resume(dir: &Path) -> Result<Resumed, AuditError> {
         return Ok(Resumed::default());
     };
     let text = read_if_exists(&newest).await?.unwrap_or_default();
+    if text.trim().is_empty() {
+        // A rotated file always ends with its checkpoint; starting over at seq 1 here
+        // would fork the chain.
+        return Err(AuditError::Resume {
+            path: newest,
+            reason: "the newest rotated file is empty".into(),
+        });
+    }
     let state = last_state(&text).map_err(|reason| AuditError::Resume {
         path: newest.clone(),
         reason,

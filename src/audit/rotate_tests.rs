@@ -154,6 +154,15 @@ async fn restart_after_rotation_resumes_the_chain() {
     let current = std::fs::read_to_string(dir.path().join(AUDIT_FILE)).unwrap();
     let first: Value = serde_json::from_str(current.lines().next().unwrap()).unwrap();
     assert_eq!(first["prev"].as_str().unwrap(), before.last_hash);
+    // An emptied newest rotated file with no audit.jsonl: refuse to start rather than
+    // begin a second chain at seq 1.
+    std::fs::remove_file(dir.path().join(AUDIT_FILE)).unwrap();
+    let newest = files::chain_files(dir.path()).unwrap().pop().unwrap();
+    std::fs::write(&newest, "").unwrap();
+    let err = AuditTask::open_with(dir.path(), by_size(1500))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("rotated file is empty"), "{err}");
 }
 
 #[tokio::test]
