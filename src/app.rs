@@ -139,7 +139,11 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
         .with_context(|| format!("policies in {}", config.policy_dir.display()))?;
     tracing::info!(roles = engine.role_names().len(), dir = %config.policy_dir.display(), "Policies loaded");
 
-    let (audit, audit_task) = AuditTask::open_with(&config.audit_dir, audit_sink(&config)).await?;
+    let (audit, audit_task) = AuditTask::open_with(
+        &config.audit_dir,
+        audit_sink(&config, store.as_ref()).await?,
+    )
+    .await?;
     let exporters = Exporters::start(&config.audit_export, ExportTuning::default())
         .await
         .context("audit export")?;
@@ -303,14 +307,37 @@ fn jwt_settings(j: &crate::config::JwtConfig) -> crate::authn::JwtSettings {
     s
 }
 
-fn audit_sink(config: &Config) -> crate::audit::SinkConfig {
-    crate::audit::SinkConfig {
+/// The audit writer's settings; loads the checkpoint signing key from the vault (a
+/// configured key that is missing or unusable stops start-up).
+async fn audit_sink(
+    config: &Config,
+    store: &dyn vault::Store,
+) -> anyhow::Result<crate::audit::SinkConfig> {
+    let signing_key = match &config.audit_signing_key {
+        None => None,
+        Some(name) => {
+            let cred = store
+                .get(name)
+                .await
+                .with_context(|| format!("audit.signing_key: vault entry `{name}`"))?;
+            let key = crate::audit::checkpoint::SigningKey::from_secret(cred.secret.expose())
+                .with_context(|| format!("audit.signing_key: vault entry `{name}`"))?;
+            tracing::info!(key_id = key.key_id(), "Audit checkpoints are signed");
+            Some(Arc::new(key))
+        }
+    };
+    Ok(crate::audit::SinkConfig {
         fsync: config.audit_fsync_interval.map_or(
             crate::audit::FsyncPolicy::EveryBatch,
             crate::audit::FsyncPolicy::Interval,
         ),
+        rotate: crate::audit::RotatePolicy {
+            daily: config.audit_rotate_daily,
+            max_bytes: config.audit_max_file_bytes,
+        },
+        signing_key,
         ..Default::default()
-    }
+    })
 }
 
 /// The credential store settings for `config` (also used by the `vault` CLI).

@@ -149,7 +149,7 @@ pub fn verify(text: &str) -> Result<Verified, ChainError> {
             Ok(()) => n += 1,
             Err(ChainError::Broken { line: at } | ChainError::Sequence { line: at, .. }) => {
                 let rest = lines.get(pos + 1..).unwrap_or_default();
-                return Err(classify(&state, at, line, rest));
+                return Err(classify(&state, at, line, rest.iter().map(|(_, l)| *l)));
             }
             Err(e) => return Err(e),
         }
@@ -161,8 +161,14 @@ pub fn verify(text: &str) -> Result<Verified, ChainError> {
     })
 }
 
-/// Why a line whose hash is right does not follow the one before it.
-fn classify(state: &ChainState, line: usize, text: &str, rest: &[(usize, &str)]) -> ChainError {
+/// Why `text` (line `line`), whose hash is right, does not follow the line before it:
+/// `state` is the chain before it and `rest` the lines after it.
+pub fn classify<'a>(
+    state: &ChainState,
+    line: usize,
+    text: &str,
+    rest: impl IntoIterator<Item = &'a str>,
+) -> ChainError {
     let Some(found) = seq_of(text) else {
         return ChainError::Field { line, field: "seq" };
     };
@@ -179,8 +185,8 @@ fn classify(state: &ChainState, line: usize, text: &str, rest: &[(usize, &str)])
     }
     // Lines expected..found are missing here: moved further down, or gone.
     let moved = rest
-        .iter()
-        .filter_map(|(_, l)| seq_of(l))
+        .into_iter()
+        .filter_map(seq_of)
         .any(|s| (expected..found).contains(&s));
     if moved {
         ChainError::Reordered {

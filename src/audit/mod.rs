@@ -7,19 +7,26 @@
 //! and commands go through `redact` (via [`AuditHandle::redact`]) before an event is built.
 //!
 //! - `event`: the typed events (pure); `chain`: canonical lines, hashing, verification;
-//! - `sink`: the writer task, fsync policy, fail-closed health;
+//! - `sink`: the writer task, fsync policy, fail-closed health; its child `rotate`:
+//!   resuming, rotating `audit.jsonl` and closing files with checkpoints;
+//! - `checkpoint`: signed (Ed25519) checkpoint lines and their keys;
+//! - `files`: the audit directory's file names and chain order;
+//! - `verify`: checking a chain across files, with checkpoints and signatures;
 //! - `output`: `output` events from cmd-shell ReceiveResponses;
 //! - `redact`: secrets out of command lines, reasons and echoed output;
 //! - `export`: copies of the written lines to syslog and stdout (best effort);
 //! - `transcript`: reading a log back (sessions, replay) for `hopgate audit`.
 
 pub mod chain;
+pub mod checkpoint;
 pub mod event;
 pub mod export;
+pub mod files;
 pub mod output;
 pub mod redact;
 pub mod sink;
 pub mod transcript;
+pub mod verify;
 
 pub use event::{Event, EventKind};
-pub use sink::{AuditError, AuditHandle, AuditTask, FsyncPolicy, SinkConfig};
+pub use sink::{AuditError, AuditHandle, AuditTask, FsyncPolicy, RotatePolicy, SinkConfig};

@@ -3,7 +3,8 @@
 //! Events travel over a bounded channel so a slow disk can never stall a request; the
 //! writer stamps `seq`/`ts`, chains each line to the previous one and syncs the file after
 //! every batch (or at most every N ms, [`FsyncPolicy`]). On start it resumes the chain from
-//! the last line already in the file.
+//! the last line already written; `rotate` (a child module) rotates the file and writes
+//! checkpoints. Every chained line is produced by [`AuditTask::seal_into`].
 //!
 //! Failing closed: when a write or sync fails, or the file at the audit path is no longer
 //! the one the writer opened (deleted, moved, replaced), the writer stops writing for good
@@ -17,17 +18,22 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use thiserror::Error;
+use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::chain::{self, ChainState};
+use super::checkpoint::{Reason, SigningKey};
 use super::event::{Event, EventKind, EVENT_NAMES};
 use super::redact::{self, SecretMemory};
 
-/// Name of the audit file inside the audit directory.
-pub const AUDIT_FILE: &str = "audit.jsonl";
+pub use super::files::AUDIT_FILE;
+pub use rotate::RotatePolicy;
+
+#[path = "rotate.rs"]
+mod rotate;
 const CHANNEL_CAPACITY: usize = 8192;
 /// How often an idle writer checks that its file is still in place.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -44,11 +50,16 @@ pub enum FsyncPolicy {
 }
 
 /// Writer settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SinkConfig {
     pub fsync: FsyncPolicy,
     /// Events queued before new ones are dropped (and the handle turns unhealthy).
     pub capacity: usize,
+    /// When `audit.jsonl` is rotated (never by default).
+    pub rotate: RotatePolicy,
+    /// Signs checkpoints; without it checkpoints are written unsigned, and none is
+    /// written at shutdown.
+    pub signing_key: Option<Arc<SigningKey>>,
 }
 
 impl Default for SinkConfig {
@@ -56,8 +67,18 @@ impl Default for SinkConfig {
         Self {
             fsync: FsyncPolicy::EveryBatch,
             capacity: CHANNEL_CAPACITY,
+            rotate: RotatePolicy::default(),
+            signing_key: None,
         }
     }
+}
+
+/// The first line of the file in use.
+#[derive(Debug, Clone, Copy)]
+struct FileStart {
+    first_seq: u64,
+    /// When it was written (names the file when rotated; daily rotation compares dates).
+    started: OffsetDateTime,
 }
 
 #[derive(Debug, Error)]
@@ -103,8 +124,14 @@ impl std::fmt::Debug for AuditHandle {
 pub struct AuditTask {
     rx: mpsc::Receiver<Msg>,
     file: tokio::fs::File,
+    /// The audit directory and `audit.jsonl` in it.
+    dir: PathBuf,
     path: PathBuf,
     state: ChainState,
+    /// None while the file in use has no line.
+    file_start: Option<FileStart>,
+    /// Lines were written after the last checkpoint.
+    since_checkpoint: bool,
     config: SinkConfig,
     failed: Arc<AtomicBool>,
     dropped: Arc<AtomicU64>,
@@ -210,7 +237,8 @@ impl AuditTask {
         Self::open_with(dir, SinkConfig::default()).await
     }
 
-    /// Opens (or creates) `dir/audit.jsonl` and resumes its chain.
+    /// Opens (or creates) `dir/audit.jsonl` and resumes the chain from the last line
+    /// written (in `audit.jsonl`, or in the newest rotated file when that is empty).
     pub async fn open_with(
         dir: &Path,
         config: SinkConfig,
@@ -221,28 +249,21 @@ impl AuditTask {
             source,
         };
         tokio::fs::create_dir_all(dir).await.map_err(open_err)?;
-        let state = match tokio::fs::read_to_string(&path).await {
-            Ok(text) => resume(&text).map_err(|reason| AuditError::Resume {
-                path: path.clone(),
-                reason,
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ChainState::default(),
-            Err(e) => return Err(open_err(e)),
-        };
+        let resumed = rotate::resume(dir).await?;
         let file = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .await
             .map_err(open_err)?;
-        Ok(Self::with_file(file, path, state, config).await)
+        Ok(Self::with_file(file, dir, resumed, config).await)
     }
 
-    /// The handle and task for an already open file whose chain is at `state`.
+    /// The handle and task for an already open file whose chain is where `resumed` says.
     async fn with_file(
         file: tokio::fs::File,
-        path: PathBuf,
-        state: ChainState,
+        dir: &Path,
+        resumed: rotate::Resumed,
         config: SinkConfig,
     ) -> (AuditHandle, AuditTask) {
         let good_len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
@@ -260,8 +281,11 @@ impl AuditTask {
             AuditTask {
                 rx,
                 file,
-                path,
-                state,
+                dir: dir.to_path_buf(),
+                path: dir.join(AUDIT_FILE),
+                state: resumed.state,
+                file_start: resumed.file_start,
+                since_checkpoint: resumed.since_checkpoint,
                 config,
                 failed,
                 dropped,
@@ -300,10 +324,10 @@ impl AuditTask {
                     continue;
                 }
             };
-            self.take(first, &mut batch, &mut waiters);
+            self.take(first, &mut batch, &mut waiters).await;
             // Drain what is already queued so one write and sync cover the whole batch.
             while let Ok(more) = self.rx.try_recv() {
-                self.take(more, &mut batch, &mut waiters);
+                self.take(more, &mut batch, &mut waiters).await;
             }
             self.note_gap(&mut batch);
             if !batch.is_empty() {
@@ -316,24 +340,35 @@ impl AuditTask {
                 let _ = w.send(());
             }
         }
+        // A clean stop: vouch for what this run wrote (only worth it when signed).
+        if self.config.signing_key.is_some() && self.since_checkpoint && !self.is_failed() {
+            self.checkpoint(Reason::Shutdown).await;
+        }
         if self.dirty {
             self.sync().await;
         }
     }
 
-    /// Periodic work: the interval sync, and noticing a replaced file without waiting for
-    /// the next event.
+    /// Periodic work: the interval sync, daily rotation of an idle file, and noticing a
+    /// replaced file without waiting for the next event.
     async fn housekeeping(&mut self) {
-        if self.failed.load(Ordering::Relaxed) {
+        if self.is_failed() {
             return;
         }
         if !self.file_in_place().await {
             self.fail("the audit file was moved, deleted or replaced");
             return;
         }
+        if self.day_over(OffsetDateTime::now_utc()) {
+            self.rotate().await;
+        }
         if self.dirty {
             self.sync().await;
         }
+    }
+
+    fn is_failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
     }
 
     /// Adds an `audit.gap` line for events dropped since the last one.
@@ -347,6 +382,7 @@ impl AuditTask {
                     session_id: None,
                     kind: EventKind::AuditGap { dropped: n },
                 },
+                OffsetDateTime::now_utc(),
                 batch,
             );
         }
@@ -429,16 +465,28 @@ impl AuditTask {
         same_file(&on_path, &open)
     }
 
-    fn take(&mut self, msg: Msg, batch: &mut String, waiters: &mut Vec<oneshot::Sender<()>>) {
+    /// Adds one message to the batch; rotates first when the next line is due in a new
+    /// file (writing what the batch holds so far to the old one).
+    async fn take(&mut self, msg: Msg, batch: &mut String, waiters: &mut Vec<oneshot::Sender<()>>) {
         match msg {
             Msg::Flush(w) => waiters.push(w),
-            Msg::Event(event) => self.push(&event, batch),
+            Msg::Event(event) => {
+                let now = OffsetDateTime::now_utc();
+                if self.rotation_due(now, batch.len()) && !self.is_failed() {
+                    if !batch.is_empty() {
+                        self.write(batch, false).await;
+                        batch.clear();
+                    }
+                    self.rotate().await;
+                }
+                self.push(&event, now, batch);
+            }
         }
     }
 
     /// Seals `event` as the next line of the chain and appends it to `batch`.
-    fn push(&mut self, event: &Event, batch: &mut String) {
-        if self.failed.load(Ordering::Relaxed) {
+    fn push(&mut self, event: &Event, now: OffsetDateTime, batch: &mut String) {
+        if self.is_failed() {
             // Nothing more is written: do not advance the chain either.
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -452,10 +500,21 @@ impl AuditTask {
                 return;
             }
         };
-        let ts = now_rfc3339();
-        let (line, hash) = chain::seal(fields, self.state.next_seq, &ts, &self.state.prev);
+        self.seal_into(fields, now, batch);
+    }
+
+    /// Seals `fields` as the next line of the chain, stamped `now`, and appends it to
+    /// `batch`: the one place a chained line is produced.
+    fn seal_into(&mut self, fields: Map<String, Value>, now: OffsetDateTime, batch: &mut String) {
+        let seq = self.state.next_seq;
+        let (line, hash) = chain::seal(fields, seq, &format_ts(now), &self.state.prev);
         self.state.next_seq += 1;
         self.state.prev = hash;
+        self.file_start.get_or_insert(FileStart {
+            first_seq: seq,
+            started: now,
+        });
+        self.since_checkpoint = true;
         batch.push_str(&line);
         batch.push('\n');
     }
@@ -472,23 +531,14 @@ fn same_file(a: &std::fs::Metadata, _b: &std::fs::Metadata) -> bool {
     a.is_file()
 }
 
-/// Chain state after the last line of an existing file.
-fn resume(text: &str) -> Result<ChainState, String> {
-    let Some(last) = text.lines().rev().find(|l| !l.trim().is_empty()) else {
-        return Ok(ChainState::default());
-    };
-    let v: Value = serde_json::from_str(last).map_err(|e| e.to_string())?;
-    let seq = v.get("seq").and_then(Value::as_u64).ok_or("no `seq`")?;
-    let hash = v.get("hash").and_then(Value::as_str).ok_or("no `hash`")?;
-    Ok(ChainState {
-        next_seq: seq + 1,
-        prev: hash.to_string(),
-    })
-}
-
 /// RFC 3339 UTC timestamp with millisecond precision.
 pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
+    format_ts(OffsetDateTime::now_utc())
+}
+
+/// `now` as an RFC 3339 UTC timestamp with millisecond precision.
+fn format_ts(now: OffsetDateTime) -> String {
+    let now = now.to_offset(time::UtcOffset::UTC);
     let ms = now.millisecond();
     let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
     match now.format(fmt) {

@@ -149,6 +149,12 @@ pub struct AuditFile {
     pub dir: PathBuf,
     /// Sync the log at most every this many milliseconds instead of after every batch.
     pub fsync_interval_ms: Option<u64>,
+    /// When to rotate audit.jsonl: "never" (default), "daily", "size" or "daily+size".
+    pub rotate: Option<String>,
+    /// Size rotation threshold in MiB (with "size"). Default 100.
+    pub max_file_mb: Option<u64>,
+    /// Vault entry holding the Ed25519 key that signs checkpoints (`hopgate audit keygen`).
+    pub signing_key: Option<String>,
     /// Also print every audit line on stdout (JSON lines for container log collectors).
     /// Default false.
     pub stdout: Option<bool>,

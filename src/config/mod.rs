@@ -66,6 +66,12 @@ pub struct Config {
     pub audit_fsync_interval: Option<Duration>,
     /// Copies of the audit lines: stdout, syslog.
     pub audit_export: AuditExportConfig,
+    /// Rotate `audit.jsonl` when the UTC date changes.
+    pub audit_rotate_daily: bool,
+    /// Rotate `audit.jsonl` once it holds this many bytes.
+    pub audit_max_file_bytes: Option<u64>,
+    /// Vault entry of the checkpoint signing key; None: checkpoints are unsigned.
+    pub audit_signing_key: Option<String>,
     pub policy_dir: PathBuf,
     pub limits: LimitsConfig,
     pub inventory: Inventory,
@@ -377,6 +383,15 @@ impl Config {
             }
         };
 
+        let (audit_rotate_daily, audit_max_file_bytes) = validate_rotation(&file.audit)?;
+        if let Some(k) = &file.audit.signing_key {
+            if crate::vault::validate_name(k).is_err() {
+                return Err(ConfigError::invalid(
+                    "audit.signing_key",
+                    "must be a vault entry name (letters, digits and . _ @ -)",
+                ));
+            }
+        }
         Ok(Self {
             admin,
             listener,
@@ -398,11 +413,51 @@ impl Config {
                 Some(ms) => Some(Duration::from_millis(ms)),
             },
             audit_export: export::validate(&file.audit, &resolve)?,
+            audit_rotate_daily,
+            audit_max_file_bytes,
+            audit_signing_key: file.audit.signing_key.clone(),
             policy_dir: resolve(file.policy.dir.as_deref().unwrap_or(Path::new("policies"))),
             limits,
             inventory,
         })
     }
+}
+
+/// Default size threshold for `rotate = "size"`, in MiB.
+const DEFAULT_MAX_FILE_MB: u64 = 100;
+
+/// `[audit] rotate` and `max_file_mb`: (daily, max bytes).
+fn validate_rotation(a: &file::AuditFile) -> Result<(bool, Option<u64>), ConfigError> {
+    let (daily, size) = match a.rotate.as_deref().unwrap_or("never") {
+        "never" => (false, false),
+        "daily" => (true, false),
+        "size" => (false, true),
+        "daily+size" | "size+daily" => (true, true),
+        _ => {
+            return Err(ConfigError::invalid(
+                "audit.rotate",
+                "must be \"never\", \"daily\", \"size\" or \"daily+size\"",
+            ))
+        }
+    };
+    let mb = match (size, a.max_file_mb) {
+        (false, None) => return Ok((daily, None)),
+        (false, Some(_)) => {
+            return Err(ConfigError::invalid(
+                "audit.max_file_mb",
+                "only applies with rotate = \"size\" or \"daily+size\"",
+            ))
+        }
+        (true, None) => DEFAULT_MAX_FILE_MB,
+        (true, Some(mb)) if (1..=1 << 20).contains(&mb) => mb,
+        (true, Some(_)) => {
+            return Err(ConfigError::invalid(
+                "audit.max_file_mb",
+                "must be between 1 and 1048576",
+            ))
+        }
+    };
+    Ok((daily, Some(mb << 20)))
 }
 
 fn existing_file(key: &str, path: &Path) -> Result<PathBuf, ConfigError> {

@@ -289,6 +289,51 @@ fn kerberos_settings_on_an_ntlm_host_are_refused() {
 }
 
 #[test]
+fn audit_rotation_and_signing_key() {
+    let dir = fixture_dir();
+    let with = |extra: &str| VALID.replace("dir = \"audit\"", &format!("dir = \"audit\"\n{extra}"));
+    let c = load(VALID, dir.path()).unwrap();
+    assert_eq!(
+        (
+            c.audit_rotate_daily,
+            c.audit_max_file_bytes,
+            c.audit_signing_key
+        ),
+        (false, None, None),
+        "default: never rotate, unsigned checkpoints"
+    );
+    let c = load(&with("rotate = \"daily\""), dir.path()).unwrap();
+    assert_eq!((c.audit_rotate_daily, c.audit_max_file_bytes), (true, None));
+    let c = load(&with("rotate = \"size\""), dir.path()).unwrap();
+    assert_eq!(
+        (c.audit_rotate_daily, c.audit_max_file_bytes),
+        (false, Some(100 << 20)),
+        "size rotation defaults to 100 MiB"
+    );
+    let c = load(
+        &with("rotate = \"daily+size\"\nmax_file_mb = 8\nsigning_key = \"audit-signing\""),
+        dir.path(),
+    )
+    .unwrap();
+    assert_eq!(
+        (c.audit_rotate_daily, c.audit_max_file_bytes),
+        (true, Some(8 << 20))
+    );
+    assert_eq!(c.audit_signing_key.as_deref(), Some("audit-signing"));
+
+    assert_eq!(invalid_key(&with("rotate = \"hourly\"")), "audit.rotate");
+    assert_eq!(invalid_key(&with("max_file_mb = 8")), "audit.max_file_mb");
+    assert_eq!(
+        invalid_key(&with("rotate = \"size\"\nmax_file_mb = 0")),
+        "audit.max_file_mb"
+    );
+    assert_eq!(
+        invalid_key(&with("signing_key = \"../key\"")),
+        "audit.signing_key"
+    );
+}
+
+#[test]
 fn audit_fsync_interval() {
     let dir = fixture_dir();
     let c = load(VALID, dir.path()).unwrap();
@@ -352,6 +397,14 @@ fn example_config_has_only_known_keys() {
             "token_file = \"admin.token\"",
         );
     let parsed: Result<file::FileConfig, _> = toml::from_str(&with_admin);
+    assert!(parsed.is_ok(), "{:?}", parsed.err());
+    // And with the [audit] rotation and signing keys enabled.
+    let with_audit = text
+        .replace("# rotate = ", "rotate = ")
+        .replace("# max_file_mb = ", "max_file_mb = ")
+        .replace("# signing_key = ", "signing_key = ");
+    assert!(with_audit.contains("\nsigning_key = "));
+    let parsed: Result<file::FileConfig, _> = toml::from_str(&with_audit);
     assert!(parsed.is_ok(), "{:?}", parsed.err());
 }
 
