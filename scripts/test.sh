@@ -13,8 +13,10 @@ command -v go >/dev/null 2>&1 || apt_pkgs+=(golang-go)
 command -v openssl >/dev/null 2>&1 || apt_pkgs+=(openssl)
 # Kerberos tests: python-gssapi builds against MIT's libkrb5-dev; the private Heimdal KDC
 # (tests/support/heimdal.sh) runs on the Heimdal libraries (its kdc package conflicts with
-# krb5-user, so heimdal.sh unpacks it privately instead of installing it).
-for p in libkrb5-dev krb5-user libkdc2-heimdal libhdb9-heimdal libkadm5srv8-heimdal \
+# krb5-user, so heimdal.sh unpacks it privately instead of installing it). The `delegate`
+# feature (MIT GSSAPI through the libgssapi crate) builds against libkrb5-dev with bindgen,
+# which needs libclang-dev.
+for p in libkrb5-dev libclang-dev krb5-user libkdc2-heimdal libhdb9-heimdal libkadm5srv8-heimdal \
     libkadm5clnt7-heimdal libsl0-heimdal libotp0-heimdal libkafs0-heimdal libgssapi3-heimdal \
     libhx509-5-heimdal libcap-ng0 libedit2; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || apt_pkgs+=("$p")
@@ -38,4 +40,6 @@ if [ ! -x "${HOPGATE_HEIMDAL_ROOT:-/var/tmp/hopgate-heimdal}/usr/lib/heimdal-ser
 fi
 bash tests/support/heimdal.sh install >/dev/null
 
-exec cargo test "$@"
+# The tests cover the optional `delegate` backend method too (Kerberos constrained
+# delegation; tests/e2e/delegate.rs).
+exec cargo test --features delegate "$@"

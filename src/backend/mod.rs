@@ -6,6 +6,9 @@
 //! * [`ntlm`]: NTLM client context and seal/unseal helpers (sspi).
 //! * [`kerberos`]: Kerberos/Negotiate client context (sspi) with a vaulted password.
 //! * [`kdc`]: async TCP transport for the KDC requests `sspi` hands out.
+//! * [`delegate_env`]: the process-wide MIT Kerberos environment of `delegate` (generated
+//!   krb5.conf, gateway keytab) and the person → realm principal mapping.
+//! * `delegate` (feature `delegate`): S4U2Self/S4U2Proxy client contexts (MIT GSSAPI).
 //! * `conn`: one authenticated HTTP/1.1 connection (hyper low-level client).
 //! * `pool`: idle authenticated connections per client.
 //! * [`client`]: [`BackendClient`], the only thing the proxy calls.
@@ -16,6 +19,9 @@
 pub mod client;
 mod conn;
 pub mod crypto;
+#[cfg(feature = "delegate")]
+pub mod delegate;
+pub mod delegate_env;
 pub mod kdc;
 pub mod kerberos;
 pub mod ntlm;
@@ -185,6 +191,16 @@ pub enum BackendError {
         #[source]
         source: Box<kerberos::KerberosError>,
     },
+    /// A delegated (S4U) login failed before or while the host was asked: the KDC refused
+    /// the delegation, does not know the person, was unreachable, ...
+    #[error("delegated kerberos login to {host} failed: {reason}", reason = source.reason())]
+    Delegate {
+        /// Inventory name.
+        host: String,
+        /// What went wrong.
+        #[source]
+        source: Box<delegate_env::DelegateError>,
+    },
     /// Message encryption framing or sealing failed.
     #[error("message encryption with {host} failed")]
     Crypto {
@@ -237,6 +253,7 @@ impl BackendError {
             Self::Timeout { phase, .. } => *phase != TimeoutPhase::Response,
             Self::Closed { delivery, .. } => *delivery == Delivery::NotSent,
             Self::Kerberos { source, .. } => source.is_transient(),
+            Self::Delegate { source, .. } => source.is_transient(),
             Self::Config { .. }
             | Self::Tls { .. }
             | Self::AuthRejected { .. }

@@ -42,6 +42,10 @@ pub enum BackendAuth {
     /// SPNEGO-wrapped Kerberos under the `Negotiate` scheme (never falls back to NTLM); over
     /// http bodies are sealed as `HTTP-SPNEGO-session-encrypted`.
     Negotiate,
+    /// Constrained delegation (S4U2Self + S4U2Proxy) as the person, from the gateway's
+    /// keytab ([`HostTarget::impersonator`]), then SPNEGO like [`BackendAuth::Negotiate`].
+    /// Works only in a binary built with the `delegate` feature.
+    Delegate,
 }
 
 // === impl BackendAuth ===
@@ -86,6 +90,9 @@ pub struct HostTarget {
     pub kdc: Option<String>,
     /// Service principal name override; default `HTTP/<tls_name()>`.
     pub spn: Option<String>,
+    /// Delegate: the gateway's own principal (`HTTP/gw.example.com@REALM`) whose keytab
+    /// impersonates the person; the person's principal is the client's credential user.
+    pub impersonator: Option<String>,
 }
 
 // === impl HostTarget ===
@@ -109,6 +116,7 @@ impl HostTarget {
             path: WSMAN_PATH.to_owned(),
             kdc: None,
             spn: None,
+            impersonator: None,
         }
     }
 
@@ -153,6 +161,12 @@ impl HostTarget {
             return Err(BackendError::Config {
                 host: self.name.clone(),
                 reason: "kerberos/negotiate authentication needs a kdc (tcp://host:port)".into(),
+            });
+        }
+        if self.auth == BackendAuth::Delegate && self.impersonator.is_none() {
+            return Err(BackendError::Config {
+                host: self.name.clone(),
+                reason: "delegate authentication needs the gateway's principal".into(),
             });
         }
         if !self.path.starts_with('/') {

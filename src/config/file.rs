@@ -150,7 +150,7 @@ pub struct HostFile {
     pub port: Option<u16>,
     /// "http" or "https".
     pub scheme: String,
-    /// Backend authentication: "ntlm", "basic", "kerberos" or "negotiate".
+    /// Backend authentication: "ntlm", "basic", "kerberos", "negotiate" or "delegate".
     pub auth: String,
     /// KDC for "kerberos"/"negotiate": `tcp://host:port` (TCP only).
     pub kdc: Option<String>,
@@ -158,6 +158,9 @@ pub struct HostFile {
     pub realm: Option<String>,
     /// Service principal of the host; default `HTTP/<tls_server_name or address>`.
     pub spn: Option<String>,
+    /// Auth "delegate": the principal impersonated for a person, `{user}` (the authenticated
+    /// name) or `{local}` (its part before `@`); default "{user}".
+    pub user_principal: Option<String>,
     /// Vault entry name; may contain `{user}` for per-person accounts.
     pub credential: String,
     /// PEM CA bundle to verify the host's certificate (https).

@@ -283,6 +283,7 @@ impl Gateway {
                         "credential unavailable"
                     }
                     BackendsError::Client { .. } => "backend configuration",
+                    BackendsError::Delegate { source, .. } => source.reason(),
                 };
                 self.audit.emit(Event {
                     session_id: None,
@@ -352,6 +353,26 @@ impl Gateway {
             Err(BackendError::Kerberos { source, .. }) => {
                 // The KDC refused or could not be reached: the host never saw a request.
                 tracing::warn!(error = %source, "Kerberos login to the host failed");
+                if !source.is_transient() {
+                    self.backends.invalidate(&ctx.host.name, &backend.entry);
+                }
+                self.audit.emit(Event {
+                    session_id: None,
+                    kind: EventKind::BackendAuth {
+                        host: ctx.host.name.clone(),
+                        backend_user: backend.user.clone(),
+                        outcome: "failure".into(),
+                        reason: source.reason().into(),
+                    },
+                });
+                Err(Refusal::BackendAuth {
+                    host: ctx.host.name.clone(),
+                })
+            }
+            Err(BackendError::Delegate { source, .. }) => {
+                // Delegation failed (KDC refused S4U2Proxy to this host, unknown person, KDC
+                // down): the host never ran the request.
+                tracing::warn!(error = %source, "Delegated Kerberos login to the host failed");
                 if !source.is_transient() {
                     self.backends.invalidate(&ctx.host.name, &backend.entry);
                 }
