@@ -208,7 +208,7 @@ impl Conn {
             },
             BackendAuth::Delegate => Session::Sealing {
                 ctx: conn
-                    .delegate_handshake(target, credential, max_body)
+                    .delegate_handshake(target, credential, server_cert.as_deref(), max_body)
                     .await?,
                 seal: tls.is_none(),
             },
@@ -333,6 +333,7 @@ impl Conn {
         &mut self,
         target: &HostTarget,
         credential: &Credential,
+        server_cert: Option<&[u8]>,
         max_body: usize,
     ) -> Result<SealingContext, BackendError> {
         // INVARIANT: HostTarget::validate refuses Delegate without an impersonator.
@@ -342,8 +343,11 @@ impl Conn {
             impersonator,
             user: credential.user.clone(),
         };
+        // Over https the AP-REQ is bound to the host's certificate (RFC 5929
+        // tls-server-end-point), which MIT GSSAPI sends in the standard checksum field.
+        let bindings = server_cert.map(super::ntlm::tls_server_end_point);
         let mut ctx = GssToken {
-            ctx: DelegateClient::new(settings),
+            ctx: DelegateClient::new(settings, bindings),
             host: &target.name,
         };
         let scheme = ctx.ctx.http_scheme();
@@ -363,6 +367,7 @@ impl Conn {
         &mut self,
         target: &HostTarget,
         _credential: &Credential,
+        _server_cert: Option<&[u8]>,
         _max_body: usize,
     ) -> Result<SealingContext, BackendError> {
         Err(BackendError::Delegate {
@@ -509,8 +514,10 @@ impl Conn {
                 (body.clone(), SOAP_CONTENT_TYPE.to_owned(), None)
             }
             Session::Sealing { ctx, seal: true } => {
+                // Nothing left yet: a context that cannot seal any more (its ticket expired)
+                // is replaced by a fresh connection and login.
                 let sealed = ctx.seal(body).map_err(|source| {
-                    ConnError::Fatal(BackendError::Crypto {
+                    ConnError::NotSent(BackendError::Crypto {
                         host: self.host.clone(),
                         source: Box::new(source),
                     })

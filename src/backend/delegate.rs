@@ -100,6 +100,8 @@ pub fn cached_credentials() -> u64 {
 pub struct DelegateClient {
     ctx: Option<ClientCtx>,
     settings: DelegateSettings,
+    /// RFC 5929 application data (`tls-server-end-point:<hash>`) over https.
+    channel_bindings: Option<Vec<u8>>,
     established: bool,
     /// Whether the impersonated credential came from the cache.
     from_cache: bool,
@@ -119,10 +121,12 @@ impl std::fmt::Debug for DelegateClient {
 
 impl DelegateClient {
     /// Prepares a context; no Kerberos traffic happens until the first [`DelegateClient::step`].
-    pub fn new(settings: DelegateSettings) -> Self {
+    /// `channel_bindings`: the application data of the TLS channel binding, over https.
+    pub fn new(settings: DelegateSettings, channel_bindings: Option<Vec<u8>>) -> Self {
         Self {
             ctx: None,
             settings,
+            channel_bindings,
             established: false,
             from_cache: false,
         }
@@ -158,6 +162,7 @@ impl DelegateClient {
         let first = input.is_none();
         let input = input.map(<[u8]>::to_vec);
         let settings = self.settings.clone();
+        let bindings = self.channel_bindings.clone();
         let ctx = self.ctx.take();
         let (ctx, from_cache, outcome) = tokio::task::spawn_blocking(move || {
             let (mut ctx, from_cache) = match ctx {
@@ -169,7 +174,7 @@ impl DelegateClient {
             };
             let step = if input.is_some() { "reply" } else { "initial" };
             let outcome = ctx
-                .step(input.as_deref(), None)
+                .step(input.as_deref(), bindings.as_deref())
                 .map(|tok| tok.map(|t| t.to_vec()).unwrap_or_default())
                 .map_err(|e| classify(step, &e));
             let done = ctx.is_complete();

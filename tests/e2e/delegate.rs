@@ -14,8 +14,8 @@
 use std::time::{Duration, Instant};
 
 use crate::support::kdc::{
-    delegation_realm, start_delegate_gateway, DelegateHost, Kdc, BACKEND_SPN, GATEWAY_SPN,
-    OTHER_SPN, REALM,
+    delegation_realm, delegation_realm_with_lifetime, start_delegate_gateway, DelegateHost, Kdc,
+    BACKEND_SPN, GATEWAY_SPN, OTHER_SPN, REALM,
 };
 use crate::support::{python, Gateway, Standin, ALICE};
 
@@ -54,11 +54,13 @@ async fn setup() -> (Kdc, Gateway, Standin) {
             name: "deleg",
             port: allowed.port,
             spn: BACKEND_SPN,
+            https_ca: None,
         },
         DelegateHost {
             name: "other",
             port: other.port,
             spn: OTHER_SPN,
+            https_ca: None,
         },
     ];
     let gw = start_delegate_gateway(dir, allowed, &kdc, &hosts).await;
@@ -206,6 +208,97 @@ async fn unknown_person_and_unreachable_kdc_are_clear_faults_with_audit_reasons(
     let run = python("tests/clients/pypsrp_client.py", &a).await;
     assert_eq!(run.code, 0, "{run:?}\n{}", gateway_log(&gw));
     assert_eq!(run.stdout().trim(), "DELEG-HOST");
+    gw.stop().await;
+}
+
+/// Over https the delegated login is bound to the host's TLS certificate and the bodies go
+/// plain inside TLS; the host still sees alice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delegation_over_https() {
+    let kdc = delegation_realm().await;
+    let dir = tempfile::tempdir().unwrap();
+    let host_certs = dir.path().join("host-certs");
+    std::fs::create_dir_all(&host_certs).unwrap();
+    let certs = hopgate::devcerts::generate(&host_certs, Default::default()).unwrap();
+    let standin = Standin::start_kerberos_with(
+        dir.path(),
+        "DELEG-TLS",
+        &kdc,
+        &kdc.keytab(BACKEND_SPN),
+        Some((&certs.server_cert, &certs.server_key)),
+    )
+    .await;
+    let hosts = [DelegateHost {
+        name: "deleg",
+        port: standin.port,
+        spn: BACKEND_SPN,
+        https_ca: Some(certs.ca_cert.clone()),
+    }];
+    let gw = start_delegate_gateway(dir, standin, &kdc, &hosts).await;
+    let mut a = gw.pypsrp_cert_args("wsman/deleg");
+    a.extend(["--cmd".to_string(), "hostname".into()]);
+    let run = python("tests/clients/pypsrp_client.py", &a).await;
+    assert_eq!(run.code, 0, "{run:?}\n{}", gateway_log(&gw));
+    assert_eq!(run.stdout().trim(), "DELEG-TLS");
+    crate::support::eventually(Duration::from_secs(5), || {
+        !host_users(&gw.standin).is_empty()
+    })
+    .await;
+    let users = host_users(&gw.standin);
+    assert!(!users.is_empty());
+    for (user, encrypted) in &users {
+        assert_eq!(user, &alice_in_realm());
+        assert!(!encrypted, "inside TLS the bodies are not sealed again");
+    }
+    gw.stop().await;
+}
+
+/// Short-lived tickets (12 s): after they expired and the pooled backend connection was
+/// closed (30 s idle), the next login does not use the cached credential (its cache entry
+/// ends before the ticket does) but fetches a new gateway TGT from the keytab, a new
+/// S4U2Self and a new S4U2Proxy ticket, and succeeds. (An established connection itself
+/// keeps working past the ticket's end with these peers: neither MIT nor pyspnego checks
+/// context expiry when sealing.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_tickets_are_replaced_transparently() {
+    let kdc = delegation_realm_with_lifetime(Some("12s")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let standin =
+        Standin::start_kerberos(dir.path(), "DELEG-HOST", &kdc, &kdc.keytab(BACKEND_SPN)).await;
+    let hosts = [DelegateHost {
+        name: "deleg",
+        port: standin.port,
+        spn: BACKEND_SPN,
+        https_ca: None,
+    }];
+    let gw = start_delegate_gateway(dir, standin, &kdc, &hosts).await;
+    let proxy_requests = || {
+        kdc.log()
+            .lines()
+            .filter(|l| l.contains("TGS-REQ") && l.contains("for HTTP/backend.gw.test"))
+            .count()
+    };
+    let mut a = gw.pypsrp_cert_args("wsman/deleg");
+    a.extend(["--cmd".to_string(), "hostname".into()]);
+    let run = python("tests/clients/pypsrp_client.py", &a).await;
+    assert_eq!(run.code, 0, "{run:?}\n{}", gateway_log(&gw));
+    let first = proxy_requests();
+    assert!(first >= 1, "{}", kdc.log());
+    // Past the tickets' end and the pool's 30 s idle limit.
+    tokio::time::sleep(Duration::from_secs(32)).await;
+    let run = python("tests/clients/pypsrp_client.py", &a).await;
+    assert_eq!(run.code, 0, "{run:?}\n{}", gateway_log(&gw));
+    assert_eq!(run.stdout().trim(), "DELEG-HOST");
+    assert!(
+        proxy_requests() > first,
+        "a new service ticket was fetched: {}",
+        kdc.log()
+    );
+    let users = host_users(&gw.standin);
+    assert!(
+        users.iter().all(|(u, _)| u == &alice_in_realm()),
+        "{users:?}"
+    );
     gw.stop().await;
 }
 

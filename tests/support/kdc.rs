@@ -36,6 +36,17 @@ pub struct Kdc {
 impl Kdc {
     /// Creates the realm (users `name:password`, services with keytabs) and starts the KDC.
     pub async fn start(users: &[(&str, &str)], services: &[&str], delegate: &[&str]) -> Kdc {
+        Self::start_with_lifetimes(users, services, delegate, &[]).await
+    }
+
+    /// Same, with maximum ticket lifetimes (`principal`, `15s`) for expiry tests.
+    pub async fn start_with_lifetimes(
+        users: &[(&str, &str)],
+        services: &[&str],
+        delegate: &[&str],
+        max_life: &[(&str, &str)],
+    ) -> Kdc {
+        let max_life: Vec<String> = max_life.iter().map(|(p, l)| format!("{p}={l}")).collect();
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let users: Vec<String> = users.iter().map(|(u, p)| format!("{u}:{p}")).collect();
@@ -48,6 +59,7 @@ impl Kdc {
             .env("KDC_USERS", users.join(" "))
             .env("KDC_SERVICES", services.join(" "))
             .env("KDC_DELEGATE", delegate.join(" "))
+            .env("KDC_MAX_LIFE", max_life.join(" "))
             .output()
             .await
             .expect("bash runs heimdal.sh");
@@ -351,15 +363,28 @@ pub struct DelegateHost {
     pub name: &'static str,
     pub port: u16,
     pub spn: &'static str,
+    /// https with this CA (the stand-in's certificate names `localhost`); http when `None`.
+    pub https_ca: Option<PathBuf>,
 }
 
 /// A realm for delegation: the person `alice` (whose password nobody uses), the gateway's
 /// principal trusted to delegate to [`BACKEND_SPN`] only, and the two hosts' principals.
 pub async fn delegation_realm() -> Kdc {
-    Kdc::start(
+    delegation_realm_with_lifetime(None).await
+}
+
+/// Same; with `Some(life)` (e.g. "15s") every ticket of alice, the gateway and the host
+/// lives at most that long.
+pub async fn delegation_realm_with_lifetime(life: Option<&str>) -> Kdc {
+    let lifetimes: Vec<(&str, &str)> = match life {
+        Some(l) => vec![("alice", l), (GATEWAY_SPN, l), (BACKEND_SPN, l)],
+        None => Vec::new(),
+    };
+    Kdc::start_with_lifetimes(
         &[("alice", "Alice-Password-Nobody-Uses-7")],
         &[GATEWAY_SPN, BACKEND_SPN, OTHER_SPN],
         &[&format!("{GATEWAY_SPN}={BACKEND_SPN}")],
+        &lifetimes,
     )
     .await
 }
@@ -384,7 +409,7 @@ pub async fn start_delegate_gateway(
 name = "{name}"
 address = "127.0.0.1"
 port = {port}
-scheme = "http"
+{tls}
 auth = "delegate"
 credential = "gw-keytab"
 kdc = "{kdc}"
@@ -397,6 +422,13 @@ labels = ["test"]
             port = h.port,
             kdc = kdc.url(),
             spn = h.spn,
+            tls = match &h.https_ca {
+                Some(ca) => format!(
+                    "scheme = \"https\"\nca_file = \"{}\"\ntls_server_name = \"localhost\"",
+                    ca.display()
+                ),
+                None => "scheme = \"http\"".to_string(),
+            },
         ));
     }
     let keytab = std::fs::read(kdc.keytab(GATEWAY_SPN)).unwrap();
