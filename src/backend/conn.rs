@@ -359,6 +359,8 @@ impl Conn {
             super::delegate::forget(ctx.ctx.settings());
         }
         outcome?;
+        tracing::debug!(host = %target.name, user = %credential.user,
+            cached_credential = ctx.ctx.credential_was_cached(), "Delegated login to the host");
         Ok(SealingContext::Delegate(Box::new(ctx.ctx)))
     }
 

@@ -19,7 +19,7 @@ use libgssapi::context::{ClientCtx, CtxFlags, SecurityContext};
 use libgssapi::credential::{Cred, CredUsage};
 use libgssapi::error::Error as GssError;
 use libgssapi::name::Name;
-use libgssapi::oid::{OidSet, GSS_MECH_KRB5, GSS_MECH_SPNEGO, GSS_NT_KRB5_PRINCIPAL};
+use libgssapi::oid::{OidSet, GSS_MECH_SPNEGO, GSS_NT_KRB5_PRINCIPAL};
 use libgssapi::util::{GssIov, GssIovType};
 
 use super::crypto::{CryptoError, EncryptionProtocol, Sealed};
@@ -87,12 +87,6 @@ fn cache() -> &'static moka::sync::Cache<DelegateSettings, Cached> {
 /// Forgets every cached credential of `user` toward `service` (after the host refused it).
 pub fn forget(settings: &DelegateSettings) {
     cache().invalidate(settings);
-}
-
-/// Cached credentials right now (for tests and metrics).
-pub fn cached_credentials() -> u64 {
-    cache().run_pending_tasks();
-    cache().entry_count()
 }
 
 /// A client SPNEGO context logged in as the person through delegation: handshake first,
@@ -270,11 +264,11 @@ fn impersonated(settings: &DelegateSettings) -> Result<(Cred, bool), DelegateErr
     if let Some(hit) = cache().get(settings) {
         return Ok((hit.cred, true));
     }
+    // SPNEGO only: it wraps the krb5 mechanism itself; naming krb5 too would make MIT run
+    // the AS exchange and S4U2Self once per mechanism.
     let mut mechs = OidSet::new();
-    // Both mechanisms: SPNEGO toward the host wraps the krb5 mechanism.
     mechs
-        .add(GSS_MECH_KRB5)
-        .and_then(|()| mechs.add(GSS_MECH_SPNEGO))
+        .add(GSS_MECH_SPNEGO)
         .map_err(|e| classify("mechanism set", &e))?;
     let gw_name = Name::new(
         settings.impersonator.as_bytes(),
