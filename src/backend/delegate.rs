@@ -19,7 +19,7 @@ use libgssapi::context::{ClientCtx, CtxFlags, SecurityContext};
 use libgssapi::credential::{Cred, CredUsage};
 use libgssapi::error::Error as GssError;
 use libgssapi::name::Name;
-use libgssapi::oid::{OidSet, GSS_MECH_SPNEGO, GSS_NT_KRB5_PRINCIPAL};
+use libgssapi::oid::{OidSet, GSS_MECH_KRB5, GSS_MECH_SPNEGO, GSS_NT_KRB5_PRINCIPAL};
 use libgssapi::util::{GssIov, GssIovType};
 
 use super::crypto::{CryptoError, EncryptionProtocol, Sealed};
@@ -277,7 +277,7 @@ fn impersonated(settings: &DelegateSettings) -> Result<(Cred, bool), DelegateErr
     .map_err(|e| classify("import gateway name", &e))?;
     // With the client keytab MIT gets (and renews) the gateway's TGT itself.
     let gateway = Cred::acquire(Some(&gw_name), None, CredUsage::Initiate, Some(&mechs))
-        .map_err(|e| classify("gateway credential", &e))?;
+        .map_err(|_| diagnose_gateway_credential(&gw_name))?;
     let user = Name::new(settings.user.as_bytes(), Some(GSS_NT_KRB5_PRINCIPAL))
         .map_err(|e| classify("import user name", &e))?;
     let cred = gateway
@@ -295,6 +295,23 @@ fn impersonated(settings: &DelegateSettings) -> Result<(Cred, bool), DelegateErr
         );
     }
     Ok((cred, false))
+}
+
+/// Why the gateway's credential is unavailable. SPNEGO reports every krb5 failure at this
+/// step as "cannot find mechanisms to negotiate", so ask the krb5 mechanism itself again
+/// for the real reason (KDC unreachable, no key in the keytab, key refused).
+fn diagnose_gateway_credential(gw_name: &Name) -> DelegateError {
+    let mut krb5 = OidSet::new();
+    let retried = krb5
+        .add(GSS_MECH_KRB5)
+        .and_then(|()| Cred::acquire(Some(gw_name), None, CredUsage::Initiate, Some(&krb5)));
+    match retried {
+        Err(e) => classify("gateway credential", &e),
+        Ok(_) => DelegateError::Gss {
+            step: "gateway credential",
+            detail: "spnego found no usable mechanism for the gateway's credential".into(),
+        },
+    }
 }
 
 /// Maps a GSSAPI failure to the reason the operator needs.
@@ -320,9 +337,13 @@ fn classify_text(step: &'static str, detail: String) -> DelegateError {
         DelegateError::DelegationRefused { detail }
     } else if has("Clock skew too great") {
         DelegateError::ClockSkew { detail }
-    } else if has("Preauthentication failed")
+    } else if has("Can't find client principal")
+        || has("Keytab contains no suitable keys")
         || has("Key table entry not found")
         || has("No key table entry found")
+    {
+        DelegateError::NoGatewayKey { detail }
+    } else if has("Preauthentication failed")
         || has("Decrypt integrity check failed")
         || (step == "gateway credential" && has("not found in Kerberos database"))
     {
@@ -388,10 +409,21 @@ mod tests {
             ),
             "kdc does not know the host's service principal"
         );
+        let no_cred = "No credentials were supplied, or the credentials were unavailable or \
+                       inaccessible";
         assert_eq!(
             c(
                 "gateway credential",
-                &format!("{gss} (Key table entry not found)")
+                &format!(
+                    "{no_cred} (Can't find client principal HTTP/gw@GW.TEST in cache collection)"
+                )
+            ),
+            "gateway keytab has no key for its principal"
+        );
+        assert_eq!(
+            c(
+                "gateway credential",
+                &format!("{gss} (Preauthentication failed)")
             ),
             "kdc rejected the gateway's keytab"
         );

@@ -104,6 +104,13 @@ pub enum DelegateError {
         /// GSSAPI status text.
         detail: String,
     },
+    /// The gateway's keytab holds no key for the gateway's principal (wrong vault entry or
+    /// vault user name).
+    #[error("the gateway's keytab has no key for its principal: {detail}")]
+    NoGatewayKey {
+        /// GSSAPI status text.
+        detail: String,
+    },
     /// The clocks of the gateway and the KDC or host differ too much.
     #[error("clock skew too great: {detail}")]
     ClockSkew {
@@ -143,6 +150,7 @@ impl DelegateError {
             Self::UnknownUser { .. } => "kdc does not know the user",
             Self::UnknownService { .. } => "kdc does not know the host's service principal",
             Self::GatewayKey { .. } => "kdc rejected the gateway's keytab",
+            Self::NoGatewayKey { .. } => "gateway keytab has no key for its principal",
             Self::ClockSkew { .. } => "clock skew too great",
             Self::Gss { .. } | Self::Worker | Self::OutOfOrder => "kerberos handshake failed",
         }

@@ -14,8 +14,9 @@
 use std::time::{Duration, Instant};
 
 use crate::support::kdc::{
-    delegation_realm, delegation_realm_with_lifetime, start_delegate_gateway, DelegateHost, Kdc,
-    BACKEND_SPN, GATEWAY_SPN, OTHER_SPN, REALM,
+    delegation_realm, delegation_realm_with_lifetime, start_delegate_gateway,
+    start_delegate_gateway_with_keytab, DelegateHost, Kdc, BACKEND_SPN, GATEWAY_SPN, OTHER_SPN,
+    REALM,
 };
 use crate::support::{python, Gateway, Standin, ALICE};
 
@@ -154,6 +155,33 @@ async fn pypsrp_reaches_the_host_as_the_person_and_a_host_outside_the_acl_is_ref
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_person_and_unreachable_kdc_are_clear_faults_with_audit_reasons() {
     let (mut kdc, gw, _other) = setup().await;
+    let unreachable = |gw: &Gateway| {
+        gw.audit()
+            .iter()
+            .filter(|e| {
+                e["event"] == "backend.auth"
+                    && e["host"] == "deleg"
+                    && e["reason"] == "kdc unreachable"
+            })
+            .count()
+    };
+    let mut alice = gw.pypsrp_cert_args("wsman/deleg");
+    alice.extend(["--cmd".to_string(), "hostname".into()]);
+
+    // KDC down from the start: the gateway cannot even get its own TGT from the keytab.
+    kdc.stop().await;
+    let run = python("tests/clients/pypsrp_client.py", &alice).await;
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(
+        run.json["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("could not log in to the host"),
+        "{run:?}"
+    );
+    let seen = crate::support::eventually(Duration::from_secs(5), || unreachable(&gw) == 1).await;
+    assert!(seen, "{:#?}\n{}", gw.audit(), gateway_log(&gw));
+    kdc.resume().await;
 
     // A token subject the realm does not know: S4U2Self fails.
     let token = gw.token("mallory", &["ops"], None, Duration::from_secs(600));
@@ -169,13 +197,6 @@ async fn unknown_person_and_unreachable_kdc_are_clear_faults_with_audit_reasons(
     let run = python("tests/clients/pypsrp_client.py", &a).await;
     assert_ne!(run.code, 0, "{run:?}");
     assert!(
-        run.json["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("could not log in to the host"),
-        "{run:?}"
-    );
-    assert!(
         gw.audit_has(|e| e["event"] == "backend.auth"
             && e["host"] == "deleg"
             && e["backend_user"] == format!("mallory@{REALM}")
@@ -186,8 +207,38 @@ async fn unknown_person_and_unreachable_kdc_are_clear_faults_with_audit_reasons(
         gateway_log(&gw)
     );
 
-    // KDC down before alice's first request: nothing is cached for her yet.
+    // KDC down again, the gateway's TGT now cached: S4U2Self for alice cannot reach it.
     kdc.stop().await;
+    let run = python("tests/clients/pypsrp_client.py", &alice).await;
+    assert_ne!(run.code, 0, "{run:?}");
+    let seen = crate::support::eventually(Duration::from_secs(5), || unreachable(&gw) == 2).await;
+    assert!(seen, "{:#?}\n{}", gw.audit(), gateway_log(&gw));
+    assert!(host_users(&gw.standin).is_empty(), "host never asked");
+
+    // The KDC comes back: the next request logs in (the failures were not cached).
+    kdc.resume().await;
+    let run = python("tests/clients/pypsrp_client.py", &alice).await;
+    assert_eq!(run.code, 0, "{run:?}\n{}", gateway_log(&gw));
+    assert_eq!(run.stdout().trim(), "DELEG-HOST");
+    gw.stop().await;
+}
+
+/// A vault entry whose keytab holds no key of the gateway's principal (here another
+/// service's keytab): a clear fault and the reason in the audit trail, the host never asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keytab_without_the_gateway_key_is_a_clear_fault() {
+    let kdc = delegation_realm().await;
+    let dir = tempfile::tempdir().unwrap();
+    let standin =
+        Standin::start_kerberos(dir.path(), "DELEG-HOST", &kdc, &kdc.keytab(BACKEND_SPN)).await;
+    let hosts = [DelegateHost {
+        name: "deleg",
+        port: standin.port,
+        spn: BACKEND_SPN,
+        https_ca: None,
+    }];
+    let gw = start_delegate_gateway_with_keytab(dir, standin, &kdc, &hosts, &kdc.keytab(OTHER_SPN))
+        .await;
     let mut a = gw.pypsrp_cert_args("wsman/deleg");
     a.extend(["--cmd".to_string(), "hostname".into()]);
     let run = python("tests/clients/pypsrp_client.py", &a).await;
@@ -195,19 +246,13 @@ async fn unknown_person_and_unreachable_kdc_are_clear_faults_with_audit_reasons(
     assert!(
         gw.audit_has(|e| e["event"] == "backend.auth"
             && e["host"] == "deleg"
-            && e["reason"] == "kdc unreachable")
+            && e["reason"] == "gateway keytab has no key for its principal")
             .await,
         "{:#?}\n{}",
         gw.audit(),
         gateway_log(&gw)
     );
-    assert!(host_users(&gw.standin).is_empty(), "host never asked");
-
-    // The KDC comes back: the next request logs in (the failure was not cached).
-    kdc.resume().await;
-    let run = python("tests/clients/pypsrp_client.py", &a).await;
-    assert_eq!(run.code, 0, "{run:?}\n{}", gateway_log(&gw));
-    assert_eq!(run.stdout().trim(), "DELEG-HOST");
+    assert!(host_users(&gw.standin).is_empty());
     gw.stop().await;
 }
 

@@ -400,6 +400,17 @@ pub async fn start_delegate_gateway(
     kdc: &Kdc,
     hosts: &[DelegateHost],
 ) -> Gateway {
+    start_delegate_gateway_with_keytab(dir, standin, kdc, hosts, &kdc.keytab(GATEWAY_SPN)).await
+}
+
+/// Same, with the vault holding the keytab file `keytab` (for the gateway's principal).
+pub async fn start_delegate_gateway_with_keytab(
+    dir: tempfile::TempDir,
+    standin: Standin,
+    kdc: &Kdc,
+    hosts: &[DelegateHost],
+    keytab: &Path,
+) -> Gateway {
     use base64::Engine as _;
     let mut inventory = String::new();
     for h in hosts {
@@ -431,7 +442,7 @@ labels = ["test"]
             },
         ));
     }
-    let keytab = std::fs::read(kdc.keytab(GATEWAY_SPN)).unwrap();
+    let keytab = std::fs::read(keytab).unwrap();
     let keytab_b64 = base64::engine::general_purpose::STANDARD.encode(keytab);
     let names: Vec<&str> = hosts.iter().map(|h| h.name).collect();
     let port = free_port();
