@@ -84,7 +84,7 @@ fn cache() -> &'static moka::sync::Cache<DelegateSettings, Cached> {
     })
 }
 
-/// Forgets every cached credential of `user` toward `service` (after the host refused it).
+/// Forgets the cached credential of these settings (after the host refused its ticket).
 pub fn forget(settings: &DelegateSettings) {
     cache().invalidate(settings);
 }
