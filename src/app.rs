@@ -358,6 +358,34 @@ pub fn store_settings(config: &Config) -> vault::StoreSettings {
     }
 }
 
+/// Prepares the process-wide Kerberos environment of `delegate` hosts (generated krb5.conf,
+/// gateway keytab file, `KRB5_*` variables). Must run before the tokio runtime starts; keep
+/// the guard until the gateway stops (it removes the private directory).
+pub fn prepare_delegation(
+    config: &Config,
+) -> anyhow::Result<Option<crate::backend::delegate_env::EnvGuard>> {
+    use crate::backend::delegate_env::{install, Krb5Realm};
+    let mut realms: Vec<Krb5Realm> = Vec::new();
+    let delegate_hosts = config
+        .inventory
+        .iter()
+        .filter(|h| h.auth == crate::config::HostAuth::Delegate);
+    for k in delegate_hosts.filter_map(|h| h.kerberos.as_ref()) {
+        let (Some(realm), Some(kdc)) = (&k.realm, k.kdc.strip_prefix("tcp://")) else {
+            continue;
+        };
+        match realms.iter_mut().find(|r| &r.realm == realm) {
+            Some(r) if !r.kdcs.iter().any(|x| x == kdc) => r.kdcs.push(kdc.to_owned()),
+            Some(_) => {}
+            None => realms.push(Krb5Realm {
+                realm: realm.clone(),
+                kdcs: vec![kdc.to_owned()],
+            }),
+        }
+    }
+    install(&realms).context("delegate kerberos environment")
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]

@@ -25,7 +25,9 @@ use tokio::task::JoinHandle;
 
 use super::credssp::{CredSspError, CredSspSession};
 use super::crypto::{self, EncryptionProtocol, Sealed};
-use super::kerberos::{KerberosClient, KerberosSettings, Mechanism};
+#[cfg(feature = "delegate")]
+use super::delegate::{DelegateClient, DelegateSettings};
+use super::kerberos::{KerberosClient, KerberosSettings, Mechanism, Step};
 use super::ntlm::{NtlmClient, NtlmError};
 use super::target::{BackendAuth, HostTarget};
 use super::{BackendError, BackendResponse, Credential, Delivery};
@@ -64,10 +66,12 @@ enum Session {
     },
 }
 
-/// An established NTLM or Kerberos context.
+/// An established NTLM, Kerberos or delegated-Kerberos context.
 enum SealingContext {
     Ntlm(Box<NtlmClient>),
     Kerberos(Box<KerberosClient>),
+    #[cfg(feature = "delegate")]
+    Delegate(Box<DelegateClient>),
 }
 
 // === impl SealingContext ===
@@ -77,6 +81,8 @@ impl SealingContext {
         match self {
             Self::Ntlm(_) => EncryptionProtocol::Spnego,
             Self::Kerberos(ctx) => ctx.mechanism().encryption_protocol(),
+            #[cfg(feature = "delegate")]
+            Self::Delegate(ctx) => ctx.encryption_protocol(),
         }
     }
 
@@ -84,6 +90,8 @@ impl SealingContext {
         match self {
             Self::Ntlm(ctx) => ctx.seal(plaintext),
             Self::Kerberos(ctx) => ctx.seal(plaintext),
+            #[cfg(feature = "delegate")]
+            Self::Delegate(ctx) => ctx.seal(plaintext),
         }
     }
 
@@ -91,6 +99,8 @@ impl SealingContext {
         match self {
             Self::Ntlm(ctx) => ctx.unseal(header, data),
             Self::Kerberos(ctx) => ctx.unseal(header, data),
+            #[cfg(feature = "delegate")]
+            Self::Delegate(ctx) => ctx.unseal(header, data),
         }
     }
 }
@@ -209,6 +219,12 @@ impl Conn {
                 ctx: Box::new(conn.credssp_handshake(target, credential, max_body).await?),
                 seal: tls.is_none(),
             },
+            BackendAuth::Delegate => Session::Sealing {
+                ctx: conn
+                    .delegate_handshake(target, credential, server_cert.as_deref(), max_body)
+                    .await?,
+                seal: tls.is_none(),
+            },
         };
         tracing::debug!(host = %conn.host, conn = conn.id, "Backend connection authenticated");
         Ok(conn)
@@ -293,12 +309,6 @@ impl Conn {
         credential: &Credential,
         max_body: usize,
     ) -> Result<KerberosClient, BackendError> {
-        let host = target.name.clone();
-        let handshake_err = |reason: String| BackendError::Handshake {
-            host: host.clone(),
-            reason,
-            source: None,
-        };
         let krb_err = |source| BackendError::Kerberos {
             host: target.name.clone(),
             source: Box::new(source),
@@ -313,18 +323,90 @@ impl Conn {
             spn: target.service_principal(),
             kdc_timeout: super::kdc::DEFAULT_TIMEOUT,
         };
-        let mut ctx =
-            KerberosClient::new(mechanism, &credential.user, &credential.password, settings)
-                .map_err(krb_err)?;
+        let ctx = KerberosClient::new(mechanism, &credential.user, &credential.password, settings)
+            .map_err(krb_err)?;
         // No channel bindings over https (checked against MIT GSSAPI acceptors): sspi 0.23.1
         // sends KERB_AP_OPTIONS_CBT as bare authenticator authorization data, which MIT
         // refuses (401), whereas the same AP-REQ without bindings is accepted. The ticket is
         // bound to the SPN and the host certificate is verified, so a relay to another
         // service is not possible; hosts with CbtHardeningLevel=Strict would refuse it.
-        let scheme = mechanism.http_scheme();
-        let mut step = ctx.step(None).await.map_err(krb_err)?;
-        // AP-REQ, then at most a few SPNEGO continuation legs; a host that keeps asking is
-        // broken or hostile.
+        let mut ctx = SspiToken {
+            ctx,
+            host: &target.name,
+        };
+        self.token_handshake(&mut ctx, mechanism.http_scheme(), &target.name, max_body)
+            .await?;
+        Ok(ctx.ctx)
+    }
+
+    /// Logs in as the person through constrained delegation (S4U2Self + S4U2Proxy from the
+    /// gateway's keytab); the credential's user is the person's realm principal.
+    #[cfg(feature = "delegate")]
+    async fn delegate_handshake(
+        &mut self,
+        target: &HostTarget,
+        credential: &Credential,
+        server_cert: Option<&[u8]>,
+        max_body: usize,
+    ) -> Result<SealingContext, BackendError> {
+        // INVARIANT: HostTarget::validate refuses Delegate without an impersonator.
+        let impersonator = target.impersonator.clone().unwrap_or_default();
+        let settings = DelegateSettings {
+            service: super::delegate::service_in_realm(&target.service_principal(), &impersonator),
+            impersonator,
+            user: credential.user.clone(),
+        };
+        // Over https the AP-REQ is bound to the host's certificate (RFC 5929
+        // tls-server-end-point), which MIT GSSAPI sends in the standard checksum field.
+        let bindings = server_cert.map(super::ntlm::tls_server_end_point);
+        let mut ctx = GssToken {
+            ctx: DelegateClient::new(settings, bindings),
+            host: &target.name,
+        };
+        let scheme = ctx.ctx.http_scheme();
+        let outcome = self
+            .token_handshake(&mut ctx, scheme, &target.name, max_body)
+            .await;
+        if let Err(BackendError::AuthRejected { .. }) = &outcome {
+            // The host refused this ticket: do not hand the same credential out again.
+            super::delegate::forget(ctx.ctx.settings());
+        }
+        outcome?;
+        tracing::debug!(host = %target.name, user = %credential.user,
+            cached_credential = ctx.ctx.credential_was_cached(), "Delegated login to the host");
+        Ok(SealingContext::Delegate(Box::new(ctx.ctx)))
+    }
+
+    #[cfg(not(feature = "delegate"))]
+    async fn delegate_handshake(
+        &mut self,
+        target: &HostTarget,
+        _credential: &Credential,
+        _server_cert: Option<&[u8]>,
+        _max_body: usize,
+    ) -> Result<SealingContext, BackendError> {
+        Err(BackendError::Delegate {
+            host: target.name.clone(),
+            source: Box::new(super::delegate_env::DelegateError::NotBuilt),
+        })
+    }
+
+    /// The 401 exchange of a GSS-style context under `scheme`: the first token, then at most
+    /// a few continuation legs (a host that keeps asking is broken or hostile), and mutual
+    /// authentication checked on the final answer.
+    async fn token_handshake(
+        &mut self,
+        ctx: &mut impl TokenContext,
+        scheme: &str,
+        host: &str,
+        max_body: usize,
+    ) -> Result<(), BackendError> {
+        let handshake_err = |reason: String| BackendError::Handshake {
+            host: host.to_owned(),
+            reason,
+            source: None,
+        };
+        let mut step = ctx.next(None).await?;
         for _ in 0..4 {
             let resp = self
                 .handshake_leg_with(scheme, &step.token)
@@ -338,29 +420,29 @@ impl Conn {
                 .ok_or_else(|| handshake_err("oversized handshake response body".into()))?;
             match status {
                 s if s.is_success() => {
-                    if !ctx.is_established() {
+                    if !ctx.established() {
                         // Mutual authentication: the AP-REP proves the host holds the key.
                         let reply = reply.ok_or_else(|| {
                             handshake_err(
                                 "host accepted without a mutual-authentication token".into(),
                             )
                         })?;
-                        step = ctx.step(Some(&reply)).await.map_err(krb_err)?;
+                        step = ctx.next(Some(&reply)).await?;
                         if !step.done {
                             return Err(handshake_err(
                                 "host accepted but the context is not complete".into(),
                             ));
                         }
                     }
-                    return Ok(ctx);
+                    return Ok(());
                 }
                 StatusCode::UNAUTHORIZED => match reply {
-                    Some(reply) if !ctx.is_established() => {
-                        step = ctx.step(Some(&reply)).await.map_err(krb_err)?;
+                    Some(reply) if !ctx.established() => {
+                        step = ctx.next(Some(&reply)).await?;
                     }
                     _ => {
                         return Err(BackendError::AuthRejected {
-                            host: target.name.clone(),
+                            host: host.to_owned(),
                             status,
                         })
                     }
@@ -530,8 +612,10 @@ impl Conn {
                 (Bytes::from(wire), content_type, None)
             }
             Session::Sealing { ctx, seal: true } => {
+                // Nothing left yet: a context that cannot seal any more (its ticket expired)
+                // is replaced by a fresh connection and login.
                 let sealed = ctx.seal(body).map_err(|source| {
-                    ConnError::Fatal(BackendError::Crypto {
+                    ConnError::NotSent(BackendError::Crypto {
                         host: self.host.clone(),
                         source: Box::new(source),
                     })
@@ -802,4 +886,58 @@ fn unseal_body(
     let plain = ctx.unseal(part.header, part.data)?;
     part.check_length(plain.len(), 0)?;
     Ok(plain)
+}
+
+/// A client context the 401 exchange drives (sspi Kerberos/Negotiate, GSSAPI delegation).
+trait TokenContext {
+    /// One handshake step; `None` on the first.
+    async fn next(&mut self, input: Option<&[u8]>) -> Result<Step, BackendError>;
+    /// Whether the context is complete.
+    fn established(&self) -> bool;
+}
+
+/// An sspi Kerberos/Negotiate context with the host name for its errors.
+struct SspiToken<'a> {
+    ctx: KerberosClient,
+    host: &'a str,
+}
+
+impl TokenContext for SspiToken<'_> {
+    async fn next(&mut self, input: Option<&[u8]>) -> Result<Step, BackendError> {
+        self.ctx
+            .step(input)
+            .await
+            .map_err(|source| BackendError::Kerberos {
+                host: self.host.to_owned(),
+                source: Box::new(source),
+            })
+    }
+
+    fn established(&self) -> bool {
+        self.ctx.is_established()
+    }
+}
+
+/// A GSSAPI delegation context with the host name for its errors.
+#[cfg(feature = "delegate")]
+struct GssToken<'a> {
+    ctx: DelegateClient,
+    host: &'a str,
+}
+
+#[cfg(feature = "delegate")]
+impl TokenContext for GssToken<'_> {
+    async fn next(&mut self, input: Option<&[u8]>) -> Result<Step, BackendError> {
+        self.ctx
+            .step(input)
+            .await
+            .map_err(|source| BackendError::Delegate {
+                host: self.host.to_owned(),
+                source: Box::new(source),
+            })
+    }
+
+    fn established(&self) -> bool {
+        self.ctx.is_established()
+    }
 }

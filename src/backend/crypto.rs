@@ -96,6 +96,12 @@ pub enum CryptoError {
         /// Bytes the package uses.
         expected: usize,
     },
+    /// The GSSAPI context (delegate) refused to seal or unseal.
+    #[error("gssapi message protection failed: {detail}")]
+    Gss {
+        /// GSSAPI status text (never key material).
+        detail: String,
+    },
     /// The security context refused to seal.
     #[error("sealing failed")]
     Seal {

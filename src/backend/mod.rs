@@ -7,6 +7,9 @@
 //! * [`kerberos`]: Kerberos/Negotiate client context (sspi) with a vaulted password.
 //! * [`kdc`]: async TCP transport for the KDC requests `sspi` hands out.
 //! * [`credssp`]: CredSSP client (sspi) with its in-memory TLS tunnel and body sealing.
+//! * [`delegate_env`]: the process-wide MIT Kerberos environment of `delegate` (generated
+//!   krb5.conf, gateway keytab) and the person → realm principal mapping.
+//! * `delegate` (feature `delegate`): S4U2Self/S4U2Proxy client contexts (MIT GSSAPI).
 //! * `conn`: one authenticated HTTP/1.1 connection (hyper low-level client).
 //! * `pool`: idle authenticated connections per client.
 //! * [`client`]: [`BackendClient`], the only thing the proxy calls.
@@ -18,6 +21,9 @@ pub mod client;
 mod conn;
 pub mod credssp;
 pub mod crypto;
+#[cfg(feature = "delegate")]
+pub mod delegate;
+pub mod delegate_env;
 pub mod kdc;
 pub mod kerberos;
 pub mod ntlm;
@@ -197,6 +203,16 @@ pub enum BackendError {
         #[source]
         source: Box<credssp::CredSspError>,
     },
+    /// A delegated (S4U) login failed before or while the host was asked: the KDC refused
+    /// the delegation, does not know the person, was unreachable, ...
+    #[error("delegated kerberos login to {host} failed: {reason}", reason = source.reason())]
+    Delegate {
+        /// Inventory name.
+        host: String,
+        /// What went wrong.
+        #[source]
+        source: Box<delegate_env::DelegateError>,
+    },
     /// Message encryption framing or sealing failed.
     #[error("message encryption with {host} failed")]
     Crypto {
@@ -249,6 +265,7 @@ impl BackendError {
             Self::Timeout { phase, .. } => *phase != TimeoutPhase::Response,
             Self::Closed { delivery, .. } => *delivery == Delivery::NotSent,
             Self::Kerberos { source, .. } => source.is_transient(),
+            Self::Delegate { source, .. } => source.is_transient(),
             Self::Config { .. }
             | Self::Tls { .. }
             | Self::AuthRejected { .. }

@@ -46,6 +46,10 @@ pub enum BackendAuth {
     /// then the password is delegated to the host so its onward hops work; over http bodies
     /// are sealed as `HTTP-CredSSP-session-encrypted`.
     CredSsp,
+    /// Constrained delegation (S4U2Self + S4U2Proxy) as the person, from the gateway's
+    /// keytab ([`HostTarget::impersonator`]), then SPNEGO like [`BackendAuth::Negotiate`].
+    /// Works only in a binary built with the `delegate` feature.
+    Delegate,
 }
 
 // === impl BackendAuth ===
@@ -90,6 +94,9 @@ pub struct HostTarget {
     pub kdc: Option<String>,
     /// Service principal name override; default `HTTP/<tls_name()>`.
     pub spn: Option<String>,
+    /// Delegate: the gateway's own principal (`HTTP/gw.example.com@REALM`) whose keytab
+    /// impersonates the person; the person's principal is the client's credential user.
+    pub impersonator: Option<String>,
 }
 
 // === impl HostTarget ===
@@ -113,6 +120,7 @@ impl HostTarget {
             path: WSMAN_PATH.to_owned(),
             kdc: None,
             spn: None,
+            impersonator: None,
         }
     }
 
@@ -157,6 +165,12 @@ impl HostTarget {
             return Err(BackendError::Config {
                 host: self.name.clone(),
                 reason: "kerberos/negotiate authentication needs a kdc (tcp://host:port)".into(),
+            });
+        }
+        if self.auth == BackendAuth::Delegate && self.impersonator.is_none() {
+            return Err(BackendError::Config {
+                host: self.name.clone(),
+                reason: "delegate authentication needs the gateway's principal".into(),
             });
         }
         if !self.path.starts_with('/') {

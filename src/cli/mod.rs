@@ -201,6 +201,8 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Serve { config } => {
             let config = load(&config)?;
+            // Before the runtime: it sets process environment variables (delegate hosts).
+            let _delegation = crate::app::prepare_delegation(&config)?;
             runtime()?.block_on(async {
                 let bound = crate::app::bind(config).await?;
                 let addr = bound.local_addr().map_err(anyhow::Error::from)?;

@@ -216,7 +216,8 @@ pub struct HostFile {
     pub port: Option<u16>,
     /// "http" or "https".
     pub scheme: String,
-    /// Backend authentication: "ntlm", "basic", "kerberos", "negotiate" or "credssp".
+    /// Backend authentication: "ntlm", "basic", "kerberos", "negotiate", "credssp" or
+    /// "delegate".
     pub auth: String,
     /// KDC for "kerberos"/"negotiate": `tcp://host:port` (TCP only).
     pub kdc: Option<String>,
@@ -224,6 +225,9 @@ pub struct HostFile {
     pub realm: Option<String>,
     /// Service principal of the host; default `HTTP/<tls_server_name or address>`.
     pub spn: Option<String>,
+    /// Auth "delegate": the principal impersonated for a person, `{user}` (the authenticated
+    /// name) or `{local}` (its part before `@`); default "{user}".
+    pub user_principal: Option<String>,
     /// Vault entry name; may contain `{user}` for per-person accounts.
     pub credential: String,
     /// PEM CA bundle to verify the host's certificate (https).

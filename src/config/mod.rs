@@ -172,9 +172,13 @@ pub enum HostAuth {
     Negotiate,
     /// CredSSP (NTLM inside TLS, then the password is delegated to the host); https only.
     CredSsp,
+    /// Kerberos constrained delegation with protocol transition: the gateway's keytab (vault)
+    /// gets a ticket for the host as the person (S4U2Self + S4U2Proxy), SPNEGO toward the
+    /// host. Needs a binary built with the `delegate` feature.
+    Delegate,
 }
 
-/// Kerberos settings of a host (auth "kerberos" or "negotiate").
+/// Kerberos settings of a host (auth "kerberos", "negotiate" or "delegate").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostKerberos {
     /// `tcp://host:port`.
@@ -183,6 +187,9 @@ pub struct HostKerberos {
     pub realm: Option<String>,
     /// Service principal override (`HTTP/fqdn`).
     pub spn: Option<String>,
+    /// Auth "delegate" only: template of the impersonated principal (`{user}`, `{local}`);
+    /// `None` for the other methods.
+    pub user_principal: Option<String>,
 }
 
 /// One inventory entry, validated.
@@ -198,7 +205,7 @@ pub struct Host {
     pub insecure_skip_verify: bool,
     pub tls_server_name: Option<String>,
     pub labels: Vec<String>,
-    /// Set exactly when `auth` is Kerberos or Negotiate.
+    /// Set exactly when `auth` is Kerberos, Negotiate or Delegate.
     pub kerberos: Option<HostKerberos>,
 }
 
@@ -577,11 +584,20 @@ fn validate_hosts(
             "kerberos" => HostAuth::Kerberos,
             "negotiate" => HostAuth::Negotiate,
             "credssp" => HostAuth::CredSsp,
+            "delegate" if cfg!(feature = "delegate") => HostAuth::Delegate,
+            "delegate" => {
+                return Err(ConfigError::invalid(
+                    key("auth"),
+                    "\"delegate\" is not available: this hopgate binary was built without the \
+                     `delegate` feature (build with `cargo build --release --features delegate`, \
+                     which needs libkrb5-dev and libclang-dev)",
+                ))
+            }
             other => {
                 return Err(ConfigError::invalid(
                     key("auth"),
                     format!(
-                        "`{other}` is not a supported backend method (ntlm, basic, kerberos, negotiate, credssp)"
+                        "`{other}` is not a supported backend method (ntlm, basic, kerberos, negotiate, credssp, delegate)"
                     ),
                 ))
             }
@@ -597,6 +613,13 @@ fn validate_hosts(
             return Err(ConfigError::invalid(
                 key("auth"),
                 "credssp hands the password to the host: it is only allowed with scheme \"https\"",
+            ));
+        }
+        if auth == HostAuth::Delegate && h.credential.contains("{user}") {
+            return Err(ConfigError::invalid(
+                key("credential"),
+                "with auth \"delegate\" this names the vault entry of the gateway's keytab; \
+                 `{user}` is not allowed (the person is mapped by `user_principal`)",
             ));
         }
         if !valid_credential_ref(&h.credential) {
@@ -653,12 +676,21 @@ fn validate_kerberos(
     auth: HostAuth,
     key: &dyn Fn(&str) -> String,
 ) -> Result<Option<HostKerberos>, ConfigError> {
-    if !matches!(auth, HostAuth::Kerberos | HostAuth::Negotiate) {
+    if auth != HostAuth::Delegate && h.user_principal.is_some() {
+        return Err(ConfigError::invalid(
+            key("user_principal"),
+            "only used with auth \"delegate\"",
+        ));
+    }
+    if !matches!(
+        auth,
+        HostAuth::Kerberos | HostAuth::Negotiate | HostAuth::Delegate
+    ) {
         for (field, value) in [("kdc", &h.kdc), ("realm", &h.realm), ("spn", &h.spn)] {
             if value.is_some() {
                 return Err(ConfigError::invalid(
                     key(field),
-                    "only used with auth \"kerberos\" or \"negotiate\"",
+                    "only used with auth \"kerberos\", \"negotiate\" or \"delegate\"",
                 ));
             }
         }
@@ -667,7 +699,7 @@ fn validate_kerberos(
     let kdc = h.kdc.as_deref().ok_or_else(|| {
         ConfigError::invalid(
             key("kdc"),
-            "auth kerberos/negotiate needs the KDC, e.g. \"tcp://dc1.example.com:88\"",
+            "auth kerberos/negotiate/delegate needs the KDC, e.g. \"tcp://dc1.example.com:88\"",
         )
     })?;
     let kdc = valid_kdc(kdc).ok_or_else(|| {
@@ -710,7 +742,46 @@ fn validate_kerberos(
             Some(spn.to_owned())
         }
     };
-    Ok(Some(HostKerberos { kdc, realm, spn }))
+    let user_principal = if auth == HostAuth::Delegate {
+        if realm.is_none() {
+            return Err(ConfigError::invalid(
+                key("realm"),
+                "auth \"delegate\" needs the realm of the host and of the gateway's principal",
+            ));
+        }
+        let template = h.user_principal.as_deref().unwrap_or("{user}");
+        validate_principal_template(template).map_err(|why| {
+            ConfigError::invalid(key("user_principal"), format!("`{template}` {why}"))
+        })?;
+        Some(template.to_owned())
+    } else {
+        None
+    };
+    Ok(Some(HostKerberos {
+        kdc,
+        realm,
+        spn,
+        user_principal,
+    }))
+}
+
+/// Checks a `user_principal` template: `{user}` or `{local}` at least once, no other
+/// braces, and only characters a principal may hold (no `/`: never a service principal).
+fn validate_principal_template(template: &str) -> Result<(), &'static str> {
+    if !template.contains("{user}") && !template.contains("{local}") {
+        return Err("must contain {user} or {local}");
+    }
+    let rest = template.replace("{user}", "").replace("{local}", "");
+    if rest.contains(['{', '}']) {
+        return Err("uses a placeholder other than {user} and {local}");
+    }
+    if !rest
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+    {
+        return Err("may only add letters, digits, '.', '_', '-' and '@' around the placeholders");
+    }
+    Ok(())
 }
 
 /// Normalises `tcp://host[:port]` (port defaults to 88); `None` when malformed.

@@ -288,6 +288,60 @@ fn kerberos_settings_on_an_ntlm_host_are_refused() {
     assert!(cfg.inventory.get("web1").unwrap().kerberos.is_none());
 }
 
+fn delegate_host(extra: &str) -> String {
+    VALID.replace(
+        "auth = \"ntlm\"\ncredential = \"admin-{user}\"",
+        &format!(
+            "auth = \"delegate\"\ncredential = \"gw-keytab\"\nkdc = \"tcp://127.0.0.1:88\"\n{extra}"
+        ),
+    )
+}
+
+#[cfg(feature = "delegate")]
+#[test]
+fn delegate_hosts_need_a_realm_and_a_sound_principal_template() {
+    let dir = fixture_dir();
+    let cfg = load(&delegate_host("realm = \"gw.test\""), dir.path()).unwrap();
+    let h = cfg.inventory.get("web1").unwrap();
+    assert_eq!(h.auth, HostAuth::Delegate);
+    let k = h.kerberos.as_ref().unwrap();
+    assert_eq!(k.realm.as_deref(), Some("GW.TEST"));
+    assert_eq!(k.user_principal.as_deref(), Some("{user}"), "default");
+    let text = delegate_host("realm = \"GW.TEST\"\nuser_principal = \"{local}@GW.TEST\"");
+    let cfg = load(&text, dir.path()).unwrap();
+    let k = cfg.inventory.get("web1").unwrap().kerberos.clone().unwrap();
+    assert_eq!(k.user_principal.as_deref(), Some("{local}@GW.TEST"));
+
+    assert_eq!(invalid_key(&delegate_host("")), "hosts[0].realm");
+    for bad in ["alice@GW.TEST", "{sub}@GW.TEST", "{user}/admin", "{user} x"] {
+        let text = delegate_host(&format!("realm = \"GW.TEST\"\nuser_principal = \"{bad}\""));
+        assert_eq!(invalid_key(&text), "hosts[0].user_principal", "{bad}");
+    }
+    // The credential names the gateway's keytab, never a per-person entry.
+    let text = delegate_host("realm = \"GW.TEST\"").replace("gw-keytab", "kt-{user}");
+    assert_eq!(invalid_key(&text), "hosts[0].credential");
+    // user_principal means nothing for the other methods.
+    let text = VALID.replace(
+        "auth = \"ntlm\"",
+        "auth = \"ntlm\"\nuser_principal = \"{user}\"",
+    );
+    assert_eq!(invalid_key(&text), "hosts[0].user_principal");
+}
+
+#[cfg(not(feature = "delegate"))]
+#[test]
+fn delegate_without_the_feature_says_how_to_get_it() {
+    let dir = fixture_dir();
+    match load(&delegate_host("realm = \"GW.TEST\""), dir.path()) {
+        Err(ConfigError::Invalid { key, reason }) => {
+            assert_eq!(key, "hosts[0].auth");
+            assert!(reason.contains("built without"), "{reason}");
+            assert!(reason.contains("--features delegate"), "{reason}");
+        }
+        other => panic!("expected an Invalid error, got {other:?}"),
+    }
+}
+
 #[test]
 fn audit_rotation_and_signing_key() {
     let dir = fixture_dir();

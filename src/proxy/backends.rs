@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::backend::delegate_env::{self, DelegateError};
 use crate::backend::{
     BackendAuth, BackendClient, BackendError, BackendTls, Credential, HostTarget, Scheme,
 };
@@ -29,6 +30,12 @@ pub enum BackendsError {
     Client {
         host: String,
         source: Box<BackendError>,
+    },
+    /// Delegation: the person has no realm principal, or the gateway's keytab is unusable.
+    #[error("delegation for host {host}: {source}")]
+    Delegate {
+        host: String,
+        source: Box<DelegateError>,
     },
 }
 
@@ -73,6 +80,9 @@ impl Backends {
     /// The client for `host` acting for `principal` (per-person vault entries use
     /// `{user}` in the host's credential reference).
     pub async fn get(&self, host: &Host, principal: &str) -> Result<Backend, BackendsError> {
+        if host.auth == HostAuth::Delegate {
+            return self.get_delegate(host, principal).await;
+        }
         let entry = resolve_ref(&host.credential, principal).map_err(|source| {
             BackendsError::Reference {
                 host: host.name.clone(),
@@ -113,6 +123,56 @@ impl Backends {
         Ok(backend)
     }
 
+    /// The client for a `delegate` host: one per person (their realm principal), logging in
+    /// through the gateway's keytab (the host's vault entry: user = the gateway's principal,
+    /// secret = base64 of the keytab file).
+    async fn get_delegate(&self, host: &Host, principal: &str) -> Result<Backend, BackendsError> {
+        let delegate_err = |source| BackendsError::Delegate {
+            host: host.name.clone(),
+            source: Box::new(source),
+        };
+        let k = host.kerberos.as_ref();
+        let realm = k.and_then(|k| k.realm.as_deref()).unwrap_or_default();
+        let template = k
+            .and_then(|k| k.user_principal.as_deref())
+            .unwrap_or(delegate_env::USER_PLACEHOLDER);
+        let user = delegate_env::impersonation_principal(template, principal, realm)
+            .map_err(delegate_err)?;
+        // The entry field of the cache key and of the audit trail: the person's principal.
+        let entry = format!("delegate:{user}");
+        let key = (host.name.clone(), entry.clone());
+        if let Some(b) = self.clients.get(&key) {
+            return Ok(b);
+        }
+        let cred =
+            self.vault
+                .get(&host.credential)
+                .await
+                .map_err(|source| BackendsError::Vault {
+                    host: host.name.clone(),
+                    entry: host.credential.clone(),
+                    source,
+                })?;
+        let keytab = delegate_env::decode_keytab(&host.credential, cred.secret.expose())
+            .map_err(delegate_err)?;
+        delegate_env::register_keytab(&host.credential, &keytab).map_err(delegate_err)?;
+        let mut target = target_for(host);
+        target.impersonator = Some(login_name(host, &cred.user));
+        // No password exists: the credential only names the person.
+        let client = BackendClient::new(target, Credential::new(user.clone(), String::new()))
+            .map_err(|source| BackendsError::Client {
+                host: host.name.clone(),
+                source: Box::new(source),
+            })?;
+        let backend = Backend {
+            client,
+            entry,
+            user,
+        };
+        self.clients.insert(key, backend.clone());
+        Ok(backend)
+    }
+
     /// Forgets the client for (host, entry), e.g. after the host rejected its password;
     /// the store drops its cached copy too, so the next use reads the rotated password.
     pub fn invalidate(&self, host: &str, entry: &str) {
@@ -134,6 +194,7 @@ pub fn target_for(host: &Host) -> HostTarget {
         HostAuth::Kerberos => BackendAuth::Kerberos,
         HostAuth::Negotiate => BackendAuth::Negotiate,
         HostAuth::CredSsp => BackendAuth::CredSsp,
+        HostAuth::Delegate => BackendAuth::Delegate,
     };
     let mut t = HostTarget::new(&host.name, &host.address, host.port, scheme, auth);
     t.tls = BackendTls {

@@ -283,6 +283,7 @@ impl Gateway {
                     BackendsError::Reference { source, .. }
                     | BackendsError::Vault { source, .. } => source.reason(),
                     BackendsError::Client { .. } => "backend configuration",
+                    BackendsError::Delegate { source, .. } => source.reason(),
                 };
                 self.audit.emit(Event {
                     session_id: None,
@@ -359,6 +360,26 @@ impl Gateway {
                 tracing::warn!(%reason, "Login handshake with the host failed");
                 let reason = format!("handshake: {reason}");
                 Err(self.backend_auth_failed(ctx, backend, &reason))
+            }
+            Err(BackendError::Delegate { source, .. }) => {
+                // Delegation failed (KDC refused S4U2Proxy to this host, unknown person, KDC
+                // down): the host never ran the request.
+                tracing::warn!(error = %source, "Delegated Kerberos login to the host failed");
+                if !source.is_transient() {
+                    self.backends.invalidate(&ctx.host.name, &backend.entry);
+                }
+                self.audit.emit(Event {
+                    session_id: None,
+                    kind: EventKind::BackendAuth {
+                        host: ctx.host.name.clone(),
+                        backend_user: backend.user.clone(),
+                        outcome: "failure".into(),
+                        reason: source.reason().into(),
+                    },
+                });
+                Err(Refusal::BackendAuth {
+                    host: ctx.host.name.clone(),
+                })
             }
             Err(error) => {
                 tracing::warn!(%error, "Host unavailable");

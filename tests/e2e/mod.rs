@@ -1,6 +1,8 @@
 mod audit;
 mod clients;
 mod credssp;
+#[cfg(feature = "delegate")]
+mod delegate;
 mod faults;
 mod kerberos;
 mod latency;

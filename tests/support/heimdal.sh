@@ -14,6 +14,7 @@
 #                                          to DIR/<service with / replaced by _>.keytab
 #         KDC_DELEGATE="HTTP/gw=HTTP/backend,HTTP/other ..."  trusted-for-delegation plus the
 #                                          constrained-delegation list of a service
+#         KDC_MAX_LIFE="alice=15s HTTP/gw=15s ..."  short maximum ticket lifetimes (expiry tests)
 #       Then run: ROOT/usr/lib/heimdal-servers/kdc --config-file=DIR/krb5.conf
 #                 --addresses=127.0.0.1 --ports=PORT
 # Idempotent and quiet on success; everything goes to loopback only.
@@ -102,6 +103,9 @@ EOF
             args+=("--constrained-delegation=$target@$realm")
         done
         "${kadmin[@]}" modify "${args[@]}" "$svc"
+    done
+    for entry in ${KDC_MAX_LIFE:-}; do
+        "${kadmin[@]}" modify --max-ticket-life="${entry#*=}" "${entry%%=*}"
     done
 }
 

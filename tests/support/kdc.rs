@@ -36,6 +36,17 @@ pub struct Kdc {
 impl Kdc {
     /// Creates the realm (users `name:password`, services with keytabs) and starts the KDC.
     pub async fn start(users: &[(&str, &str)], services: &[&str], delegate: &[&str]) -> Kdc {
+        Self::start_with_lifetimes(users, services, delegate, &[]).await
+    }
+
+    /// Same, with maximum ticket lifetimes (`principal`, `15s`) for expiry tests.
+    pub async fn start_with_lifetimes(
+        users: &[(&str, &str)],
+        services: &[&str],
+        delegate: &[&str],
+        max_life: &[(&str, &str)],
+    ) -> Kdc {
+        let max_life: Vec<String> = max_life.iter().map(|(p, l)| format!("{p}={l}")).collect();
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let users: Vec<String> = users.iter().map(|(u, p)| format!("{u}:{p}")).collect();
@@ -48,6 +59,7 @@ impl Kdc {
             .env("KDC_USERS", users.join(" "))
             .env("KDC_SERVICES", services.join(" "))
             .env("KDC_DELEGATE", delegate.join(" "))
+            .env("KDC_MAX_LIFE", max_life.join(" "))
             .output()
             .await
             .expect("bash runs heimdal.sh");
@@ -239,7 +251,45 @@ pub async fn start_gateway(
     hosts: &[KrbHost],
     vault_entries: &[(&str, &str, &str)],
 ) -> Gateway {
-    let d = dir.path();
+    let mut inventory = String::new();
+    for h in hosts {
+        inventory.push_str(&format!(
+            r#"
+[[hosts]]
+name = "{name}"
+address = "127.0.0.1"
+port = {port}
+scheme = "http"
+auth = "{auth}"
+credential = "{credential}"
+kdc = "{kdc}"
+realm = "{REALM}"
+spn = "{spn}"
+labels = ["test"]
+"#,
+            name = h.name,
+            port = h.port,
+            auth = h.auth,
+            credential = h.credential,
+            kdc = kdc.url(),
+            spn = h.spn,
+        ));
+    }
+    let names: Vec<&str> = hosts.iter().map(|h| h.name).collect();
+    let (certs, jwt_secret) =
+        write_gateway_dir(dir.path(), "127.0.0.1:0", &names, &inventory, vault_entries);
+    Gateway::launch(dir, standin, certs, jwt_secret).await
+}
+
+/// Writes certificates, JWT secret, vault, policy and `hopgate.toml` for a gateway listening
+/// on `listen` with the given inventory text; the policy lets the e2e roles reach `names`.
+fn write_gateway_dir(
+    d: &Path,
+    listen: &str,
+    names: &[&str],
+    inventory: &str,
+    vault_entries: &[(&str, &str, &str)],
+) -> (hopgate::devcerts::DevCertPaths, Vec<u8>) {
     let certs = hopgate::devcerts::generate(
         d,
         hopgate::devcerts::DevCertOptions {
@@ -271,44 +321,20 @@ pub async fn start_gateway(
     std::fs::create_dir_all(d.join("policies")).unwrap();
     // The e2e policy names its hosts; let the same roles reach the Kerberos hosts.
     let policy = super::test_policy();
-    let names: Vec<String> = hosts.iter().map(|h| format!("\"{}\"", h.name)).collect();
+    let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
     let patched = policy.replace(
         r#"names = ["standin", "unreachable"]"#,
-        &format!("names = [{}]", names.join(", ")),
+        &format!("names = [{}]", quoted.join(", ")),
     );
     assert_ne!(
         patched, policy,
         "tests/fixtures/policies/e2e.toml host list changed"
     );
     std::fs::write(d.join("policies/tests.toml"), patched).unwrap();
-    let mut inventory = String::new();
-    for h in hosts {
-        inventory.push_str(&format!(
-            r#"
-[[hosts]]
-name = "{name}"
-address = "127.0.0.1"
-port = {port}
-scheme = "http"
-auth = "{auth}"
-credential = "{credential}"
-kdc = "{kdc}"
-realm = "{REALM}"
-spn = "{spn}"
-labels = ["test"]
-"#,
-            name = h.name,
-            port = h.port,
-            auth = h.auth,
-            credential = h.credential,
-            kdc = kdc.url(),
-            spn = h.spn,
-        ));
-    }
     let config = format!(
         r#"
 [listener]
-address = "127.0.0.1:0"
+address = "{listen}"
 cert = "server.pem"
 key = "server.key"
 client_ca = "ca.pem"
@@ -333,8 +359,162 @@ dir = "audit"
 dir = "policies"
 {inventory}
 "#,
-        default = hosts.first().map(|h| h.name).unwrap_or("none"),
+        default = names.first().copied().unwrap_or("none"),
     );
     std::fs::write(d.join("hopgate.toml"), config).unwrap();
-    Gateway::launch(dir, standin, certs, jwt_secret).await
+    (certs, jwt_secret)
+}
+
+/// The gateway's own service principal for delegation tests (trusted for delegation to
+/// [`BACKEND_SPN`] only).
+pub const GATEWAY_SPN: &str = "HTTP/gateway.gw.test";
+/// A host the gateway may not delegate to (a real service with a keytab, not in the list).
+pub const OTHER_SPN: &str = "HTTP/other.gw.test";
+
+/// One `auth = "delegate"` inventory entry.
+pub struct DelegateHost {
+    pub name: &'static str,
+    pub port: u16,
+    pub spn: &'static str,
+    /// https with this CA (the stand-in's certificate names `localhost`); http when `None`.
+    pub https_ca: Option<PathBuf>,
+}
+
+/// A realm for delegation: the person `alice` (whose password nobody uses), the gateway's
+/// principal trusted to delegate to [`BACKEND_SPN`] only, and the two hosts' principals.
+pub async fn delegation_realm() -> Kdc {
+    delegation_realm_with_lifetime(None).await
+}
+
+/// Same; with `Some(life)` (e.g. "15s") every ticket of alice, the gateway and the host
+/// lives at most that long.
+pub async fn delegation_realm_with_lifetime(life: Option<&str>) -> Kdc {
+    let lifetimes: Vec<(&str, &str)> = match life {
+        Some(l) => vec![("alice", l), (GATEWAY_SPN, l), (BACKEND_SPN, l)],
+        None => Vec::new(),
+    };
+    Kdc::start_with_lifetimes(
+        &[("alice", "Alice-Password-Nobody-Uses-7")],
+        &[GATEWAY_SPN, BACKEND_SPN, OTHER_SPN],
+        &[&format!("{GATEWAY_SPN}={BACKEND_SPN}")],
+        &lifetimes,
+    )
+    .await
+}
+
+/// A gateway whose hosts use `delegate`, run as its own process (`hopgate serve`): the
+/// delegate method sets process-wide `KRB5_*` variables before its runtime starts, which a
+/// test process running many gateways at once must not do. The vault holds the gateway's
+/// keytab (base64) under `gw-keytab`; alice's certificate names `alice@hopgate.test`, mapped
+/// by `user_principal = "{local}@GW.TEST"`.
+pub async fn start_delegate_gateway(
+    dir: tempfile::TempDir,
+    standin: Standin,
+    kdc: &Kdc,
+    hosts: &[DelegateHost],
+) -> Gateway {
+    start_delegate_gateway_with_keytab(dir, standin, kdc, hosts, &kdc.keytab(GATEWAY_SPN)).await
+}
+
+/// Same, with the vault holding the keytab file `keytab` (for the gateway's principal).
+pub async fn start_delegate_gateway_with_keytab(
+    dir: tempfile::TempDir,
+    standin: Standin,
+    kdc: &Kdc,
+    hosts: &[DelegateHost],
+    keytab: &Path,
+) -> Gateway {
+    use base64::Engine as _;
+    let mut inventory = String::new();
+    for h in hosts {
+        inventory.push_str(&format!(
+            r#"
+[[hosts]]
+name = "{name}"
+address = "127.0.0.1"
+port = {port}
+{tls}
+auth = "delegate"
+credential = "gw-keytab"
+kdc = "{kdc}"
+realm = "{REALM}"
+spn = "{spn}"
+user_principal = "{{local}}@{REALM}"
+labels = ["test"]
+"#,
+            name = h.name,
+            port = h.port,
+            kdc = kdc.url(),
+            spn = h.spn,
+            tls = match &h.https_ca {
+                Some(ca) => format!(
+                    "scheme = \"https\"\nca_file = \"{}\"\ntls_server_name = \"localhost\"",
+                    ca.display()
+                ),
+                None => "scheme = \"http\"".to_string(),
+            },
+        ));
+    }
+    let keytab = std::fs::read(keytab).unwrap();
+    let keytab_b64 = base64::engine::general_purpose::STANDARD.encode(keytab);
+    let names: Vec<&str> = hosts.iter().map(|h| h.name).collect();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let (certs, jwt_secret) = write_gateway_dir(
+        dir.path(),
+        &listen,
+        &names,
+        &inventory,
+        // The vaulted name has no realm: the hosts' `realm` completes it.
+        &[("gw-keytab", GATEWAY_SPN, &keytab_b64)],
+    );
+    let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hopgate"))
+        .arg("serve")
+        .arg("--config")
+        .arg(dir.path().join("hopgate.toml"))
+        .env("RUST_LOG", "info,hopgate=debug")
+        .env_remove("KRB5_CONFIG")
+        .env_remove("KRB5CCNAME")
+        .env_remove("KRB5_CLIENT_KTNAME")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("hopgate serve starts");
+    let up = super::eventually(Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .await;
+    if !up {
+        let _ = child.start_kill();
+        panic!(
+            "hopgate serve did not listen on {listen}: {}",
+            std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default()
+        );
+    }
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        tokio::select! {
+            _ = stopped => {
+                let _ = child.kill().await;
+            }
+            status = child.wait() => {
+                eprintln!("hopgate serve exited early: {status:?}");
+            }
+        }
+    });
+    Gateway {
+        certs: super::Certs {
+            ca: certs.ca_cert,
+            client_cert: certs.client_cert,
+            client_key: certs.client_key,
+        },
+        dir,
+        addr: ([127, 0, 0, 1], port).into(),
+        standin,
+        jwt_secret,
+        stop: Some(stop),
+        task: Some(task),
+    }
 }
