@@ -149,6 +149,9 @@ pub struct AuditFile {
     pub dir: PathBuf,
     /// Sync the log at most every this many milliseconds instead of after every batch.
     pub fsync_interval_ms: Option<u64>,
+    /// What happens to new sessions when the log cannot be written: "refuse" (default) or
+    /// "continue".
+    pub on_failure: Option<String>,
     /// When to rotate audit.jsonl: "never" (default), "daily", "size" or "daily+size".
     pub rotate: Option<String>,
     /// Size rotation threshold in MiB (with "size"). Default 100.

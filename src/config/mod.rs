@@ -64,6 +64,9 @@ pub struct Config {
     pub audit_dir: PathBuf,
     /// None: sync after every batch; Some(d): at most every `d`.
     pub audit_fsync_interval: Option<Duration>,
+    /// New sessions start even when the audit log cannot be written (`on_failure =
+    /// "continue"`); false (the default) refuses them: fail closed.
+    pub audit_fail_open: bool,
     /// Copies of the audit lines: stdout, syslog.
     pub audit_export: AuditExportConfig,
     /// Rotate `audit.jsonl` when the UTC date changes.
@@ -418,6 +421,16 @@ impl Config {
                     ))
                 }
                 Some(ms) => Some(Duration::from_millis(ms)),
+            },
+            audit_fail_open: match file.audit.on_failure.as_deref() {
+                None | Some("refuse") => false,
+                Some("continue") => true,
+                Some(other) => {
+                    return Err(ConfigError::invalid(
+                        "audit.on_failure",
+                        format!("`{other}` is not \"refuse\" or \"continue\""),
+                    ))
+                }
             },
             audit_export: export::validate(&file.audit, &resolve)?,
             audit_rotate_daily,

@@ -403,6 +403,21 @@ fn audit_fsync_interval() {
 }
 
 #[test]
+fn audit_fails_closed_unless_told_otherwise() {
+    let dir = fixture_dir();
+    assert!(!load(VALID, dir.path()).unwrap().audit_fail_open);
+    let with = |v: &str| {
+        VALID.replace(
+            "dir = \"audit\"",
+            &format!("dir = \"audit\"\non_failure = \"{v}\""),
+        )
+    };
+    assert!(!load(&with("refuse"), dir.path()).unwrap().audit_fail_open);
+    assert!(load(&with("continue"), dir.path()).unwrap().audit_fail_open);
+    assert_eq!(invalid_key(&with("ignore")), "audit.on_failure");
+}
+
+#[test]
 fn admin_section() {
     let dir = fixture_dir();
     std::fs::write(dir.path().join("admin.token"), "x").unwrap();

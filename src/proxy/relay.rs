@@ -65,11 +65,17 @@ impl Gateway {
     /// Create: open a shell on the host and remember who owns it.
     async fn create(&self, ctx: Ctx<'_>) -> Reply {
         if !self.audit.healthy() {
-            // Fail closed: a session that cannot be recorded does not start.
-            tracing::error!("Audit log unavailable: new shell refused");
-            return Err(Refusal::AccessDenied {
-                message: "the audit log is unavailable, so no new session can start".into(),
-            });
+            if !self.config.audit_fail_open {
+                // Fail closed: a session that cannot be recorded does not start.
+                tracing::error!("Audit log unavailable: new shell refused");
+                return Err(Refusal::AccessDenied {
+                    message: "the audit log is unavailable, so no new session can start".into(),
+                });
+            }
+            // The operator chose availability over the record (`on_failure = "continue"`).
+            tracing::error!(
+                "Audit log unavailable: new shell allowed unrecorded (on_failure = continue)"
+            );
         }
         let resource = ctx.envelope.header.resource_uri.clone().unwrap_or_default();
         let kind = if resource.eq_ignore_ascii_case(CMD_RESOURCE) {
