@@ -208,13 +208,34 @@ impl Conn {
                 )),
                 seal: tls.is_none(),
             },
-            BackendAuth::Kerberos | BackendAuth::Negotiate => Session::Sealing {
-                ctx: SealingContext::Kerberos(Box::new(
-                    conn.kerberos_handshake(target, credential, max_body)
-                        .await?,
-                )),
-                seal: tls.is_none(),
-            },
+            BackendAuth::Kerberos | BackendAuth::Negotiate => {
+                let ctx = match conn.kerberos_handshake(target, credential, max_body).await {
+                    Ok(k) => SealingContext::Kerberos(Box::new(k)),
+                    // Kerberos never reached the host (no KDC, no such SPN): the connection
+                    // is still fresh for an NTLM login, when the operator allows it.
+                    Err(BackendError::Kerberos { source, .. })
+                        if target.auth == BackendAuth::Negotiate
+                            && target.ntlm_fallback
+                            && source.allows_ntlm_fallback() =>
+                    {
+                        tracing::warn!(host = %target.name, reason = source.reason(), "Kerberos unavailable; logging in with NTLM (ntlm_fallback)");
+                        SealingContext::Ntlm(Box::new(
+                            conn.ntlm_handshake(
+                                target,
+                                credential,
+                                server_cert.as_deref(),
+                                max_body,
+                            )
+                            .await?,
+                        ))
+                    }
+                    Err(e) => return Err(e),
+                };
+                Session::Sealing {
+                    ctx,
+                    seal: tls.is_none(),
+                }
+            }
             BackendAuth::CredSsp => Session::CredSsp {
                 ctx: Box::new(conn.credssp_handshake(target, credential, max_body).await?),
                 seal: tls.is_none(),

@@ -9,8 +9,9 @@
 //! order. It does no HTTP and never logs passwords, tickets or session keys.
 //!
 //! Negotiate is restricted to Kerberos (`kerberos,!ntlm`): a host configured for Kerberos
-//! must never be logged in to with NTLM behind the operator's back; use `auth = "ntlm"` for
-//! that.
+//! is never logged in to with NTLM behind the operator's back. The operator can allow it per
+//! host (`ntlm_fallback`): the connection then does a separate NTLM login when this module
+//! reports that Kerberos could not start ([`KerberosError::allows_ntlm_fallback`]).
 
 use std::time::Duration;
 
@@ -118,6 +119,16 @@ impl KerberosError {
             Self::ClockSkew { .. } => "clock skew with the kdc",
             Self::Sspi { .. } | Self::OutOfOrder => "kerberos handshake failed",
         }
+    }
+
+    /// Whether NTLM may be tried instead (Negotiate's fallback, when configured): Kerberos
+    /// could not start at all, before the host or the password was involved. A refused
+    /// password or a failed handshake never falls back: that would only be a downgrade.
+    pub fn allows_ntlm_fallback(&self) -> bool {
+        matches!(
+            self,
+            Self::KdcUnreachable { .. } | Self::UnknownPrincipal { .. }
+        )
     }
 
     /// Whether a later attempt may succeed without changing anything (the KDC was down).

@@ -97,6 +97,10 @@ pub struct HostTarget {
     /// Delegate: the gateway's own principal (`HTTP/gw.example.com@REALM`) whose keytab
     /// impersonates the person; the person's principal is the client's credential user.
     pub impersonator: Option<String>,
+    /// `Negotiate` only: when Kerberos cannot start (KDC unreachable, unknown service
+    /// principal), log in with NTLM instead of failing. Off unless configured: it is a
+    /// downgrade the operator must choose.
+    pub ntlm_fallback: bool,
 }
 
 // === impl HostTarget ===
@@ -121,6 +125,7 @@ impl HostTarget {
             kdc: None,
             spn: None,
             impersonator: None,
+            ntlm_fallback: false,
         }
     }
 

@@ -231,6 +231,9 @@ pub struct HostFile {
     /// Auth "delegate": the principal impersonated for a person, `{user}` (the authenticated
     /// name) or `{local}` (its part before `@`); default "{user}".
     pub user_principal: Option<String>,
+    /// Auth "negotiate": log in with NTLM when Kerberos cannot start (KDC unreachable, no
+    /// such service principal). Default false.
+    pub ntlm_fallback: Option<bool>,
     /// Vault entry name; may contain `{user}` for per-person accounts.
     pub credential: String,
     /// PEM CA bundle to verify the host's certificate (https).

@@ -193,6 +193,8 @@ pub struct HostKerberos {
     /// Auth "delegate" only: template of the impersonated principal (`{user}`, `{local}`);
     /// `None` for the other methods.
     pub user_principal: Option<String>,
+    /// Auth "negotiate" only: fall back to NTLM when Kerberos cannot start.
+    pub ntlm_fallback: bool,
 }
 
 /// One inventory entry, validated.
@@ -695,6 +697,12 @@ fn validate_kerberos(
             "only used with auth \"delegate\"",
         ));
     }
+    if auth != HostAuth::Negotiate && h.ntlm_fallback.is_some() {
+        return Err(ConfigError::invalid(
+            key("ntlm_fallback"),
+            "only used with auth \"negotiate\"",
+        ));
+    }
     if !matches!(
         auth,
         HostAuth::Kerberos | HostAuth::Negotiate | HostAuth::Delegate
@@ -775,6 +783,7 @@ fn validate_kerberos(
         realm,
         spn,
         user_principal,
+        ntlm_fallback: h.ntlm_fallback.unwrap_or(false),
     }))
 }
 

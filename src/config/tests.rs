@@ -274,6 +274,29 @@ fn kerberos_spn_and_realm_are_checked() {
 }
 
 #[test]
+fn ntlm_fallback_is_off_by_default_and_only_for_negotiate() {
+    let dir = fixture_dir();
+    let kdc = "kdc = \"tcp://127.0.0.1:88\"\n";
+    let cfg = load(&kerberos_host(kdc), dir.path()).unwrap();
+    let k = cfg.inventory.get("web1").unwrap().kerberos.clone().unwrap();
+    assert!(!k.ntlm_fallback);
+    let cfg = load(
+        &kerberos_host(&format!("{kdc}ntlm_fallback = true")),
+        dir.path(),
+    )
+    .unwrap();
+    let k = cfg.inventory.get("web1").unwrap().kerberos.clone().unwrap();
+    assert!(k.ntlm_fallback);
+    let kerberos_only = VALID.replace(
+        "auth = \"ntlm\"",
+        &format!("auth = \"kerberos\"\n{kdc}ntlm_fallback = true"),
+    );
+    assert_eq!(invalid_key(&kerberos_only), "hosts[0].ntlm_fallback");
+    let ntlm = VALID.replace("auth = \"ntlm\"", "auth = \"ntlm\"\nntlm_fallback = false");
+    assert_eq!(invalid_key(&ntlm), "hosts[0].ntlm_fallback");
+}
+
+#[test]
 fn kerberos_settings_on_an_ntlm_host_are_refused() {
     for extra in [
         "kdc = \"tcp://127.0.0.1:88\"",

@@ -205,6 +205,7 @@ pub fn target_for(host: &Host) -> HostTarget {
     if let Some(k) = &host.kerberos {
         t.kdc = Some(k.kdc.clone());
         t.spn = k.spn.clone();
+        t.ntlm_fallback = k.ntlm_fallback;
     }
     t
 }

@@ -173,7 +173,8 @@ impl Standin {
         Self::start_kerberos_args(dir, hostname, kdc, keytab, tls, &[]).await
     }
 
-    /// Same with extra stand-in arguments (e.g. `--drop-after 1`).
+    /// Same with extra stand-in arguments (e.g. `--drop-after 1`, or `--users FILE` to accept
+    /// NTLM logins too).
     pub async fn start_kerberos_args(
         dir: &Path,
         hostname: &str,
@@ -187,8 +188,7 @@ impl Standin {
         let log = dir.join(format!("standin-{hostname}.jsonl"));
         let mut cmd = Command::new("python3");
         cmd.arg(repo().join("tests/standin/host.py"))
-            .args(["--port", "0", "--auth", "negotiate"])
-            .args(extra);
+            .args(["--port", "0", "--auth", "negotiate"]);
         match tls {
             Some((cert, key)) => {
                 cmd.args(["--scheme", "https", "--cert"])
@@ -208,6 +208,8 @@ impl Standin {
             .arg("--log")
             .arg(&log)
             .args(["--hostname", hostname])
+            // Last, so an extra `--users` replaces the default file (argparse keeps the last).
+            .args(extra)
             .env("KRB5_CONFIG", kdc.krb5_conf())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
