@@ -135,9 +135,16 @@ impl Gateway {
             // The host refused the shell (quota, configuration): pass its fault on.
             return Ok(soap_response(status, body));
         }
-        let Some(shell_id) = created_shell_id(&body, &self.wsman_limits) else {
+        let created = wsman::parse(&body, &self.wsman_limits).ok();
+        let Some(shell_id) = created.as_ref().and_then(created_shell_id) else {
             tracing::warn!("Host answered Create without a ShellId the gateway can read");
             return Err(Refusal::Internal);
+        };
+        // The host's own URL stays behind the gateway: the ResourceCreated address the
+        // client gets back is the one it sent the Create to.
+        let body = match (created.as_ref(), ctx.envelope.header.to.as_deref()) {
+            (Some(env), Some(to)) => Bytes::from(wsman::rewrite_address(&body, env, to)),
+            _ => body,
         };
         let session_id = uuid::Uuid::new_v4().to_string();
         self.audit.emit(Event {
@@ -423,14 +430,13 @@ pub(super) fn backend_body(ctx: &Ctx<'_>) -> Bytes {
 }
 
 /// The ShellId in a CreateResponse: the ResourceCreated selector, or the echoed rsp:Shell.
-fn created_shell_id(body: &[u8], limits: &wsman::Limits) -> Option<String> {
-    let env = wsman::parse(body, limits).ok()?;
-    match env.body {
+fn created_shell_id(env: &wsman::Envelope) -> Option<String> {
+    match &env.body {
         Body::ResourceCreated { selectors, .. } => selectors
-            .into_iter()
+            .iter()
             .find(|s| s.name.eq_ignore_ascii_case("ShellId"))
-            .map(|s| s.value),
-        Body::Shell(shell) => shell.shell_id,
+            .map(|s| s.value.clone()),
+        Body::Shell(shell) => shell.shell_id.clone(),
         _ => None,
     }
 }

@@ -191,3 +191,26 @@ async fn plain_wsman_uses_the_token_target_claim_and_needs_one_without_a_default
     assert!(r.body.contains("No target host"), "{}", r.body);
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hosts_own_address_stays_behind_the_gateway() {
+    use crate::support::raw::{create_cmd_shell, element_text};
+    let gw = Gateway::start(GatewayOptions::default()).await;
+    let to = "https://gw.example.test:5986/wsman/standin";
+    let r = gw
+        .alice_client()
+        .post("/wsman/standin", None, &create_cmd_shell(to))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The host answered with its own URL (what it was sent); the client sees the one it used.
+    let host_url = format!("127.0.0.1:{}", gw.standin.port);
+    assert!(!r.body.contains(&host_url), "{}", r.body);
+    assert_eq!(
+        element_text(&r.body, "Address").as_deref(),
+        Some(to),
+        "{}",
+        r.body
+    );
+    gw.stop().await;
+}
