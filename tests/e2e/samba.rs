@@ -1,7 +1,7 @@
 //! Backend logins against Active Directory as Samba implements it: a Samba AD DC on
 //! 127.0.0.1:88 (tests/support/samba.rs) is the KDC for `auth = "delegate"` (constrained
 //! delegation with protocol transition, the gateway as its own `hopgate serve` process) and for
-//! `auth = "kerberos"` with a vaulted AD password. The DC holds the fixed port 88, so every
+//! `auth = "kerberos"` and `"negotiate"` with a vaulted AD password. The DC holds the fixed port 88, so every
 //! assertion against it lives in the one test function below.
 #![allow(
     clippy::unwrap_used,
@@ -29,14 +29,14 @@ async fn pypsrp_hostname(gw: &Gateway, host: &str) -> crate::support::ClientRun 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn active_directory_delegation_and_vaulted_kerberos_password() {
+async fn active_directory_delegation_and_vaulted_passwords() {
     let dc = SambaDc::start().await;
     eprintln!(
         "samba AD DC provisioned and listening in {:.1} s",
         dc.start_time.as_secs_f64()
     );
     delegation_reaches_the_host_as_alice_and_not_outside_the_acl(&dc).await;
-    vaulted_ad_password_over_kerberos(&dc).await;
+    vaulted_ad_password_over_kerberos_and_negotiate(&dc).await;
     dc.stop().await;
 }
 
@@ -125,38 +125,42 @@ async fn delegation_reaches_the_host_as_alice_and_not_outside_the_acl(dc: &Samba
     gw.stop().await;
 }
 
-/// `auth = "kerberos"` with the vaulted password of the AD account svcwinrm (sspi, in the
-/// test process): the host sees svcwinrm@SAMBA.TEST.
-async fn vaulted_ad_password_over_kerberos(dc: &SambaDc) {
+/// `auth = "kerberos"` and `"negotiate"` with the vaulted password of the AD account svcwinrm
+/// (sspi, in the test process): each host sees svcwinrm@SAMBA.TEST, and the DC saw svcwinrm
+/// log in.
+async fn vaulted_ad_password_over_kerberos_and_negotiate(dc: &SambaDc) {
     let dir = tempfile::tempdir().unwrap();
-    let standin =
-        Standin::start_kerberos(dir.path(), "AD-KRB", dc, &dc.keytab(AD_BACKEND_SPN)).await;
-    let port = standin.port;
-    let gw = start_gateway(
-        dir,
-        standin,
-        dc,
-        &[KrbHost {
-            name: "adkrb",
-            auth: "kerberos",
-            port,
-            credential: "ad-svc",
-            spn: AD_BACKEND_SPN.into(),
-        }],
-        // No realm in the vaulted name: the host's `realm` completes it.
-        &[("ad-svc", AD_SVC_USER, AD_SVC_PASSWORD)],
-    )
-    .await;
-    let run = pypsrp_hostname(&gw, "adkrb").await;
-    assert_eq!(run.code, 0, "{run:?}\n{}", dc.log());
-    assert_eq!(run.stdout().trim(), "AD-KRB", "{run:?}");
-    let users = gw.standin.authenticated_users();
-    assert!(!users.is_empty(), "{:#?}", gw.standin.requests());
-    assert!(dc.kdc_logins(AD_SVC_USER) >= 1, "{}", dc.log());
+    let krb = Standin::start_kerberos(dir.path(), "AD-KRB", dc, &dc.keytab(AD_BACKEND_SPN)).await;
+    let nego = Standin::start_kerberos(dir.path(), "AD-NEGO", dc, &dc.keytab(AD_BACKEND_SPN)).await;
+    let host = |name: &'static str, auth: &'static str, port: u16| KrbHost {
+        name,
+        auth,
+        port,
+        credential: "ad-svc",
+        spn: AD_BACKEND_SPN.into(),
+    };
+    let hosts = [
+        host("adkrb", "kerberos", krb.port),
+        host("adnego", "negotiate", nego.port),
+    ];
+    // No realm in the vaulted name: the hosts' `realm` completes it.
+    let vault = [("ad-svc", AD_SVC_USER, AD_SVC_PASSWORD)];
+    let gw = start_gateway(dir, krb, dc, &hosts, &vault).await;
     let svc = format!("{AD_SVC_USER}@{AD_REALM}");
-    for (user, encrypted) in &users {
-        assert_eq!(user, &svc, "{users:?}");
-        assert!(encrypted);
+    for (name, hostname, standin) in [
+        ("adkrb", "AD-KRB", &gw.standin),
+        ("adnego", "AD-NEGO", &nego),
+    ] {
+        let run = pypsrp_hostname(&gw, name).await;
+        assert_eq!(run.code, 0, "{name}: {run:?}\n{}", dc.log());
+        assert_eq!(run.stdout().trim(), hostname, "{run:?}");
+        let users = standin.authenticated_users();
+        assert!(!users.is_empty(), "{name}: {:#?}", standin.requests());
+        for (user, encrypted) in &users {
+            assert_eq!(user, &svc, "{name}: {users:?}");
+            assert!(encrypted, "{name}: bodies are sealed over http");
+        }
     }
+    assert!(dc.kdc_logins(AD_SVC_USER) >= 1, "{}", dc.log());
     gw.stop().await;
 }

@@ -2,7 +2,8 @@
 //! into a temporary directory by tests/support/samba.sh and run on 127.0.0.1:88 until drop.
 //! It owns only the DC's life cycle and the names of the accounts samba.sh creates; stand-in
 //! hosts and gateways come from `super::kdc` through [`KdcRealm`]. Port 88 is fixed, so only
-//! one DC can run on a machine at a time: keep every test that needs it in one function.
+//! one DC can run on a machine at a time: keep every test that needs it in one function
+//! (test processes running at once take turns through a lock file).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -34,16 +35,27 @@ pub struct SambaDc {
     child: Option<Child>,
     /// Provisioning plus start-up until port 88 answered.
     pub start_time: Duration,
+    /// Held while this DC lives (an exclusive lock on a file in the temp dir).
+    _machine_lock: std::fs::File,
 }
 
 impl SambaDc {
-    /// Provisions the domain and starts the DC (KDC, LDAP and RPC services, one process),
+    /// Provisions the domain and starts the DC (its KDC service alone, one process),
     /// waiting until its KDC accepts TCP connections. Needs the `samba` packages and root
     /// (scripts/install-test-deps.sh; CI runs as root).
     pub async fn start() -> SambaDc {
         let began = Instant::now();
-        // Another DC (a concurrent run of this test) holds the port: wait for it to go.
-        let free = super::eventually(Duration::from_secs(120), || {
+        // Another test process (a concurrent run on this machine) may hold the DC: take turns.
+        let machine_lock = tokio::task::spawn_blocking(|| {
+            let f = std::fs::File::create(std::env::temp_dir().join("hopgate-samba-dc.lock"))?;
+            f.lock()?;
+            Ok::<_, std::io::Error>(f)
+        })
+        .await
+        .unwrap()
+        .expect("lock file for the samba DC");
+        // The previous holder's samba may still be dying.
+        let free = super::eventually(Duration::from_secs(30), || {
             std::net::TcpStream::connect(("127.0.0.1", KDC_PORT)).is_err()
         })
         .await;
@@ -70,7 +82,8 @@ impl SambaDc {
             .arg("-s")
             .arg(dir.path().join("dc/etc/smb.conf"))
             .args(["-i", "--model=single", "--debug-stdout"])
-            .arg("--option=server services=kdc ldap rpc")
+            // The KDC reads the directory (sam.ldb) itself; no LDAP or RPC listeners needed.
+            .arg("--option=server services=kdc")
             // One "Auth: [Kerberos KDC,...]" line per AS exchange (see `kdc_logins`).
             .arg("--option=log level=1 auth_audit:3")
             .env_remove("KRB5_CONFIG")
@@ -94,6 +107,7 @@ impl SambaDc {
             dir,
             child: Some(child),
             start_time: began.elapsed(),
+            _machine_lock: machine_lock,
         };
         assert!(
             up && exited.is_none(),

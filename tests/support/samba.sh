@@ -15,7 +15,8 @@
 #       and writes DIR/gwsvc.keytab, DIR/HTTP_backend.samba.test.keytab,
 #       DIR/HTTP_other.samba.test.keytab and DIR/krb5.conf (KDC 127.0.0.1, TCP only).
 #       Then run:
-#         samba -s DIR/dc/etc/smb.conf -i --model=single --option='server services=kdc ldap rpc'
+#         samba -s DIR/dc/etc/smb.conf -i --model=single --option='server services=kdc'
+#       (the KDC alone is enough: it reads the directory itself; it listens on 88 and 464).
 # Quiet on success (samba-tool's output goes to DIR/provision.log, printed on failure).
 set -euo pipefail
 
