@@ -122,6 +122,29 @@ async fn delegation_reaches_the_host_as_alice_and_not_outside_the_acl(dc: &Samba
         "the refused host ran nothing: {:#?}",
         other.requests()
     );
+
+    // A person the directory does not know: S4U2Self fails, named as such.
+    let token = gw.token("mallory", &["ops"], None, Duration::from_secs(600));
+    let mut a = gw.pypsrp_base("wsman/adhost", "basic");
+    a.extend([
+        "--user".to_string(),
+        "mallory".into(),
+        "--password".into(),
+        token,
+    ]);
+    a.extend(["--cmd".to_string(), "hostname".into()]);
+    let run = python("tests/clients/pypsrp_client.py", &a).await;
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(
+        gw.audit_has(|e| e["event"] == "backend.auth"
+            && e["host"] == "adhost"
+            && e["backend_user"] == format!("mallory@{AD_REALM}")
+            && e["reason"] == "kdc does not know the user")
+            .await,
+        "{:#?}\n{}",
+        gw.audit(),
+        gateway_log(&gw)
+    );
     gw.stop().await;
 }
 
