@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what hopgate's tests and its optional `delegate` feature need: the real peers the
 # tests drive (Python clients and stand-in host, the Go winrm client, rsyslog, a private
-# Heimdal KDC) and the build dependencies of `--features delegate` (libkrb5-dev,
+# Heimdal KDC, a Samba AD DC) and the build dependencies of `--features delegate` (libkrb5-dev,
 # libclang-dev). Safe to run repeatedly: it installs only what is missing. scripts/test.sh
 # runs it; .ci/run runs it first so clippy can build every feature too.
 set -euo pipefail
@@ -18,10 +18,11 @@ command -v openssl >/dev/null 2>&1 || apt_pkgs+=(openssl)
 # krb5-user, so heimdal.sh unpacks it privately instead of installing it).
 # The `delegate` feature (MIT GSSAPI through the libgssapi crate) builds against
 # libkrb5-dev with bindgen, which needs libclang-dev.
+# Active Directory test (tests/support/samba.sh): a Samba AD DC (samba, samba-ad-dc, winbind).
 # Audit export tests: a real rsyslogd (run unprivileged on a loopback port), gnutls for TLS.
 for p in libkrb5-dev libclang-dev krb5-user libkdc2-heimdal libhdb9-heimdal libkadm5srv8-heimdal \
     libkadm5clnt7-heimdal libsl0-heimdal libotp0-heimdal libkafs0-heimdal libgssapi3-heimdal \
-    libhx509-5-heimdal libcap-ng0 libedit2 rsyslog rsyslog-gnutls; do
+    libhx509-5-heimdal libcap-ng0 libedit2 rsyslog rsyslog-gnutls samba samba-ad-dc winbind; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || apt_pkgs+=("$p")
 done
 if [ ${#apt_pkgs[@]} -gt 0 ]; then

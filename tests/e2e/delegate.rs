@@ -25,20 +25,8 @@ fn alice_in_realm() -> String {
     format!("alice@{REALM}")
 }
 
-/// Requests the host completed, with the user it authenticated and whether the body was
-/// sealed.
 fn host_users(standin: &Standin) -> Vec<(String, bool)> {
-    standin
-        .requests()
-        .iter()
-        .filter(|r| r["status"] == 200 && r["action"].as_str().is_some_and(|a| !a.is_empty()))
-        .map(|r| {
-            (
-                r["user"].as_str().unwrap_or_default().to_string(),
-                r["encrypted"].as_bool().unwrap_or(false),
-            )
-        })
-        .collect()
+    standin.authenticated_users()
 }
 
 /// Realm, the allowed host (`deleg`, BACKEND_SPN) and the not-allowed one (`other`,

@@ -8,5 +8,7 @@ mod kerberos;
 mod latency;
 mod psrp;
 mod rejections;
+#[cfg(feature = "delegate")]
+mod samba;
 mod syslog;
 mod vault_kv2;

@@ -26,6 +26,28 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// What the fixtures need to know of a KDC, whichever it is (the private Heimdal [`Kdc`] or
+/// the Samba AD DC of `super::samba`): its realm, its URL for the inventory's `kdc`, and a
+/// krb5.conf pointing at it for the stand-in host.
+pub trait KdcRealm {
+    fn realm(&self) -> &str;
+    /// `tcp://127.0.0.1:<port>`.
+    fn url(&self) -> String;
+    fn krb5_conf(&self) -> PathBuf;
+}
+
+impl KdcRealm for Kdc {
+    fn realm(&self) -> &str {
+        REALM
+    }
+    fn url(&self) -> String {
+        Kdc::url(self)
+    }
+    fn krb5_conf(&self) -> PathBuf {
+        Kdc::krb5_conf(self)
+    }
+}
+
 /// A Heimdal KDC on 127.0.0.1, killed on drop.
 pub struct Kdc {
     pub dir: tempfile::TempDir,
@@ -157,8 +179,28 @@ impl Drop for Kdc {
 }
 
 impl Standin {
+    /// Requests the host completed, with the user it authenticated (`user@REALM` for
+    /// Kerberos) and whether the body was sealed.
+    pub fn authenticated_users(&self) -> Vec<(String, bool)> {
+        self.requests()
+            .iter()
+            .filter(|r| r["status"] == 200 && r["action"].as_str().is_some_and(|a| !a.is_empty()))
+            .map(|r| {
+                (
+                    r["user"].as_str().unwrap_or_default().to_string(),
+                    r["encrypted"].as_bool().unwrap_or(false),
+                )
+            })
+            .collect()
+    }
+
     /// Starts the stand-in over http accepting Kerberos (and SPNEGO) with `keytab`.
-    pub async fn start_kerberos(dir: &Path, hostname: &str, kdc: &Kdc, keytab: &Path) -> Standin {
+    pub async fn start_kerberos(
+        dir: &Path,
+        hostname: &str,
+        kdc: &dyn KdcRealm,
+        keytab: &Path,
+    ) -> Standin {
         Self::start_kerberos_with(dir, hostname, kdc, keytab, None).await
     }
 
@@ -166,7 +208,7 @@ impl Standin {
     pub async fn start_kerberos_with(
         dir: &Path,
         hostname: &str,
-        kdc: &Kdc,
+        kdc: &dyn KdcRealm,
         keytab: &Path,
         tls: Option<(&Path, &Path)>,
     ) -> Standin {
@@ -178,7 +220,7 @@ impl Standin {
     pub async fn start_kerberos_args(
         dir: &Path,
         hostname: &str,
-        kdc: &Kdc,
+        kdc: &dyn KdcRealm,
         keytab: &Path,
         tls: Option<(&Path, &Path)>,
         extra: &[&str],
@@ -249,7 +291,7 @@ pub struct KrbHost {
 pub async fn start_gateway(
     dir: tempfile::TempDir,
     standin: Standin,
-    kdc: &Kdc,
+    kdc: &dyn KdcRealm,
     hosts: &[KrbHost],
     vault_entries: &[(&str, &str, &str)],
 ) -> Gateway {
@@ -265,10 +307,11 @@ scheme = "http"
 auth = "{auth}"
 credential = "{credential}"
 kdc = "{kdc}"
-realm = "{REALM}"
+realm = "{realm}"
 spn = "{spn}"
 labels = ["test"]
 "#,
+            realm = kdc.realm(),
             name = h.name,
             port = h.port,
             auth = h.auth,
@@ -408,7 +451,7 @@ pub async fn delegation_realm_with_lifetime(life: Option<&str>) -> Kdc {
 /// delegate method sets process-wide `KRB5_*` variables before its runtime starts, which a
 /// test process running many gateways at once must not do. The vault holds the gateway's
 /// keytab (base64) under `gw-keytab`; alice's certificate names `alice@hopgate.test`, mapped
-/// by `user_principal = "{local}@GW.TEST"`.
+/// by `user_principal = "{local}@<realm>"`.
 pub async fn start_delegate_gateway(
     dir: tempfile::TempDir,
     standin: Standin,
@@ -422,8 +465,21 @@ pub async fn start_delegate_gateway(
 pub async fn start_delegate_gateway_with_keytab(
     dir: tempfile::TempDir,
     standin: Standin,
-    kdc: &Kdc,
+    kdc: &dyn KdcRealm,
     hosts: &[DelegateHost],
+    keytab: &Path,
+) -> Gateway {
+    start_delegate_gateway_as(dir, standin, kdc, hosts, GATEWAY_SPN, keytab).await
+}
+
+/// Same, for any realm: the vault holds `keytab` for the gateway's principal `principal`
+/// (without realm: the hosts' `realm` completes it).
+pub async fn start_delegate_gateway_as(
+    dir: tempfile::TempDir,
+    standin: Standin,
+    kdc: &dyn KdcRealm,
+    hosts: &[DelegateHost],
+    principal: &str,
     keytab: &Path,
 ) -> Gateway {
     use base64::Engine as _;
@@ -439,11 +495,12 @@ port = {port}
 auth = "delegate"
 credential = "gw-keytab"
 kdc = "{kdc}"
-realm = "{REALM}"
+realm = "{realm}"
 spn = "{spn}"
-user_principal = "{{local}}@{REALM}"
+user_principal = "{{local}}@{realm}"
 labels = ["test"]
 "#,
+            realm = kdc.realm(),
             name = h.name,
             port = h.port,
             kdc = kdc.url(),
@@ -468,7 +525,7 @@ labels = ["test"]
         &names,
         &inventory,
         // The vaulted name has no realm: the hosts' `realm` completes it.
-        &[("gw-keytab", GATEWAY_SPN, &keytab_b64)],
+        &[("gw-keytab", principal, &keytab_b64)],
     );
     let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_hopgate"))

@@ -10,6 +10,7 @@
 
 pub mod kdc;
 pub mod raw;
+pub mod samba;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
