@@ -28,6 +28,16 @@ done
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   echo "test.sh: installing Debian packages: ${apt_pkgs[*]}"
   as_root apt-get update -qq
+  # Packages such as samba and rsyslog start their daemons on install, listening on every
+  # interface (and samba on port 88, which the AD test needs). The tests start their own,
+  # on loopback: deny service starts for the duration of the install (policy-rc.d, which
+  # invoke-rc.d and deb-systemd-invoke consult), unless the machine already has a policy.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+    as_root chmod 755 "$policy"
+    trap 'as_root rm -f "$policy"' EXIT
+  fi
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null
 fi
 
