@@ -247,11 +247,12 @@ impl HostTarget {
 }
 
 /// A verifier that accepts every certificate. Constructed only when a host sets
-/// `insecure_skip_verify`; handshake signatures are still checked so the session keys belong
-/// to whoever holds the presented key.
+/// `insecure_skip_verify`, and for CredSSP's inner tunnel (whose key `pubKeyAuth` binds
+/// instead); handshake signatures are still checked so the session keys belong to whoever
+/// holds the presented key.
 #[derive(Debug)]
-struct AcceptAnyCert {
-    provider: Arc<rustls::crypto::CryptoProvider>,
+pub(super) struct AcceptAnyCert {
+    pub(super) provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
 impl ServerCertVerifier for AcceptAnyCert {

@@ -5,11 +5,13 @@
 use std::io::{Read as _, Write as _};
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection};
 
 use super::CredSspError;
+// Any tunnel certificate is accepted (see the module doc of `super`: `pubKeyAuth` binds
+// its key), with handshake signatures checked.
+use crate::backend::target::AcceptAnyCert;
 
 /// The in-memory TLS client connection CredSSP runs inside.
 pub(super) struct Tunnel {
@@ -24,7 +26,7 @@ impl Tunnel {
         let mut config = ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(TunnelKeyOnly { provider }))
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert { provider }))
             .with_no_client_auth();
         // Like the reference clients: no SNI (the name would be the inventory address, which
         // the tunnel certificate never carries) and no session resumption (every CredSSP
@@ -127,59 +129,5 @@ impl Tunnel {
             return Err(CredSspError::PublicKey);
         }
         Ok(key)
-    }
-}
-
-/// Accepts any tunnel certificate (see the module doc: `pubKeyAuth` binds the key instead)
-/// but still checks the handshake signatures, so the peer holds the key it presented.
-#[derive(Debug)]
-struct TunnelKeyOnly {
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ServerCertVerifier for TunnelKeyOnly {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }
