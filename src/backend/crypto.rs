@@ -176,6 +176,15 @@ pub struct EncryptedContentType {
 /// (any non-`multipart/` type) and an error for multipart types we cannot read
 /// (`multipart/x-multi-encrypted`, unknown protocols).
 pub fn parse_content_type(value: &str) -> Result<Option<EncryptedContentType>, CryptoError> {
+    parse_multipart(value, false)
+}
+
+/// [`parse_content_type`], also accepting `multipart/x-multi-encrypted` when `multi` holds
+/// (CredSSP bodies over 16 KiB are split into several parts).
+pub(crate) fn parse_multipart(
+    value: &str,
+    multi: bool,
+) -> Result<Option<EncryptedContentType>, CryptoError> {
     let mut params = value.split(';');
     let media = params.next().unwrap_or_default().trim();
     if !media.to_ascii_lowercase().starts_with("multipart/") {
@@ -184,7 +193,9 @@ pub fn parse_content_type(value: &str) -> Result<Option<EncryptedContentType>, C
     let unsupported = || CryptoError::ContentType {
         content_type: value.to_owned(),
     };
-    if !media.eq_ignore_ascii_case("multipart/encrypted") {
+    let readable = media.eq_ignore_ascii_case("multipart/encrypted")
+        || (multi && media.eq_ignore_ascii_case("multipart/x-multi-encrypted"));
+    if !readable {
         return Err(unsupported());
     }
     let mut protocol = None;

@@ -3,7 +3,7 @@
 //! `multipart/x-multi-encrypted` body into its parts' TLS records. Pure: no I/O, no
 //! cryptography (the tunnel decrypts the records).
 
-use crate::backend::crypto::{CryptoError, EncryptionProtocol};
+use crate::backend::crypto::{parse_multipart, CryptoError, EncryptionProtocol};
 
 /// TLS record header: content type, version, u16 length (RFC 8446 5.1).
 pub(super) const RECORD_HEADER_LEN: usize = 5;
@@ -15,35 +15,12 @@ const MAX_RECORD_LEN: usize = 16 * 1024 + 256;
 /// (`multipart/encrypted` or `multipart/x-multi-encrypted` with the CredSSP protocol), `None`
 /// for a non-multipart content type.
 pub fn encrypted_boundary(content_type: &str) -> Result<Option<String>, CryptoError> {
-    let mut params = content_type.split(';');
-    let media = params.next().unwrap_or_default().trim();
-    if !media.to_ascii_lowercase().starts_with("multipart/") {
-        return Ok(None);
-    }
-    let unsupported = || CryptoError::ContentType {
-        content_type: content_type.to_owned(),
-    };
-    if !media.eq_ignore_ascii_case("multipart/encrypted")
-        && !media.eq_ignore_ascii_case("multipart/x-multi-encrypted")
-    {
-        return Err(unsupported());
-    }
-    let mut protocol = None;
-    let mut boundary = None;
-    for param in params {
-        let Some((name, raw)) = param.split_once('=') else {
-            continue;
-        };
-        let val = raw.trim().trim_matches('"');
-        match name.trim().to_ascii_lowercase().as_str() {
-            "protocol" => protocol = EncryptionProtocol::from_name(val),
-            "boundary" => boundary = Some(val.to_owned()),
-            _ => {}
-        }
-    }
-    match (protocol, boundary) {
-        (Some(EncryptionProtocol::CredSsp), Some(b)) if !b.is_empty() => Ok(Some(b)),
-        _ => Err(unsupported()),
+    match parse_multipart(content_type, true)? {
+        None => Ok(None),
+        Some(t) if t.protocol == EncryptionProtocol::CredSsp => Ok(Some(t.boundary)),
+        Some(_) => Err(CryptoError::ContentType {
+            content_type: content_type.to_owned(),
+        }),
     }
 }
 
