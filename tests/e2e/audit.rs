@@ -294,19 +294,9 @@ async fn new_sessions_are_refused_when_the_audit_file_is_replaced() {
     std::fs::create_dir(audit_file(&gw)).unwrap();
 
     // Within the writer's check interval, new shells are refused with a clear fault.
-    let mut refused = None;
-    for _ in 0..50 {
-        let r = alice
-            .post("/wsman/standin", None, &create_cmd_shell(to))
-            .await
-            .unwrap();
-        if r.status != 200 {
-            refused = Some(r);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let r = refused.expect("a Create must be refused once the audit file is gone");
+    let r = refused_create(&alice, to)
+        .await
+        .expect("a Create must be refused once the audit file is gone");
     assert_eq!(r.status, 500);
     assert!(r.body.contains("AccessDenied"), "{}", r.body);
     assert!(r.body.contains("audit log is unavailable"), "{}", r.body);
@@ -315,6 +305,26 @@ async fn new_sessions_are_refused_when_the_audit_file_is_replaced() {
     let (code, out, err) = hopgate(&["audit", "verify", p(&moved)]);
     assert_eq!(code, 0, "{out}{err}");
     gw.stop().await;
+}
+
+/// Sends Creates for up to 5 s (the writer notices a failure within its check interval);
+/// the first one refused, or None when every Create was accepted.
+async fn refused_create(
+    client: &crate::support::raw::RawClient,
+    to: &str,
+) -> Option<crate::support::raw::RawResponse> {
+    use crate::support::raw::create_cmd_shell;
+    for _ in 0..50 {
+        let r = client
+            .post("/wsman/standin", None, &create_cmd_shell(to))
+            .await
+            .unwrap();
+        if r.status != 200 {
+            return Some(r);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    None
 }
 
 /// Sends one plain HTTP request to the admin listener; returns (status, body).
@@ -644,27 +654,18 @@ async fn a_full_disk_refuses_new_sessions_and_keeps_what_was_written() {
         while filler.write_all(&block).is_ok() {}
     }
     // The session goes on: its next command needs an audit line that no longer fits.
-    let r = alice
+    // Allowed or refused, the audit write behind it fails.
+    alice
         .post("/wsman/standin", None, &command(to, &sid, "hostname"))
         .await
         .unwrap();
-    let _ = r.status; // allowed or refused, the write behind it fails
 
     // New sessions are refused with a clear fault once the writer has failed.
-    let mut refused = None;
-    for _ in 0..50 {
-        let r = alice
-            .post("/wsman/standin", None, &create_cmd_shell(to))
-            .await
-            .unwrap();
-        if r.status != 200 {
-            refused = Some(r);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let r = refused.expect("a Create must be refused once the audit disk is full");
+    let r = refused_create(&alice, to)
+        .await
+        .expect("a Create must be refused once the audit disk is full");
     assert_eq!(r.status, 500);
+    assert!(r.body.contains("AccessDenied"), "{}", r.body);
     assert!(r.body.contains("audit log is unavailable"), "{}", r.body);
 
     // Everything already on disk still verifies: no half line was left behind.

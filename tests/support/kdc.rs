@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use super::{repo, Gateway, Standin, ALICE, JWT_AUDIENCE, JWT_ISSUER};
@@ -242,8 +241,7 @@ impl Standin {
                 cmd.args(["--scheme", "http"]);
             }
         }
-        let mut child = cmd
-            .arg("--keytab")
+        cmd.arg("--keytab")
             .arg(keytab)
             .arg("--users")
             .arg(&users)
@@ -252,26 +250,8 @@ impl Standin {
             .args(["--hostname", hostname])
             // Last, so an extra `--users` replaces the default file (argparse keeps the last).
             .args(extra)
-            .env("KRB5_CONFIG", kdc.krb5_conf())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("python3 tests/standin/host.py starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let port = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some(p) = line.strip_prefix("ready port=") {
-                    return p.trim().parse::<u16>().unwrap();
-                }
-            }
-            panic!("stand-in host exited before it was ready");
-        })
-        .await
-        .expect("stand-in host ready within 30 s");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Standin { child, port, log }
+            .env("KRB5_CONFIG", kdc.krb5_conf());
+        Standin::spawn(cmd, log).await
     }
 }
 

@@ -40,23 +40,10 @@ pub struct Standin {
 }
 
 impl Standin {
-    /// Starts the stand-in over http with NTLM and message encryption.
-    pub async fn start_ntlm(dir: &Path, hostname: &str) -> Standin {
-        let users = dir.join("standin-users.txt");
-        std::fs::write(
-            &users,
-            format!("{BACKEND_DOMAIN}:{BACKEND_USER}:{BACKEND_PASSWORD}\n"),
-        )
-        .unwrap();
-        let log = dir.join(format!("standin-{hostname}.jsonl"));
-        let mut child = Command::new("python3")
-            .arg(repo().join("tests/standin/host.py"))
-            .args(["--port", "0", "--scheme", "http", "--auth", "ntlm"])
-            .arg("--users")
-            .arg(&users)
-            .arg("--log")
-            .arg(&log)
-            .args(["--hostname", hostname])
+    /// Spawns `cmd` (a `tests/standin/host.py` command line) and waits for its `ready port=`
+    /// line; stdout keeps being drained so the child never blocks on a full pipe.
+    pub async fn spawn(mut cmd: Command, log: PathBuf) -> Standin {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -74,9 +61,28 @@ impl Standin {
         })
         .await
         .expect("stand-in host ready within 30 s");
-        // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Standin { child, port, log }
+    }
+
+    /// Starts the stand-in over http with NTLM and message encryption.
+    pub async fn start_ntlm(dir: &Path, hostname: &str) -> Standin {
+        let users = dir.join("standin-users.txt");
+        std::fs::write(
+            &users,
+            format!("{BACKEND_DOMAIN}:{BACKEND_USER}:{BACKEND_PASSWORD}\n"),
+        )
+        .unwrap();
+        let log = dir.join(format!("standin-{hostname}.jsonl"));
+        let mut cmd = Command::new("python3");
+        cmd.arg(repo().join("tests/standin/host.py"))
+            .args(["--port", "0", "--scheme", "http", "--auth", "ntlm"])
+            .arg("--users")
+            .arg(&users)
+            .arg("--log")
+            .arg(&log)
+            .args(["--hostname", hostname]);
+        Standin::spawn(cmd, log).await
     }
 
     /// Starts the stand-in with pyspnego's CredSSP acceptor (NTLM inside, checked against the
@@ -122,31 +128,12 @@ impl Standin {
                 cmd.args(["--scheme", "http"]);
             }
         }
-        let mut child = cmd
-            .arg("--users")
+        cmd.arg("--users")
             .arg(&users)
             .arg("--log")
             .arg(&log)
-            .args(["--hostname", hostname])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("python3 tests/standin/host.py starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let port = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some(p) = line.strip_prefix("ready port=") {
-                    return p.trim().parse::<u16>().unwrap();
-                }
-            }
-            panic!("stand-in host exited before it was ready");
-        })
-        .await
-        .expect("stand-in host ready within 30 s");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Standin { child, port, log }
+            .args(["--hostname", hostname]);
+        Standin::spawn(cmd, log).await
     }
 
     /// Every request the host received, in order.
