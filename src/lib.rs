@@ -19,7 +19,7 @@ pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod psrp;
-pub mod pwsh;
+pub use hopgate_pwsh as pwsh;
 pub mod session;
 pub mod telemetry;
 pub mod testhost;

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::{load_dir, Decision, HostRef, Invocation, InvokedCommand, Operation, Subject};
+use super::load_dir;
+use hopgate_policy::{Decision, HostRef, Invocation, InvokedCommand, Operation, Subject};
 
 /// What to check.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,10 +1,9 @@
-//! The only I/O in `policy`: reading a policy directory into sources for
-//! [`Engine::from_sources`]. Kept apart so that everything else stays pure.
+//! Reading a policy directory into sources for the pure engine
+//! ([`Engine::from_sources`], [`lint_sources`]).
 
 use std::path::Path;
 
-use super::engine::{Engine, PolicySource};
-use super::PolicyError;
+use hopgate_policy::{lint_sources, Engine, LintFinding, PolicyError, PolicySource, Severity};
 
 /// Reads every `*.toml` and `*.psrc` file directly in `dir` (sorted by name, so load
 /// order and first-match role order are stable).
@@ -40,4 +39,17 @@ pub(crate) fn read_sources(dir: &Path) -> Result<Vec<PolicySource>, PolicyError>
 /// keeps its current engine.
 pub fn load_dir(dir: &Path) -> Result<Engine, PolicyError> {
     Engine::from_sources(&read_sources(dir)?)
+}
+
+/// Lints a policy directory: every mistake, not only the first.
+pub fn lint(dir: &Path) -> Vec<LintFinding> {
+    match read_sources(dir) {
+        Ok(sources) => lint_sources(&sources),
+        Err(e) => vec![LintFinding {
+            severity: Severity::Error,
+            file: dir.display().to_string(),
+            role: None,
+            message: e.to_string(),
+        }],
+    }
 }

@@ -4,13 +4,11 @@
 //! every module on every host.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use serde::Serialize;
 
 use super::engine::PolicySource;
 use super::file::{CommandDoc, FileDoc, Language, LineDoc, RoleDoc};
-use super::load::read_sources;
 use super::pattern::Anchored;
 use super::psrc::import_psrc;
 use super::role::{LineRule, Role};
@@ -38,19 +36,6 @@ pub struct LintFinding {
     pub message: String,
 }
 
-/// Lints a policy directory.
-pub fn lint(dir: &Path) -> Vec<LintFinding> {
-    match read_sources(dir) {
-        Ok(sources) => lint_sources(&sources),
-        Err(e) => vec![LintFinding {
-            severity: Severity::Error,
-            file: dir.display().to_string(),
-            role: None,
-            message: e.to_string(),
-        }],
-    }
-}
-
 fn finding(severity: Severity, file: &str, role: Option<&str>, message: String) -> LintFinding {
     LintFinding {
         severity,
@@ -60,8 +45,8 @@ fn finding(severity: Severity, file: &str, role: Option<&str>, message: String) 
     }
 }
 
-/// Lints in-memory sources (what [`lint`] reads).
-pub(crate) fn lint_sources(sources: &[PolicySource]) -> Vec<LintFinding> {
+/// Lints in-memory sources: every mistake, not only the first.
+pub fn lint_sources(sources: &[PolicySource]) -> Vec<LintFinding> {
     let mut out = Vec::new();
     let psrcs: HashMap<&str, &PolicySource> = sources
         .iter()

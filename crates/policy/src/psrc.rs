@@ -4,7 +4,7 @@
 //! become warnings, and unknown keys are errors.
 
 use super::file::{CommandDoc, CommandRuleDoc, ParameterDoc};
-use crate::pwsh::{parse_data_file, DataValue};
+use hopgate_pwsh::{parse_data_file, DataValue};
 
 /// Keys that carry only metadata.
 const METADATA_KEYS: &[&str] = &["guid", "author", "companyname", "copyright", "description"];

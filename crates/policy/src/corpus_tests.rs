@@ -12,15 +12,16 @@
 )]
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use base64::Engine as _;
 use regex::Regex;
 
+use super::test_support::load_dir;
 use super::*;
 
 fn corpus(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    super::test_support::repo_root()
         .join("../shared/corpus/pypsrp-responses")
         .join(name)
 }
@@ -181,7 +182,7 @@ fn pipelines(name: &str) -> Vec<Invocation> {
 }
 
 fn engine() -> Engine {
-    load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")).unwrap()
+    load_dir(&super::test_support::policies_dir()).unwrap()
 }
 
 fn decide(

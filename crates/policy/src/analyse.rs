@@ -9,7 +9,7 @@ use super::cmdline::{cmd_launch, cmd_metachar, powershell_launch, split_args, La
 use super::pattern::fold;
 use super::role::{is_path, normalize_line, program_leaf};
 use super::{ArgValue, Invocation, InvokedArg, InvokedCommand};
-use crate::pwsh::{self, Arg, Element, Literal, Statement};
+use hopgate_pwsh::{self as pwsh, Arg, Element, Literal, Statement};
 
 /// How deep code may nest (script in `-EncodedCommand` in `cmd /c` in ...).
 const MAX_DEPTH: usize = 8;

@@ -9,10 +9,9 @@
     reason = "tests"
 )]
 
-use std::path::Path;
-
 use base64::Engine as _;
 
+use super::test_support::{lint, load_dir};
 use super::*;
 
 #[derive(Debug)]
@@ -415,7 +414,7 @@ fn cases() -> Vec<(Who, Op, bool)> {
 }
 
 fn engine() -> Engine {
-    load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")).unwrap()
+    load_dir(&super::test_support::policies_dir()).unwrap()
 }
 
 fn decide(engine: &Engine, who: &Who, op: &Op) -> Decision {
@@ -530,7 +529,7 @@ fn deny_reasons_name_the_rule_or_construct() {
 
 #[test]
 fn every_example_file_loads_and_lints_without_errors() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let dir = super::test_support::policies_dir();
     let engine = engine();
     let names = engine.role_names();
     for expected in [
