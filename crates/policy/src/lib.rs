@@ -17,6 +17,7 @@ mod deny;
 mod engine;
 mod file;
 mod lint;
+pub mod metadata;
 mod pattern;
 mod psrc;
 mod role;

@@ -410,3 +410,12 @@ fn shipped_policies_lint_clean() {
     assert_eq!(findings.len(), 1, "{messages:#?}");
     assert!(messages[0].contains("ModulesToImport"), "{messages:#?}");
 }
+
+#[test]
+fn shipped_metadata_parses() {
+    let set = metadata::MetadataSet::from_json(include_str!("../data/cmdlets.json")).unwrap();
+    assert!(!set.is_empty());
+    let hotfix = set.get("get-hotfix").unwrap();
+    let cn = hotfix.params.iter().find(|p| p.name == "ComputerName").unwrap();
+    assert_eq!(cn.aliases, ["CN", "__Server", "IPAddress"]);
+}
