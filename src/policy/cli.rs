@@ -49,6 +49,7 @@ pub fn check_cli(
         },
         CheckInput::Ps(script) => {
             invocation = Invocation {
+                client_input: false,
                 statements: vec![vec![InvokedCommand {
                     name: script.clone(),
                     is_script: true,

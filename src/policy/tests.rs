@@ -1,6 +1,8 @@
 //! The directory loader and `policy check`.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+use std::path::Path;
+
 use super::*;
 
 #[test]

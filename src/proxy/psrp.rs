@@ -70,6 +70,7 @@ pub(crate) fn feed_bytes(
 /// The policy's view of a pipeline.
 pub(crate) fn invocation(p: &Pipeline) -> Invocation {
     Invocation {
+        client_input: p.client_input,
         statements: p
             .statements
             .iter()

@@ -32,6 +32,10 @@ const MAX_VALUE_BYTES: usize = 32 * 1024 * 1024;
 pub struct Pipeline {
     /// Statements in order; each is a chain of piped commands.
     pub statements: Vec<Vec<Command>>,
+    /// `NoInput` is false: the client will send PIPELINE_INPUT to the first command. A
+    /// message without the member (or with a value that is not a boolean) counts as
+    /// input, so that policy never assumes less than what can reach the host.
+    pub client_input: bool,
 }
 
 /// One command of a statement (MS-PSRP 2.2.3.12).
@@ -165,7 +169,11 @@ pub fn extract_create_pipeline(msg: &Message) -> Result<Pipeline, PsrpError> {
     if statements.is_empty() {
         return Err(pipeline_error("PowerShell", PipelineErrorKind::Empty));
     }
-    Ok(Pipeline { statements })
+    let no_input = optional_unique_member(&top, "NoInput", "")?.and_then(Value::as_bool);
+    Ok(Pipeline {
+        statements,
+        client_input: no_input != Some(true),
+    })
 }
 
 /// Reads the command-name patterns of a GET_COMMAND_METADATA message (`Name`, a string

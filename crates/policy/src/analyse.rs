@@ -4,8 +4,10 @@
 //! `Invoke-Command -ScriptBlock`, `Start-Process`, `powershell -EncodedCommand/-Command`,
 //! `cmd /c`) are unwrapped and analysed as code, never passed on as opaque strings.
 
+use super::bind::{bind, BindError, Binding, Upstream};
 use super::builtin::parameter_alias;
 use super::cmdline::{cmd_launch, cmd_metachar, powershell_launch, split_args, Launch};
+use super::metadata::MetadataSet;
 use super::pattern::fold;
 use super::role::{is_path, normalize_line, program_leaf};
 use super::{ArgValue, Invocation, InvokedArg, InvokedCommand};
@@ -60,6 +62,11 @@ pub(crate) struct CommandUse {
     /// The names deny rules are matched against: resolved name, name as written, and the
     /// program leaf (computed once, since every applicable role checks them).
     pub(crate) deny_names: [String; 3],
+    /// What the command receives from the pipeline.
+    pub(crate) upstream: Upstream,
+    /// How its arguments bind, when the command's metadata is known (`None`: unknown, so
+    /// only named arguments can be judged).
+    pub(crate) bindings: Option<Result<Vec<Binding>, BindError>>,
 }
 
 /// The names a use is checked against for deny rules.
@@ -99,14 +106,23 @@ pub(crate) enum Item {
 }
 
 /// All facts about one operation.
-#[derive(Debug, Default)]
-pub(crate) struct Analysis {
+#[derive(Debug)]
+pub(crate) struct Analysis<'m> {
     pub(crate) items: Vec<Item>,
+    /// Cmdlet metadata for parameter binding.
+    meta: &'m MetadataSet,
 }
 
 // === impl Analysis ===
 
-impl Analysis {
+impl<'m> Analysis<'m> {
+    pub(crate) fn new(meta: &'m MetadataSet) -> Self {
+        Self {
+            items: Vec::new(),
+            meta,
+        }
+    }
+
     fn opaque(&mut self, what: impl Into<String>) {
         self.items.push(Item::Opaque { what: what.into() });
     }
@@ -116,12 +132,13 @@ impl Analysis {
         if inv.statements.iter().all(|s| s.is_empty()) {
             self.opaque("empty pipeline");
         }
-        for statement in &inv.statements {
-            self.psrp_statement(statement);
+        for (i, statement) in inv.statements.iter().enumerate() {
+            // Client input (PIPELINE_INPUT) feeds the first statement's first command.
+            self.psrp_statement(statement, i == 0 && inv.client_input);
         }
     }
 
-    fn psrp_statement(&mut self, statement: &[InvokedCommand]) {
+    fn psrp_statement(&mut self, statement: &[InvokedCommand], client_input: bool) {
         let wrapper = is_iex_wrapper(statement.iter().map(|c| {
             (
                 c.name.as_str(),
@@ -139,7 +156,12 @@ impl Analysis {
             }
             let args = c.args.iter().map(psrp_arg).collect();
             let implicit = wrapper && i + 1 == statement.len() && i > 0;
-            self.command(&c.name, args, i == 0, implicit, 0);
+            let upstream = if i == 0 && !client_input {
+                Upstream::None
+            } else {
+                Upstream::Objects
+            };
+            self.command(&c.name, args, upstream, implicit, 0);
         }
     }
 
@@ -176,10 +198,21 @@ impl Analysis {
                 .collect();
             let wrapper = is_iex_wrapper(shape.into_iter());
             let count = elements.len();
+            let mut upstream = Upstream::None;
             for (i, element) in elements.into_iter().enumerate() {
-                if let Element::Command(c) = element {
-                    let implicit = wrapper && i + 1 == count && i > 0;
-                    self.command(&c.name, script_args(c.args), i == 0, implicit, depth);
+                match element {
+                    Element::Command(c) => {
+                        let implicit = wrapper && i + 1 == count && i > 0;
+                        self.command(&c.name, script_args(c.args), upstream, implicit, depth);
+                        upstream = Upstream::Objects;
+                    }
+                    // `'a', 'b' | Cmd`: the values are what the next command receives.
+                    Element::Value(l) => {
+                        upstream = Upstream::Values(match literal(l) {
+                            Val::List(items) => items,
+                            v => vec![v],
+                        })
+                    }
                 }
             }
         }
@@ -190,12 +223,20 @@ impl Analysis {
         &mut self,
         written: &str,
         args: Vec<UseArg>,
-        first: bool,
+        upstream: Upstream,
         implicit: bool,
         depth: usize,
     ) {
+        let first = upstream == Upstream::None;
         let (folded, via_alias) = resolve_name(written);
         let path_like = is_path(written) && !via_alias && folded == fold(written);
+        let bindings = if path_like {
+            None
+        } else {
+            self.meta
+                .get(&folded)
+                .map(|meta| bind(meta, written, &args, &upstream))
+        };
         for v in args.iter().filter_map(arg_value) {
             self.script_blocks(v, written, depth);
         }
@@ -210,18 +251,38 @@ impl Analysis {
                 self.opaque(format!("{written} redefines what command names run"));
             }
             "invoke-expression" => {
-                if !first {
-                    self.opaque("Invoke-Expression reading pipeline input");
-                    return;
-                }
-                match code_argument(&args, &["command"], 0) {
-                    Ok(Some(Val::Str(code))) => self.script(&code, "Invoke-Expression", depth + 1),
-                    Ok(_) => self.opaque("Invoke-Expression without a literal command string"),
-                    Err(e) => self.opaque(format!("Invoke-Expression: {e}")),
+                match &bindings {
+                    Some(Ok(list)) => {
+                        let codes = bound_values(list, "command");
+                        if codes.is_empty() {
+                            self.opaque("Invoke-Expression without a command");
+                        }
+                        for code in codes {
+                            match code {
+                                Some(Val::Str(code)) => {
+                                    self.script(code, "Invoke-Expression", depth + 1)
+                                }
+                                None => self.opaque("Invoke-Expression reading pipeline input"),
+                                Some(_) => self
+                                    .opaque("Invoke-Expression without a literal command string"),
+                            }
+                        }
+                    }
+                    Some(Err(e)) => self.opaque(format!("Invoke-Expression: {e}")),
+                    None if !first => self.opaque("Invoke-Expression reading pipeline input"),
+                    None => match code_argument(&args, &["command"], 0) {
+                        Ok(Some(Val::Str(code))) => {
+                            self.script(&code, "Invoke-Expression", depth + 1)
+                        }
+                        Ok(_) => self.opaque("Invoke-Expression without a literal command string"),
+                        Err(e) => self.opaque(format!("Invoke-Expression: {e}")),
+                    },
                 }
                 // Transparent: the code it carries is what gets judged; the use itself is
                 // recorded so that an explicit deny rule still matches it.
-                self.push_use(written, folded, via_alias, path_like, args, true);
+                self.push_use(
+                    written, folded, via_alias, path_like, args, true, upstream, bindings,
+                );
                 return;
             }
             "invoke-command" => {
@@ -263,14 +324,22 @@ impl Analysis {
                     Ok(line) => self.line(&line, true, depth + 1),
                     Err(e) => self.opaque(format!("{written}: {e}")),
                 }
-                self.push_use(written, folded, via_alias, path_like, args, true);
+                self.push_use(
+                    written, folded, via_alias, path_like, args, true, upstream, bindings,
+                );
                 return;
             }
             _ => {}
         }
-        self.push_use(written, folded, via_alias, path_like, args, implicit);
+        self.push_use(
+            written, folded, via_alias, path_like, args, implicit, upstream, bindings,
+        );
     }
 
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one command use's facts, in one place"
+    )]
     fn push_use(
         &mut self,
         written: &str,
@@ -279,6 +348,8 @@ impl Analysis {
         path_like: bool,
         args: Vec<UseArg>,
         implicit: bool,
+        upstream: Upstream,
+        bindings: Option<Result<Vec<Binding>, BindError>>,
     ) {
         self.items.push(Item::Command(CommandUse {
             written: written.to_string(),
@@ -288,6 +359,8 @@ impl Analysis {
             path_like,
             args,
             implicit,
+            upstream,
+            bindings,
         }));
     }
 
@@ -447,8 +520,12 @@ fn script_arg_name(a: &Arg) -> Option<&str> {
 pub(crate) fn resolve_name(written: &str) -> (String, bool) {
     let trimmed = written.trim();
     // Folded first, so that case variants PowerShell equates (`ſal`) resolve too.
-    if let Some(target) = pwsh::resolve_alias(&fold(trimmed)) {
+    let folded = fold(trimmed);
+    if let Some(target) = pwsh::resolve_alias(&folded) {
         return (fold(target), true);
+    }
+    if let Some(target) = MetadataSet::builtin().resolve_alias(&folded) {
+        return (target.to_string(), true);
     }
     // `Module.Name\Verb-Noun` names the command; other names with separators are paths.
     if let Some((module, leaf)) = trimmed.rsplit_once('\\') {
@@ -699,4 +776,15 @@ fn start_process_line(args: &[UseArg]) -> Result<String, String> {
         Some(other) => return Err(format!("{} -ArgumentList", kind(&other))),
     }
     Ok(line)
+}
+
+/// The values bound to `param` in any of the bindings (`None`: pipeline objects of
+/// unknown value).
+fn bound_values<'a>(bindings: &'a [Binding], param: &str) -> Vec<Option<&'a Val>> {
+    bindings
+        .iter()
+        .flat_map(|b| b.bound.iter())
+        .filter(|b| b.param == param)
+        .map(|b| b.value.as_ref())
+        .collect()
 }

@@ -3,11 +3,13 @@
 //! mode; and finding deny-rule hits. Pure functions over compiled roles.
 
 use super::analyse::{kind, Analysis, CommandUse, Item, UseArg, Val};
+use super::bind::{Binding, Bound, Upstream, Via};
 use super::builtin::{
     default_positional, positional_at, SAFE_COMMON, SESSION_COMMANDS, SWITCHES, UNSAFE_COMMON,
 };
 use super::file::Language;
 use super::pattern::fold;
+use super::remote::{local_only_allows, via_text};
 use super::role::{CommandRule, ParamRule, PsrpRules, Role};
 
 /// Why a role does not allow something. The common case (a command the role does not
@@ -33,9 +35,12 @@ impl std::fmt::Display for Refusal<'_> {
 }
 
 /// Checks every item against `role`.
-pub(crate) fn allows<'a>(role: &'a Role, analysis: &'a Analysis) -> Result<(), Refusal<'a>> {
+pub(crate) fn allows<'a>(role: &'a Role, analysis: &'a Analysis<'_>) -> Result<(), Refusal<'a>> {
     for item in &analysis.items {
         allows_item(role, item)?;
+        if role.local_only {
+            local_only_allows(role, item).map_err(Refusal::Message)?;
+        }
     }
     Ok(())
 }
@@ -144,7 +149,7 @@ fn command_allowed<'a>(
         };
     }
     if let Some(rule) = p.command(&u.folded) {
-        return params_allowed(rule, u).map_err(Refusal::Message);
+        return params_allowed(&role.name, rule, u).map_err(Refusal::Message);
     }
     if SESSION_COMMANDS.contains(&u.folded.as_str()) {
         return Ok(());
@@ -208,11 +213,117 @@ fn resolve_param<'a>(
     }
 }
 
-/// Parameter binding for a restricted rule.
-fn params_allowed(rule: &CommandRule, u: &CommandUse) -> Result<(), String> {
+/// The parameters of one command use against a visible-command rule: through its
+/// bindings when the command's metadata is known, else by the names as written.
+fn params_allowed(role: &str, rule: &CommandRule, u: &CommandUse) -> Result<(), String> {
     let Some(params) = &rule.params else {
         return Ok(());
     };
+    match &u.bindings {
+        Some(Ok(list)) => list
+            .iter()
+            .try_for_each(|b| binding_allowed(role, rule, params, u, b)),
+        Some(Err(e)) => Err(e.to_string()),
+        None => {
+            if u.upstream != Upstream::None && !rule.pipeline_input {
+                return Err(format!(
+                    "pipeline input to '{}' cannot be judged: hopgate has no parameter \
+                     metadata for it and role '{role}' restricts its parameters (set \
+                     pipeline_input = true on the rule to accept it)",
+                    u.written
+                ));
+            }
+            params_allowed_by_name(rule, params, u)
+        }
+    }
+}
+
+/// True when a rule parameter constrains values.
+fn constrained(p: &ParamRule) -> bool {
+    p.set.is_some() || p.pattern.is_some()
+}
+
+/// One binding against a rule that lists the allowed parameters.
+fn binding_allowed(
+    role: &str,
+    rule: &CommandRule,
+    params: &[ParamRule],
+    u: &CommandUse,
+    binding: &Binding,
+) -> Result<(), String> {
+    for b in &binding.bound {
+        if b.common {
+            if SAFE_COMMON.contains(&b.param.as_str()) {
+                continue;
+            }
+            return Err(format!(
+                "{} of '{}' binds to '{}', which writes a variable; role '{role}' restricts \
+                 the parameters of '{}'",
+                via_text(b),
+                u.written,
+                b.display,
+                rule.name.source
+            ));
+        }
+        let allowed = params
+            .iter()
+            .find(|p| p.name == b.param || b.aliases.contains(&p.name));
+        let pipeline = b.via == Via::Pipeline;
+        if pipeline && rule.pipeline_input {
+            continue;
+        }
+        let Some(p) = allowed else {
+            let hint = if pipeline {
+                format!(
+                    " (allow the parameter, or set pipeline_input = true on '{}')",
+                    rule.name.source
+                )
+            } else {
+                String::new()
+            };
+            return Err(format!(
+                "{} of '{}' binds to '{}', which role '{role}' does not allow{hint}",
+                via_text(b),
+                u.written,
+                b.display
+            ));
+        };
+        bound_value_allowed(role, p, u, b)?;
+    }
+    Ok(())
+}
+
+fn bound_value_allowed(role: &str, p: &ParamRule, u: &CommandUse, b: &Bound) -> Result<(), String> {
+    match &b.value {
+        Some(v) => value_allowed(p, v).map_err(|e| {
+            format!(
+                "{} of '{}' binds to '{}': {e}",
+                via_text(b),
+                u.written,
+                b.display
+            )
+        }),
+        None if !constrained(p) => Ok(()),
+        None if b.via == Via::Pipeline => Err(format!(
+            "pipeline input to '{}' binds to '{}', and objects from the previous command \
+             cannot be shown to satisfy its rule in role '{role}' (set pipeline_input = \
+             true on the rule to trust them)",
+            u.written, b.display
+        )),
+        None => Err(format!(
+            "parameter '{}' of '{}' needs a value",
+            b.display, u.written
+        )),
+    }
+}
+
+/// Parameter binding by the names as written, for commands without metadata: positional
+/// arguments bind through the rule's `positional` list (or the built-in table).
+fn params_allowed_by_name(
+    rule: &CommandRule,
+    params: &[ParamRule],
+    u: &CommandUse,
+) -> Result<(), String> {
     let mut position = 0usize;
     let positional_param = |index: usize| -> Option<String> {
         match &rule.positional {

@@ -170,7 +170,10 @@ fn invocation(xml: &str) -> Invocation {
                 .collect()
         })
         .collect();
-    Invocation { statements }
+    Invocation {
+        statements,
+        client_input: false,
+    }
 }
 
 fn pipelines(name: &str) -> Vec<Invocation> {

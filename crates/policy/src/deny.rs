@@ -5,8 +5,10 @@
 
 use std::collections::HashMap;
 
-use super::analyse::{Analysis, Item, UseArg};
+use super::analyse::{Analysis, CommandUse, Item, UseArg};
+use super::bind::Upstream;
 use super::pattern::Wildcard;
+use super::remote::via_text;
 use super::role::{LineRule, Role};
 
 /// Role indices holding one rule.
@@ -84,7 +86,7 @@ impl DenyIndex {
         &self,
         roles: &[Role],
         applicable: &[bool],
-        analysis: &Analysis,
+        analysis: &Analysis<'_>,
     ) -> Option<(String, String)> {
         let name = |i: usize| roles.get(i).map_or("?", |r| r.name.as_str());
         for item in &analysis.items {
@@ -116,23 +118,10 @@ impl DenyIndex {
                         if !w.matches(&u.folded) {
                             continue;
                         }
-                        for arg in &u.args {
-                            let UseArg::Named {
-                                name: token,
-                                written,
-                                ..
-                            } = arg
-                            else {
-                                continue;
-                            };
-                            // A prefix of a denied parameter binds to it (or is ambiguous):
-                            // either way it counts as that parameter.
-                            if token.is_empty() || !denied.starts_with(token.as_str()) {
-                                continue;
-                            }
+                        if let Some(why) = parameter_hit(u, denied) {
                             if let Some(i) = first_applicable(holders, applicable) {
                                 return Some((
-                                    format!("parameter '{written}' of '{}' could be '{denied}', which role '{}' denies", u.written, name(i)),
+                                    format!("{why}, which role '{}' denies", name(i)),
                                     format!("{}: deny.parameters '{}' {denied}", name(i), w.source),
                                 ));
                             }
@@ -181,4 +170,73 @@ fn command_hit(written: &str, role: &str, source: &str) -> (String, String) {
         format!("command '{written}' is denied by role '{role}'"),
         format!("{role}: deny.cmdlets '{source}'"),
     )
+}
+
+/// Where a use reaches the denied (folded) parameter: through a binding (any alias,
+/// prefix or position of it), or, when the command's parameters are unknown, through a
+/// name that could be it or an argument that could bind to it.
+fn parameter_hit(u: &CommandUse, denied: &str) -> Option<String> {
+    if let Some(Ok(list)) = &u.bindings {
+        return list.iter().flat_map(|b| &b.bound).find_map(|b| {
+            let hit = b.param == denied
+                || b.aliases.iter().any(|a| a == denied)
+                || (!b.resolved && !b.param.is_empty() && denied.starts_with(b.param.as_str()));
+            hit.then(|| {
+                format!(
+                    "{} of '{}' binds to '{}'",
+                    via_text(b),
+                    u.written,
+                    if b.resolved {
+                        b.display.as_str()
+                    } else {
+                        denied
+                    }
+                )
+            })
+        });
+    }
+    for arg in &u.args {
+        if let UseArg::Named {
+            name: token,
+            written,
+            ..
+        } = arg
+        {
+            // A prefix of a denied parameter binds to it (or is ambiguous): either way it
+            // counts as that parameter.
+            if !token.is_empty() && denied.starts_with(token.as_str()) {
+                return Some(format!(
+                    "parameter '{}' of '{}' could be '{denied}'",
+                    written.trim_end_matches(':'),
+                    u.written
+                ));
+            }
+        }
+    }
+    // Arguments whose parameter cannot be known (no metadata, or arguments that do not
+    // bind): a cmdlet or function could bind them to the denied parameter. Programs take
+    // no PowerShell parameters.
+    let cmdlet_like = !u.path_like && u.folded.contains('-') && !u.folded.contains('.');
+    if !cmdlet_like {
+        return None;
+    }
+    let unknown = match &u.bindings {
+        Some(Err(e)) => Some(format!("its arguments do not bind ({e})")),
+        _ => None,
+    };
+    if u.args.iter().any(|a| matches!(a, UseArg::Positional(_))) {
+        return Some(format!(
+            "a positional argument of '{}' could bind to '{denied}': {}",
+            u.written,
+            unknown.unwrap_or_else(|| "hopgate has no parameter metadata for it".into())
+        ));
+    }
+    if u.upstream != Upstream::None {
+        return Some(format!(
+            "pipeline input to '{}' could bind to '{denied}': {}",
+            u.written,
+            unknown.unwrap_or_else(|| "hopgate has no parameter metadata for it".into())
+        ));
+    }
+    None
 }

@@ -4,9 +4,11 @@
 use std::collections::HashMap;
 
 use super::analyse::{resolve_name, Analysis, CommandUse, Item};
+use super::bind::Upstream;
 use super::check::{allows, metadata_allowed};
 use super::deny::DenyIndex;
 use super::file::FileDoc;
+use super::metadata::MetadataSet;
 use super::pattern::fold;
 use super::psrc::import_psrc;
 use super::role::Role;
@@ -178,7 +180,7 @@ impl Engine {
             }
             _ => {}
         }
-        let mut analysis = Analysis::default();
+        let mut analysis = Analysis::new(MetadataSet::builtin());
         match op {
             Operation::CmdLine {
                 command,
@@ -206,7 +208,7 @@ impl Engine {
     }
 
     fn command_metadata(&self, roles: &[&Role], mask: &[bool], names: &[String]) -> Decision {
-        let mut analysis = Analysis::default();
+        let mut analysis = Analysis::new(MetadataSet::builtin());
         for n in names {
             let (folded, via_alias) = resolve_name(n);
             analysis.items.push(Item::Command(CommandUse {
@@ -217,6 +219,8 @@ impl Engine {
                 path_like: false,
                 args: Vec::new(),
                 implicit: false,
+                upstream: Upstream::None,
+                bindings: None,
             }));
         }
         if let Some((reason, rule)) = self.deny.hit(&self.roles, mask, &analysis) {

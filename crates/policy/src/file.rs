@@ -30,6 +30,10 @@ pub(crate) struct RoleDoc {
     /// the `psrp` block.
     #[serde(default)]
     pub(crate) psrc: Option<String>,
+    /// Deny every argument that names another machine (UNC paths, ComputerName,
+    /// CimSession, Session, ...): the role's commands act on this host only.
+    #[serde(default)]
+    pub(crate) local_only: bool,
     #[serde(default)]
     pub(crate) cmd: Option<CmdDoc>,
     #[serde(default)]
@@ -100,9 +104,14 @@ pub(crate) struct CommandRuleDoc {
     /// When present, the only parameters allowed (JEA semantics).
     #[serde(default)]
     pub(crate) parameters: Option<Vec<ParameterDoc>>,
-    /// Parameter names that positional arguments bind to, in order.
+    /// Parameter names that positional arguments bind to, in order (for commands whose
+    /// metadata hopgate does not ship; shipped metadata wins).
     #[serde(default)]
     pub(crate) positional: Option<Vec<String>>,
+    /// Pipeline input may bind to this command's parameters without being shown to
+    /// satisfy their rules (`Get-Service -Name Spooler | Restart-Service`).
+    #[serde(default)]
+    pub(crate) pipeline_input: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

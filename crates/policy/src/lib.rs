@@ -8,6 +8,7 @@
 //! names it.
 
 mod analyse;
+mod bind;
 mod builtin;
 mod check;
 mod cmdline;
@@ -20,6 +21,7 @@ mod lint;
 pub mod metadata;
 mod pattern;
 mod psrc;
+mod remote;
 mod role;
 #[cfg(test)]
 mod table_tests;
@@ -106,6 +108,9 @@ pub enum Operation<'a> {
 pub struct Invocation {
     /// Statements, each a pipeline of commands.
     pub statements: Vec<Vec<InvokedCommand>>,
+    /// The client sends input to the pipeline (CREATE_PIPELINE's `NoInput` is false):
+    /// its objects reach the first command's pipeline-bound parameters.
+    pub client_input: bool,
 }
 
 /// One PSRP command object.

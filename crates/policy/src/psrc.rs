@@ -107,6 +107,7 @@ fn command_rule(key: &str, fields: &[(String, DataValue)]) -> Result<CommandRule
         name,
         parameters,
         positional: None,
+        pipeline_input: false,
     })
 }
 

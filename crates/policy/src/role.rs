@@ -20,6 +20,8 @@ pub(crate) struct Role {
     pub(crate) psrp: Option<PsrpRules>,
     pub(crate) cmd: Option<CmdRules>,
     pub(crate) deny: DenyRules,
+    /// Arguments naming another machine are refused.
+    pub(crate) local_only: bool,
 }
 
 /// The PowerShell side of a role.
@@ -42,6 +44,8 @@ pub(crate) struct CommandRule {
     /// `None`: any parameter; `Some`: only these.
     pub(crate) params: Option<Vec<ParamRule>>,
     pub(crate) positional: Option<Vec<String>>,
+    /// Pipeline input binds without being judged.
+    pub(crate) pipeline_input: bool,
 }
 
 /// An allowed parameter with its value constraints.
@@ -295,6 +299,7 @@ impl Role {
             psrp,
             cmd,
             deny: deny_rules(doc.deny)?,
+            local_only: doc.local_only,
         })
     }
 
@@ -329,6 +334,7 @@ fn command_rule(doc: CommandDoc) -> Result<CommandRule, String> {
             name: rule_name(&n)?,
             params: None,
             positional: None,
+            pipeline_input: false,
         }),
         CommandDoc::Rule(r) => {
             let params = match r.parameters {
@@ -366,6 +372,7 @@ fn command_rule(doc: CommandDoc) -> Result<CommandRule, String> {
                 name: rule_name(&r.name)?,
                 params,
                 positional,
+                pipeline_input: r.pipeline_input,
             })
         }
     }

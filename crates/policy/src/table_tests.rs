@@ -133,11 +133,15 @@ fn c(name: &str, args: Vec<InvokedArg>) -> InvokedCommand {
 }
 fn one(cmd: InvokedCommand) -> Op {
     Op::Inv(Invocation {
+        client_input: false,
         statements: vec![vec![cmd]],
     })
 }
 fn pipe(statements: Vec<Vec<InvokedCommand>>) -> Op {
-    Op::Inv(Invocation { statements })
+    Op::Inv(Invocation {
+        statements,
+        client_input: false,
+    })
 }
 /// pypsrp `Client.execute_ps(script)`.
 fn execute_ps(script: &str) -> Op {
@@ -447,6 +451,7 @@ fn decide(engine: &Engine, who: &Who, op: &Op) -> Decision {
         Op::Stdin(program, data) => Operation::CmdStdin { program, data },
         Op::Ps(script) => {
             script_inv = Invocation {
+                client_input: false,
                 statements: vec![vec![InvokedCommand {
                     name: script.clone(),
                     is_script: true,

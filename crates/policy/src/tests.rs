@@ -317,6 +317,7 @@ visible_cmdlets = ["Set-Alias", "New-Item", "Get-Date"]
     };
     let run = |script: &str| {
         let inv = Invocation {
+            client_input: false,
             statements: vec![vec![InvokedCommand {
                 name: script.into(),
                 is_script: true,
@@ -366,6 +367,7 @@ cmd = [{ pattern = "cmd( .*)?" }]
     };
     let run = |script: &str| {
         let inv = Invocation {
+            client_input: false,
             statements: vec![vec![InvokedCommand {
                 name: script.into(),
                 is_script: true,
@@ -416,6 +418,10 @@ fn shipped_metadata_parses() {
     let set = metadata::MetadataSet::from_json(include_str!("../data/cmdlets.json")).unwrap();
     assert!(!set.is_empty());
     let hotfix = set.get("get-hotfix").unwrap();
-    let cn = hotfix.params.iter().find(|p| p.name == "ComputerName").unwrap();
+    let cn = hotfix
+        .params
+        .iter()
+        .find(|p| p.name == "ComputerName")
+        .unwrap();
     assert_eq!(cn.aliases, ["CN", "__Server", "IPAddress"]);
 }
