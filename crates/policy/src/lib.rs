@@ -18,6 +18,8 @@ mod engine;
 mod file;
 mod lint;
 pub mod metadata;
+#[cfg(test)]
+mod metadata_tests;
 mod pattern;
 mod psrc;
 mod role;
