@@ -19,6 +19,8 @@ mod engine;
 mod file;
 mod lint;
 pub mod metadata;
+#[cfg(test)]
+mod metadata_tests;
 mod pattern;
 mod psrc;
 mod remote;

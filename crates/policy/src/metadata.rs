@@ -137,6 +137,11 @@ impl MetadataSet {
         self.aliases.get(folded).map(String::as_str)
     }
 
+    /// Every command, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &CommandMeta> {
+        self.commands.values()
+    }
+
     /// How many commands.
     pub fn len(&self) -> usize {
         self.commands.len()
