@@ -180,11 +180,22 @@ pub(crate) fn token(written: &str) -> String {
 
 /// Resolves a folded token: exact name or alias first, then a unique prefix.
 fn resolve<'m>(meta: &'m CommandMeta, token: &str) -> Result<Option<Param<'m>>, Vec<String>> {
+    // WhatIf and Confirm are in the metadata of the commands that have them; the common
+    // entry of the same name must not make every prefix of them ambiguous.
+    let own = |name: &str| {
+        meta.params
+            .iter()
+            .any(|p| p.name.eq_ignore_ascii_case(name))
+    };
     let all: Vec<Param<'m>> = meta
         .params
         .iter()
         .map(Param::Own)
-        .chain((0..COMMON.len()).map(Param::Common))
+        .chain(
+            (0..COMMON.len())
+                .filter(|&i| COMMON.get(i).is_some_and(|c| !own(c.0)))
+                .map(Param::Common),
+        )
         .collect();
     if let Some(p) = all.iter().find(|p| p.names().iter().any(|n| n == token)) {
         return Ok(Some(*p));

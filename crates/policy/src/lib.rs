@@ -9,6 +9,8 @@
 
 mod analyse;
 mod bind;
+#[cfg(test)]
+mod bind_tests;
 mod builtin;
 mod check;
 mod cmdline;

@@ -1,0 +1,357 @@
+//! Parameter binding against the issue's measured bypasses and the everyday forms next
+//! to them: each row is what PowerShell would bind, judged by the shipped roles (and two
+//! small roles of the same shape).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+use super::test_support::read_sources;
+use super::*;
+
+/// Shipped roles plus roles of the same shape the issue measured with.
+fn engine() -> Engine {
+    let mut sources = read_sources(&super::test_support::policies_dir()).unwrap();
+    sources.push(PolicySource {
+        path: "extra.toml".into(),
+        text: r#"
+[[role]]
+name = "winrm-set"
+principals = { groups = ["set-ops"] }
+hosts = { names = ["*"] }
+[role.psrp]
+language = "restricted"
+visible_cmdlets = [
+    { name = "Restart-Service", parameters = [{ name = "Name", validate_set = ["Spooler"] }] },
+    { name = "Get-Service", parameters = [{ name = "Name", validate_set = ["Spooler"] }] },
+]
+
+[[role]]
+name = "piped-restart"
+principals = { groups = ["pipe-ops"] }
+hosts = { names = ["*"] }
+[role.psrp]
+language = "restricted"
+visible_cmdlets = [
+    { name = "Restart-Service", pipeline_input = true, parameters = [{ name = "Name", validate_set = ["Spooler"] }] },
+    { name = "Get-Service", parameters = [{ name = "Name", validate_set = ["Spooler"] }] },
+]
+
+[[role]]
+name = "logs-reader"
+principals = { groups = ["log-readers"] }
+hosts = { names = ["*"] }
+[role.psrp]
+language = "restricted"
+visible_cmdlets = [
+    { name = "Get-ChildItem", parameters = [
+        { name = "Path", validate_pattern = 'C:\\Logs(\\.*)?' },
+        { name = "Include" }, { name = "Filter" }, { name = "Recurse" },
+    ] },
+]
+
+[[role]]
+name = "no-restart"
+principals = { groups = ["no-restart"] }
+hosts = { names = ["*"] }
+[role.psrp]
+language = "restricted"
+visible_cmdlets = ["Restart-Computer", "Get-Date"]
+[role.deny]
+parameters = [{ command = "*", names = ["ComputerName"] }]
+"#
+        .into(),
+    });
+    Engine::from_sources(&sources).unwrap()
+}
+
+fn decide(engine: &Engine, group: &str, host: &str, labels: &[&str], script: &str) -> Decision {
+    let labels: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
+    let inv = Invocation {
+        client_input: false,
+        statements: vec![vec![InvokedCommand {
+            name: script.into(),
+            is_script: true,
+            args: vec![],
+        }]],
+    };
+    engine.decide(
+        &Subject {
+            user: "tester@corp.test".into(),
+            groups: vec![group.into()],
+        },
+        &HostRef {
+            name: host,
+            labels: &labels,
+        },
+        &Operation::Pipeline(&inv),
+    )
+}
+
+/// (group, host, labels, script, allowed, a word the reason must contain)
+type Row = (
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static str,
+    bool,
+    &'static str,
+);
+
+const ROWS: &[Row] = &[
+    // -OutVariable takes a value: the string binds to -Command.
+    (
+        "ops",
+        "demo-host",
+        &[],
+        "iex -ov exit 'Stop-Computer -Force'",
+        false,
+        "Stop-Computer",
+    ),
+    (
+        "ops",
+        "demo-host",
+        &[],
+        "Invoke-Expression -OutVariable x 'Stop-Computer'",
+        false,
+        "Stop-Computer",
+    ),
+    ("ops", "demo-host", &[], "Get-Date", true, ""),
+    // Pipeline input is a value.
+    (
+        "svc-restarters",
+        "app1",
+        &["app"],
+        "Get-Service | Stop-Service",
+        false,
+        "pipeline input",
+    ),
+    (
+        "svc-restarters",
+        "app1",
+        &["app"],
+        "Stop-Service -Name Spooler",
+        true,
+        "",
+    ),
+    (
+        "svc-restarters",
+        "app1",
+        &["app"],
+        "Restart-Service -Name Spooler",
+        true,
+        "",
+    ),
+    (
+        "svc-restarters",
+        "app1",
+        &["app"],
+        "Restart-Service Spooler",
+        true,
+        "",
+    ),
+    (
+        "set-ops",
+        "h",
+        &[],
+        "'WinRM' | Restart-Service",
+        false,
+        "WinRM",
+    ),
+    ("set-ops", "h", &[], "'Spooler' | Restart-Service", true, ""),
+    (
+        "set-ops",
+        "h",
+        &[],
+        "Get-Service | Restart-Service",
+        false,
+        "pipeline input",
+    ),
+    ("set-ops", "h", &[], "Restart-Service WinRM", false, "WinRM"),
+    (
+        "pipe-ops",
+        "h",
+        &[],
+        "Get-Service -Name Spooler | Restart-Service",
+        true,
+        "",
+    ),
+    // Aliases and positions of a denied parameter.
+    (
+        "operators",
+        "srv-1",
+        &[],
+        "Get-HotFix -IPAddress dc01",
+        false,
+        "ComputerName",
+    ),
+    (
+        "operators",
+        "srv-1",
+        &[],
+        "Get-HotFix -CN dc01",
+        false,
+        "ComputerName",
+    ),
+    (
+        "operators",
+        "srv-1",
+        &[],
+        "Get-HotFix -__Server dc01",
+        false,
+        "ComputerName",
+    ),
+    (
+        "operators",
+        "srv-1",
+        &[],
+        "Get-HotFix -Comp dc01",
+        false,
+        "ComputerName",
+    ),
+    ("operators", "srv-1", &[], "Get-HotFix", true, ""),
+    ("operators", "srv-1", &[], "Get-HotFix KB5005565", true, ""),
+    (
+        "no-restart",
+        "h",
+        &[],
+        "Restart-Computer dc01 -Force",
+        false,
+        "positional argument 1",
+    ),
+    ("no-restart", "h", &[], "Restart-Computer -Force", true, ""),
+    // The second token is the real -Path.
+    (
+        "log-readers",
+        "h",
+        &[],
+        r"Get-ChildItem -Include x C:\Users\Administrator",
+        false,
+        "Path",
+    ),
+    ("log-readers", "h", &[], r"Get-ChildItem C:\Logs", true, ""),
+    (
+        "log-readers",
+        "h",
+        &[],
+        r"Get-ChildItem -Include *.log C:\Logs\app",
+        true,
+        "",
+    ),
+    (
+        "log-readers",
+        "h",
+        &[],
+        r"Get-ChildItem C:\Logs -Filter *.log",
+        true,
+        "",
+    ),
+    (
+        "log-readers",
+        "h",
+        &[],
+        r"Get-ChildItem C:\Logs *.log",
+        true,
+        "",
+    ),
+    // Staying on the host.
+    (
+        "operators",
+        "srv-1",
+        &[],
+        r"Get-Item '\\dc01\c$\secrets.xlsx'",
+        false,
+        "another machine",
+    ),
+    (
+        "operators",
+        "srv-1",
+        &[],
+        r"Get-Item \\?\UNC\dc01\share\secrets.xlsx",
+        false,
+        "another machine",
+    ),
+    (
+        "operators",
+        "srv-1",
+        &[],
+        r"Get-ChildItem 'Microsoft.PowerShell.Core\FileSystem::\\dc01\c$'",
+        false,
+        "another machine",
+    ),
+    (
+        "operators",
+        "srv-1",
+        &[],
+        r"Get-Item \\dc01\share",
+        false,
+        "another machine",
+    ),
+    (
+        "operators",
+        "srv-1",
+        &[],
+        r"Get-ChildItem -LiteralPath //dc01/share",
+        false,
+        "another machine",
+    ),
+    (
+        "operators",
+        "srv-1",
+        &[],
+        r"Get-Item C:\Windows\win.ini",
+        true,
+        "",
+    ),
+    (
+        "operators",
+        "srv-1",
+        &[],
+        r"Get-Item \\?\C:\Windows\win.ini",
+        true,
+        "",
+    ),
+    (
+        "operators",
+        "srv-1",
+        &[],
+        "Get-Service -CimSession dc01",
+        false,
+        "Session",
+    ),
+    (
+        "operators",
+        "srv-1",
+        &[],
+        "Get-Service -Name WinRM",
+        true,
+        "",
+    ),
+];
+
+#[test]
+fn the_measured_bypasses_are_judged_by_their_bindings() {
+    let engine = engine();
+    let mut failures = Vec::new();
+    for (i, (group, host, labels, script, allowed, word)) in ROWS.iter().enumerate() {
+        let d = decide(&engine, group, host, labels, script);
+        let ok = match &d {
+            Decision::Allow { .. } => *allowed,
+            Decision::Deny { reason, .. } => !*allowed && reason.contains(word),
+        };
+        if !ok {
+            failures.push(format!(
+                "#{i} {group} `{script}`: expected allow={allowed} ({word}), got {d:?}"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} rows:\n{}",
+        failures.len(),
+        ROWS.len(),
+        failures.join("\n")
+    );
+}
