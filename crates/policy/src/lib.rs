@@ -19,6 +19,9 @@ mod file;
 mod lint;
 pub mod metadata;
 mod pattern;
+mod program;
+#[cfg(test)]
+mod program_tests;
 mod psrc;
 mod role;
 #[cfg(test)]
