@@ -300,7 +300,7 @@ impl Analysis {
             }
             _ => {}
         }
-        let external = looks_like_program(written, &folded, via_alias);
+        let external = looks_like_program(written, &folded, via_alias, &program);
         let native = external.then(|| native_line(written, &args));
         self.push_use(written, folded, via_alias, path_like, args, implicit);
         match native {
@@ -560,11 +560,12 @@ fn launch(line: &str) -> Option<Result<(bool, Launch), String>> {
 }
 
 /// A PowerShell command name that may start a program: not an alias, not
-/// module-qualified, and either a path, a name with an extension, or a name that is not
-/// Verb-Noun (cmdlets and functions are; the few programs with a dash in their name
-/// run without program rules, as before).
-fn looks_like_program(written: &str, folded: &str, via_alias: bool) -> bool {
-    if via_alias || is_interpreter(&program_leaf(written)) {
+/// module-qualified (`Module\Verb-Noun`), not an interpreter (judged by its payload),
+/// and either a path, a name with an extension, or a name that is not Verb-Noun
+/// (cmdlets and functions are; the few programs with a dash in their name run without
+/// program rules, as before).
+fn looks_like_program(written: &str, folded: &str, via_alias: bool, program: &str) -> bool {
+    if via_alias || folded != fold(written.trim()) || is_interpreter(program) {
         return false;
     }
     is_path(written) || folded.contains('.') || !folded.contains('-')

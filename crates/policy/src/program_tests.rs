@@ -227,6 +227,9 @@ fn attacks() -> Vec<Row> {
         (OPER, cmd("C:\\Temp\\whoami.exe"), Deny("program 'whoami' (written 'C:\\Temp\\whoami.exe') line 'c:\\temp\\whoami'"), "a copy elsewhere is not the whoami rule"),
         (OPER, cmd(".\\whoami"), Deny("is not allowed by role"), "a copy in the current directory"),
         (ALICE, cmd("powershell -c ipconfig /release"), Deny("not visible"), "demo shows no ipconfig to PowerShell"),
+        (ALICE, cmd("%ComSpec% /c hostname"), Deny("cmd metacharacter '%'"), "demo allows no metacharacters (still denied, for that reason)"),
+        (ALICE, cmd("C:\\Temp\\cmd.exe /c whoami"), Deny("line 'c:\\temp\\cmd /c whoami' is not allowed"), "a copy of cmd elsewhere is not the interpreter's own line"),
+        (ALICE, cmd(".\\powershell -c Get-Date"), Deny("is not allowed by role 'demo'"), "a copy of powershell in the current directory"),
         (ALICE, cmd("IPCONFIG.EXE /RELEASE"), Deny("is not allowed by role 'demo'"), "demo cmd rules"),
         // ---- helpdesk: net visible in PowerShell, cmd rules for net ----
         (HD, ps("net user x y /add"), NET, "visible program, denied line"),
@@ -276,6 +279,7 @@ fn everyday() -> Vec<Row> {
         (ALICE, Op::Args("powershell", vec!["-encodedcommand".into(), enc("Get-Service")]), Allow, "pywinrm run_ps"),
         (ALICE, Op::Cmd(format!("PowerShell -NoProfile -NonInteractive -ExecutionPolicy Unrestricted -EncodedCommand {}", enc("Get-Service"))), Allow, "Ansible winrm"),
         (ALICE, stdin("cmd", "hostname\r\nexit\r\n"), Allow, "interactive cmd"),
+        (ALICE, Op::Cmd(format!("C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe -NoProfile -EncodedCommand {}", enc("Get-Date"))), Allow, "powershell by its full path"),
         (OPER, cmd("C:\\Windows\\System32\\whoami.exe"), Allow, "system path to an allowed program"),
         (OPER, ps("C:\\Windows\\System32\\whoami.exe"), Allow, "visible path, rule whoami"),
         (OPER, ps("ipconfig"), Allow, "rule ipconfig"),
