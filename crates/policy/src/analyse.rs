@@ -5,11 +5,11 @@
 //! `cmd /c`) are unwrapped and analysed as code, never passed on as opaque strings.
 
 use super::builtin::parameter_alias;
-use super::cmdline::{
-    cmd_c_quotes, cmd_launch, cmd_metachar, powershell_launch, split_args, Launch,
-};
+use super::cmdline::{cmd_c_quotes, cmd_metachar};
 use super::pattern::fold;
-use super::program::{self, Parsed, Program, ProgramLine};
+use super::program::{
+    self, interpreter_launch, is_interpreter, launch, whole_line, Parsed, Program, ProgramLine,
+};
 use super::role::{is_path, normalize_line, program_leaf};
 use super::{ArgValue, Invocation, InvokedArg, InvokedCommand};
 use hopgate_pwsh::{self as pwsh, Arg, Element, Literal, Statement};
@@ -520,43 +520,6 @@ impl Analysis {
             )),
         }
     }
-}
-
-/// A whole cmd line with metacharacters, for allow rules: the first program in canonical
-/// form and the rest as written (carets kept, so escaped operators stay visible).
-fn whole_line(line: &str) -> ProgramLine {
-    let Ok(parsed) = program::cmd_command(line) else {
-        return ProgramLine::unidentified(line);
-    };
-    match program::identify(&parsed.text, &parsed.written) {
-        Ok(p) => ProgramLine::new(p, &parsed.raw_rest, line),
-        Err(_) => ProgramLine::unidentified(line),
-    }
-}
-
-/// True for the programs whose arguments are code: cmd, powershell, pwsh.
-fn is_interpreter(id: &str) -> bool {
-    matches!(id, "cmd" | "powershell" | "pwsh")
-}
-
-/// When `program` is an interpreter: whether it is PowerShell and what it was asked to do.
-fn interpreter_launch(program: &Program, rest: &str) -> Option<Result<(bool, Launch), String>> {
-    match program.id.as_str() {
-        "cmd" => Some(cmd_launch(rest, &split_args(rest)).map(|l| (false, l))),
-        p @ ("powershell" | "pwsh") => {
-            let args: Vec<String> = split_args(rest).into_iter().map(|t| t.value).collect();
-            Some(powershell_launch(&args, p == "pwsh").map(|l| (true, l)))
-        }
-        _ => None,
-    }
-}
-
-/// When a cmd line starts an interpreter: whether it is PowerShell and what it was asked
-/// to do.
-fn launch(line: &str) -> Option<Result<(bool, Launch), String>> {
-    let parsed = program::cmd_command(line).ok()?;
-    let program = program::identify(&parsed.text, &parsed.written).ok()?;
-    interpreter_launch(&program, &parsed.rest)
 }
 
 /// A PowerShell command name that may start a program: not an alias, not

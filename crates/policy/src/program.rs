@@ -6,6 +6,7 @@
 //! what starts: the first word of a command, `&`/`&&`/`||`/`|` sequences, redirections,
 //! and the `start` switches. Text handling only; no decisions here.
 
+use super::cmdline::{cmd_launch, powershell_launch, split_args, Launch};
 use super::pattern::fold;
 use super::role::normalize_line;
 
@@ -446,7 +447,7 @@ pub(crate) fn cmd_commands(line: &str) -> Result<Vec<String>, String> {
 
 /// The command `start` runs: its switches and an optional quoted title skipped.
 pub(crate) fn start_payload(rest: &str) -> Result<String, String> {
-    let tokens = super::cmdline::split_args(rest);
+    let tokens = split_args(rest);
     let mut iter = tokens.iter();
     let mut first = true;
     while let Some(t) = iter.next() {
@@ -473,6 +474,46 @@ pub(crate) fn start_payload(rest: &str) -> Result<String, String> {
         }
     }
     Err("start without a program opens an interactive shell".into())
+}
+
+/// A whole cmd line with metacharacters, for allow rules: the first program in canonical
+/// form and the rest as written (carets kept, so escaped operators stay visible).
+pub(crate) fn whole_line(line: &str) -> ProgramLine {
+    let Ok(parsed) = cmd_command(line) else {
+        return ProgramLine::unidentified(line);
+    };
+    match identify(&parsed.text, &parsed.written) {
+        Ok(p) => ProgramLine::new(p, &parsed.raw_rest, line),
+        Err(_) => ProgramLine::unidentified(line),
+    }
+}
+
+/// True for the programs whose arguments are code: cmd, powershell, pwsh.
+pub(crate) fn is_interpreter(id: &str) -> bool {
+    matches!(id, "cmd" | "powershell" | "pwsh")
+}
+
+/// When `program` is an interpreter: whether it is PowerShell and what it was asked to do.
+pub(crate) fn interpreter_launch(
+    program: &Program,
+    rest: &str,
+) -> Option<Result<(bool, Launch), String>> {
+    match program.id.as_str() {
+        "cmd" => Some(cmd_launch(rest, &split_args(rest)).map(|l| (false, l))),
+        p @ ("powershell" | "pwsh") => {
+            let args: Vec<String> = split_args(rest).into_iter().map(|t| t.value).collect();
+            Some(powershell_launch(&args, p == "pwsh").map(|l| (true, l)))
+        }
+        _ => None,
+    }
+}
+
+/// When a cmd line starts an interpreter: whether it is PowerShell and what it was asked
+/// to do.
+pub(crate) fn launch(line: &str) -> Option<Result<(bool, Launch), String>> {
+    let parsed = cmd_command(line).ok()?;
+    let program = identify(&parsed.text, &parsed.written).ok()?;
+    interpreter_launch(&program, &parsed.rest)
 }
 
 /// How one cmd rule names its program.
