@@ -6,9 +6,12 @@
 
 use super::bind::{bind, BindError, Binding, Upstream};
 use super::builtin::parameter_alias;
-use super::cmdline::{cmd_launch, cmd_metachar, powershell_launch, split_args, Launch};
+use super::cmdline::{cmd_c_quotes, cmd_metachar};
 use super::metadata::MetadataSet;
 use super::pattern::fold;
+use super::program::{
+    self, interpreter_launch, is_interpreter, launch, whole_line, Parsed, Program, ProgramLine,
+};
 use super::role::{is_path, normalize_line, program_leaf};
 use super::{ArgValue, Invocation, InvokedArg, InvokedCommand};
 use hopgate_pwsh::{self as pwsh, Arg, Element, Literal, Statement};
@@ -82,14 +85,17 @@ pub(crate) fn deny_names(written: &str, folded: &str) -> [String; 3] {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Item {
     Command(CommandUse),
-    /// A cmd line (normalized), with the first live metacharacter if any. `implicit`
-    /// marks an interpreter's own line (`powershell -enc ...`, `cmd /c ...`): its payload
-    /// is judged separately, so the line needs no allow rule but deny rules apply.
+    /// A program that would start, with its canonical line, and the first live cmd
+    /// metacharacter if any (then the line is the whole cmd line as written, judged as
+    /// one by allow rules; the commands in it follow as implicit lines). `implicit`
+    /// marks a line that needs no allow rule: an interpreter's own line (`powershell
+    /// -enc ...`, `cmd /c ...`, `call`, `start`), whose payload is judged separately, and
+    /// the commands of a line with metacharacters; deny rules apply to every line.
     Line {
-        normalized: String,
-        folded: String,
+        line: ProgramLine,
         metachar: Option<char>,
         implicit: bool,
+        origin: Origin,
     },
     /// An interpreter started to read commands from stdin.
     InterpreterStart {
@@ -103,6 +109,24 @@ pub(crate) enum Item {
     Opaque {
         what: String,
     },
+    /// Something whose effect allow rules have already judged (a cmd line with
+    /// metacharacters) but that deny rules cannot see through (a `%VAR%` expansion, a
+    /// parenthesised block): denied when an applicable role has deny rules.
+    Unverifiable {
+        what: String,
+    },
+}
+
+/// Which shell starts a program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// cmd.exe, or CreateProcess for a WinRS command, `Start-Process` and the payload of
+    /// an interpreter: the line needs a `[role.cmd]` rule.
+    Cmd,
+    /// An external command typed in PowerShell: visibility is the PowerShell rules'
+    /// business; the line must match one of the role's cmd rules for that program when
+    /// it has any.
+    PowerShell,
 }
 
 /// All facts about one operation.
@@ -125,6 +149,16 @@ impl<'m> Analysis<'m> {
 
     fn opaque(&mut self, what: impl Into<String>) {
         self.items.push(Item::Opaque { what: what.into() });
+    }
+
+    /// Opaque to allow rules, or only to deny rules when allow rules judged it already.
+    fn unanalysable(&mut self, what: impl Into<String>, implicit: bool) {
+        let what = what.into();
+        self.items.push(if implicit {
+            Item::Unverifiable { what }
+        } else {
+            Item::Opaque { what }
+        });
     }
 
     /// A PSRP CREATE_PIPELINE.
@@ -313,9 +347,7 @@ impl<'m> Analysis<'m> {
                     self.opaque("method or property invocation through ForEach-Object");
                 }
             }
-            _ if !via_alias
-                && (program == "powershell" || program == "pwsh" || program == "cmd") =>
-            {
+            _ if !via_alias && is_interpreter(&program) => {
                 if !first {
                     self.opaque(format!("{written} reading pipeline input"));
                     return;
@@ -331,9 +363,30 @@ impl<'m> Analysis<'m> {
             }
             _ => {}
         }
+        let external = looks_like_program(written, &folded, via_alias, &program);
+        let native = external.then(|| native_line(written, &args));
         self.push_use(
             written, folded, via_alias, path_like, args, implicit, upstream, bindings,
         );
+        match native {
+            None => {}
+            Some(Ok(line)) => self.external(&line, written),
+            Some(Err(e)) => self.opaque(format!("program '{written}': {e}")),
+        }
+    }
+
+    /// An external command typed in PowerShell, as the line PowerShell starts it with.
+    fn external(&mut self, line: &str, written: &str) {
+        let parsed = program::process_command(line);
+        match program::identify(&parsed.text, written) {
+            Ok(p) => self.items.push(Item::Line {
+                line: ProgramLine::new(p, &parsed.rest, line),
+                metachar: None,
+                implicit: false,
+                origin: Origin::PowerShell,
+            }),
+            Err(e) => self.opaque(e),
+        }
     }
 
     #[allow(
@@ -379,39 +432,125 @@ impl<'m> Analysis<'m> {
     }
 
     /// A command line. `skip_cmd_shell` means the line goes to CreateProcess rather than
-    /// through cmd.exe.
+    /// through `cmd /c`.
     pub(crate) fn line(&mut self, line: &str, skip_cmd_shell: bool, depth: usize) {
+        if skip_cmd_shell {
+            self.line_in(line, false, depth, false);
+        } else {
+            self.line_in(&cmd_c_quotes(line, false), true, depth, false);
+        }
+    }
+
+    /// A command line; `via_cmd` when cmd.exe reads it, `implicit` when allow rules have
+    /// judged it already.
+    fn line_in(&mut self, line: &str, via_cmd: bool, depth: usize, implicit: bool) {
         if depth > MAX_DEPTH {
             self.opaque("command line nested too deeply");
             return;
         }
-        let normalized = normalize_line(line);
-        if !skip_cmd_shell {
+        if via_cmd {
             if let Some(c) = cmd_metachar(line) {
-                let folded = fold(&normalized);
+                // Allow rules judge the whole line (with metacharacters allowed) ...
                 self.items.push(Item::Line {
-                    normalized,
-                    folded,
+                    line: whole_line(line),
                     metachar: Some(c),
-                    implicit: false,
+                    implicit,
+                    origin: Origin::Cmd,
                 });
+                // ... deny rules and nested code see each command cmd.exe would run.
+                match program::cmd_commands(line) {
+                    Ok(commands) => {
+                        for command in commands {
+                            self.command_line(&command, true, depth + 1, true);
+                        }
+                    }
+                    Err(e) => self.items.push(Item::Unverifiable {
+                        what: format!("'{}': {e}", normalize_line(line)),
+                    }),
+                }
                 return;
             }
         }
-        match self.launch(line) {
+        self.command_line(line, via_cmd, depth, implicit);
+    }
+
+    /// One command (no operator left to split at): the program it starts, and what it
+    /// runs when it is an interpreter or a cmd.exe launcher (`call`, `start`).
+    fn command_line(&mut self, line: &str, via_cmd: bool, depth: usize, implicit: bool) {
+        let parsed = if via_cmd {
+            match program::cmd_command(line) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.unanalysable(format!("'{}': {e}", normalize_line(line)), implicit);
+                    return;
+                }
+            }
+        } else {
+            program::process_command(line)
+        };
+        if parsed.text.trim().is_empty() {
+            self.opaque("empty command line");
+            return;
+        }
+        let program = match program::identify(&parsed.text, &parsed.written) {
+            Ok(p) => p,
+            Err(e) => {
+                self.unanalysable(e, implicit);
+                return;
+            }
+        };
+        if via_cmd && program::has_expansion(&parsed.rest) {
+            self.items.push(Item::Unverifiable {
+                what: format!(
+                    "cmd variable expansion in the arguments of program '{}'",
+                    program.id
+                ),
+            });
+        }
+        // cmd.exe's own commands, written bare.
+        if via_cmd && fold(parsed.text.trim()) == program.id {
+            match program.id.as_str() {
+                "call" | "start" => {
+                    let payload = if program.id == "call" {
+                        Ok(parsed.rest.trim().to_string())
+                    } else {
+                        program::start_payload(&parsed.rest)
+                    };
+                    let reparsed = program.id == "call";
+                    self.push_line(program, &parsed, line, true);
+                    match payload {
+                        Ok(p) if !p.trim().is_empty() => {
+                            self.line_in(&p, reparsed, depth + 1, false)
+                        }
+                        Ok(_) => self.opaque("call without a command"),
+                        Err(e) => self.opaque(e),
+                    }
+                    return;
+                }
+                "for" | "if" => {
+                    self.unanalysable(
+                        format!(
+                            "cmd '{}' runs commands the gateway cannot follow",
+                            program.id
+                        ),
+                        implicit,
+                    );
+                    return;
+                }
+                _ => {}
+            }
+        }
+        match interpreter_launch(&program, &parsed.rest) {
             Some(Ok((powershell, launch))) => {
-                let folded = fold(&normalized);
-                self.items.push(Item::Line {
-                    normalized,
-                    folded,
-                    metachar: None,
-                    implicit: true,
-                });
+                // An interpreter's own line needs no allow rule (its payload is judged),
+                // unless it is a copy outside the system directories.
+                let own = program.word == program.id;
+                self.push_line(program, &parsed, line, implicit || own);
                 if let Some(code) = &launch.code {
                     if powershell {
                         self.script(code, "PowerShell command line", depth + 1);
                     } else {
-                        self.line(code, false, depth + 1);
+                        self.line_in(code, true, depth + 1, false);
                     }
                 }
                 if launch.reads_stdin {
@@ -419,37 +558,22 @@ impl<'m> Analysis<'m> {
                 }
             }
             Some(Err(e)) => self.opaque(e),
-            None if normalized.is_empty() => self.opaque("empty command line"),
-            None => {
-                let folded = fold(&normalized);
-                self.items.push(Item::Line {
-                    normalized,
-                    folded,
-                    metachar: None,
-                    implicit: false,
-                });
-            }
+            None => self.push_line(program, &parsed, line, implicit),
         }
     }
 
-    /// When the line starts an interpreter (cmd, powershell, pwsh): whether it is
-    /// PowerShell and what it was asked to do.
-    fn launch(&self, line: &str) -> Option<Result<(bool, Launch), String>> {
-        let tokens = split_args(line);
-        let (program, rest) = tokens.split_first()?;
-        match program_leaf(&program.value).as_str() {
-            "cmd" => Some(cmd_launch(line, rest).map(|l| (false, l))),
-            p @ ("powershell" | "pwsh") => {
-                let args: Vec<String> = rest.iter().map(|t| t.value.clone()).collect();
-                Some(powershell_launch(&args, p == "pwsh").map(|l| (true, l)))
-            }
-            _ => None,
-        }
+    fn push_line(&mut self, program: Program, parsed: &Parsed, written: &str, implicit: bool) {
+        self.items.push(Item::Line {
+            line: ProgramLine::new(program, &parsed.rest, written),
+            metachar: None,
+            implicit,
+            origin: Origin::Cmd,
+        });
     }
 
     /// Stdin sent to the program started by `program`.
     pub(crate) fn stdin(&mut self, program: &str, data: &str) {
-        match self.launch(program) {
+        match launch(&cmd_c_quotes(program, false)) {
             Some(Ok((true, launch))) if launch.reads_stdin => {
                 self.script(data, "PowerShell stdin", 0)
             }
@@ -459,7 +583,8 @@ impl<'m> Analysis<'m> {
                     if line.is_empty() || is_cmd_exit(line) {
                         continue;
                     }
-                    self.line(line, false, 0);
+                    // Interactive cmd.exe reads each line as typed (no /c quote rule).
+                    self.line_in(line, true, 0, false);
                 }
             }
             _ => self.opaque(format!(
@@ -468,6 +593,18 @@ impl<'m> Analysis<'m> {
             )),
         }
     }
+}
+
+/// A PowerShell command name that may start a program: not an alias, not
+/// module-qualified (`Module\Verb-Noun`), not an interpreter (judged by its payload),
+/// and either a path, a name with an extension, or a name that is not Verb-Noun
+/// (cmdlets and functions are; the few programs with a dash in their name run without
+/// program rules, as before).
+fn looks_like_program(written: &str, folded: &str, via_alias: bool, program: &str) -> bool {
+    if via_alias || folded != fold(written.trim()) || is_interpreter(program) {
+        return false;
+    }
+    is_path(written) || folded.contains('.') || !folded.contains('-')
 }
 
 /// A value naming the function: or alias: drive (`New-Item function:\Get-Date ...`).

@@ -2,15 +2,16 @@
 //! case-insensitive, unambiguous-prefix rules), value constraints, cmd lines, language
 //! mode; and finding deny-rule hits. Pure functions over compiled roles.
 
-use super::analyse::{kind, Analysis, CommandUse, Item, UseArg, Val};
+use super::analyse::{kind, Analysis, CommandUse, Item, Origin, UseArg, Val};
 use super::bind::{Binding, Bound, Upstream, Via};
 use super::builtin::{
     default_positional, positional_at, SAFE_COMMON, SESSION_COMMANDS, SWITCHES, UNSAFE_COMMON,
 };
 use super::file::Language;
 use super::pattern::fold;
+use super::program::ProgramLine;
 use super::remote::{local_only_allows, via_text};
-use super::role::{CommandRule, ParamRule, PsrpRules, Role};
+use super::role::{CmdRules, CommandRule, ParamRule, PsrpRules, Role};
 
 /// Why a role does not allow something. The common case (a command the role does not
 /// show) is built without allocating: every applicable role is tried per request, and
@@ -94,37 +95,76 @@ fn other_allowed(role: &Role, item: &Item) -> Result<(), String> {
                 role.name
             )),
         },
-        Item::Line { implicit: true, .. } => Ok(()),
+        Item::Unverifiable { .. } => Ok(()),
         Item::Line {
-            normalized,
-            folded,
+            line,
             metachar,
-            ..
-        } => {
+            implicit,
+            origin,
+        } => line_allowed(role, line, *metachar, *implicit, *origin),
+        Item::Command(_) => Ok(()),
+    }
+}
+
+/// A program line against the role's cmd rules. A line cmd.exe or CreateProcess runs
+/// needs a matching rule; an external command in PowerShell (visible by the PowerShell
+/// rules) must match one when the cmd rules name its program, and is otherwise free.
+fn line_allowed(
+    role: &Role,
+    line: &ProgramLine,
+    metachar: Option<char>,
+    implicit: bool,
+    origin: Origin,
+) -> Result<(), String> {
+    if implicit {
+        return Ok(());
+    }
+    let matches = |cmd: &CmdRules| {
+        cmd.lines
+            .iter()
+            .any(|l| l.matches(&line.line, &line.folded))
+    };
+    match origin {
+        Origin::PowerShell => {
+            let (Some(cmd), Some(program)) = (&role.cmd, &line.program) else {
+                return Ok(());
+            };
+            if !cmd.mentions(&program.id) || matches(cmd) {
+                return Ok(());
+            }
+            Err(format!(
+                "{} is not allowed by role '{}': its cmd rules for program '{}' do not match",
+                line.describe(),
+                role.name,
+                program.id
+            ))
+        }
+        Origin::Cmd => {
             let Some(cmd) = &role.cmd else {
                 return Err(format!(
-                    "role '{}' grants no cmd commands ('{normalized}')",
-                    role.name
+                    "role '{}' grants no cmd commands ('{}')",
+                    role.name, line.line
                 ));
             };
             if let Some(c) = metachar {
                 if !cmd.allow_metacharacters {
                     return Err(format!(
-                        "cmd metacharacter '{}' in '{normalized}'",
-                        c.escape_default()
+                        "cmd metacharacter '{}' in '{}'",
+                        c.escape_default(),
+                        line.line
                     ));
                 }
             }
-            if cmd.lines.iter().any(|l| l.matches(normalized, folded)) {
+            if matches(cmd) {
                 Ok(())
             } else {
                 Err(format!(
-                    "command line '{normalized}' is not allowed by role '{}'",
+                    "{} is not allowed by role '{}'",
+                    line.describe(),
                     role.name
                 ))
             }
         }
-        Item::Command(_) => Ok(()),
     }
 }
 

@@ -127,6 +127,7 @@ pub(crate) struct Launch {
 
 /// Reads cmd.exe's switches. `tokens` are the line's arguments after the program.
 pub(crate) fn cmd_launch(line: &str, tokens: &[Token]) -> Result<Launch, String> {
+    let mut strip_quotes = false;
     for t in tokens {
         let raw = line.get(t.start..t.end).unwrap_or("");
         let Some(sw) = raw.strip_prefix('/') else {
@@ -142,12 +143,13 @@ pub(crate) fn cmd_launch(line: &str, tokens: &[Token]) -> Result<Launch, String>
                 .trim_start()
                 .to_string();
             return Ok(Launch {
-                code: Some(rest),
+                code: Some(cmd_c_quotes(&rest, strip_quotes)),
                 reads_stdin: first == Some('k'),
             });
         }
         match lower.as_str() {
-            "q" | "d" | "a" | "u" | "s" | "e:on" | "e:off" | "f:off" | "v:off" => {}
+            "s" => strip_quotes = true,
+            "q" | "d" | "a" | "u" | "e:on" | "e:off" | "f:off" | "v:off" => {}
             "v:on" | "v" | "f:on" => {
                 return Err(format!(
                     "cmd.exe switch /{sw} enables expansion the gateway does not model"
@@ -161,6 +163,39 @@ pub(crate) fn cmd_launch(line: &str, tokens: &[Token]) -> Result<Launch, String>
         code: None,
         reads_stdin: true,
     })
+}
+
+/// The command line `cmd /c` (or `/k`) runs, after its quote rule (`cmd /?`): the quotes
+/// are kept when there is no `/s`, exactly two quotes, no `& < > ( ) @ ^ |` and a blank
+/// between them, and the quoted text names an executable file (read here as a path or a
+/// name with an executable extension); otherwise a leading quote and the last quote are
+/// removed.
+pub(crate) fn cmd_c_quotes(rest: &str, strip: bool) -> String {
+    let Some(body) = rest.strip_prefix('"') else {
+        return rest.to_string();
+    };
+    if !strip && rest.matches('"').count() == 2 {
+        let inner = body.split('"').next().unwrap_or("");
+        let lower = inner.to_ascii_lowercase();
+        let executable = inner.contains('\\')
+            || [".exe", ".com", ".bat", ".cmd"]
+                .iter()
+                .any(|e| lower.ends_with(e));
+        if !inner.contains(['&', '<', '>', '(', ')', '@', '^', '|'])
+            && inner.contains([' ', '\t'])
+            && executable
+        {
+            return rest.to_string();
+        }
+    }
+    match body.rfind('"') {
+        Some(last) => format!(
+            "{}{}",
+            body.get(..last).unwrap_or(""),
+            body.get(last + 1..).unwrap_or("")
+        ),
+        None => body.to_string(),
+    }
 }
 
 /// powershell.exe / pwsh parameters: (canonical name, shortest accepted prefix, takes a

@@ -20,9 +20,15 @@ use regex::Regex;
 use super::test_support::load_dir;
 use super::*;
 
+/// The shared corpus next to the repository (or next to the directory holding a git
+/// worktree of it).
 fn corpus(name: &str) -> PathBuf {
-    super::test_support::repo_root()
-        .join("../shared/corpus/pypsrp-responses")
+    let root = super::test_support::repo_root();
+    root.ancestors()
+        .skip(1)
+        .map(|a| a.join("shared/corpus/pypsrp-responses"))
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| root.join("../shared/corpus/pypsrp-responses"))
         .join(name)
 }
 

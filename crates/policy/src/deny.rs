@@ -128,15 +128,19 @@ impl DenyIndex {
                         }
                     }
                 }
-                Item::Line {
-                    normalized, folded, ..
-                } => {
-                    for (rule, described, holders) in &self.lines {
-                        if rule.matches(normalized, folded) {
+                Item::Line { line, .. } => {
+                    let forms = std::iter::once((&line.line, &line.folded))
+                        .chain(line.deny_forms.iter().map(|(l, f)| (l, f)));
+                    for (text, folded) in forms {
+                        for (rule, described, holders) in &self.lines {
+                            if !rule.matches(text, folded) {
+                                continue;
+                            }
                             if let Some(i) = first_applicable(holders, applicable) {
                                 return Some((
                                     format!(
-                                        "command line '{normalized}' is denied by role '{}'",
+                                        "{} is denied by role '{}' (deny.cmd {described})",
+                                        line.describe(),
                                         name(i)
                                     ),
                                     format!("{}: deny.cmd {described}", name(i)),
@@ -145,7 +149,7 @@ impl DenyIndex {
                         }
                     }
                 }
-                Item::Opaque { what } => {
+                Item::Opaque { what } | Item::Unverifiable { what } => {
                     let holder = self
                         .any
                         .iter()

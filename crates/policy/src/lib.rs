@@ -24,6 +24,9 @@ pub mod metadata;
 #[cfg(test)]
 mod metadata_tests;
 mod pattern;
+mod program;
+#[cfg(test)]
+mod program_tests;
 mod psrc;
 mod remote;
 mod role;

@@ -93,7 +93,9 @@ fn refuse(role: &Role, what: String) -> Result<(), String> {
 pub(crate) fn local_only_allows(role: &Role, item: &Item) -> Result<(), String> {
     match item {
         Item::Command(u) => command_local(role, u),
-        Item::Line { normalized, .. } => line_local(role, normalized),
+        Item::Line { line, .. } => std::iter::once(line.line.as_str())
+            .chain(line.deny_forms.iter().map(|(l, _)| l.as_str()))
+            .try_for_each(|l| line_local(role, l)),
         _ => Ok(()),
     }
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use super::file::{CommandDoc, DenyDoc, Language, LineDoc, RoleDoc};
 use super::pattern::{fold, Anchored, Glob, Wildcard};
+use super::program::{canonical_pattern, canonical_rule, identify, Mention};
 use super::psrc::PsrcImport;
 
 /// A compiled role.
@@ -64,6 +65,21 @@ pub(crate) struct ParamRule {
 pub(crate) struct CmdRules {
     pub(crate) lines: Vec<LineRule>,
     pub(crate) allow_metacharacters: bool,
+    /// The programs the rules are about (ids), or `None` when a rule may be about any
+    /// program (`.*`): an external command in PowerShell whose program is named here
+    /// takes only the arguments these rules allow.
+    programs: Option<Vec<String>>,
+}
+
+// === impl CmdRules ===
+
+impl CmdRules {
+    /// True when some rule is about the program `id`.
+    pub(crate) fn mentions(&self, id: &str) -> bool {
+        self.programs
+            .as_ref()
+            .is_none_or(|ids| ids.iter().any(|p| p == id))
+    }
 }
 
 /// A whole-command-line rule.
@@ -117,19 +133,32 @@ pub(crate) fn normalize_line(line: &str) -> String {
 
 impl LineRule {
     pub(crate) fn new(doc: &LineDoc) -> Result<Self, String> {
+        Self::compile(doc).map(|(rule, _)| rule)
+    }
+
+    /// The rule in canonical program form (`C:\Windows\System32\net.exe user` is
+    /// `net user`, as every line is), with the programs it is about.
+    pub(crate) fn compile(doc: &LineDoc) -> Result<(Self, Mention), String> {
         match doc {
             LineDoc::Exact(s) => {
-                let n = normalize_line(s);
-                if n.is_empty() {
+                if normalize_line(s).is_empty() {
                     return Err("empty command line".into());
                 }
-                Ok(LineRule::Exact(fold(&n)))
+                let (line, mention) = canonical_rule(s);
+                Ok((LineRule::Exact(fold(&line)), mention))
             }
-            LineDoc::Pattern(p) => Ok(LineRule::Pattern(Anchored::new(&p.pattern)?)),
+            LineDoc::Pattern(p) => {
+                // Checked as written first, so that errors quote the author's pattern.
+                Anchored::new(&p.pattern)?;
+                let (canonical, mention) = canonical_pattern(&p.pattern);
+                let mut anchored = Anchored::new(&canonical)?;
+                anchored.source.clone_from(&p.pattern);
+                Ok((LineRule::Pattern(anchored), mention))
+            }
         }
     }
 
-    /// Matches a normalized line.
+    /// Matches a canonical line.
     pub(crate) fn matches(&self, normalized: &str, folded: &str) -> bool {
         match self {
             LineRule::Exact(s) => s == folded,
@@ -145,8 +174,12 @@ impl LineRule {
     }
 }
 
-/// The leaf of a path without a `.exe` suffix, folded.
+/// The program a name starts (its identity: `net1.exe` is `net`), or when it cannot be
+/// identified the leaf of the path without a `.exe` suffix, folded.
 pub(crate) fn program_leaf(name: &str) -> String {
+    if let Ok(p) = identify(name.trim(), name) {
+        return p.id;
+    }
     let folded = fold(name);
     let leaf = folded.rsplit(['\\', '/']).next().unwrap_or(&folded);
     leaf.strip_suffix(".exe").unwrap_or(leaf).to_string()
@@ -270,14 +303,24 @@ impl Role {
         };
         let cmd = match doc.cmd {
             None => None,
-            Some(c) => Some(CmdRules {
-                lines: c
-                    .commands
-                    .iter()
-                    .map(LineRule::new)
-                    .collect::<Result<_, _>>()?,
-                allow_metacharacters: c.allow_metacharacters,
-            }),
+            Some(c) => {
+                let mut lines = Vec::new();
+                let mut programs = Some(Vec::new());
+                for doc in &c.commands {
+                    let (rule, mention) = LineRule::compile(doc)?;
+                    lines.push(rule);
+                    match (mention, programs.as_mut()) {
+                        (Mention::Programs(ids), Some(all)) => all.extend(ids),
+                        (Mention::Any, _) => programs = None,
+                        (_, None) => {}
+                    }
+                }
+                Some(CmdRules {
+                    lines,
+                    allow_metacharacters: c.allow_metacharacters,
+                    programs,
+                })
+            }
         };
         Ok(Self {
             name,
