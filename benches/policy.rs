@@ -88,6 +88,7 @@ fn pipeline() -> Invocation {
         })
         .collect();
     Invocation {
+        client_input: false,
         statements: vec![commands],
     }
 }
@@ -117,6 +118,7 @@ fn bench(c: &mut Criterion) {
         .collect::<Vec<_>>()
         .join(" | ");
     let script_inv = Invocation {
+        client_input: false,
         statements: vec![vec![InvokedCommand {
             name: script,
             is_script: true,
