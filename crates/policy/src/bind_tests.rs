@@ -355,3 +355,76 @@ fn the_measured_bypasses_are_judged_by_their_bindings() {
         failures.join("\n")
     );
 }
+
+mod prop {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn shared() -> &'static Engine {
+        static ENGINE: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
+        ENGINE.get_or_init(super::engine)
+    }
+
+    /// Pieces of the syntax the binder and parser care about, recombined at random.
+    const PIECES: &[&str] = &[
+        "Get-Service",
+        "Restart-Service",
+        "iex",
+        "Invoke-Expression",
+        "Get-HotFix",
+        "Restart-Computer",
+        "Get-ChildItem",
+        "Stop-Computer",
+        "net",
+        "cmd /c",
+        "powershell -c",
+        " -ov ",
+        " -Name ",
+        " -CN ",
+        " -Force",
+        " -Force:$false",
+        " -- ",
+        " | ",
+        "; ",
+        "'x'",
+        "'Spooler'",
+        "\"WinRM\"",
+        " dc01",
+        " \\\\dc01\\c$ ",
+        " C:\\Logs",
+        " -Include ",
+        " @(1,2)",
+        " { $_.Name }",
+        " -ErrorAction Stop",
+        " -",
+        "–",
+        " ",
+        "\n",
+        "`",
+        "$",
+        "(",
+        ")",
+        "@{a=1}",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+        #[test]
+        fn deciding_any_recombination_never_panics(parts in proptest::collection::vec(0..PIECES.len(), 0..12)) {
+            let engine = shared();
+            let script: String = parts.iter().map(|&i| PIECES[i]).collect();
+            for (group, host, labels) in [("ops", "demo-host", &[][..]), ("operators", "srv-1", &[][..]), ("svc-restarters", "app1", &["app"][..]), ("set-ops", "h", &[][..])] {
+                let a = decide(engine, group, host, labels, &script);
+                prop_assert_eq!(a, decide(engine, group, host, labels, &script));
+            }
+        }
+
+        #[test]
+        fn deciding_arbitrary_text_never_panics(script in "\\PC{0,80}") {
+            let engine = shared();
+            let _ = decide(engine, "operators", "srv-1", &[], &script);
+        }
+    }
+}
