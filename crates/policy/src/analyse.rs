@@ -262,7 +262,7 @@ impl<'m> Analysis<'m> {
         depth: usize,
     ) {
         let first = upstream == Upstream::None;
-        let (folded, via_alias) = resolve_name(written);
+        let (folded, via_alias) = resolve_name(written, self.meta);
         let path_like = is_path(written) && !via_alias && folded == fold(written);
         let bindings = if path_like {
             None
@@ -639,8 +639,8 @@ fn is_iex_wrapper<'a>(
     let (last_name, last_script, last_args) = last;
     !first_script
         && !last_script
-        && resolve_name(first_name).0 == "invoke-expression"
-        && resolve_name(last_name).0 == "out-string"
+        && resolve_name(first_name, MetadataSet::builtin()).0 == "invoke-expression"
+        && resolve_name(last_name, MetadataSet::builtin()).0 == "out-string"
         && last_args
             .iter()
             .all(|a| a.is_some_and(|n| fold(n.trim_start_matches('-')) == "stream"))
@@ -654,14 +654,14 @@ fn script_arg_name(a: &Arg) -> Option<&str> {
 }
 
 /// Resolves aliases and module qualification to a folded command name.
-pub(crate) fn resolve_name(written: &str) -> (String, bool) {
+pub(crate) fn resolve_name(written: &str, meta: &MetadataSet) -> (String, bool) {
     let trimmed = written.trim();
     // Folded first, so that case variants PowerShell equates (`ſal`) resolve too.
     let folded = fold(trimmed);
     if let Some(target) = pwsh::resolve_alias(&folded) {
         return (fold(target), true);
     }
-    if let Some(target) = MetadataSet::builtin().resolve_alias(&folded) {
+    if let Some(target) = meta.resolve_alias(&folded) {
         return (target.to_string(), true);
     }
     // `Module.Name\Verb-Noun` names the command; other names with separators are paths.

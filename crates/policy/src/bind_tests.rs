@@ -428,3 +428,49 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn policy_files_add_metadata_for_site_commands() {
+    let text = r#"
+[[command]]
+name = "Reset-AppPool"
+aliases = ["rap"]
+parameters = [
+    { name = "Name", aliases = ["n"], position = 0, pipeline = "value" },
+    { name = "ComputerName", aliases = ["cn"] },
+    { name = "Force", switch = true },
+]
+
+[[role]]
+name = "apps"
+principals = { groups = ["apps"] }
+hosts = { names = ["*"] }
+[role.psrp]
+language = "restricted"
+visible_functions = [{ name = "Reset-AppPool", parameters = [
+    { name = "Name", validate_set = ["Web"] }, { name = "Force" },
+] }]
+[role.deny]
+parameters = [{ command = "*", names = ["ComputerName"] }]
+"#;
+    let engine = Engine::from_sources(&[PolicySource {
+        path: "apps.toml".into(),
+        text: text.into(),
+    }])
+    .unwrap();
+    let run = |s: &str| decide(&engine, "apps", "h", &[], s);
+    assert!(run("Reset-AppPool Web -Force").is_allow());
+    assert!(run("rap -n Web").is_allow());
+    assert!(!run("Reset-AppPool Other").is_allow());
+    assert!(!run("'Other' | Reset-AppPool").is_allow());
+    let Decision::Deny { reason, .. } = run("rap Web -cn dc01") else {
+        panic!("a denied parameter through the alias of a site command was allowed");
+    };
+    assert!(reason.contains("ComputerName"), "{reason}");
+    let bad = text.replace("pipeline = \"value\"", "pipeline = \"sideways\"");
+    assert!(Engine::from_sources(&[PolicySource {
+        path: "apps.toml".into(),
+        text: bad,
+    }])
+    .is_err());
+}

@@ -31,6 +31,8 @@ pub struct Engine {
     roles: Vec<Role>,
     warnings: Vec<String>,
     deny: DenyIndex,
+    /// The shipped cmdlet metadata plus the policy files' `[[command]]` tables.
+    meta: MetadataSet,
 }
 
 fn file_name(path: &str) -> &str {
@@ -49,6 +51,7 @@ impl Engine {
             .map(|s| (file_name(&s.path), s))
             .collect();
         let mut roles: Vec<Role> = Vec::new();
+        let mut meta = MetadataSet::over_builtin();
         let mut warnings = Vec::new();
         for source in sources
             .iter()
@@ -58,6 +61,16 @@ impl Engine {
                 path: source.path.clone(),
                 message: e.to_string().trim().to_string(),
             })?;
+            for command in doc.command {
+                let name = command.name.clone();
+                let parsed =
+                    super::metadata::from_doc(command).map_err(|message| PolicyError::Invalid {
+                        path: source.path.clone(),
+                        role: format!("[[command]] {name}"),
+                        message,
+                    })?;
+                meta.insert(parsed);
+            }
             for role_doc in doc.role {
                 let role_name = role_doc.name.clone();
                 let invalid = |message: String| PolicyError::Invalid {
@@ -104,6 +117,7 @@ impl Engine {
             roles,
             warnings,
             deny,
+            meta,
         })
     }
 
@@ -180,7 +194,7 @@ impl Engine {
             }
             _ => {}
         }
-        let mut analysis = Analysis::new(MetadataSet::builtin());
+        let mut analysis = Analysis::new(&self.meta);
         match op {
             Operation::CmdLine {
                 command,
@@ -208,9 +222,9 @@ impl Engine {
     }
 
     fn command_metadata(&self, roles: &[&Role], mask: &[bool], names: &[String]) -> Decision {
-        let mut analysis = Analysis::new(MetadataSet::builtin());
+        let mut analysis = Analysis::new(&self.meta);
         for n in names {
-            let (folded, via_alias) = resolve_name(n);
+            let (folded, via_alias) = resolve_name(n, &self.meta);
             analysis.items.push(Item::Command(CommandUse {
                 written: n.clone(),
                 deny_names: super::analyse::deny_names(n, &folded),

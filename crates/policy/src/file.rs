@@ -10,6 +10,42 @@ use serde::Deserialize;
 pub(crate) struct FileDoc {
     #[serde(default)]
     pub(crate) role: Vec<RoleDoc>,
+    /// Parameter metadata for commands hopgate does not ship (site functions, other
+    /// modules): `[[command]]` tables.
+    #[serde(default)]
+    pub(crate) command: Vec<CommandMetaDoc>,
+}
+
+/// A command's parameters as a policy file gives them (one parameter set).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CommandMetaDoc {
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) aliases: Vec<String>,
+    #[serde(default)]
+    pub(crate) parameters: Vec<ParamMetaDoc>,
+}
+
+/// One parameter of a `[[command]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ParamMetaDoc {
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) aliases: Vec<String>,
+    /// Takes no value unless written `-Name:value`.
+    #[serde(default)]
+    pub(crate) switch: bool,
+    /// 0-based position; absent: named only.
+    #[serde(default)]
+    pub(crate) position: Option<u32>,
+    /// Pipeline input: "value", "property" or "both".
+    #[serde(default)]
+    pub(crate) pipeline: Option<String>,
+    /// Takes the remaining positional arguments.
+    #[serde(default)]
+    pub(crate) remaining: bool,
 }
 
 /// A role as written.

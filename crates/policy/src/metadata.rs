@@ -87,11 +87,13 @@ struct DataFile {
     commands: Vec<CommandMeta>,
 }
 
-/// A set of command metadata, looked up by folded name or alias.
+/// A set of command metadata, looked up by folded name or alias; a set built from policy
+/// files sits on top of the shipped one (its commands win).
 #[derive(Debug, Default, Clone)]
 pub struct MetadataSet {
     commands: HashMap<String, CommandMeta>,
     aliases: HashMap<String, String>,
+    base: Option<&'static MetadataSet>,
 }
 
 // === impl MetadataSet ===
@@ -117,6 +119,14 @@ impl MetadataSet {
         Ok(set)
     }
 
+    /// An empty set on top of the shipped metadata.
+    pub fn over_builtin() -> Self {
+        MetadataSet {
+            base: Some(MetadataSet::builtin()),
+            ..MetadataSet::default()
+        }
+    }
+
     /// Adds (or replaces) one command.
     pub fn insert(&mut self, command: CommandMeta) {
         let key = fold(&command.name);
@@ -128,13 +138,18 @@ impl MetadataSet {
 
     /// Metadata for a folded command name.
     pub fn get(&self, folded: &str) -> Option<&CommandMeta> {
-        self.commands.get(folded)
+        self.commands
+            .get(folded)
+            .or_else(|| self.base.and_then(|b| b.get(folded)))
     }
 
     /// The folded command name a folded module alias stands for (`icim` →
     /// `invoke-cimmethod`).
     pub fn resolve_alias(&self, folded: &str) -> Option<&str> {
-        self.aliases.get(folded).map(String::as_str)
+        self.aliases
+            .get(folded)
+            .map(String::as_str)
+            .or_else(|| self.base.and_then(|b| b.resolve_alias(folded)))
     }
 
     /// Every command, in no particular order.
@@ -151,4 +166,48 @@ impl MetadataSet {
     pub fn is_empty(&self) -> bool {
         self.commands.is_empty()
     }
+}
+
+/// A `[[command]]` table of a policy file as metadata (one parameter set).
+pub(crate) fn from_doc(doc: super::file::CommandMetaDoc) -> Result<CommandMeta, String> {
+    let mut params = Vec::new();
+    for p in doc.parameters {
+        let (by_value, by_property_name) = match p.pipeline.as_deref().map(fold).as_deref() {
+            None => (false, false),
+            Some("value") => (true, false),
+            Some("property") => (false, true),
+            Some("both") => (true, true),
+            Some(other) => {
+                return Err(format!(
+                    "command '{}' parameter '{}': pipeline must be value, property or both, not '{other}'",
+                    doc.name, p.name
+                ))
+            }
+        };
+        params.push(ParamMeta {
+            name: p.name,
+            aliases: p.aliases,
+            type_name: if p.switch {
+                "SwitchParameter".into()
+            } else {
+                String::new()
+            },
+            switch: p.switch,
+            sets: vec![SetMeta {
+                name: ALL_SETS.into(),
+                position: p.position,
+                mandatory: false,
+                by_value,
+                by_property_name,
+                remaining: p.remaining,
+            }],
+        });
+    }
+    Ok(CommandMeta {
+        name: doc.name,
+        module: String::new(),
+        aliases: doc.aliases,
+        default_set: None,
+        params,
+    })
 }
