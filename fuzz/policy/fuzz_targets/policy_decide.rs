@@ -15,13 +15,13 @@ fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
         let files: [(&str, &str); 7] = [
-            ("demo.toml", include_str!("../../policies/demo.toml")),
-            ("dns-admin.psrc", include_str!("../../policies/dns-admin.psrc")),
-            ("dns-admin.toml", include_str!("../../policies/dns-admin.toml")),
-            ("full-admin.toml", include_str!("../../policies/full-admin.toml")),
-            ("read-only-operator.toml", include_str!("../../policies/read-only-operator.toml")),
-            ("service-restarter.toml", include_str!("../../policies/service-restarter.toml")),
-            ("programs.toml", include_str!("../../tests/fixtures/policies/programs.toml")),
+            ("demo.toml", include_str!("../../../policies/demo.toml")),
+            ("dns-admin.psrc", include_str!("../../../policies/dns-admin.psrc")),
+            ("dns-admin.toml", include_str!("../../../policies/dns-admin.toml")),
+            ("full-admin.toml", include_str!("../../../policies/full-admin.toml")),
+            ("read-only-operator.toml", include_str!("../../../policies/read-only-operator.toml")),
+            ("service-restarter.toml", include_str!("../../../policies/service-restarter.toml")),
+            ("programs.toml", include_str!("../../../tests/fixtures/policies/programs.toml")),
         ];
         let sources: Vec<PolicySource> = files
             .iter()
