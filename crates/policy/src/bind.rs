@@ -123,21 +123,41 @@ impl<'m> Param<'m> {
         }
     }
 
-    fn names(self) -> Vec<String> {
+    /// The name and aliases as written (common aliases are lower case).
+    fn names(self) -> Vec<&'m str> {
         match self {
-            Param::Own(p) => std::iter::once(&p.name)
-                .chain(&p.aliases)
-                .map(|n| fold(n))
+            Param::Own(p) => std::iter::once(p.name.as_str())
+                .chain(p.aliases.iter().map(String::as_str))
                 .collect(),
             Param::Common(i) => COMMON
                 .get(i)
-                .map(|c| {
-                    std::iter::once(fold(c.0))
-                        .chain(c.1.iter().map(|a| a.to_string()))
-                        .collect()
-                })
+                .map(|c| std::iter::once(c.0).chain(c.1.iter().copied()).collect())
                 .unwrap_or_default(),
         }
+    }
+
+    /// True when a name or alias equals the folded token (or, with `prefix`, starts
+    /// with it). Names are compared without allocating: this runs for every parameter
+    /// of every command use.
+    fn matches(self, token: &str, prefix: bool) -> bool {
+        self.names().into_iter().any(|n| {
+            let head = if prefix {
+                n.get(..token.len())
+            } else {
+                Some(n)
+            };
+            match head {
+                Some(h) if n.is_ascii() => h.eq_ignore_ascii_case(token),
+                _ => {
+                    let f = fold(n);
+                    if prefix {
+                        f.starts_with(token)
+                    } else {
+                        f == token
+                    }
+                }
+            }
+        })
     }
 
     fn same(self, other: Param<'_>) -> bool {
@@ -149,7 +169,7 @@ impl<'m> Param<'m> {
     }
 
     fn bound(self, via: Via, value: Option<Val>) -> Bound {
-        let mut names = self.names();
+        let mut names: Vec<String> = self.names().into_iter().map(fold).collect();
         let param = if names.is_empty() {
             String::new()
         } else {
@@ -197,7 +217,7 @@ fn resolve<'m>(meta: &'m CommandMeta, token: &str) -> Result<Option<Param<'m>>, 
                 .map(Param::Common),
         )
         .collect();
-    if let Some(p) = all.iter().find(|p| p.names().iter().any(|n| n == token)) {
+    if let Some(p) = all.iter().find(|p| p.matches(token, false)) {
         return Ok(Some(*p));
     }
     if token.is_empty() {
@@ -205,7 +225,7 @@ fn resolve<'m>(meta: &'m CommandMeta, token: &str) -> Result<Option<Param<'m>>, 
     }
     let mut found: Vec<Param<'m>> = Vec::new();
     for p in &all {
-        if p.names().iter().any(|n| n.starts_with(token)) && !found.iter().any(|f| f.same(*p)) {
+        if p.matches(token, true) && !found.iter().any(|f| f.same(*p)) {
             found.push(*p);
         }
     }
