@@ -4,7 +4,7 @@
 //! `Invoke-Command -ScriptBlock`, `Start-Process`, `powershell -EncodedCommand/-Command`,
 //! `cmd /c`) are unwrapped and analysed as code, never passed on as opaque strings.
 
-use super::bind::{bind, BindError, Binding, Upstream};
+use super::bind::{bind, identified_output, BindError, Binding, Upstream};
 use super::builtin::parameter_alias;
 use super::cmdline::{cmd_c_quotes, cmd_metachar};
 use super::metadata::MetadataSet;
@@ -140,6 +140,22 @@ pub(crate) struct Analysis<'m> {
 // === impl Analysis ===
 
 impl<'m> Analysis<'m> {
+    /// What the last command use sends down the pipeline.
+    fn output_of_last_use(&self) -> Upstream {
+        let last = self.items.iter().rev().find_map(|i| match i {
+            Item::Command(u) => Some(u),
+            _ => None,
+        });
+        match last {
+            Some(CommandUse {
+                folded,
+                bindings: Some(Ok(list)),
+                ..
+            }) => identified_output(folded, list).unwrap_or(Upstream::Objects),
+            _ => Upstream::Objects,
+        }
+    }
+
     pub(crate) fn new(meta: &'m MetadataSet) -> Self {
         Self {
             items: Vec::new(),
@@ -238,7 +254,7 @@ impl<'m> Analysis<'m> {
                     Element::Command(c) => {
                         let implicit = wrapper && i + 1 == count && i > 0;
                         self.command(&c.name, script_args(c.args), upstream, implicit, depth);
-                        upstream = Upstream::Objects;
+                        upstream = self.output_of_last_use();
                     }
                     // `'a', 'b' | Cmd`: the values are what the next command receives.
                     Element::Value(l) => {

@@ -61,6 +61,73 @@ pub(crate) enum Upstream {
     Values(Vec<Val>),
     /// Objects the gateway cannot know (another command's output, client input).
     Objects,
+    /// The objects a `Get-Noun -Name x` (or `-Id`, `-Path`, `-LiteralPath`) with literal,
+    /// wildcard-free values and no other parameter sends: the nouns those values name.
+    /// A command of the same noun receives them as that parameter (`Get-Service -Name
+    /// Spooler | Restart-Service` restarts Spooler); any other command, as [`Objects`].
+    ///
+    /// [`Objects`]: Upstream::Objects
+    Identified {
+        /// The upstream command's noun, folded (`service`).
+        noun: String,
+        /// The identity parameter, folded (`name`).
+        param: String,
+        /// Its values.
+        values: Vec<Val>,
+    },
+}
+
+/// Parameters that name the objects a `Get-` command returns.
+const IDENTITY_PARAMS: &[&str] = &["name", "id", "path", "literalpath"];
+
+/// The folded noun of a `Verb-Noun` command name.
+pub(crate) fn noun(folded: &str) -> Option<&str> {
+    folded
+        .split_once('-')
+        .map(|(_, n)| n)
+        .filter(|n| !n.is_empty())
+}
+
+/// What a command sends down the pipeline, when it can be shown: a `Get-` command whose
+/// only bound parameter (common ones aside) is an identity parameter with literal values
+/// free of wildcards, in every binding.
+pub(crate) fn identified_output(folded: &str, bindings: &[Binding]) -> Option<Upstream> {
+    if !folded.starts_with("get-") {
+        return None;
+    }
+    let noun = noun(folded)?;
+    let mut found: Option<(String, Vec<Val>)> = None;
+    for b in bindings {
+        let mut own = b.bound.iter().filter(|x| !x.common);
+        let (Some(x), None) = (own.next(), own.next()) else {
+            return None;
+        };
+        if !IDENTITY_PARAMS.contains(&x.param.as_str()) || x.via == Via::Pipeline {
+            return None;
+        }
+        let values = match x.value.as_ref()? {
+            Val::List(items) => items.clone(),
+            v => vec![v.clone()],
+        };
+        let literal = |v: &Val| match v {
+            Val::Str(s) => !s.contains(['*', '?', '[']),
+            Val::Num(_) => true,
+            _ => false,
+        };
+        if values.is_empty() || !values.iter().all(literal) {
+            return None;
+        }
+        match &found {
+            Some((p, v)) if *p != x.param || *v != values => return None,
+            _ => found = Some((x.param.clone(), values)),
+        }
+    }
+    let (param, values) = found?;
+    Some(Upstream::Identified {
+        noun: noun.to_string(),
+        param,
+        values,
+    })
 }
 
 /// Why arguments do not bind. PowerShell would refuse to run the command; policy
@@ -492,7 +559,31 @@ fn bind_set(
                 }
             }
         }
-        Upstream::Objects => {
+        Upstream::Identified {
+            noun: from,
+            param,
+            values,
+        } if noun(&fold(&meta.name)) == Some(from.as_str()) => {
+            // Same noun: the objects are the ones the identity values name. Whichever of
+            // this set's parameters takes them (`-InputObject` by value, `-Name` by
+            // property name), what the command acts on is `-<param> <values>`.
+            let takes = meta
+                .params
+                .iter()
+                .filter(free)
+                .any(|p| in_set(p, set).is_some_and(|s| s.by_value || s.by_property_name));
+            let target = meta.params.iter().find(|p| fold(&p.name) == *param);
+            if let (true, Some(p)) = (takes, target) {
+                bound.push(Param::Own(p).bound(Via::Pipeline, Some(Val::List(values.clone()))));
+            } else if takes {
+                for p in meta.params.iter().filter(free) {
+                    if in_set(p, set).is_some_and(|s| s.by_value || s.by_property_name) {
+                        bound.push(Param::Own(p).bound(Via::Pipeline, None));
+                    }
+                }
+            }
+        }
+        Upstream::Objects | Upstream::Identified { .. } => {
             for p in meta.params.iter().filter(free) {
                 if in_set(p, set).is_some_and(|s| s.by_value || s.by_property_name) {
                     bound.push(Param::Own(p).bound(Via::Pipeline, None));

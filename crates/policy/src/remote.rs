@@ -144,7 +144,7 @@ fn command_local(role: &Role, u: &CommandUse) -> Result<(), String> {
         UseArg::Positional(v) => Some(v),
     });
     let piped = match &u.upstream {
-        Upstream::Values(v) => v.as_slice(),
+        Upstream::Values(v) | Upstream::Identified { values: v, .. } => v.as_slice(),
         _ => &[],
     };
     if let Some(path) = values.chain(piped).find_map(value_names_remote) {
