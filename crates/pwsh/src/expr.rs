@@ -531,7 +531,7 @@ impl Parser<'_> {
                     }
                     let name = self.member_name(start)?;
                     if matches!(self.c.peek(), Some('(' | '{')) {
-                        return Err(self.c.unsupported_at(Construct::MethodCall, start));
+                        return Err(self.method_call(start));
                     }
                     names.push(name);
                 }
@@ -545,6 +545,13 @@ impl Parser<'_> {
                 }
             }
         }
+    }
+
+    /// A method call refused: from its `.` (at character index `start`) to the end of
+    /// its argument list (the cursor is on its opening bracket).
+    pub(crate) fn method_call(&self, start: usize) -> PwshError {
+        let end = self.c.extent(self.c.index());
+        self.c.unsupported_span(Construct::MethodCall, start, end)
     }
 
     /// At a `.` that starts a member: consumes it and returns its index. Refuses `[`

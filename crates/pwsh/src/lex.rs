@@ -163,7 +163,7 @@ impl<'a> Cursor<'a> {
     /// snippets: a bracketed construct at its closing bracket, a variable at the end of
     /// its name, a member at the end of its name (and argument list), anything else at
     /// the end of the word. Looks at most [`SNIPPET_SCAN`] characters ahead.
-    fn extent(&self, from: usize) -> usize {
+    pub(crate) fn extent(&self, from: usize) -> usize {
         let at = |i: usize| self.chars.get(i).map(|c| c.1);
         let limit = from.saturating_add(SNIPPET_SCAN).min(self.chars.len());
         let scan = |mut i: usize, keep: &dyn Fn(char) -> bool| {

@@ -595,6 +595,9 @@ impl Parser<'_> {
         match self.c.peek() {
             Some('.') => Err(self.c.unsupported(Construct::MemberAccess)),
             Some('[') => Err(self.c.unsupported(Construct::Index)),
+            Some(n) if !ends_word(n) && (n.is_control() || is_ambiguous_space(n)) => {
+                Err(self.c.unsupported(Construct::Character(n)))
+            }
             Some(n) if !ends_word(n) => Err(self.c.unsupported("concatenated argument")),
             _ => Ok(value),
         }

@@ -43,9 +43,9 @@ impl Parser<'_> {
             let args = match self.c.peek() {
                 Some('(') => match listed(DATE_METHODS, &name) {
                     Some(_) if v.typed() => Some(self.method_args(depth)?),
-                    _ => return Err(self.c.unsupported_at(Construct::MethodCall, start)),
+                    _ => return Err(self.method_call(start)),
                 },
-                Some('{') => return Err(self.c.unsupported_at(Construct::MethodCall, start)),
+                Some('{') => return Err(self.method_call(start)),
                 _ => None,
             };
             v.members.push(Member { name, args });
@@ -386,7 +386,7 @@ impl Parser<'_> {
         match self.c.peek() {
             Some(q) if is_single_quote(q) => return self.c.read_single_quoted(),
             Some(q) if is_double_quote(q) => return self.c.read_double_quoted(),
-            Some('$') => return Err(self.c.unsupported(Construct::Variable)),
+            Some('$') => return Err(self.unexpected('$')),
             Some('(') => return Err(self.c.unsupported(Construct::Parenthesized)),
             _ => {}
         }
