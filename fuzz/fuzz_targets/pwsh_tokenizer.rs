@@ -1,9 +1,10 @@
-//! Fuzzes the PowerShell safe-subset parser and the data-file reader: arbitrary text
+//! Fuzzes the PowerShell safe-subset parser (scripts, and script block bodies as PSRP
+//! sends them) and the data-file reader: arbitrary text
 //! must produce a parse or an error, never a panic, and a successful parse must hold
 //! only non-empty command names.
 #![no_main]
 
-use hopgate::pwsh::{parse_data_file, parse_script, Element, Statement};
+use hopgate::pwsh::{parse_block, parse_data_file, parse_script, Element, Statement};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -20,5 +21,6 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
+    let _ = parse_block(text);
     let _ = parse_data_file(text);
 });

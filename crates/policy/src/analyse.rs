@@ -27,7 +27,15 @@ pub(crate) enum Val {
     Bool(bool),
     Null,
     List(Vec<Val>),
+    /// Script block text (from PSRP), judged when the command is analysed.
     ScriptBlock(String),
+    /// A script block of the safe expression subset (from script text): it changes
+    /// nothing, and the commands it runs (`Get-Date`) are recorded as uses.
+    Block(Box<pwsh::SafeBlock>),
+    /// `@{ ... }` with constant keys.
+    Hashtable(Vec<(String, Val)>),
+    /// A pure date value (`(Get-Date).AddDays(-1)`); its `Get-Date` is recorded as a use.
+    Expr(Box<pwsh::ValueExpr>),
     Secure,
     Other(String),
 }
@@ -114,6 +122,12 @@ pub(crate) enum Item {
     /// parenthesised block): denied when an applicable role has deny rules.
     Unverifiable {
         what: String,
+    },
+    /// Script text (or a script block's text) outside the analysed subset: `label`
+    /// says which text, `error` names the construct and where it is.
+    Unsupported {
+        label: String,
+        error: pwsh::PwshError,
     },
 }
 
@@ -226,8 +240,11 @@ impl<'m> Analysis<'m> {
         }
         let parsed = match pwsh::parse_script(text) {
             Ok(s) => s,
-            Err(e) => {
-                self.opaque(format!("{label}: {e}"));
+            Err(error) => {
+                self.items.push(Item::Unsupported {
+                    label: label.to_string(),
+                    error,
+                });
                 return;
             }
         };
@@ -256,9 +273,12 @@ impl<'m> Analysis<'m> {
                         self.command(&c.name, script_args(c.args), upstream, implicit, depth);
                         upstream = self.output_of_last_use();
                     }
-                    // `'a', 'b' | Cmd`: the values are what the next command receives.
+                    // `'a', 'b' | Cmd`: the values are what the next command receives; a
+                    // value that starts a pipeline may run Get-Date.
                     Element::Value(l) => {
-                        upstream = Upstream::Values(match literal(l) {
+                        let v = literal(l);
+                        self.script_blocks(&v, "a pipeline", depth);
+                        upstream = Upstream::Values(match v {
                             Val::List(items) => items,
                             v => vec![v],
                         })
@@ -343,7 +363,7 @@ impl<'m> Analysis<'m> {
                 }
                 match code_argument(&args, &["scriptblock", "command"], 0) {
                     Ok(Some(Val::Str(code))) => self.script(&code, "Invoke-Command", depth + 1),
-                    Ok(Some(Val::ScriptBlock(_))) => {}
+                    Ok(Some(Val::ScriptBlock(_) | Val::Block(_))) => {}
                     Ok(_) => self.opaque("Invoke-Command without a literal script block"),
                     Err(e) => self.opaque(format!("Invoke-Command: {e}")),
                 }
@@ -353,14 +373,27 @@ impl<'m> Analysis<'m> {
                 Err(e) => self.opaque(format!("Start-Process: {e}")),
             },
             "foreach-object" => {
-                let member = args.iter().any(|a| match a {
-                    UseArg::Positional(v) => !matches!(v, Val::ScriptBlock(_)),
-                    UseArg::Named { name, .. } => {
-                        "membername".starts_with(name.as_str()) && !name.is_empty()
+                // `% Name` binds the name to -MemberName, which reads a property or
+                // calls a method: without types the gateway cannot tell which.
+                let member = args.iter().find_map(|a| match a {
+                    UseArg::Positional(v) => {
+                        (!matches!(v, Val::ScriptBlock(_) | Val::Block(_))).then_some(Some(v))
                     }
+                    UseArg::Named { name, value, .. } => ("membername".starts_with(name.as_str())
+                        && !name.is_empty())
+                    .then_some(value.as_ref()),
                 });
-                if member {
-                    self.opaque("method or property invocation through ForEach-Object");
+                match member {
+                    Some(Some(Val::Str(name))) => self.opaque(format!(
+                        "ForEach-Object member name '{name}' may call a method (without types \
+                         the gateway cannot tell a property from a method); to read a \
+                         property write `ForEach-Object {{ $_.{name} }}`"
+                    )),
+                    Some(_) => self.opaque(
+                        "ForEach-Object -MemberName may call a method (without types the \
+                         gateway cannot tell a property from a method)",
+                    ),
+                    None => {}
                 }
             }
             _ if !via_alias && is_interpreter(&program) => {
@@ -433,17 +466,82 @@ impl<'m> Analysis<'m> {
         }));
     }
 
+    /// The code inside a value: script block text is analysed (as a block of the
+    /// safe subset, else as a script), and the commands of safe blocks, hashtables and
+    /// date values are recorded as uses.
+    // INVARIANT: values come from the parser (nesting bounded by its depth limit) or
+    // from PSRP (lists bounded by the message size); the recursion follows them.
     fn script_blocks(&mut self, v: &Val, owner: &str, depth: usize) {
         match v {
             Val::ScriptBlock(text) => {
-                self.script(text, &format!("script block passed to {owner}"), depth + 1)
+                let label = format!("script block passed to {owner}");
+                self.block_text(text, &label, depth + 1)
+            }
+            Val::Block(block) => self.expression_commands(block.commands(), depth),
+            Val::Expr(value) => {
+                self.expression_commands(value.command().into_iter().collect(), depth)
+            }
+            Val::Hashtable(entries) => {
+                for (_, v) in entries {
+                    self.script_blocks(v, owner, depth);
+                }
             }
             Val::List(items) => {
                 for i in items {
                     self.script_blocks(i, owner, depth);
                 }
             }
-            _ => {}
+            Val::Str(_) | Val::Num(_) | Val::Bool(_) | Val::Null | Val::Secure | Val::Other(_) => {}
+        }
+    }
+
+    /// Script block text (PSRP sends blocks as text): a body of the safe subset is no
+    /// code beyond the `Get-Date` it may run; anything else is analysed as a script,
+    /// as before. When both fail, the block's own error names the construct, unless
+    /// the block is plainly a script (it starts with a command).
+    fn block_text(&mut self, text: &str, label: &str, depth: usize) {
+        if depth > MAX_DEPTH {
+            self.items.push(Item::Script {
+                label: label.to_string(),
+            });
+            self.opaque(format!("{label}: code nested too deeply"));
+            return;
+        }
+        let block_error = match pwsh::parse_block(text) {
+            Ok(block) => {
+                self.items.push(Item::Script {
+                    label: label.to_string(),
+                });
+                self.expression_commands(block.commands(), depth);
+                return;
+            }
+            Err(e) => e,
+        };
+        if pwsh::parse_script(text).is_ok()
+            || block_error.construct() == Some(&pwsh::Construct::Command)
+        {
+            self.script(text, label, depth);
+        } else {
+            self.items.push(Item::Script {
+                label: label.to_string(),
+            });
+            self.items.push(Item::Unsupported {
+                label: label.to_string(),
+                error: block_error,
+            });
+        }
+    }
+
+    /// The commands an expression runs (`(Get-Date)`), judged like any other use.
+    fn expression_commands(&mut self, commands: Vec<&pwsh::Command>, depth: usize) {
+        for c in commands {
+            self.command(
+                &c.name,
+                script_args(c.args.clone()),
+                Upstream::None,
+                false,
+                depth + 1,
+            );
         }
     }
 
@@ -744,6 +842,11 @@ fn literal(l: Literal) -> Val {
         Literal::Bool(b) => Val::Bool(b),
         Literal::Null => Val::Null,
         Literal::List(items) => Val::List(items.into_iter().map(literal).collect()),
+        Literal::Hashtable(entries) => {
+            Val::Hashtable(entries.into_iter().map(|(k, v)| (k, literal(v))).collect())
+        }
+        Literal::ScriptBlock(block) => Val::Block(Box::new(block)),
+        Literal::Expr(value) => Val::Expr(Box::new(value)),
     }
 }
 
@@ -864,7 +967,9 @@ pub(crate) fn kind(v: &Val) -> &'static str {
         Val::Bool(_) => "boolean",
         Val::Null => "null",
         Val::List(_) => "list",
-        Val::ScriptBlock(_) => "script block",
+        Val::ScriptBlock(_) | Val::Block(_) => "script block",
+        Val::Hashtable(_) => "hashtable",
+        Val::Expr(_) => "expression",
         Val::Secure => "secure string",
         Val::Other(_) => "object",
     }

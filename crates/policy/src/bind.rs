@@ -358,7 +358,9 @@ fn fits(type_name: &str, value: Option<&Val>) -> bool {
     let leaf = t.rsplit('.').next().unwrap_or(t);
     let object_type = OBJECT_TYPES.iter().any(|o| leaf.starts_with(o));
     match value {
-        None | Some(Val::Other(_)) => true,
+        // What a hashtable or a computed value converts to is decided at run time.
+        None | Some(Val::Other(_) | Val::Hashtable(_) | Val::Expr(_)) => true,
+        Some(Val::Block(_)) => leaf == "scriptblock" || leaf == "object" || leaf.is_empty(),
         Some(Val::List(items)) => items.iter().all(|i| fits(type_name, Some(i))),
         Some(Val::ScriptBlock(_)) => leaf == "scriptblock" || leaf == "object" || leaf.is_empty(),
         Some(Val::Secure) => leaf == "securestring" || leaf == "object" || leaf.is_empty(),

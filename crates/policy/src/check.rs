@@ -12,6 +12,7 @@ use super::pattern::fold;
 use super::program::ProgramLine;
 use super::remote::{local_only_allows, via_text};
 use super::role::{CmdRules, CommandRule, ParamRule, PsrpRules, Role};
+use hopgate_pwsh::PwshError;
 
 /// Why a role does not allow something. The common case (a command the role does not
 /// show) is built without allocating: every applicable role is tried per request, and
@@ -74,15 +75,22 @@ fn other_allowed(role: &Role, item: &Item) -> Result<(), String> {
             }
             Ok(())
         }
-        Item::Opaque { what } => {
-            let full = role
-                .psrp
-                .as_ref()
-                .is_some_and(|p| p.language == Language::Full);
-            if full {
-                Ok(())
-            } else {
-                Err(format!("cannot analyse: {what}"))
+        Item::Opaque { what } => match &role.psrp {
+            Some(p) if p.language == Language::Full => Ok(()),
+            _ => Err(format!(
+                "role '{}' accepts only code the gateway can analyse: {what}",
+                role.name
+            )),
+        },
+        Item::Unsupported { label, error } => {
+            let p = psrp(role, label)?;
+            match p.language {
+                Language::Full => Ok(()),
+                Language::NoScripts => Err(format!(
+                    "{label} is script text and role '{}' allows no scripts",
+                    role.name
+                )),
+                Language::Restricted => Err(language_refusal(&role.name, label, error)),
             }
         }
         Item::InterpreterStart { powershell: true } => {
@@ -165,6 +173,76 @@ fn line_allowed(
                 ))
             }
         }
+    }
+}
+
+/// Where script text came from, for messages: nothing for the request's own script.
+fn in_label(label: &str) -> String {
+    if label == "script" {
+        String::new()
+    } else {
+        format!(" (in {label})")
+    }
+}
+
+/// Why a `restricted` role refuses a script: the construct its language does not
+/// allow, its text and where it is ("role 'demo' allows no variables: `$x` at line 1,
+/// column 1").
+fn language_refusal(role: &str, label: &str, error: &PwshError) -> String {
+    let place = in_label(label);
+    match error {
+        PwshError::Unsupported {
+            construct,
+            snippet,
+            at,
+            in_block: false,
+        } => format!(
+            "role '{role}' allows no {}: `{snippet}` at {at}{place}",
+            construct.plural()
+        ),
+        PwshError::Unsupported {
+            construct,
+            snippet,
+            at,
+            in_block: true,
+        } => format!(
+            "role '{role}' allows no script blocks except the safe subset: {construct} \
+             `{snippet}` at {at}{place}"
+        ),
+        PwshError::Unterminated { what, at } => format!(
+            "role '{role}' cannot analyse an incomplete script: unterminated {what} starting \
+             at {at}{place}"
+        ),
+    }
+}
+
+/// What an unanalysable item is, for the deny message: the construct and where it is,
+/// or the description of the code.
+pub(crate) fn outside_analysis(item: &Item) -> Option<String> {
+    match item {
+        Item::Opaque { what } => Some(format!(
+            "code is outside what the gateway can analyse: {what}"
+        )),
+        Item::Unsupported { label, error } => {
+            let place = in_label(label);
+            Some(match error {
+                PwshError::Unsupported {
+                    construct,
+                    snippet,
+                    at,
+                    in_block,
+                } => format!(
+                    "script is outside what the gateway can analyse: {construct} `{snippet}`{} at \
+                     {at}{place}",
+                    if *in_block { " in a script block" } else { "" }
+                ),
+                PwshError::Unterminated { what, at } => format!(
+                    "script is outside what the gateway can analyse: unterminated {what} \
+                     starting at {at}{place}"
+                ),
+            })
+        }
+        _ => None,
     }
 }
 

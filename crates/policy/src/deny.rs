@@ -7,6 +7,8 @@ use std::collections::HashMap;
 
 use super::analyse::{Analysis, CommandUse, Item, UseArg};
 use super::bind::Upstream;
+use super::check::outside_analysis;
+use super::file::Language;
 use super::pattern::Wildcard;
 use super::remote::via_text;
 use super::role::{LineRule, Role};
@@ -149,7 +151,7 @@ impl DenyIndex {
                         }
                     }
                 }
-                Item::Opaque { what } | Item::Unverifiable { what } => {
+                Item::Unverifiable { what } => {
                     let holder = self
                         .any
                         .iter()
@@ -158,6 +160,33 @@ impl DenyIndex {
                     if let Some((i, _)) = holder {
                         return Some((
                             format!("cannot verify the deny rules of role '{}': {what}", name(i)),
+                            format!("{}: deny", name(i)),
+                        ));
+                    }
+                }
+                Item::Opaque { .. } | Item::Unsupported { .. } => {
+                    // Only a `full` role could accept unanalysable code; without one, the
+                    // role check refuses it with the construct its language lacks.
+                    let full = roles.iter().zip(applicable).any(|(r, a)| {
+                        *a && r
+                            .psrp
+                            .as_ref()
+                            .is_some_and(|p| p.language == Language::Full)
+                    });
+                    let holder = self
+                        .any
+                        .iter()
+                        .enumerate()
+                        .find(|(i, has)| **has && applicable.get(*i).copied().unwrap_or(false));
+                    if let (true, Some((i, _)), Some(what)) = (full, holder, outside_analysis(item))
+                    {
+                        return Some((
+                            format!(
+                                "{what}; role '{}' has deny rules, which cannot be checked \
+                                 against it, so no role can allow it (language = \"full\" \
+                                 accepts such code only where no role that applies has deny rules)",
+                                name(i)
+                            ),
                             format!("{}: deny", name(i)),
                         ));
                     }

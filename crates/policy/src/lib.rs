@@ -18,6 +18,8 @@ mod cmdline;
 mod corpus_tests;
 mod deny;
 mod engine;
+#[cfg(test)]
+mod expr_tests;
 mod file;
 mod lint;
 pub mod metadata;

@@ -78,6 +78,11 @@ fn value_names_remote(v: &Val) -> Option<String> {
     match v {
         Val::Str(s) if names_remote(s) => Some(s.clone()),
         Val::List(items) => items.iter().find_map(value_names_remote),
+        Val::Hashtable(entries) => entries.iter().find_map(|(_, v)| value_names_remote(v)),
+        // A script block bound to a pipeline parameter is evaluated per object
+        // (delay-bind): a UNC spelling anywhere in its text counts.
+        Val::Block(b) if b.text.contains("\\\\") || b.text.contains("//") => Some(b.text.clone()),
+        Val::ScriptBlock(t) if t.contains("\\\\") || t.contains("//") => Some(t.clone()),
         _ => None,
     }
 }

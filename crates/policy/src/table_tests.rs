@@ -509,7 +509,8 @@ fn deny_reasons_name_the_rule_or_construct() {
             rule: Some("demo: deny.cmdlets 'Stop-Computer'".into())
         }
     );
-    let Decision::Deny { reason, .. } = decide(&engine, &ALICE, &ps("Get-Date | % { $_ }")) else {
+    let Decision::Deny { reason, .. } = decide(&engine, &ALICE, &ps("Get-Date | % { $_.Kill() }"))
+    else {
         panic!()
     };
     assert!(reason.contains("script block"), "{reason}");

@@ -4,7 +4,7 @@
 //! holds one; nothing is ever evaluated.
 
 use super::lex::{is_blank, is_double_quote, is_newline, is_single_quote, Cursor};
-use super::PwshError;
+use super::{Construct, PwshError};
 
 /// Nesting limit for hashtables, arrays and script blocks.
 const MAX_DEPTH: usize = 32;
@@ -65,10 +65,10 @@ pub fn parse_data_file(text: &str) -> Result<DataValue, PwshError> {
         return Err(r.c.unsupported("text after the top-level value"));
     }
     if !matches!(value, DataValue::Table(_)) {
-        return Err(PwshError::Unsupported {
-            what: format!("top-level {} (expected a hashtable)", value.kind()),
-            offset: 0,
-        });
+        return Err(r.c.unsupported_at(
+            format!("top-level {} (expected a hashtable)", value.kind()),
+            0,
+        ));
     }
     Ok(value)
 }
@@ -123,10 +123,7 @@ impl Reader<'_> {
                     "true" => Ok(DataValue::Bool(true)),
                     "false" => Ok(DataValue::Bool(false)),
                     "null" => Ok(DataValue::Null),
-                    _ => Err(PwshError::Unsupported {
-                        what: format!("variable ${name}"),
-                        offset: self.c.offset_of(start),
-                    }),
+                    _ => Err(self.c.unsupported_at(Construct::Variable, start)),
                 }
             }
             (Some(c), _) if ends_word(c) || c == '@' || c == '[' => {
@@ -167,12 +164,7 @@ impl Reader<'_> {
         loop {
             self.c.skip_trivia(true)?;
             match self.c.peek() {
-                None => {
-                    return Err(PwshError::Unterminated {
-                        what: "hashtable",
-                        offset: start,
-                    })
-                }
+                None => return Err(self.c.unterminated("hashtable", start)),
                 Some('}') => {
                     self.c.bump();
                     return Ok(DataValue::Table(entries));
@@ -205,12 +197,7 @@ impl Reader<'_> {
                     match self.c.peek() {
                         Some(';') | Some('}') => {}
                         Some(c) if is_newline(c) => {}
-                        None => {
-                            return Err(PwshError::Unterminated {
-                                what: "hashtable",
-                                offset: start,
-                            })
-                        }
+                        None => return Err(self.c.unterminated("hashtable", start)),
                         Some(c) => {
                             return Err(self
                                 .c
@@ -230,12 +217,7 @@ impl Reader<'_> {
         loop {
             self.c.skip_trivia(true)?;
             match self.c.peek() {
-                None => {
-                    return Err(PwshError::Unterminated {
-                        what: "array",
-                        offset: start,
-                    })
-                }
+                None => return Err(self.c.unterminated("array", start)),
                 Some(')') => {
                     self.c.bump();
                     return Ok(DataValue::Array(items));
@@ -261,12 +243,7 @@ impl Reader<'_> {
         loop {
             self.c.skip_trivia(true)?;
             match self.c.peek() {
-                None => {
-                    return Err(PwshError::Unterminated {
-                        what: "script block",
-                        offset: start,
-                    })
-                }
+                None => return Err(self.c.unterminated("script block", start)),
                 Some('{') => {
                     level += 1;
                     if level > MAX_DEPTH {
@@ -293,10 +270,7 @@ impl Reader<'_> {
                     loop {
                         match self.c.bump() {
                             None => {
-                                return Err(PwshError::Unterminated {
-                                    what: "string in a script block",
-                                    offset: start,
-                                })
+                                return Err(self.c.unterminated("string in a script block", start))
                             }
                             Some('`') => {
                                 self.c.bump();

@@ -4,7 +4,7 @@
 //! Owns nothing but a cursor over the text; it never decides whether a construct is
 //! allowed. Offsets are byte offsets into the original text.
 
-use super::PwshError;
+use super::{Construct, Position, PwshError};
 
 /// Single-quote characters PowerShell accepts (ASCII and the typographic variants).
 pub(crate) fn is_single_quote(c: char) -> bool {
@@ -41,7 +41,25 @@ pub(crate) fn is_newline(c: char) -> bool {
     c == '\n' || c == '\r'
 }
 
+/// How far ahead an error snippet looks for the end of its construct.
+const SNIPPET_SCAN: usize = 64;
+
+/// Longest snippet quoted in an error, in characters.
+const SNIPPET_MAX: usize = 40;
+
+/// A construct's text for an error message: its first line, at most [`SNIPPET_MAX`]
+/// characters.
+fn snippet(text: &str) -> String {
+    let line = text.split(is_newline).next().unwrap_or("");
+    let mut out: String = line.chars().take(SNIPPET_MAX).collect();
+    if out.len() < text.len() {
+        out.push('\u{2026}');
+    }
+    out
+}
+
 /// A cursor over the characters of a script, with byte offsets.
+
 #[derive(Debug)]
 pub(crate) struct Cursor<'a> {
     text: &'a str,
@@ -101,11 +119,97 @@ impl<'a> Cursor<'a> {
             .unwrap_or("")
     }
 
-    pub(crate) fn unsupported(&self, what: impl Into<String>) -> PwshError {
+    /// The construct starting at the current position.
+    pub(crate) fn unsupported(&self, construct: impl Into<Construct>) -> PwshError {
+        self.unsupported_at(construct, self.i)
+    }
+
+    /// The construct starting at character index `from`, its extent guessed from its
+    /// first characters (see [`Cursor::extent`]).
+    pub(crate) fn unsupported_at(&self, construct: impl Into<Construct>, from: usize) -> PwshError {
+        let to = self.extent(from);
+        self.unsupported_span(construct, from, to)
+    }
+
+    /// The construct between character indices `from` and `to`.
+    pub(crate) fn unsupported_span(
+        &self,
+        construct: impl Into<Construct>,
+        from: usize,
+        to: usize,
+    ) -> PwshError {
         PwshError::Unsupported {
-            what: what.into(),
-            offset: self.offset(),
+            construct: construct.into(),
+            snippet: snippet(self.slice(from, to.max(from))),
+            at: self.position(self.offset_of(from)),
+            in_block: false,
         }
+    }
+
+    /// Something left open at byte `offset`.
+    pub(crate) fn unterminated(&self, what: &'static str, offset: usize) -> PwshError {
+        PwshError::Unterminated {
+            what,
+            at: self.position(offset),
+        }
+    }
+
+    /// Line and column of a byte offset.
+    pub(crate) fn position(&self, offset: usize) -> Position {
+        Position::locate(self.text, offset)
+    }
+
+    /// Where the construct starting at character index `from` probably ends, for error
+    /// snippets: a bracketed construct at its closing bracket, a variable at the end of
+    /// its name, a member at the end of its name (and argument list), anything else at
+    /// the end of the word. Looks at most [`SNIPPET_SCAN`] characters ahead.
+    pub(crate) fn extent(&self, from: usize) -> usize {
+        let at = |i: usize| self.chars.get(i).map(|c| c.1);
+        let limit = from.saturating_add(SNIPPET_SCAN).min(self.chars.len());
+        let scan = |mut i: usize, keep: &dyn Fn(char) -> bool| {
+            while i < limit && at(i).is_some_and(keep) {
+                i += 1;
+            }
+            i
+        };
+        let matching = |open: usize| {
+            let mut level = 0usize;
+            for i in open..limit {
+                match at(i) {
+                    Some('(' | '{' | '[') => level += 1,
+                    Some(')' | '}' | ']') => {
+                        level = level.saturating_sub(1);
+                        if level == 0 {
+                            return i + 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            limit
+        };
+        let word = |c: char| c.is_alphanumeric() || c == '_';
+        let end = match (at(from), at(from + 1)) {
+            (None, _) => return from,
+            (Some('(' | '{' | '['), _) => matching(from),
+            (Some('$' | '@'), Some('(' | '{')) => matching(from + 1),
+            (Some('$'), _) => scan(from + 1, &|c| word(c) || matches!(c, ':' | '?')),
+            (Some('.'), _) => {
+                let end = scan(from + 1, &word);
+                if matches!(at(end), Some('(' | '{')) {
+                    matching(end)
+                } else {
+                    end
+                }
+            }
+            (Some(c), _) if is_dash(c) => scan(from + 1, &|c| word(c) || c == '%'),
+            (Some(_), _) => scan(from, &|c| {
+                !is_blank(c)
+                    && !is_newline(c)
+                    && !matches!(c, ';' | '|' | '(' | ')' | '{' | '}' | ',')
+            }),
+        };
+        end.max(from + 1).min(self.chars.len())
     }
 
     /// Skips blanks, comments and backtick line continuations; with `newlines` also
@@ -117,10 +221,7 @@ impl<'a> Cursor<'a> {
                     self.i += 1;
                 }
                 Some(c) if is_ambiguous_space(c) && !(self.i == 0 && c == '\u{FEFF}') => {
-                    return Err(self.unsupported(format!(
-                        "ambiguous whitespace character U+{:04X}",
-                        u32::from(c)
-                    )));
+                    return Err(self.unsupported(Construct::Character(c)));
                 }
                 Some(c) if newlines && is_newline(c) => {
                     self.i += 1;
@@ -144,12 +245,7 @@ impl<'a> Cursor<'a> {
                     self.i += 2;
                     loop {
                         match self.bump() {
-                            None => {
-                                return Err(PwshError::Unterminated {
-                                    what: "block comment",
-                                    offset: start,
-                                })
-                            }
+                            None => return Err(self.unterminated("block comment", start)),
                             Some('#') if self.peek() == Some('>') => {
                                 self.i += 1;
                                 break;
@@ -170,12 +266,7 @@ impl<'a> Cursor<'a> {
         let mut out = String::new();
         loop {
             match self.bump() {
-                None => {
-                    return Err(PwshError::Unterminated {
-                        what: "single-quoted string",
-                        offset: start,
-                    })
-                }
+                None => return Err(self.unterminated("single-quoted string", start)),
                 Some(c) if is_single_quote(c) => {
                     // A doubled quote is an escaped quote.
                     if self.peek().is_some_and(is_single_quote) {
@@ -198,12 +289,7 @@ impl<'a> Cursor<'a> {
         let mut out = String::new();
         loop {
             match self.bump() {
-                None => {
-                    return Err(PwshError::Unterminated {
-                        what: "double-quoted string",
-                        offset: start,
-                    })
-                }
+                None => return Err(self.unterminated("double-quoted string", start)),
                 Some(c) if is_double_quote(c) => {
                     if self.peek().is_some_and(is_double_quote) {
                         self.i += 1;
@@ -215,7 +301,7 @@ impl<'a> Cursor<'a> {
                 Some('`') => self.read_escape(&mut out, start)?,
                 Some('$') => {
                     self.i -= 1;
-                    return Err(self.unsupported("variable expansion in a double-quoted string"));
+                    return Err(self.unsupported(Construct::StringExpansion));
                 }
                 Some(c) => out.push(c),
             }
@@ -224,10 +310,7 @@ impl<'a> Cursor<'a> {
 
     fn read_escape(&mut self, out: &mut String, start: usize) -> Result<(), PwshError> {
         match self.bump() {
-            None => Err(PwshError::Unterminated {
-                what: "escape sequence",
-                offset: start,
-            }),
+            None => Err(self.unterminated("escape sequence", start)),
             Some('0') => {
                 out.push('\0');
                 Ok(())
@@ -265,8 +348,9 @@ impl<'a> Cursor<'a> {
                 Ok(())
             }
             Some('u') => {
-                self.i -= 1;
-                Err(self.unsupported("unicode escape in a string"))
+                // Back to the backtick.
+                self.i -= 2;
+                Err(self.unsupported(Construct::Escape))
             }
             Some(c) => {
                 out.push(c);
@@ -291,21 +375,13 @@ impl<'a> Cursor<'a> {
                     self.i += 1;
                 }
             }
-            _ => {
-                return Err(PwshError::Unterminated {
-                    what: "here-string header",
-                    offset: start,
-                })
-            }
+            _ => return Err(self.unterminated("here-string header", start)),
         }
         let mut out = String::new();
         let mut at_line_start = true;
         loop {
             let Some(c) = self.bump() else {
-                return Err(PwshError::Unterminated {
-                    what: "here-string",
-                    offset: start,
-                });
+                return Err(self.unterminated("here-string", start));
             };
             let closes = if expandable {
                 is_double_quote(c)
@@ -328,7 +404,7 @@ impl<'a> Cursor<'a> {
                 self.read_escape(&mut out, start)?;
             } else if expandable && c == '$' {
                 self.i -= 1;
-                return Err(self.unsupported("variable expansion in a here-string"));
+                return Err(self.unsupported(Construct::StringExpansion));
             } else {
                 out.push(c);
             }

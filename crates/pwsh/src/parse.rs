@@ -1,19 +1,23 @@
 //! Parser for the safe PowerShell subset: statements (`;`, newlines) of pipelines (`|`)
 //! of commands with parameters and literal arguments, plus `exit [n | $LASTEXITCODE]`.
+//! Argument values may also be the bounded expressions of `expr.rs`: hashtable literals,
+//! safe script blocks and pure date expressions.
 //!
 //! Everything outside the subset (variables other than `$true`/`$false`/`$null`,
-//! subexpressions, script blocks, `&` and `.` invocation, member access, redirection,
-//! type literals, keywords, operators, splatting, hashtables) is an error naming the
-//! construct, so a caller can never mistake an unanalysed script for a harmless one.
-//! This module does not resolve aliases or decide anything.
+//! subexpressions, other script blocks, `&` and `.` invocation, member access,
+//! redirection, type literals, keywords, operators, splatting) is an error naming the
+//! construct and where it is, so a caller can never mistake an unanalysed script for a
+//! harmless one. This module does not resolve aliases or decide anything.
 
+use super::expr::{SafeBlock, ValueExpr};
 use super::lex::{
     is_ambiguous_space, is_blank, is_dash, is_double_quote, is_newline, is_single_quote, Cursor,
 };
-use super::PwshError;
+use super::{Construct, PwshError};
 
-/// Nesting limit for `@( … )` array literals.
-const MAX_DEPTH: usize = 32;
+/// Nesting limit for arrays, hashtables, script blocks, parentheses and the arguments
+/// of `(Get-Date ...)`, together: every recursive step of the parser counts one.
+pub(crate) const MAX_DEPTH: usize = 32;
 
 /// A parsed script in the safe subset.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +94,43 @@ pub enum Literal {
     Null,
     /// `a, b, c` or `@(a, b)`.
     List(Vec<Literal>),
+    /// `@{ key = value; ... }`: constant keys, values of this type, in written order.
+    Hashtable(Vec<(String, Literal)>),
+    /// `{ ... }` whose body is in the safe expression subset (see [`SafeBlock`]).
+    ScriptBlock(SafeBlock),
+    /// A pure value expression such as `(Get-Date).AddDays(-1)` (see [`ValueExpr`]).
+    Expr(ValueExpr),
+}
+
+// === impl Literal ===
+
+impl Literal {
+    /// The commands evaluating this value runs (the `Get-Date` of `(Get-Date)`), in
+    /// written order. Commands inside those commands' own arguments are not included:
+    /// they are found the same way from the arguments.
+    pub fn commands(&self) -> Vec<&Command> {
+        let mut out = Vec::new();
+        self.collect_commands(&mut out);
+        out
+    }
+
+    // INVARIANT: the parser bounds nesting by MAX_DEPTH, so this recursion is bounded.
+    pub(crate) fn collect_commands<'a>(&'a self, out: &mut Vec<&'a Command>) {
+        match self {
+            Literal::Str(_) | Literal::Number(_) | Literal::Bool(_) | Literal::Null => {}
+            Literal::List(items) => items.iter().for_each(|i| i.collect_commands(out)),
+            Literal::Hashtable(entries) => {
+                entries.iter().for_each(|(_, v)| v.collect_commands(out))
+            }
+            Literal::ScriptBlock(block) => block.collect_commands(out),
+            Literal::Expr(e) => out.extend(e.command()),
+        }
+    }
+}
+
+/// True for a keyword that starts a language construct outside the subset.
+pub(crate) fn is_keyword(word: &str) -> bool {
+    KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(word))
 }
 
 /// Keywords that start language constructs outside the subset.
@@ -143,18 +184,18 @@ pub fn parse_script(text: &str) -> Result<Script, PwshError> {
     p.script()
 }
 
-struct Parser<'a> {
-    c: Cursor<'a>,
+pub(crate) struct Parser<'a> {
+    pub(crate) c: Cursor<'a>,
 }
 
 /// Characters that end a generic (bare word) token.
-fn ends_word(c: char) -> bool {
+pub(crate) fn ends_word(c: char) -> bool {
     is_blank(c)
         || is_newline(c)
         || matches!(c, ';' | '|' | '&' | '(' | ')' | '{' | '}' | ',' | '<' | '>')
 }
 
-fn is_number(word: &str) -> bool {
+pub(crate) fn is_number(word: &str) -> bool {
     let w = word.strip_prefix(is_dash).unwrap_or(word);
     let lower = w.to_ascii_lowercase();
     let body = ["kb", "mb", "gb", "tb", "pb"]
@@ -215,27 +256,38 @@ impl Parser<'_> {
     }
 
     /// Names the construct that starts with `c` at the current position.
-    fn unexpected(&self, c: char) -> PwshError {
+    pub(crate) fn unexpected(&self, c: char) -> PwshError {
         let next = self.c.peek_at(1);
         let what = match c {
-            '$' if next == Some('(') => "subexpression ($(...))",
-            '$' => "variable",
-            '@' if next == Some('(') => "array subexpression with non-literal content",
-            '@' if next == Some('{') => "hashtable literal",
-            '@' => "splatting",
-            '&' => "call operator (&) or pipeline chain (&&)",
-            '.' => "dot-source operator (.)",
-            '{' | '}' => "script block",
-            '(' | ')' => "parenthesized expression",
-            '[' | ']' => "type literal or index expression",
-            '>' | '<' => "redirection",
-            '|' => "empty pipeline element or pipeline chain (||)",
-            ',' => "unary comma (array) operator",
-            '=' => "assignment",
-            '+' | '*' | '/' | '%' | '!' => "operator",
-            _ if is_dash(c) => "operator",
-            _ => "unexpected character",
+            '$' if next == Some('(') => Construct::Subexpression,
+            '$' => Construct::Variable,
+            '@' if next == Some('(') => "array subexpression".into(),
+            '@' if next == Some('{') => "hashtable literal".into(),
+            '@' => Construct::Splatting,
+            '&' if next == Some('&') => Construct::PipelineChain,
+            '&' => Construct::CallOperator,
+            '.' => Construct::DotSource,
+            '{' => Construct::ScriptBlock,
+            '}' => "unmatched '}'".into(),
+            '(' => Construct::Parenthesized,
+            ')' => "unmatched ')'".into(),
+            '[' => Construct::TypeLiteral,
+            ']' => "unmatched ']'".into(),
+            '>' | '<' => Construct::Redirection,
+            '|' if next == Some('|') => Construct::PipelineChain,
+            '|' => "empty pipeline element".into(),
+            ',' => "unary comma (array) operator".into(),
+            '=' => Construct::Assignment,
+            '+' | '*' | '/' | '%' | '!' => Construct::Operator,
+            '`' => Construct::Escape,
+            _ if is_dash(c) => Construct::Operator,
+            _ if c.is_control() || is_ambiguous_space(c) => Construct::Character(c),
+            _ => "unexpected character".into(),
         };
+        if what == Construct::PipelineChain {
+            let at = self.c.index();
+            return self.c.unsupported_span(what, at, at + 2);
+        }
         self.c.unsupported(what)
     }
 
@@ -246,10 +298,10 @@ impl Parser<'_> {
                 self.take_bare_word()?;
                 return self.exit();
             }
-            if KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(&word)) {
+            if is_keyword(&word) {
                 return Err(self
                     .c
-                    .unsupported(format!("keyword '{}'", word.to_ascii_lowercase())));
+                    .unsupported(Construct::Keyword(word.to_ascii_lowercase())));
             }
         }
         let mut elements = vec![self.element(true)?];
@@ -260,7 +312,10 @@ impl Parser<'_> {
             }
             self.c.bump();
             if self.c.peek() == Some('|') {
-                return Err(self.c.unsupported("pipeline chain (||)"));
+                let at = self.c.index() - 1;
+                return Err(self
+                    .c
+                    .unsupported_span(Construct::PipelineChain, at, at + 2));
             }
             self.c.skip_trivia(true)?;
             elements.push(self.element(false)?);
@@ -275,27 +330,31 @@ impl Parser<'_> {
             None | Some(';') => Ok(Statement::Exit(ExitCode::None)),
             Some(c) if is_newline(c) => Ok(Statement::Exit(ExitCode::None)),
             Some('$') => {
+                let start = self.c.index();
                 let word = self.variable_name();
                 if word.eq_ignore_ascii_case("lastexitcode") {
                     Ok(Statement::Exit(ExitCode::LastExitCode))
                 } else {
-                    Err(self.c.unsupported("variable"))
+                    Err(self.c.unsupported_at(Construct::Variable, start))
                 }
             }
             Some(_) => {
+                let start = self.c.index();
                 let word = self.take_bare_word()?;
                 if is_number(&word) {
                     Ok(Statement::Exit(ExitCode::Number(word)))
                 } else {
-                    Err(self.c.unsupported("expression after exit"))
+                    Err(self.c.unsupported_at("expression after exit", start))
                 }
             }
         }
     }
 
-    /// Reads `$name` (identifier characters only) and returns the name; the cursor is
-    /// left after it.
-    fn variable_name(&mut self) -> String {
+    /// Reads `$name` and returns the name; the cursor is left after it. A name with
+    /// characters beyond identifier ones (`$env:x`, `$a?`) or that does not end at a
+    /// token boundary is returned empty (so it matches no allowed variable) and the
+    /// cursor is not moved.
+    pub(crate) fn variable_name(&mut self) -> String {
         let mut probe = 1;
         let mut name = String::new();
         while let Some(ch) = self.c.peek_at(probe) {
@@ -327,9 +386,9 @@ impl Parser<'_> {
                 .c
                 .peek_at(1)
                 .is_some_and(|q| is_single_quote(q) || is_double_quote(q));
-        let array = c == '@' && self.c.peek_at(1) == Some('(');
+        let array = c == '@' && matches!(self.c.peek_at(1), Some('(' | '{'));
         let number = c.is_ascii_digit();
-        if quoted || here || array || number || c == '$' {
+        if quoted || here || array || number || c == '$' || c == '(' {
             if !first {
                 return Err(self
                     .c
@@ -350,7 +409,7 @@ impl Parser<'_> {
                     || is_double_quote(n)
             })
         {
-            return Err(self.c.unsupported("dot-source operator (.)"));
+            return Err(self.c.unsupported(Construct::DotSource));
         }
         // A command name starts like an identifier, a path, or one of the `%` / `?`
         // aliases; anything else (`!`, `+`, `=`, ...) starts an expression.
@@ -358,24 +417,34 @@ impl Parser<'_> {
         if !name_start || ends_word(c) {
             return Err(self.unexpected(c));
         }
+        let start = self.c.index();
         let name = self.take_bare_word()?;
-        if KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(&name))
-            || name.eq_ignore_ascii_case("exit")
-        {
+        if is_keyword(&name) || name.eq_ignore_ascii_case("exit") {
             return Err(self
                 .c
-                .unsupported(format!("keyword '{}'", name.to_ascii_lowercase())));
+                .unsupported_at(Construct::Keyword(name.to_ascii_lowercase()), start));
         }
+        let args = self.arguments(false, 0)?;
+        Ok(Element::Command(Command { name, args }))
+    }
+
+    /// A command's arguments, up to the end of the pipeline element (a newline, `;`,
+    /// `|` or the end; with `in_parens` also `)`). `depth` is the nesting so far.
+    pub(crate) fn arguments(
+        &mut self,
+        in_parens: bool,
+        depth: usize,
+    ) -> Result<Vec<Arg>, PwshError> {
         let mut args = Vec::new();
         let mut end_of_params = false;
         loop {
             self.c.skip_trivia(false)?;
             let Some(c) = self.c.peek() else { break };
-            if is_newline(c) || c == ';' || c == '|' {
+            if is_newline(c) || c == ';' || c == '|' || (in_parens && c == ')') {
                 break;
             }
             if !end_of_params && is_dash(c) {
-                if let Some(arg) = self.parameter()? {
+                if let Some(arg) = self.parameter(depth)? {
                     if arg == Arg::EndOfParams {
                         end_of_params = true;
                     }
@@ -383,10 +452,10 @@ impl Parser<'_> {
                     continue;
                 }
             }
-            let value = self.value(0)?;
+            let value = self.value(depth)?;
             args.push(Arg::Value(value));
         }
-        Ok(Element::Command(Command { name, args }))
+        Ok(args)
     }
 
     /// After a literal expression only a pipe or a statement end may follow.
@@ -395,25 +464,26 @@ impl Parser<'_> {
         match self.c.peek() {
             None | Some(';') | Some('|') => Ok(()),
             Some(c) if is_newline(c) => Ok(()),
-            Some(_) => Err(self.c.unsupported("expression")),
+            Some(_) => Err(self.c.unsupported("expression after a value")),
         }
     }
 
     /// Parses a dash token in argument position. Returns `None` when the token is not a
     /// parameter (a negative number or a lone dash), leaving the cursor unchanged.
-    fn parameter(&mut self) -> Result<Option<Arg>, PwshError> {
+    fn parameter(&mut self, depth: usize) -> Result<Option<Arg>, PwshError> {
         let next = self.c.peek_at(1);
         if next.is_some_and(is_dash) {
             let after = self.c.peek_at(2);
             if after == Some('%') {
-                return Err(self.c.unsupported("stop-parsing token (--%)"));
+                let at = self.c.index();
+                return Err(self.c.unsupported_span(Construct::StopParsing, at, at + 3));
             }
             if after.is_none_or(ends_word) {
                 self.c.bump();
                 self.c.bump();
                 return Ok(Some(Arg::EndOfParams));
             }
-            return Err(self.c.unsupported("operator or malformed parameter"));
+            return Err(self.c.unsupported(Construct::Operator));
         }
         if !next.is_some_and(|n| n.is_alphabetic() || n == '_' || n == '?') {
             return Ok(None);
@@ -451,7 +521,7 @@ impl Parser<'_> {
                 Some(c) if is_newline(c) => {
                     return Err(self.c.unsupported("missing value after a parameter colon"))
                 }
-                Some(_) => Some(self.value(0)?),
+                Some(_) => Some(self.value(depth)?),
             }
         } else {
             None
@@ -460,7 +530,7 @@ impl Parser<'_> {
     }
 
     /// A literal value, possibly a comma list.
-    fn value(&mut self, depth: usize) -> Result<Literal, PwshError> {
+    pub(crate) fn value(&mut self, depth: usize) -> Result<Literal, PwshError> {
         let first = self.single_value(depth)?;
         self.c.skip_trivia(false)?;
         if self.c.peek() != Some(',') {
@@ -478,26 +548,29 @@ impl Parser<'_> {
 
     fn single_value(&mut self, depth: usize) -> Result<Literal, PwshError> {
         if depth > MAX_DEPTH {
-            return Err(self.c.unsupported("array literal nested too deeply"));
+            return Err(self.c.unsupported(Construct::Nesting));
         }
         let Some(c) = self.c.peek() else {
             return Err(self.c.unsupported("missing value"));
         };
+        let next = self.c.peek_at(1);
         let value = if is_single_quote(c) {
             Literal::Str(self.c.read_single_quoted()?)
         } else if is_double_quote(c) {
             Literal::Str(self.c.read_double_quoted()?)
-        } else if c == '@'
-            && self
-                .c
-                .peek_at(1)
-                .is_some_and(|q| is_single_quote(q) || is_double_quote(q))
-        {
+        } else if c == '@' && next.is_some_and(|q| is_single_quote(q) || is_double_quote(q)) {
             Literal::Str(self.c.read_here_string()?)
-        } else if c == '@' && self.c.peek_at(1) == Some('(') {
-            return self.array_literal(depth);
+        } else if c == '@' && next == Some('(') {
+            self.array_literal(depth)?
+        } else if c == '@' && next == Some('{') {
+            self.hashtable(depth)?
+        } else if c == '{' {
+            Literal::ScriptBlock(self.script_block(depth)?)
+        } else if c == '(' {
+            Literal::Expr(self.paren_value(depth)?)
         } else if c == '$' {
-            if !self.c.peek_at(1).is_some_and(char::is_alphabetic) {
+            let start = self.c.index();
+            if !next.is_some_and(char::is_alphabetic) {
                 return Err(self.unexpected('$'));
             }
             let name = self.variable_name();
@@ -505,7 +578,7 @@ impl Parser<'_> {
                 "true" => Literal::Bool(true),
                 "false" => Literal::Bool(false),
                 "null" => Literal::Null,
-                _ => return Err(self.unexpected('$')),
+                _ => return Err(self.c.unsupported_at(Construct::Variable, start)),
             }
         } else if ends_word(c) || c == '@' || c == '[' || c == '`' || c == '=' {
             return Err(self.unexpected(c));
@@ -517,46 +590,20 @@ impl Parser<'_> {
                 Literal::Str(word)
             }
         };
-        // A value glued to a following token (`'a'b`, `"x"$y`) is a concatenation.
-        if self.c.peek().is_some_and(|n| !ends_word(n)) {
-            return Err(self.c.unsupported("concatenated argument"));
-        }
-        Ok(value)
-    }
-
-    fn array_literal(&mut self, depth: usize) -> Result<Literal, PwshError> {
-        self.c.bump();
-        self.c.bump();
-        let mut items = Vec::new();
-        loop {
-            self.c.skip_trivia(true)?;
-            match self.c.peek() {
-                Some(')') => {
-                    self.c.bump();
-                    break;
-                }
-                Some(',') | Some(';') if !items.is_empty() => {
-                    self.c.bump();
-                }
-                None => {
-                    return Err(PwshError::Unterminated {
-                        what: "array literal",
-                        offset: self.c.offset(),
-                    })
-                }
-                Some(_) => match self.value(depth + 1)? {
-                    Literal::List(inner) => items.extend(inner),
-                    other => items.push(other),
-                },
+        // A value glued to a following token (`'a'b`, `"x"$y`) is a concatenation;
+        // `.x` or `[0]` after a value is member access or indexing.
+        match self.c.peek() {
+            Some('.') => Err(self.c.unsupported(Construct::MemberAccess)),
+            Some('[') => Err(self.c.unsupported(Construct::Index)),
+            Some(n) if !ends_word(n) && (n.is_control() || is_ambiguous_space(n)) => {
+                Err(self.c.unsupported(Construct::Character(n)))
             }
+            Some(n) if !ends_word(n) => Err(self.c.unsupported("concatenated argument")),
+            _ => Ok(value),
         }
-        if self.c.peek().is_some_and(|n| !ends_word(n)) {
-            return Err(self.c.unsupported("member access or index on an array"));
-        }
-        Ok(Literal::List(items))
     }
 
-    fn peek_bare_word(&self) -> Option<String> {
+    pub(crate) fn peek_bare_word(&self) -> Option<String> {
         let mut n = 0;
         let mut word = String::new();
         while let Some(ch) = self.c.peek_at(n) {
@@ -571,7 +618,7 @@ impl Parser<'_> {
 
     /// Reads a bare word. Words containing expansion, escapes, quotes or other
     /// non-literal syntax are unsupported.
-    fn take_bare_word(&mut self) -> Result<String, PwshError> {
+    pub(crate) fn take_bare_word(&mut self) -> Result<String, PwshError> {
         let start = self.c.index();
         let mut word = String::new();
         while let Some(ch) = self.c.peek() {
@@ -579,22 +626,19 @@ impl Parser<'_> {
                 break;
             }
             if ch == '$' {
-                return Err(self.c.unsupported("variable in a bare word"));
+                return Err(self.c.unsupported(Construct::Variable));
             }
             if ch == '`' {
-                return Err(self.c.unsupported("escape character (`) in a bare word"));
+                return Err(self.c.unsupported(Construct::Escape));
             }
             if is_single_quote(ch) || is_double_quote(ch) {
                 return Err(self.c.unsupported("quoted text glued to a bare word"));
             }
             if (ch == ':' && self.c.peek_at(1) == Some(':')) || (ch == '.' && word.ends_with(']')) {
-                return Err(self.c.unsupported("static member access (::)"));
+                return Err(self.c.unsupported(Construct::StaticMember));
             }
             if (ch.is_control() && !is_blank(ch)) || is_ambiguous_space(ch) {
-                return Err(self.c.unsupported(format!(
-                    "control or invisible character U+{:04X}",
-                    u32::from(ch)
-                )));
+                return Err(self.c.unsupported(Construct::Character(ch)));
             }
             word.push(ch);
             self.c.bump();
