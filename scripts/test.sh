@@ -9,5 +9,6 @@ cd "$(dirname "$0")/.."
 ./scripts/install-test-deps.sh
 
 # The tests cover the optional `delegate` backend method too (Kerberos constrained
-# delegation; tests/e2e/delegate.rs).
-exec cargo test --features delegate "$@"
+# delegation; tests/e2e/delegate.rs), and every crate of the workspace (the pure crates
+# under crates/ have their own unit tests).
+exec cargo test --workspace --features hopgate/delegate "$@"
