@@ -20,6 +20,8 @@ mod lint;
 pub mod metadata;
 mod pattern;
 mod psrc;
+#[cfg(test)]
+mod redteam;
 mod role;
 #[cfg(test)]
 mod table_tests;

@@ -416,6 +416,10 @@ fn shipped_metadata_parses() {
     let set = metadata::MetadataSet::from_json(include_str!("../data/cmdlets.json")).unwrap();
     assert!(!set.is_empty());
     let hotfix = set.get("get-hotfix").unwrap();
-    let cn = hotfix.params.iter().find(|p| p.name == "ComputerName").unwrap();
+    let cn = hotfix
+        .params
+        .iter()
+        .find(|p| p.name == "ComputerName")
+        .unwrap();
     assert_eq!(cn.aliases, ["CN", "__Server", "IPAddress"]);
 }
