@@ -4,7 +4,7 @@
 //! `Invoke-Command -ScriptBlock`, `Start-Process`, `powershell -EncodedCommand/-Command`,
 //! `cmd /c`) are unwrapped and analysed as code, never passed on as opaque strings.
 
-use super::bind::{bind, identified_output, BindError, Binding, Upstream};
+use super::bind::{bind, identified_output, written_output, BindError, Binding, Upstream};
 use super::builtin::parameter_alias;
 use super::cmdline::{cmd_c_quotes, cmd_metachar};
 use super::metadata::MetadataSet;
@@ -165,7 +165,9 @@ impl<'m> Analysis<'m> {
                 folded,
                 bindings: Some(Ok(list)),
                 ..
-            }) => identified_output(folded, list).unwrap_or(Upstream::Objects),
+            }) => identified_output(folded, list)
+                .or_else(|| written_output(folded, list))
+                .unwrap_or(Upstream::Objects),
             _ => Upstream::Objects,
         }
     }
@@ -210,22 +212,24 @@ impl<'m> Analysis<'m> {
                 c.args.iter().map(|a| a.name.as_deref()).collect(),
             )
         }));
+        let mut upstream = if client_input {
+            Upstream::Objects
+        } else {
+            Upstream::None
+        };
         for (i, c) in statement.iter().enumerate() {
             if c.is_script {
                 if !c.args.is_empty() {
                     self.opaque("arguments passed to a script");
                 }
                 self.script(&c.name, "script", 0);
+                upstream = Upstream::Objects;
                 continue;
             }
             let args = c.args.iter().map(psrp_arg).collect();
             let implicit = wrapper && i + 1 == statement.len() && i > 0;
-            let upstream = if i == 0 && !client_input {
-                Upstream::None
-            } else {
-                Upstream::Objects
-            };
             self.command(&c.name, args, upstream, implicit, 0);
+            upstream = self.output_of_last_use();
         }
     }
 
@@ -300,6 +304,33 @@ impl<'m> Analysis<'m> {
         let first = upstream == Upstream::None;
         let (folded, via_alias) = resolve_name(written, self.meta);
         let path_like = is_path(written) && !via_alias && folded == fold(written);
+        if !via_alias && !path_like && folded.contains(['*', '?', '[']) {
+            // PowerShell runs the command the wildcard resolves to on the host.
+            self.opaque(format!(
+                "the wildcard command name '{written}' runs whatever command matches it"
+            ));
+        }
+        if !via_alias && !path_like && !folded.contains(['-', '.']) {
+            // A name PowerShell cannot find is retried with `Get-` (`content` runs
+            // Get-Content): deny rules must see that command too.
+            let implied = format!("get-{folded}");
+            if self.meta.get(&implied).is_some() {
+                let bindings = self
+                    .meta
+                    .get(&implied)
+                    .map(|meta| bind(meta, written, &args, &upstream));
+                self.push_use(
+                    written,
+                    implied,
+                    false,
+                    false,
+                    args.clone(),
+                    true,
+                    upstream.clone(),
+                    bindings,
+                );
+            }
+        }
         let bindings = if path_like {
             None
         } else {
@@ -575,7 +606,22 @@ impl<'m> Analysis<'m> {
                 match program::cmd_commands(line) {
                     Ok(commands) => {
                         for command in commands {
+                            let before = self.items.len();
                             self.command_line(&command, true, depth + 1, true);
+                            // An interpreter in a line with operators reads its commands
+                            // from a pipe or a redirection, not from the client's stdin.
+                            let reads = self.items.get(before..).is_some_and(|new| {
+                                new.iter()
+                                    .any(|i| matches!(i, Item::InterpreterStart { .. }))
+                            });
+                            if reads {
+                                self.items.push(Item::Unverifiable {
+                                    what: format!(
+                                        "'{}' reads commands from a pipe or a redirection",
+                                        normalize_line(&command)
+                                    ),
+                                });
+                            }
                         }
                     }
                     Err(e) => self.items.push(Item::Unverifiable {

@@ -88,6 +88,32 @@ pub(crate) fn noun(folded: &str) -> Option<&str> {
         .filter(|n| !n.is_empty())
 }
 
+/// What `Write-Output` sends: its literal input objects, one by one.
+pub(crate) fn written_output(folded: &str, bindings: &[Binding]) -> Option<Upstream> {
+    if folded != "write-output" {
+        return None;
+    }
+    let mut found: Option<Vec<Val>> = None;
+    for b in bindings {
+        let mut own = b.bound.iter().filter(|x| !x.common);
+        let values = match (own.next(), own.next()) {
+            (Some(x), None) if x.param == "inputobject" && x.via != Via::Pipeline => {
+                match x.value.as_ref()? {
+                    Val::List(items) => items.clone(),
+                    v => vec![v.clone()],
+                }
+            }
+            _ => return None,
+        };
+        let literal = |v: &Val| matches!(v, Val::Str(_) | Val::Num(_) | Val::Bool(_) | Val::Null);
+        if !values.iter().all(literal) || found.as_ref().is_some_and(|f| *f != values) {
+            return None;
+        }
+        found = Some(values);
+    }
+    found.map(Upstream::Values)
+}
+
 /// What a command sends down the pipeline, when it can be shown: a `Get-` command whose
 /// only bound parameter (common ones aside) is an identity parameter with literal values
 /// free of wildcards, in every binding.

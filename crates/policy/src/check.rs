@@ -370,10 +370,15 @@ fn binding_allowed(
     binding: &Binding,
 ) -> Result<(), String> {
     for b in &binding.bound {
+        let listed = params
+            .iter()
+            .find(|p| p.name == b.param || b.aliases.contains(&p.name));
+        // WhatIf and Confirm come from the command's own metadata where it supports
+        // ShouldProcess: they stay as safe as the common parameters they are.
+        if listed.is_none() && SAFE_COMMON.contains(&b.param.as_str()) {
+            continue;
+        }
         if b.common {
-            if SAFE_COMMON.contains(&b.param.as_str()) {
-                continue;
-            }
             return Err(format!(
                 "{} of '{}' binds to '{}', which writes a variable; role '{role}' restricts \
                  the parameters of '{}'",
@@ -383,11 +388,11 @@ fn binding_allowed(
                 rule.name.source
             ));
         }
-        let allowed = params
-            .iter()
-            .find(|p| p.name == b.param || b.aliases.contains(&p.name));
+        let allowed = listed;
         let pipeline = b.via == Via::Pipeline;
-        if pipeline && rule.pipeline_input {
+        // `pipeline_input = true` trusts objects the gateway cannot see; values it can
+        // see (literals, `Write-Output` of literals) are still judged.
+        if pipeline && rule.pipeline_input && b.value.is_none() {
             continue;
         }
         let Some(p) = allowed else {

@@ -30,6 +30,8 @@ mod program;
 #[cfg(test)]
 mod program_tests;
 mod psrc;
+#[cfg(test)]
+mod redteam;
 mod remote;
 mod role;
 #[cfg(test)]

@@ -1,7 +1,13 @@
 //! `hopgate policy lint`: every mistake in a policy directory, not just the first one
 //! (invalid or effectively unanchored patterns, overlapping allow and deny, empty roles,
-//! unenforced `.psrc` keys). Unknown cmdlet names are fine: the gateway cannot know
-//! every module on every host.
+//! unenforced `.psrc` keys), and breadth: roles that grant everything to a broad group,
+//! code-running commands visible in a role whose language is not `full`, and deny rules
+//! that a permissive role of the same people makes meaningless (`breadth.rs`). Unknown
+//! cmdlet names are fine: the gateway cannot know every module on every host.
+
+mod breadth;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 
@@ -54,6 +60,7 @@ pub fn lint_sources(sources: &[PolicySource]) -> Vec<LintFinding> {
         .map(|s| (s.path.rsplit(['/', '\\']).next().unwrap_or(&s.path), s))
         .collect();
     let mut seen: HashMap<String, String> = HashMap::new();
+    let mut summaries: Vec<breadth::RoleSummary> = Vec::new();
     for source in sources
         .iter()
         .filter(|s| s.path.to_ascii_lowercase().ends_with(".toml"))
@@ -122,17 +129,22 @@ pub fn lint_sources(sources: &[PolicySource]) -> Vec<LintFinding> {
                 .cloned()
                 .collect();
             lint_patterns(&role_doc, &imported, file, &mut out);
+            let summary = breadth::RoleSummary::new(&role_doc, &imported, psrc.as_ref(), file);
+            breadth::lint_role(&summary, &mut out);
+            summaries.push(summary);
             match Role::compile(role_doc, file, psrc) {
                 Ok(role) => lint_role(&role, file, &mut out),
                 Err(e) => out.push(finding(Severity::Error, file, r, e)),
             }
         }
     }
+    breadth::lint_pairs(&summaries, &mut out);
     out
 }
 
-/// Invalid patterns anywhere, and allow patterns that start or end with `.*` (they
-/// accept text appended to an allowed command; deny patterns may do so on purpose).
+/// Invalid patterns anywhere, and allow patterns that are open at an end in effect (`.*`,
+/// `.+`, `[\s\S]*`, `\S+` first or last, or an alternation with such a branch): they
+/// accept text added to an allowed command. Deny patterns may do so on purpose.
 fn lint_patterns(doc: &RoleDoc, imported: &[CommandDoc], file: &str, out: &mut Vec<LintFinding>) {
     let r = Some(doc.name.as_str());
     let line_pattern = |l: &LineDoc| match l {
@@ -165,14 +177,17 @@ fn lint_patterns(doc: &RoleDoc, imported: &[CommandDoc], file: &str, out: &mut V
             out.push(finding(Severity::Error, file, r, format!("invalid {e}")));
             continue;
         }
-        let open_start = p.starts_with(".*") || p.starts_with("^.*");
-        let open_end = p.ends_with(".*") || p.ends_with(".*$");
-        if is_allow && p != ".*" && (open_start || open_end) {
+        if !is_allow || breadth::matches_everything(&p) {
+            // Deny patterns may be open on purpose (`net user.*`); a pattern that is
+            // nothing but `.*` grants everything and is judged by the breadth checks.
+            continue;
+        }
+        if let Some(side) = breadth::open_side(&p) {
             out.push(finding(
                 Severity::Warning,
                 file,
                 r,
-                format!("pattern '{p}' starts or ends with '.*', so it is effectively unanchored and matches appended text"),
+                format!("pattern '{p}' is effectively unanchored: {side}"),
             ));
         }
     }

@@ -217,6 +217,19 @@ impl ProgramLine {
         if written != line && !deny_forms.contains(&written) {
             deny_forms.push(written);
         }
+        // The arguments as the program receives them (C runtime rules: `"user"` and
+        // `us""er` are `user`), for deny rules written against what runs.
+        let received = received_arguments(arguments);
+        if received != args {
+            let form = if received.is_empty() {
+                program.id.clone()
+            } else {
+                format!("{} {received}", program.id)
+            };
+            if form != line && !deny_forms.contains(&form) {
+                deny_forms.push(form);
+            }
+        }
         Self {
             folded: fold(&line),
             deny_forms: deny_forms
@@ -650,4 +663,20 @@ fn literal_program(alt: &str) -> Option<(String, usize)> {
 
 fn boundary(literal: String, at: usize) -> Option<(String, usize)> {
     (!literal.is_empty()).then_some((literal, at))
+}
+
+/// Arguments split by the C runtime rules and joined again, quoted only where a value
+/// holds blanks (or is empty): what the program's `argv` holds, as one line.
+fn received_arguments(arguments: &str) -> String {
+    split_args(arguments)
+        .into_iter()
+        .map(|t| {
+            if t.value.is_empty() || t.value.contains([' ', '\t']) {
+                format!("\"{}\"", t.value)
+            } else {
+                t.value
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
