@@ -407,3 +407,21 @@ fn summary_of_corpus_messages() {
     assert!(s.pipeline.is_none());
     assert!(s.error.unwrap().starts_with("clixml error at byte"));
 }
+
+#[test]
+fn client_input_follows_no_input_and_defaults_to_input() {
+    let ps = list("Cmds", &[cmd("Restart-Service", false, "")]);
+    let with = |no_input: &str| {
+        let xml = format!(
+            r#"<Obj RefId="0"><MS>{no_input}<Obj N="PowerShell"><MS>{ps}<B N="IsNested">false</B></MS></Obj><B N="IsNested">false</B></MS></Obj>"#
+        );
+        extract_create_pipeline(&message(MessageType::CreatePipeline, &xml))
+            .unwrap()
+            .client_input
+    };
+    assert!(!with(r#"<B N="NoInput">true</B>"#));
+    assert!(with(r#"<B N="NoInput">false</B>"#));
+    // No member, or one that is not a boolean: input can reach the pipeline.
+    assert!(with(""));
+    assert!(with(r#"<S N="NoInput">true</S>"#));
+}
