@@ -407,13 +407,7 @@ mod tests {
         );
         let ids: Vec<_> = events
             .iter()
-            .map(|e| match e {
-                Output {
-                    command_id,
-                    exit_code,
-                    ..
-                } => (command_id.clone().unwrap(), *exit_code),
-            })
+            .map(|e| (e.command_id.clone().unwrap(), e.exit_code))
             .collect();
         assert_eq!(ids, [("A".to_string(), None), ("B".to_string(), Some(0))]);
     }
