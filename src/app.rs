@@ -164,6 +164,8 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
     };
     let policy_dir = config.policy_dir.clone();
     let sessions = Arc::new(LocalRegistry::new(config.limits.shell_idle, MAX_SHELLS));
+    let inspectors =
+        crate::proxy::inspectors::Inspectors::new(config.limits.shell_idle, MAX_SHELLS);
     let policy: PolicyHandle = Arc::new(arc_swap::ArcSwap::from_pointee(engine));
     let backends = Backends::new(store);
     let config = Arc::new(config);
@@ -185,6 +187,7 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
                 closer: Some(Arc::new(crate::proxy::terminate::HostCloser::new(
                     backends.clone(),
                     config.clone(),
+                    inspectors.clone(),
                 ))),
             };
             Some((l, admin))
@@ -196,6 +199,7 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
         policy,
         backends,
         sessions,
+        inspectors,
         audit,
         wsman_limits,
         metrics,

@@ -21,6 +21,7 @@ pub mod proxy;
 pub mod psrp;
 pub use hopgate_pwsh as pwsh;
 pub mod session;
+pub mod shell;
 pub mod telemetry;
 pub mod testhost;
 pub mod vault;

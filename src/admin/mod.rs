@@ -98,11 +98,21 @@ impl AdminToken {
 
 /// Closes a shell on its host (WS-Man Delete), for the terminate endpoint.
 pub trait ShellCloser: Send + Sync + std::fmt::Debug {
-    /// Resolves to true when the host confirmed the shell is gone.
+    /// Stops the shell's live commands and closes it on its host; forgets its inspection
+    /// state.
     fn close(
         &self,
-        shell: Arc<crate::session::ShellRecord>,
-    ) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send>>;
+        shell: crate::session::ShellIdentity,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Closed> + Send>>;
+}
+
+/// What closing a shell came to.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Closed {
+    /// True when the host confirmed the shell is gone.
+    pub host_closed: bool,
+    /// The shell's counters, for `session.end`.
+    pub counts: crate::shell::ActivityCounts,
 }
 
 /// What the admin API reads and acts on; cheap to clone.
@@ -243,7 +253,7 @@ impl Admin {
 
     fn list(&self) -> Response<Full<Bytes>> {
         let mut shells = self.sessions.list();
-        shells.sort_by_key(|s| std::cmp::Reverse(s.created.elapsed()));
+        shells.sort_by_key(|s| s.created_ms);
         let items: Vec<serde_json::Value> = shells
             .iter()
             .map(|s| {
@@ -254,7 +264,7 @@ impl Admin {
                     "host": s.host,
                     "kind": s.kind.as_str(),
                     "backend_user": s.backend_user,
-                    "age_secs": s.created.elapsed().as_secs(),
+                    "age_secs": s.age().as_secs(),
                 })
             })
             .collect();
@@ -287,11 +297,13 @@ impl Admin {
             host = %record.host,
             "Session terminated by an administrator"
         );
-        let duration_ms = u64::try_from(record.created.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let counts = record.activity.counts();
-        let host_closed = match &self.closer {
+        let duration_ms = u64::try_from(record.age().as_millis()).unwrap_or(u64::MAX);
+        let Closed {
+            host_closed,
+            counts,
+        } = match &self.closer {
             Some(c) => c.close(record.clone()).await,
-            None => false,
+            None => Closed::default(),
         };
         self.audit.emit(Event {
             session_id: Some(record.session_id.clone()),

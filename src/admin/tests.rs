@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::*;
 use crate::audit::AuditTask;
 use crate::policy::PolicySource;
-use crate::session::{LocalRegistry, ShellKind, ShellRecord};
+use crate::session::{LocalRegistry, ShellIdentity, ShellKind};
 
 const TOKEN: &str = "admin-token-0123456789abcdef";
 
@@ -42,17 +42,15 @@ async fn fixture() -> Fixture {
     let writer = tokio::spawn(task.run());
     let sessions: Arc<dyn SessionRegistry> =
         Arc::new(LocalRegistry::new(Duration::from_secs(60), 100));
-    sessions.insert(ShellRecord {
+    sessions.insert(ShellIdentity {
         shell_id: "SHELL-1".into(),
         session_id: "sess-1".into(),
         owner: "alice@corp.test".into(),
         host: "web1".into(),
         kind: ShellKind::Cmd,
         backend_user: "CORP\\svc".into(),
-        created: Instant::now(),
-        psrp: None,
-        cmd: None,
-        activity: Default::default(),
+        created_ms: crate::session::now_ms(),
+        last_activity_ms: crate::session::now_ms(),
     });
     let admin = Admin {
         sessions,

@@ -152,13 +152,8 @@ pub enum EventKind {
     AuditGap { dropped: u64 },
 }
 
-/// A PSRP record other than output objects and errors, as text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OutputRecord {
-    /// `warning`, `verbose`, `debug` or `information`.
-    pub stream: &'static str,
-    pub text: String,
-}
+/// A PSRP record other than output objects and errors, as text (read by the inspector).
+pub use crate::shell::OutputRecord;
 
 /// Every event name, in [`EventKind::index`] order (for per-event counters).
 pub const EVENT_NAMES: [&str; 11] = [

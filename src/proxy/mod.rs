@@ -1,15 +1,20 @@
-//! The request pipeline: authenticate → target → decode → session → decide → audit →
-//! forward → relay (ARCHITECTURE.md, "One request, end to end").
+//! The request pipeline, top to bottom: authenticate → target → decode (this file) →
+//! registry → inspect → audit → forward → observe → reply (`relay`) (ARCHITECTURE.md, "One
+//! request, end to end").
 //!
 //! Each step is a small function returning a [`Refusal`] on failure; `error.rs` alone turns
 //! a refusal into what the client sees. Nothing reaches a host before the principal is
 //! known, the host is found in the inventory and granted, the shell is the principal's own
-//! and policy has allowed the command.
+//! and the shell's inspector (`crate::shell`) has let the request through.
+//!
+//! - `relay`: the path past decoding; `forward`: the backend leg; `record`: every audit
+//!   event of the path; `inspectors`: the shells' inspection state; `backends`: backend
+//!   clients; `route`: the URL path; `terminate`: closing a shell for the admin API.
 
 pub mod backends;
-mod inspect;
-mod observe;
-mod psrp;
+mod forward;
+pub mod inspectors;
+mod record;
 mod relay;
 pub mod route;
 pub mod terminate;
@@ -22,7 +27,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
-use crate::audit::{AuditHandle, Event, EventKind};
+use crate::audit::AuditHandle;
 use crate::authn::{Authenticator, Principal};
 use crate::config::{Config, Host};
 use crate::error::Refusal;
@@ -32,6 +37,7 @@ use crate::session::SessionRegistry;
 use crate::wsman;
 
 use self::backends::Backends;
+use self::inspectors::Inspectors;
 use self::route::{choose, parse_path};
 
 /// Policy snapshot holder: swapped whole on reload; each request keeps the one it started with.
@@ -45,6 +51,8 @@ pub struct Gateway {
     pub policy: PolicyHandle,
     pub backends: Backends,
     pub sessions: Arc<dyn SessionRegistry>,
+    /// The inspection state of each shell in `sessions`, keyed by the same ShellId.
+    pub inspectors: Inspectors,
     pub audit: AuditHandle,
     pub wsman_limits: wsman::Limits,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -70,6 +78,15 @@ impl Ctx<'_> {
         HostRef {
             name: &self.host.name,
             labels: &self.host.labels,
+        }
+    }
+
+    /// The policy snapshot, the principal and the host, for the inspector.
+    fn judge<'a>(&'a self, subject: &'a Subject) -> crate::shell::Judge<'a> {
+        crate::shell::Judge {
+            engine: &self.policy,
+            subject,
+            host: self.host_ref(),
         }
     }
 
@@ -134,14 +151,7 @@ impl Gateway {
             )
             .map_err(|failure| {
                 tracing::info!(reason = %failure, "Authentication failed");
-                self.audit.emit(Event {
-                    session_id: None,
-                    kind: EventKind::AuthnFailure {
-                        source_ip: conn.peer.ip().to_string(),
-                        reason: failure.category().to_string(),
-                        claimed_user: None,
-                    },
-                });
+                self.authn_failure(conn, failure.category());
                 (Refusal::Unauthenticated, None)
             })?;
         tracing::Span::current().record("user", principal.name.as_str());
@@ -173,7 +183,7 @@ impl Gateway {
                 } else {
                     "host not in inventory"
                 };
-                self.deny_access(&principal, conn, Some(name), None, "-", reason);
+                self.access_denied(&principal, conn, Some(name), None, "-", reason);
                 return Err((
                     Refusal::UnknownHost {
                         name: name.to_string(),
@@ -234,27 +244,5 @@ impl Gateway {
         };
         let relates_to = ctx.message_id().map(str::to_string);
         self.dispatch(ctx).await.map_err(|r| (r, relates_to))
-    }
-
-    fn deny_access(
-        &self,
-        principal: &Principal,
-        conn: &ConnInfo,
-        host: Option<&str>,
-        shell_id: Option<&str>,
-        action: &str,
-        reason: &str,
-    ) {
-        self.audit.emit(Event {
-            session_id: None,
-            kind: EventKind::AccessDenied {
-                principal: principal.name.clone(),
-                source_ip: conn.peer.ip().to_string(),
-                host: host.map(str::to_string),
-                shell_id: shell_id.map(str::to_string),
-                action: action.to_string(),
-                reason: reason.to_string(),
-            },
-        });
     }
 }

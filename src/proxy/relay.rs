@@ -1,42 +1,20 @@
-//! Per-action handling: which actions are relayed, the shell ownership checks, the policy
-//! decision for commands, forwarding to the host and recording what happened.
-
-use std::time::{Duration, Instant};
+//! The request path past decoding, one action at a time: which actions are relayed, the
+//! registry check, inspection, the audit record, forwarding, observing the answer, the
+//! reply. What a request means is the inspector's business (`shell`); this file only
+//! carries out its verdicts.
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
 
-use super::backends::{backend_url, Backend, BackendsError};
+use super::backends::backend_url;
 use super::{Ctx, Gateway};
-use crate::audit::{Event, EventKind};
-use crate::backend::BackendError;
 use crate::error::{soap_response, Refusal};
-use crate::policy::{Decision, Operation, ShellKind as PolicyShellKind};
-use crate::session::{Access, CmdState, HeldCommand, PsrpState, ShellKind, ShellRecord};
+use crate::session::{now_ms, Access, ShellIdentity};
+use crate::shell::{Denial, Inspector, Request, Verdict};
 use crate::wsman::{self, Action, Body};
 
-/// Resource URI of WinRS cmd shells.
-const CMD_RESOURCE: &str = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd";
-/// Prefix of PSRP resource URIs; the rest is the session configuration name.
-const PSRP_RESOURCE_PREFIX: &str = "http://schemas.microsoft.com/powershell/";
-/// Time allowed beyond the client's OperationTimeout for the host to answer a long poll.
-const LONG_POLL_MARGIN: Duration = Duration::from_secs(10);
-/// The longest OperationTimeout honoured; longer requests are cut here.
-const MAX_OPERATION_TIMEOUT: Duration = Duration::from_secs(600);
-
 pub(super) type Reply = Result<Response<Full<Bytes>>, Refusal>;
-
-/// What to do with a PSRP Send after inspection.
-#[derive(Debug)]
-pub(super) enum SendOutcome {
-    /// Relay it as usual.
-    Forward,
-    /// Answer the client directly (the Send is held with its Command).
-    Reply(Response<Full<Bytes>>),
-    /// The held pipeline is now whole and allowed: forward what was held, then this.
-    Release(HeldCommand),
-}
 
 // === impl Gateway ===
 
@@ -49,7 +27,7 @@ impl Gateway {
             }
             other => {
                 let action = other.uri().to_string();
-                self.deny_access(
+                self.access_denied(
                     &ctx.principal,
                     ctx.conn,
                     Some(&ctx.host.name),
@@ -62,7 +40,7 @@ impl Gateway {
         }
     }
 
-    /// Create: open a shell on the host and remember who owns it.
+    /// Create: judge, open the shell on the host, remember who owns it.
     async fn create(&self, ctx: Ctx<'_>) -> Reply {
         if !self.audit.healthy() {
             if !self.config.audit_fail_open {
@@ -77,60 +55,14 @@ impl Gateway {
                 "Audit log unavailable: new shell allowed unrecorded (on_failure = continue)"
             );
         }
-        let resource = ctx.envelope.header.resource_uri.clone().unwrap_or_default();
-        let kind = if resource.eq_ignore_ascii_case(CMD_RESOURCE) {
-            ShellKind::Cmd
-        } else if let Some(conf) = resource.strip_prefix(PSRP_RESOURCE_PREFIX) {
-            ShellKind::Psrp {
-                configuration: conf.to_string(),
-            }
-        } else {
-            self.deny_access(
-                &ctx.principal,
-                ctx.conn,
-                Some(&ctx.host.name),
-                None,
-                Action::Create.uri(),
-                "resource not relayed",
-            );
-            return Err(Refusal::ActionNotSupported {
-                action: format!("Create of {resource}"),
-            });
-        };
-        if ctx.envelope.header.compression_type.is_some() {
-            // Compressed streams cannot be inspected yet: fail closed (PROTOCOL.md §9).
-            self.deny_access(
-                &ctx.principal,
-                ctx.conn,
-                Some(&ctx.host.name),
-                None,
-                Action::Create.uri(),
-                "shell compression requested",
-            );
-            return Err(Refusal::CompressionUnsupported);
-        }
-        let op_kind = match &kind {
-            ShellKind::Cmd => PolicyShellKind::Cmd,
-            ShellKind::Psrp { configuration } => PolicyShellKind::Psrp { configuration },
-        };
-        if let Decision::Deny { reason, .. } = ctx.policy.decide(
-            &ctx.subject(),
-            &ctx.host_ref(),
-            &Operation::OpenShell { kind: op_kind },
-        ) {
-            self.deny_access(
-                &ctx.principal,
-                ctx.conn,
-                Some(&ctx.host.name),
-                None,
-                Action::Create.uri(),
-                &reason,
-            );
-            return Err(Refusal::AccessDenied { message: reason });
-        }
+        let subject = ctx.subject();
+        let judge = ctx.judge(&subject);
+        let (opened, facts) = Inspector::open(&ctx.envelope, &judge);
+        self.record_create(&ctx.principal, ctx.conn, &ctx.host.name, facts);
+        let inspector = opened.map_err(refusal)?;
 
         let backend = self.backend(&ctx).await?;
-        let (status, body) = self.forward(&ctx, &backend).await?;
+        let (status, body) = self.send_to_host(&ctx, &backend, host_body(&ctx)).await?;
         if status != StatusCode::OK {
             // The host refused the shell (quota, configuration): pass its fault on.
             return Ok(soap_response(status, body));
@@ -146,50 +78,21 @@ impl Gateway {
             (Some(env), Some(to)) => Bytes::from(wsman::rewrite_address(&body, env, to)),
             _ => body,
         };
-        let session_id = uuid::Uuid::new_v4().to_string();
-        self.audit.emit(Event {
-            session_id: Some(session_id.clone()),
-            kind: EventKind::SessionStart {
-                principal: ctx.principal.name.clone(),
-                auth_method: ctx.principal.method.as_str().to_string(),
-                source_ip: ctx.conn.peer.ip().to_string(),
-                host: ctx.host.name.clone(),
-                shell_id: shell_id.clone(),
-                shell_kind: kind.as_str().to_string(),
-                backend_user: backend.user.clone(),
-                backend_auth: format!("{:?}", ctx.host.auth).to_lowercase(),
-            },
-        });
-        let psrp = match kind {
-            ShellKind::Psrp { .. } => {
-                let mut state = PsrpState::default();
-                // creationXml carries the first client→host fragments (SESSION_CAPABILITY,
-                // INIT_RUNSPACEPOOL); feeding them keeps the reassembly state exact.
-                if let Body::Shell(shell) = &ctx.envelope.body {
-                    if let Some(bytes) = &shell.creation_xml {
-                        if let Err(error) = super::psrp::feed_bytes(&mut state.from_client, bytes) {
-                            tracing::info!(%error, "creationXml not understood");
-                        }
-                    }
-                }
-                Some(std::sync::Arc::new(std::sync::Mutex::new(state)))
-            }
-            ShellKind::Cmd => None,
-        };
-        let cmd = (kind == ShellKind::Cmd)
-            .then(|| std::sync::Arc::new(std::sync::Mutex::new(CmdState::default())));
-        self.sessions.insert(ShellRecord {
+        let now = now_ms();
+        let shell = ShellIdentity {
             shell_id,
-            session_id,
+            session_id: uuid::Uuid::new_v4().to_string(),
             owner: ctx.principal.name.clone(),
             host: ctx.host.name.clone(),
-            kind,
+            kind: inspector.kind().clone(),
             backend_user: backend.user,
-            created: Instant::now(),
-            psrp,
-            cmd,
-            activity: Default::default(),
-        });
+            created_ms: now,
+            last_activity_ms: now,
+        };
+        let backend_auth = format!("{:?}", ctx.host.auth).to_lowercase();
+        self.session_start(&shell, &ctx.principal, ctx.conn, backend_auth);
+        self.inspectors.insert(&shell.shell_id, inspector);
+        self.sessions.insert(shell);
         Ok(soap_response(status, body))
     }
 
@@ -201,18 +104,23 @@ impl Gateway {
                 message: "the request has no ShellId selector".into(),
             });
         };
-        let shell = match self
+
+        // Registry: the shell must be this principal's, on this host.
+        let access = self
             .sessions
-            .check(&shell_id, &ctx.principal.name, &ctx.host.name)
-        {
-            Access::Granted(s) => s,
-            refused => {
+            .check(&shell_id, &ctx.principal.name, &ctx.host.name);
+        let inspector = match (access, self.inspectors.get(&shell_id)) {
+            (Access::Granted(shell), Some(inspector)) => (shell, inspector),
+            (refused, _) => {
                 let reason = match refused {
                     Access::NotOwner { .. } => "shell belongs to another principal",
                     Access::WrongHost { .. } => "shell belongs to another host",
-                    _ => "unknown shell",
+                    // Known to the registry, but this replica holds no inspection state
+                    // for it: nothing on it could be judged, so nothing is relayed.
+                    Access::Granted(_) => "shell not inspected by this gateway",
+                    Access::Unknown => "unknown shell",
                 };
-                self.deny_access(
+                self.access_denied(
                     &ctx.principal,
                     ctx.conn,
                     Some(&ctx.host.name),
@@ -225,203 +133,93 @@ impl Gateway {
                 return Err(Refusal::InvalidShell);
             }
         };
+        let (shell, inspector) = inspector;
 
-        let mut release = None;
-        match (&action, &shell.kind, &ctx.envelope.body) {
-            (Action::Command, ShellKind::Cmd, Body::CommandLine(cl)) => {
-                self.decide_cmd(&ctx, &shell, cl)?;
+        // Inspect, then record what was decided before anything is sent.
+        let wire = host_body(&ctx);
+        let subject = ctx.subject();
+        let judge = ctx.judge(&subject);
+        let request = Request {
+            envelope: &ctx.envelope,
+            wire: &wire,
+        };
+        let (verdict, facts) = {
+            let mut inspector = inspector.lock().map_err(|_| Refusal::Internal)?;
+            inspector.on_request(request, &judge, &mut uuid::Uuid::new_v4)
+        };
+        self.record(&shell, ctx.conn, facts);
+        let bodies = match verdict {
+            Verdict::Forward(bodies) => bodies,
+            Verdict::Reply(envelope) => {
+                return Ok(soap_response(
+                    StatusCode::OK,
+                    Bytes::from(wsman::build(&envelope)),
+                ))
             }
-            (Action::Command, ShellKind::Psrp { .. }, Body::CommandLine(cl)) => {
-                if let Some(reply) = self.psrp_command(&ctx, &shell, cl)? {
-                    return Ok(reply);
-                }
-            }
-            (Action::Send, ShellKind::Cmd, Body::Send(streams)) => {
-                self.decide_cmd_stdin(&ctx, &shell, streams)?;
-            }
-            (Action::Send, ShellKind::Psrp { .. }, Body::Send(streams)) => {
-                match self.psrp_send(&ctx, &shell, streams)? {
-                    SendOutcome::Forward => {}
-                    SendOutcome::Reply(reply) => return Ok(reply),
-                    SendOutcome::Release(held) => release = Some(held),
-                }
-            }
-            _ => {}
-        }
+            Verdict::Deny(denial) => return Err(refusal(denial)),
+        };
 
+        // Send: held requests first, in order; the client gets the answer to the last.
         let backend = self.backend(&ctx).await?;
-        if let Some(held) = release {
-            // The pipeline is whole and allowed: the host now gets the held Command and
-            // Sends in their original order, then this request.
-            for body in std::iter::once(held.command).chain(held.sends) {
-                let (status, answer) = self.send_to_host(&ctx, &backend, body).await?;
-                if status != StatusCode::OK {
-                    return Ok(soap_response(status, answer));
-                }
+        let mut answer = None;
+        for body in bodies {
+            let (status, body) = self.send_to_host(&ctx, &backend, body).await?;
+            if status != StatusCode::OK {
+                return Ok(soap_response(status, body));
             }
+            answer = Some(body);
         }
-        let (status, body) = self.forward(&ctx, &backend).await?;
-        if status == StatusCode::OK {
-            self.observe_answer(&ctx, &shell, &action, &body);
-        }
-        if action == Action::Delete && status == StatusCode::OK {
-            if let Some(closed) = self.sessions.remove(&shell_id) {
-                let counts = closed.activity.counts();
-                self.audit.emit(Event {
-                    session_id: Some(closed.session_id.clone()),
-                    kind: EventKind::SessionEnd {
-                        principal: closed.owner.clone(),
-                        host: closed.host.clone(),
-                        shell_id: shell_id.clone(),
-                        reason: "client closed the shell".into(),
-                        duration_ms: u64::try_from(closed.created.elapsed().as_millis())
-                            .unwrap_or(u64::MAX),
-                        commands_allowed: counts.commands_allowed,
-                        commands_denied: counts.commands_denied,
-                        output_bytes: counts.output_bytes,
-                    },
-                });
-            }
-        }
-        Ok(soap_response(status, body))
-    }
+        let Some(body) = answer else {
+            return Err(Refusal::Internal);
+        };
 
-    async fn backend(&self, ctx: &Ctx<'_>) -> Result<Backend, Refusal> {
-        self.backends
-            .get(ctx.host, &ctx.principal.name)
-            .await
-            .map_err(|error| {
-                tracing::error!(%error, "No backend client");
-                let reason = match &error {
-                    BackendsError::Reference { source, .. }
-                    | BackendsError::Vault { source, .. } => source.reason(),
-                    BackendsError::Client { .. } => "backend configuration",
-                    BackendsError::Delegate { source, .. } => source.reason(),
+        // Observe: what the host started, finished and printed.
+        let observed = matches!(action, Action::Command | Action::Receive | Action::Signal);
+        match observed.then(|| wsman::parse(&body, &self.wsman_limits)) {
+            None => {}
+            Some(Ok(answer)) => {
+                let facts = match inspector.lock() {
+                    Ok(mut inspector) => inspector.on_answer(&ctx.envelope, &answer),
+                    Err(_) => Vec::new(),
                 };
-                self.audit.emit(Event {
-                    session_id: None,
-                    kind: EventKind::BackendAuth {
-                        host: ctx.host.name.clone(),
-                        backend_user: String::new(),
-                        outcome: "failure".into(),
-                        reason: reason.into(),
-                    },
-                });
-                Refusal::BackendAuth {
-                    host: ctx.host.name.clone(),
-                }
-            })
-    }
-
-    /// Sends the request on to the host (with `wsa:To` rewritten) and returns its answer.
-    async fn forward(
-        &self,
-        ctx: &Ctx<'_>,
-        backend: &Backend,
-    ) -> Result<(StatusCode, Bytes), Refusal> {
-        self.send_to_host(ctx, backend, backend_body(ctx)).await
-    }
-
-    /// Sends an already rewritten body to the host.
-    async fn send_to_host(
-        &self,
-        ctx: &Ctx<'_>,
-        backend: &Backend,
-        body: Bytes,
-    ) -> Result<(StatusCode, Bytes), Refusal> {
-        let wait = ctx
-            .envelope
-            .header
-            .operation_timeout
-            .as_deref()
-            .and_then(parse_xs_duration)
-            .unwrap_or(Duration::ZERO)
-            .min(MAX_OPERATION_TIMEOUT)
-            + LONG_POLL_MARGIN.max(self.config.limits.request_timeout);
-        let started = Instant::now();
-        match backend.client.send_with_timeout(body, wait).await {
-            Ok(resp) => {
-                self.metrics
-                    .backend(ctx.envelope.action().label(), started.elapsed());
-                tracing::debug!(
-                    status = resp.status.as_u16(),
-                    elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                    "Host answered"
-                );
-                Ok((resp.status, resp.body))
+                self.record(&shell, ctx.conn, facts);
             }
-            Err(BackendError::AuthRejected { .. }) => {
-                self.backends.invalidate(&ctx.host.name, &backend.entry);
-                Err(self.backend_auth_failed(ctx, backend, "host rejected the vaulted credential"))
-            }
-            Err(BackendError::Kerberos { source, .. }) => {
-                // The KDC refused or could not be reached: the host never saw a request.
-                tracing::warn!(error = %source, "Kerberos login to the host failed");
-                if !source.is_transient() {
-                    self.backends.invalidate(&ctx.host.name, &backend.entry);
-                }
-                Err(self.backend_auth_failed(ctx, backend, source.reason()))
-            }
-            Err(BackendError::CredSsp { source, .. }) => {
-                // No CredSSP on the host, a tunnel bound to another key (interception), a
-                // broken exchange: the login failed, whatever the password.
-                tracing::warn!(error = %source, "CredSSP login to the host failed");
-                let reason = format!("credssp: {source}");
-                Err(self.backend_auth_failed(ctx, backend, &reason))
-            }
-            Err(BackendError::Handshake { reason, .. }) => {
-                tracing::warn!(%reason, "Login handshake with the host failed");
-                let reason = format!("handshake: {reason}");
-                Err(self.backend_auth_failed(ctx, backend, &reason))
-            }
-            Err(BackendError::Delegate { source, .. }) => {
-                // Delegation failed (KDC refused S4U2Proxy to this host, unknown person, KDC
-                // down): the host never ran the request.
-                tracing::warn!(error = %source, "Delegated Kerberos login to the host failed");
-                if !source.is_transient() {
-                    self.backends.invalidate(&ctx.host.name, &backend.entry);
-                }
-                self.audit.emit(Event {
-                    session_id: None,
-                    kind: EventKind::BackendAuth {
-                        host: ctx.host.name.clone(),
-                        backend_user: backend.user.clone(),
-                        outcome: "failure".into(),
-                        reason: source.reason().into(),
-                    },
-                });
-                Err(Refusal::BackendAuth {
-                    host: ctx.host.name.clone(),
-                })
-            }
-            Err(error) => {
-                tracing::warn!(%error, "Host unavailable");
-                Err(Refusal::BackendUnavailable {
-                    host: ctx.host.name.clone(),
-                })
+            Some(Err(error)) => {
+                tracing::warn!(%error, ?action, "Host answer not readable; not recorded");
             }
         }
+        if action == Action::Delete {
+            self.close(&shell_id, "client closed the shell");
+        }
+        Ok(soap_response(StatusCode::OK, body))
     }
 
-    /// Records a failed login to the host (`backend.auth`) and the refusal the client gets.
-    fn backend_auth_failed(&self, ctx: &Ctx<'_>, backend: &Backend, reason: &str) -> Refusal {
-        self.audit.emit(Event {
-            session_id: None,
-            kind: EventKind::BackendAuth {
-                host: ctx.host.name.clone(),
-                backend_user: backend.user.clone(),
-                outcome: "failure".into(),
-                reason: reason.into(),
-            },
-        });
-        Refusal::BackendAuth {
-            host: ctx.host.name.clone(),
+    /// Forgets a closed shell and records its end.
+    fn close(&self, shell_id: &str, reason: &str) {
+        let counts = self
+            .inspectors
+            .remove(shell_id)
+            .and_then(|i| i.lock().ok().map(|i| i.counts()))
+            .unwrap_or_default();
+        if let Some(closed) = self.sessions.remove(shell_id) {
+            self.session_end(&closed, counts, reason);
         }
     }
 }
 
+/// What the client is told about a denial.
+fn refusal(denial: Denial) -> Refusal {
+    match denial {
+        Denial::Access(message) => Refusal::AccessDenied { message },
+        Denial::Resource(resource) => Refusal::ActionNotSupported {
+            action: format!("Create of {resource}"),
+        },
+        Denial::Compression => Refusal::CompressionUnsupported,
+    }
+}
+
 /// The request as the host must see it: `wsa:To` names the host, not the gateway.
-pub(super) fn backend_body(ctx: &Ctx<'_>) -> Bytes {
+fn host_body(ctx: &Ctx<'_>) -> Bytes {
     Bytes::from(wsman::rewrite_to(
         &ctx.body,
         &ctx.envelope,
@@ -438,52 +236,5 @@ fn created_shell_id(env: &wsman::Envelope) -> Option<String> {
             .map(|s| s.value.clone()),
         Body::Shell(shell) => shell.shell_id.clone(),
         _ => None,
-    }
-}
-
-/// Parses the xs:duration forms WS-Man uses for OperationTimeout (`PT20S`, `PT60.000S`,
-/// `PT1M30S`, `P0DT0H1M`). Returns None for anything else.
-pub(crate) fn parse_xs_duration(s: &str) -> Option<Duration> {
-    let rest = s.trim().strip_prefix('P')?;
-    let (date, time) = match rest.split_once('T') {
-        Some((d, t)) => (d, t),
-        None => (rest, ""),
-    };
-    let mut secs = 0f64;
-    let mut take = |part: &str, units: &[(char, f64)]| -> Option<()> {
-        let mut num = String::new();
-        for c in part.chars() {
-            if c.is_ascii_digit() || c == '.' {
-                num.push(c);
-            } else {
-                let (_, mult) = units.iter().find(|(u, _)| *u == c)?;
-                secs += num.parse::<f64>().ok()? * mult;
-                num.clear();
-            }
-        }
-        num.is_empty().then_some(())
-    };
-    take(date, &[('D', 86_400.0)])?;
-    take(time, &[('H', 3_600.0), ('M', 60.0), ('S', 1.0)])?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(1e9)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn xs_durations() {
-        assert_eq!(parse_xs_duration("PT20S"), Some(Duration::from_secs(20)));
-        assert_eq!(
-            parse_xs_duration("PT60.000S"),
-            Some(Duration::from_secs(60))
-        );
-        assert_eq!(parse_xs_duration("PT1M30S"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_xs_duration("P0DT0H1M"), Some(Duration::from_secs(60)));
-        assert_eq!(parse_xs_duration("P1D"), Some(Duration::from_secs(86_400)));
-        assert_eq!(parse_xs_duration("20"), None);
-        assert_eq!(parse_xs_duration("PT20X"), None);
-        assert_eq!(parse_xs_duration("PT20"), None);
     }
 }

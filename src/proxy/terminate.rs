@@ -14,8 +14,10 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::backends::{backend_url, Backend, Backends};
+use super::inspectors::Inspectors;
+use crate::admin::Closed;
 use crate::config::{Config, Host};
-use crate::session::{ShellKind, ShellRecord};
+use crate::session::ShellIdentity;
 use crate::wsman::{self, Action, Body, SignalCode};
 
 /// How long the host gets to answer each Signal and the Delete.
@@ -26,32 +28,47 @@ const HOST_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct HostCloser {
     backends: Backends,
     config: Arc<Config>,
+    inspectors: Inspectors,
 }
 
 impl HostCloser {
-    pub fn new(backends: Backends, config: Arc<Config>) -> Self {
-        Self { backends, config }
+    pub fn new(backends: Backends, config: Arc<Config>, inspectors: Inspectors) -> Self {
+        Self {
+            backends,
+            config,
+            inspectors,
+        }
     }
 }
 
 impl crate::admin::ShellCloser for HostCloser {
-    fn close(&self, shell: Arc<ShellRecord>) -> Pin<Box<dyn Future<Output = bool> + Send>> {
+    fn close(&self, shell: ShellIdentity) -> Pin<Box<dyn Future<Output = Closed> + Send>> {
         let backends = self.backends.clone();
         let config = self.config.clone();
+        // The shell's inspection state goes now: no request on it will be relayed again.
+        let (live, counts) = self
+            .inspectors
+            .remove(&shell.shell_id)
+            .and_then(|i| i.lock().ok().map(|i| (i.live_commands(), i.counts())))
+            .unwrap_or_default();
         Box::pin(async move {
+            let closed = |host_closed| Closed {
+                host_closed,
+                counts,
+            };
             let Some(host) = config.inventory.get(&shell.host) else {
-                return false;
+                return closed(false);
             };
             let backend = match backends.get(host, &shell.owner).await {
                 Ok(b) => b,
                 Err(error) => {
                     tracing::warn!(%error, "No backend client to close a terminated shell");
-                    return false;
+                    return closed(false);
                 }
             };
             // One after another: a shell rarely has more than a couple of live commands,
             // and the host handles a shell's requests in order anyway.
-            for id in shell.activity.live_commands() {
+            for id in live {
                 let body = Body::Signal {
                     command_id: Some(id.clone()),
                     code: SignalCode::Terminate,
@@ -60,7 +77,7 @@ impl crate::admin::ShellCloser for HostCloser {
                     tracing::info!(command = %id, host = %shell.host, "Host did not confirm terminating a command");
                 }
             }
-            send(&backend, request(host, &shell, Action::Delete, Body::Empty)).await
+            closed(send(&backend, request(host, &shell, Action::Delete, Body::Empty)).await)
         })
     }
 }
@@ -77,13 +94,8 @@ async fn send(backend: &Backend, body: Bytes) -> bool {
 }
 
 /// A request of the gateway's own on `shell`, addressed to `host`.
-fn request(host: &Host, shell: &ShellRecord, action: Action, body: Body) -> Bytes {
-    let resource = match &shell.kind {
-        ShellKind::Cmd => "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd".to_string(),
-        ShellKind::Psrp { configuration } => {
-            format!("http://schemas.microsoft.com/powershell/{configuration}")
-        }
-    };
+fn request(host: &Host, shell: &ShellIdentity, action: Action, body: Body) -> Bytes {
+    let resource = shell.kind.resource_uri();
     let mut header = wsman::Header::new(action);
     header.to = Some(backend_url(host));
     header.reply_to = Some(wsman::ns::ANONYMOUS.to_string());

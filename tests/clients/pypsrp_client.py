@@ -8,6 +8,9 @@ Used by hopgate's integration tests to drive a real third-party client:
   --script TEXT   RunspacePool + PowerShell.add_script(TEXT)
   --pipeline JSON several statements/commands ([[{"name", "params"}], ...]) via add_statement()
   --metadata NAME RunspacePool.get_command_metadata (GET_COMMAND_METADATA)
+  --sequence JSON several pipelines, one after another on one RunspacePool: a list of
+                  {"script": TEXT} or {"cmdlet": NAME, "params": {...}}; each gets its own
+                  result (output, had_errors, errors, error_ids, state)
   --input V       pipeline input (PIPELINE_INPUT + END_OF_PIPELINE_INPUT); --stop-after S stops
                   the pipeline (Signal powershell/signal/ctrl_c) after S seconds
 
@@ -71,6 +74,42 @@ def error_text(err):
     return str(err)
 
 
+def error_id(err):
+    """The FullyQualifiedErrorId of an error record, however pypsrp deserialized it."""
+    fq = getattr(err, "fq_error", None)
+    if fq:
+        return fq
+    for source in ("extended_properties", "adapted_properties"):
+        props = getattr(err, source, None) or {}
+        if "FullyQualifiedErrorId" in props:
+            return str(props["FullyQualifiedErrorId"])
+    return None
+
+
+def run_sequence(pool, items):
+    from pypsrp.powershell import PowerShell
+
+    results = []
+    for item in items:
+        ps = PowerShell(pool)
+        if "script" in item:
+            ps.add_script(item["script"])
+        else:
+            ps.add_cmdlet(item["cmdlet"])
+            for k, v in (item.get("params") or {}).items():
+                ps.add_parameter(k, v)
+        output = ps.invoke()
+        results.append({
+            "stdout": "\n".join(str(o) for o in output),
+            "had_errors": ps.had_errors,
+            "errors": [error_text(e) for e in ps.streams.error],
+            "error_ids": [error_id(e) for e in ps.streams.error],
+            "state": int(ps.state),
+        })
+        ps.close()
+    return results
+
+
 def main():
     p = argparse.ArgumentParser(description="pypsrp client for tests")
     p.add_argument("--server", required=True)
@@ -93,6 +132,7 @@ def main():
     c.add_argument("--script", help="PowerShell.add_script(SCRIPT): IsScript=true in CREATE_PIPELINE")
     c.add_argument("--pipeline", help='JSON statements: [[{"name": "Get-Process", "params": {"Name": "x"}}], ...]')
     c.add_argument("--metadata", action="append", help="RunspacePool.get_command_metadata(NAME...), repeatable")
+    c.add_argument("--sequence", help='JSON: [{"script": "..."} | {"cmdlet": "...", "params": {...}}, ...] on one pool')
     p.add_argument("--param", action="append", default=[], help="K=V (or K for a switch), repeatable")
     p.add_argument("--param-file", action="append", default=[],
                    help="K=PATH: the parameter's value is the text of PATH (for values too long for argv)")
@@ -144,6 +184,9 @@ def main():
             output, streams, had_errors = client.execute_ps(a.ps, configuration_name=a.configuration_name)
             result.update({"stdout": output, "had_errors": had_errors,
                            "errors": [error_text(e) for e in streams.error]})
+        elif a.sequence is not None:
+            with RunspacePool(client.wsman, configuration_name=a.configuration_name) as pool:
+                result.update({"results": run_sequence(pool, json.loads(a.sequence))})
         elif a.metadata:
             with RunspacePool(client.wsman, configuration_name=a.configuration_name) as pool:
                 metas = pool.get_command_metadata(a.metadata)
@@ -186,6 +229,7 @@ def main():
                     "stdout": "\n".join(str(o) for o in output),
                     "had_errors": ps.had_errors,
                     "errors": [error_text(e) for e in ps.streams.error],
+                    "error_ids": [error_id(e) for e in ps.streams.error],
                     "state": int(ps.state),
                 })
     except AuthenticationError as exc:

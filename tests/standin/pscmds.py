@@ -467,6 +467,21 @@ def cmd_noop(inp, params, ctx):
     yield  # pragma: no cover
 
 
+def cmd_prompt(inp, params, ctx):
+    # Windows' default prompt function, in the user's home (no nesting).
+    name = ctx.user.split("@")[0].split("\\")[-1]
+    yield "PS C:\\Users\\" + name + "\\Documents> "
+
+
+def cmd_tabexpansion2(inp, params, ctx):
+    # Completion of a command name at the cursor; a real host returns a CommandCompletion.
+    script = str(_param(params, "inputScript", position=0, default=""))
+    word = script.split()[-1] if script.split() else ""
+    for name in COMMANDS_DISPLAY:
+        if name.lower().startswith(word.lower()):
+            yield name
+
+
 def cmd_start_sleep(inp, params, ctx):
     seconds = _param(params, "Seconds", position=0, default=None)
     millis = _param(params, "Milliseconds", default=None)
@@ -591,6 +606,8 @@ COMMANDS = {
     "ipconfig": cmd_ipconfig,
     "ipconfig.exe": cmd_ipconfig,
     "exit": cmd_exit,
+    "prompt": cmd_prompt,
+    "tabexpansion2": cmd_tabexpansion2,
 }
 
 COMMANDS_DISPLAY = [

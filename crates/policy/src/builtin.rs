@@ -14,6 +14,8 @@ pub(crate) const SESSION_COMMANDS: &[&str] = &[
     "select-object",
     "exit-pssession",
     "clear-host",
+    "prompt",
+    "tabexpansion2", // interactive sessions: the prompt and tab completion (issue 15)
 ];
 
 /// Common parameters allowed even when a rule restricts parameters.

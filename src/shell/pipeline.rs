@@ -1,8 +1,8 @@
-//! PSRP inspection for the request path: client bytes in, decided messages out.
+//! PSRP client messages as policy sees them: which decoded messages are control points
+//! (CREATE_PIPELINE, GET_COMMAND_METADATA), the codec's pipeline as the policy's
+//! `Invocation`, and the one-line-per-statement rendering the audit records.
 //!
-//! The codec (`crate::psrp`) reassembles and decodes; this module decides which decoded
-//! messages are control points for policy (CREATE_PIPELINE, GET_COMMAND_METADATA) and
-//! converts the codec's pipeline into the policy's `Invocation`.
+//! The codec (`crate::psrp`) reassembles and decodes; this module only classifies.
 
 use base64::Engine as _;
 
@@ -12,10 +12,19 @@ use crate::psrp::{self, Defragmenter, Message, MessageType, Pipeline};
 /// A client→host message the gateway has to judge.
 #[derive(Debug)]
 pub(crate) enum ClientMessage {
-    /// CREATE_PIPELINE: runs commands.
-    CreatePipeline(Pipeline),
+    /// CREATE_PIPELINE: runs commands. `rpid`/`pid` are the header's pool and pipeline ids,
+    /// for a gateway-made answer to the same pipeline.
+    CreatePipeline {
+        pipeline: Pipeline,
+        rpid: uuid::Uuid,
+        pid: uuid::Uuid,
+    },
     /// GET_COMMAND_METADATA: lists commands (opens a pipeline too).
-    CommandMetadata(Vec<String>),
+    CommandMetadata {
+        names: Vec<String>,
+        rpid: uuid::Uuid,
+        pid: uuid::Uuid,
+    },
     /// Everything else (pool and pipeline input, host responses, key exchange): data that
     /// can only turn into code through a pipeline, which is judged itself.
     Other,
@@ -55,12 +64,16 @@ pub(crate) fn feed_bytes(
     for raw in defrag.push_bytes(bytes)? {
         let msg = Message::from_vec(raw)?;
         out.push(match msg.message_type {
-            MessageType::CreatePipeline => {
-                ClientMessage::CreatePipeline(psrp::extract_create_pipeline(&msg)?)
-            }
-            MessageType::GetCommandMetadata => {
-                ClientMessage::CommandMetadata(psrp::extract_get_command_metadata(&msg)?)
-            }
+            MessageType::CreatePipeline => ClientMessage::CreatePipeline {
+                pipeline: psrp::extract_create_pipeline(&msg)?,
+                rpid: msg.rpid,
+                pid: msg.pid,
+            },
+            MessageType::GetCommandMetadata => ClientMessage::CommandMetadata {
+                names: psrp::extract_get_command_metadata(&msg)?,
+                rpid: msg.rpid,
+                pid: msg.pid,
+            },
             _ => ClientMessage::Other,
         });
     }
@@ -148,34 +161,4 @@ pub(crate) fn render(p: &Pipeline) -> Vec<String> {
                 .join(" | ")
         })
         .collect()
-}
-
-/// Reads the host→client PSRP messages in a ReceiveResponse's streams: each record with
-/// the CommandId of the stream it completed in. Unreadable data is logged and the
-/// reassembly restarted, so one bad message cannot stop the recording of later ones.
-pub(crate) fn host_events(
-    defrag: &mut Defragmenter,
-    streams: &[crate::wsman::Stream],
-    cap: usize,
-) -> Vec<(Option<String>, psrp::HostEvent)> {
-    let mut out = Vec::new();
-    for s in streams.iter().filter(|s| !s.data.is_empty()) {
-        let whole = match defrag.push_bytes(&s.data) {
-            Ok(w) => w,
-            Err(error) => {
-                tracing::warn!(%error, "Host PSRP output not readable; reassembly restarted");
-                *defrag = Defragmenter::new();
-                continue;
-            }
-        };
-        for raw in whole {
-            let read = Message::from_vec(raw).and_then(|msg| psrp::read_host_message(&msg, cap));
-            match read {
-                Ok(Some(ev)) => out.push((s.command_id.clone(), ev)),
-                Ok(None) => {}
-                Err(error) => tracing::warn!(%error, "Host PSRP message not readable"),
-            }
-        }
-    }
-    out
 }

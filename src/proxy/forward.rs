@@ -1,0 +1,165 @@
+//! The backend leg: a client for the host, sending one body to it with the right wait,
+//! and what each way of failing means for the client and the audit trail.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::StatusCode;
+
+use super::backends::{Backend, BackendsError};
+use super::{Ctx, Gateway};
+use crate::backend::BackendError;
+use crate::error::Refusal;
+
+/// Time allowed beyond the client's OperationTimeout for the host to answer a long poll.
+const LONG_POLL_MARGIN: Duration = Duration::from_secs(10);
+/// The longest OperationTimeout honoured; longer requests are cut here.
+const MAX_OPERATION_TIMEOUT: Duration = Duration::from_secs(600);
+
+// === impl Gateway ===
+
+impl Gateway {
+    pub(super) async fn backend(&self, ctx: &Ctx<'_>) -> Result<Backend, Refusal> {
+        self.backends
+            .get(ctx.host, &ctx.principal.name)
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, "No backend client");
+                let reason = match &error {
+                    BackendsError::Reference { source, .. }
+                    | BackendsError::Vault { source, .. } => source.reason(),
+                    BackendsError::Client { .. } => "backend configuration",
+                    BackendsError::Delegate { source, .. } => source.reason(),
+                };
+                self.backend_auth_failure(&ctx.host.name, "", reason);
+                Refusal::BackendAuth {
+                    host: ctx.host.name.clone(),
+                }
+            })
+    }
+
+    /// Sends an already rewritten body to the host.
+    pub(super) async fn send_to_host(
+        &self,
+        ctx: &Ctx<'_>,
+        backend: &Backend,
+        body: Bytes,
+    ) -> Result<(StatusCode, Bytes), Refusal> {
+        let wait = ctx
+            .envelope
+            .header
+            .operation_timeout
+            .as_deref()
+            .and_then(parse_xs_duration)
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_OPERATION_TIMEOUT)
+            + LONG_POLL_MARGIN.max(self.config.limits.request_timeout);
+        let started = Instant::now();
+        match backend.client.send_with_timeout(body, wait).await {
+            Ok(resp) => {
+                self.metrics
+                    .backend(ctx.envelope.action().label(), started.elapsed());
+                tracing::debug!(
+                    status = resp.status.as_u16(),
+                    elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    "Host answered"
+                );
+                Ok((resp.status, resp.body))
+            }
+            Err(BackendError::AuthRejected { .. }) => {
+                self.backends.invalidate(&ctx.host.name, &backend.entry);
+                Err(self.backend_auth_failed(ctx, backend, "host rejected the vaulted credential"))
+            }
+            Err(BackendError::Kerberos { source, .. }) => {
+                // The KDC refused or could not be reached: the host never saw a request.
+                tracing::warn!(error = %source, "Kerberos login to the host failed");
+                if !source.is_transient() {
+                    self.backends.invalidate(&ctx.host.name, &backend.entry);
+                }
+                Err(self.backend_auth_failed(ctx, backend, source.reason()))
+            }
+            Err(BackendError::CredSsp { source, .. }) => {
+                // No CredSSP on the host, a tunnel bound to another key (interception), a
+                // broken exchange: the login failed, whatever the password.
+                tracing::warn!(error = %source, "CredSSP login to the host failed");
+                let reason = format!("credssp: {source}");
+                Err(self.backend_auth_failed(ctx, backend, &reason))
+            }
+            Err(BackendError::Handshake { reason, .. }) => {
+                tracing::warn!(%reason, "Login handshake with the host failed");
+                let reason = format!("handshake: {reason}");
+                Err(self.backend_auth_failed(ctx, backend, &reason))
+            }
+            Err(BackendError::Delegate { source, .. }) => {
+                // Delegation failed (KDC refused S4U2Proxy to this host, unknown person, KDC
+                // down): the host never ran the request.
+                tracing::warn!(error = %source, "Delegated Kerberos login to the host failed");
+                if !source.is_transient() {
+                    self.backends.invalidate(&ctx.host.name, &backend.entry);
+                }
+                Err(self.backend_auth_failed(ctx, backend, source.reason()))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Host unavailable");
+                Err(Refusal::BackendUnavailable {
+                    host: ctx.host.name.clone(),
+                })
+            }
+        }
+    }
+
+    /// Records a failed login to the host (`backend.auth`) and the refusal the client gets.
+    fn backend_auth_failed(&self, ctx: &Ctx<'_>, backend: &Backend, reason: &str) -> Refusal {
+        self.backend_auth_failure(&ctx.host.name, &backend.user, reason);
+        Refusal::BackendAuth {
+            host: ctx.host.name.clone(),
+        }
+    }
+}
+
+/// Parses the xs:duration forms WS-Man uses for OperationTimeout (`PT20S`, `PT60.000S`,
+/// `PT1M30S`, `P0DT0H1M`). Returns None for anything else.
+pub(crate) fn parse_xs_duration(s: &str) -> Option<Duration> {
+    let rest = s.trim().strip_prefix('P')?;
+    let (date, time) = match rest.split_once('T') {
+        Some((d, t)) => (d, t),
+        None => (rest, ""),
+    };
+    let mut secs = 0f64;
+    let mut take = |part: &str, units: &[(char, f64)]| -> Option<()> {
+        let mut num = String::new();
+        for c in part.chars() {
+            if c.is_ascii_digit() || c == '.' {
+                num.push(c);
+            } else {
+                let (_, mult) = units.iter().find(|(u, _)| *u == c)?;
+                secs += num.parse::<f64>().ok()? * mult;
+                num.clear();
+            }
+        }
+        num.is_empty().then_some(())
+    };
+    take(date, &[('D', 86_400.0)])?;
+    take(time, &[('H', 3_600.0), ('M', 60.0), ('S', 1.0)])?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(1e9)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xs_durations() {
+        assert_eq!(parse_xs_duration("PT20S"), Some(Duration::from_secs(20)));
+        assert_eq!(
+            parse_xs_duration("PT60.000S"),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(parse_xs_duration("PT1M30S"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_xs_duration("P0DT0H1M"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_xs_duration("P1D"), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_xs_duration("20"), None);
+        assert_eq!(parse_xs_duration("PT20X"), None);
+        assert_eq!(parse_xs_duration("PT20"), None);
+    }
+}

@@ -1,0 +1,328 @@
+//! The shell inspector: for each request on a shell, what the gateway does with it (a
+//! [`Verdict`]) and what the audit must record (typed [`Fact`]s); for each answer of the
+//! host, what it printed.
+//!
+//! One [`Inspector`] per shell, kept by the caller beside the session registry and keyed by
+//! ShellId. It owns everything the gateway must remember between requests to judge a shell:
+//! PSRP reassembly in both directions, pipelines held until they are whole, pipelines it
+//! refused and answers for itself, the programs of a cmd shell whose stdin it judges. It
+//! decides through `policy::Engine` ([`Judge`]).
+//!
+//! Pure: no I/O, no tokio, no clock, no random ids (the caller passes an id source). It
+//! never sends anything: the proxy carries out the verdict and turns the facts into audit
+//! events (one place), so this module can be tested with recorded envelopes alone.
+//!
+//! - `cmd`: WinRS cmd shells; `psrp`: PowerShell runspace pools;
+//! - `pipeline`: PSRP client messages as policy sees them;
+//! - `failed`: a denied pipeline answered as a failed one (the session lives on);
+//! - `output`: what the host's answers say commands printed.
+
+mod cmd;
+mod failed;
+mod output;
+mod pipeline;
+mod psrp;
+#[cfg(test)]
+mod tests;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::policy::{Engine, HostRef, Operation, ShellKind as PolicyShellKind, Subject};
+use crate::wsman::{Action, Body, Envelope};
+
+pub use failed::DENIED_ERROR_ID;
+pub use output::{cmd_outputs, psrp_outputs, Output, OutputRecord, OUTPUT_CAP};
+
+use self::cmd::CmdInspector;
+use self::psrp::PsrpInspector;
+
+/// Resource URI of WinRS cmd shells.
+pub const CMD_RESOURCE: &str = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd";
+/// Prefix of PSRP resource URIs; the rest is the session configuration name.
+pub const PSRP_RESOURCE_PREFIX: &str = "http://schemas.microsoft.com/powershell/";
+
+/// What kind of shell a ShellId names, from the Create's resource URI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ShellKind {
+    /// WinRS `cmd` shell.
+    Cmd,
+    /// PowerShell runspace pool on the named session configuration.
+    Psrp { configuration: String },
+}
+
+// === impl ShellKind ===
+
+impl ShellKind {
+    /// The kind a Create's resource URI asks for; None for resources not relayed.
+    pub fn from_resource(uri: &str) -> Option<Self> {
+        if uri.eq_ignore_ascii_case(CMD_RESOURCE) {
+            return Some(Self::Cmd);
+        }
+        uri.strip_prefix(PSRP_RESOURCE_PREFIX)
+            .map(|conf| Self::Psrp {
+                configuration: conf.to_string(),
+            })
+    }
+
+    /// The resource URI of requests on such a shell.
+    pub fn resource_uri(&self) -> String {
+        match self {
+            Self::Cmd => CMD_RESOURCE.to_string(),
+            Self::Psrp { configuration } => format!("{PSRP_RESOURCE_PREFIX}{configuration}"),
+        }
+    }
+
+    /// Short name for audit records.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Cmd => "cmd",
+            Self::Psrp { .. } => "psrp",
+        }
+    }
+}
+
+/// Who decides, for whom, on which host: the policy snapshot of the request.
+#[derive(Debug, Clone, Copy)]
+pub struct Judge<'a> {
+    pub engine: &'a Engine,
+    pub subject: &'a Subject,
+    pub host: HostRef<'a>,
+}
+
+impl Judge<'_> {
+    fn decide(&self, op: &Operation<'_>) -> crate::policy::Decision {
+        self.engine.decide(self.subject, &self.host, op)
+    }
+}
+
+/// One client request on a shell: the decoded envelope and the bytes the host would get
+/// (already addressed to the host), which the inspector may hold back.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub envelope: &'a Envelope,
+    pub wire: &'a Bytes,
+}
+
+/// What to do with a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Send these bodies to the host in order and answer the client with the host's
+    /// answer to the last one (earlier ones are requests held back until now).
+    Forward(Vec<Bytes>),
+    /// Answer the client with this envelope; nothing goes to the host.
+    Reply(Box<Envelope>),
+    /// Refuse with a WS-Man fault; nothing goes to the host.
+    Deny(Denial),
+}
+
+/// Why a request is refused with a fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// Policy or inspection said no; the text is for the client's fault.
+    Access(String),
+    /// A Create of a resource the gateway does not relay.
+    Resource(String),
+    /// A Create asking for xpress compression, which the gateway cannot inspect.
+    Compression,
+}
+
+/// Something the audit must record, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fact {
+    /// Policy let a command (cmd line, stdin, PSRP pipeline) through to the host.
+    Allowed {
+        command_id: Option<String>,
+        /// One element per argv entry (cmd) or statement (PSRP), not yet redacted.
+        command: Vec<String>,
+        role: String,
+    },
+    /// A command was refused; it never reached the host.
+    Denied {
+        command_id: Option<String>,
+        command: Vec<String>,
+        /// The policy's reason, not yet redacted.
+        reason: String,
+    },
+    /// A request refused before any command (a Create), for `access.denied`.
+    Refused { action: String, reason: String },
+    /// What the host said a command printed.
+    Output(Output),
+}
+
+/// Counters of a shell, for `session.end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ActivityCounts {
+    /// Commands (or pipelines) policy let through.
+    pub commands_allowed: u64,
+    /// Commands (or pipelines) refused.
+    pub commands_denied: u64,
+    /// Output bytes the host sent (cmd stream bytes; PSRP record text).
+    pub output_bytes: u64,
+}
+
+/// Most command ids remembered per shell for a terminate; a shell with more running
+/// commands than this is closed by its Delete alone.
+const MAX_LIVE_COMMANDS: usize = 256;
+
+/// The inspection state of one shell.
+#[derive(Debug)]
+pub struct Inspector {
+    kind: ShellKind,
+    shell: Shell,
+    counts: ActivityCounts,
+    /// Commands the host started and has not been seen to finish (upper case), so an
+    /// administrator's terminate can stop them.
+    live: std::collections::BTreeSet<String>,
+}
+
+#[derive(Debug)]
+enum Shell {
+    Cmd(CmdInspector),
+    Psrp(Box<PsrpInspector>),
+}
+
+// === impl Inspector ===
+
+impl Inspector {
+    /// Judges a Create: the resource, the compression header and the policy's OpenShell.
+    /// On success, the inspector for the shell the host is about to create (the proxy
+    /// keeps it once the host has answered with a ShellId).
+    pub fn open(env: &Envelope, judge: &Judge<'_>) -> (Result<Inspector, Denial>, Vec<Fact>) {
+        let refused = |reason: &str| {
+            vec![Fact::Refused {
+                action: Action::Create.uri().to_string(),
+                reason: reason.to_string(),
+            }]
+        };
+        let resource = env.header.resource_uri.as_deref().unwrap_or_default();
+        let Some(kind) = ShellKind::from_resource(resource) else {
+            return (
+                Err(Denial::Resource(resource.to_string())),
+                refused("resource not relayed"),
+            );
+        };
+        if env.header.compression_type.is_some() {
+            // Compressed streams cannot be inspected yet: fail closed (PROTOCOL.md §9).
+            return (
+                Err(Denial::Compression),
+                refused("shell compression requested"),
+            );
+        }
+        let op_kind = match &kind {
+            ShellKind::Cmd => PolicyShellKind::Cmd,
+            ShellKind::Psrp { configuration } => PolicyShellKind::Psrp { configuration },
+        };
+        if let crate::policy::Decision::Deny { reason, .. } =
+            judge.decide(&Operation::OpenShell { kind: op_kind })
+        {
+            let facts = refused(&reason);
+            return (Err(Denial::Access(reason)), facts);
+        }
+        let shell = match &kind {
+            ShellKind::Cmd => Shell::Cmd(CmdInspector::default()),
+            ShellKind::Psrp { .. } => {
+                let creation = match &env.body {
+                    Body::Shell(s) => s.creation_xml.as_deref(),
+                    _ => None,
+                };
+                Shell::Psrp(Box::new(PsrpInspector::open(creation)))
+            }
+        };
+        let inspector = Inspector {
+            kind,
+            shell,
+            counts: ActivityCounts::default(),
+            live: Default::default(),
+        };
+        (Ok(inspector), Vec::new())
+    }
+
+    /// The kind of shell.
+    pub fn kind(&self) -> &ShellKind {
+        &self.kind
+    }
+
+    /// Judges one request on the shell. `ids` draws the ids of gateway-made answers.
+    pub fn on_request(
+        &mut self,
+        req: Request<'_>,
+        judge: &Judge<'_>,
+        ids: &mut dyn FnMut() -> Uuid,
+    ) -> (Verdict, Vec<Fact>) {
+        let mut facts = Vec::new();
+        let verdict = match &mut self.shell {
+            Shell::Cmd(c) => c.on_request(req, judge, &mut facts),
+            Shell::Psrp(p) => p.on_request(req, judge, ids, &mut facts),
+        };
+        for f in &facts {
+            match f {
+                Fact::Allowed { .. } => self.counts.commands_allowed += 1,
+                Fact::Denied { .. } => self.counts.commands_denied += 1,
+                _ => {}
+            }
+        }
+        (verdict, facts)
+    }
+
+    /// Reads the host's 200 answer to `request`: output facts, and which commands started
+    /// and finished. An answer the inspector cannot read is not an error (it was sent on
+    /// unchanged); it only records nothing.
+    pub fn on_answer(&mut self, request: &Envelope, answer: &Envelope) -> Vec<Fact> {
+        if let Body::Signal {
+            command_id: Some(id),
+            code: crate::wsman::SignalCode::Terminate,
+        } = &request.body
+        {
+            // A terminated command is over whatever the host says later.
+            self.live.remove(&id.to_ascii_uppercase());
+        }
+        let outputs = match (&mut self.shell, &answer.body) {
+            (shell, Body::CommandResponse { command_id }) => {
+                if self.live.len() < MAX_LIVE_COMMANDS {
+                    self.live.insert(command_id.to_ascii_uppercase());
+                }
+                if let (Shell::Cmd(c), Body::CommandLine(cl)) = (shell, &request.body) {
+                    c.started(command_id, cl);
+                }
+                Vec::new()
+            }
+            (
+                shell,
+                Body::ReceiveResponse {
+                    streams,
+                    command_state,
+                },
+            ) => {
+                if let Some(id) = command_state
+                    .as_ref()
+                    .filter(|s| s.state == crate::wsman::CommandStateKind::Done)
+                    .and_then(|s| s.command_id.as_deref())
+                {
+                    self.live.remove(&id.to_ascii_uppercase());
+                }
+                match shell {
+                    Shell::Cmd(_) => cmd_outputs(streams, command_state.as_ref(), OUTPUT_CAP),
+                    Shell::Psrp(p) => p.outputs(streams),
+                }
+            }
+            _ => Vec::new(),
+        };
+        for o in &outputs {
+            self.counts.output_bytes = self.counts.output_bytes.saturating_add(o.bytes);
+        }
+        outputs.into_iter().map(Fact::Output).collect()
+    }
+
+    /// The shell's counters so far.
+    pub fn counts(&self) -> ActivityCounts {
+        self.counts
+    }
+
+    /// Commands started and not yet seen to finish, in id order.
+    pub fn live_commands(&self) -> Vec<String> {
+        self.live.iter().cloned().collect()
+    }
+}
