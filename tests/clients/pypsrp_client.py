@@ -9,7 +9,8 @@ Used by hopgate's integration tests to drive a real third-party client:
   --pipeline JSON several statements/commands ([[{"name", "params"}], ...]) via add_statement()
   --metadata NAME RunspacePool.get_command_metadata (GET_COMMAND_METADATA)
   --sequence JSON several pipelines, one after another on one RunspacePool: a list of
-                  {"script": TEXT} or {"cmdlet": NAME, "params": {...}}; each gets its own
+                  {"script": TEXT}, {"cmdlet": NAME, "params": {...}} or {"pipeline":
+                  [{"cmdlet": NAME, "params": {...}}, ...]}; each gets its own
                   result (output, had_errors, errors, error_ids, state)
   --input V       pipeline input (PIPELINE_INPUT + END_OF_PIPELINE_INPUT); --stop-after S stops
                   the pipeline (Signal powershell/signal/ctrl_c) after S seconds
@@ -95,9 +96,11 @@ def run_sequence(pool, items):
         if "script" in item:
             ps.add_script(item["script"])
         else:
-            ps.add_cmdlet(item["cmdlet"])
-            for k, v in (item.get("params") or {}).items():
-                ps.add_parameter(k, v)
+            # {"cmdlet": ...} or a pipeline {"pipeline": [{"cmdlet": ..., "params": ...}, ...]}
+            for cmd in item.get("pipeline") or [item]:
+                ps.add_cmdlet(cmd["cmdlet"])
+                for k, v in (cmd.get("params") or {}).items():
+                    ps.add_parameter(k, v)
         output = ps.invoke()
         results.append({
             "stdout": "\n".join(str(o) for o in output),

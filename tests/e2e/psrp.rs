@@ -166,7 +166,7 @@ async fn a_denied_pipeline_fails_and_the_pool_carries_on() {
         {"script": "Get-Date"},
         {"cmdlet": "Write-Output", "params": {"InputObject": "still here"}}
     ]"#;
-    let run = pypsrp(&gw, &["--sequence", seq]).await;
+    let run = pypsrp(&gw, &["--sequence", &seq]).await;
     assert_eq!(run.code, 0, "{run:?}");
     let r = &run.json["results"];
     assert_eq!(r[0]["had_errors"], false, "{run:?}");
@@ -209,8 +209,9 @@ async fn a_denied_pipeline_fails_and_the_pool_carries_on() {
     gw.stop().await;
 }
 
-/// Issue 15: an interactive client evaluates the prompt before each command. The demo role
-/// lists neither `prompt` nor `TabExpansion2`; both are session commands now.
+/// Issue 15: an interactive client (PowerShell 7's Enter-PSSession) evaluates
+/// `prompt | Out-String -Stream` before each command. The demo role lists none of
+/// `prompt`, `Out-String` and `TabExpansion2`; they are session commands.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interactive_loop_works_under_the_demo_role() {
     let demo = std::fs::read_to_string(crate::support::repo().join("policies/demo.toml"))
@@ -221,16 +222,19 @@ async fn an_interactive_loop_works_under_the_demo_role() {
         ..GatewayOptions::default()
     })
     .await;
-    let seq = r#"[
-        {"cmdlet": "prompt"},
-        {"cmdlet": "Get-Service", "params": {"Name": "WinRM"}},
-        {"cmdlet": "prompt"},
-        {"cmdlet": "TabExpansion2", "params": {"inputScript": "Get-Ser", "cursorColumn": 7}},
-        {"cmdlet": "prompt"},
-        {"cmdlet": "Restart-Computer"},
-        {"cmdlet": "prompt"},
-        {"cmdlet": "Get-Date"}
-    ]"#;
+    let prompt = r#"{"pipeline": [{"cmdlet": "prompt"}, {"cmdlet": "Out-String", "params": {"Stream": true}}]}"#;
+    let seq = format!(
+        r#"[
+        {prompt},
+        {{"cmdlet": "Get-Service", "params": {{"Name": "WinRM"}}}},
+        {prompt},
+        {{"cmdlet": "TabExpansion2", "params": {{"inputScript": "Get-Ser", "cursorColumn": 7}}}},
+        {prompt},
+        {{"cmdlet": "Restart-Computer"}},
+        {prompt},
+        {{"cmdlet": "Get-Date"}}
+    ]"#
+    );
     let run = pypsrp(&gw, &["--sequence", seq]).await;
     assert_eq!(run.code, 0, "{run:?}");
     let r = run.json["results"].as_array().unwrap();

@@ -11,6 +11,9 @@ pub(crate) const SESSION_COMMANDS: &[&str] = &[
     "get-help",
     "measure-object",
     "out-default",
+    // Interactive clients format the prompt with `prompt | Out-String -Stream` before
+    // every command (PowerShell 7's Enter-PSSession); it only turns objects into text.
+    "out-string",
     "select-object",
     "exit-pssession",
     "clear-host",

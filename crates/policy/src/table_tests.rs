@@ -252,7 +252,8 @@ fn cases() -> Vec<(Who, Op, bool)> {
         (ALICE, execute_ps("$env:USERNAME"), D),
         (ALICE, execute_ps("iex 'Restart-Computer'"), D),
         (ALICE, one(c("Invoke-Expression", vec![pos(s("hostname"))])), A),
-        (ALICE, one(c("Out-String", vec![])), D),
+        // Formatting for interactive clients: a session command like Out-Default.
+        (ALICE, one(c("Out-String", vec![])), A),
         (ALICE, one(c("Invoke-Command", vec![named("ScriptBlock", ArgValue::ScriptBlock("Get-Date".into()))])), D),
         (ALICE, one(c("Write-Output", vec![named("InputObject", ArgValue::ScriptBlock("Stop-Computer".into()))])), D),
         (ALICE, one(c("Invoke-Expression", vec![named("Command", ArgValue::Other("Deserialized.System.Object".into()))])), D),
