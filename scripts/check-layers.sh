@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The pure modules (codecs, policy, PowerShell parser) must do no I/O, spawn nothing and
-# read no clock (STYLE.md §2). This greps their non-test sources for what would break that.
+# The pure modules still inside the gateway crate (codecs, the shell inspector) must do no
+# I/O, spawn nothing and read no clock (STYLE.md §2); the pure crates under crates/ are
+# no_std and checked by the compiler (scripts/check-pure-crates.sh). This greps the
+# modules' non-test sources for what would break that, until they move into crates/.
 # Policy's directory loader is the one allowed file system reader and lives in load.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pure=(src/wsman src/psrp crates src/xpress src/audit/event.rs src/audit/chain.rs src/audit/export/rfc5424.rs src/metrics.rs)
+pure=(src/wsman src/psrp src/shell src/xpress src/audit/event.rs src/audit/chain.rs src/audit/export/rfc5424.rs src/metrics.rs)
 pattern='tokio::|hyper::|std::net|std::fs|std::process|std::thread|SystemTime|Instant::now|sspi::|crate::(backend|vault|session|listener|proxy|app|authn|audit::sink)'
 bad=$(grep -rnE "$pattern" "${pure[@]}" 2>/dev/null \
       | grep -vE '/(tests?|[a-z_]*_tests|test_support)\.rs:|/tests/' || true)

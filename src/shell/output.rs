@@ -301,12 +301,11 @@ mod tests {
     /// The ReceiveResponse of pypsrp's `test_winrs_stderr_rc` recording (a real Windows
     /// host): `echo out & echo err 1>&2 & exit 1`.
     fn real_receive_response() -> Vec<u8> {
-        let path = concat!(
+        let text = include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../shared/corpus/pypsrp-responses/test_winrs_stderr_rc.yml"
-        );
-        let doc: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        ));
+        let doc: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
         let resp = doc["messages"]
             .as_sequence()
             .unwrap()

@@ -4,6 +4,8 @@
 //! `Invoke-Command -ScriptBlock`, `Start-Process`, `powershell -EncodedCommand/-Command`,
 //! `cmd /c`) are unwrapped and analysed as code, never passed on as opaque strings.
 
+use crate::prelude::*;
+
 use super::bind::{bind, identified_output, written_output, BindError, Binding, Upstream};
 use super::builtin::parameter_alias;
 use super::cmdline::{cmd_c_quotes, cmd_metachar};

@@ -8,6 +8,8 @@
 //! objects it receives), every set that could still bind is returned, and policy must
 //! accept each of them. Pure.
 
+use crate::prelude::*;
+
 use super::analyse::{UseArg, Val};
 use super::metadata::{CommandMeta, ParamMeta, SetMeta, ALL_SETS};
 use super::pattern::fold;
@@ -219,12 +221,12 @@ impl<'m> Param<'m> {
     /// The name and aliases as written (common aliases are lower case).
     fn names(self) -> Vec<&'m str> {
         match self {
-            Param::Own(p) => std::iter::once(p.name.as_str())
+            Param::Own(p) => core::iter::once(p.name.as_str())
                 .chain(p.aliases.iter().map(String::as_str))
                 .collect(),
             Param::Common(i) => COMMON
                 .get(i)
-                .map(|c| std::iter::once(c.0).chain(c.1.iter().copied()).collect())
+                .map(|c| core::iter::once(c.0).chain(c.1.iter().copied()).collect())
                 .unwrap_or_default(),
         }
     }
@@ -255,7 +257,7 @@ impl<'m> Param<'m> {
 
     fn same(self, other: Param<'_>) -> bool {
         match (self, other) {
-            (Param::Own(a), Param::Own(b)) => std::ptr::eq(a, b),
+            (Param::Own(a), Param::Own(b)) => core::ptr::eq(a, b),
             (Param::Common(a), Param::Common(b)) => a == b,
             _ => false,
         }
@@ -524,7 +526,7 @@ fn bind_set(
     let is_named = |p: &ParamMeta| {
         named
             .iter()
-            .any(|(q, _)| matches!(q, Some(Param::Own(q)) if std::ptr::eq(*q, p)))
+            .any(|(q, _)| matches!(q, Some(Param::Own(q)) if core::ptr::eq(*q, p)))
     };
     // Positional parameters of this set not bound by name, in position order.
     let mut slots: Vec<(u32, &ParamMeta)> = meta
@@ -569,12 +571,12 @@ fn bind_set(
         }
     }
     if let (Some(p), Some(index)) = (remaining, rest_index) {
-        if !taken.iter().any(|t| std::ptr::eq(*t, p)) {
+        if !taken.iter().any(|t| core::ptr::eq(*t, p)) {
             bound.push(Param::Own(p).bound(Via::Positional(index), Some(Val::List(rest))));
         }
     }
     // Pipeline input goes to parameters of this set still free.
-    let free = |p: &&ParamMeta| !is_named(p) && !taken.iter().any(|t| std::ptr::eq(*t, *p));
+    let free = |p: &&ParamMeta| !is_named(p) && !taken.iter().any(|t| core::ptr::eq(*t, *p));
     match upstream {
         Upstream::None => {}
         Upstream::Values(values) => {

@@ -2,6 +2,8 @@
 //! case-insensitive, unambiguous-prefix rules), value constraints, cmd lines, language
 //! mode; and finding deny-rule hits. Pure functions over compiled roles.
 
+use crate::prelude::*;
+
 use super::analyse::{kind, Analysis, CommandUse, Item, Origin, UseArg, Val};
 use super::bind::{Binding, Bound, Upstream, Via};
 use super::builtin::{
@@ -25,8 +27,8 @@ pub(crate) enum Refusal<'a> {
 
 // === impl Refusal ===
 
-impl std::fmt::Display for Refusal<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for Refusal<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Refusal::NotVisible { command, role } => {
                 write!(f, "command '{command}' is not visible to role '{role}'")

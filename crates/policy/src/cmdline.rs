@@ -3,6 +3,8 @@
 //! the interpreters whose payload must be judged as code (`cmd /c`, `powershell
 //! -Command/-EncodedCommand`). Text handling only; no decisions.
 
+use crate::prelude::*;
+
 use base64::Engine as _;
 
 use super::pattern::fold;
@@ -42,7 +44,7 @@ pub(crate) fn split_args(line: &str) -> Vec<Token> {
                     n += 1;
                 }
                 if chars.get(i + n).is_some_and(|c| c.1 == '"') {
-                    value.extend(std::iter::repeat_n('\\', n / 2));
+                    value.extend(core::iter::repeat_n('\\', n / 2));
                     if n % 2 == 1 {
                         value.push('"');
                         i += n + 1;
@@ -50,7 +52,7 @@ pub(crate) fn split_args(line: &str) -> Vec<Token> {
                         i += n;
                     }
                 } else {
-                    value.extend(std::iter::repeat_n('\\', n));
+                    value.extend(core::iter::repeat_n('\\', n));
                     i += n;
                 }
                 continue;

@@ -3,7 +3,9 @@
 //! once with the list of roles that hold them, and exact names are looked up by hash.
 //! Built once per policy load; pure.
 
-use std::collections::HashMap;
+use crate::prelude::*;
+
+use alloc::collections::BTreeMap;
 
 use super::analyse::{Analysis, CommandUse, Item, UseArg};
 use super::bind::Upstream;
@@ -19,7 +21,7 @@ type Holders = Vec<usize>;
 #[derive(Debug, Default)]
 pub(crate) struct DenyIndex {
     /// Folded exact command names → (role, rule as written).
-    exact: HashMap<String, Vec<(usize, String)>>,
+    exact: BTreeMap<String, Vec<(usize, String)>>,
     /// Wildcard command rules, deduplicated by their text.
     wild: Vec<(Wildcard, Holders)>,
     /// (command wildcard, folded parameter) pairs.
@@ -131,7 +133,7 @@ impl DenyIndex {
                     }
                 }
                 Item::Line { line, .. } => {
-                    let forms = std::iter::once((&line.line, &line.folded))
+                    let forms = core::iter::once((&line.line, &line.folded))
                         .chain(line.deny_forms.iter().map(|(l, f)| (l, f)));
                     for (text, folded) in forms {
                         for (rule, described, holders) in &self.lines {

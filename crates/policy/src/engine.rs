@@ -1,7 +1,9 @@
 //! The policy engine: a validated set of roles and `decide`. Built from in-memory sources
 //! so it stays pure; `load.rs` reads the directory.
 
-use std::collections::HashMap;
+use crate::prelude::*;
+
+use alloc::collections::BTreeMap;
 
 use super::analyse::{resolve_name, Analysis, CommandUse, Item};
 use super::bind::Upstream;
@@ -45,7 +47,7 @@ impl Engine {
     /// Parses and validates every `.toml` source; `.psrc` sources are imported where a
     /// role names them. Any error rejects the whole set.
     pub fn from_sources(sources: &[PolicySource]) -> Result<Self, PolicyError> {
-        let psrcs: HashMap<&str, &PolicySource> = sources
+        let psrcs: BTreeMap<&str, &PolicySource> = sources
             .iter()
             .filter(|s| s.path.to_ascii_lowercase().ends_with(".psrc"))
             .map(|s| (file_name(&s.path), s))

@@ -2,6 +2,8 @@
 //! `deny_unknown_fields` so that a misspelt key is an error, never a silent no-op.
 //! Validation and compilation happen in `role.rs`.
 
+use crate::prelude::*;
+
 use serde::Deserialize;
 
 /// One policy file: any number of `[[role]]` tables.

@@ -6,6 +6,24 @@
 //! below; this module never imports `wsman` or `psrp`. Deny wins over allow, no matching
 //! role means deny, and anything that cannot be analysed is denied with a reason that
 //! names it.
+// The pure tier: no `std`, so the file system, the network, the environment, processes
+// and the clock do not exist here (tests link `std` for their fixtures).
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+/// What `std`'s prelude would bring, from `alloc`.
+#[allow(unused_imports, reason = "a prelude: each module uses part of it")]
+mod prelude {
+    pub(crate) use alloc::borrow::ToOwned;
+    pub(crate) use alloc::boxed::Box;
+    pub(crate) use alloc::format;
+    pub(crate) use alloc::string::{String, ToString};
+    pub(crate) use alloc::vec;
+    pub(crate) use alloc::vec::Vec;
+}
+
+use crate::prelude::*;
 
 mod analyse;
 mod bind;

@@ -5,11 +5,13 @@
 //! that a permissive role of the same people makes meaningless (`breadth.rs`). Unknown
 //! cmdlet names are fine: the gateway cannot know every module on every host.
 
+use crate::prelude::*;
+
 mod breadth;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use alloc::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -54,12 +56,12 @@ fn finding(severity: Severity, file: &str, role: Option<&str>, message: String) 
 /// Lints in-memory sources: every mistake, not only the first.
 pub fn lint_sources(sources: &[PolicySource]) -> Vec<LintFinding> {
     let mut out = Vec::new();
-    let psrcs: HashMap<&str, &PolicySource> = sources
+    let psrcs: BTreeMap<&str, &PolicySource> = sources
         .iter()
         .filter(|s| s.path.to_ascii_lowercase().ends_with(".psrc"))
         .map(|s| (s.path.rsplit(['/', '\\']).next().unwrap_or(&s.path), s))
         .collect();
-    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
     let mut summaries: Vec<breadth::RoleSummary> = Vec::new();
     for source in sources
         .iter()

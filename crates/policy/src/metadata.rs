@@ -6,8 +6,11 @@
 //! from Microsoft's PowerShell-Docs cmdlet reference; roles can add commands of their
 //! own. Pure: the data is compiled in and parsed once.
 
-use std::collections::HashMap;
-use std::sync::OnceLock;
+use crate::prelude::*;
+
+use alloc::collections::BTreeMap;
+
+use once_cell::race::OnceBox;
 
 use serde::Deserialize;
 
@@ -91,8 +94,8 @@ struct DataFile {
 /// files sits on top of the shipped one (its commands win).
 #[derive(Debug, Default, Clone)]
 pub struct MetadataSet {
-    commands: HashMap<String, CommandMeta>,
-    aliases: HashMap<String, String>,
+    commands: BTreeMap<String, CommandMeta>,
+    aliases: BTreeMap<String, String>,
     base: Option<&'static MetadataSet>,
 }
 
@@ -101,11 +104,13 @@ pub struct MetadataSet {
 impl MetadataSet {
     /// The metadata shipped with hopgate (parsed on first use).
     pub fn builtin() -> &'static MetadataSet {
-        static BUILTIN: OnceLock<MetadataSet> = OnceLock::new();
+        static BUILTIN: OnceBox<MetadataSet> = OnceBox::new();
         BUILTIN.get_or_init(|| {
             // INVARIANT: the shipped file parses; a test (`shipped_metadata_parses`) holds
             // it to that, so an empty set here can only follow a broken build.
-            MetadataSet::from_json(include_str!("../data/cmdlets.json")).unwrap_or_default()
+            Box::new(
+                MetadataSet::from_json(include_str!("../data/cmdlets.json")).unwrap_or_default(),
+            )
         })
     }
 

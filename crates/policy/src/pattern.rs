@@ -2,6 +2,8 @@
 //! command names, anchored regular expressions for values and command lines, and simple
 //! globs for host names. Compilation only; no decisions here.
 
+use crate::prelude::*;
+
 use regex::Regex;
 
 /// Case- and dash-insensitive form of a name. Upper-casing first and then lower-casing

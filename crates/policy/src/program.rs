@@ -6,6 +6,8 @@
 //! what starts: the first word of a command, `&`/`&&`/`||`/`|` sequences, redirections,
 //! and the `start` switches. Text handling only; no decisions here.
 
+use crate::prelude::*;
+
 use super::cmdline::{cmd_launch, powershell_launch, split_args, Launch};
 use super::pattern::fold;
 use super::role::normalize_line;

@@ -3,6 +3,8 @@
 //! that only describe the file are ignored, keys whose effect the gateway cannot enforce
 //! become warnings, and unknown keys are errors.
 
+use crate::prelude::*;
+
 use super::file::{CommandDoc, CommandRuleDoc, ParameterDoc};
 use hopgate_pwsh::{parse_data_file, DataValue};
 

@@ -2,6 +2,8 @@
 //! paths in any spelling PowerShell or Windows accepts, and every parameter that targets
 //! a computer, whichever alias or position reached it. Pure.
 
+use crate::prelude::*;
+
 use super::analyse::{CommandUse, Item, UseArg, Val};
 use super::bind::{Bound, Upstream, Via};
 use super::cmdline::split_args;
@@ -98,7 +100,7 @@ fn refuse(role: &Role, what: String) -> Result<(), String> {
 pub(crate) fn local_only_allows(role: &Role, item: &Item) -> Result<(), String> {
     match item {
         Item::Command(u) => command_local(role, u),
-        Item::Line { line, .. } => std::iter::once(line.line.as_str())
+        Item::Line { line, .. } => core::iter::once(line.line.as_str())
             .chain(line.deny_forms.iter().map(|(l, _)| l.as_str()))
             .try_for_each(|l| line_local(role, l)),
         _ => Ok(()),

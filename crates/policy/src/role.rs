@@ -2,7 +2,9 @@
 //! file documents (and `.psrc` imports). Holds the matching primitives a role offers;
 //! the walk over an operation lives in `check.rs`.
 
-use std::collections::HashMap;
+use crate::prelude::*;
+
+use alloc::collections::BTreeMap;
 
 use super::file::{CommandDoc, DenyDoc, Language, LineDoc, RoleDoc};
 use super::pattern::{fold, Anchored, Glob, Wildcard};
@@ -31,7 +33,7 @@ pub(crate) struct PsrpRules {
     pub(crate) language: Language,
     configurations: Vec<Glob>,
     pub(crate) commands: Vec<CommandRule>,
-    exact: HashMap<String, usize>,
+    exact: BTreeMap<String, usize>,
     wild: Vec<usize>,
     external_names: Vec<String>,
     external_paths: Vec<String>,
@@ -262,7 +264,7 @@ impl Role {
                 for c in p.visible_cmdlets.into_iter().chain(p.visible_functions) {
                     commands.push(command_rule(c)?);
                 }
-                let mut exact = HashMap::new();
+                let mut exact = BTreeMap::new();
                 let mut wild = Vec::new();
                 for (i, c) in commands.iter().enumerate() {
                     match c.name.exact() {

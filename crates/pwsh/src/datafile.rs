@@ -3,6 +3,8 @@
 //! `$null`. Script blocks are captured as text so that a caller can report the key that
 //! holds one; nothing is ever evaluated.
 
+use crate::prelude::*;
+
 use super::lex::{is_blank, is_double_quote, is_newline, is_single_quote, Cursor};
 use super::{Construct, PwshError};
 

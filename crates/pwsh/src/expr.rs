@@ -13,6 +13,8 @@
 //! Every recursive step counts against `MAX_DEPTH`; chains of operators and members
 //! are loops building flat lists, so the tree depth stays bounded too.
 
+use crate::prelude::*;
+
 use super::lex::{is_dash, is_double_quote, is_newline, is_single_quote, Cursor};
 use super::parse::{is_keyword, Command, Literal, Parser, MAX_DEPTH};
 use super::{Construct, PwshError};

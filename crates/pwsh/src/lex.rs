@@ -4,6 +4,8 @@
 //! Owns nothing but a cursor over the text; it never decides whether a construct is
 //! allowed. Offsets are byte offsets into the original text.
 
+use crate::prelude::*;
+
 use super::{Construct, Position, PwshError};
 
 /// Single-quote characters PowerShell accepts (ASCII and the typographic variants).

@@ -6,6 +6,24 @@
 //! Pure: no I/O, no clock, and nothing is ever evaluated. This module extracts structure;
 //! `policy` decides. Anything the parser does not understand is an error naming the
 //! construct, its text and its position, never a partial result.
+// The pure tier: no `std`, so the file system, the network, the environment, processes
+// and the clock do not exist here (tests link `std` for their fixtures).
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+/// What `std`'s prelude would bring, from `alloc`.
+#[allow(unused_imports, reason = "a prelude: each module uses part of it")]
+mod prelude {
+    pub(crate) use alloc::borrow::ToOwned;
+    pub(crate) use alloc::boxed::Box;
+    pub(crate) use alloc::format;
+    pub(crate) use alloc::string::{String, ToString};
+    pub(crate) use alloc::vec;
+    pub(crate) use alloc::vec::Vec;
+}
+
+use crate::prelude::*;
 
 mod alias;
 mod datafile;
@@ -16,7 +34,7 @@ mod parse;
 mod tests;
 mod value;
 
-use std::fmt;
+use core::fmt;
 
 pub use alias::resolve_alias;
 pub use datafile::{parse_data_file, DataValue};

@@ -9,6 +9,8 @@
 //! construct and where it is, so a caller can never mistake an unanalysed script for a
 //! harmless one. This module does not resolve aliases or decide anything.
 
+use crate::prelude::*;
+
 use super::expr::{SafeBlock, ValueExpr};
 use super::lex::{
     is_ambiguous_space, is_blank, is_dash, is_double_quote, is_newline, is_single_quote, Cursor,

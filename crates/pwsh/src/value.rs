@@ -5,6 +5,8 @@
 //!
 //! Never evaluates anything; every other construct is an error naming it.
 
+use crate::prelude::*;
+
 use super::expr::{
     command_start, listed, Member, SafeExpr, ValueBase, ValueExpr, DATE_METHODS, DATE_STATICS,
     MAX_CHAIN,

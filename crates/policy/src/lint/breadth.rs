@@ -20,6 +20,8 @@
 //! Both are gaps of today's engine (issue #11, item 3): when programs are judged by what
 //! starts, the corresponding finding should go.
 
+use crate::prelude::*;
+
 use regex_syntax::hir::{Class, Hir, HirKind};
 
 use super::{finding, LintFinding, Severity};
@@ -491,7 +493,7 @@ fn code_running(role: &RoleSummary, out: &mut Vec<LintFinding>) {
 /// makes meaningless (see the module documentation for when that really is so).
 pub(super) fn lint_pairs(roles: &[RoleSummary], out: &mut Vec<LintFinding>) {
     for denier in roles.iter().filter(|r| r.has_deny()) {
-        for permissive in roles.iter().filter(|r| !std::ptr::eq(*r, denier)) {
+        for permissive in roles.iter().filter(|r| !core::ptr::eq(*r, denier)) {
             let Some(shared) = denier.shares_principal(permissive) else {
                 continue;
             };
