@@ -235,7 +235,7 @@ async fn an_interactive_loop_works_under_the_demo_role() {
         {{"cmdlet": "Get-Date"}}
     ]"#
     );
-    let run = pypsrp(&gw, &["--sequence", seq]).await;
+    let run = pypsrp(&gw, &["--sequence", &seq]).await;
     assert_eq!(run.code, 0, "{run:?}");
     let r = run.json["results"].as_array().unwrap();
     let ids: Vec<_> = r.iter().map(|x| x["error_ids"][0].clone()).collect();
