@@ -166,7 +166,7 @@ async fn a_denied_pipeline_fails_and_the_pool_carries_on() {
         {"script": "Get-Date"},
         {"cmdlet": "Write-Output", "params": {"InputObject": "still here"}}
     ]"#;
-    let run = pypsrp(&gw, &["--sequence", &seq]).await;
+    let run = pypsrp(&gw, &["--sequence", seq]).await;
     assert_eq!(run.code, 0, "{run:?}");
     let r = &run.json["results"];
     assert_eq!(r[0]["had_errors"], false, "{run:?}");
