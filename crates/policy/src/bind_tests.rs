@@ -8,6 +8,7 @@
     reason = "tests"
 )]
 
+use super::test_ops::{decide_op, ps};
 use super::test_support::read_sources;
 use super::*;
 
@@ -68,25 +69,13 @@ parameters = [{ command = "*", names = ["ComputerName"] }]
 }
 
 fn decide(engine: &Engine, group: &str, host: &str, labels: &[&str], script: &str) -> Decision {
-    let labels: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
-    let inv = Invocation {
-        client_input: false,
-        statements: vec![vec![InvokedCommand {
-            name: script.into(),
-            is_script: true,
-            args: vec![],
-        }]],
-    };
-    engine.decide(
-        &Subject {
-            user: "tester@corp.test".into(),
-            groups: vec![group.into()],
-        },
-        &HostRef {
-            name: host,
-            labels: &labels,
-        },
-        &Operation::Pipeline(&inv),
+    decide_op(
+        engine,
+        "tester@corp.test",
+        &[group],
+        host,
+        labels,
+        &ps(script),
     )
 }
 

@@ -11,6 +11,7 @@
     reason = "tests"
 )]
 
+use super::test_ops::{c, decide_op, named, pipe, pos, ps};
 use super::test_support::{load_dir, policies_dir};
 use super::*;
 
@@ -60,54 +61,16 @@ enum Op {
     Inv(Vec<InvokedCommand>),
 }
 
-fn c(name: &str, args: Vec<InvokedArg>) -> InvokedCommand {
-    InvokedCommand {
-        name: name.into(),
-        is_script: false,
-        args,
-    }
-}
-fn named(n: &str, v: ArgValue) -> InvokedArg {
-    InvokedArg {
-        name: Some(n.into()),
-        value: v,
-    }
-}
-fn pos(v: ArgValue) -> InvokedArg {
-    InvokedArg {
-        name: None,
-        value: v,
-    }
-}
 fn sb(text: &str) -> ArgValue {
     ArgValue::ScriptBlock(text.into())
 }
 
 fn decide(engine: &Engine, who: Who, op: &Op) -> Decision {
-    let subject = Subject {
-        user: who.user.into(),
-        groups: who.groups.iter().map(|g| g.to_string()).collect(),
+    let op = match op {
+        Op::Ps(script) => ps(script),
+        Op::Inv(cmds) => pipe(vec![cmds.clone()]),
     };
-    let labels: Vec<String> = who.labels.iter().map(|l| l.to_string()).collect();
-    let host = HostRef {
-        name: who.host,
-        labels: &labels,
-    };
-    let inv = match op {
-        Op::Ps(script) => Invocation {
-            client_input: false,
-            statements: vec![vec![InvokedCommand {
-                name: script.to_string(),
-                is_script: true,
-                args: vec![],
-            }]],
-        },
-        Op::Inv(cmds) => Invocation {
-            client_input: false,
-            statements: vec![cmds.clone()],
-        },
-    };
-    engine.decide(&subject, &host, &Operation::Pipeline(&inv))
+    decide_op(engine, who.user, who.groups, who.host, who.labels, &op)
 }
 
 fn engine() -> Engine {

@@ -55,6 +55,8 @@ mod role;
 #[cfg(test)]
 mod table_tests;
 #[cfg(test)]
+mod test_ops;
+#[cfg(test)]
 mod test_support;
 #[cfg(test)]
 mod tests;

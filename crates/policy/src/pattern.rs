@@ -26,6 +26,11 @@ pub(crate) fn fold(s: &str) -> String {
     out
 }
 
+/// Every name of a list trimmed and folded (principals, labels).
+pub(crate) fn fold_all(names: &[String]) -> Vec<String> {
+    names.iter().map(|n| fold(n.trim())).collect()
+}
+
 /// True when `s` contains PowerShell wildcard characters.
 pub(crate) fn has_wildcard(s: &str) -> bool {
     s.contains(['*', '?', '['])

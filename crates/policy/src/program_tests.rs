@@ -12,27 +12,10 @@
     reason = "tests"
 )]
 
-use base64::Engine as _;
-
 use super::program::{canonical_pattern, cmd_command, identify, Mention};
+use super::test_ops::*;
 use super::test_support::{policies_dir, read_sources, repo_root};
 use super::*;
-
-#[derive(Debug)]
-enum Op {
-    /// A WinRS command line through cmd.exe.
-    Cmd(String),
-    /// A WinRS command line with WINRS_SKIP_CMD_SHELL.
-    Skip(String),
-    /// WinRS Command plus Arguments.
-    Args(&'static str, Vec<String>),
-    /// Stdin to a running program.
-    Stdin(&'static str, String),
-    /// PowerShell script text.
-    Ps(String),
-    /// A PSRP pipeline of commands.
-    Inv(Invocation),
-}
 
 struct Who {
     groups: &'static [&'static str],
@@ -91,56 +74,8 @@ const UNVERIFIABLE: Expect = Deny("cannot verify the deny rules");
 /// Code a full role could run but whose deny rules cannot be checked against it.
 const OUTSIDE: Expect = Deny("outside what the gateway can analyse");
 
-fn enc(script: &str) -> String {
-    let bytes: Vec<u8> = script.encode_utf16().flat_map(u16::to_le_bytes).collect();
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-fn cmd(line: &str) -> Op {
-    Op::Cmd(line.into())
-}
-fn ps(script: &str) -> Op {
-    Op::Ps(script.into())
-}
 fn stdin(program: &'static str, data: &str) -> Op {
     Op::Stdin(program, data.into())
-}
-fn s(v: &str) -> ArgValue {
-    ArgValue::String(v.into())
-}
-fn c(name: &str, args: Vec<InvokedArg>) -> InvokedCommand {
-    InvokedCommand {
-        name: name.into(),
-        is_script: false,
-        args,
-    }
-}
-fn named(n: &str, v: ArgValue) -> InvokedArg {
-    InvokedArg {
-        name: Some(n.into()),
-        value: v,
-    }
-}
-fn pos(v: &str) -> InvokedArg {
-    InvokedArg {
-        name: None,
-        value: s(v),
-    }
-}
-fn one(cmd: InvokedCommand) -> Op {
-    Op::Inv(Invocation {
-        client_input: false,
-        statements: vec![vec![cmd]],
-    })
-}
-/// pypsrp `Client.execute_ps(script)`.
-fn execute_ps(script: &str) -> Op {
-    Op::Inv(Invocation {
-        client_input: false,
-        statements: vec![vec![
-            c("Invoke-Expression", vec![named("Command", s(script))]),
-            c("Out-String", vec![named("Stream", ArgValue::Bool(true))]),
-        ]],
-    })
 }
 
 type Row = (Who, Op, Expect, &'static str);
@@ -212,7 +147,7 @@ fn attacks() -> Vec<Row> {
         (SVC, ps("cmd /c 'net user x y /add'"), NET, "cmd /c from PowerShell"),
         (SVC, ps("& net user"), Deny("service-restarter"), "call operator: refused today, judged once the parser resolves it"),
         (SVC, ps("& 'C:\\Windows\\System32\\net.exe' user"), Deny("service-restarter"), "call operator with a quoted path"),
-        (SVC, one(c("net", vec![pos("user"), pos("x"), pos("/add")])), NET, "PSRP command object"),
+        (SVC, one(c("net", vec![pos(s("user")), pos(s("x")), pos(s("/add"))])), NET, "PSRP command object"),
         (SVC, one(c("Start-Process", vec![named("FilePath", s("net.exe")), named("ArgumentList", ArgValue::List(vec![s("user"), s("x")]))])), NET, "PSRP Start-Process"),
         (SVC, execute_ps("net user x y /add"), NET, "pypsrp execute_ps wrapper"),
         // ---- read-only-operator: cmd rules allow only ipconfig and ipconfig /all ----
@@ -221,7 +156,7 @@ fn attacks() -> Vec<Row> {
         (OPER, ps("IPCONFIG /RENEW"), Deny("its cmd rules for program 'ipconfig'"), "case"),
         (OPER, cmd("powershell -c ipconfig /release"), Deny("its cmd rules for program 'ipconfig'"), "powershell -c in cmd"),
         (OPER, Op::Cmd(format!("powershell -enc {}", enc("ipconfig /release"))), Deny("its cmd rules for program 'ipconfig'"), "encoded"),
-        (OPER, one(c("ipconfig", vec![pos("/release")])), Deny("its cmd rules for program 'ipconfig'"), "PSRP command object"),
+        (OPER, one(c("ipconfig", vec![pos(s("/release"))])), Deny("its cmd rules for program 'ipconfig'"), "PSRP command object"),
         (OPER, cmd("ipconfig /release"), Deny("program 'ipconfig' line 'ipconfig /release' is not allowed"), "cmd"),
         (OPER, cmd("cmd /c ipconfig /release"), Deny("is not allowed by role"), "cmd /c"),
         (OPER, cmd("ipconfig.exe /release"), Deny("is not allowed by role"), "extension"),
@@ -298,7 +233,7 @@ fn everyday() -> Vec<Row> {
         (OPER, cmd("powershell -c ipconfig /all"), Allow, "powershell -c with an allowed line"),
         (OPER, cmd("cmd /c ipconfig /all"), Allow, "cmd /c"),
         (OPER, cmd("cmd /c \"C:\\Windows\\System32\\whoami.exe\""), Allow, "cmd /c with a quoted system path"),
-        (OPER, one(c("ipconfig", vec![pos("/all")])), Allow, "PSRP command object"),
+        (OPER, one(c("ipconfig", vec![pos(s("/all"))])), Allow, "PSRP command object"),
         (SVC, cmd("net start Spooler"), Allow, "service-restarter rule"),
         (SVC, cmd("net stop W32Time"), Allow, "service-restarter rule"),
         (SVC, cmd("net.exe start Spooler"), Allow, "extension"),
@@ -307,7 +242,7 @@ fn everyday() -> Vec<Row> {
         (SVC, cmd("sc query Spooler"), Allow, "sc rule"),
         (SVC, cmd("sc.exe start W32Time"), Allow, "sc.exe"),
         (SVC, cmd("cmd /c net start Spooler"), Allow, "cmd /c"),
-        (DNS, one(c("nslookup", vec![pos("example.com")])), Allow, "visible program, matching pattern"),
+        (DNS, one(c("nslookup", vec![pos(s("example.com"))])), Allow, "visible program, matching pattern"),
         (DNS, cmd("nslookup example.com"), Allow, "dns-admin pattern"),
         (HD, ps("net start Spooler"), Allow, "visible net, matching rule"),
         (HD, ps("net stop W32Time"), Allow, "visible net, matching rule"),
@@ -337,47 +272,7 @@ fn engine() -> Engine {
 }
 
 fn decide(engine: &Engine, who: &Who, op: &Op) -> Decision {
-    let subject = Subject {
-        user: "tester".into(),
-        groups: who.groups.iter().map(|g| g.to_string()).collect(),
-    };
-    let labels: Vec<String> = who.labels.iter().map(|l| l.to_string()).collect();
-    let host = HostRef {
-        name: who.host,
-        labels: &labels,
-    };
-    let script_inv;
-    let operation = match op {
-        Op::Cmd(line) => Operation::CmdLine {
-            command: line,
-            arguments: &[],
-            skip_cmd_shell: false,
-        },
-        Op::Skip(line) => Operation::CmdLine {
-            command: line,
-            arguments: &[],
-            skip_cmd_shell: true,
-        },
-        Op::Args(command, args) => Operation::CmdLine {
-            command,
-            arguments: args,
-            skip_cmd_shell: false,
-        },
-        Op::Stdin(program, data) => Operation::CmdStdin { program, data },
-        Op::Ps(script) => {
-            script_inv = Invocation {
-                client_input: false,
-                statements: vec![vec![InvokedCommand {
-                    name: script.clone(),
-                    is_script: true,
-                    args: vec![],
-                }]],
-            };
-            Operation::Pipeline(&script_inv)
-        }
-        Op::Inv(inv) => Operation::Pipeline(inv),
-    };
-    engine.decide(&subject, &host, &operation)
+    decide_op(engine, "tester", who.groups, who.host, who.labels, op)
 }
 
 fn run(rows: &[Row]) -> Vec<String> {

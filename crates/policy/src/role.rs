@@ -7,7 +7,7 @@ use crate::prelude::*;
 use alloc::collections::BTreeMap;
 
 use super::file::{CommandDoc, DenyDoc, Language, LineDoc, RoleDoc};
-use super::pattern::{fold, Anchored, Glob, Wildcard};
+use super::pattern::{fold, fold_all, Anchored, Glob, Wildcard};
 use super::program::{canonical_pattern, canonical_rule, identify, Mention};
 use super::psrc::PsrcImport;
 
@@ -327,20 +327,10 @@ impl Role {
         Ok(Self {
             name,
             source: source.to_string(),
-            users: doc
-                .principals
-                .users
-                .iter()
-                .map(|u| fold(u.trim()))
-                .collect(),
-            groups: doc
-                .principals
-                .groups
-                .iter()
-                .map(|g| fold(g.trim()))
-                .collect(),
+            users: fold_all(&doc.principals.users),
+            groups: fold_all(&doc.principals.groups),
             host_names: doc.hosts.names.iter().map(|h| Glob::new(h)).collect(),
-            host_labels: doc.hosts.labels.iter().map(|l| fold(l.trim())).collect(),
+            host_labels: fold_all(&doc.hosts.labels),
             psrp,
             cmd,
             deny: deny_rules(doc.deny)?,

@@ -9,23 +9,9 @@
     reason = "tests"
 )]
 
-use base64::Engine as _;
-
+use super::test_ops::*;
 use super::test_support::{lint, load_dir};
 use super::*;
-
-#[derive(Debug)]
-enum Op {
-    Cmd(String),
-    Skip(String),
-    Args(&'static str, Vec<String>),
-    Stdin(&'static str, String),
-    Ps(String),
-    Inv(Invocation),
-    Meta(Vec<String>),
-    OpenCmd,
-    OpenPsrp(&'static str),
-}
 
 struct Who {
     user: &'static str,
@@ -89,69 +75,13 @@ const ADMIN_OPS: Who = Who {
     host: "demo-host",
 };
 
-fn labels(host: &str) -> Vec<String> {
+fn labels(host: &str) -> &'static [&'static str] {
     match host {
-        "win-77" => vec!["windows-server".into()],
-        "app-01" => vec!["app".into()],
-        "dns-01" => vec!["dns".into()],
-        _ => Vec::new(),
+        "win-77" => &["windows-server"],
+        "app-01" => &["app"],
+        "dns-01" => &["dns"],
+        _ => &[],
     }
-}
-
-fn enc(script: &str) -> String {
-    let bytes: Vec<u8> = script.encode_utf16().flat_map(u16::to_le_bytes).collect();
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-fn cmd(line: &str) -> Op {
-    Op::Cmd(line.into())
-}
-fn ps(script: &str) -> Op {
-    Op::Ps(script.into())
-}
-fn s(v: &str) -> ArgValue {
-    ArgValue::String(v.into())
-}
-fn named(n: &str, v: ArgValue) -> InvokedArg {
-    InvokedArg {
-        name: Some(n.into()),
-        value: v,
-    }
-}
-fn pos(v: ArgValue) -> InvokedArg {
-    InvokedArg {
-        name: None,
-        value: v,
-    }
-}
-fn c(name: &str, args: Vec<InvokedArg>) -> InvokedCommand {
-    InvokedCommand {
-        name: name.into(),
-        is_script: false,
-        args,
-    }
-}
-fn one(cmd: InvokedCommand) -> Op {
-    Op::Inv(Invocation {
-        client_input: false,
-        statements: vec![vec![cmd]],
-    })
-}
-fn pipe(statements: Vec<Vec<InvokedCommand>>) -> Op {
-    Op::Inv(Invocation {
-        statements,
-        client_input: false,
-    })
-}
-/// pypsrp `Client.execute_ps(script)`.
-fn execute_ps(script: &str) -> Op {
-    pipe(vec![vec![
-        c("Invoke-Expression", vec![named("Command", s(script))]),
-        c("Out-String", vec![named("Stream", ArgValue::Bool(true))]),
-    ]])
-}
-fn meta(names: &[&str]) -> Op {
-    Op::Meta(names.iter().map(|n| n.to_string()).collect())
 }
 
 const A: bool = true;
@@ -423,54 +353,7 @@ fn engine() -> Engine {
 }
 
 fn decide(engine: &Engine, who: &Who, op: &Op) -> Decision {
-    let subject = Subject {
-        user: who.user.into(),
-        groups: who.groups.iter().map(|g| g.to_string()).collect(),
-    };
-    let labels = labels(who.host);
-    let host = HostRef {
-        name: who.host,
-        labels: &labels,
-    };
-    let script_inv;
-    let operation = match op {
-        Op::Cmd(line) => Operation::CmdLine {
-            command: line,
-            arguments: &[],
-            skip_cmd_shell: false,
-        },
-        Op::Skip(line) => Operation::CmdLine {
-            command: line,
-            arguments: &[],
-            skip_cmd_shell: true,
-        },
-        Op::Args(command, args) => Operation::CmdLine {
-            command,
-            arguments: args,
-            skip_cmd_shell: false,
-        },
-        Op::Stdin(program, data) => Operation::CmdStdin { program, data },
-        Op::Ps(script) => {
-            script_inv = Invocation {
-                client_input: false,
-                statements: vec![vec![InvokedCommand {
-                    name: script.clone(),
-                    is_script: true,
-                    args: vec![],
-                }]],
-            };
-            Operation::Pipeline(&script_inv)
-        }
-        Op::Inv(inv) => Operation::Pipeline(inv),
-        Op::Meta(names) => Operation::CommandMetadata { names },
-        Op::OpenCmd => Operation::OpenShell {
-            kind: ShellKind::Cmd,
-        },
-        Op::OpenPsrp(configuration) => Operation::OpenShell {
-            kind: ShellKind::Psrp { configuration },
-        },
-    };
-    engine.decide(&subject, &host, &operation)
+    decide_op(engine, who.user, who.groups, who.host, labels(who.host), op)
 }
 
 #[test]

@@ -1,7 +1,6 @@
 //! The aliases Windows PowerShell 5.1 defines by default, so that `gsv`, `iex`, `%` or `?`
 //! are judged as the commands they stand for. Lookup only; no policy here.
 
-
 /// (alias, command) pairs; aliases are lower case.
 const ALIASES: &[(&str, &str)] = &[
     ("%", "ForEach-Object"),

@@ -26,7 +26,7 @@ use regex_syntax::hir::{Class, Hir, HirKind};
 
 use super::{finding, LintFinding, Severity};
 use crate::file::{CommandDoc, Language, LineDoc, RoleDoc};
-use crate::pattern::{fold, Glob, Wildcard};
+use crate::pattern::{fold, fold_all, Glob, Wildcard};
 use crate::psrc::PsrcImport;
 
 /// Group names that mean "nearly everyone" (folded).
@@ -204,25 +204,15 @@ impl RoleSummary {
         Self {
             name: doc.name.clone(),
             file: file.to_string(),
-            users: doc
-                .principals
-                .users
-                .iter()
-                .map(|u| fold(u.trim()))
-                .collect(),
-            groups: doc
-                .principals
-                .groups
-                .iter()
-                .map(|g| fold(g.trim()))
-                .collect(),
+            users: fold_all(&doc.principals.users),
+            groups: fold_all(&doc.principals.groups),
             host_names: doc
                 .hosts
                 .names
                 .iter()
                 .map(|h| h.trim().to_string())
                 .collect(),
-            host_labels: doc.hosts.labels.iter().map(|l| fold(l.trim())).collect(),
+            host_labels: fold_all(&doc.hosts.labels),
             language: doc
                 .psrp
                 .as_ref()
