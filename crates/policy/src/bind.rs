@@ -571,8 +571,23 @@ fn bind_set(
         }
     }
     if let (Some(p), Some(index)) = (remaining, rest_index) {
-        if !taken.iter().any(|t| core::ptr::eq(*t, p)) {
-            bound.push(Param::Own(p).bound(Via::Positional(index), Some(Val::List(rest))));
+        let display = p.name.as_str();
+        // A remaining-arguments parameter that also has a position already holds the
+        // first value: the rest join it, so every value is judged.
+        match bound
+            .iter_mut()
+            .find(|b| b.via != Via::Pipeline && b.display == display && b.resolved)
+        {
+            Some(b) => {
+                let mut all = match b.value.take() {
+                    Some(Val::List(items)) => items,
+                    Some(v) => vec![v],
+                    None => Vec::new(),
+                };
+                all.extend(rest);
+                b.value = Some(Val::List(all));
+            }
+            None => bound.push(Param::Own(p).bound(Via::Positional(index), Some(Val::List(rest)))),
         }
     }
     // Pipeline input goes to parameters of this set still free.

@@ -283,3 +283,27 @@ parameters = [{ command = "*", names = ["ComputerName"] }]
     }])
     .is_err());
 }
+
+#[test]
+fn every_remaining_argument_is_judged() {
+    let text = r#"
+[[role]]
+name = "echo"
+principals = { groups = ["echo"] }
+hosts = { names = ["*"] }
+[role.psrp]
+language = "restricted"
+visible_cmdlets = [{ name = "Write-Output", parameters = [{ name = "InputObject", validate_set = ["a", "b"] }] }]
+"#;
+    let engine = Engine::from_sources(&[PolicySource {
+        path: "echo.toml".into(),
+        text: text.into(),
+    }])
+    .unwrap();
+    assert!(decide(&engine, "echo", "h", &[], "Write-Output a b a").is_allow());
+    let Decision::Deny { reason, .. } = decide(&engine, "echo", "h", &[], "Write-Output a b c")
+    else {
+        panic!("the third remaining argument escaped the rule");
+    };
+    assert!(reason.contains("'c'"), "{reason}");
+}
