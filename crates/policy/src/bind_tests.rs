@@ -138,6 +138,7 @@ const ROWS: &[Row] = &[
     ("operators", "srv-1", &[], r"Get-Item \\?\C:\Windows\win.ini", true, ""),
     ("operators", "srv-1", &[], "Get-Service -CimSession dc01", false, "Session"),
     ("operators", "srv-1", &[], "Get-Service -Name WinRM", true, ""),
+    ("operators", "srv-1", &[], "Get-Service a b c d", false, "do not bind"),
 ];
 
 #[test]

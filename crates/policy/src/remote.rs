@@ -144,6 +144,20 @@ fn command_local(role: &Role, u: &CommandUse) -> Result<(), String> {
                     }
                 }
             }
+            // A cmdlet or function whose arguments cannot be bound could take a computer
+            // by position or from the pipeline.
+            let cmdlet_like = !u.path_like && u.folded.contains('-') && !u.folded.contains('.');
+            let positional = u.args.iter().any(|a| matches!(a, UseArg::Positional(_)));
+            if cmdlet_like && (positional || u.upstream != Upstream::None) {
+                return refuse(
+                    role,
+                    format!(
+                        "the arguments of '{}' cannot be bound (no parameter metadata, or \
+                         they fit no parameter set), so they could target another computer",
+                        u.written
+                    ),
+                );
+            }
         }
     }
     let values = u.args.iter().filter_map(|a| match a {
