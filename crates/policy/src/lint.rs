@@ -207,6 +207,27 @@ fn lint_role(role: &Role, file: &str, out: &mut Vec<LintFinding>) {
     }
     if let Some(p) = &role.psrp {
         for c in &p.commands {
+            let constrained: Vec<&str> = c
+                .params
+                .iter()
+                .flatten()
+                .filter(|p| p.set.is_some() || p.pattern.is_some())
+                .map(|p| p.display.as_str())
+                .collect();
+            if c.pipeline_input && !constrained.is_empty() {
+                out.push(finding(
+                    Severity::Warning,
+                    file,
+                    r,
+                    format!(
+                        "'{}' has pipeline_input = true: objects the gateway cannot see reach \
+                         it unjudged, so the rules on {} hold only for values given by name, \
+                         position or as literals",
+                        c.name.source,
+                        constrained.join(", ")
+                    ),
+                ));
+            }
             if let Some(w) = role
                 .deny
                 .commands

@@ -208,6 +208,16 @@ cmdlets = ["Stop-*"]
 
 [[role]]
 name = "empty"
+
+[[role]]
+name = "trusting"
+principals = { groups = ["g"] }
+hosts = { names = ["h"] }
+[role.psrp]
+language = "restricted"
+visible_cmdlets = [{ name = "Restart-Service", pipeline_input = true, parameters = [
+    { name = "Name", validate_set = ["Spooler"] },
+] }]
 "#;
     std::fs::write(dir.path().join("a.toml"), text).unwrap();
     std::fs::write(dir.path().join("b.toml"), "this is not toml = = =").unwrap();
@@ -231,6 +241,10 @@ name = "empty"
     );
     assert!(
         has(Severity::Warning, Some("empty"), "role is empty"),
+        "{findings:#?}"
+    );
+    assert!(
+        has(Severity::Warning, Some("trusting"), "pipeline_input = true"),
         "{findings:#?}"
     );
     assert!(
