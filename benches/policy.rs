@@ -161,6 +161,7 @@ fn shipped(c: &mut Criterion) {
         | Select-Object -First 20 | Format-Table -AutoSize; Get-Process | Sort-Object CPU \
         -Descending | Select-Object -First 5 | Format-List; Get-HotFix -Id KB5034441";
     let inv = Invocation {
+        client_input: false,
         statements: vec![vec![InvokedCommand {
             name: script.into(),
             is_script: true,
