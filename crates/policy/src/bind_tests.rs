@@ -139,6 +139,12 @@ const ROWS: &[Row] = &[
     ("operators", "srv-1", &[], "Get-Service -CimSession dc01", false, "Session"),
     ("operators", "srv-1", &[], "Get-Service -Name WinRM", true, ""),
     ("operators", "srv-1", &[], "Get-Service a b c d", false, "do not bind"),
+    // The call operator with a literal name runs that command or program.
+    ("ops", "demo-host", &[], "& 'Stop-Computer' -Force", false, "Stop-Computer"),
+    ("ops", "demo-host", &[], "& Get-Date", true, ""),
+    ("operators", "srv-1", &[], r"& 'C:\Windows\System32\ipconfig.exe' /release", false, "ipconfig"),
+    ("operators", "srv-1", &[], "& ipconfig /all", true, ""),
+    ("operators", "srv-1", &[], "& { Get-Date }", false, "call operator"),
 ];
 
 #[test]

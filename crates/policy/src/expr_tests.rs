@@ -350,8 +350,13 @@ fn restricted_roles_name_the_construct_and_where_it_is() {
          at line 1, column 24"
     );
     assert_eq!(
-        reason(ALICE, Ps("Get-Date | Out-File x; & Stop-Computer")),
+        reason(ALICE, Ps("Get-Date | Out-File x; & { Stop-Computer }")),
         "role 'demo' allows no call operators (&): `&` at line 1, column 24"
+    );
+    // `&` with a literal name is the command it names.
+    assert_eq!(
+        reason(ALICE, Ps("Get-Date | Out-File x; & Stop-Computer")),
+        "command 'Stop-Computer' is denied by role 'demo'"
     );
     assert_eq!(
         reason(ALICE, Ps("Write-Output 'abc")),

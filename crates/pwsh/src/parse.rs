@@ -400,6 +400,29 @@ impl Parser<'_> {
             self.expect_value_end()?;
             return Ok(Element::Value(value));
         }
+        // `& name args` / `& 'C:\path\prog.exe' args`: the call operator with a literal
+        // command name runs that command, so it is the command. A script block, a
+        // variable or an expression after `&` stays outside the subset.
+        if c == '&' && self.c.peek_at(1) != Some('&') {
+            let at = self.c.index();
+            self.c.bump();
+            self.c.skip_trivia(false)?;
+            let name = match self.c.peek() {
+                Some(q) if is_single_quote(q) || is_double_quote(q) => match self.value(0)? {
+                    Literal::Str(name) => name,
+                    _ => return Err(self.c.unsupported_at(Construct::CallOperator, at)),
+                },
+                Some(n) if (n.is_alphanumeric() || matches!(n, '_' | '.' | '\\')) && !ends_word(n) => {
+                    self.take_bare_word()?
+                }
+                _ => return Err(self.c.unsupported_at(Construct::CallOperator, at)),
+            };
+            if name.trim().is_empty() {
+                return Err(self.c.unsupported_at(Construct::CallOperator, at));
+            }
+            let args = self.arguments(false, 0)?;
+            return Ok(Element::Command(Command { name, args }));
+        }
         if c == '.'
             && self.c.peek_at(1).is_none_or(|n| {
                 is_blank(n)
