@@ -669,6 +669,13 @@ impl<'m> Analysis<'m> {
                 ),
             });
         }
+        if let Some(how) = program::launches_from_arguments(&program.id, &parsed.rest) {
+            // What such a program starts is in its arguments, in a syntax of its own: deny
+            // rules cannot see it.
+            self.items.push(Item::Unverifiable {
+                what: format!("program '{}' starts other programs ({how})", program.id),
+            });
+        }
         // cmd.exe's own commands, written bare.
         if via_cmd && fold(parsed.text.trim()) == program.id {
             match program.id.as_str() {

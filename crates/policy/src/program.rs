@@ -682,3 +682,38 @@ fn received_arguments(arguments: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// Programs that start another program named in their own arguments, with the argument
+/// that does it (`None`: any use). Deny rules cannot see what they start.
+const LAUNCHERS: &[(&str, Option<&str>, &str)] = &[
+    ("wmic", Some("create"), "wmic process call create"),
+    ("schtasks", Some("/tr"), "schtasks /tr"),
+    ("forfiles", Some("/c"), "forfiles /c"),
+    ("runas", None, "runas"),
+    ("conhost", None, "conhost"),
+    ("mshta", None, "mshta"),
+    ("rundll32", None, "rundll32"),
+    ("wsl", None, "wsl"),
+    ("bash", None, "bash"),
+    ("at", None, "at"),
+    ("psexec", None, "psexec"),
+    ("psexec64", None, "psexec"),
+    ("cmstp", None, "cmstp"),
+    ("msiexec", None, "msiexec"),
+    ("regsvr32", None, "regsvr32"),
+    ("wscript", None, "wscript"),
+    ("cscript", None, "cscript"),
+];
+
+/// When `program` (an identity) with `arguments` starts programs its arguments name:
+/// how it does it.
+pub(crate) fn launches_from_arguments(program: &str, arguments: &str) -> Option<&'static str> {
+    let (_, needs, how) = LAUNCHERS.iter().find(|(p, _, _)| *p == program)?;
+    match needs {
+        None => Some(how),
+        Some(switch) => split_args(arguments)
+            .iter()
+            .any(|t| fold(&t.value).starts_with(switch))
+            .then_some(*how),
+    }
+}

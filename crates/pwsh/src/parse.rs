@@ -412,7 +412,9 @@ impl Parser<'_> {
                     Literal::Str(name) => name,
                     _ => return Err(self.c.unsupported_at(Construct::CallOperator, at)),
                 },
-                Some(n) if (n.is_alphanumeric() || matches!(n, '_' | '.' | '\\')) && !ends_word(n) => {
+                Some(n)
+                    if (n.is_alphanumeric() || matches!(n, '_' | '.' | '\\')) && !ends_word(n) =>
+                {
                     self.take_bare_word()?
                 }
                 _ => return Err(self.c.unsupported_at(Construct::CallOperator, at)),
