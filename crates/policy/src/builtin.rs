@@ -3,7 +3,6 @@
 //! well-known parameter aliases, positional bindings and switch parameters of common
 //! cmdlets. All names are folded (lower case).
 
-
 /// JEA's default visible commands: remoting needs them to open a session and format
 /// output, so every role with a PSRP grant gets them.
 pub(crate) const SESSION_COMMANDS: &[&str] = &[
