@@ -50,6 +50,7 @@ fn session_events(session: &str, host: &str, commands: &[&str]) -> Vec<Event> {
                 shell_id: format!("shell-{session}"),
                 command_id: None,
                 command: vec![(*c).into()],
+                decoded: Vec::new(),
                 rule: "ops".into(),
             },
         });
