@@ -822,3 +822,62 @@ async fn decoded_commands_are_searched_and_replayed() {
     assert_eq!(code, 0, "{out}{err}");
     gw.stop().await;
 }
+
+/// The Go client's `winrm.Powershell(script)` line (`powershell.exe -EncodedCommand
+/// <base64>`, run with `RunWithString`) is found by the decoded command's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_winrm_powershell_is_found_by_its_decoded_command() {
+    let gw = Gateway::start(GatewayOptions::default()).await;
+    let bin_dir = gw.dir.path().join("gobin");
+    let build = tokio::process::Command::new("bash")
+        .arg(crate::support::repo().join("tests/clients/go/build.sh"))
+        .arg(&bin_dir)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "go build: {}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let b64 = {
+        use base64::Engine as _;
+        let utf16: Vec<u8> = "Get-Service"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        base64::engine::general_purpose::STANDARD.encode(utf16)
+    };
+    let args: Vec<String> = vec![
+        "-host".into(),
+        "127.0.0.1".into(),
+        "-port".into(),
+        gw.addr.port().to_string(),
+        "-https".into(),
+        "-cacert".into(),
+        gw.certs.ca.display().to_string(),
+        "-cert".into(),
+        gw.certs.client_cert.display().to_string(),
+        "-key".into(),
+        gw.certs.client_key.display().to_string(),
+        "-cmd".into(),
+        format!("powershell.exe -EncodedCommand {b64}"),
+    ];
+    let bin = bin_dir.join("winrm_client");
+    let run = crate::support::run_client(bin.to_str().unwrap(), &args).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    sessions_ended(&gw, 1).await;
+    let id = gw
+        .audit()
+        .iter()
+        .find(|e| e["event"] == "command.allowed")
+        .map(|e| e["session_id"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("{:#?}", gw.audit()));
+    assert_eq!(sessions_running(&gw, "Get-Service"), [id.clone()]);
+    let (code, out, err) = hopgate(&["audit", "replay", p(&audit_file(&gw)), &id[..8]]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("   EncodedCommand> Get-Service\n"), "{out}");
+    let (code, out, err) = hopgate(&["audit", "verify", p(&audit_dir(&gw))]);
+    assert_eq!(code, 0, "{out}{err}");
+    gw.stop().await;
+}
