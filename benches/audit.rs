@@ -44,6 +44,7 @@ fn allowed(command: Vec<String>) -> Event {
             shell_id: "6E1F2B1C-3C4D-4E5F-8A9B-0C1D2E3F4A5B".into(),
             command_id: Some("A1B2C3D4-E5F6-4A7B-8C9D-0E1F2A3B4C5D".into()),
             command,
+            decoded: Vec::new(),
             rule: "ops: allow ipconfig, hostname, Get-Service".into(),
         },
     }

@@ -191,6 +191,7 @@ async fn metrics_are_prometheus_text() {
             host: "h".into(),
             shell_id: "s".into(),
             command: vec!["x".into()],
+            decoded: Vec::new(),
             reason: "r".into(),
         },
         EventKind::AuditGap { dropped: 0 },

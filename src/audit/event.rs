@@ -62,6 +62,10 @@ pub enum EventKind {
         #[serde(skip_serializing_if = "Option::is_none")]
         command_id: Option<String>,
         command: Vec<String>,
+        /// The code `command` carried in another form, as policy decoded it (redacted
+        /// like `command`); absent when there was none.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        decoded: Vec<Decoded>,
         rule: String,
     },
     /// A command was refused; it never reached the host.
@@ -71,6 +75,9 @@ pub enum EventKind {
         host: String,
         shell_id: String,
         command: Vec<String>,
+        /// As for `command.allowed`.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        decoded: Vec<Decoded>,
         reason: String,
     },
     /// A request was refused before reaching a host (unknown host, someone else's shell,
@@ -150,6 +157,20 @@ pub enum EventKind {
     /// is intact, but it is not complete.
     #[serde(rename = "audit.gap")]
     AuditGap { dropped: u64 },
+}
+
+/// Code a command carried in another form (`-EncodedCommand`, `Invoke-Expression`,
+/// `cmd /c`, `powershell -c`, interpreter stdin), as the policy engine decoded it to
+/// judge it. Redacted like the raw command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decoded {
+    /// Where it came from (`EncodedCommand`, `Invoke-Expression`, `cmd /c`, ...).
+    pub via: String,
+    /// The decoded text, redacted, cut to the policy engine's cap.
+    pub text: String,
+    /// True when `text` was cut.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// A PSRP record other than output objects and errors, as text (read by the inspector).

@@ -23,6 +23,7 @@ fn allowed(n: usize) -> Event {
             shell_id: "6E1F2B1C-0000-4000-8000-000000000001".into(),
             command_id: None,
             command: vec!["ipconfig".into(), "/all".into(), format!("#{n}")],
+            decoded: Vec::new(),
             rule: "ops: ipconfig".into(),
         },
     }

@@ -20,6 +20,8 @@ pub enum TranscriptError {
     NotJson { line: usize },
     #[error("no session `{id}` in the log")]
     NoSession { id: String },
+    #[error("`{prefix}` begins more than one session id: {candidates}")]
+    Ambiguous { prefix: String, candidates: String },
     #[error("`{value}` is not a time: use RFC 3339 (2026-01-31T08:00:00Z) or a date (2026-01-31)")]
     BadTime { value: String },
 }
@@ -44,7 +46,8 @@ pub struct SessionSummary {
     pub commands: usize,
     /// Commands denied.
     pub denied: usize,
-    /// Names of the commands run or attempted (lower case, without `.exe`).
+    /// Names of the commands run or attempted (lower case, without `.exe`), in the raw
+    /// command and in the code decoded from it.
     pub command_names: Vec<String>,
     /// `ts` of the session's last line.
     pub last: String,
@@ -141,7 +144,8 @@ pub fn sessions(log: &str) -> Result<Vec<SessionSummary>, TranscriptError> {
                 } else {
                     s.denied += 1;
                 }
-                for name in command_names(&s.shell_kind, r.get("command")) {
+                let raw = command_names(&s.shell_kind, r.get("command"));
+                for name in raw.into_iter().chain(decoded_names(r.get("decoded"))) {
                     if !s.command_names.contains(&name) {
                         s.command_names.push(name);
                     }
@@ -183,6 +187,56 @@ fn command_names(shell_kind: &str, command: Option<&Value>) -> Vec<String> {
     }
 }
 
+/// The decoded code of a command event: (via, text, truncated).
+fn decoded(r: &Record) -> Vec<(&str, &str, bool)> {
+    r.get("decoded")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .map(|d| {
+            let cut = d.get("truncated").and_then(Value::as_bool) == Some(true);
+            (text(d, "via"), text(d, "text"), cut)
+        })
+        .collect()
+}
+
+/// The names of the commands in decoded code (PowerShell script or cmd lines): the first
+/// word of every piece between statement, pipeline, block and assignment separators,
+/// where a command stands. Arguments are not names; a word in a piece that is not a
+/// command (`$x`, `-Name`) matches no command name anyway.
+fn decoded_names(decoded: Option<&Value>) -> Vec<String> {
+    let texts = decoded
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.get("text").and_then(Value::as_str));
+    let mut names = Vec::new();
+    for t in texts {
+        let pieces = t.split([';', '|', '&', '\n', '\r', '{', '}', '(', ')', '=']);
+        for piece in pieces {
+            let Some(word) = piece.split_whitespace().next() else {
+                continue;
+            };
+            let word = word
+                .trim_matches(['\'', '"', '`', '.'])
+                .trim()
+                .to_lowercase();
+            if word.is_empty() || word.starts_with(['$', '-', '#', '@', '[']) {
+                continue;
+            }
+            let word = word
+                .strip_suffix(".exe")
+                .map(str::to_string)
+                .unwrap_or(word);
+            if !names.contains(&word) {
+                names.push(word);
+            }
+        }
+    }
+    names
+}
+
 impl SessionFilter {
     /// Whether `s` passes every set condition.
     pub fn matches(&self, s: &SessionSummary) -> bool {
@@ -218,9 +272,55 @@ impl SessionFilter {
     }
 }
 
-/// The session as a readable transcript, one line per entry, in log order.
+/// Most candidates an ambiguous prefix error lists.
+const MAX_CANDIDATES: usize = 10;
+
+/// The session id `prefix` names: an id equal to it, else the only id that begins with it.
+fn resolve_session(all: &[(usize, Record)], prefix: &str) -> Result<String, TranscriptError> {
+    let mut candidates: Vec<&str> = Vec::new();
+    for (_, r) in all {
+        let Some(id) = r.get("session_id").and_then(Value::as_str) else {
+            continue;
+        };
+        if id == prefix {
+            return Ok(id.to_string());
+        }
+        if id.starts_with(prefix) && !candidates.contains(&id) {
+            candidates.push(id);
+        }
+    }
+    match candidates.as_slice() {
+        [] => Err(TranscriptError::NoSession {
+            id: prefix.to_string(),
+        }),
+        [one] => Ok((*one).to_string()),
+        many => {
+            let mut listed = many
+                .iter()
+                .take(MAX_CANDIDATES)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if many.len() > MAX_CANDIDATES {
+                listed.push_str(&format!(" and {} more", many.len() - MAX_CANDIDATES));
+            }
+            Err(TranscriptError::Ambiguous {
+                prefix: prefix.to_string(),
+                candidates: listed,
+            })
+        }
+    }
+}
+
+/// The session as a readable transcript, one line per entry, in log order. `session_id`
+/// may be a unique prefix of the id.
 pub fn replay(log: &str, session_id: &str) -> Result<Vec<String>, TranscriptError> {
     let all = records(log)?;
+    if session_id.is_empty() {
+        return Err(TranscriptError::NoSession { id: String::new() });
+    }
+    let full = resolve_session(&all, session_id)?;
+    let session_id = full.as_str();
     let mine: Vec<_> = all
         .iter()
         .filter(|(_, r)| r.get("session_id").and_then(Value::as_str) == Some(session_id))
@@ -257,11 +357,13 @@ pub fn replay(log: &str, session_id: &str) -> Result<Vec<String>, TranscriptErro
                 for line in command_lines(&kind, r.get("command")) {
                     out.push(format!("[{clock}] {prompt}{line}"));
                 }
+                decoded_lines(r, clock, &mut out);
             }
             "command.denied" => {
                 for line in command_lines(&kind, r.get("command")) {
                     out.push(format!("[{clock}] {prompt}{line}"));
                 }
+                decoded_lines(r, clock, &mut out);
                 out.push(format!("DENIED ({})", text(r, "reason")));
             }
             "output" => {
@@ -321,6 +423,19 @@ pub fn replay(log: &str, session_id: &str) -> Result<Vec<String>, TranscriptErro
         }
     }
     Ok(out)
+}
+
+/// The decoded code under its command, each line stamped like the command and labelled
+/// with where it came from: `[10:00:01.000]   EncodedCommand> Get-Service`.
+fn decoded_lines(r: &Record, clock: &str, out: &mut Vec<String>) {
+    for (via, code, cut) in decoded(r) {
+        for l in code.lines() {
+            out.push(format!("[{clock}]   {via}> {l}"));
+        }
+        if cut {
+            out.push(format!("[{clock}]   ({via}: code cut)"));
+        }
+    }
 }
 
 /// `alice@web1> ` from `alice@example.com` on `web1`: the realm is in the header line.
@@ -492,5 +607,83 @@ mod tests {
             sessions("{\"event\":\"x\"}\nnot json\n"),
             Err(TranscriptError::NotJson { line: 2 })
         );
+    }
+
+    /// pywinrm's run_ps (cmd shell, base64) and pypsrp's execute_ps (Invoke-Expression).
+    const DECODED_LOG: &str = r#"{"event":"session.start","seq":1,"ts":"2026-03-01T10:00:00.000Z","session_id":"ab12-1","principal":"alice","host":"web1","shell_id":"SH1","shell_kind":"cmd","auth_method":"jwt","source_ip":"10.0.0.1","backend_user":"svc","backend_auth":"ntlm"}
+{"event":"command.allowed","seq":2,"ts":"2026-03-01T10:00:01.000Z","session_id":"ab12-1","principal":"alice","host":"web1","shell_id":"SH1","command":["powershell","-encodedcommand","RwBlAHQALQBTAGUAcgB2AGkAYwBlAA=="],"decoded":[{"via":"EncodedCommand","text":"$x = Get-Service\r\n$x | Stop-Service -Force"}],"rule":"ops"}
+{"event":"session.start","seq":3,"ts":"2026-03-01T10:00:02.000Z","session_id":"ab34-2","principal":"bob","host":"web1","shell_id":"SH2","shell_kind":"psrp","auth_method":"jwt","source_ip":"10.0.0.2","backend_user":"svc","backend_auth":"ntlm"}
+{"event":"command.denied","seq":4,"ts":"2026-03-01T10:00:03.000Z","session_id":"ab34-2","principal":"bob","host":"web1","shell_id":"SH2","command":["Invoke-Expression -Command \"Stop-Computer -Force\" | Out-String -Stream"],"decoded":[{"via":"Invoke-Expression","text":"Stop-Computer -Force","truncated":true}],"reason":"denied"}
+"#;
+
+    #[test]
+    fn decoded_code_is_searched_and_replayed() {
+        let all = sessions(DECODED_LOG).unwrap();
+        let pick = |c: &str| -> Vec<String> {
+            let f = SessionFilter {
+                command: Some(c.into()),
+                ..SessionFilter::default()
+            };
+            all.iter()
+                .filter(|s| f.matches(s))
+                .map(|s| s.session_id.clone())
+                .collect()
+        };
+        assert_eq!(pick("Get-Service"), ["ab12-1"]);
+        assert_eq!(pick("stop-service"), ["ab12-1"]);
+        assert_eq!(pick("Stop-Computer"), ["ab34-2"]);
+        assert!(pick("-Force").is_empty(), "arguments are not names");
+        assert!(pick("x").is_empty(), "variables are not names");
+        let lines = replay(DECODED_LOG, "ab12").unwrap();
+        assert_eq!(
+            lines[1..],
+            [
+                "[10:00:01.000] alice@web1> powershell -encodedcommand RwBlAHQALQBTAGUAcgB2AGkAYwBlAA==",
+                "[10:00:01.000]   EncodedCommand> $x = Get-Service",
+                "[10:00:01.000]   EncodedCommand> $x | Stop-Service -Force",
+            ]
+        );
+        let lines = replay(DECODED_LOG, "ab34").unwrap();
+        assert_eq!(
+            lines[2..],
+            [
+                "[10:00:03.000]   Invoke-Expression> Stop-Computer -Force",
+                "[10:00:03.000]   (Invoke-Expression: code cut)",
+                "DENIED (denied)",
+            ]
+        );
+    }
+
+    #[test]
+    fn replay_takes_a_unique_prefix() {
+        assert!(replay(DECODED_LOG, "ab12-1").unwrap()[0].starts_with("# session ab12-1:"));
+        assert!(replay(DECODED_LOG, "ab3").unwrap()[0].starts_with("# session ab34-2:"));
+        let err = replay(DECODED_LOG, "ab").unwrap_err();
+        assert_eq!(
+            err,
+            TranscriptError::Ambiguous {
+                prefix: "ab".into(),
+                candidates: "ab12-1, ab34-2".into(),
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "`ab` begins more than one session id: ab12-1, ab34-2"
+        );
+        assert!(matches!(
+            replay(DECODED_LOG, ""),
+            Err(TranscriptError::NoSession { .. })
+        ));
+        assert!(matches!(
+            replay(DECODED_LOG, "b"),
+            Err(TranscriptError::NoSession { .. })
+        ));
+        // An exact id wins over longer ids it begins.
+        let log = format!(
+            "{}{}",
+            DECODED_LOG,
+            DECODED_LOG.replace("ab12-1", "ab12-10")
+        );
+        assert!(replay(&log, "ab12-1").unwrap()[0].starts_with("# session ab12-1:"));
     }
 }

@@ -52,15 +52,21 @@ pub enum AuditAction {
         /// Only this inventory host.
         #[arg(long)]
         host: Option<String>,
-        /// Only sessions that ran or attempted this command (e.g. `ipconfig`, `Get-Service`).
+        /// Only sessions that ran or attempted this command (e.g. `ipconfig`, `Get-Service`),
+        /// written as is or inside decoded code (`-EncodedCommand`, `Invoke-Expression`).
         #[arg(long)]
         command: Option<String>,
         /// Only sessions active at or after this time (RFC 3339 or YYYY-MM-DD, UTC).
         #[arg(long)]
         since: Option<String>,
     },
-    /// Print one session as a transcript, in time order.
-    Replay { path: PathBuf, session_id: String },
+    /// Print one session as a transcript, in time order, each command followed by the code
+    /// policy decoded from it (`-EncodedCommand`, `Invoke-Expression`, `cmd /c`, stdin).
+    Replay {
+        path: PathBuf,
+        /// The session id, or a prefix of it that no other session id begins with.
+        session_id: String,
+    },
     /// Create the Ed25519 key that signs audit checkpoints: the private key goes into the
     /// vault, the public key (for `verify --pubkey`) is printed or written to a file.
     Keygen {

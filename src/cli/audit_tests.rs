@@ -50,6 +50,7 @@ fn session_events(session: &str, host: &str, commands: &[&str]) -> Vec<Event> {
                 shell_id: format!("shell-{session}"),
                 command_id: None,
                 command: vec![(*c).into()],
+                decoded: Vec::new(),
                 rule: "ops".into(),
             },
         });
@@ -153,6 +154,16 @@ async fn verify_sessions_and_replay_read_the_whole_directory() {
     let tasklist = out.find("tasklist").unwrap();
     let ver = out.find("> ver").unwrap();
     assert!(tasklist < ver && out.contains("session ended"), "{out}");
+
+    // A unique prefix of the id is enough; an ambiguous one names the candidates.
+    let (code, by_prefix, _) = hopgate(&["replay", p(&dir), "s-t"]);
+    assert_eq!((code, by_prefix), (0, out));
+    let (code, out, err) = hopgate(&["replay", p(&dir), "s-"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        err.contains("`s-` begins more than one session id: s-one, s-two"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

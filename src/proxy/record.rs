@@ -4,13 +4,26 @@
 //! Commands are redacted here (through [`AuditHandle::redact`]), before an event exists;
 //! output is scrubbed of the session's known secrets by [`AuditHandle::emit_outputs`].
 
+use crate::audit::event::Decoded;
+use crate::audit::redact::REDACTED;
 use crate::audit::{Event, EventKind};
 use crate::authn::Principal;
 use crate::listener::ConnInfo;
+use crate::policy::DecodedCode;
 use crate::session::ShellIdentity;
 use crate::shell::{ActivityCounts, Fact};
 
 use super::Gateway;
+
+/// The `via` of code decoded from `-EncodedCommand` (policy's label).
+const ENCODED_COMMAND: &str = "EncodedCommand";
+
+/// `-EncodedCommand`'s form of a script: base64 of its UTF-16LE text.
+fn encode_command(script: &str) -> String {
+    use base64::Engine as _;
+    let bytes: Vec<u8> = script.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
 
 // === impl Gateway ===
 
@@ -24,24 +37,37 @@ impl Gateway {
                 Fact::Allowed {
                     command_id,
                     command,
+                    decoded,
                     role,
-                } => EventKind::CommandAllowed {
-                    principal: shell.owner.clone(),
-                    host: shell.host.clone(),
-                    shell_id: shell.shell_id.clone(),
-                    command_id,
-                    command: self.audit.redact(session, &command),
-                    rule: role,
-                },
-                Fact::Denied {
-                    command, reason, ..
                 } => {
-                    let (command, reason) = self.audit.redact_denial(session, &command, &reason);
+                    let mut command = self.audit.redact(session, &command);
+                    let decoded =
+                        self.redact_decoded(session, decoded, &mut command, &mut String::new());
+                    EventKind::CommandAllowed {
+                        principal: shell.owner.clone(),
+                        host: shell.host.clone(),
+                        shell_id: shell.shell_id.clone(),
+                        command_id,
+                        command,
+                        decoded,
+                        rule: role,
+                    }
+                }
+                Fact::Denied {
+                    command,
+                    decoded,
+                    reason,
+                    ..
+                } => {
+                    let (mut command, mut reason) =
+                        self.audit.redact_denial(session, &command, &reason);
+                    let decoded = self.redact_decoded(session, decoded, &mut command, &mut reason);
                     EventKind::CommandDenied {
                         principal: shell.owner.clone(),
                         host: shell.host.clone(),
                         shell_id: shell.shell_id.clone(),
                         command,
+                        decoded,
                         reason,
                     }
                 }
@@ -76,6 +102,46 @@ impl Gateway {
         if !outputs.is_empty() {
             self.audit.emit_outputs(session, outputs);
         }
+    }
+
+    /// Decoded code for an event, each text redacted as a raw command is (its secrets
+    /// remembered to scrub the session's output); `reason` is scrubbed of them too, since
+    /// a policy reason may quote the decoded code. An `-EncodedCommand` script with a
+    /// secret would carry it in base64 in the raw `command`, where redaction cannot see
+    /// it: that base64 is replaced there (the decoded form, redacted, says what it was).
+    fn redact_decoded(
+        &self,
+        session: &str,
+        decoded: Vec<DecodedCode>,
+        command: &mut [String],
+        reason: &mut String,
+    ) -> Vec<Decoded> {
+        decoded
+            .into_iter()
+            .map(|d| {
+                let (text, scrubbed) =
+                    self.audit
+                        .redact_denial(session, std::slice::from_ref(&d.text), reason);
+                *reason = scrubbed;
+                let text = text.concat();
+                if text != d.text && d.via == ENCODED_COMMAND && !d.truncated {
+                    let b64 = encode_command(&d.text);
+                    for part in command.iter_mut() {
+                        if part.contains(&b64) {
+                            *part = part.replace(&b64, REDACTED);
+                        }
+                    }
+                    if reason.contains(&b64) {
+                        *reason = reason.replace(&b64, REDACTED);
+                    }
+                }
+                Decoded {
+                    via: d.via,
+                    text,
+                    truncated: d.truncated,
+                }
+            })
+            .collect()
     }
 
     /// A request refused before it reached a shell's commands: an unknown or ungranted

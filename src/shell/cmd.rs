@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use super::{Denial, Fact, Judge, Request, Verdict};
-use crate::policy::{Decision, Operation};
+use crate::policy::{Decision, Judgement, Operation};
 use crate::wsman::{Action, Body, CommandLine, Stream};
 
 /// Longest unfinished input line held for inspection.
@@ -48,14 +48,14 @@ impl CmdInspector {
                 let skip_cmd_shell = env
                     .option("WINRS_SKIP_CMD_SHELL")
                     .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-                let decision = judge.decide(&Operation::CmdLine {
+                let judged = judge.judge(&Operation::CmdLine {
                     command: &cl.command,
                     arguments: &cl.arguments,
                     skip_cmd_shell,
                 });
                 let mut command = vec![cl.command.clone()];
                 command.extend(cl.arguments.iter().cloned());
-                record(facts, cl.command_id.clone(), command, decision)
+                record(facts, cl.command_id.clone(), command, judged)
             }
             (Action::Send, Body::Send(streams)) => self.stdin(streams, judge, facts),
             _ => Ok(()),
@@ -98,7 +98,7 @@ impl CmdInspector {
                 ));
             }
             let shown = vec![format!("{} < {}", program.line, text.trim_end())];
-            let decision = judge.decide(&Operation::CmdStdin {
+            let judged = judge.judge(&Operation::CmdStdin {
                 program: &program.line,
                 data: &text,
             });
@@ -106,7 +106,7 @@ impl CmdInspector {
                 Some(i) => text.get(i + 1..).unwrap_or_default().to_string(),
                 None => text,
             };
-            record(facts, s.command_id.clone(), shown, decision)?;
+            record(facts, s.command_id.clone(), shown, judged)?;
         }
         Ok(())
     }
@@ -133,23 +133,33 @@ impl CmdInspector {
     }
 }
 
-/// Turns a decision into a fact; Err(reason) for a denial.
+/// Turns a decision (with the code policy decoded) into a fact; Err(reason) for a denial.
 pub(super) fn record(
     facts: &mut Vec<Fact>,
     command_id: Option<String>,
     command: Vec<String>,
-    decision: Decision,
+    judged: Judgement,
 ) -> Result<(), String> {
-    match decision {
+    let decoded = judged.decoded;
+    match judged.decision {
         Decision::Allow { role } => {
             facts.push(Fact::Allowed {
                 command_id,
                 command,
+                decoded,
                 role,
             });
             Ok(())
         }
-        Decision::Deny { reason, .. } => Err(refuse(facts, command_id, command, &reason)),
+        Decision::Deny { reason, .. } => {
+            facts.push(Fact::Denied {
+                command_id,
+                command,
+                decoded,
+                reason: reason.clone(),
+            });
+            Err(reason)
+        }
     }
 }
 
@@ -163,6 +173,7 @@ pub(super) fn refuse(
     facts.push(Fact::Denied {
         command_id,
         command,
+        decoded: Vec::new(),
         reason: reason.to_string(),
     });
     reason.to_string()

@@ -29,7 +29,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::policy::{Engine, HostRef, Operation, ShellKind as PolicyShellKind, Subject};
+use crate::policy::{
+    DecodedCode, Engine, HostRef, Operation, ShellKind as PolicyShellKind, Subject,
+};
 use crate::wsman::{Action, Body, Envelope};
 
 pub use failed::DENIED_ERROR_ID;
@@ -96,6 +98,11 @@ impl Judge<'_> {
     fn decide(&self, op: &Operation<'_>) -> crate::policy::Decision {
         self.engine.decide(self.subject, &self.host, op)
     }
+
+    /// The decision with the code policy decoded to reach it (for the record).
+    fn judge(&self, op: &Operation<'_>) -> crate::policy::Judgement {
+        self.engine.decide_with_code(self.subject, &self.host, op)
+    }
 }
 
 /// One client request on a shell: the decoded envelope and the bytes the host would get
@@ -137,12 +144,17 @@ pub enum Fact {
         command_id: Option<String>,
         /// One element per argv entry (cmd) or statement (PSRP), not yet redacted.
         command: Vec<String>,
+        /// The code policy decoded from it (`-EncodedCommand`, `Invoke-Expression`,
+        /// `cmd /c`, stdin), not yet redacted.
+        decoded: Vec<DecodedCode>,
         role: String,
     },
     /// A command was refused; it never reached the host.
     Denied {
         command_id: Option<String>,
         command: Vec<String>,
+        /// The code policy decoded from it, not yet redacted.
+        decoded: Vec<DecodedCode>,
         /// The policy's reason, not yet redacted.
         reason: String,
     },

@@ -341,11 +341,11 @@ fn judge_messages(
                 pid,
             } => {
                 let inv = invocation(pipeline);
-                let d = judge.decide(&Operation::Pipeline(&inv));
+                let d = judge.judge(&Operation::Pipeline(&inv));
                 (d, render(pipeline), *rpid, *pid)
             }
             ClientMessage::CommandMetadata { names, rpid, pid } => {
-                let d = judge.decide(&Operation::CommandMetadata { names });
+                let d = judge.judge(&Operation::CommandMetadata { names });
                 (
                     d,
                     vec![format!("Get-Command {}", names.join(", "))],
@@ -356,14 +356,17 @@ fn judge_messages(
             ClientMessage::Other => continue,
         };
         let id = command_id.map(str::to_string);
+        let decoded: Vec<String> = decision.decoded.iter().map(|d| d.text.clone()).collect();
         if let Err(reason) = record(facts, id, shown.clone(), decision) {
             // What the client is told is what the audit records: the reason with any
-            // secret the command carried scrubbed out (audit::redact).
+            // secret the command (or the code decoded from it) carried scrubbed out
+            // (audit::redact).
             let redacted = redact::command(&shown);
-            let message = format!(
-                "Access is denied by hopgate: {}",
-                redact::scrub(&reason, &redacted)
-            );
+            let mut scrubbed = redact::scrub(&reason, &redacted);
+            for text in decoded {
+                scrubbed = redact::scrub(&scrubbed, &redact::command(&[text]));
+            }
+            let message = format!("Access is denied by hopgate: {scrubbed}");
             return Judged::Denied(DeniedPipeline {
                 command_id: String::new(),
                 rpid,

@@ -226,6 +226,22 @@ async fn secrets_in_command_lines_never_reach_the_audit_file() {
         let r = pywinrm(&gw, cmd, args).await;
         assert_eq!(r.code, 2, "{cmd} {args:?} must be denied: {r:?}");
     }
+    // run_ps: the secret is inside -EncodedCommand's base64 and in the decoded script.
+    let mut a = vec![
+        "--endpoint".to_string(),
+        gw.url("/wsman/standin"),
+        "--transport".into(),
+        "certificate".into(),
+        "--cert".into(),
+        gw.certs.client_cert.display().to_string(),
+        "--key".into(),
+        gw.certs.client_key.display().to_string(),
+        "--ca".into(),
+        gw.certs.ca.display().to_string(),
+    ];
+    a.extend(["--ps".into(), "Set-Thing -Password hunter2".into()]);
+    let r = python("tests/clients/pywinrm_client.py", &a).await;
+    assert_eq!(r.code, 2, "run_ps of Set-Thing must be denied: {r:?}");
     assert!(
         gw.audit_has(|e| e["event"] == "output"
             && e["stdout"]
@@ -240,7 +256,7 @@ async fn secrets_in_command_lines_never_reach_the_audit_file() {
             .iter()
             .filter(|e| e["event"] == "command.denied")
             .count()
-            == 4
+            == 5
     })
     .await;
     assert!(denied, "{:#?}", gw.audit());
@@ -266,6 +282,27 @@ async fn secrets_in_command_lines_never_reach_the_audit_file() {
     );
     assert!(text.contains("--password=[redacted]"), "{text}");
     assert!(text.contains("/p:[redacted]"), "{text}");
+    // The decoded script is redacted like a raw command, and the base64 that carried the
+    // secret is gone from the raw form.
+    assert!(
+        text.contains(
+            r#""decoded":[{"text":"Set-Thing -Password [redacted]","via":"EncodedCommand"}]"#
+        ),
+        "{text}"
+    );
+    let b64 = {
+        use base64::Engine as _;
+        let utf16: Vec<u8> = "Set-Thing -Password hunter2"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        base64::engine::general_purpose::STANDARD.encode(utf16)
+    };
+    assert!(!text.contains(&b64), "{text}");
+    assert!(
+        text.contains(r#""command":["powershell","-encodedcommand [redacted]"]"#),
+        "{text}"
+    );
     gw.stop().await;
 }
 
@@ -678,4 +715,169 @@ async fn a_full_disk_refuses_new_sessions_and_keeps_what_was_written() {
     let _ = stop.send(());
     let _ = tokio::time::timeout(std::time::Duration::from_secs(15), task).await;
     base.stop().await;
+}
+
+/// The sessions `audit sessions --command NAME` lists (first column).
+fn sessions_running(gw: &Gateway, name: &str) -> Vec<String> {
+    let (code, out, err) = hopgate(&["audit", "sessions", p(&audit_file(gw)), "--command", name]);
+    assert_eq!(code, 0, "{err}");
+    out.lines()
+        .skip(1)
+        .filter_map(|l| l.split('\t').next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// pywinrm's `run_ps` (`powershell -encodedcommand <base64>` in a cmd shell), pypsrp's
+/// `execute_ps` (`Invoke-Expression -Command <script> | Out-String -Stream`) and the Go
+/// client's `winrm.Powershell` line each leave the decoded script in the record:
+/// `audit sessions --command Get-Service` finds the session and `audit replay <prefix>`
+/// shows the script.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decoded_commands_are_searched_and_replayed() {
+    let gw = Gateway::start(GatewayOptions::default()).await;
+    let mut a = vec![
+        "--endpoint".to_string(),
+        gw.url("/wsman/standin"),
+        "--transport".into(),
+        "certificate".into(),
+        "--cert".into(),
+        gw.certs.client_cert.display().to_string(),
+        "--key".into(),
+        gw.certs.client_key.display().to_string(),
+        "--ca".into(),
+        gw.certs.ca.display().to_string(),
+    ];
+    a.extend(["--ps".to_string(), "Get-Service".to_string()]);
+    let run_ps = python("tests/clients/pywinrm_client.py", &a).await;
+    assert_eq!(run_ps.code, 0, "{run_ps:?}");
+    sessions_ended(&gw, 1).await;
+
+    let mut a = gw.pypsrp_cert_args("wsman/standin");
+    a.extend(["--ps".to_string(), "Get-Service".to_string()]);
+    let execute_ps = python("tests/clients/pypsrp_client.py", &a).await;
+    assert_eq!(execute_ps.code, 0, "{execute_ps:?}");
+    sessions_ended(&gw, 2).await;
+
+    let audit = gw.audit();
+    let allowed: Vec<_> = audit
+        .iter()
+        .filter(|e| e["event"] == "command.allowed")
+        .collect();
+    let by_via = |via: &str| {
+        allowed
+            .iter()
+            .find(|e| {
+                e["decoded"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().any(|d| d["via"] == via))
+            })
+            .unwrap_or_else(|| panic!("no {via} in {allowed:#?}"))
+    };
+    let encoded = by_via("EncodedCommand");
+    assert_eq!(encoded["decoded"][0]["text"], "Get-Service", "{encoded:#?}");
+    assert!(
+        !encoded["command"].to_string().contains("Get-Service"),
+        "the raw form is base64: {encoded:#?}"
+    );
+    let iex = by_via("Invoke-Expression");
+    assert_eq!(iex["decoded"][0]["text"], "Get-Service", "{iex:#?}");
+
+    // Both sessions are found by the decoded command's name.
+    let found = sessions_running(&gw, "Get-Service");
+    let ids: Vec<String> = [encoded, iex]
+        .iter()
+        .map(|e| e["session_id"].as_str().unwrap().to_string())
+        .collect();
+    for id in &ids {
+        assert!(found.contains(id), "{id} not in {found:?}");
+    }
+    assert!(sessions_running(&gw, "Stop-Computer").is_empty());
+
+    // replay takes a unique prefix and shows the decoded script under its raw form.
+    for (id, via) in ids.iter().zip(["EncodedCommand", "Invoke-Expression"]) {
+        let prefix = &id[..id.len() - 4];
+        let (code, out, err) = hopgate(&["audit", "replay", p(&audit_file(&gw)), prefix]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.starts_with(&format!("# session {id}:")), "{out}");
+        assert!(out.contains(&format!("   {via}> Get-Service\n")), "{out}");
+    }
+    // A prefix both ids begin with is refused, naming both.
+    let common: String = ids[0]
+        .chars()
+        .zip(ids[1].chars())
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a)
+        .collect();
+    if !common.is_empty() {
+        let (code, _, err) = hopgate(&["audit", "replay", p(&audit_file(&gw)), &common]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(&ids[0]) && err.contains(&ids[1]), "{err}");
+    }
+    let (code, _, err) = hopgate(&["audit", "replay", p(&audit_file(&gw)), "no-such"]);
+    assert_eq!(code, 2, "{err}");
+
+    // The log these sessions wrote verifies.
+    let (code, out, err) = hopgate(&["audit", "verify", p(&audit_dir(&gw))]);
+    assert_eq!(code, 0, "{out}{err}");
+    gw.stop().await;
+}
+
+/// The Go client's `winrm.Powershell(script)` line (`powershell.exe -EncodedCommand
+/// <base64>`, run with `RunWithString`) is found by the decoded command's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_winrm_powershell_is_found_by_its_decoded_command() {
+    let gw = Gateway::start(GatewayOptions::default()).await;
+    let bin_dir = gw.dir.path().join("gobin");
+    let build = tokio::process::Command::new("bash")
+        .arg(crate::support::repo().join("tests/clients/go/build.sh"))
+        .arg(&bin_dir)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "go build: {}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let b64 = {
+        use base64::Engine as _;
+        let utf16: Vec<u8> = "Get-Service"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        base64::engine::general_purpose::STANDARD.encode(utf16)
+    };
+    let args: Vec<String> = vec![
+        "-host".into(),
+        "127.0.0.1".into(),
+        "-port".into(),
+        gw.addr.port().to_string(),
+        "-https".into(),
+        "-cacert".into(),
+        gw.certs.ca.display().to_string(),
+        "-cert".into(),
+        gw.certs.client_cert.display().to_string(),
+        "-key".into(),
+        gw.certs.client_key.display().to_string(),
+        "-cmd".into(),
+        format!("powershell.exe -EncodedCommand {b64}"),
+    ];
+    let bin = bin_dir.join("winrm_client");
+    let run = crate::support::run_client(bin.to_str().unwrap(), &args).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    sessions_ended(&gw, 1).await;
+    let id = gw
+        .audit()
+        .iter()
+        .find(|e| e["event"] == "command.allowed")
+        .map(|e| e["session_id"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("{:#?}", gw.audit()));
+    assert_eq!(sessions_running(&gw, "Get-Service"), std::slice::from_ref(&id));
+    let (code, out, err) = hopgate(&["audit", "replay", p(&audit_file(&gw)), &id[..8]]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("   EncodedCommand> Get-Service\n"), "{out}");
+    let (code, out, err) = hopgate(&["audit", "verify", p(&audit_dir(&gw))]);
+    assert_eq!(code, 0, "{out}{err}");
+    gw.stop().await;
 }

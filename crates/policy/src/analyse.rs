@@ -15,7 +15,8 @@ use super::program::{
     self, interpreter_launch, is_interpreter, launch, whole_line, Parsed, Program, ProgramLine,
 };
 use super::role::{is_path, normalize_line, program_leaf};
-use super::{ArgValue, Invocation, InvokedArg, InvokedCommand};
+use super::{ArgValue, DecodedCode, Invocation, InvokedArg, InvokedCommand};
+use super::{DECODED_MAX, DECODED_TEXT_CAP};
 use hopgate_pwsh::{self as pwsh, Arg, Element, Literal, Statement};
 
 /// How deep code may nest (script in `-EncodedCommand` in `cmd /c` in ...).
@@ -149,6 +150,8 @@ pub(crate) enum Origin {
 #[derive(Debug)]
 pub(crate) struct Analysis<'m> {
     pub(crate) items: Vec<Item>,
+    /// Code unwrapped from another form, outermost first (for the audit record).
+    pub(crate) decoded: Vec<DecodedCode>,
     /// Cmdlet metadata for parameter binding.
     meta: &'m MetadataSet,
 }
@@ -177,7 +180,28 @@ impl<'m> Analysis<'m> {
     pub(crate) fn new(meta: &'m MetadataSet) -> Self {
         Self {
             items: Vec::new(),
+            decoded: Vec::new(),
             meta,
+        }
+    }
+
+    /// Records code unwrapped from another form (`via` names the form): capped in
+    /// length and number, without duplicates (PSRP may repeat a statement).
+    fn decoded(&mut self, via: &str, text: &str) {
+        if self.decoded.len() >= DECODED_MAX {
+            return;
+        }
+        let mut end = text.len().min(DECODED_TEXT_CAP);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let code = DecodedCode {
+            via: via.to_string(),
+            text: text.get(..end).unwrap_or_default().to_string(),
+            truncated: end < text.len(),
+        };
+        if !self.decoded.contains(&code) {
+            self.decoded.push(code);
         }
     }
 
@@ -363,6 +387,7 @@ impl<'m> Analysis<'m> {
                         for code in codes {
                             match code {
                                 Some(Val::Str(code)) => {
+                                    self.decoded("Invoke-Expression", code);
                                     self.script(code, "Invoke-Expression", depth + 1)
                                 }
                                 None => self.opaque("Invoke-Expression reading pipeline input"),
@@ -375,6 +400,7 @@ impl<'m> Analysis<'m> {
                     None if !first => self.opaque("Invoke-Expression reading pipeline input"),
                     None => match code_argument(&args, &["command"], 0) {
                         Ok(Some(Val::Str(code))) => {
+                            self.decoded("Invoke-Expression", &code);
                             self.script(&code, "Invoke-Expression", depth + 1)
                         }
                         Ok(_) => self.opaque("Invoke-Expression without a literal command string"),
@@ -395,14 +421,20 @@ impl<'m> Analysis<'m> {
                     );
                 }
                 match code_argument(&args, &["scriptblock", "command"], 0) {
-                    Ok(Some(Val::Str(code))) => self.script(&code, "Invoke-Command", depth + 1),
+                    Ok(Some(Val::Str(code))) => {
+                        self.decoded("Invoke-Command", &code);
+                        self.script(&code, "Invoke-Command", depth + 1)
+                    }
                     Ok(Some(Val::ScriptBlock(_) | Val::Block(_))) => {}
                     Ok(_) => self.opaque("Invoke-Command without a literal script block"),
                     Err(e) => self.opaque(format!("Invoke-Command: {e}")),
                 }
             }
             "start-process" => match start_process_line(&args) {
-                Ok(line) => self.line(&line, true, depth + 1),
+                Ok(line) => {
+                    self.decoded("Start-Process", &line);
+                    self.line(&line, true, depth + 1)
+                }
                 Err(e) => self.opaque(format!("Start-Process: {e}")),
             },
             "foreach-object" => {
@@ -716,6 +748,12 @@ impl<'m> Analysis<'m> {
                 let own = program.word == program.id;
                 self.push_line(program, &parsed, line, implicit || own);
                 if let Some(code) = &launch.code {
+                    let via = match (powershell, launch.encoded) {
+                        (true, true) => "EncodedCommand",
+                        (true, false) => "powershell -Command",
+                        (false, _) => "cmd /c",
+                    };
+                    self.decoded(via, code);
                     if powershell {
                         self.script(code, "PowerShell command line", depth + 1);
                     } else {
@@ -744,9 +782,11 @@ impl<'m> Analysis<'m> {
     pub(crate) fn stdin(&mut self, program: &str, data: &str) {
         match launch(&cmd_c_quotes(program, false)) {
             Some(Ok((true, launch))) if launch.reads_stdin => {
+                self.decoded("PowerShell stdin", data.trim_end());
                 self.script(data, "PowerShell stdin", 0)
             }
             Some(Ok((false, launch))) if launch.reads_stdin => {
+                self.decoded("cmd stdin", data.trim_end());
                 for raw in data.split('\n') {
                     let line = raw.trim_end_matches('\r').trim();
                     if line.is_empty() || is_cmd_exit(line) {

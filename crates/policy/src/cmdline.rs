@@ -125,6 +125,8 @@ pub(crate) struct Launch {
     pub(crate) code: Option<String>,
     /// True when the interpreter then reads commands from stdin.
     pub(crate) reads_stdin: bool,
+    /// True when `code` was decoded from `-EncodedCommand`.
+    pub(crate) encoded: bool,
 }
 
 /// Reads cmd.exe's switches. `tokens` are the line's arguments after the program.
@@ -147,6 +149,7 @@ pub(crate) fn cmd_launch(line: &str, tokens: &[Token]) -> Result<Launch, String>
             return Ok(Launch {
                 code: Some(cmd_c_quotes(&rest, strip_quotes)),
                 reads_stdin: first == Some('k'),
+                encoded: false,
             });
         }
         match lower.as_str() {
@@ -164,6 +167,7 @@ pub(crate) fn cmd_launch(line: &str, tokens: &[Token]) -> Result<Launch, String>
     Ok(Launch {
         code: None,
         reads_stdin: true,
+        encoded: false,
     })
 }
 
@@ -302,6 +306,7 @@ pub(crate) fn powershell_launch(args: &[String], pwsh: bool) -> Result<Launch, S
                     return Err("-Command without a command".into());
                 } else {
                     launch.code = Some(rest.join(" "));
+                    launch.encoded = false;
                 }
                 break;
             }
@@ -309,6 +314,7 @@ pub(crate) fn powershell_launch(args: &[String], pwsh: bool) -> Result<Launch, S
                 let value = args.get(i).ok_or("-EncodedCommand without a value")?;
                 i += 1;
                 launch.code = Some(decode_encoded_command(value)?);
+                launch.encoded = true;
             }
             "file" => {
                 if args.get(i).is_some_and(|f| f == "-") {

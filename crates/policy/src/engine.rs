@@ -14,7 +14,7 @@ use super::metadata::MetadataSet;
 use super::pattern::fold;
 use super::psrc::import_psrc;
 use super::role::Role;
-use super::{Decision, HostRef, Operation, PolicyError, ShellKind, Subject};
+use super::{Decision, HostRef, Judgement, Operation, PolicyError, ShellKind, Subject};
 
 /// One policy file's name and text.
 #[derive(Debug, Clone)]
@@ -172,6 +172,28 @@ impl Engine {
     /// Decides one operation. Deny rules of every applicable role are checked first;
     /// then the first applicable role (in load order) that allows everything wins.
     pub fn decide(&self, who: &Subject, host: &HostRef<'_>, op: &Operation<'_>) -> Decision {
+        self.decide_with_code(who, host, op).decision
+    }
+
+    /// [`Engine::decide`], with the code the operation carried in another form
+    /// (`-EncodedCommand`, `Invoke-Expression`, `cmd /c`, interpreter stdin) as the
+    /// engine decoded it, for the audit record. Code is decoded only when a role applies.
+    pub fn decide_with_code(
+        &self,
+        who: &Subject,
+        host: &HostRef<'_>,
+        op: &Operation<'_>,
+    ) -> Judgement {
+        let (decision, decoded) = self.judge(who, host, op);
+        Judgement { decision, decoded }
+    }
+
+    fn judge(
+        &self,
+        who: &Subject,
+        host: &HostRef<'_>,
+        op: &Operation<'_>,
+    ) -> (Decision, Vec<super::DecodedCode>) {
         let mask = self.applicable_mask(who, host);
         let roles: Vec<&Role> = self
             .roles
@@ -181,18 +203,19 @@ impl Engine {
             .map(|(r, _)| r)
             .collect();
         if roles.is_empty() {
-            return Decision::Deny {
+            let deny = Decision::Deny {
                 reason: format!(
                     "no role grants '{}' access to host '{}'",
                     who.user, host.name
                 ),
                 rule: None,
             };
+            return (deny, Vec::new());
         }
         match op {
-            Operation::OpenShell { kind } => return open_shell(&roles, *kind),
+            Operation::OpenShell { kind } => return (open_shell(&roles, *kind), Vec::new()),
             Operation::CommandMetadata { names } => {
-                return self.command_metadata(&roles, &mask, names)
+                return (self.command_metadata(&roles, &mask, names), Vec::new())
             }
             _ => {}
         }
@@ -214,13 +237,14 @@ impl Engine {
             Operation::Pipeline(inv) => analysis.pipeline(inv),
             Operation::OpenShell { .. } | Operation::CommandMetadata { .. } => {}
         }
-        if let Some((reason, rule)) = self.deny.hit(&self.roles, &mask, &analysis) {
-            return Decision::Deny {
+        let decision = match self.deny.hit(&self.roles, &mask, &analysis) {
+            Some((reason, rule)) => Decision::Deny {
                 reason,
                 rule: Some(rule),
-            };
-        }
-        allow_analysis(&roles, &analysis)
+            },
+            None => allow_analysis(&roles, &analysis),
+        };
+        (decision, analysis.decoded)
     }
 
     fn command_metadata(&self, roles: &[&Role], mask: &[bool], names: &[String]) -> Decision {

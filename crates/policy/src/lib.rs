@@ -34,6 +34,8 @@ mod check;
 mod cmdline;
 #[cfg(test)]
 mod corpus_tests;
+#[cfg(test)]
+mod decoded_tests;
 mod deny;
 mod engine;
 #[cfg(test)]
@@ -200,6 +202,37 @@ pub enum Decision {
         /// The deny rule that matched, when one did.
         rule: Option<String>,
     },
+}
+
+/// Code an operation carried in another form, as the engine unwrapped it to judge it:
+/// the script of `-EncodedCommand`, the string of `Invoke-Expression`, the line of
+/// `cmd /c`, the stdin of an interpreter. For the audit record, beside the raw form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedCode {
+    /// Where it came from: `EncodedCommand`, `powershell -Command`, `cmd /c`,
+    /// `Invoke-Expression`, `Invoke-Command`, `Start-Process`, `PowerShell stdin`,
+    /// `cmd stdin`.
+    pub via: String,
+    /// The decoded text, cut to [`DECODED_TEXT_CAP`] bytes (at a character boundary).
+    pub text: String,
+    /// True when `text` was cut.
+    pub truncated: bool,
+}
+
+/// Longest decoded text kept per [`DecodedCode`], in bytes.
+pub const DECODED_TEXT_CAP: usize = 16 * 1024;
+/// Most decoded texts kept per operation (nested code is recorded outermost first).
+pub const DECODED_MAX: usize = 16;
+
+/// A [`Decision`] with the code the engine decoded to reach it
+/// ([`Engine::decide_with_code`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judgement {
+    /// The decision, as [`Engine::decide`] returns it.
+    pub decision: Decision,
+    /// Decoded code, outermost first, without duplicates; empty when the operation
+    /// carried none.
+    pub decoded: Vec<DecodedCode>,
 }
 
 // === impl Decision ===

@@ -254,3 +254,49 @@ fn creates_are_judged_by_resource_compression_and_policy() {
     assert!(matches!(r, Err(Denial::Access(_))));
     assert_eq!(facts.len(), 1);
 }
+
+/// The code policy decoded (`-EncodedCommand`, pypsrp's `Invoke-Expression` wrapper)
+/// reaches the facts, allowed or denied, for the audit record.
+#[test]
+fn facts_carry_the_decoded_code() {
+    let decoded = |facts: &[Fact]| -> Vec<(String, String)> {
+        facts
+            .iter()
+            .flat_map(|f| match f {
+                Fact::Allowed { decoded, .. } | Fact::Denied { decoded, .. } => decoded.clone(),
+                _ => Vec::new(),
+            })
+            .map(|d| (d.via, d.text))
+            .collect()
+    };
+    let pair = |via: &str, text: &str| vec![(via.to_string(), text.to_string())];
+    let who = Who::alice();
+    let mut ids = counter();
+    let mut sh = open(&who, CMD);
+    for (script, allow) in [("Get-Service", true), ("Stop-Computer", false)] {
+        let line = cmd_line("powershell", &["-encodedcommand", &enc(script)]);
+        let (_, facts) = inspect(&mut sh, &who, &line, &mut ids);
+        assert_eq!(allowed(&facts).len(), usize::from(allow), "{facts:?}");
+        assert_eq!(decoded(&facts), pair("EncodedCommand", script));
+    }
+    let (_, facts) = inspect(&mut sh, &who, &cmd_line("hostname", &[]), &mut ids);
+    assert!(decoded(&facts).is_empty());
+
+    let mut sh = open(&who, PS);
+    let iex: &[Cmd<'_>] = &[
+        (
+            "Invoke-Expression",
+            false,
+            &[(Some("Command"), "Get-Service")],
+        ),
+        ("Out-String", false, &[(Some("Stream"), "")]),
+    ];
+    let xml = create_pipeline_xml(&[iex]);
+    let id = "0B0C0D0E-0000-4000-8000-0000000000FF";
+    let (verdict, facts) = inspect(&mut sh, &who, &psrp_command(id, &xml, 1), &mut ids);
+    assert!(
+        matches!(verdict, Verdict::Forward(_)),
+        "{verdict:?} {facts:?}"
+    );
+    assert_eq!(decoded(&facts), pair("Invoke-Expression", "Get-Service"));
+}
