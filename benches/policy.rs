@@ -22,7 +22,9 @@ const COMMANDS: [&str; 10] = [
     "Where-Object",
     "Sort-Object",
     "Select-Object",
-    "Get-Process",
+    // Not Get-Process: its ComputerName takes pipeline input by property name, which the
+    // 49 roles' deny rule on ComputerName rightly refuses after another command.
+    "Get-Unique",
     "Format-Table",
     "Get-Date",
     "Get-ChildItem",
