@@ -196,6 +196,8 @@ pub enum CertificateProblem {
     RevocationUnknown,
     /// A certificate was required and none was sent.
     Missing,
+    /// Its signature does not verify against the CA of that name (a look-alike CA).
+    BadSignature,
     /// Malformed, wrong signature, wrong purpose, unhandled critical extension, ...
     Invalid,
 }
@@ -249,6 +251,7 @@ impl CertificateProblem {
             C::Expired | C::ExpiredContext { .. } => Self::Expired,
             C::NotValidYet | C::NotValidYetContext { .. } => Self::NotYetValid,
             C::UnknownIssuer => Self::UnknownIssuer,
+            C::BadSignature => Self::BadSignature,
             C::UnknownRevocationStatus
             | C::ExpiredRevocationList
             | C::ExpiredRevocationListContext { .. } => Self::RevocationUnknown,
@@ -265,6 +268,7 @@ impl CertificateProblem {
             Self::UnknownIssuer => "certificate from an unknown issuer",
             Self::RevocationUnknown => "certificate revocation status unknown",
             Self::Missing => "certificate missing",
+            Self::BadSignature => "certificate signature invalid",
             Self::Invalid => "certificate invalid",
         }
     }

@@ -29,6 +29,10 @@ fn handshake_failures_are_classified_by_the_rustls_error_type() {
     );
     assert_eq!(
         cert(CertificateError::BadSignature),
+        HandshakeFailure::Certificate(CertificateProblem::BadSignature)
+    );
+    assert_eq!(
+        cert(CertificateError::InvalidPurpose),
         HandshakeFailure::Certificate(CertificateProblem::Invalid)
     );
     assert_eq!(
