@@ -41,6 +41,8 @@ pub struct ListenerMetrics {
     pub handshake_failures: AtomicU64,
     /// TLS handshakes cut off by the handshake timeout.
     pub handshake_timeouts: AtomicU64,
+    /// Connections closed because a request's headers did not arrive in time.
+    pub header_timeouts: AtomicU64,
     /// Connections closed because no request was in flight for the idle timeout.
     pub idle_closed: AtomicU64,
 }
@@ -52,7 +54,7 @@ impl ListenerMetrics {
     }
 
     /// (metric name suffix, Prometheus type, help, value) of each counter.
-    fn rows(&self) -> [(&'static str, &'static str, &'static str, u64); 7] {
+    fn rows(&self) -> [(&'static str, &'static str, &'static str, u64); 8] {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             (
@@ -90,6 +92,12 @@ impl ListenerMetrics {
                 "counter",
                 "TLS handshakes cut off by the timeout.",
                 get(&self.handshake_timeouts),
+            ),
+            (
+                "header_timeouts_total",
+                "counter",
+                "Connections closed because request headers did not arrive in time.",
+                get(&self.header_timeouts),
             ),
             (
                 "idle_closed_total",
@@ -155,7 +163,7 @@ impl Metrics {
             Err(_) => Vec::new(),
         };
         let rows: Vec<_> = listeners.iter().map(|(n, m)| (*n, m.rows())).collect();
-        for i in 0..7 {
+        for i in 0..8 {
             for (j, (listener, r)) in rows.iter().enumerate() {
                 let Some((name, kind, help, v)) = r.get(i) else {
                     continue;

@@ -60,7 +60,7 @@ pub struct LimitsConfig {
     pub max_connections: usize,
     /// TLS handshake deadline.
     pub handshake_timeout: Duration,
-    /// Deadline for a request's headers, from the first byte the connection waits for.
+    /// Deadline for a request's headers, from their first byte.
     pub header_timeout: Duration,
     /// A connection with no request in flight for this long is closed.
     pub idle_timeout: Duration,

@@ -5,19 +5,22 @@
 //! accept loop. The connection holds its slot (a semaphore permit) until it ends.
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{watch, OwnedSemaphorePermit};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
@@ -102,8 +105,13 @@ pub(super) async fn run<F, S, Fut>(
     serve_http(&shared, stream, peer, service, drain).await;
 }
 
-/// HTTP/1.1 keep-alive on `io` until the client closes, the connection idles out or the
-/// listener drains (then the request in flight finishes first).
+/// HTTP/1.1 keep-alive on `io` until the client closes, the connection idles out, a
+/// request's headers take too long, or the listener drains (then the request in flight
+/// finishes first).
+///
+/// The header and idle deadlines are kept here rather than by hyper: hyper's header
+/// timeout also runs while a keep-alive connection waits for its next request, so it
+/// would close idle connections at the header deadline.
 async fn serve_http<F, S, Fut, T>(
     shared: &Shared<F>,
     io: T,
@@ -129,12 +137,16 @@ async fn serve_http<F, S, Fut, T>(
             }
         })
     };
+    let io = Tracked {
+        inner: io,
+        activity: activity.clone(),
+    };
     let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(shared.limits.header_timeout)
+        .header_read_timeout(None)
         .keep_alive(true)
         .serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
+    let limits = shared.limits;
     let mut closing = false;
     loop {
         tokio::select! {
@@ -148,23 +160,49 @@ async fn serve_http<F, S, Fut, T>(
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            () = activity.idle_for(shared.limits.idle_timeout), if !closing => {
-                ListenerMetrics::inc(&shared.metrics.idle_closed);
-                tracing::debug!(listener = shared.name, %peer, "Closing an idle connection");
-                closing = true;
-                conn.as_mut().graceful_shutdown();
+            expiry = activity.expired(limits.header_timeout, limits.idle_timeout), if !closing => {
+                match expiry {
+                    Expiry::Idle => {
+                        ListenerMetrics::inc(&shared.metrics.idle_closed);
+                        tracing::debug!(listener = shared.name, %peer, "Closing an idle connection");
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    Expiry::Header => {
+                        ListenerMetrics::inc(&shared.metrics.header_timeouts);
+                        tracing::info!(listener = shared.name, %peer, "Request headers timed out");
+                        return;
+                    }
+                }
             }
         }
     }
 }
 
-/// Requests in flight on one connection and when the last one started or ended.
+/// Which deadline passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    /// No request in flight and nothing received for the idle timeout.
+    Idle,
+    /// A request began arriving but its headers did not complete in time.
+    Header,
+}
+
+/// What one connection is doing, for its deadlines.
 #[derive(Debug)]
 struct Activity {
-    start: Instant,
-    in_flight: AtomicUsize,
-    /// Milliseconds after `start` of the last request start or end.
-    last_ms: AtomicU64,
+    state: Mutex<ActivityState>,
+    /// Wakes the watchdog when a request's first byte arrives or a request ends.
+    wake: Notify,
+}
+
+#[derive(Debug)]
+struct ActivityState {
+    in_flight: usize,
+    /// When the last request started or ended (or the connection began).
+    last: Instant,
+    /// Between requests: bytes of the next one arrived at this time.
+    head_started: Option<Instant>,
 }
 
 /// Marks a request in flight until dropped.
@@ -172,8 +210,12 @@ struct Busy(Arc<Activity>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        {
+            let mut s = self.0.lock();
+            s.in_flight = s.in_flight.saturating_sub(1);
+            s.last = Instant::now();
+        }
+        self.0.wake.notify_one();
     }
 }
 
@@ -182,40 +224,124 @@ impl Drop for Busy {
 impl Activity {
     fn new() -> Self {
         Self {
-            start: Instant::now(),
-            in_flight: AtomicUsize::new(0),
-            last_ms: AtomicU64::new(0),
+            state: Mutex::new(ActivityState {
+                in_flight: 0,
+                last: Instant::now(),
+                head_started: None,
+            }),
+            wake: Notify::new(),
         }
     }
 
-    fn touch(&self) {
-        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Release);
+    fn lock(&self) -> std::sync::MutexGuard<'_, ActivityState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A request's head was read: it is in flight until the returned guard drops.
     fn begin(self: &Arc<Self>) -> Busy {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        self.touch();
+        let mut s = self.lock();
+        s.in_flight += 1;
+        s.last = Instant::now();
+        s.head_started = None;
+        drop(s);
         Busy(self.clone())
     }
 
-    /// Resolves once no request has been in flight for `limit`. A request that waits on
-    /// its host (a Receive long poll) is not idleness.
-    async fn idle_for(&self, limit: Duration) {
-        loop {
-            let last = self.start + Duration::from_millis(self.last_ms.load(Ordering::Acquire));
-            let deadline = last + limit;
-            if self.in_flight.load(Ordering::Acquire) == 0 && Instant::now() >= deadline {
-                return;
-            }
-            // Busy or not yet due: look again at the deadline (or a full period later
-            // when a request is in flight and the deadline has passed).
-            let wake = if Instant::now() >= deadline {
-                Instant::now() + limit
-            } else {
-                deadline
-            };
-            tokio::time::sleep_until(wake).await;
+    /// Bytes arrived from the client.
+    fn received(&self) {
+        let mut s = self.lock();
+        if s.in_flight == 0 && s.head_started.is_none() {
+            s.head_started = Some(Instant::now());
+            drop(s);
+            self.wake.notify_one();
         }
+    }
+
+    /// Resolves when a deadline passes: the headers of a request that began arriving
+    /// (`header`), or no request in flight and nothing received (`idle`). A request that
+    /// waits on its host (a Receive long poll) is not idleness.
+    async fn expired(&self, header: Duration, idle: Duration) -> Expiry {
+        loop {
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let deadline = {
+                let s = self.lock();
+                let now = Instant::now();
+                if s.in_flight > 0 {
+                    None
+                } else if let Some(t) = s.head_started {
+                    if now >= t + header {
+                        return Expiry::Header;
+                    }
+                    Some(t + header)
+                } else {
+                    if now >= s.last + idle {
+                        return Expiry::Idle;
+                    }
+                    Some(s.last + idle)
+                }
+            };
+            match deadline {
+                Some(d) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(d) => {}
+                        () = &mut notified => {}
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+}
+
+/// The connection's I/O, telling [`Activity`] when bytes arrive.
+struct Tracked<T> {
+    inner: T,
+    activity: Arc<Activity>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.received();
+        }
+        r
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -62,7 +62,8 @@ pub struct ListenerLimits {
     pub max_connections: usize,
     /// Deadline of the TLS handshake, from accept.
     pub handshake_timeout: Duration,
-    /// Deadline of a request's headers, from when the connection starts waiting for them.
+    /// Deadline of a request's headers, from their first byte (waiting for a next request
+    /// on a keep-alive connection is idleness, not a slow header).
     pub header_timeout: Duration,
     /// A connection with no request in flight for this long is closed.
     pub idle_timeout: Duration,

@@ -98,7 +98,8 @@ async fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
 #[tokio::test]
 async fn plain_http_is_served_and_an_idle_connection_is_closed() {
     let (listener, metrics) = plain(ListenerLimits {
-        idle_timeout: Duration::from_millis(300),
+        header_timeout: Duration::from_millis(200),
+        idle_timeout: Duration::from_millis(700),
         ..limits()
     })
     .await;
@@ -106,11 +107,16 @@ async fn plain_http_is_served_and_an_idle_connection_is_closed() {
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(GET).await.unwrap();
     assert!(read_response(&mut s).await.starts_with("HTTP/1.1 200"));
+    // Waiting for the next request longer than the header deadline is not a slow header.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    s.write_all(GET).await.unwrap();
+    assert!(read_response(&mut s).await.starts_with("HTTP/1.1 200"));
     assert!(
         closed_within(&mut s, Duration::from_secs(3)).await,
         "idle close"
     );
     assert_eq!(metrics.idle_closed.load(Ordering::Relaxed), 1);
+    assert_eq!(metrics.header_timeouts.load(Ordering::Relaxed), 0);
     let _ = stop.send(());
     task.await.unwrap();
 }
@@ -135,7 +141,7 @@ async fn a_request_in_flight_is_not_idleness() {
 
 #[tokio::test]
 async fn headers_that_never_finish_are_cut_off() {
-    let (listener, _) = plain(ListenerLimits {
+    let (listener, metrics) = plain(ListenerLimits {
         header_timeout: Duration::from_millis(300),
         ..limits()
     })
@@ -144,6 +150,7 @@ async fn headers_that_never_finish_are_cut_off() {
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
     assert!(closed_within(&mut s, Duration::from_secs(3)).await);
+    assert_eq!(metrics.header_timeouts.load(Ordering::Relaxed), 1);
     let _ = stop.send(());
     task.await.unwrap();
 }
