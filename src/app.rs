@@ -13,7 +13,8 @@ use crate::audit::export::{ExportTuning, Exporters};
 use crate::audit::{AuditHandle, AuditTask};
 use crate::authn::{Authenticator, JwtValidator};
 use crate::config::{Config, JwtAlgorithm as CfgAlg};
-use crate::listener::{self, ListenerLimits};
+use crate::listener::tls::ServerTls;
+use crate::listener::{self, fdlimit, Listener, ListenerLimits};
 use crate::proxy::backends::Backends;
 use crate::proxy::{Gateway, PolicyHandle};
 use crate::session::LocalRegistry;
@@ -26,15 +27,15 @@ const MAX_SHELLS: u64 = 100_000;
 /// A gateway whose socket is bound and whose state is built, ready to serve.
 #[derive(Debug)]
 pub struct Bound {
-    listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    listener: Listener,
+    /// The listener's TLS configuration in force (reloaded on SIGHUP).
+    tls: Arc<ServerTls>,
     gateway: Gateway,
     audit_task: AuditTask,
     /// Audit export (syslog, stdout), when configured; also held by the writer.
     exporters: Option<Arc<Exporters>>,
-    limits: ListenerLimits,
     policy_dir: std::path::PathBuf,
-    admin: Option<(TcpListener, crate::admin::Admin)>,
+    admin: Option<(Listener, crate::admin::Admin)>,
 }
 
 impl Bound {
@@ -52,13 +53,19 @@ impl Bound {
         self.exporters.clone()
     }
 
-    /// Serves until `shutdown` resolves; reloads policies on SIGHUP.
+    /// The listener's TLS configuration (what a reload swaps).
+    pub fn tls(&self) -> Arc<ServerTls> {
+        self.tls.clone()
+    }
+
+    /// Serves until `shutdown` resolves; reloads policies and certificates on SIGHUP.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let audit = self.gateway.audit.clone();
         let writer = tokio::spawn(self.audit_task.run());
         let reloader = tokio::spawn(reload_on_sighup(
             self.policy_dir.clone(),
             self.gateway.policy.clone(),
+            self.tls.clone(),
             audit.clone(),
         ));
         let admin = self.admin.map(|(listener, admin)| {
@@ -66,38 +73,35 @@ impl Bound {
         });
         let gateway = self.gateway;
         let hook_audit = audit.clone();
-        let on_handshake_error: listener::HandshakeHook = Arc::new(move |peer, error| {
-            // Only certificate problems are authentication failures worth a record; port
-            // scanners and clients that hang up are not.
-            let text = error.to_string();
-            if text.contains("certificate") {
+        let on_handshake_error: listener::HandshakeHook = Arc::new(move |peer, failure| {
+            // Only refused client certificates are authentication failures worth a record;
+            // port scanners, plain HTTP and clients that hang up are not.
+            if let Some(reason) = failure.audit_reason() {
                 hook_audit.emit(crate::audit::Event {
                     session_id: None,
                     kind: crate::audit::EventKind::AuthnFailure {
                         source_ip: peer.ip().to_string(),
-                        reason: "tls_handshake".into(),
+                        reason: reason.into(),
                         claimed_user: None,
                     },
                 });
             }
         });
-        listener::serve(
-            self.listener,
-            self.tls,
-            self.limits,
-            on_handshake_error,
-            move |conn| {
-                let gateway = gateway.clone();
-                let conn = Arc::new(conn);
-                move |req| {
+        self.listener
+            .on_handshake_error(on_handshake_error)
+            .serve(
+                move |conn| {
                     let gateway = gateway.clone();
-                    let conn = conn.clone();
-                    async move { gateway.handle(req, &conn).await }
-                }
-            },
-            shutdown,
-        )
-        .await;
+                    let conn = Arc::new(conn);
+                    move |req| {
+                        let gateway = gateway.clone();
+                        let conn = conn.clone();
+                        async move { gateway.handle(req, &conn).await }
+                    }
+                },
+                shutdown,
+            )
+            .await;
         reloader.abort();
         if let Some(a) = admin {
             a.abort();
@@ -117,7 +121,15 @@ impl Bound {
 
 /// Builds everything and binds the listener. Errors here are start-up errors.
 pub async fn bind(config: Config) -> anyhow::Result<Bound> {
-    let tls = listener::tls::server_config(&config.listener).context("listener TLS")?;
+    let tls = Arc::new(ServerTls::load(&config.listener).context("listener TLS")?);
+    let summary = tls.summary();
+    tracing::info!(subject = %summary.subject, not_after = %summary.not_after, crl_revoked = ?summary.crl_revoked, "Listener certificate loaded");
+    // Before any socket: the caps must fit in the descriptor limit.
+    let fds = fdlimit::raise(fdlimit::needed(
+        config.limits.max_connections,
+        config.admin.as_ref().map_or(0, |a| a.max_connections),
+    ))?;
+    tracing::debug!(?fds, "Open-file limit");
     for h in config.inventory.iter() {
         if h.insecure_skip_verify {
             tracing::warn!(
@@ -149,15 +161,23 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
         .context("audit export")?;
     let audit_task = audit_task.with_exporters(exporters.clone());
 
-    let listener = TcpListener::bind(config.listener.address)
-        .await
-        .with_context(|| format!("bind {}", config.listener.address))?;
-
     let limits = ListenerLimits {
         max_connections: config.limits.max_connections,
         handshake_timeout: config.limits.handshake_timeout,
+        header_timeout: config.limits.header_timeout,
+        idle_timeout: config.limits.idle_timeout,
         drain_timeout: Duration::from_secs(10),
     };
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let listener = Listener::new(
+        "gateway",
+        TcpListener::bind(config.listener.address)
+            .await
+            .with_context(|| format!("bind {}", config.listener.address))?,
+        limits,
+    )
+    .with_tls(tls.clone())
+    .with_metrics(metrics.listener("gateway"));
     let wsman_limits = wsman::Limits {
         max_bytes: config.limits.max_body_bytes,
         ..wsman::Limits::default()
@@ -169,14 +189,21 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
     let policy: PolicyHandle = Arc::new(arc_swap::ArcSwap::from_pointee(engine));
     let backends = Backends::new(store);
     let config = Arc::new(config);
-    let metrics = Arc::new(crate::metrics::Metrics::default());
     let admin = match &config.admin {
         None => None,
         Some(a) => {
             let token = crate::admin::AdminToken::from_file(&a.token_file)?;
-            let l = TcpListener::bind(a.listen)
-                .await
-                .with_context(|| format!("bind admin {}", a.listen))?;
+            let l = Listener::new(
+                "admin",
+                TcpListener::bind(a.listen)
+                    .await
+                    .with_context(|| format!("bind admin {}", a.listen))?,
+                ListenerLimits {
+                    max_connections: a.max_connections,
+                    ..limits
+                },
+            )
+            .with_metrics(metrics.listener("admin"));
             let admin = crate::admin::Admin {
                 metrics: metrics.clone(),
                 exporters: exporters.clone(),
@@ -210,7 +237,6 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
         gateway,
         audit_task,
         exporters,
-        limits,
         policy_dir,
         admin,
     })
@@ -241,8 +267,14 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Reloads the policy directory on SIGHUP; an invalid set is refused and the old one kept.
-async fn reload_on_sighup(dir: std::path::PathBuf, policy: PolicyHandle, audit: AuditHandle) {
+/// Reloads the policy directory and the listener's certificates on SIGHUP; an invalid
+/// policy set or certificate file is refused and what is in force kept.
+async fn reload_on_sighup(
+    dir: std::path::PathBuf,
+    policy: PolicyHandle,
+    tls: Arc<ServerTls>,
+    audit: AuditHandle,
+) {
     #[cfg(unix)]
     {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -251,12 +283,47 @@ async fn reload_on_sighup(dir: std::path::PathBuf, policy: PolicyHandle, audit: 
         };
         while hup.recv().await.is_some() {
             reload_policies(&dir, &policy, &audit).await;
+            reload_tls(&tls, &audit).await;
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = (dir, policy, audit);
+        let _ = (dir, policy, tls, audit);
     }
+}
+
+/// Reads the listener's certificate, key, client CA and CRLs again and puts them in force
+/// for new handshakes (established connections keep theirs), or keeps the configuration in
+/// force when a file is bad; either way a `tls.reload` event records it. True when applied.
+pub async fn reload_tls(tls: &Arc<ServerTls>, audit: &AuditHandle) -> bool {
+    let t = tls.clone();
+    let loaded = tokio::task::spawn_blocking(move || t.reload())
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    let (applied, reason) = match loaded {
+        Ok(s) => {
+            tracing::info!(subject = %s.subject, not_after = %s.not_after, crl_revoked = ?s.crl_revoked, "Listener certificates reloaded");
+            (true, None)
+        }
+        Err(error) => {
+            tracing::error!(%error, "Certificate reload refused; keeping the configuration in force");
+            (false, Some(error))
+        }
+    };
+    let s = tls.summary();
+    audit.emit(crate::audit::Event {
+        session_id: None,
+        kind: crate::audit::EventKind::TlsReload {
+            outcome: if applied { "applied" } else { "refused" }.into(),
+            subject: s.subject.clone(),
+            not_after: s.not_after.clone(),
+            client_ca: s.client_ca,
+            crl_revoked: s.crl_revoked,
+            reason,
+        },
+    });
+    applied
 }
 
 /// Loads the policy directory again and swaps it in, or keeps the set in force when the new

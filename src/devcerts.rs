@@ -157,7 +157,7 @@ pub enum DevCertError {
 pub fn generate(dir: &Path, opts: DevCertOptions) -> Result<DevCertPaths, DevCertError> {
     let mut paths = DevCertPaths::in_dir(dir);
     check_user(&opts.client_user)?;
-    let server_sans = server_sans(&opts.server_names)?;
+    server_sans(&opts.server_names)?;
 
     if !opts.overwrite {
         let missing: Vec<String> = paths
@@ -183,66 +183,17 @@ pub fn generate(dir: &Path, opts: DevCertOptions) -> Result<DevCertPaths, DevCer
         source,
     })?;
 
-    let now = OffsetDateTime::now_utc();
-    let gen_err = |what| move |source| DevCertError::Generate { what, source };
-
-    // CA: may sign end-entity certificates only (path length 0).
-    let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(gen_err("ca key"))?;
-    let mut ca_params = CertificateParams::default();
-    ca_params.distinguished_name = dn("hopgate development CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    ca_params.not_before = now - BACKDATE;
-    ca_params.not_after = now + CA_VALIDITY;
-    ca_params.serial_number = Some(random_serial());
-    let ca_cert = ca_params
-        .self_signed(&ca_key)
-        .map_err(gen_err("ca certificate"))?;
-    let issuer = Issuer::new(ca_params, &ca_key);
-
-    let first_name = opts.server_names.first().map_or("hopgate", String::as_str);
-    let server_key =
-        KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(gen_err("server key"))?;
-    let server_cert = leaf(
-        first_name,
-        server_sans,
-        ExtendedKeyUsagePurpose::ServerAuth,
-        now,
-    )
-    .signed_by(&server_key, &issuer)
-    .map_err(gen_err("server certificate"))?;
-
-    let client_key =
-        KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(gen_err("client key"))?;
-    let upn = SanType::OtherName((UPN_OID.to_vec(), opts.client_user.as_str().into()));
-    let client_cert = leaf(
-        &opts.client_user,
-        vec![upn],
-        ExtendedKeyUsagePurpose::ClientAuth,
-        now,
-    )
-    .signed_by(&client_key, &issuer)
-    .map_err(gen_err("client certificate"))?;
+    let ca = DevCa::new()?;
+    let server = ca.server(&opts.server_names)?;
+    let client = ca.client(&opts.client_user)?;
 
     // Keys before certificates: a crash in between leaves a partial set, reported next run.
-    write_file(&paths.ca_key, ca_key.serialize_pem().as_bytes(), true)?;
-    write_file(
-        &paths.server_key,
-        server_key.serialize_pem().as_bytes(),
-        true,
-    )?;
-    write_file(
-        &paths.client_key,
-        client_key.serialize_pem().as_bytes(),
-        true,
-    )?;
-    write_file(&paths.ca_cert, ca_cert.pem().as_bytes(), false)?;
-    write_file(&paths.server_cert, server_cert.pem().as_bytes(), false)?;
-    write_file(&paths.client_cert, client_cert.pem().as_bytes(), false)?;
+    write_file(&paths.ca_key, ca.key_pem().as_bytes(), true)?;
+    write_file(&paths.server_key, server.key_pem.as_bytes(), true)?;
+    write_file(&paths.client_key, client.key_pem.as_bytes(), true)?;
+    write_file(&paths.ca_cert, ca.cert_pem().as_bytes(), false)?;
+    write_file(&paths.server_cert, server.cert_pem.as_bytes(), false)?;
+    write_file(&paths.client_cert, client.cert_pem.as_bytes(), false)?;
     // Persist the directory entries of the renames.
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
@@ -255,6 +206,142 @@ pub fn generate(dir: &Path, opts: DevCertOptions) -> Result<DevCertPaths, DevCer
     Ok(paths)
 }
 
+/// A development CA held in memory: issues server and client certificates and signs
+/// revocation lists (`generate` writes one set of its output; tests issue more, e.g. a
+/// replacement server certificate or a client certificate to revoke).
+#[derive(Debug)]
+pub struct DevCa {
+    params: CertificateParams,
+    key: KeyPair,
+    cert: rcgen::Certificate,
+}
+
+/// A certificate the [`DevCa`] issued, with its key (PEM) and serial number.
+#[derive(Debug, Clone)]
+pub struct IssuedCert {
+    pub cert_pem: String,
+    pub key_pem: String,
+    serial: rcgen::SerialNumber,
+}
+
+// === impl DevCa ===
+
+impl DevCa {
+    /// A new CA (P-256) that may sign end-entity certificates only (path length 0).
+    pub fn new() -> Result<Self, DevCertError> {
+        let now = OffsetDateTime::now_utc();
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(gen_err("ca key"))?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = dn("hopgate development CA");
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        params.not_before = now - BACKDATE;
+        params.not_after = now + CA_VALIDITY;
+        params.serial_number = Some(random_serial());
+        let cert = params
+            .self_signed(&key)
+            .map_err(gen_err("ca certificate"))?;
+        Ok(Self { params, key, cert })
+    }
+
+    /// The CA certificate (PEM).
+    pub fn cert_pem(&self) -> String {
+        self.cert.pem()
+    }
+
+    /// The CA private key (PKCS#8 PEM).
+    pub fn key_pem(&self) -> String {
+        self.key.serialize_pem()
+    }
+
+    /// Writes the CA certificate (0644) and key (0600) files.
+    pub fn write(&self, cert: &Path, key: &Path) -> Result<(), DevCertError> {
+        write_file(key, self.key_pem().as_bytes(), true)?;
+        write_file(cert, self.cert_pem().as_bytes(), false)
+    }
+
+    /// A server certificate for `names` (DNS names or IP addresses; the first is the CN).
+    pub fn server(&self, names: &[String]) -> Result<IssuedCert, DevCertError> {
+        let sans = server_sans(names)?;
+        let first = names.first().map_or("hopgate", String::as_str);
+        self.issue(
+            "server",
+            leaf(first, sans, ExtendedKeyUsagePurpose::ServerAuth),
+        )
+    }
+
+    /// A client certificate whose SAN otherName UPN (and CN) is `user`.
+    pub fn client(&self, user: &str) -> Result<IssuedCert, DevCertError> {
+        check_user(user)?;
+        let upn = SanType::OtherName((UPN_OID.to_vec(), user.into()));
+        self.issue(
+            "client",
+            leaf(user, vec![upn], ExtendedKeyUsagePurpose::ClientAuth),
+        )
+    }
+
+    /// A revocation list (PEM) naming `revoked`, valid from an hour ago for 30 days.
+    pub fn crl(&self, revoked: &[&IssuedCert]) -> Result<String, DevCertError> {
+        let now = OffsetDateTime::now_utc();
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: now - BACKDATE,
+            next_update: now + Duration::days(30),
+            crl_number: rcgen::SerialNumber::from(now.unix_timestamp().unsigned_abs()),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|c| rcgen::RevokedCertParams {
+                    serial_number: c.serial.clone(),
+                    revocation_time: now - BACKDATE,
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        let issuer = Issuer::new(self.params.clone(), &self.key);
+        params
+            .signed_by(&issuer)
+            .and_then(|c| c.pem())
+            .map_err(gen_err("revocation list"))
+    }
+
+    fn issue(
+        &self,
+        what: &'static str,
+        params: CertificateParams,
+    ) -> Result<IssuedCert, DevCertError> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(gen_err(what))?;
+        let serial = params.serial_number.clone().unwrap_or_else(random_serial);
+        let issuer = Issuer::new(self.params.clone(), &self.key);
+        let cert = params.signed_by(&key, &issuer).map_err(gen_err(what))?;
+        Ok(IssuedCert {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            serial,
+        })
+    }
+}
+
+// === impl IssuedCert ===
+
+impl IssuedCert {
+    /// Writes the certificate (0644) and key (0600) files, replacing existing ones
+    /// atomically.
+    pub fn write(&self, cert: &Path, key: &Path) -> Result<(), DevCertError> {
+        write_file(key, self.key_pem.as_bytes(), true)?;
+        write_file(cert, self.cert_pem.as_bytes(), false)
+    }
+}
+
+fn gen_err(what: &'static str) -> impl Fn(rcgen::Error) -> DevCertError {
+    move |source| DevCertError::Generate { what, source }
+}
+
 fn dn(cn: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, "hopgate (development only)");
@@ -262,12 +349,8 @@ fn dn(cn: &str) -> DistinguishedName {
     dn
 }
 
-fn leaf(
-    cn: &str,
-    sans: Vec<SanType>,
-    eku: ExtendedKeyUsagePurpose,
-    now: OffsetDateTime,
-) -> CertificateParams {
+fn leaf(cn: &str, sans: Vec<SanType>, eku: ExtendedKeyUsagePurpose) -> CertificateParams {
+    let now = OffsetDateTime::now_utc();
     let mut params = CertificateParams::default();
     params.distinguished_name = dn(cn);
     params.subject_alt_names = sans;

@@ -1,12 +1,14 @@
-//! Request and backend metrics for the admin API's `/metrics`: requests by WS-Man action and
-//! HTTP status, and a latency histogram of the gateway's round trips to hosts by action.
+//! Request, backend and listener metrics for the admin API's `/metrics`: requests by WS-Man
+//! action and HTTP status, a latency histogram of the gateway's round trips to hosts by
+//! action, and each listener's connection counters ([`ListenerMetrics`]).
 //!
 //! Label values come from bounded sets only (`Action::label`, status codes), so no client
 //! can grow the series. Owns counting and the Prometheus text rendering; no I/O.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the backend latency buckets: NTLM round trips of a few
@@ -20,6 +22,91 @@ pub const LATENCY_BUCKETS: [f64; 13] = [
 pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
     backend: Mutex<BTreeMap<&'static str, Histogram>>,
+    listeners: Mutex<Vec<(&'static str, Arc<ListenerMetrics>)>>,
+}
+
+/// Connection counters of one listener (gateway, admin, test host), kept by the accept
+/// loop. Every field only grows, except `active`.
+#[derive(Debug, Default)]
+pub struct ListenerMetrics {
+    /// Connections accepted.
+    pub accepted: AtomicU64,
+    /// Connections open now (TLS handshake included).
+    pub active: AtomicU64,
+    /// `accept()` failures (EMFILE, ENFILE, ENOBUFS, ...), each followed by a back-off.
+    pub accept_errors: AtomicU64,
+    /// Times the accept loop waited because `max_connections` were open.
+    pub at_capacity: AtomicU64,
+    /// TLS handshakes that failed (refused certificate, not TLS, peer hung up).
+    pub handshake_failures: AtomicU64,
+    /// TLS handshakes cut off by the handshake timeout.
+    pub handshake_timeouts: AtomicU64,
+    /// Connections closed because a request's headers did not arrive in time.
+    pub header_timeouts: AtomicU64,
+    /// Connections closed because no request was in flight for the idle timeout.
+    pub idle_closed: AtomicU64,
+}
+
+impl ListenerMetrics {
+    /// Adds one to `counter`.
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (metric name suffix, Prometheus type, help, value) of each counter.
+    fn rows(&self) -> [(&'static str, &'static str, &'static str, u64); 8] {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            (
+                "accepted_total",
+                "counter",
+                "Connections accepted.",
+                get(&self.accepted),
+            ),
+            (
+                "active",
+                "gauge",
+                "Connections open now.",
+                get(&self.active),
+            ),
+            (
+                "accept_errors_total",
+                "counter",
+                "accept() failures, each followed by a back-off.",
+                get(&self.accept_errors),
+            ),
+            (
+                "at_capacity_total",
+                "counter",
+                "Waits at the connection cap.",
+                get(&self.at_capacity),
+            ),
+            (
+                "handshake_failures_total",
+                "counter",
+                "TLS handshakes that failed.",
+                get(&self.handshake_failures),
+            ),
+            (
+                "handshake_timeouts_total",
+                "counter",
+                "TLS handshakes cut off by the timeout.",
+                get(&self.handshake_timeouts),
+            ),
+            (
+                "header_timeouts_total",
+                "counter",
+                "Connections closed because request headers did not arrive in time.",
+                get(&self.header_timeouts),
+            ),
+            (
+                "idle_closed_total",
+                "counter",
+                "Connections closed after the idle timeout.",
+                get(&self.idle_closed),
+            ),
+        ]
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -31,6 +118,19 @@ struct Histogram {
 }
 
 impl Metrics {
+    /// The counters of the listener called `name` (created on first use).
+    pub fn listener(&self, name: &'static str) -> Arc<ListenerMetrics> {
+        let Ok(mut l) = self.listeners.lock() else {
+            return Arc::default();
+        };
+        if let Some((_, m)) = l.iter().find(|(n, _)| *n == name) {
+            return m.clone();
+        }
+        let m = Arc::new(ListenerMetrics::default());
+        l.push((name, m.clone()));
+        m
+    }
+
     /// Counts one answered client request; `action` is `Action::label()` or `none` when
     /// the request was refused before its envelope was read.
     pub fn request(&self, action: &'static str, status: u16) {
@@ -58,6 +158,26 @@ impl Metrics {
 
     /// The Prometheus text of these metrics (appended to `out`).
     pub fn render(&self, out: &mut String) {
+        let listeners: Vec<(&'static str, Arc<ListenerMetrics>)> = match self.listeners.lock() {
+            Ok(l) => l.clone(),
+            Err(_) => Vec::new(),
+        };
+        let rows: Vec<_> = listeners.iter().map(|(n, m)| (*n, m.rows())).collect();
+        for i in 0..8 {
+            for (j, (listener, r)) in rows.iter().enumerate() {
+                let Some((name, kind, help, v)) = r.get(i) else {
+                    continue;
+                };
+                if j == 0 {
+                    let _ = writeln!(out, "# HELP hopgate_listener_{name} {help}");
+                    let _ = writeln!(out, "# TYPE hopgate_listener_{name} {kind}");
+                }
+                let _ = writeln!(
+                    out,
+                    "hopgate_listener_{name}{{listener=\"{listener}\"}} {v}"
+                );
+            }
+        }
         out.push_str(
             "# HELP hopgate_requests_total Client requests answered, by WS-Man action and HTTP status.\n\
              # TYPE hopgate_requests_total counter\n",
@@ -153,5 +273,29 @@ mod tests {
             .and_then(|v| v.parse().ok())
             .unwrap_or_default();
         assert!((sum - 120.043).abs() < 1e-9, "{out}");
+    }
+
+    #[test]
+    fn listener_counters_are_rendered_per_listener() {
+        let m = Metrics::default();
+        let gw = m.listener("gateway");
+        ListenerMetrics::inc(&gw.accept_errors);
+        ListenerMetrics::inc(&m.listener("gateway").accept_errors);
+        ListenerMetrics::inc(&m.listener("admin").accepted);
+        let mut out = String::new();
+        m.render(&mut out);
+        assert!(
+            out.contains("hopgate_listener_accept_errors_total{listener=\"gateway\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("hopgate_listener_accepted_total{listener=\"admin\"} 1\n"),
+            "{out}"
+        );
+        assert_eq!(
+            out.matches("# TYPE hopgate_listener_accepted_total counter")
+                .count(),
+            1
+        );
     }
 }

@@ -13,7 +13,6 @@
 #[cfg(test)]
 mod tests;
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -21,12 +20,11 @@ use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use subtle::ConstantTimeEq;
-use tokio::net::TcpListener;
 use zeroize::Zeroizing;
 
 use crate::audit::{AuditHandle, Event, EventKind};
+use crate::listener::Listener;
 use crate::policy::Engine;
 use crate::session::SessionRegistry;
 
@@ -359,42 +357,27 @@ fn json(status: StatusCode, v: &serde_json::Value) -> Response<Full<Bytes>> {
     r
 }
 
-/// Serves the admin API on `listener` until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, admin: Admin, shutdown: impl Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    loop {
-        let accepted = tokio::select! {
-            _ = &mut shutdown => break,
-            a = listener.accept() => a,
-        };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
-            Err(error) => {
-                tracing::warn!(%error, "Admin accept failed");
-                continue;
-            }
-        };
-        let admin = admin.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+/// Serves the admin API on `listener` (the crate's one accept loop, plain HTTP) until
+/// `shutdown` resolves.
+pub async fn serve(listener: Listener, admin: Admin, shutdown: impl Future<Output = ()>) {
+    listener
+        .serve(
+            move |_conn| {
                 let admin = admin.clone();
-                async move {
-                    let r = admin
-                        .respond(
-                            req.method(),
-                            req.uri().path(),
-                            req.headers().get(header::AUTHORIZATION),
-                        )
-                        .await;
-                    Ok::<_, Infallible>(r)
+                move |req: Request<Incoming>| {
+                    let admin = admin.clone();
+                    async move {
+                        admin
+                            .respond(
+                                req.method(),
+                                req.uri().path(),
+                                req.headers().get(header::AUTHORIZATION),
+                            )
+                            .await
+                    }
                 }
-            });
-            if let Err(error) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await
-            {
-                tracing::debug!(%error, "Admin connection ended with an error");
-            }
-        });
-    }
+            },
+            shutdown,
+        )
+        .await;
 }

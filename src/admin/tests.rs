@@ -254,8 +254,9 @@ async fn readyz_fails_when_the_audit_log_is_gone() {
 #[tokio::test]
 async fn serves_over_a_loopback_socket() {
     let f = fixture().await;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let listener = Listener::new("admin", tcp, crate::listener::ListenerLimits::default());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(listener, f.admin.clone(), async move {
         let _ = stopped.await;

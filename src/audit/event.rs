@@ -153,6 +153,25 @@ pub enum EventKind {
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// The listener's certificate, key, client CA and CRLs were reloaded (SIGHUP), or a
+    /// reload was refused and the configuration in force kept. Names what is in force after.
+    #[serde(rename = "tls.reload")]
+    TlsReload {
+        /// `applied` or `refused`.
+        outcome: String,
+        /// Subject of the server certificate in force.
+        subject: String,
+        /// Its notAfter (RFC 3339).
+        not_after: String,
+        /// Whether client certificates are verified.
+        client_ca: bool,
+        /// Revoked certificates listed in the CRLs in force (absent: no CRL configured).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        crl_revoked: Option<u64>,
+        /// Why a reload was refused.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// Events were lost before this line (queue full or writer failure): the chain itself
     /// is intact, but it is not complete.
     #[serde(rename = "audit.gap")]
@@ -177,7 +196,7 @@ pub struct Decoded {
 pub use crate::shell::OutputRecord;
 
 /// Every event name, in [`EventKind::index`] order (for per-event counters).
-pub const EVENT_NAMES: [&str; 11] = [
+pub const EVENT_NAMES: [&str; 12] = [
     "session.start",
     "session.end",
     "authn.failure",
@@ -188,6 +207,7 @@ pub const EVENT_NAMES: [&str; 11] = [
     "output",
     "admin.terminate",
     "config.reload",
+    "tls.reload",
     "audit.gap",
 ];
 
@@ -211,6 +231,7 @@ impl EventKind {
             Self::Output { .. } => "output",
             Self::AdminTerminate { .. } => "admin.terminate",
             Self::ConfigReload { .. } => "config.reload",
+            Self::TlsReload { .. } => "tls.reload",
             Self::AuditGap { .. } => "audit.gap",
         }
     }

@@ -12,7 +12,7 @@ use http::HeaderValue;
 use zeroize::Zeroizing;
 
 use super::error::AuthnError;
-use super::secret::Secret;
+use crate::secret::Secret;
 
 /// The header value pywinrm, pypsrp and Go winrm send with a TLS client certificate.
 pub const WSMAN_MUTUAL_CERT_PROFILE: &str =

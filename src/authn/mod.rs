@@ -17,7 +17,6 @@ pub mod jwt;
 pub mod mint;
 pub mod mtls;
 pub mod principal;
-pub mod secret;
 
 #[cfg(test)]
 mod authenticate_tests;
@@ -35,4 +34,3 @@ pub use jwt::{Claims, JwtAlgorithm, JwtSettings, JwtValidator};
 pub use mint::{write_hs256_secret_file, TokenMinter};
 pub use mtls::principal_name_from_cert;
 pub use principal::{AuthMethod, Principal};
-pub use secret::Secret;

@@ -38,36 +38,8 @@ use std::time::Duration;
 pub use client::{BackendClient, BackendResponse};
 pub use target::{BackendAuth, BackendTls, HostTarget, Scheme};
 
-/// The account the gateway uses on a host. The password is wiped from memory on drop and
-/// never printed.
-#[derive(Clone)]
-pub struct Credential {
-    /// `user`, `DOMAIN\user` or `user@domain`.
-    pub user: String,
-    /// The password.
-    pub password: zeroize::Zeroizing<String>,
-}
-
-impl std::fmt::Debug for Credential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credential")
-            .field("user", &self.user)
-            .field("password", &"<redacted>")
-            .finish()
-    }
-}
-
-// === impl Credential ===
-
-impl Credential {
-    /// Builds a credential.
-    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
-        Self {
-            user: user.into(),
-            password: zeroize::Zeroizing::new(password.into()),
-        }
-    }
-}
+/// The account the gateway uses on a host (the crate's one credential type).
+pub use crate::secret::Credential;
 
 /// Tunables of a [`BackendClient`]; the composition root fills them from config.
 #[derive(Debug, Clone, PartialEq, Eq)]

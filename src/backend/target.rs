@@ -9,9 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
 use super::BackendError;
 
@@ -198,39 +197,24 @@ impl HostTarget {
             host: self.name.clone(),
             reason,
         };
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|e| tls_err(format!("tls versions: {e}")))?;
-        let config = if self.tls.insecure_skip_verify {
+        if self.tls.insecure_skip_verify {
             tracing::warn!(host = %self.name, "Backend TLS certificate verification is disabled");
-            builder
+            let config = crate::tls::client_builder()
+                .map_err(|e| tls_err(e.to_string()))?
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAnyCert { provider }))
-                .with_no_client_auth()
-        } else {
-            let ca_file = self.tls.ca_file.as_ref().ok_or_else(|| {
-                tls_err("https host needs tls.ca_file (or insecure_skip_verify)".into())
-            })?;
-            let mut roots = RootCertStore::empty();
-            let certs = CertificateDer::pem_file_iter(ca_file)
-                .map_err(|e| tls_err(format!("reading ca file {}: {e}", ca_file.display())))?;
-            for cert in certs {
-                let cert =
-                    cert.map_err(|e| tls_err(format!("ca file {}: {e}", ca_file.display())))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| tls_err(format!("ca file {}: {e}", ca_file.display())))?;
-            }
-            if roots.is_empty() {
-                return Err(tls_err(format!(
-                    "ca file {} holds no certificate",
-                    ca_file.display()
-                )));
-            }
-            builder.with_root_certificates(roots).with_no_client_auth()
-        };
-        Ok(Some(Arc::new(config)))
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyCert {
+                    provider: crate::tls::provider(),
+                }))
+                .with_no_client_auth();
+            return Ok(Some(Arc::new(config)));
+        }
+        let ca_file = self.tls.ca_file.as_ref().ok_or_else(|| {
+            tls_err("https host needs tls.ca_file (or insecure_skip_verify)".into())
+        })?;
+        let roots = crate::tls::load_roots(ca_file).map_err(|e| tls_err(e.to_string()))?;
+        crate::tls::client_config(roots, None)
+            .map(Some)
+            .map_err(|e| tls_err(e.to_string()))
     }
 
     /// The rustls server name to verify.

@@ -38,6 +38,8 @@ pub struct AdminFile {
     pub listen: Option<String>,
     /// File holding the admin bearer token (at least 16 characters).
     pub token_file: PathBuf,
+    /// Simultaneous admin connections. Default 64.
+    pub max_connections: Option<usize>,
 }
 
 /// `[listener]`: the client-facing HTTPS endpoint.
@@ -52,6 +54,9 @@ pub struct ListenerFile {
     pub key: PathBuf,
     /// PEM CA bundle; when set, client certificates signed by it are verified and accepted.
     pub client_ca: Option<PathBuf>,
+    /// PEM certificate revocation list(s) for client certificates (needs `client_ca`);
+    /// reloaded with the certificates on SIGHUP.
+    pub crl: Option<PathBuf>,
     /// Lowest TLS version accepted: "1.2" (default) or "1.3". Older versions are never offered.
     pub min_tls_version: Option<String>,
 }
@@ -200,8 +205,12 @@ pub struct LimitsFile {
     pub max_body_bytes: Option<usize>,
     /// Simultaneous client connections. Default 1024.
     pub max_connections: Option<usize>,
-    /// Seconds allowed for the TLS handshake and request headers. Default 10.
+    /// Seconds allowed for the TLS handshake. Default 10.
     pub handshake_timeout_secs: Option<u64>,
+    /// Seconds allowed for a request's headers. Default 10.
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds a connection may stay open with no request in flight. Default 120.
+    pub idle_timeout_secs: Option<u64>,
     /// Seconds a request may take end to end, beyond the WS-Man OperationTimeout. Default 30.
     pub request_timeout_secs: Option<u64>,
     /// Seconds an idle shell is remembered. Default 3600.

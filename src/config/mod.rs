@@ -7,12 +7,12 @@
 
 mod export;
 pub mod file;
+mod listener;
 #[cfg(test)]
 mod tests;
 mod vault;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,16 +20,9 @@ use thiserror::Error;
 
 pub use self::export::{AuditExportConfig, SyslogConfig, SyslogTlsConfig};
 use self::file::{FileConfig, HostFile, JwtFile};
+pub use self::listener::{AdminConfig, LimitsConfig, ListenerConfig, MinTls};
 
-/// Default body cap: real envelopes are bounded by MaxEnvelopeSize (150 KiB by default,
-/// clients may raise it to 500 KiB); 1 MiB leaves room for base64 and multipart framing.
-const DEFAULT_MAX_BODY: usize = 1024 * 1024;
-const DEFAULT_MAX_CONNECTIONS: usize = 1024;
-const DEFAULT_HANDSHAKE_SECS: u64 = 10;
-const DEFAULT_REQUEST_SECS: u64 = 30;
-const DEFAULT_SHELL_IDLE_SECS: u64 = 3600;
 const DEFAULT_JWT_LEEWAY: u64 = 30;
-const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9443";
 
 /// A configuration problem, naming the key it is about.
 #[derive(Debug, Error)]
@@ -82,30 +75,6 @@ pub struct Config {
     pub admin: Option<AdminConfig>,
 }
 
-/// The admin API listener.
-#[derive(Debug, Clone)]
-pub struct AdminConfig {
-    /// A loopback address (the API is plain HTTP).
-    pub listen: SocketAddr,
-    pub token_file: PathBuf,
-}
-
-/// Lowest TLS protocol version the listener accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MinTls {
-    Tls12,
-    Tls13,
-}
-
-#[derive(Debug, Clone)]
-pub struct ListenerConfig {
-    pub address: SocketAddr,
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub client_ca: Option<PathBuf>,
-    pub min_tls: MinTls,
-}
-
 #[derive(Debug, Clone)]
 pub struct AuthnConfig {
     /// Verified client certificates map to principals.
@@ -147,15 +116,6 @@ pub enum VaultConfig {
     File { path: PathBuf, key: VaultKey },
     /// A Vault / OpenBao KV v2 server (`kind = "kv2"`).
     Kv2(crate::vault::Kv2Settings),
-}
-
-#[derive(Debug, Clone)]
-pub struct LimitsConfig {
-    pub max_body_bytes: usize,
-    pub max_connections: usize,
-    pub handshake_timeout: Duration,
-    pub request_timeout: Duration,
-    pub shell_idle: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,37 +240,7 @@ impl Config {
             }
         };
 
-        let address: SocketAddr = file.listener.address.parse().map_err(|_| {
-            ConfigError::invalid(
-                "listener.address",
-                format!(
-                    "`{}` is not a socket address like 127.0.0.1:5986",
-                    file.listener.address
-                ),
-            )
-        })?;
-        let min_tls = match file.listener.min_tls_version.as_deref() {
-            None | Some("1.2") => MinTls::Tls12,
-            Some("1.3") => MinTls::Tls13,
-            Some(other) => {
-                return Err(ConfigError::invalid(
-                    "listener.min_tls_version",
-                    format!("`{other}` is not supported; use \"1.2\" or \"1.3\""),
-                ))
-            }
-        };
-        let listener = ListenerConfig {
-            address,
-            cert: existing_file("listener.cert", &resolve(&file.listener.cert))?,
-            key: existing_file("listener.key", &resolve(&file.listener.key))?,
-            client_ca: file
-                .listener
-                .client_ca
-                .as_deref()
-                .map(|p| existing_file("listener.client_ca", &resolve(p)))
-                .transpose()?,
-            min_tls,
-        };
+        let listener = listener::validate_listener(&file.listener, &resolve)?;
 
         let client_certificates = match file.authn.client_certificates {
             Some(true) if listener.client_ca.is_none() => {
@@ -347,53 +277,13 @@ impl Config {
             }
         }
 
-        let l = &file.limits;
-        let limits = LimitsConfig {
-            max_body_bytes: positive("limits.max_body_bytes", l.max_body_bytes, DEFAULT_MAX_BODY)?,
-            max_connections: positive(
-                "limits.max_connections",
-                l.max_connections,
-                DEFAULT_MAX_CONNECTIONS,
-            )?,
-            handshake_timeout: secs(
-                "limits.handshake_timeout_secs",
-                l.handshake_timeout_secs,
-                DEFAULT_HANDSHAKE_SECS,
-            )?,
-            request_timeout: secs(
-                "limits.request_timeout_secs",
-                l.request_timeout_secs,
-                DEFAULT_REQUEST_SECS,
-            )?,
-            shell_idle: secs(
-                "limits.shell_idle_secs",
-                l.shell_idle_secs,
-                DEFAULT_SHELL_IDLE_SECS,
-            )?,
-        };
+        let limits = listener::validate_limits(&file.limits)?;
 
-        let admin = match &file.admin {
-            None => None,
-            Some(a) => {
-                let text = a.listen.as_deref().unwrap_or(DEFAULT_ADMIN_LISTEN);
-                let listen: SocketAddr = text.parse().map_err(|_| {
-                    ConfigError::invalid(
-                        "admin.listen",
-                        format!("`{text}` is not a socket address"),
-                    )
-                })?;
-                if !listen.ip().is_loopback() {
-                    return Err(ConfigError::invalid(
-                        "admin.listen",
-                        "the admin API is plain HTTP: use a loopback address (127.0.0.1 or [::1])",
-                    ));
-                }
-                Some(AdminConfig {
-                    listen,
-                    token_file: existing_file("admin.token_file", &resolve(&a.token_file))?,
-                })
-            }
-        };
+        let admin = file
+            .admin
+            .as_ref()
+            .map(|a| listener::validate_admin(a, &resolve))
+            .transpose()?;
 
         let (audit_rotate_daily, audit_max_file_bytes) = validate_rotation(&file.audit)?;
         if let Some(k) = &file.audit.signing_key {

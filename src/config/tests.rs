@@ -201,6 +201,34 @@ fn zero_limits_are_refused() {
     assert_eq!(invalid_key(&text), "limits.max_body_bytes");
 }
 
+#[test]
+fn listener_limits_and_crl_have_defaults_and_are_checked() {
+    let dir = fixture_dir();
+    let cfg = load(VALID, dir.path()).unwrap();
+    assert_eq!(cfg.limits.header_timeout, Duration::from_secs(10));
+    assert_eq!(cfg.limits.idle_timeout, Duration::from_secs(120));
+    assert!(cfg.listener.crl.is_none());
+    std::fs::write(dir.path().join("crl.pem"), "x").unwrap();
+    let with_crl = VALID.replace(
+        "client_ca = \"ca.pem\"",
+        "client_ca = \"ca.pem\"\ncrl = \"crl.pem\"",
+    );
+    let text = format!("{with_crl}\n[limits]\nidle_timeout_secs = 5\nheader_timeout_secs = 3\n");
+    let cfg = load(&text, dir.path()).unwrap();
+    assert_eq!(cfg.listener.crl, Some(dir.path().join("crl.pem")));
+    assert_eq!(cfg.limits.idle_timeout, Duration::from_secs(5));
+    assert_eq!(cfg.limits.header_timeout, Duration::from_secs(3));
+    // A CRL needs a client CA to apply to.
+    let no_ca = with_crl.replace("client_ca = \"ca.pem\"\n", "");
+    assert_eq!(invalid_key(&no_ca), "listener.crl");
+    assert_eq!(
+        invalid_key(&format!("{VALID}\n[limits]\nidle_timeout_secs = 0\n")),
+        "limits.idle_timeout_secs"
+    );
+    let admin = format!("{VALID}\n[admin]\ntoken_file = \"jwt.key\"\nmax_connections = 0\n");
+    assert_eq!(invalid_key(&admin), "admin.max_connections");
+}
+
 fn kerberos_host(extra: &str) -> String {
     VALID.replace("auth = \"ntlm\"", &format!("auth = \"negotiate\"\n{extra}"))
 }

@@ -1,11 +1,29 @@
-//! Client-facing listener: TCP accept loop, TLS handshake, HTTP/1.1 connections, drain.
+//! The one accept loop: TCP accept, optional TLS handshake, HTTP/1.1 connections, limits,
+//! drain. The gateway, the admin API and the test host all serve through [`Listener`].
 //!
-//! Owns connection-level limits (how many connections, how long a handshake or a request
-//! header may take) and graceful shutdown. It knows nothing of WS-Man: each connection gets
-//! a service built by the caller from [`ConnInfo`], which carries what only the connection
-//! knows (peer address, verified client certificate) to the request pipeline.
+//! Owns connection-level limits (how many connections at once, how long a TLS handshake, a
+//! request header or an idle keep-alive connection may take), back-off on accept errors,
+//! the process's descriptor limit ([`fdlimit`]) and graceful shutdown. It knows nothing of
+//! WS-Man: each connection gets a service built by the caller from [`ConnInfo`], which
+//! carries what only the connection knows (peer address, verified client certificate) to
+//! the request pipeline.
+//!
+//! * `backoff`: sleeping and logging after accept errors (EMFILE must not spin).
+//! * `conn`: one connection: handshake, HTTP, idle watchdog, drain.
+//! * [`fdlimit`]: raise RLIMIT_NOFILE, refuse to start when it is too low.
+//! * [`tls`]: the listener's reloadable rustls configuration.
+//!
+//! Tower is not used: the limits here are per connection (a semaphore, tokio timers and
+//! hyper's header timeout express them directly), and per-request deadlines depend on the
+//! WS-Man OperationTimeout, which the proxy knows and a fixed timeout layer would not.
 
+mod backoff;
+mod conn;
+pub mod fdlimit;
 pub mod tls;
+
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,13 +34,16 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use rustls::ServerConfig;
 use rustls_pki_types::CertificateDer;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+pub use crate::metrics::ListenerMetrics;
+use crate::tls::HandshakeFailure;
+
+use self::backoff::AcceptBackoff;
+use self::tls::ServerTls;
 
 /// What the connection knows about the client.
 #[derive(Debug, Clone)]
@@ -30,113 +51,192 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// The leaf certificate, present only when rustls verified it against the client CA.
     pub client_cert: Option<CertificateDer<'static>>,
-    /// TLS protocol version negotiated, for the record.
+    /// TLS protocol version negotiated, for the record (None over plain HTTP).
     pub tls_version: Option<&'static str>,
 }
 
-/// Connection-level limits.
-#[derive(Debug, Clone, Copy)]
+/// Connection-level limits of one listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListenerLimits {
+    /// Connections open at once; past it, new clients wait in the kernel's backlog.
     pub max_connections: usize,
-    /// TLS handshake and request-header deadline: slow clients are cut off here.
+    /// Deadline of the TLS handshake, from accept.
     pub handshake_timeout: Duration,
+    /// Deadline of a request's headers, from their first byte (waiting for a next request
+    /// on a keep-alive connection is idleness, not a slow header).
+    pub header_timeout: Duration,
+    /// A connection with no request in flight for this long is closed.
+    pub idle_timeout: Duration,
     /// How long open connections may finish their requests after shutdown starts.
     pub drain_timeout: Duration,
 }
 
-/// Called when a TLS handshake fails (a refused client certificate, a client speaking
-/// plain HTTP or an old TLS version), so the caller can record it.
-pub type HandshakeHook = Arc<dyn Fn(SocketAddr, &std::io::Error) + Send + Sync>;
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            handshake_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
 
-/// Accepts connections until `shutdown` resolves, then drains open connections.
-pub async fn serve<F, S, Fut>(
-    listener: TcpListener,
-    tls: Arc<ServerConfig>,
+/// Called when a TLS handshake fails, with the peer and why, so the caller can record it.
+pub type HandshakeHook = Arc<dyn Fn(SocketAddr, HandshakeFailure) + Send + Sync>;
+
+/// A bound socket and how to serve it; [`Listener::serve`] runs the accept loop.
+pub struct Listener {
+    tcp: TcpListener,
+    /// Names the listener in logs and metrics (`gateway`, `admin`, `testhost`).
+    name: &'static str,
+    tls: Option<Arc<ServerTls>>,
     limits: ListenerLimits,
-    on_handshake_error: HandshakeHook,
-    make_service: F,
-    shutdown: impl Future<Output = ()>,
-) where
-    F: Fn(ConnInfo) -> S + Clone + Send + 'static,
-    S: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
-{
-    let acceptor = TlsAcceptor::from(tls);
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
+    metrics: Arc<ListenerMetrics>,
+    on_handshake_error: Option<HandshakeHook>,
+}
 
-    loop {
-        // Wait for a free slot first: past the limit, new clients queue in the kernel's
-        // backlog instead of costing us memory.
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            () = &mut shutdown => break,
-        };
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(error) => {
-                    tracing::warn!(%error, "Accept failed");
-                    // EMFILE and friends: back off instead of spinning.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let make = make_service.clone();
-        let watcher = graceful.watcher();
-        let on_handshake_error = on_handshake_error.clone();
-        // The handshake runs on the connection's own task so a slow client never holds up
-        // the accept loop.
-        tokio::spawn(async move {
-            let _permit = permit;
-            let handshake = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp));
-            let tls_stream = match handshake.await {
-                Ok(Ok(s)) => s,
-                Ok(Err(error)) => {
-                    tracing::info!(%peer, %error, "TLS handshake failed");
-                    on_handshake_error(peer, &error);
-                    return;
-                }
-                Err(_) => {
-                    tracing::info!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let (_, session) = tls_stream.get_ref();
-            let info = ConnInfo {
-                peer,
-                client_cert: session
-                    .peer_certificates()
-                    .and_then(|c| c.first())
-                    .map(|c| c.clone().into_owned()),
-                tls_version: session.protocol_version().and_then(|v| v.as_str()),
-            };
-            let service = Arc::new(make(info));
-            let svc = hyper::service::service_fn(move |req| {
-                let service = service.clone();
-                async move { Ok::<_, std::convert::Infallible>(service(req).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.handshake_timeout)
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(tls_stream), svc);
-            if let Err(error) = watcher.watch(conn).await {
-                tracing::debug!(%peer, %error, "Connection ended with an error");
-            }
-        });
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("name", &self.name)
+            .field("local_addr", &self.tcp.local_addr().ok())
+            .field("tls", &self.tls.is_some())
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl Listener ===
+
+impl Listener {
+    /// A plain-HTTP listener on `tcp` with `limits`.
+    pub fn new(name: &'static str, tcp: TcpListener, limits: ListenerLimits) -> Self {
+        Self {
+            tcp,
+            name,
+            tls: None,
+            limits,
+            metrics: Arc::default(),
+            on_handshake_error: None,
+        }
     }
 
-    tracing::info!("Listener stopped accepting; draining connections");
-    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown())
-        .await
-        .is_err()
+    /// Serves HTTPS with `tls` (read at each handshake, so reloads apply to new
+    /// connections).
+    pub fn with_tls(mut self, tls: Arc<ServerTls>) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Counts into `metrics` (e.g. the gateway's, rendered by the admin API).
+    pub fn with_metrics(mut self, metrics: Arc<ListenerMetrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Calls `hook` for every failed TLS handshake.
+    pub fn on_handshake_error(mut self, hook: HandshakeHook) -> Self {
+        self.on_handshake_error = Some(hook);
+        self
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+
+    pub fn limits(&self) -> ListenerLimits {
+        self.limits
+    }
+
+    /// Accepts connections until `shutdown` resolves, then lets open connections finish
+    /// their requests for `drain_timeout` and closes the rest.
+    pub async fn serve<F, S, Fut>(self, make_service: F, shutdown: impl Future<Output = ()>)
+    where
+        F: Fn(ConnInfo) -> S + Send + Sync + 'static,
+        S: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
     {
-        tracing::warn!("Drain timed out; closing remaining connections");
+        let name = self.name;
+        let slots = Arc::new(Semaphore::new(self.limits.max_connections));
+        let (drain_tx, drain_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let mut backoff = AcceptBackoff::new(name);
+        let shared = Arc::new(conn::Shared {
+            name,
+            tls: self.tls,
+            limits: self.limits,
+            metrics: self.metrics.clone(),
+            on_handshake_error: self.on_handshake_error,
+            make_service,
+        });
+        tokio::pin!(shutdown);
+
+        loop {
+            // A free slot first: past the limit, new clients wait in the kernel's backlog
+            // instead of costing us memory or descriptors.
+            let permit = match slots.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    ListenerMetrics::inc(&self.metrics.at_capacity);
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+                        p = slots.clone().acquire_owned() => match p {
+                            Ok(p) => p,
+                            Err(_) => break,
+                        },
+                    }
+                }
+            };
+            let accepted = tokio::select! {
+                () = &mut shutdown => break,
+                // Reap finished connection tasks so the set does not grow.
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+                r = self.tcp.accept() => r,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(x) => x,
+                Err(error) => {
+                    ListenerMetrics::inc(&self.metrics.accept_errors);
+                    drop(permit);
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        () = backoff.after_error(&error) => continue,
+                    }
+                }
+            };
+            backoff.after_success();
+            ListenerMetrics::inc(&self.metrics.accepted);
+            let _ = tcp.set_nodelay(true);
+            tasks.spawn(conn::run(
+                shared.clone(),
+                tcp,
+                peer,
+                permit,
+                drain_rx.clone(),
+            ));
+        }
+
+        tracing::info!(
+            listener = name,
+            open = tasks.len(),
+            "Listener stopped accepting; draining connections"
+        );
+        let _ = drain_tx.send(true);
+        let drained = tokio::time::timeout(self.limits.drain_timeout, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                listener = name,
+                open = tasks.len(),
+                "Drain timed out; closing remaining connections"
+            );
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
     }
 }

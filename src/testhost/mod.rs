@@ -24,10 +24,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::time::Duration;
+
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
+
+use crate::listener::tls::ServerTls;
+use crate::listener::{Listener, ListenerLimits};
 
 pub use crate::backend::Scheme;
 pub use winrs::{JournalEntry, JournalKind};
@@ -99,8 +101,8 @@ pub enum TesthostError {
 
 /// A bound, not yet serving, test host.
 pub struct Testhost {
-    listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    listener: Listener,
+    https: bool,
     state: Arc<HostState>,
 }
 
@@ -108,7 +110,7 @@ impl std::fmt::Debug for Testhost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Testhost")
             .field("local_addr", &self.listener.local_addr().ok())
-            .field("https", &self.tls.is_some())
+            .field("https", &self.https)
             .finish_non_exhaustive()
     }
 }
@@ -121,23 +123,27 @@ impl Testhost {
         let (tls, channel_binding) = match settings.scheme {
             Scheme::Http => (None, None),
             Scheme::Https => {
-                let (acceptor, leaf) = tls_acceptor(&settings)?;
+                let (tls, leaf) = server_tls(&settings)?;
                 (
-                    Some(acceptor),
+                    Some(tls),
                     Some(crate::backend::ntlm::tls_server_end_point(&leaf)),
                 )
             }
         };
-        let listener =
+        let tcp =
             TcpListener::bind(settings.listen)
                 .await
                 .map_err(|source| TesthostError::Bind {
                     addr: settings.listen,
                     source,
                 })?;
+        let mut listener = Listener::new("testhost", tcp, LIMITS);
+        if let Some(tls) = tls {
+            listener = listener.with_tls(tls);
+        }
         Ok(Self {
             listener,
-            tls,
+            https: settings.scheme == Scheme::Https,
             state: Arc::new(HostState {
                 accounts: Accounts::new(&settings.users),
                 winrs: WinRs::new(settings.hostname),
@@ -162,42 +168,10 @@ impl Testhost {
         }
     }
 
-    /// Serves until `shutdown` completes, then closes every connection.
+    /// Serves until `shutdown` completes, then closes every connection (requests in
+    /// flight get a second to finish).
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), TesthostError> {
-        let mut connections = JoinSet::new();
-        tokio::pin!(shutdown);
-        loop {
-            let accepted = tokio::select! {
-                () = &mut shutdown => break,
-                accepted = self.listener.accept() => accepted,
-                // Reap finished connection tasks so the set does not grow forever.
-                Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            };
-            let (tcp, peer) = match accepted {
-                Ok(pair) => pair,
-                // Per-connection accept errors (e.g. ECONNABORTED, EMFILE) are not fatal.
-                Err(error) => {
-                    tracing::warn!(error = %error, "Test host accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = tcp.set_nodelay(true);
-            let state = self.state.clone();
-            let tls = self.tls.clone();
-            connections.spawn(async move {
-                match tls {
-                    Some(acceptor) => match acceptor.accept(tcp).await {
-                        Ok(stream) => server::serve_connection(stream, peer, state).await,
-                        Err(error) => {
-                            tracing::debug!(peer = %peer, error = %error, "Test host TLS handshake failed");
-                        }
-                    },
-                    None => server::serve_connection(tcp, peer, state).await,
-                }
-            });
-        }
-        connections.abort_all();
+        server::serve(self.listener, self.state, shutdown).await;
         Ok(())
     }
 }
@@ -225,29 +199,27 @@ pub async fn run(
     host.serve(shutdown).await
 }
 
-/// The TLS acceptor and the DER of the leaf certificate (for channel binding).
-fn tls_acceptor(
-    settings: &TesthostSettings,
-) -> Result<(tokio_rustls::TlsAcceptor, Vec<u8>), TesthostError> {
+/// The test host's connection limits: a Windows listener's, with a short drain.
+const LIMITS: ListenerLimits = ListenerLimits {
+    max_connections: 1024,
+    handshake_timeout: Duration::from_secs(10),
+    header_timeout: Duration::from_secs(10),
+    idle_timeout: Duration::from_secs(120),
+    drain_timeout: Duration::from_secs(1),
+};
+
+/// The fixed TLS configuration and the DER of the leaf certificate (for channel binding).
+fn server_tls(settings: &TesthostSettings) -> Result<(Arc<ServerTls>, Vec<u8>), TesthostError> {
     let tls_err = |reason: String| TesthostError::Tls { reason };
     let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key) else {
         return Err(tls_err("https needs tls_cert and tls_key".into()));
     };
-    let chain = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| tls_err(format!("certificate {}: {e}", cert.display())))?;
-    let leaf = chain
-        .first()
-        .map(|c| c.to_vec())
-        .ok_or_else(|| tls_err(format!("certificate {} is empty", cert.display())))?;
-    let key_der = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| tls_err(format!("key {}: {e}", key.display())))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| tls_err(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(chain, key_der)
+    let chain = crate::tls::load_certs(cert).map_err(|e| tls_err(e.to_string()))?;
+    let summary =
+        crate::listener::tls::summarize(chain.first(), cert).map_err(|e| tls_err(e.to_string()))?;
+    let leaf = chain.first().map(|c| c.to_vec()).unwrap_or_default();
+    let key = crate::tls::load_key(key).map_err(|e| tls_err(e.to_string()))?;
+    let config = crate::tls::server_config(chain, key, None, crate::tls::TLS12_AND_13)
         .map_err(|e| tls_err(e.to_string()))?;
-    Ok((tokio_rustls::TlsAcceptor::from(Arc::new(config)), leaf))
+    Ok((Arc::new(ServerTls::fixed(config, summary)), leaf))
 }

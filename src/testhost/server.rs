@@ -6,7 +6,6 @@
 //! finishes it, sealing/unsealing bodies over http, and Basic over https. It never logs
 //! Authorization headers or bodies.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -16,11 +15,10 @@ use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::backend::crypto::{self, EncryptionProtocol};
 use crate::backend::ntlm;
+use crate::listener::{ConnInfo, Listener};
 
 use super::auth::{Accounts, NtlmAcceptor, Step};
 use super::winrs::WinRs;
@@ -49,24 +47,27 @@ struct ConnState {
     scheme: String,
 }
 
-/// Serves one accepted connection until it closes.
-pub(crate) async fn serve_connection<T>(io: T, peer: SocketAddr, host: Arc<HostState>)
-where
-    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let conn = Arc::new(Mutex::new(ConnState::default()));
-    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let host = host.clone();
-        let conn = conn.clone();
-        async move { Ok::<_, Infallible>(handle(req, peer, &host, &conn).await) }
-    });
-    if let Err(error) = hyper::server::conn::http1::Builder::new()
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(io), service)
-        .await
-    {
-        tracing::debug!(peer = %peer, error = %error, "Test host connection ended");
-    }
+/// Serves the test host on `listener` (the crate's one accept loop) until `shutdown`
+/// resolves; each connection gets its own authentication state.
+pub(crate) async fn serve(
+    listener: Listener,
+    host: Arc<HostState>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    listener
+        .serve(
+            move |info: ConnInfo| {
+                let host = host.clone();
+                let conn = Arc::new(Mutex::new(ConnState::default()));
+                move |req: Request<Incoming>| {
+                    let host = host.clone();
+                    let conn = conn.clone();
+                    async move { handle(req, info.peer, &host, &conn).await }
+                }
+            },
+            shutdown,
+        )
+        .await;
 }
 
 /// What the authentication phase decided for one request.

@@ -13,9 +13,9 @@ use zeroize::Zeroizing;
 use super::error::VaultError;
 use super::kv2::Kv2Store;
 use super::local::LocalVault;
-use super::secret::{Credential, Secret};
 use super::settings::StoreSettings;
 use super::{validate_name, Store};
+use crate::secret::{Credential, Secret};
 
 /// Longest password read from stdin, in bytes.
 const MAX_PASSWORD_LEN: u64 = 64 * 1024;

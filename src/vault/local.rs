@@ -19,9 +19,9 @@ use super::error::VaultError;
 use super::format;
 use super::fsutil;
 use super::key::VaultKey;
-use super::secret::Credential;
 use super::settings::VaultSettings;
 use super::{validate_name, Store, StoreFuture};
+use crate::secret::Credential;
 
 /// The decrypted file body.
 #[derive(Default, Serialize, Deserialize)]

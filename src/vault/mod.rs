@@ -16,7 +16,6 @@ mod fsutil;
 pub mod key;
 pub mod kv2;
 pub mod local;
-pub mod secret;
 pub mod settings;
 
 #[cfg(test)]
@@ -27,11 +26,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+pub use crate::secret::{Credential, Secret};
 pub use error::VaultError;
 pub use key::{generate_key_file, VaultKey, VaultKeySource};
 pub use kv2::{Kv2Settings, Kv2Store};
 pub use local::LocalVault;
-pub use secret::{Credential, Secret};
 pub use settings::{StoreSettings, VaultSettings};
 
 /// Longest entry name, in bytes.

@@ -8,12 +8,12 @@
     reason = "tests"
 )]
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hopgate::backend::{BackendAuth, BackendClient, BackendError, Credential, HostTarget, Scheme};
 
+use crate::support::gwdir::GatewayDir;
 use crate::support::raw::{command, create_cmd_shell, element_text, shell_id};
 use crate::support::{
     python, Gateway, Standin, ALICE, BACKEND_DOMAIN, BACKEND_PASSWORD, BACKEND_USER,
@@ -285,9 +285,9 @@ async fn host_without_credssp_is_a_clear_handshake_error() {
 /// `password` for the stand-in's account.
 async fn gateway(password: &str) -> Gateway {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+    // The stand-in's https certificate comes from the gateway's dev CA (kept by `write`).
     let certs = hopgate::devcerts::generate(
-        d,
+        dir.path(),
         hopgate::devcerts::DevCertOptions {
             client_user: ALICE.into(),
             ..Default::default()
@@ -295,63 +295,14 @@ async fn gateway(password: &str) -> Gateway {
     )
     .unwrap();
     let standin = Standin::start_credssp(
-        d,
+        dir.path(),
         "CREDSSP-GW",
         Some((&certs.server_cert, &certs.server_key)),
     )
     .await;
-    let jwt_secret = b"test-fixture-jwt-secret-0123456789abcdef".to_vec();
-    std::fs::write(d.join("jwt.secret"), &jwt_secret).unwrap();
-    let vault_settings = hopgate::vault::VaultSettings {
-        path: d.join("vault.bin"),
-        key_file: Some(d.join("vault.key")),
-        key_env: None,
-    };
-    hopgate::vault::generate_key_file(&d.join("vault.key")).unwrap();
-    hopgate::vault::LocalVault::open_or_create(&vault_settings)
-        .unwrap()
-        .set(
-            "credssp-admin",
-            hopgate::vault::Credential::new(
-                vaulted_account(),
-                hopgate::vault::Secret::new(password.to_string()),
-            ),
-        )
-        .unwrap();
-    std::fs::create_dir_all(d.join("policies")).unwrap();
-    let policy = crate::support::test_policy();
-    let patched = policy.replace(
-        r#"names = ["standin", "unreachable"]"#,
-        r#"names = ["credssphost"]"#,
-    );
-    assert_ne!(
-        patched, policy,
-        "tests/fixtures/policies/e2e.toml host list changed"
-    );
-    std::fs::write(d.join("policies/tests.toml"), patched).unwrap();
-    write_config(d, standin.port, &certs.ca_cert);
-    Gateway::launch(dir, standin, certs, jwt_secret).await
-}
-
-fn write_config(d: &Path, port: u16, ca: &Path) {
-    let config = format!(
-        r#"
-[listener]
-address = "127.0.0.1:0"
-cert = "server.pem"
-key = "server.key"
-client_ca = "ca.pem"
-
-[vault]
-path = "vault.bin"
-key_file = "vault.key"
-
-[audit]
-dir = "audit"
-
-[policy]
-dir = "policies"
-
+    GatewayDir {
+        hosts: format!(
+            r#"
 [[hosts]]
 name = "credssphost"
 address = "127.0.0.1"
@@ -362,9 +313,15 @@ credential = "credssp-admin"
 ca_file = "{ca}"
 tls_server_name = "localhost"
 "#,
-        ca = ca.display()
-    );
-    std::fs::write(d.join("hopgate.toml"), config).unwrap();
+            port = standin.port,
+            ca = certs.ca_cert.display()
+        ),
+        ..Default::default()
+    }
+    .policy_for_hosts(&["credssphost"])
+    .vault_entries(&[("credssp-admin", &vaulted_account(), password)])
+    .launch(dir, standin)
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

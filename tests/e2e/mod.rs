@@ -11,4 +11,5 @@ mod rejections;
 #[cfg(feature = "delegate")]
 mod samba;
 mod syslog;
+mod tls_reload;
 mod vault_kv2;

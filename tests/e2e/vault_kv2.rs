@@ -18,9 +18,8 @@ use hopgate::vault::{resolve_ref, Credential, Kv2Store, Secret, Store, VaultErro
 use serde_json::json;
 
 use self::fake::FakeKv2;
-use crate::support::{
-    python, Gateway, Standin, ALICE, BACKEND_DOMAIN, BACKEND_PASSWORD, BACKEND_USER,
-};
+use crate::support::gwdir::{GatewayDir, VaultSpec};
+use crate::support::{python, Standin, BACKEND_DOMAIN, BACKEND_PASSWORD, BACKEND_USER};
 
 const TOKEN: &str = "hvs.fake-root-token";
 
@@ -481,57 +480,20 @@ async fn pypsrp_through_gateway_with_password_from_kv2() {
         json!({"username": format!("{BACKEND_DOMAIN}\\{BACKEND_USER}"), "password": BACKEND_PASSWORD}),
     );
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let standin = Standin::start_ntlm(d, "KV2-HOST").await;
-    let certs = hopgate::devcerts::generate(
-        d,
-        hopgate::devcerts::DevCertOptions {
-            client_user: ALICE.into(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let jwt_secret = b"kv2-test-jwt-secret-0123456789abcdef".to_vec();
-    std::fs::write(d.join("jwt.secret"), &jwt_secret).unwrap();
-    std::fs::write(d.join("vault-token"), format!("{TOKEN}\n")).unwrap();
-    std::fs::create_dir_all(d.join("policies")).unwrap();
-    let policy = crate::support::test_policy().replace(
-        r#"names = ["standin", "unreachable"]"#,
-        r#"names = ["standin", "other"]"#,
-    );
-    assert!(
-        policy.contains("\"other\""),
-        "the e2e policy names its hosts"
-    );
-    std::fs::write(d.join("policies/tests.toml"), policy).unwrap();
-    let config = format!(
-        r#"
-[listener]
-address = "127.0.0.1:0"
-cert = "server.pem"
-key = "server.key"
-client_ca = "ca.pem"
-
-[authn.jwt]
-algorithm = "HS256"
-key_file = "jwt.secret"
-issuer = "{issuer}"
-audience = "{audience}"
-
-[vault]
-kind = "kv2"
+    let standin = Standin::start_ntlm(dir.path(), "KV2-HOST").await;
+    std::fs::write(dir.path().join("vault-token"), format!("{TOKEN}\n")).unwrap();
+    let gw = GatewayDir {
+        vault: VaultSpec::Toml(format!(
+            r#"kind = "kv2"
 address = "{address}"
 mount = "secret"
 prefix = "hopgate"
 token_file = "vault-token"
-cache_ttl_secs = 30
-
-[audit]
-dir = "audit"
-
-[policy]
-dir = "policies"
-
+cache_ttl_secs = 30"#,
+            address = fake.address(),
+        )),
+        hosts: format!(
+            r#"
 [[hosts]]
 name = "standin"
 address = "127.0.0.1"
@@ -548,13 +510,13 @@ scheme = "http"
 auth = "ntlm"
 credential = "other-admin"
 "#,
-        issuer = crate::support::JWT_ISSUER,
-        audience = crate::support::JWT_AUDIENCE,
-        address = fake.address(),
-        port = standin.port,
-    );
-    std::fs::write(d.join("hopgate.toml"), config).unwrap();
-    let gw = Gateway::launch(dir, standin, certs, jwt_secret).await;
+            port = standin.port,
+        ),
+        ..Default::default()
+    }
+    .policy_for_hosts(&["standin", "other"])
+    .launch(dir, standin)
+    .await;
 
     for cmd in ["hostname", "ipconfig /all"] {
         let mut a = gw.pypsrp_cert_args("wsman/standin");

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-use super::{repo, Gateway, Standin, ALICE, JWT_AUDIENCE, JWT_ISSUER};
+use super::gwdir::GatewayDir;
+use super::{repo, Gateway, Standin};
 
 pub const REALM: &str = "GW.TEST";
 /// The backend account whose password is vaulted.
@@ -301,93 +302,21 @@ labels = ["test"]
         ));
     }
     let names: Vec<&str> = hosts.iter().map(|h| h.name).collect();
-    let (certs, jwt_secret) =
-        write_gateway_dir(dir.path(), "127.0.0.1:0", &names, &inventory, vault_entries);
-    Gateway::launch(dir, standin, certs, jwt_secret).await
+    gateway_dir(&names, inventory)
+        .vault_entries(vault_entries)
+        .launch(dir, standin)
+        .await
 }
 
-/// Writes certificates, JWT secret, vault, policy and `hopgate.toml` for a gateway listening
-/// on `listen` with the given inventory text; the policy lets the e2e roles reach `names`.
-fn write_gateway_dir(
-    d: &Path,
-    listen: &str,
-    names: &[&str],
-    inventory: &str,
-    vault_entries: &[(&str, &str, &str)],
-) -> (hopgate::devcerts::DevCertPaths, Vec<u8>) {
-    let certs = hopgate::devcerts::generate(
-        d,
-        hopgate::devcerts::DevCertOptions {
-            client_user: ALICE.into(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let jwt_secret = b"test-fixture-jwt-secret-0123456789abcdef".to_vec();
-    std::fs::write(d.join("jwt.secret"), &jwt_secret).unwrap();
-    let vault_settings = hopgate::vault::VaultSettings {
-        path: d.join("vault.bin"),
-        key_file: Some(d.join("vault.key")),
-        key_env: None,
-    };
-    hopgate::vault::generate_key_file(&d.join("vault.key")).unwrap();
-    let vault = hopgate::vault::LocalVault::open_or_create(&vault_settings).unwrap();
-    for (entry, user, password) in vault_entries {
-        vault
-            .set(
-                entry,
-                hopgate::vault::Credential::new(
-                    (*user).to_string(),
-                    hopgate::vault::Secret::new((*password).to_string()),
-                ),
-            )
-            .unwrap();
+/// A gateway directory whose inventory is `inventory`, the first of `names` the default
+/// host, and whose policy lets the e2e roles reach `names`.
+fn gateway_dir(names: &[&str], inventory: String) -> GatewayDir {
+    GatewayDir {
+        default_host: Some(names.first().copied().unwrap_or("none").to_string()),
+        hosts: inventory,
+        ..Default::default()
     }
-    std::fs::create_dir_all(d.join("policies")).unwrap();
-    // The e2e policy names its hosts; let the same roles reach the Kerberos hosts.
-    let policy = super::test_policy();
-    let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
-    let patched = policy.replace(
-        r#"names = ["standin", "unreachable"]"#,
-        &format!("names = [{}]", quoted.join(", ")),
-    );
-    assert_ne!(
-        patched, policy,
-        "tests/fixtures/policies/e2e.toml host list changed"
-    );
-    std::fs::write(d.join("policies/tests.toml"), patched).unwrap();
-    let config = format!(
-        r#"
-[listener]
-address = "{listen}"
-cert = "server.pem"
-key = "server.key"
-client_ca = "ca.pem"
-
-[authn.jwt]
-algorithm = "HS256"
-key_file = "jwt.secret"
-issuer = "{JWT_ISSUER}"
-audience = "{JWT_AUDIENCE}"
-
-[target]
-default_host = "{default}"
-
-[vault]
-path = "vault.bin"
-key_file = "vault.key"
-
-[audit]
-dir = "audit"
-
-[policy]
-dir = "policies"
-{inventory}
-"#,
-        default = names.first().copied().unwrap_or("none"),
-    );
-    std::fs::write(d.join("hopgate.toml"), config).unwrap();
-    (certs, jwt_secret)
+    .policy_for_hosts(names)
 }
 
 /// The gateway's own service principal for delegation tests (trusted for delegation to
@@ -497,63 +426,9 @@ labels = ["test"]
     let keytab = std::fs::read(keytab).unwrap();
     let keytab_b64 = base64::engine::general_purpose::STANDARD.encode(keytab);
     let names: Vec<&str> = hosts.iter().map(|h| h.name).collect();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let (certs, jwt_secret) = write_gateway_dir(
-        dir.path(),
-        &listen,
-        &names,
-        &inventory,
+    gateway_dir(&names, inventory)
         // The vaulted name has no realm: the hosts' `realm` completes it.
-        &[("gw-keytab", principal, &keytab_b64)],
-    );
-    let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hopgate"))
-        .arg("serve")
-        .arg("--config")
-        .arg(dir.path().join("hopgate.toml"))
-        .env("RUST_LOG", "info,hopgate=debug")
-        .env_remove("KRB5_CONFIG")
-        .env_remove("KRB5CCNAME")
-        .env_remove("KRB5_CLIENT_KTNAME")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("hopgate serve starts");
-    let up = super::eventually(Duration::from_secs(20), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    })
-    .await;
-    if !up {
-        let _ = child.start_kill();
-        panic!(
-            "hopgate serve did not listen on {listen}: {}",
-            std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default()
-        );
-    }
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        tokio::select! {
-            _ = stopped => {
-                let _ = child.kill().await;
-            }
-            status = child.wait() => {
-                eprintln!("hopgate serve exited early: {status:?}");
-            }
-        }
-    });
-    Gateway {
-        certs: super::Certs {
-            ca: certs.ca_cert,
-            client_cert: certs.client_cert,
-            client_key: certs.client_key,
-        },
-        dir,
-        addr: ([127, 0, 0, 1], port).into(),
-        standin,
-        jwt_secret,
-        stop: Some(stop),
-        task: Some(task),
-    }
+        .vault_entries(&[("gw-keytab", principal, &keytab_b64)])
+        .launch_process(dir, standin)
+        .await
 }

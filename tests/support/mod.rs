@@ -8,6 +8,7 @@
     reason = "test support"
 )]
 
+pub mod gwdir;
 pub mod kdc;
 pub mod raw;
 pub mod samba;
@@ -248,6 +249,8 @@ pub struct Gateway {
     jwt_secret: Vec<u8>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// The `hopgate serve` process, when the gateway runs as one.
+    pid: Option<u32>,
 }
 
 pub struct GatewayOptions {
@@ -272,73 +275,25 @@ pub fn test_policy() -> String {
 }
 
 impl Gateway {
+    /// A gateway in this process in front of an NTLM stand-in (`standin`) and an
+    /// `unreachable` host.
     pub async fn start(opts: GatewayOptions) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let standin = Standin::start_ntlm(d, "STANDIN-01").await;
+        let standin = Standin::start_ntlm(dir.path(), "STANDIN-01").await;
+        Self::standin_dir(&standin, opts).launch(dir, standin).await
+    }
 
-        let certs = hopgate::devcerts::generate(
-            d,
-            hopgate::devcerts::DevCertOptions {
-                client_user: ALICE.into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let jwt_secret = b"test-fixture-jwt-secret-0123456789abcdef".to_vec();
-        std::fs::write(d.join("jwt.secret"), &jwt_secret).unwrap();
-
-        let vault_settings = hopgate::vault::VaultSettings {
-            path: d.join("vault.bin"),
-            key_file: Some(d.join("vault.key")),
-            key_env: None,
-        };
-        hopgate::vault::generate_key_file(&d.join("vault.key")).unwrap();
-        let vault = hopgate::vault::LocalVault::open_or_create(&vault_settings).unwrap();
-        vault
-            .set(
-                "standin-admin",
-                hopgate::vault::Credential::new(
-                    format!("{BACKEND_DOMAIN}\\{BACKEND_USER}"),
-                    hopgate::vault::Secret::new(BACKEND_PASSWORD.to_string()),
-                ),
-            )
-            .unwrap();
-
-        std::fs::create_dir_all(d.join("policies")).unwrap();
-        for (name, text) in &opts.policies {
-            std::fs::write(d.join("policies").join(name), text).unwrap();
-        }
-        let default_host = opts
-            .default_host
-            .map(|h| format!("[target]\ndefault_host = \"{h}\"\n"))
-            .unwrap_or_default();
-        let config = format!(
-            r#"
-[listener]
-address = "127.0.0.1:0"
-cert = "server.pem"
-key = "server.key"
-client_ca = "ca.pem"
-
-[authn.jwt]
-algorithm = "HS256"
-key_file = "jwt.secret"
-issuer = "{JWT_ISSUER}"
-audience = "{JWT_AUDIENCE}"
-
-{default_host}
-
-[vault]
-path = "vault.bin"
-key_file = "vault.key"
-
-[audit]
-dir = "audit"
-
-[policy]
-dir = "policies"
-
+    /// The directory [`Gateway::start`] writes, to change before launching.
+    pub fn standin_dir(standin: &Standin, opts: GatewayOptions) -> gwdir::GatewayDir {
+        gwdir::GatewayDir {
+            default_host: opts.default_host.map(str::to_string),
+            policies: opts
+                .policies
+                .into_iter()
+                .map(|(n, t)| (n.to_string(), t))
+                .collect(),
+            hosts: format!(
+                r#"
 [[hosts]]
 name = "standin"
 address = "127.0.0.1"
@@ -356,39 +311,27 @@ scheme = "http"
 auth = "ntlm"
 credential = "standin-admin"
 "#,
-            port = standin.port
-        );
-        std::fs::write(d.join("hopgate.toml"), config).unwrap();
-        Gateway::launch(dir, standin, certs, jwt_secret).await
+                port = standin.port
+            ),
+            ..Default::default()
+        }
+        .vault_entries(&[(
+            "standin-admin",
+            &format!("{BACKEND_DOMAIN}\\{BACKEND_USER}"),
+            BACKEND_PASSWORD,
+        )])
     }
 
-    /// Starts an in-process gateway from `dir/hopgate.toml` (written by the caller).
-    pub async fn launch(
-        dir: tempfile::TempDir,
-        standin: Standin,
-        certs: hopgate::devcerts::DevCertPaths,
-        jwt_secret: Vec<u8>,
-    ) -> Gateway {
-        let config = hopgate::config::Config::load(&dir.path().join("hopgate.toml")).unwrap();
-        let bound = hopgate::app::bind(config).await.unwrap();
-        let addr = bound.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(bound.run(async move {
-            let _ = stopped.await;
-        }));
-        Gateway {
-            certs: Certs {
-                ca: certs.ca_cert,
-                client_cert: certs.client_cert,
-                client_key: certs.client_key,
-            },
-            dir,
-            addr,
-            standin,
-            jwt_secret,
-            stop: Some(stop),
-            task: Some(task),
-        }
+    /// Sends SIGHUP to a gateway running as its own process (reload policies and
+    /// certificates).
+    pub async fn sighup(&self) {
+        let pid = self.pid.expect("a gateway started with launch_process");
+        let status = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
     }
 
     /// A raw HTTPS client presenting alice's client certificate.

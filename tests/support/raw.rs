@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 
-use hopgate::listener::tls::{load_certs, load_key, load_roots};
+use hopgate::tls::{client_config, load_certs, load_key, load_roots};
 
 #[derive(Debug)]
 pub struct RawResponse {
@@ -29,30 +29,27 @@ pub struct RawClient {
 impl RawClient {
     /// `client`: a (certificate, key) pair to present, if any.
     pub fn new(addr: SocketAddr, ca: &Path, client: Option<(&Path, &Path)>) -> RawClient {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(load_roots(ca).unwrap());
-        let config = match client {
-            Some((cert, key)) => builder
-                .with_client_auth_cert(load_certs(cert).unwrap(), load_key(key).unwrap())
-                .unwrap(),
-            None => builder.with_no_client_auth(),
-        };
+        let identity =
+            client.map(|(cert, key)| (load_certs(cert).unwrap(), load_key(key).unwrap()));
         RawClient {
-            config: Arc::new(config),
+            config: client_config(load_roots(ca).unwrap(), identity).unwrap(),
             addr,
         }
     }
 
-    /// POSTs `body` to `path`; Err is a transport failure (e.g. the TLS handshake refused).
+    /// POSTs `body` to `path` on a new connection; Err is a transport failure (e.g. the
+    /// TLS handshake refused).
     pub async fn post(
         &self,
         path: &str,
         authorization: Option<&str>,
         body: &str,
     ) -> Result<RawResponse, String> {
+        self.connect().await?.post(path, authorization, body).await
+    }
+
+    /// Opens a keep-alive connection (TLS handshake done).
+    pub async fn connect(&self) -> Result<RawConn, String> {
         let tcp = tokio::net::TcpStream::connect(self.addr)
             .await
             .map_err(|e| e.to_string())?;
@@ -60,18 +57,50 @@ impl RawClient {
             .connect(ServerName::try_from("localhost").unwrap(), tcp)
             .await
             .map_err(|e| format!("tls: {e}"))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        let server_cert = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.to_vec())
+            .unwrap_or_default();
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|e| format!("handshake: {e}"))?;
         tokio::spawn(conn);
+        Ok(RawConn {
+            sender,
+            port: self.addr.port(),
+            server_cert,
+        })
+    }
+}
+
+/// One keep-alive HTTPS connection to the gateway.
+pub struct RawConn {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    port: u16,
+    /// DER of the certificate the server presented in this connection's handshake.
+    pub server_cert: Vec<u8>,
+}
+
+impl RawConn {
+    /// POSTs `body` to `path` on this connection.
+    pub async fn post(
+        &mut self,
+        path: &str,
+        authorization: Option<&str>,
+        body: &str,
+    ) -> Result<RawResponse, String> {
         let mut req = http::Request::post(path)
-            .header("host", format!("localhost:{}", self.addr.port()))
+            .header("host", format!("localhost:{}", self.port))
             .header("content-type", "application/soap+xml;charset=UTF-8");
         if let Some(a) = authorization {
             req = req.header("authorization", a);
         }
         let req = req.body(Full::new(Bytes::from(body.to_string()))).unwrap();
-        let resp = sender
+        let resp = self
+            .sender
             .send_request(req)
             .await
             .map_err(|e| format!("request: {e}"))?;

@@ -15,8 +15,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -66,28 +65,18 @@ impl Target {
                 let pem = tokio::fs::read(&t.ca_file)
                     .await
                     .map_err(|e| ca_err(e.to_string()))?;
-                let mut roots = rustls::RootCertStore::empty();
-                for cert in CertificateDer::pem_slice_iter(&pem) {
-                    let cert = cert.map_err(|e| ca_err(e.to_string()))?;
-                    roots.add(cert).map_err(|e| ca_err(e.to_string()))?;
-                }
-                if roots.is_empty() {
-                    return Err(ca_err("holds no certificate".into()));
-                }
-                let provider = Arc::new(rustls::crypto::ring::default_provider());
-                let config = rustls::ClientConfig::builder_with_provider(provider)
-                    .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-                    .map_err(|e| ExportError::Tls {
+                let roots = crate::tls::roots_from_pem(&pem, &t.ca_file)
+                    .map_err(|e| ca_err(e.to_string()))?;
+                let config =
+                    crate::tls::client_config(roots, None).map_err(|e| ExportError::Tls {
                         reason: e.to_string(),
-                    })?
-                    .with_root_certificates(roots)
-                    .with_no_client_auth();
+                    })?;
                 let name = ServerName::try_from(t.server_name.clone()).map_err(|_| {
                     ExportError::ServerName {
                         name: t.server_name.clone(),
                     }
                 })?;
-                Some((TlsConnector::from(Arc::new(config)), name))
+                Some((TlsConnector::from(config), name))
             }
         };
         Ok(Self {

@@ -17,7 +17,7 @@ impl Conn {
             reason: reason.to_owned(),
             source: source.map(Box::new),
         };
-        let mut ctx = NtlmClient::new(&credential.user, &credential.password, target.tls_name())
+        let mut ctx = NtlmClient::new(&credential.user, credential.password(), target.tls_name())
             .map_err(|e| handshake_err("preparing the context", Some(e)))?;
         let negotiate = ctx
             .negotiate()
@@ -88,7 +88,7 @@ impl Conn {
             spn: target.service_principal(),
             kdc_timeout: crate::backend::kdc::DEFAULT_TIMEOUT,
         };
-        let ctx = KerberosClient::new(mechanism, &credential.user, &credential.password, settings)
+        let ctx = KerberosClient::new(mechanism, &credential.user, credential.password(), settings)
             .map_err(krb_err)?;
         // No channel bindings over https (checked against MIT GSSAPI acceptors): sspi 0.23.1
         // sends KERB_AP_OPTIONS_CBT as bare authenticator authorization data, which MIT
@@ -254,7 +254,7 @@ impl Conn {
         };
         let mut ctx = CredSspSession::new(
             &credential.user,
-            &credential.password,
+            credential.password(),
             &target.service_principal(),
         )
         .map_err(fail)?;

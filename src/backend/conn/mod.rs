@@ -515,11 +515,7 @@ async fn drain(mut body: Incoming, max: usize) -> Result<Option<Bytes>, hyper::E
 
 /// Builds `Authorization: Basic base64(user:password)`, marked sensitive.
 fn basic_header(credential: &Credential, host: &str) -> Result<HeaderValue, BackendError> {
-    let plain = zeroize::Zeroizing::new(format!(
-        "{}:{}",
-        credential.user,
-        credential.password.as_str()
-    ));
+    let plain = zeroize::Zeroizing::new(format!("{}:{}", credential.user, credential.password()));
     let encoded = zeroize::Zeroizing::new(format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(plain.as_bytes())

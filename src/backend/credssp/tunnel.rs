@@ -6,7 +6,7 @@ use std::io::{Read as _, Write as _};
 use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection};
+use rustls::ClientConnection;
 
 use super::CredSspError;
 // Any tunnel certificate is accepted (see the module doc of `super`: `pubKeyAuth` binds
@@ -22,11 +22,14 @@ pub(super) struct Tunnel {
 
 impl Tunnel {
     pub(super) fn new() -> Result<Self, CredSspError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = ClientConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        let mut config = crate::tls::client_builder()
+            .map_err(|e| CredSspError::Tls {
+                source: rustls::Error::General(e.to_string()),
+            })?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert { provider }))
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert {
+                provider: crate::tls::provider(),
+            }))
             .with_no_client_auth();
         // Like the reference clients: no SNI (the name would be the inventory address, which
         // the tunnel certificate never carries) and no session resumption (every CredSSP

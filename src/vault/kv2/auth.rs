@@ -19,8 +19,8 @@ use zeroize::Zeroizing;
 use super::http::HttpClient;
 use super::settings::{Kv2Auth, SecretSource};
 use super::wire;
+use crate::secret::Secret;
 use crate::vault::error::VaultError;
-use crate::vault::secret::Secret;
 
 /// How long a token whose lifetime could not be looked up is used before looking again.
 const UNKNOWN_LEASE_RECHECK: Duration = Duration::from_secs(300);

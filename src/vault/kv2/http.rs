@@ -13,16 +13,15 @@ use http::header::{CONTENT_TYPE, HOST};
 use http::{HeaderValue, Method, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, RootCertStore};
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use zeroize::Zeroizing;
 
 use super::settings::{Kv2Address, Kv2Settings};
+use crate::secret::Secret;
 use crate::vault::error::VaultError;
-use crate::vault::secret::Secret;
 
 /// Largest answer accepted from the server.
 const MAX_BODY: usize = 1024 * 1024;
@@ -67,31 +66,11 @@ impl HttpClient {
                 .ca_file
                 .as_ref()
                 .ok_or_else(|| bad(format!("{display} is https: set vault.ca_file")))?;
-            let mut roots = RootCertStore::empty();
-            let certs = CertificateDer::pem_file_iter(ca_file)
-                .map_err(|e| bad(format!("reading ca file {}: {e}", ca_file.display())))?;
-            for cert in certs {
-                let cert = cert.map_err(|e| bad(format!("ca file {}: {e}", ca_file.display())))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| bad(format!("ca file {}: {e}", ca_file.display())))?;
-            }
-            if roots.is_empty() {
-                return Err(bad(format!(
-                    "ca file {} holds no certificate",
-                    ca_file.display()
-                )));
-            }
-            let config = ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|e| bad(format!("tls versions: {e}")))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+            let roots = crate::tls::load_roots(ca_file).map_err(|e| bad(e.to_string()))?;
+            let config = crate::tls::client_config(roots, None).map_err(|e| bad(e.to_string()))?;
             let name = ServerName::try_from(address.host.clone())
                 .map_err(|_| bad(format!("invalid tls server name {:?}", address.host)))?;
-            Some((Arc::new(config), name))
+            Some((config, name))
         } else if address.is_loopback() {
             None
         } else {

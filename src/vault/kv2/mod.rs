@@ -25,8 +25,8 @@ use self::auth::Auth;
 use self::http::{HttpClient, Reply};
 use self::wire::SecretData;
 use super::error::VaultError;
-use super::secret::{Credential, Secret};
 use super::{validate_name, Store, StoreFuture};
+use crate::secret::{Credential, Secret};
 
 pub use self::settings::{Kv2Address, Kv2Auth, Kv2Settings, SecretSource};
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+use crate::secret::Secret;
 use crate::vault::error::VaultError;
-use crate::vault::secret::Secret;
 
 /// Default KV v2 mount.
 pub const DEFAULT_MOUNT: &str = "secret";

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use super::settings::{normalize_path, Kv2Address, SecretSource};
 use super::wire;
+use crate::secret::Secret;
 use crate::vault::error::VaultError;
-use crate::vault::secret::Secret;
 
 #[test]
 fn address_parsing_and_the_loopback_rule() {

@@ -14,8 +14,8 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use crate::secret::Secret;
 use crate::vault::error::VaultError;
-use crate::vault::secret::Secret;
 
 /// One version of a secret: its string fields and its version number.
 #[derive(Debug, Default)]

@@ -76,22 +76,8 @@ impl FakeKv2 {
 
     /// Starts on 127.0.0.1 over https with this certificate chain and key (PEM files).
     pub async fn start_tls(token: &str, cert: &Path, key: &Path) -> FakeKv2 {
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            hopgate::listener::tls::load_certs(cert).unwrap(),
-            hopgate::listener::tls::load_key(key).unwrap(),
-        )
-        .unwrap();
-        Self::start_with(
-            token,
-            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
-        )
-        .await
+        let config = hopgate::tls::server_config_from_files(cert, key).unwrap();
+        Self::start_with(token, Some(tokio_rustls::TlsAcceptor::from(config))).await
     }
 
     async fn start_with(token: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> FakeKv2 {
