@@ -873,7 +873,10 @@ async fn go_winrm_powershell_is_found_by_its_decoded_command() {
         .find(|e| e["event"] == "command.allowed")
         .map(|e| e["session_id"].as_str().unwrap().to_string())
         .unwrap_or_else(|| panic!("{:#?}", gw.audit()));
-    assert_eq!(sessions_running(&gw, "Get-Service"), std::slice::from_ref(&id));
+    assert_eq!(
+        sessions_running(&gw, "Get-Service"),
+        std::slice::from_ref(&id)
+    );
     let (code, out, err) = hopgate(&["audit", "replay", p(&audit_file(&gw)), &id[..8]]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("   EncodedCommand> Get-Service\n"), "{out}");
