@@ -1137,7 +1137,7 @@ fn bound_values<'a>(bindings: &'a [Binding], param: &str) -> Vec<Option<&'a Val>
     bindings
         .iter()
         .flat_map(|b| b.bound.iter())
-        .filter(|b| b.param == param)
+        .filter(|b| b.param() == param)
         .map(|b| b.value.as_ref())
         .collect()
 }

@@ -11,7 +11,9 @@
 use crate::prelude::*;
 
 use super::analyse::{UseArg, Val};
-use super::metadata::{CommandMeta, ParamMeta, SetMeta, ALL_SETS};
+use alloc::sync::Arc;
+
+use super::metadata::{CommandMeta, ParamMeta, ParamNames, SetMeta, ALL_SETS};
 use super::pattern::fold;
 
 /// How a value reached a parameter.
@@ -28,13 +30,11 @@ pub(crate) enum Via {
 /// One parameter that receives a value.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Bound {
-    /// Folded canonical parameter name (`computername`), or the folded token as written
-    /// when it matched no known parameter (`resolved` false).
-    pub(crate) param: String,
-    /// The parameter's name as the reference writes it (`ComputerName`).
-    pub(crate) display: String,
-    /// Folded aliases of the parameter (deny rules may name an alias).
-    pub(crate) aliases: Vec<String>,
+    /// The parameter's names (shared with its metadata): folded canonical name
+    /// (`computername`), folded aliases (deny rules may name an alias), and the name as
+    /// the reference writes it (`ComputerName`). For a named token that matched no known
+    /// parameter (`resolved` false), the token as written.
+    pub(crate) names: Arc<ParamNames>,
     /// False for a named token that matches no parameter in the metadata (a dynamic
     /// parameter, or one PowerShell would refuse).
     pub(crate) resolved: bool,
@@ -44,6 +44,25 @@ pub(crate) struct Bound {
     /// The value; `None` for a switch given without one, and for pipeline objects whose
     /// value the gateway cannot know.
     pub(crate) value: Option<Val>,
+}
+
+// === impl Bound ===
+
+impl Bound {
+    /// The folded canonical name.
+    pub(crate) fn param(&self) -> &str {
+        &self.names.folded
+    }
+
+    /// The name as the reference writes it.
+    pub(crate) fn display(&self) -> &str {
+        &self.names.display
+    }
+
+    /// The folded aliases.
+    pub(crate) fn aliases(&self) -> &[String] {
+        &self.names.aliases
+    }
 }
 
 /// One way the arguments bind: a parameter set and what each parameter receives.
@@ -99,7 +118,7 @@ pub(crate) fn written_output(folded: &str, bindings: &[Binding]) -> Option<Upstr
     for b in bindings {
         let mut own = b.bound.iter().filter(|x| !x.common);
         let values = match (own.next(), own.next()) {
-            (Some(x), None) if x.param == "inputobject" && x.via != Via::Pipeline => {
+            (Some(x), None) if x.param() == "inputobject" && x.via != Via::Pipeline => {
                 match x.value.as_ref()? {
                     Val::List(items) => items.clone(),
                     v => vec![v.clone()],
@@ -130,7 +149,7 @@ pub(crate) fn identified_output(folded: &str, bindings: &[Binding]) -> Option<Up
         let (Some(x), None) = (own.next(), own.next()) else {
             return None;
         };
-        if !IDENTITY_PARAMS.contains(&x.param.as_str()) || x.via == Via::Pipeline {
+        if !IDENTITY_PARAMS.contains(&x.param()) || x.via == Via::Pipeline {
             return None;
         }
         let values = match x.value.as_ref()? {
@@ -146,8 +165,8 @@ pub(crate) fn identified_output(folded: &str, bindings: &[Binding]) -> Option<Up
             return None;
         }
         match &found {
-            Some((p, v)) if *p != x.param || *v != values => return None,
-            _ => found = Some((x.param.clone(), values)),
+            Some((p, v)) if p != x.param() || *v != values => return None,
+            _ => found = Some((x.param().to_string(), values)),
         }
     }
     let (param, values) = found?;
@@ -218,24 +237,11 @@ impl<'m> Param<'m> {
         }
     }
 
-    /// The name and aliases as written (common aliases are lower case).
-    fn names(self) -> Vec<&'m str> {
-        match self {
-            Param::Own(p) => core::iter::once(p.name.as_str())
-                .chain(p.aliases.iter().map(String::as_str))
-                .collect(),
-            Param::Common(i) => COMMON
-                .get(i)
-                .map(|c| core::iter::once(c.0).chain(c.1.iter().copied()).collect())
-                .unwrap_or_default(),
-        }
-    }
-
     /// True when a name or alias equals the folded token (or, with `prefix`, starts
     /// with it). Names are compared without allocating: this runs for every parameter
     /// of every command use.
     fn matches(self, token: &str, prefix: bool) -> bool {
-        self.names().into_iter().any(|n| {
+        let check = |n: &str| {
             let head = if prefix {
                 n.get(..token.len())
             } else {
@@ -252,7 +258,13 @@ impl<'m> Param<'m> {
                     }
                 }
             }
-        })
+        };
+        match self {
+            Param::Own(p) => check(&p.name) || p.aliases.iter().any(|a| check(a)),
+            Param::Common(i) => COMMON
+                .get(i)
+                .is_some_and(|c| check(c.0) || c.1.iter().any(|a| check(a))),
+        }
     }
 
     fn same(self, other: Param<'_>) -> bool {
@@ -264,16 +276,21 @@ impl<'m> Param<'m> {
     }
 
     fn bound(self, via: Via, value: Option<Val>) -> Bound {
-        let mut names: Vec<String> = self.names().into_iter().map(fold).collect();
-        let param = if names.is_empty() {
-            String::new()
-        } else {
-            names.remove(0)
+        let names = match self {
+            // Filled when the command joined its metadata set; folded here otherwise.
+            Param::Own(p) if !p.names.folded.is_empty() => p.names.clone(),
+            Param::Own(p) => Arc::new(ParamNames::new(&p.name, &p.aliases)),
+            Param::Common(i) => {
+                let (name, aliases, _) = COMMON.get(i).copied().unwrap_or(("", &[], false));
+                Arc::new(ParamNames {
+                    folded: fold(name),
+                    aliases: aliases.iter().map(|a| a.to_string()).collect(),
+                    display: name.to_string(),
+                })
+            }
         };
         Bound {
-            param,
-            display: self.display().to_string(),
-            aliases: names,
+            names,
             resolved: true,
             common: matches!(self, Param::Common(_)),
             via,
@@ -302,26 +319,23 @@ fn resolve<'m>(meta: &'m CommandMeta, token: &str) -> Result<Option<Param<'m>>, 
             .iter()
             .any(|p| p.name.eq_ignore_ascii_case(name))
     };
-    let all: Vec<Param<'m>> = meta
-        .params
-        .iter()
-        .map(Param::Own)
-        .chain(
+    let all = || {
+        meta.params.iter().map(Param::Own).chain(
             (0..COMMON.len())
                 .filter(|&i| COMMON.get(i).is_some_and(|c| !own(c.0)))
                 .map(Param::Common),
         )
-        .collect();
-    if let Some(p) = all.iter().find(|p| p.matches(token, false)) {
-        return Ok(Some(*p));
+    };
+    if let Some(p) = all().find(|p| p.matches(token, false)) {
+        return Ok(Some(p));
     }
     if token.is_empty() {
         return Ok(None);
     }
     let mut found: Vec<Param<'m>> = Vec::new();
-    for p in &all {
-        if p.matches(token, true) && !found.iter().any(|f| f.same(*p)) {
-            found.push(*p);
+    for p in all() {
+        if p.matches(token, true) && !found.iter().any(|f| f.same(p)) {
+            found.push(p);
         }
     }
     match found.len() {
@@ -381,17 +395,22 @@ const OBJECT_TYPES: &[&str] = &[
 
 /// Whether `value` (None: unknown objects) can reach a parameter of type `type_name`.
 fn fits(type_name: &str, value: Option<&Val>) -> bool {
-    let t = fold(type_name);
-    let t = t.trim_end_matches("[]");
+    // Type names are ASCII: compared without folding (this runs for every binding).
+    let t = type_name.trim().trim_end_matches("[]");
     let leaf = t.rsplit('.').next().unwrap_or(t);
-    let object_type = OBJECT_TYPES.iter().any(|o| leaf.starts_with(o));
+    let starts = |o: &str| {
+        leaf.get(..o.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(o))
+    };
+    let object_type = OBJECT_TYPES.iter().any(|o| starts(o));
+    let is = |o: &str| leaf.eq_ignore_ascii_case(o);
     match value {
         // What a hashtable or a computed value converts to is decided at run time.
         None | Some(Val::Other(_) | Val::Hashtable(_) | Val::Expr(_)) => true,
-        Some(Val::Block(_)) => leaf == "scriptblock" || leaf == "object" || leaf.is_empty(),
+        Some(Val::Block(_)) => is("scriptblock") || is("object") || leaf.is_empty(),
         Some(Val::List(items)) => items.iter().all(|i| fits(type_name, Some(i))),
-        Some(Val::ScriptBlock(_)) => leaf == "scriptblock" || leaf == "object" || leaf.is_empty(),
-        Some(Val::Secure) => leaf == "securestring" || leaf == "object" || leaf.is_empty(),
+        Some(Val::ScriptBlock(_)) => is("scriptblock") || is("object") || leaf.is_empty(),
+        Some(Val::Secure) => is("securestring") || is("object") || leaf.is_empty(),
         Some(Val::Str(_) | Val::Num(_) | Val::Bool(_) | Val::Null) => !object_type,
     }
 }
@@ -442,9 +461,11 @@ pub(crate) fn bind(
                     named.push((
                         None,
                         Bound {
-                            param: tok.clone(),
-                            display: tok,
-                            aliases: Vec::new(),
+                            names: Arc::new(ParamNames {
+                                folded: tok.clone(),
+                                aliases: Vec::new(),
+                                display: tok,
+                            }),
                             resolved: false,
                             common: false,
                             via: Via::Named(written.clone()),
@@ -479,14 +500,27 @@ pub(crate) fn bind(
         }
     }
 
-    // Parameter sets the named parameters leave possible.
-    let all_sets = sets(meta);
-    let mut candidates: Vec<&str> = all_sets.clone();
-    for (p, _) in &named {
-        if let Some(Param::Own(pm)) = p {
-            candidates.retain(|s| in_set(pm, s).is_some());
-        }
-    }
+    // Parameter sets the named parameters leave possible. The table of each parameter's
+    // behaviour per set is built once: binding looks it up for every parameter of every
+    // candidate set.
+    let table = SetTable::new(meta);
+    let named_own: Vec<bool> = meta
+        .params
+        .iter()
+        .map(|p| {
+            named
+                .iter()
+                .any(|(q, _)| matches!(q, Some(Param::Own(q)) if core::ptr::eq(*q, p)))
+        })
+        .collect();
+    let candidates: Vec<usize> = (0..table.names.len())
+        .filter(|&si| {
+            named_own
+                .iter()
+                .enumerate()
+                .all(|(pi, named)| !named || table.get(pi, si).is_some())
+        })
+        .collect();
     if candidates.is_empty() {
         return Err(BindError::NoSet {
             command: command.to_string(),
@@ -496,8 +530,14 @@ pub(crate) fn bind(
 
     let mut out: Vec<Binding> = Vec::new();
     let mut why = String::new();
-    for set in candidates {
-        match bind_set(meta, set, &named, &positional, upstream) {
+    for si in candidates {
+        let ctx = SetCtx {
+            meta,
+            table: &table,
+            si,
+            named_own: &named_own,
+        };
+        match ctx.bind(&named, &positional, upstream) {
             Ok(b) => {
                 if !out.iter().any(|o| o.bound == b.bound) {
                     out.push(b);
@@ -515,129 +555,192 @@ pub(crate) fn bind(
     Ok(out)
 }
 
-fn bind_set(
-    meta: &CommandMeta,
-    set: &str,
-    named: &[(Option<Param<'_>>, Bound)],
-    positional: &[Positional],
-    upstream: &Upstream,
-) -> Result<Binding, String> {
-    let mut bound: Vec<Bound> = named.iter().map(|(_, b)| b.clone()).collect();
-    let is_named = |p: &ParamMeta| {
-        named
-            .iter()
-            .any(|(q, _)| matches!(q, Some(Param::Own(q)) if core::ptr::eq(*q, p)))
-    };
-    // Positional parameters of this set not bound by name, in position order.
-    let mut slots: Vec<(u32, &ParamMeta)> = meta
-        .params
-        .iter()
-        .filter(|p| !is_named(p))
-        .filter_map(|p| in_set(p, set).and_then(|s| s.position).map(|pos| (pos, p)))
-        .collect();
-    slots.sort_by_key(|(pos, _)| *pos);
-    let remaining = meta
-        .params
-        .iter()
-        .find(|p| !is_named(p) && in_set(p, set).is_some_and(|s| s.remaining));
-    let mut taken: Vec<&ParamMeta> = Vec::new();
-    let mut slot_iter = slots.iter();
-    let mut rest: Vec<Val> = Vec::new();
-    let mut rest_index = None;
-    for arg in positional {
-        match slot_iter.next() {
-            Some((_, p)) => {
-                if !fits(&p.type_name, Some(&arg.value)) {
-                    return Err(format!(
-                        "positional argument {} cannot be a {}",
-                        arg.index + 1,
-                        p.type_name
-                    ));
+/// Each parameter's behaviour in each of the command's sets (params × sets).
+#[derive(Debug)]
+struct SetTable<'m> {
+    names: Vec<&'m str>,
+    cells: Vec<Option<&'m SetMeta>>,
+}
+
+// === impl SetTable ===
+
+impl<'m> SetTable<'m> {
+    fn new(meta: &'m CommandMeta) -> Self {
+        let names = sets(meta);
+        let mut cells = Vec::with_capacity(meta.params.len() * names.len());
+        for p in &meta.params {
+            for set in &names {
+                cells.push(in_set(p, set));
+            }
+        }
+        Self { names, cells }
+    }
+
+    fn get(&self, param: usize, set: usize) -> Option<&'m SetMeta> {
+        self.cells
+            .get(param * self.names.len() + set)
+            .copied()
+            .flatten()
+    }
+}
+
+/// Binding within one parameter set.
+#[derive(Debug)]
+struct SetCtx<'a, 'm> {
+    meta: &'m CommandMeta,
+    table: &'a SetTable<'m>,
+    si: usize,
+    /// Parameters already bound by name, by index.
+    named_own: &'a [bool],
+}
+
+// === impl SetCtx ===
+
+impl SetCtx<'_, '_> {
+    fn at(&self, pi: usize) -> Option<&SetMeta> {
+        self.table.get(pi, self.si)
+    }
+
+    fn takes_pipeline(&self, pi: usize) -> bool {
+        self.at(pi)
+            .is_some_and(|s| s.by_value || s.by_property_name)
+    }
+
+    fn bind(
+        &self,
+        named: &[(Option<Param<'_>>, Bound)],
+        positional: &[Positional],
+        upstream: &Upstream,
+    ) -> Result<Binding, String> {
+        let meta = self.meta;
+        let mut bound: Vec<Bound> = named.iter().map(|(_, b)| b.clone()).collect();
+        let unnamed = |pi: &usize| !self.named_own.get(*pi).copied().unwrap_or(false);
+        // Positional parameters of this set not bound by name, in position order.
+        let mut slots: Vec<(u32, usize)> = (0..meta.params.len())
+            .filter(unnamed)
+            .filter_map(|pi| self.at(pi).and_then(|s| s.position).map(|pos| (pos, pi)))
+            .collect();
+        slots.sort_by_key(|(pos, _)| *pos);
+        let remaining = (0..meta.params.len())
+            .filter(unnamed)
+            .find(|&pi| self.at(pi).is_some_and(|s| s.remaining));
+        let mut taken = vec![false; meta.params.len()];
+        let mut slot_iter = slots.iter();
+        let mut rest: Vec<Val> = Vec::new();
+        let mut rest_index = None;
+        for arg in positional {
+            match slot_iter
+                .next()
+                .and_then(|(_, pi)| Some((*pi, meta.params.get(*pi)?)))
+            {
+                Some((pi, p)) => {
+                    if !fits(&p.type_name, Some(&arg.value)) {
+                        return Err(format!(
+                            "positional argument {} cannot be a {}",
+                            arg.index + 1,
+                            p.type_name
+                        ));
+                    }
+                    if let Some(t) = taken.get_mut(pi) {
+                        *t = true;
+                    }
+                    bound.push(
+                        Param::Own(p).bound(Via::Positional(arg.index), Some(arg.value.clone())),
+                    );
                 }
-                taken.push(p);
-                bound
-                    .push(Param::Own(p).bound(Via::Positional(arg.index), Some(arg.value.clone())));
-            }
-            None if remaining.is_some() => {
-                rest_index.get_or_insert(arg.index);
-                rest.push(arg.value.clone());
-            }
-            None => {
-                return Err(format!(
-                    "positional argument {} binds to no parameter",
-                    arg.index + 1
-                ))
+                None if remaining.is_some() => {
+                    rest_index.get_or_insert(arg.index);
+                    rest.push(arg.value.clone());
+                }
+                None => {
+                    return Err(format!(
+                        "positional argument {} binds to no parameter",
+                        arg.index + 1
+                    ))
+                }
             }
         }
-    }
-    if let (Some(p), Some(index)) = (remaining, rest_index) {
-        let display = p.name.as_str();
-        // A remaining-arguments parameter that also has a position already holds the
-        // first value: the rest join it, so every value is judged.
-        match bound
-            .iter_mut()
-            .find(|b| b.via != Via::Pipeline && b.display == display && b.resolved)
-        {
-            Some(b) => {
-                let mut all = match b.value.take() {
-                    Some(Val::List(items)) => items,
-                    Some(v) => vec![v],
-                    None => Vec::new(),
-                };
-                all.extend(rest);
-                b.value = Some(Val::List(all));
+        if let (Some(p), Some(index)) = (remaining.and_then(|pi| meta.params.get(pi)), rest_index) {
+            let display = p.name.as_str();
+            // A remaining-arguments parameter that also has a position already holds the
+            // first value: the rest join it, so every value is judged.
+            match bound
+                .iter_mut()
+                .find(|b| b.via != Via::Pipeline && b.display() == display && b.resolved)
+            {
+                Some(b) => {
+                    let mut all = match b.value.take() {
+                        Some(Val::List(items)) => items,
+                        Some(v) => vec![v],
+                        None => Vec::new(),
+                    };
+                    all.extend(rest);
+                    b.value = Some(Val::List(all));
+                }
+                None => {
+                    bound.push(Param::Own(p).bound(Via::Positional(index), Some(Val::List(rest))))
+                }
             }
-            None => bound.push(Param::Own(p).bound(Via::Positional(index), Some(Val::List(rest)))),
         }
-    }
-    // Pipeline input goes to parameters of this set still free.
-    let free = |p: &&ParamMeta| !is_named(p) && !taken.iter().any(|t| core::ptr::eq(*t, *p));
-    match upstream {
-        Upstream::None => {}
-        Upstream::Values(values) => {
-            for v in values {
-                for p in meta.params.iter().filter(free) {
-                    let by_value = in_set(p, set).is_some_and(|s| s.by_value);
-                    if by_value && fits(&p.type_name, Some(v)) {
-                        bound.push(Param::Own(p).bound(Via::Pipeline, Some(v.clone())));
+        // Pipeline input goes to parameters of this set still free.
+        let free: Vec<usize> = (0..meta.params.len())
+            .filter(unnamed)
+            .filter(|pi| !taken.get(*pi).copied().unwrap_or(false))
+            .collect();
+        let params = |list: &[usize]| -> Vec<(usize, &ParamMeta)> {
+            list.iter()
+                .filter_map(|&pi| Some((pi, meta.params.get(pi)?)))
+                .collect()
+        };
+        match upstream {
+            Upstream::None => {}
+            Upstream::Values(values) => {
+                for v in values {
+                    for (pi, p) in params(&free) {
+                        let by_value = self.at(pi).is_some_and(|s| s.by_value);
+                        if by_value && fits(&p.type_name, Some(v)) {
+                            bound.push(Param::Own(p).bound(Via::Pipeline, Some(v.clone())));
+                        }
                     }
                 }
             }
-        }
-        Upstream::Identified {
-            noun: from,
-            param,
-            values,
-        } if noun(&fold(&meta.name)) == Some(from.as_str()) => {
-            // Same noun: the objects are the ones the identity values name. Whichever of
-            // this set's parameters takes them (`-InputObject` by value, `-Name` by
-            // property name), what the command acts on is `-<param> <values>`.
-            let takes = meta
-                .params
-                .iter()
-                .filter(free)
-                .any(|p| in_set(p, set).is_some_and(|s| s.by_value || s.by_property_name));
-            let target = meta.params.iter().find(|p| fold(&p.name) == *param);
-            if let (true, Some(p)) = (takes, target) {
-                bound.push(Param::Own(p).bound(Via::Pipeline, Some(Val::List(values.clone()))));
-            } else if takes {
-                for p in meta.params.iter().filter(free) {
-                    if in_set(p, set).is_some_and(|s| s.by_value || s.by_property_name) {
+            Upstream::Identified {
+                noun: from,
+                param,
+                values,
+            } if noun(&fold(&meta.name)) == Some(from.as_str()) => {
+                // Same noun: the objects are the ones the identity values name. Whichever
+                // of this set's parameters takes them (`-InputObject` by value, `-Name` by
+                // property name), what the command acts on is `-<param> <values>`.
+                let takes = free.iter().any(|&pi| self.takes_pipeline(pi));
+                let target = meta.params.iter().find(|p| fold(&p.name) == *param);
+                if let (true, Some(p)) = (takes, target) {
+                    bound.push(Param::Own(p).bound(Via::Pipeline, Some(Val::List(values.clone()))));
+                } else if takes {
+                    for (pi, p) in params(&free) {
+                        if self.takes_pipeline(pi) {
+                            bound.push(Param::Own(p).bound(Via::Pipeline, None));
+                        }
+                    }
+                }
+            }
+            Upstream::Objects | Upstream::Identified { .. } => {
+                for (pi, p) in params(&free) {
+                    if self.takes_pipeline(pi) {
                         bound.push(Param::Own(p).bound(Via::Pipeline, None));
                     }
                 }
             }
         }
-        Upstream::Objects | Upstream::Identified { .. } => {
-            for p in meta.params.iter().filter(free) {
-                if in_set(p, set).is_some_and(|s| s.by_value || s.by_property_name) {
-                    bound.push(Param::Own(p).bound(Via::Pipeline, None));
-                }
-            }
-        }
+        Ok(Binding {
+            set: self
+                .table
+                .names
+                .get(self.si)
+                .copied()
+                .unwrap_or(ALL_SETS)
+                .to_string(),
+            bound,
+        })
     }
-    Ok(Binding {
-        set: set.to_string(),
-        bound,
-    })
 }

@@ -374,10 +374,10 @@ fn binding_allowed(
     for b in &binding.bound {
         let listed = params
             .iter()
-            .find(|p| p.name == b.param || b.aliases.contains(&p.name));
+            .find(|p| p.name == b.param() || b.aliases().contains(&p.name));
         // WhatIf and Confirm come from the command's own metadata where it supports
         // ShouldProcess: they stay as safe as the common parameters they are.
-        if listed.is_none() && SAFE_COMMON.contains(&b.param.as_str()) {
+        if listed.is_none() && SAFE_COMMON.contains(&b.param()) {
             continue;
         }
         if b.common {
@@ -386,7 +386,7 @@ fn binding_allowed(
                  the parameters of '{}'",
                 via_text(b),
                 u.written,
-                b.display,
+                b.display(),
                 rule.name.source
             ));
         }
@@ -410,7 +410,7 @@ fn binding_allowed(
                 "{} of '{}' binds to '{}', which role '{role}' does not allow{hint}",
                 via_text(b),
                 u.written,
-                b.display
+                b.display()
             ));
         };
         bound_value_allowed(role, p, u, b)?;
@@ -425,7 +425,7 @@ fn bound_value_allowed(role: &str, p: &ParamRule, u: &CommandUse, b: &Bound) -> 
                 "{} of '{}' binds to '{}': {e}",
                 via_text(b),
                 u.written,
-                b.display
+                b.display()
             )
         }),
         None if !constrained(p) => Ok(()),
@@ -433,11 +433,13 @@ fn bound_value_allowed(role: &str, p: &ParamRule, u: &CommandUse, b: &Bound) -> 
             "pipeline input to '{}' binds to '{}', and objects from the previous command \
              cannot be shown to satisfy its rule in role '{role}' (set pipeline_input = \
              true on the rule to trust them)",
-            u.written, b.display
+            u.written,
+            b.display()
         )),
         None => Err(format!(
             "parameter '{}' of '{}' needs a value",
-            b.display, u.written
+            b.display(),
+            u.written
         )),
     }
 }

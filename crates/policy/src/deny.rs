@@ -213,19 +213,15 @@ fn command_hit(written: &str, role: &str, source: &str) -> (String, String) {
 fn parameter_hit(u: &CommandUse, denied: &str) -> Option<String> {
     if let Some(Ok(list)) = &u.bindings {
         return list.iter().flat_map(|b| &b.bound).find_map(|b| {
-            let hit = b.param == denied
-                || b.aliases.iter().any(|a| a == denied)
-                || (!b.resolved && !b.param.is_empty() && denied.starts_with(b.param.as_str()));
+            let hit = b.param() == denied
+                || b.aliases().iter().any(|a| a == denied)
+                || (!b.resolved && !b.param().is_empty() && denied.starts_with(b.param()));
             hit.then(|| {
                 format!(
                     "{} of '{}' binds to '{}'",
                     via_text(b),
                     u.written,
-                    if b.resolved {
-                        b.display.as_str()
-                    } else {
-                        denied
-                    }
+                    if b.resolved { b.display() } else { denied }
                 )
             })
         });

@@ -10,6 +10,8 @@ use crate::prelude::*;
 
 use alloc::collections::BTreeMap;
 
+use alloc::sync::Arc;
+
 use once_cell::race::OnceBox;
 
 use serde::Deserialize;
@@ -55,6 +57,34 @@ pub struct ParamMeta {
     pub switch: bool,
     /// Its parameter sets; [`ALL_SETS`] for every set.
     pub sets: Vec<SetMeta>,
+    /// The name and aliases folded, filled when the command joins a [`MetadataSet`]:
+    /// every binding of the parameter shares them instead of folding and copying.
+    #[serde(skip)]
+    pub names: Arc<ParamNames>,
+}
+
+/// A parameter's names as bindings carry them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ParamNames {
+    /// The name folded (`computername`).
+    pub folded: String,
+    /// The aliases folded (`cn`, `__server`, `ipaddress`).
+    pub aliases: Vec<String>,
+    /// The name as the reference writes it (`ComputerName`).
+    pub display: String,
+}
+
+// === impl ParamNames ===
+
+impl ParamNames {
+    /// The names of a parameter called `name` with `aliases`.
+    pub fn new(name: &str, aliases: &[String]) -> Self {
+        Self {
+            folded: fold(name),
+            aliases: aliases.iter().map(|a| fold(a)).collect(),
+            display: name.to_string(),
+        }
+    }
 }
 
 /// How a parameter behaves in one parameter set.
@@ -133,7 +163,10 @@ impl MetadataSet {
     }
 
     /// Adds (or replaces) one command.
-    pub fn insert(&mut self, command: CommandMeta) {
+    pub fn insert(&mut self, mut command: CommandMeta) {
+        for p in &mut command.params {
+            p.names = Arc::new(ParamNames::new(&p.name, &p.aliases));
+        }
         let key = fold(&command.name);
         for a in &command.aliases {
             self.aliases.insert(fold(a), key.clone());
@@ -198,6 +231,7 @@ pub(crate) fn from_doc(doc: super::file::CommandMetaDoc) -> Result<CommandMeta, 
                 String::new()
             },
             switch: p.switch,
+            names: Arc::default(),
             sets: vec![SetMeta {
                 name: ALL_SETS.into(),
                 position: p.position,

@@ -112,7 +112,7 @@ fn command_local(role: &Role, u: &CommandUse) -> Result<(), String> {
     match &u.bindings {
         Some(Ok(list)) => {
             for b in list.iter().flat_map(|b| &b.bound) {
-                let hit = remote_param(&b.param) || b.aliases.iter().any(|a| remote_param(a));
+                let hit = remote_param(b.param()) || b.aliases().iter().any(|a| remote_param(a));
                 if hit && b.resolved {
                     return refuse(
                         role,
@@ -120,7 +120,7 @@ fn command_local(role: &Role, u: &CommandUse) -> Result<(), String> {
                             "{} of '{}' binds to '{}', which targets another computer",
                             via_text(b),
                             u.written,
-                            b.display
+                            b.display()
                         ),
                     );
                 }
