@@ -305,6 +305,7 @@ fn jwt_settings(j: &crate::config::JwtConfig) -> crate::authn::JwtSettings {
     s.issuer = j.issuer.clone();
     s.audience = j.audience.clone();
     s.leeway_secs = j.leeway_secs;
+    s.max_lifetime_secs = j.max_token_lifetime.as_secs();
     s.user_claim = j.user_claim.clone();
     s.groups_claim = j.groups_claim.clone();
     s.target_claim = j.target_claim.clone();

@@ -78,6 +78,9 @@ pub struct JwtFile {
     pub audience: Option<String>,
     /// Clock leeway in seconds for exp/nbf. Default 30.
     pub leeway_secs: Option<u64>,
+    /// Longest accepted token lifetime (`exp - iat`, and `exp - now`), seconds. Default
+    /// 43200 (12 h).
+    pub max_token_lifetime_secs: Option<u64>,
     /// Claim holding the user name. Default "sub".
     pub user_claim: Option<String>,
     /// Claim holding the group list. Default "groups".

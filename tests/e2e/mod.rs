@@ -10,5 +10,6 @@ mod psrp;
 mod rejections;
 #[cfg(feature = "delegate")]
 mod samba;
+mod strict;
 mod syslog;
 mod vault_kv2;

@@ -53,6 +53,20 @@ impl RawClient {
         authorization: Option<&str>,
         body: &str,
     ) -> Result<RawResponse, String> {
+        let headers: Vec<(&str, &str)> = authorization
+            .map(|a| ("authorization", a))
+            .into_iter()
+            .collect();
+        self.post_with(path, &headers, body).await
+    }
+
+    /// POSTs `body` to `path` with extra headers, repeated names sent as they are.
+    pub async fn post_with(
+        &self,
+        path: &str,
+        extra: &[(&str, &str)],
+        body: &str,
+    ) -> Result<RawResponse, String> {
         let tcp = tokio::net::TcpStream::connect(self.addr)
             .await
             .map_err(|e| e.to_string())?;
@@ -67,8 +81,8 @@ impl RawClient {
         let mut req = http::Request::post(path)
             .header("host", format!("localhost:{}", self.addr.port()))
             .header("content-type", "application/soap+xml;charset=UTF-8");
-        if let Some(a) = authorization {
-            req = req.header("authorization", a);
+        for (name, value) in extra {
+            req = req.header(*name, *value);
         }
         let req = req.body(Full::new(Bytes::from(body.to_string()))).unwrap();
         let resp = sender

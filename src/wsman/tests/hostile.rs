@@ -199,3 +199,82 @@ fn parse_time_grows_linearly() {
         }
     }
 }
+
+/// Every header a real client sends with `mustUnderstand="true"` is one the gateway
+/// interprets: the recorded pypsrp sessions (both directions), the ironposh and WinRM
+/// gem envelopes, and the pywinrm and Go winrm captures. The gateway refuses the others
+/// with the SOAP `MustUnderstand` fault, so this keeps every real client working.
+#[test]
+fn no_real_client_header_is_an_unknown_must_understand() {
+    let mut checked = 0;
+    let mut check = |name: &str, xml: &[u8]| {
+        let Ok(env) = parse(xml, &roomy()) else {
+            return;
+        };
+        assert!(
+            env.header.unknown_must_understand.is_empty(),
+            "{name}: {:?}",
+            env.header.unknown_must_understand
+        );
+        checked += 1;
+    };
+    for (file, exchanges) in super::corpus::pypsrp_sessions() {
+        for ex in exchanges {
+            for xml in [&ex.request, &ex.response].into_iter().flatten() {
+                check(&file, xml.as_bytes());
+            }
+        }
+    }
+    let corpus = super::corpus::corpus_dir();
+    let fixtures =
+        std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/wsman"));
+    for dir in [
+        corpus.join("ironposh"),
+        corpus.join("winrb-stubs"),
+        fixtures.join("pywinrm"),
+        fixtures.join("go-winrm"),
+    ] {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                check(&path.display().to_string(), &std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    assert!(checked > 900, "{checked}");
+}
+
+/// An unknown header marked `mustUnderstand` (`true` or `1`) is listed; the fault built
+/// for it has the SOAP 1.2 `MustUnderstand` code and a `NotUnderstood` block.
+#[test]
+fn unknown_must_understand_headers_get_the_soap_fault() {
+    let code = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/Terminate";
+    for flag in ["true", "1"] {
+        let xml = env(
+            &format!("<a:Action>http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Signal</a:Action><a:MessageID>uuid:1</a:MessageID><x:Impersonate xmlns:x=\"urn:evil\" s:mustUnderstand=\"{flag}\">admin</x:Impersonate><y:Hint xmlns:y=\"urn:ok\" s:mustUnderstand=\"false\"/>"),
+            &format!("<rsp:Signal><rsp:Code>{code}</rsp:Code></rsp:Signal>"),
+        );
+        let env = parse(&xml, &roomy()).unwrap();
+        assert_eq!(
+            env.header.unknown_must_understand,
+            vec![(Some("urn:evil".to_owned()), "Impersonate".to_owned())]
+        );
+        let fault_xml = crate::wsman::build_must_understand_fault(
+            Some("uuid:1"),
+            &env.header.unknown_must_understand,
+        );
+        let text = String::from_utf8(fault_xml.clone()).unwrap();
+        assert!(
+            text.contains(r#"<s:NotUnderstood xmlns:q="urn:evil" qname="q:Impersonate"/>"#),
+            "{text}"
+        );
+        let back = parse(&fault_xml, &roomy()).unwrap();
+        let crate::wsman::Body::Fault(f) = back.body else {
+            panic!("{:?}", back.body)
+        };
+        assert!(f.code.is(crate::wsman::ns::SOAP, "MustUnderstand"), "{f:?}");
+        assert_eq!(f.subcode, None);
+        assert!(f.reason.unwrap().contains("{urn:evil}Impersonate"));
+        assert_eq!(back.header.relates_to.as_deref(), Some("uuid:1"));
+    }
+}
