@@ -160,3 +160,40 @@ async fn unknown_must_understand_headers_and_attribute_floods_are_refused() {
     assert_eq!(r.status, 200, "{}", r.body);
     gw.stop().await;
 }
+
+/// Two gateways on one audit directory would fork the chain (issue #14): the second
+/// refuses to start, saying why, and the first keeps writing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_gateway_on_the_same_audit_directory_refuses_to_start() {
+    let gw = Gateway::start(GatewayOptions::default()).await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hopgate"))
+        .arg("serve")
+        .arg("--config")
+        .arg(gw.dir.path().join("hopgate.toml"))
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), out)
+        .await
+        .expect("the second gateway exits")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("is in use by another hopgate process"),
+        "{stderr}"
+    );
+    assert!(gw.dir.path().join("audit/hopgate.lock").is_file());
+    // The first still serves and audits.
+    let alice = gw.alice_client();
+    let r = alice
+        .post(
+            "/wsman/standin",
+            None,
+            &create_cmd_shell("https://gw/wsman/standin"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(gw.audit_has(|e| e["event"] == "session.start").await);
+    gw.stop().await;
+}
