@@ -197,7 +197,7 @@ impl AuditHandle {
     ) -> (Vec<String>, String) {
         let r = redact::command(command);
         self.secrets.remember(session_id, &r);
-        (r.command.clone(), redact::scrub(reason, &r))
+        (r.command.clone(), redact::scrub_words(reason, &r))
     }
 
     /// Waits until every event queued before this call is on disk.
