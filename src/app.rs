@@ -160,6 +160,8 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
     };
     let wsman_limits = wsman::Limits {
         max_bytes: config.limits.max_body_bytes,
+        max_attributes: config.limits.max_xml_attributes,
+        max_attribute_bytes: config.limits.max_xml_attribute_bytes,
         ..wsman::Limits::default()
     };
     let policy_dir = config.policy_dir.clone();

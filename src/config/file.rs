@@ -209,6 +209,10 @@ pub struct LimitsFile {
     pub request_timeout_secs: Option<u64>,
     /// Seconds an idle shell is remembered. Default 3600.
     pub shell_idle_secs: Option<u64>,
+    /// Most attributes on one element of a request envelope. Default 64.
+    pub max_xml_attributes: Option<usize>,
+    /// Longest attribute value of a request envelope, in bytes. Default 4096.
+    pub max_xml_attribute_bytes: Option<usize>,
 }
 
 /// One `[[hosts]]` entry: a Windows host the gateway may reach.

@@ -159,6 +159,9 @@ pub struct LimitsConfig {
     pub handshake_timeout: Duration,
     pub request_timeout: Duration,
     pub shell_idle: Duration,
+    /// Envelope attribute caps (`wsman::Limits`), issue #14.
+    pub max_xml_attributes: usize,
+    pub max_xml_attribute_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -353,6 +356,16 @@ impl Config {
         let l = &file.limits;
         let limits = LimitsConfig {
             max_body_bytes: positive("limits.max_body_bytes", l.max_body_bytes, DEFAULT_MAX_BODY)?,
+            max_xml_attributes: positive(
+                "limits.max_xml_attributes",
+                l.max_xml_attributes,
+                crate::wsman::Limits::default().max_attributes,
+            )?,
+            max_xml_attribute_bytes: positive(
+                "limits.max_xml_attribute_bytes",
+                l.max_xml_attribute_bytes,
+                crate::wsman::Limits::default().max_attribute_bytes,
+            )?,
             max_connections: positive(
                 "limits.max_connections",
                 l.max_connections,
