@@ -169,6 +169,54 @@ fn envelope_parse(c: &mut Criterion) {
     group.finish();
 }
 
+const HOSTILE_HEAD: &str = concat!(
+    r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" "#,
+    r#"xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" "#,
+    r#"xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" "#,
+    r#"xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell"><s:Header>"#,
+    r#"<a:Action>http://schemas.xmlsoap.org/ws/2004/09/transfer/Create</a:Action>"#,
+    r#"<w:ResourceURI>http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd</w:ResourceURI>"#,
+    r#"</s:Header><s:Body>"#
+);
+
+/// A Create whose `rsp:Shell` holds `shell` (open tag tail, content) for the hostile
+/// benches of issue #14.
+fn hostile_create(attrs: &str, content: &str) -> Vec<u8> {
+    format!("{HOSTILE_HEAD}<rsp:Shell{attrs}>{content}</rsp:Shell></s:Body></s:Envelope>")
+        .into_bytes()
+}
+
+/// Parse time against input size (1x, 2x, 4x, 8x) for the shapes of issue #14: an
+/// `rsp:Shell` with n attributes (the count cap lifted, so the duplicate check itself is
+/// measured), n siblings, and n-deep nesting (refused at the depth limit). Time per byte
+/// stays flat when parsing is linear.
+fn envelope_hostile(c: &mut Criterion) {
+    let mut group = c.benchmark_group("wsman_hostile");
+    let uncapped = wsman::Limits {
+        max_attributes: usize::MAX,
+        ..limits()
+    };
+    for k in [1usize, 2, 4, 8] {
+        let n = 12_500 * k;
+        let attrs: String = (0..n).map(|i| format!(" a{i}=\"\"")).collect();
+        let inputs = [
+            ("attributes", hostile_create(&attrs, "")),
+            ("siblings", hostile_create("", &"<x/>".repeat(n))),
+            (
+                "nested",
+                hostile_create("", &format!("{}{}", "<x>".repeat(n), "</x>".repeat(n))),
+            ),
+        ];
+        for (name, xml) in &inputs {
+            group.throughput(Throughput::Bytes(xml.len() as u64));
+            group.bench_with_input(BenchmarkId::new(*name, format!("{k}x")), xml, |b, xml| {
+                b.iter(|| black_box(wsman::parse(black_box(xml), &uncapped)))
+            });
+        }
+    }
+    group.finish();
+}
+
 /// Per recording and direction, the PSRP payloads in order (decoded base64 of creationXml,
 /// rsp:Arguments, rsp:Stream, connectXml...), taken out with the wsman parser.
 fn psrp_payload_runs() -> Vec<Vec<Vec<u8>>> {
@@ -304,5 +352,12 @@ fn decode_tool(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, envelope_parse, psrp, decode_tool, xpress);
+criterion_group!(
+    benches,
+    envelope_parse,
+    envelope_hostile,
+    psrp,
+    decode_tool,
+    xpress
+);
 criterion_main!(benches);

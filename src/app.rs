@@ -180,6 +180,8 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
     .with_metrics(metrics.listener("gateway"));
     let wsman_limits = wsman::Limits {
         max_bytes: config.limits.max_body_bytes,
+        max_attributes: config.limits.max_xml_attributes,
+        max_attribute_bytes: config.limits.max_xml_attribute_bytes,
         ..wsman::Limits::default()
     };
     let policy_dir = config.policy_dir.clone();
@@ -372,6 +374,7 @@ fn jwt_settings(j: &crate::config::JwtConfig) -> crate::authn::JwtSettings {
     s.issuer = j.issuer.clone();
     s.audience = j.audience.clone();
     s.leeway_secs = j.leeway_secs;
+    s.max_lifetime_secs = j.max_token_lifetime.as_secs();
     s.user_claim = j.user_claim.clone();
     s.groups_claim = j.groups_claim.clone();
     s.target_claim = j.target_claim.clone();

@@ -8,13 +8,16 @@ use bytes::Bytes;
 use http::{header, Response, StatusCode};
 use http_body_util::Full;
 
-use crate::wsman::{build_fault, FaultSpec, FaultSubcode};
+use crate::wsman::{build_fault, build_must_understand_fault, FaultSpec, FaultSubcode};
 
 /// Why a request is not being served, in terms safe to tell the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// No usable credentials: HTTP 401 with a Basic challenge.
     Unauthenticated,
+    /// Several `Authorization` headers: HTTP 400 saying so (no challenge: retrying with
+    /// other credentials would not help).
+    RepeatedAuthorization,
     /// Not a WS-Man path.
     NotFound,
     /// Not a POST.
@@ -31,6 +34,12 @@ pub enum Refusal {
     ActionNotSupported { action: String },
     /// The envelope could not be read.
     Malformed { message: String },
+    /// Headers marked `mustUnderstand` that the gateway does not interpret, as
+    /// `(namespace, local name)`: the SOAP `MustUnderstand` fault, since forwarding them
+    /// would let the host act on something the gateway never inspected.
+    MustUnderstand {
+        headers: Vec<(Option<String>, String)>,
+    },
     /// The body is larger than allowed.
     TooLarge { limit: usize },
     /// The client asked for xpress shell compression, which the gateway cannot inspect yet.
@@ -51,6 +60,7 @@ impl Refusal {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Unauthenticated => "unauthenticated",
+            Self::RepeatedAuthorization => "repeated_authorization",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::NoTarget => "no_target",
@@ -59,6 +69,7 @@ impl Refusal {
             Self::InvalidShell => "invalid_shell",
             Self::ActionNotSupported { .. } => "action_not_supported",
             Self::Malformed { .. } => "malformed",
+            Self::MustUnderstand { .. } => "must_understand",
             Self::TooLarge { .. } => "too_large",
             Self::CompressionUnsupported => "compression_unsupported",
             Self::BackendUnavailable { .. } => "backend_unavailable",
@@ -80,6 +91,17 @@ impl Refusal {
                 r.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
                     http::HeaderValue::from_static("Basic realm=\"hopgate\""),
+                );
+                return r;
+            }
+            Self::RepeatedAuthorization => {
+                let mut r = Response::new(Full::new(Bytes::from_static(
+                    b"repeated Authorization header: send exactly one\n",
+                )));
+                *r.status_mut() = StatusCode::BAD_REQUEST;
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("text/plain; charset=utf-8"),
                 );
                 return r;
             }
@@ -117,6 +139,10 @@ impl Refusal {
                 FaultSubcode::SchemaValidationError,
                 format!("The request is not a valid WS-Management envelope: {message}"),
             ),
+            Self::MustUnderstand { headers } => {
+                let body = build_must_understand_fault(relates_to, &headers);
+                return soap_response(StatusCode::INTERNAL_SERVER_ERROR, Bytes::from(body));
+            }
             Self::TooLarge { limit } => (
                 FaultSubcode::EncodingLimit,
                 format!("The request is larger than the gateway's limit of {limit} bytes"),

@@ -15,6 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let unlimited = Limits {
         max_bytes: usize::MAX,
         max_depth: 1024,
+        ..Limits::default()
     };
     let rebuilt = build(&env);
     let back = match parse(&rebuilt, &unlimited) {

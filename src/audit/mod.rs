@@ -10,7 +10,8 @@
 //! - `sink`: the writer task, fsync policy, fail-closed health; its child `rotate`:
 //!   resuming, rotating `audit.jsonl` and closing files with checkpoints;
 //! - `checkpoint`: signed (Ed25519) checkpoint lines and their keys;
-//! - `files`: the audit directory's file names and chain order;
+//! - `files`: the audit directory's file names and chain order; `lock`: one writer per
+//!   directory (`hopgate.lock`);
 //! - `verify`: checking a chain across files, with checkpoints and signatures;
 //! - `output`: `output` events from cmd-shell ReceiveResponses;
 //! - `redact`: secrets out of command lines, reasons and echoed output;
@@ -22,6 +23,7 @@ pub mod checkpoint;
 pub mod event;
 pub mod export;
 pub mod files;
+pub mod lock;
 pub mod output;
 pub mod redact;
 pub mod sink;

@@ -10,6 +10,11 @@
 //! - positional passwords of `net user NAME PASSWORD`, `net use [DEV] \\SHARE PASSWORD`,
 //!   `schtasks … /p PASSWORD` and `ConvertTo-SecureString PLAIN`.
 //!
+//! A denial reason quoting the command is scrubbed token-wise ([`scrub_words`]): only
+//! whole-token occurrences of the secrets found change, so the engine's own words stay
+//! whole. Command output is scrubbed by substring ([`SecretMemory::scrub`]): there a
+//! secret glued into longer text must still go.
+//!
 //! PSRP SecureStrings are redacted earlier, by the codec. Over-redaction (a harmless value
 //! after `-TokenType`) is accepted; a missed secret is a bug. The functions are pure;
 //! [`SecretMemory`] remembers each session's secrets so that a command echoing its own
@@ -115,8 +120,55 @@ pub fn scrub(text: &str, r: &Redacted) -> String {
 /// A denied command and its reason, both redacted.
 pub fn denial(parts: &[String], reason: &str) -> (Vec<String>, String) {
     let r = command(parts);
-    let reason = scrub(reason, &r);
+    let reason = scrub_words(reason, &r);
     (r.command, reason)
+}
+
+/// Replaces the secrets of `r` in `text` only where they stand as whole tokens: not glued
+/// to a letter, digit or `_` on a side where the secret itself begins or ends with one.
+///
+/// For reasons the policy engine writes: they quote the command (`line 'net user x y
+/// /add'`), so each secret appears there as a token, while the engine's own words around
+/// it must stay whole. Plain substring replacement turned "not allowed by role" into "not
+/// allowed b[redacted] role" for the password `y` (issue #14). A secret that is itself
+/// one of the reason's words (a password `role`) is still replaced: never leaking wins.
+pub fn scrub_words(text: &str, r: &Redacted) -> String {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    // Longest first, so a secret containing a shorter one is replaced whole.
+    let mut secrets: Vec<&String> = r.secrets.iter().filter(|s| !s.is_empty()).collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets.dedup();
+    let mut out = text.to_string();
+    for secret in secrets {
+        let starts_word = secret.chars().next().is_some_and(is_word);
+        let ends_word = secret.chars().next_back().is_some_and(is_word);
+        let mut next = String::with_capacity(out.len());
+        let mut rest = out.as_str();
+        let mut before: Option<char> = None;
+        while let Some(at) = rest.find(secret.as_str()) {
+            let (head, tail) = rest.split_at(at);
+            let prev = head.chars().next_back().or(before);
+            let after = tail.get(secret.len()..).unwrap_or_default();
+            let glued_before = starts_word && prev.is_some_and(is_word);
+            let glued_after = ends_word && after.chars().next().is_some_and(is_word);
+            let bounded = !glued_before && !glued_after;
+            next.push_str(head);
+            if bounded {
+                next.push_str(REDACTED);
+                before = secret.chars().next_back();
+                rest = after;
+            } else {
+                // Not a token here: keep one character and look again from the next.
+                let keep = tail.chars().next().map_or(0, char::len_utf8);
+                next.push_str(tail.get(..keep).unwrap_or_default());
+                before = tail.chars().next();
+                rest = tail.get(keep..).unwrap_or_default();
+            }
+        }
+        next.push_str(rest);
+        out = next;
+    }
+    out
 }
 
 /// A word: (index of the part it is in, byte range in that part).
@@ -289,14 +341,31 @@ fn is_separator(w: &str) -> bool {
 fn segments(parts: &[String], words: &[Word]) -> Vec<Vec<usize>> {
     let mut out = vec![Vec::new()];
     for (k, w) in words.iter().enumerate() {
-        if is_separator(word(parts, w)) {
+        let text = word(parts, w);
+        if is_separator(text) {
             out.push(Vec::new());
-        } else if let Some(cur) = out.last_mut() {
+            continue;
+        }
+        // A subexpression starts a command of its own:
+        // `-Password (ConvertTo-SecureString 'x' -AsPlainText -Force)`.
+        let opens = ["(", "$(", "@("].iter().any(|o| text.starts_with(o));
+        if opens && !program_name(text).is_empty() {
+            out.push(Vec::new());
+        }
+        if let Some(cur) = out.last_mut() {
             cur.push(k);
         }
     }
     out.retain(|s| !s.is_empty());
     out
+}
+
+/// A command word's program name, lower case: without a leading `(`, `$(`, `@(`, a path,
+/// `.exe`.
+fn program_name(word: &str) -> String {
+    let w = word.trim_start_matches(['(', '$', '@']).to_lowercase();
+    let w = w.rsplit(['\\', '/']).next().unwrap_or_default();
+    w.strip_suffix(".exe").unwrap_or(w).to_string()
 }
 
 /// Positional passwords of programs known to take them.
@@ -309,8 +378,8 @@ fn program_rules(seg: &[usize], parts: &[String], words: &[Word], cut: &mut dyn 
     };
     let Some(&first) = seg.first() else { return };
     let program = w(first);
-    let program = program.rsplit(['\\', '/']).next().unwrap_or_default();
-    let program = program.strip_suffix(".exe").unwrap_or(program);
+    let program = program_name(&program);
+    let program = program.as_str();
     let positional: Vec<usize> = seg
         .iter()
         .skip(1)
@@ -344,15 +413,28 @@ fn program_rules(seg: &[usize], parts: &[String], words: &[Word], cut: &mut dyn 
             }
         }
         "convertto-securestring" => {
-            // The plain text is the first positional argument or -String.
-            if let Some(&k) = seg.get(1).filter(|&&k| !w(k).starts_with('-')) {
-                cut(k);
-            }
-            for pair in seg.windows(2) {
-                if let [flag, value] = pair {
-                    if w(*flag) == "-string" {
-                        cut(*value);
+            // The plain text is -String's value or the first positional argument, wherever
+            // the switches (-AsPlainText, -Force) put it; -Key/-SecureKey take a value.
+            let mut args = seg.iter().skip(1).copied();
+            let mut positional_seen = false;
+            while let Some(k) = args.next() {
+                let flag = w(k);
+                let flag = flag.trim_end_matches(')');
+                match flag {
+                    "-string" => {
+                        if let Some(v) = args.next() {
+                            cut(v);
+                        }
                     }
+                    "-key" | "-securekey" => {
+                        args.next();
+                    }
+                    f if f.starts_with('-') => {}
+                    _ if !positional_seen => {
+                        positional_seen = true;
+                        cut(k);
+                    }
+                    _ => {}
                 }
             }
         }
@@ -535,5 +617,135 @@ mod tests {
         let r = command(&plain);
         assert_eq!(r.command, plain);
         assert!(r.secrets.is_empty());
+    }
+
+    /// Denial reasons the policy engine gives for `policies/` (`hopgate policy check`
+    /// against the shipped roles: demo, read-only-operator, service-restarter, dns-admin).
+    const REASONS: &[&str] = &[
+        "program 'shutdown' line 'shutdown /s /t 0' is not allowed by role 'demo'",
+        "program 'net' line 'net user x y /add' is not allowed by role 'demo'",
+        r"program 'del' line 'del /q C:\x' is not allowed by role 'demo'",
+        "program 'format' line 'format c:' is not allowed by role 'demo'",
+        "cmd metacharacter '&' in 'hostname & del x'",
+        r"program 'reg' line 'reg add HKLM\x' is not allowed by role 'demo'",
+        "cmd metacharacter '|' in 'ipconfig /all | findstr x'",
+        "role 'demo' accepts only code the gateway can analyse: -EncodedCommand is not UTF-16 (odd length)",
+        r"program 'type' line 'type \\other\c$\x' is not allowed by role 'demo'",
+        "cannot verify the deny rules of role 'demo': cmd variable expansion in the arguments of program 'echo'",
+        r"program 'net' line 'net use \\srv\share P4ss /user:bob' is not allowed by role 'demo'",
+        "program 'schtasks' line 'schtasks /create /tn x /tr y /p secret' is not allowed by role 'demo'",
+        "program 'runas' line 'runas /user:admin cmd' is not allowed by role 'demo'",
+        "cmd metacharacter '>' in 'hostname > out.txt'",
+        r"cmd metacharacter '^' in 'dir C:\ ^& calc'",
+        "command 'Stop-Computer' is not visible to role 'read-only-operator'",
+        "role 'read-only-operator' allows no variables: `$` at line 1, column 30",
+        "command 'Remove-Item' is not visible to role 'read-only-operator'",
+        "command 'Stop-Service' is not visible to role 'read-only-operator'",
+        "parameter '-ComputerName' of 'Get-Process' binds to 'ComputerName', which role 'read-only-operator' denies",
+        "role 'read-only-operator' allows no script blocks except the safe subset: command invocation `hostname` at line 1, column 46",
+        "command 'Start-Process' is not visible to role 'read-only-operator'",
+        "role 'read-only-operator' allows no commands inside expressions except (Get-Date ...): `Get-Credential` at line 1, column 40",
+        "role 'read-only-operator' allows no variables: `$x` at line 1, column 1",
+        "command 'Add-Type' is not visible to role 'read-only-operator'",
+        "command 'Stop-Computer' is not visible to role 'service-restarter'",
+        "parameter '-Name' of 'Restart-Service' binds to 'Name': value 'Foo' is not in the allowed set of parameter 'Name'",
+        "command 'x' is not visible to role 'service-restarter'",
+        "role 'service-restarter' allows no commands inside expressions except (Get-Date ...): `iwr` at line 1, column 6",
+        "parameter '-Name' of 'Start-Service' binds to 'Name': value 'Foo' does not match the pattern of parameter 'Name'",
+        "role 'service-restarter' allows no call operators (&): `&` at line 1, column 1",
+        "role 'service-restarter' allows no type literals except [datetime]::Now, ::Today and ::UtcNow: `[System.IO.File]` at line 1, column 1",
+        "script is script text and role 'dns-admin' allows no scripts",
+        "no role grants 'alice@hopgate.test' access to host 'web1'",
+        "command 'Stop-Computer' is denied by role 'demo'",
+        "demo allows no metacharacters (still denied, for that reason)",
+    ];
+
+    /// Issue #14: redaction ate words of reasons ("not allowed b[redacted] role" for the
+    /// password `y`). Every shipped reason goes through unchanged whatever secret the
+    /// command held, as long as the secret is not a whole token of the reason: here every
+    /// proper prefix and suffix of each of its words (the shapes that used to match).
+    #[test]
+    fn denial_reasons_keep_every_word_outside_secrets() {
+        for reason in REASONS {
+            let words: Vec<&str> = reason
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .filter(|w| w.chars().count() >= 2)
+                .collect();
+            for w in words {
+                let chars: Vec<(usize, char)> = w.char_indices().collect();
+                for &(i, _) in chars.iter().skip(1) {
+                    for secret in [&w[i..], &w[..i]] {
+                        if reason
+                            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                            .any(|t| t == secret)
+                        {
+                            continue; // a whole token of the reason: replaced, rightly
+                        }
+                        for cmd in [
+                            format!("net user bob {secret} /add"),
+                            format!("New-LocalUser -Password {secret}"),
+                            format!("ConvertTo-SecureString -AsPlainText '{secret}' -Force"),
+                        ] {
+                            let (_, got) = denial(std::slice::from_ref(&cmd), reason);
+                            assert_eq!(&got, reason, "secret {secret:?} in {cmd:?}");
+                        }
+                    }
+                }
+            }
+        }
+        // The case of the issue, exactly.
+        let (cmd, reason) = denial(&argv(&["net user x y /add"]), REASONS[1]);
+        assert_eq!(cmd, ["net user x [redacted] /add"]);
+        assert_eq!(
+            reason,
+            "program 'net' line 'net user x [redacted] /add' is not allowed by role 'demo'"
+        );
+    }
+
+    #[test]
+    fn real_secrets_are_still_redacted_in_commands_and_reasons() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("net user bob P4ss!", "P4ss!", "net user bob [redacted]"),
+            (
+                "New-LocalUser -Name bob -Password (ConvertTo-SecureString 'x' -AsPlainText -Force)",
+                "'x'",
+                "New-LocalUser -Name bob -Password [redacted] [redacted] -AsPlainText -Force)",
+            ),
+            (
+                "ConvertTo-SecureString -AsPlainText 'hunter2' -Force",
+                "'hunter2'",
+                "ConvertTo-SecureString -AsPlainText [redacted] -Force",
+            ),
+            (
+                "ConvertTo-SecureString -AsPlainText -Force -String hunter2",
+                "hunter2",
+                "ConvertTo-SecureString -AsPlainText -Force -String [redacted]",
+            ),
+            (
+                "$c = New-Object PSCredential('bob', (ConvertTo-SecureString \"s3cr3t\" -AsPlainText -Force))",
+                "\"s3cr3t\"",
+                "$c = New-Object PSCredential('bob', (ConvertTo-SecureString [redacted] -AsPlainText -Force))",
+            ),
+        ];
+        for (cmd, secret, expected) in cases {
+            let reason = format!("program 'pwsh' line '{cmd}' is not allowed by role 'demo'");
+            let (got_cmd, got_reason) = denial(&argv(&[cmd]), &reason);
+            assert_eq!(got_cmd, [*expected], "{cmd}");
+            assert_eq!(
+                got_reason,
+                format!("program 'pwsh' line '{expected}' is not allowed by role 'demo'"),
+                "{cmd}"
+            );
+            assert!(!got_reason.contains(secret), "{cmd}: {got_reason}");
+        }
+        // A secret that is itself a word of the reason is replaced: leaking loses.
+        let (_, reason) = denial(
+            &argv(&["net user bob role"]),
+            "net user bob role denied by role 'demo'",
+        );
+        assert_eq!(
+            reason,
+            "net user bob [redacted] denied by [redacted] 'demo'"
+        );
     }
 }

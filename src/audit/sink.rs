@@ -90,6 +90,9 @@ pub enum AuditError {
     },
     #[error("existing audit log {path} does not end in a valid chained line: {reason}")]
     Resume { path: PathBuf, reason: String },
+    /// Another gateway writes to this directory (or its lock file is unusable).
+    #[error(transparent)]
+    Locked(#[from] super::lock::LockError),
 }
 
 enum Msg {
@@ -144,6 +147,8 @@ pub struct AuditTask {
     last_sync: Instant,
     /// Where copies of written lines go (syslog, stdout); never waited on.
     exporters: Option<Arc<super::export::Exporters>>,
+    /// The directory's lock, held while this task (the writer) lives.
+    lock: Option<super::lock::DirLock>,
 }
 
 // === impl AuditHandle ===
@@ -192,7 +197,7 @@ impl AuditHandle {
     ) -> (Vec<String>, String) {
         let r = redact::command(command);
         self.secrets.remember(session_id, &r);
-        (r.command.clone(), redact::scrub(reason, &r))
+        (r.command.clone(), redact::scrub_words(reason, &r))
     }
 
     /// Waits until every event queued before this call is on disk.
@@ -249,6 +254,12 @@ impl AuditTask {
             source,
         };
         tokio::fs::create_dir_all(dir).await.map_err(open_err)?;
+        // Before reading the chain: a second gateway must not resume from a line the first
+        // is about to follow (issue #14).
+        let owned = dir.to_path_buf();
+        let lock = tokio::task::spawn_blocking(move || super::lock::DirLock::acquire(&owned))
+            .await
+            .map_err(|e| open_err(std::io::Error::other(e)))??;
         let resumed = rotate::resume(dir).await?;
         let file = tokio::fs::OpenOptions::new()
             .create(true)
@@ -256,7 +267,9 @@ impl AuditTask {
             .open(&path)
             .await
             .map_err(open_err)?;
-        Ok(Self::with_file(file, dir, resumed, config).await)
+        let mut task = Self::with_file(file, dir, resumed, config).await;
+        task.1.lock = Some(lock);
+        Ok(task)
     }
 
     /// The handle and task for an already open file whose chain is where `resumed` says.
@@ -294,6 +307,7 @@ impl AuditTask {
                 dirty: false,
                 last_sync: Instant::now(),
                 exporters: None,
+                lock: None,
             },
         )
     }

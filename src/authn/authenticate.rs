@@ -15,7 +15,7 @@
 
 use std::net::IpAddr;
 
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue};
 use subtle::ConstantTimeEq;
 
 use super::error::AuthnError;
@@ -36,6 +36,16 @@ pub enum AuthnFailure {
     UnsupportedScheme {
         /// Scheme name, sanitised by the header parser.
         scheme: String,
+    },
+    /// More than one `Authorization` header: which one counts would be a guess, and a
+    /// proxy in front may have checked a different one than the host would use.
+    #[error("repeated authorization header")]
+    RepeatedHeader,
+    /// The token is valid but lives longer than the configured maximum.
+    #[error("token rejected: {why}")]
+    TokenLifetime {
+        /// The lifetime check that failed.
+        why: AuthnError,
     },
     /// The `Authorization` header could not be parsed.
     #[error("malformed authorization header: {why}")]
@@ -77,6 +87,8 @@ impl AuthnFailure {
     pub fn category(&self) -> &'static str {
         match self {
             Self::NoCredentials => "no_credentials",
+            Self::RepeatedHeader => "repeated_authorization_header",
+            Self::TokenLifetime { .. } => "token_lifetime_too_long",
             Self::UnsupportedScheme { .. } => "unsupported_scheme",
             Self::MalformedHeader { .. } => "malformed_header",
             Self::TokenExpired => "token_expired",
@@ -120,10 +132,26 @@ impl Authenticator {
         ))
     }
 
+    /// Authenticates one request from its headers: refuses several `Authorization`
+    /// headers ([`AuthnFailure::RepeatedHeader`]), then as [`Authenticator::authenticate`].
+    pub fn authenticate_headers(
+        &self,
+        peer_cert: Option<&[u8]>,
+        headers: &HeaderMap,
+        source_ip: IpAddr,
+    ) -> Result<Principal, AuthnFailure> {
+        let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(AuthnFailure::RepeatedHeader);
+        }
+        self.authenticate(peer_cert, first, source_ip)
+    }
+
     /// Authenticates one request.
     ///
-    /// `authorization` is the request's `Authorization` header; the caller should reject a
-    /// request carrying several of them before calling (which one would count is ambiguous).
+    /// `authorization` is the request's `Authorization` header; callers holding the whole
+    /// header map use [`Authenticator::authenticate_headers`], which refuses several.
     ///
     /// `peer_cert` is the leaf certificate (DER) of the TLS client, which the listener has
     /// already verified against the client CA; pass `None` when there is none.
@@ -178,6 +206,7 @@ impl Authenticator {
             })?;
         jwt.validate(token).map_err(|why| match why {
             AuthnError::Expired => AuthnFailure::TokenExpired,
+            why @ AuthnError::LifetimeTooLong { .. } => AuthnFailure::TokenLifetime { why },
             why => AuthnFailure::TokenInvalid { why },
         })
     }

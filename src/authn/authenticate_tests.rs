@@ -241,3 +241,70 @@ fn other_failures() {
         })
     ));
 }
+
+/// Issue #14: a repeated `Authorization` header was accepted, first one winning. Now it
+/// is refused whichever order the good and bad credentials come in, before any token is
+/// looked at.
+#[test]
+fn repeated_authorization_header_is_refused() {
+    let a = authenticator(true, false);
+    let good = bearer(&token_for("alice@hopgate.test", 300, HS_SECRET));
+    let mut one = http::HeaderMap::new();
+    one.append(http::header::AUTHORIZATION, good.clone());
+    assert_eq!(
+        a.authenticate_headers(None, &one, IP).unwrap().name,
+        "alice@hopgate.test"
+    );
+    for pair in [
+        [good.clone(), bearer("not.a.token")],
+        [bearer("not.a.token"), good.clone()],
+        [good.clone(), good.clone()],
+    ] {
+        let mut headers = http::HeaderMap::new();
+        for v in pair {
+            headers.append(http::header::AUTHORIZATION, v);
+        }
+        let r = a.authenticate_headers(None, &headers, IP);
+        assert!(matches!(r, Err(AuthnFailure::RepeatedHeader)), "{r:?}");
+        let failure = r.unwrap_err();
+        assert_eq!(failure.category(), "repeated_authorization_header");
+        assert_eq!(failure.to_string(), "repeated authorization header");
+    }
+}
+
+/// Issue #14: failed Basic sign-ins now name the claimed user (never the password).
+#[test]
+fn claimed_basic_user_is_the_user_part_only() {
+    use super::header::claimed_basic_user;
+    assert_eq!(
+        claimed_basic_user(&basic("mallory@corp", "P4ss!:with:colons")).as_deref(),
+        Some("mallory@corp")
+    );
+    assert_eq!(claimed_basic_user(&bearer("a.b.c")), None);
+    assert_eq!(claimed_basic_user(&header("Basic %%%")), None);
+    assert_eq!(
+        claimed_basic_user(&basic("a\u{1b}[31mb\nc", "x")).as_deref(),
+        Some("a[31mbc")
+    );
+    let long = "é".repeat(300);
+    let got = claimed_basic_user(&basic(&long, "x")).unwrap();
+    assert!(got.len() <= 256 && long.starts_with(&got), "{}", got.len());
+}
+
+/// Issue #14: a lifetime failure has its own category for the audit record.
+#[test]
+fn overlong_token_is_its_own_failure() {
+    let a = authenticator(true, false);
+    let forever = token_for("alice@hopgate.test", 10 * 365 * 86_400, HS_SECRET);
+    let r = a.authenticate(None, Some(&bearer(&forever)), IP);
+    assert!(
+        matches!(
+            &r,
+            Err(AuthnFailure::TokenLifetime {
+                why: AuthnError::LifetimeTooLong { max_secs: 43_200 }
+            })
+        ),
+        "{r:?}"
+    );
+    assert_eq!(r.unwrap_err().category(), "token_lifetime_too_long");
+}

@@ -50,6 +50,13 @@ pub enum AuthnError {
     /// `exp` (plus leeway) is in the past.
     #[error("token has expired")]
     Expired,
+    /// `exp - iat`, or `exp - now`, is longer than the configured maximum lifetime: a
+    /// token valid for years is a standing credential, whoever minted it.
+    #[error("token lifetime exceeds the maximum of {max_secs} s")]
+    LifetimeTooLong {
+        /// The configured maximum, in seconds.
+        max_secs: u64,
+    },
     /// `nbf` (minus leeway) is in the future.
     #[error("token is not valid yet")]
     NotYetValid,

@@ -90,6 +90,30 @@ pub fn parse_authorization(value: &HeaderValue) -> Result<ClientCredential, Auth
     )))
 }
 
+/// Longest claimed user name recorded; longer ones are cut (at a character boundary).
+const MAX_CLAIMED_USER: usize = 256;
+
+/// The user part of a Basic credential, for the audit record of a failed sign-in (the
+/// password is never looked at beyond the split). `None` for other schemes or an
+/// unreadable credential. Control characters are dropped and the name is capped: it comes
+/// from an unauthenticated client and lands in the audit trail.
+pub fn claimed_basic_user(value: &HeaderValue) -> Option<String> {
+    match parse_authorization(value) {
+        Ok(ClientCredential::Basic { user, .. }) => {
+            let mut clean: String = user.chars().filter(|c| !c.is_control()).collect();
+            if clean.len() > MAX_CLAIMED_USER {
+                let mut end = MAX_CLAIMED_USER;
+                while !clean.is_char_boundary(end) {
+                    end -= 1;
+                }
+                clean.truncate(end);
+            }
+            Some(clean)
+        }
+        _ => None,
+    }
+}
+
 fn parse_basic(encoded: &str) -> Result<ClientCredential, AuthnError> {
     let decoded = Zeroizing::new(
         BASIC_B64

@@ -84,6 +84,10 @@ pub struct JwtSettings {
     /// Clock skew allowed on `exp` and `nbf`, in seconds. Default 30.
     #[serde(default = "default_leeway_secs")]
     pub leeway_secs: u64,
+    /// Longest accepted token lifetime in seconds: `exp - iat`, and `exp - now` (so a
+    /// token without `iat`, or with a late one, cannot outlive it either). Default 12 h.
+    #[serde(default = "default_max_lifetime_secs")]
+    pub max_lifetime_secs: u64,
     /// Claim holding the user name. Default `"sub"`.
     #[serde(default = "default_user_claim")]
     pub user_claim: String,
@@ -98,6 +102,12 @@ pub struct JwtSettings {
 
 fn default_leeway_secs() -> u64 {
     30
+}
+/// 12 hours: a working day with margin; longer-lived access should be a refresh.
+pub const DEFAULT_MAX_LIFETIME_SECS: u64 = 12 * 3600;
+
+fn default_max_lifetime_secs() -> u64 {
+    DEFAULT_MAX_LIFETIME_SECS
 }
 fn default_user_claim() -> String {
     "sub".to_owned()
@@ -120,6 +130,7 @@ impl JwtSettings {
             issuer: None,
             audience: None,
             leeway_secs: default_leeway_secs(),
+            max_lifetime_secs: default_max_lifetime_secs(),
             user_claim: default_user_claim(),
             groups_claim: default_groups_claim(),
             target_claim: default_target_claim(),
@@ -145,6 +156,7 @@ pub struct JwtValidator {
     algorithm: JwtAlgorithm,
     key: DecodingKey,
     validation: Validation,
+    max_lifetime_secs: u64,
     user_claim: String,
     groups_claim: String,
     target_claim: String,
@@ -187,6 +199,7 @@ impl JwtValidator {
             algorithm,
             key,
             validation,
+            max_lifetime_secs: settings.max_lifetime_secs,
             user_claim: settings.user_claim.clone(),
             groups_claim: settings.groups_claim.clone(),
             target_claim: settings.target_claim.clone(),
@@ -198,8 +211,15 @@ impl JwtValidator {
         self.algorithm
     }
 
-    /// Checks signature, `alg`, `exp`, `nbf`, `aud`, `iss` and extracts the claims.
+    /// Checks signature, `alg`, `exp`, `nbf`, `aud`, `iss`, the lifetime cap, and extracts
+    /// the claims.
     pub fn validate(&self, token: &str) -> Result<Claims, AuthnError> {
+        self.validate_at(token, SystemTime::now())
+    }
+
+    /// [`JwtValidator::validate`] with the lifetime cap measured from `now` (the library
+    /// still reads the real clock for `exp`/`nbf`).
+    pub fn validate_at(&self, token: &str, now: SystemTime) -> Result<Claims, AuthnError> {
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation)
             .map_err(map_jwt_error)?;
         let claims = data.claims;
@@ -230,6 +250,13 @@ impl JwtValidator {
             .get("exp")
             .and_then(numeric_date)
             .ok_or_else(|| AuthnError::InvalidClaim("exp".to_owned()))?;
+        let iat = match claims.get("iat") {
+            None | Some(Value::Null) => None,
+            Some(v) => {
+                Some(numeric_date(v).ok_or_else(|| AuthnError::InvalidClaim("iat".to_owned()))?)
+            }
+        };
+        self.check_lifetime(exp, iat, now)?;
 
         Ok(Claims {
             user,
@@ -240,12 +267,37 @@ impl JwtValidator {
     }
 }
 
+// === impl JwtValidator (lifetime) ===
+
+impl JwtValidator {
+    /// Refuses a token whose `exp - iat` exceeds the cap, or whose `exp` lies further than
+    /// the cap (plus leeway, for the issuer's clock) ahead of `now`.
+    fn check_lifetime(
+        &self,
+        exp: u64,
+        iat: Option<u64>,
+        now: SystemTime,
+    ) -> Result<(), AuthnError> {
+        let max = self.max_lifetime_secs;
+        let too_long = AuthnError::LifetimeTooLong { max_secs: max };
+        if iat.is_some_and(|iat| exp.saturating_sub(iat) > max) {
+            return Err(too_long);
+        }
+        let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if exp.saturating_sub(now) > max.saturating_add(self.validation.leeway) {
+            return Err(too_long);
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Debug for JwtValidator {
     // The key is left out: for HS256 it is the shared secret.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtValidator")
             .field("algorithm", &self.algorithm)
             .field("leeway", &self.validation.leeway)
+            .field("max_lifetime_secs", &self.max_lifetime_secs)
             .field("audience", &self.validation.aud)
             .field("issuer", &self.validation.iss)
             .field("user_claim", &self.user_claim)

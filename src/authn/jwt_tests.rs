@@ -451,3 +451,50 @@ fn debug_never_shows_the_hmac_secret() {
     let m = TokenMinter::new(JwtAlgorithm::Hs256, HS_SECRET).unwrap();
     assert!(!format!("{m:?}").contains("0123456789abcdef"));
 }
+
+/// Issue #14: a token with `exp` millions of years ahead was accepted. The lifetime is
+/// capped (12 h by default), measured as `exp - iat` and as `exp - now`.
+#[test]
+fn token_lifetime_is_capped() {
+    let t = now();
+    let v = hs_validator();
+    // Exactly 12 h from iat: fine.
+    assert!(v
+        .validate(&hs_token(&with("exp", json!(t + 12 * 3600))))
+        .is_ok());
+    let too_long = |claims: &serde_json::Value| {
+        matches!(
+            v.validate(&hs_token(claims)),
+            Err(AuthnError::LifetimeTooLong { max_secs: 43_200 })
+        )
+    };
+    assert!(too_long(&with("exp", json!(t + 12 * 3600 + 1))));
+    // Millions of years ahead, with or without iat.
+    assert!(too_long(&with(
+        "exp",
+        json!(t + 60 * 31_557_600_000_000u64)
+    )));
+    let mut no_iat = without("iat");
+    no_iat["exp"] = json!(t + 13 * 3600);
+    assert!(too_long(&no_iat));
+    no_iat["exp"] = json!(t + 3600);
+    assert!(v.validate(&hs_token(&no_iat)).is_ok());
+    // A late iat does not help: exp is also measured from now.
+    let mut late = with("exp", json!(t + 100 * 86_400));
+    late["iat"] = json!(t + 100 * 86_400 - 60);
+    assert!(too_long(&late));
+    // The message names the limit, never the token.
+    assert_eq!(
+        AuthnError::LifetimeTooLong { max_secs: 43_200 }.to_string(),
+        "token lifetime exceeds the maximum of 43200 s"
+    );
+    // A configured cap applies.
+    let mut s = settings(JwtAlgorithm::Hs256);
+    s.max_lifetime_secs = 600;
+    let short = JwtValidator::from_key_material(&s, HS_SECRET).unwrap();
+    assert!(short.validate(&hs_token(&good_claims())).is_ok());
+    assert!(matches!(
+        short.validate(&hs_token(&with("exp", json!(t + 601)))),
+        Err(AuthnError::LifetimeTooLong { max_secs: 600 })
+    ));
+}

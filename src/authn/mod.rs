@@ -29,7 +29,9 @@ mod test_keys;
 
 pub use authenticate::{Authenticator, AuthnFailure};
 pub use error::AuthnError;
-pub use header::{parse_authorization, ClientCredential, WSMAN_MUTUAL_CERT_PROFILE};
+pub use header::{
+    claimed_basic_user, parse_authorization, ClientCredential, WSMAN_MUTUAL_CERT_PROFILE,
+};
 pub use jwt::{Claims, JwtAlgorithm, JwtSettings, JwtValidator};
 pub use mint::{write_hs256_secret_file, TokenMinter};
 pub use mtls::principal_name_from_cert;

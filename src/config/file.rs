@@ -83,6 +83,9 @@ pub struct JwtFile {
     pub audience: Option<String>,
     /// Clock leeway in seconds for exp/nbf. Default 30.
     pub leeway_secs: Option<u64>,
+    /// Longest accepted token lifetime (`exp - iat`, and `exp - now`), seconds. Default
+    /// 43200 (12 h).
+    pub max_token_lifetime_secs: Option<u64>,
     /// Claim holding the user name. Default "sub".
     pub user_claim: Option<String>,
     /// Claim holding the group list. Default "groups".
@@ -215,6 +218,10 @@ pub struct LimitsFile {
     pub request_timeout_secs: Option<u64>,
     /// Seconds an idle shell is remembered. Default 3600.
     pub shell_idle_secs: Option<u64>,
+    /// Most attributes on one element of a request envelope. Default 64.
+    pub max_xml_attributes: Option<usize>,
+    /// Longest attribute value of a request envelope, in bytes. Default 4096.
+    pub max_xml_attribute_bytes: Option<usize>,
 }
 
 /// One `[[hosts]]` entry: a Windows host the gateway may reach.

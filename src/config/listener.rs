@@ -66,6 +66,9 @@ pub struct LimitsConfig {
     pub idle_timeout: Duration,
     pub request_timeout: Duration,
     pub shell_idle: Duration,
+    /// Envelope attribute caps (`wsman::Limits`), issue #14.
+    pub max_xml_attributes: usize,
+    pub max_xml_attribute_bytes: usize,
 }
 
 pub(super) fn validate_listener(
@@ -146,6 +149,16 @@ pub(super) fn validate_limits(l: &LimitsFile) -> Result<LimitsConfig, ConfigErro
             "limits.shell_idle_secs",
             l.shell_idle_secs,
             DEFAULT_SHELL_IDLE_SECS,
+        )?,
+        max_xml_attributes: positive(
+            "limits.max_xml_attributes",
+            l.max_xml_attributes,
+            crate::wsman::Limits::default().max_attributes,
+        )?,
+        max_xml_attribute_bytes: positive(
+            "limits.max_xml_attribute_bytes",
+            l.max_xml_attribute_bytes,
+            crate::wsman::Limits::default().max_attribute_bytes,
         )?,
     })
 }

@@ -23,6 +23,8 @@ use self::file::{FileConfig, HostFile, JwtFile};
 pub use self::listener::{AdminConfig, LimitsConfig, ListenerConfig, MinTls};
 
 const DEFAULT_JWT_LEEWAY: u64 = 30;
+/// `authn.jwt.max_token_lifetime_secs` default: 12 h (issue #14).
+const DEFAULT_MAX_TOKEN_LIFETIME_SECS: u64 = 12 * 3600;
 
 /// A configuration problem, naming the key it is about.
 #[derive(Debug, Error)]
@@ -97,6 +99,7 @@ pub struct JwtConfig {
     pub issuer: Option<String>,
     pub audience: Option<String>,
     pub leeway_secs: u64,
+    pub max_token_lifetime: Duration,
     pub user_claim: String,
     pub groups_claim: String,
     pub target_claim: String,
@@ -424,6 +427,11 @@ fn validate_jwt(j: &JwtFile, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<JwtCo
         issuer: j.issuer.clone(),
         audience: j.audience.clone(),
         leeway_secs: j.leeway_secs.unwrap_or(DEFAULT_JWT_LEEWAY),
+        max_token_lifetime: secs(
+            "authn.jwt.max_token_lifetime_secs",
+            j.max_token_lifetime_secs,
+            DEFAULT_MAX_TOKEN_LIFETIME_SECS,
+        )?,
         user_claim: claim("authn.jwt.user_claim", &j.user_claim, "sub")?,
         groups_claim: claim("authn.jwt.groups_claim", &j.groups_claim, "groups")?,
         target_claim: claim("authn.jwt.target_claim", &j.target_claim, "dst")?,

@@ -828,3 +828,39 @@ fn credssp_is_accepted_over_https_only() {
         other => panic!("expected an Invalid error, got {other:?}"),
     }
 }
+
+/// Issue #14: the envelope attribute caps and the token lifetime cap are configurable, with
+/// defaults (64 attributes, 4096 bytes, 12 h), and zero is refused.
+#[test]
+fn issue_14_caps_default_and_override() {
+    let dir = fixture_dir();
+    let c = load(VALID, dir.path()).unwrap();
+    assert_eq!(c.limits.max_xml_attributes, 64);
+    assert_eq!(c.limits.max_xml_attribute_bytes, 4096);
+    let jwt = c.authn.jwt.as_ref().unwrap();
+    assert_eq!(
+        jwt.max_token_lifetime,
+        std::time::Duration::from_secs(12 * 3600)
+    );
+
+    let text = format!(
+        "{}\n[limits]\nmax_xml_attributes = 16\nmax_xml_attribute_bytes = 512\n",
+        VALID.replace(
+            "audience = \"hopgate\"",
+            "audience = \"hopgate\"\nmax_token_lifetime_secs = 600"
+        )
+    );
+    let c = load(&text, dir.path()).unwrap();
+    assert_eq!(c.limits.max_xml_attributes, 16);
+    assert_eq!(c.limits.max_xml_attribute_bytes, 512);
+    let jwt = c.authn.jwt.as_ref().unwrap();
+    assert_eq!(jwt.max_token_lifetime, std::time::Duration::from_secs(600));
+
+    let text = format!("{VALID}\n[limits]\nmax_xml_attributes = 0\n");
+    assert_eq!(invalid_key(&text), "limits.max_xml_attributes");
+    let text = VALID.replace(
+        "audience = \"hopgate\"",
+        "audience = \"hopgate\"\nmax_token_lifetime_secs = 0",
+    );
+    assert_eq!(invalid_key(&text), "authn.jwt.max_token_lifetime_secs");
+}

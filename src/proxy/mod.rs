@@ -28,7 +28,7 @@ use hyper::body::Incoming;
 use tracing::Instrument;
 
 use crate::audit::AuditHandle;
-use crate::authn::{Authenticator, Principal};
+use crate::authn::{claimed_basic_user, Authenticator, AuthnFailure, Principal};
 use crate::config::{Config, Host};
 use crate::error::Refusal;
 use crate::listener::ConnInfo;
@@ -144,15 +144,24 @@ impl Gateway {
 
         let principal = self
             .authn
-            .authenticate(
-                conn.client_cert.as_deref(),
-                req.headers().get(http::header::AUTHORIZATION),
-                conn.peer.ip(),
-            )
+            .authenticate_headers(conn.client_cert.as_deref(), req.headers(), conn.peer.ip())
             .map_err(|failure| {
                 tracing::info!(reason = %failure, "Authentication failed");
-                self.authn_failure(conn, failure.category());
-                (Refusal::Unauthenticated, None)
+                // The user part of a Basic credential, so a failed sign-in names whom it
+                // claimed to be (never the password; nothing for a repeated header).
+                let claimed = match failure {
+                    AuthnFailure::RepeatedHeader => None,
+                    _ => req
+                        .headers()
+                        .get(http::header::AUTHORIZATION)
+                        .and_then(claimed_basic_user),
+                };
+                self.authn_failure(conn, failure.category(), claimed);
+                let refusal = match failure {
+                    AuthnFailure::RepeatedHeader => Refusal::RepeatedAuthorization,
+                    _ => Refusal::Unauthenticated,
+                };
+                (refusal, None)
             })?;
         tracing::Span::current().record("user", principal.name.as_str());
 
@@ -233,6 +242,14 @@ impl Gateway {
         })?;
         *action = envelope.action().label();
         tracing::Span::current().record("action", *action);
+        if !envelope.header.unknown_must_understand.is_empty() {
+            return Err((
+                Refusal::MustUnderstand {
+                    headers: envelope.header.unknown_must_understand,
+                },
+                envelope.header.message_id,
+            ));
+        }
 
         let ctx = Ctx {
             conn,

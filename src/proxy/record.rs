@@ -234,13 +234,18 @@ impl Gateway {
         });
     }
 
-    pub(super) fn authn_failure(&self, conn: &ConnInfo, reason: &str) {
+    pub(super) fn authn_failure(
+        &self,
+        conn: &ConnInfo,
+        reason: &str,
+        claimed_user: Option<String>,
+    ) {
         self.audit.emit(Event {
             session_id: None,
             kind: EventKind::AuthnFailure {
                 source_ip: conn.peer.ip().to_string(),
                 reason: reason.to_string(),
-                claimed_user: None,
+                claimed_user,
             },
         });
     }

@@ -176,6 +176,9 @@ pub enum ClixmlErrorKind {
     /// More values than the limit.
     #[error("more than {0} values")]
     TooManyValues(usize),
+    /// More attributes on one element than the limit.
+    #[error("more than {0} attributes on one element")]
+    TooManyAttributes(usize),
     /// The document ended inside an element.
     #[error("unexpected end of document")]
     UnexpectedEof,

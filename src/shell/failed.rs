@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::psrp::clixml::{write_clixml, Object, Value, ValueKind};
+use crate::psrp::clixml::{write_clixml, Object, ObjectContent, Value, ValueKind};
 use crate::psrp::{fragment_message, Destination, Message, MessageType};
 use crate::wsman::{self, Action, Body, CommandState, CommandStateKind, Envelope, Stream};
 
@@ -76,7 +76,9 @@ pub(crate) fn failed_state_xml(message: &str, target: &str) -> String {
             s("Source", "hopgate"),
             i32v("HResult", E_ACCESSDENIED),
         ],
-        ..Object::default()
+        // Every field named: Object's iterative Drop forbids `..Object::default()`.
+        content: ObjectContent::None,
+        extended: Vec::new(),
     };
     let record = Object {
         type_names: types(&["System.Management.Automation.ErrorRecord", "System.Object"]),
@@ -100,7 +102,8 @@ pub(crate) fn failed_state_xml(message: &str, target: &str) -> String {
             ),
             Value::named("SerializeExtendedInfo", ValueKind::Bool(false)),
         ],
-        ..Object::default()
+        content: ObjectContent::None,
+        adapted: Vec::new(),
     };
     let state = Object {
         extended: vec![
@@ -110,7 +113,10 @@ pub(crate) fn failed_state_xml(message: &str, target: &str) -> String {
                 ValueKind::Object(Arc::new(record)),
             ),
         ],
-        ..Object::default()
+        type_names: None,
+        to_string: None,
+        content: ObjectContent::None,
+        adapted: Vec::new(),
     };
     write_clixml(&Value::new(ValueKind::Object(Arc::new(state))))
 }

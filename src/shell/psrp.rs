@@ -362,9 +362,9 @@ fn judge_messages(
             // secret the command (or the code decoded from it) carried scrubbed out
             // (audit::redact).
             let redacted = redact::command(&shown);
-            let mut scrubbed = redact::scrub(&reason, &redacted);
+            let mut scrubbed = redact::scrub_words(&reason, &redacted);
             for text in decoded {
-                scrubbed = redact::scrub(&scrubbed, &redact::command(&[text]));
+                scrubbed = redact::scrub_words(&scrubbed, &redact::command(&[text]));
             }
             let message = format!("Access is denied by hopgate: {scrubbed}");
             return Judged::Denied(DeniedPipeline {

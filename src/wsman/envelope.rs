@@ -24,6 +24,16 @@ pub struct Limits {
     /// Deepest accepted element nesting (the Envelope is depth 1). Real envelopes stay
     /// under 12; faults with nested provider detail under 20.
     pub max_depth: usize,
+    /// Most attributes (namespace declarations included) on one element. Real traffic
+    /// carries at most 11 (a Windows envelope's `xmlns` list); the cap keeps a start tag
+    /// with 100,000 attributes from costing more than a glance (issue #14).
+    pub max_attributes: usize,
+    /// Longest attribute value in bytes, as written. Real values are ids, names and URIs
+    /// under 100 bytes; payloads travel as element text, which this does not limit.
+    pub max_attribute_bytes: usize,
+    /// Most namespace declarations in scope at once. Every element and attribute name is
+    /// resolved by scanning the bindings in scope, so this bounds the cost per name.
+    pub max_namespaces: usize,
 }
 
 impl Default for Limits {
@@ -31,6 +41,9 @@ impl Default for Limits {
         Limits {
             max_bytes: 512 * 1024,
             max_depth: 64,
+            max_attributes: 64,
+            max_attribute_bytes: 4096,
+            max_namespaces: 128,
         }
     }
 }
@@ -210,7 +223,7 @@ pub fn parse(input: &[u8], limits: &Limits) -> Result<Envelope, WsmanError> {
             limit: limits.max_bytes,
         });
     }
-    let mut cur = Cursor::new(input, limits.max_depth);
+    let mut cur = Cursor::new(input, limits);
 
     // Prolog: declarations and comments are skipped by the cursor; text is not allowed.
     let root = loop {

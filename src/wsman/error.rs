@@ -33,6 +33,33 @@ pub enum WsmanError {
         /// The configured limit.
         limit: usize,
     },
+    /// An element carries more attributes than
+    /// [`Limits::max_attributes`](super::Limits::max_attributes).
+    #[error("more than {limit} attributes on {path}")]
+    TooManyAttributes {
+        /// The configured limit.
+        limit: usize,
+        /// Path of the element.
+        path: String,
+    },
+    /// An attribute value is longer than
+    /// [`Limits::max_attribute_bytes`](super::Limits::max_attribute_bytes).
+    #[error("attribute value longer than {limit} bytes on {path}")]
+    AttributeTooLarge {
+        /// The configured limit.
+        limit: usize,
+        /// Path of the element.
+        path: String,
+    },
+    /// More namespace declarations in scope than
+    /// [`Limits::max_namespaces`](super::Limits::max_namespaces).
+    #[error("more than {limit} namespace declarations in scope at {path}")]
+    TooManyNamespaces {
+        /// The configured limit.
+        limit: usize,
+        /// Path of the element.
+        path: String,
+    },
     /// The root element is not a SOAP 1.2 `Envelope` (or there is no root element).
     #[error("root element is not a soap 1.2 envelope")]
     NotAnEnvelope,
@@ -110,7 +137,11 @@ impl WsmanError {
     pub fn fault_subcode(&self) -> super::FaultSubcode {
         use super::FaultSubcode as F;
         match self {
-            WsmanError::TooLarge { .. } | WsmanError::TooDeep { .. } => F::EncodingLimit,
+            WsmanError::TooLarge { .. }
+            | WsmanError::TooDeep { .. }
+            | WsmanError::TooManyAttributes { .. }
+            | WsmanError::AttributeTooLarge { .. }
+            | WsmanError::TooManyNamespaces { .. } => F::EncodingLimit,
             WsmanError::MissingHeader(_) => F::InvalidMessageInformationHeader,
             WsmanError::Duplicate { path } if path.starts_with("/Envelope/Header/") => {
                 F::InvalidMessageInformationHeader

@@ -317,6 +317,78 @@ fn write_fault_envelope(out: &mut Out, spec: &FaultSpec, message_id: &str) -> io
     out.end("s:Envelope")
 }
 
+/// Builds the SOAP 1.2 `MustUnderstand` fault (SOAP 1.2 part 1, 5.4.8): code
+/// `s:MustUnderstand` with no subcode, and one `s:NotUnderstood qname=".."` header block per
+/// header the gateway refused, as `(namespace, local name)` from
+/// [`Header::unknown_must_understand`](super::Header::unknown_must_understand).
+pub fn build_must_understand_fault(
+    relates_to: Option<&str>,
+    not_understood: &[(Option<String>, String)],
+) -> Vec<u8> {
+    let mut out = Out::new();
+    let message_id = format!("uuid:{:X}", uuid::Uuid::new_v4().hyphenated());
+    // Writing into a Vec cannot fail; the io::Result only comes from the Writer API.
+    let _ = write_must_understand(&mut out, relates_to, not_understood, &message_id);
+    out.finish()
+}
+
+fn write_must_understand(
+    out: &mut Out,
+    relates_to: Option<&str>,
+    not_understood: &[(Option<String>, String)],
+    message_id: &str,
+) -> io::Result<()> {
+    out.start(
+        "s:Envelope",
+        &[
+            ("xml:lang", "en-US"),
+            ("xmlns:s", ns::SOAP),
+            ("xmlns:a", ns::ADDRESSING),
+        ],
+    )?;
+    out.start("s:Header", &[])?;
+    out.leaf("a:Action", &[], ns::action::ADDRESSING_FAULT)?;
+    out.leaf("a:MessageID", &[], message_id)?;
+    out.leaf("a:To", &[], ns::ANONYMOUS)?;
+    if let Some(r) = relates_to {
+        out.leaf("a:RelatesTo", &[], r)?;
+    }
+    for (namespace, local) in not_understood {
+        match namespace {
+            Some(uri) => out.empty(
+                "s:NotUnderstood",
+                &[("xmlns:q", uri), ("qname", &format!("q:{local}"))],
+            )?,
+            None => out.empty("s:NotUnderstood", &[("qname", local)])?,
+        }
+    }
+    out.end("s:Header")?;
+    let names: Vec<String> = not_understood
+        .iter()
+        .map(|(namespace, local)| match namespace {
+            Some(uri) => format!("{{{uri}}}{local}"),
+            None => local.clone(),
+        })
+        .collect();
+    let reason = format!(
+        "hopgate does not understand the header {} marked mustUnderstand",
+        names.join(", ")
+    );
+    out.start("s:Body", &[])?;
+    let fault = Fault {
+        code: QualifiedName::new(ns::SOAP, "MustUnderstand"),
+        subcode: None,
+        reason: Some(reason),
+        fault_detail: None,
+        wsman_code: None,
+        machine: None,
+        message: None,
+    };
+    write_fault(out, &fault, &FaultPrefixes::WINDOWS)?;
+    out.end("s:Body")?;
+    out.end("s:Envelope")
+}
+
 /// Prefixes in effect where a fault element is written.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FaultPrefixes {

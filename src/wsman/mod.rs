@@ -53,7 +53,9 @@ pub use envelope::{
     OptionItem, Selector, SourceSpans,
 };
 pub use error::WsmanError;
-pub use fault::{build_fault, Fault, FaultSpec, FaultSubcode, QualifiedName};
+pub use fault::{
+    build_fault, build_must_understand_fault, Fault, FaultSpec, FaultSubcode, QualifiedName,
+};
 
 #[cfg(test)]
 mod tests;

@@ -7,11 +7,13 @@
 //! match on `(Ns, local name)`.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::{QName, ResolveResult};
 use quick_xml::NsReader;
 
+use super::envelope::Limits;
 use super::error::WsmanError;
 use super::ns;
 
@@ -98,7 +100,11 @@ pub(crate) struct Cursor<'i> {
     /// Bytes stripped before the reader saw the input (a UTF-8 BOM).
     base: usize,
     depth: usize,
-    max_depth: usize,
+    limits: Limits,
+    /// Namespace declarations in scope (the resolver scans them for every name).
+    namespaces: usize,
+    /// Declarations each open element added to `namespaces`, innermost last.
+    ns_marks: Vec<usize>,
     /// `/Envelope/Body/...` of the open elements, local names only.
     path: String,
     /// `path.len()` before each open element was pushed.
@@ -112,7 +118,7 @@ pub(crate) struct Cursor<'i> {
 // === impl Cursor ===
 
 impl<'i> Cursor<'i> {
-    pub(crate) fn new(input: &'i [u8], max_depth: usize) -> Cursor<'i> {
+    pub(crate) fn new(input: &'i [u8], limits: &Limits) -> Cursor<'i> {
         // quick-xml drops a UTF-8 BOM without counting it in its offsets, so strip it here
         // and add it back to every position we report.
         const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -131,7 +137,9 @@ impl<'i> Cursor<'i> {
             input,
             base,
             depth: 0,
-            max_depth,
+            limits: *limits,
+            namespaces: 0,
+            ns_marks: Vec::new(),
             path: String::new(),
             marks: Vec::new(),
             pending_end: false,
@@ -203,15 +211,24 @@ impl<'i> Cursor<'i> {
 
     fn push(&mut self, start: &BytesStart<'_>) -> Result<(), WsmanError> {
         self.depth += 1;
-        if self.depth > self.max_depth {
+        if self.depth > self.limits.max_depth {
             return Err(WsmanError::TooDeep {
-                limit: self.max_depth,
+                limit: self.limits.max_depth,
             });
         }
         self.marks.push(self.path.len());
         self.path.push('/');
         self.path
             .push_str(&String::from_utf8_lossy(start.local_name().as_ref()));
+        let declared = self.check_attributes(start)?;
+        self.ns_marks.push(declared);
+        self.namespaces = self.namespaces.saturating_add(declared);
+        if self.namespaces > self.limits.max_namespaces {
+            return Err(WsmanError::TooManyNamespaces {
+                limit: self.limits.max_namespaces,
+                path: self.path(),
+            });
+        }
         Ok(())
     }
 
@@ -219,6 +236,64 @@ impl<'i> Cursor<'i> {
         self.depth = self.depth.saturating_sub(1);
         if let Some(mark) = self.marks.pop() {
             self.path.truncate(mark);
+        }
+        if let Some(declared) = self.ns_marks.pop() {
+            self.namespaces = self.namespaces.saturating_sub(declared);
+        }
+    }
+
+    /// One linear pass over a start tag's attributes, before anyone reads them: the count
+    /// and value-size caps, names, duplicates (by a hash set: quick-xml's own check
+    /// compares each key with every earlier one, which made a 100,000-attribute tag cost
+    /// 17 s, issue #14) and XML characters in the unescaped values. Returns the number of
+    /// namespace declarations. Later lookups ([`Cursor::attr`]) skip quick-xml's check.
+    fn check_attributes(&self, start: &BytesStart<'_>) -> Result<usize, WsmanError> {
+        let mut seen: HashSet<&[u8]> = HashSet::new();
+        let mut declared = 0usize;
+        for (count, attr) in start.attributes().with_checks(false).enumerate() {
+            if count >= self.limits.max_attributes {
+                return Err(WsmanError::TooManyAttributes {
+                    limit: self.limits.max_attributes,
+                    path: self.path(),
+                });
+            }
+            let attr = attr.map_err(|e| self.xml_error(e, false))?;
+            let key = attr.key.into_inner();
+            if !is_xml_name(key) {
+                return Err(self.xml_error("invalid attribute name", false));
+            }
+            if attr.value.len() > self.limits.max_attribute_bytes {
+                return Err(WsmanError::AttributeTooLarge {
+                    limit: self.limits.max_attribute_bytes,
+                    path: self.path(),
+                });
+            }
+            if !seen.insert(key) {
+                let name = String::from_utf8_lossy(key).into_owned();
+                return Err(self.xml_error(format_args!("duplicate attribute {name}"), false));
+            }
+            let value = attr
+                .unescape_value()
+                .map_err(|e| self.xml_error(e, false))?;
+            self.check_chars(&value)?;
+            if key == b"xmlns" || key.starts_with(b"xmlns:") {
+                declared += 1;
+            }
+        }
+        Ok(declared)
+    }
+
+    /// Refuses characters outside the XML 1.0 `Char` production (controls other than tab,
+    /// CR and LF; U+FFFE, U+FFFF), in text and attribute values alike: a host's parser
+    /// refuses them, and a NUL the gateway let through could end a string early in
+    /// whatever reads the audit record.
+    fn check_chars(&self, text: &str) -> Result<(), WsmanError> {
+        match text.chars().find(|&c| !is_xml_char(c)) {
+            None => Ok(()),
+            Some(c) => Err(self.xml_error(
+                format_args!("character U+{:04X} is not allowed in xml", u32::from(c)),
+                false,
+            )),
         }
     }
 
@@ -289,16 +364,14 @@ impl<'i> Cursor<'i> {
                     return Ok(Ev::End);
                 }
                 Event::Text(text) => {
-                    return match text.xml_content() {
-                        Ok(s) => Ok(Ev::Text(s)),
-                        Err(e) => Err(self.xml_error(e, false)),
-                    };
+                    let s = text.xml_content().map_err(|e| self.xml_error(e, false))?;
+                    self.check_chars(&s)?;
+                    return Ok(Ev::Text(s));
                 }
                 Event::CData(data) => {
-                    return match data.xml_content() {
-                        Ok(s) => Ok(Ev::Text(s)),
-                        Err(e) => Err(self.xml_error(e, false)),
-                    };
+                    let s = data.xml_content().map_err(|e| self.xml_error(e, false))?;
+                    self.check_chars(&s)?;
+                    return Ok(Ev::Text(s));
                 }
                 Event::GeneralRef(r) => {
                     let ch = match r.resolve_char_ref() {
@@ -314,6 +387,13 @@ impl<'i> Cursor<'i> {
                         },
                         Err(e) => return Err(self.xml_error(e, false)),
                     };
+                    // quick-xml refuses only `&#0;`; XML 1.0 refuses every non-Char.
+                    if !is_xml_char(ch) {
+                        return Err(self.xml_error(
+                            format_args!("character U+{:04X} is not allowed in xml", u32::from(ch)),
+                            false,
+                        ));
+                    }
                     return Ok(Ev::Text(Cow::Owned(ch.to_string())));
                 }
                 Event::DocType(_) => {
@@ -377,7 +457,8 @@ impl<'i> Cursor<'i> {
 
     /// Value of the unprefixed attribute `local` of `elem`, unescaped.
     pub(crate) fn attr(&self, elem: &Elem<'i>, local: &str) -> Result<Option<String>, WsmanError> {
-        for attr in elem.start.attributes() {
+        // Checked for duplicates once, in `check_attributes`.
+        for attr in elem.start.attributes().with_checks(false) {
             let attr = attr.map_err(|e| self.xml_error(e, false))?;
             if attr.key.prefix().is_none() && attr.key.local_name().as_ref() == local.as_bytes() {
                 let value = attr
@@ -396,7 +477,7 @@ impl<'i> Cursor<'i> {
         ns_uri: &str,
         local: &str,
     ) -> Result<Option<String>, WsmanError> {
-        for attr in elem.start.attributes() {
+        for attr in elem.start.attributes().with_checks(false) {
             let attr = attr.map_err(|e| self.xml_error(e, false))?;
             if attr.key.local_name().as_ref() != local.as_bytes() {
                 continue;
@@ -467,6 +548,11 @@ fn is_xml_name(name: &[u8]) -> bool {
         (Some(local), None) => part(local),
         _ => false,
     }
+}
+
+/// The XML 1.0 `Char` production for a Rust `char` (which cannot be a surrogate).
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
 /// Maps a resolution result to [`Ns`], or the unknown prefix as the error.

@@ -10,6 +10,7 @@ mod psrp;
 mod rejections;
 #[cfg(feature = "delegate")]
 mod samba;
+mod strict;
 mod syslog;
 mod tls_reload;
 mod vault_kv2;

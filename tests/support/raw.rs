@@ -45,7 +45,22 @@ impl RawClient {
         authorization: Option<&str>,
         body: &str,
     ) -> Result<RawResponse, String> {
-        self.connect().await?.post(path, authorization, body).await
+        let headers: Vec<(&str, &str)> = authorization
+            .map(|a| ("authorization", a))
+            .into_iter()
+            .collect();
+        self.post_with(path, &headers, body).await
+    }
+
+    /// POSTs `body` to `path` on a new connection with extra headers, repeated names sent
+    /// as they are.
+    pub async fn post_with(
+        &self,
+        path: &str,
+        extra: &[(&str, &str)],
+        body: &str,
+    ) -> Result<RawResponse, String> {
+        self.connect().await?.post_with(path, extra, body).await
     }
 
     /// Opens a keep-alive connection (TLS handshake done).
@@ -92,11 +107,25 @@ impl RawConn {
         authorization: Option<&str>,
         body: &str,
     ) -> Result<RawResponse, String> {
+        let headers: Vec<(&str, &str)> = authorization
+            .map(|a| ("authorization", a))
+            .into_iter()
+            .collect();
+        self.post_with(path, &headers, body).await
+    }
+
+    /// POSTs `body` to `path` on this connection with extra headers.
+    pub async fn post_with(
+        &mut self,
+        path: &str,
+        extra: &[(&str, &str)],
+        body: &str,
+    ) -> Result<RawResponse, String> {
         let mut req = http::Request::post(path)
             .header("host", format!("localhost:{}", self.port))
             .header("content-type", "application/soap+xml;charset=UTF-8");
-        if let Some(a) = authorization {
-            req = req.header("authorization", a);
+        for (name, value) in extra {
+            req = req.header(*name, *value);
         }
         let req = req.body(Full::new(Bytes::from(body.to_string()))).unwrap();
         let resp = self

@@ -27,6 +27,9 @@ pub struct ClixmlLimits {
     pub max_depth: usize,
     /// Most values (primitives, objects, references) in one document.
     pub max_values: usize,
+    /// Most attributes on one element. CLIXML uses at most three (`N`, `RefId`, `xmlns`);
+    /// the others are skipped, and the cap keeps skipping cheap (issue #14).
+    pub max_attributes: usize,
 }
 
 impl Default for ClixmlLimits {
@@ -34,6 +37,7 @@ impl Default for ClixmlLimits {
         Self {
             max_depth: 100,
             max_values: 100_000,
+            max_attributes: 64,
         }
     }
 }
@@ -346,7 +350,12 @@ impl<'x> Reader<'x> {
         // quick-xml's duplicate check is quadratic bookkeeping we do not need: only the
         // attributes CLIXML reads are checked for duplicates, below.
         let mut seen_xmlns = false;
-        for attr in e.attributes().with_checks(false) {
+        for (count, attr) in e.attributes().with_checks(false).enumerate() {
+            if count >= self.limits.max_attributes {
+                return Err(self.fail(ClixmlErrorKind::TooManyAttributes(
+                    self.limits.max_attributes,
+                )));
+            }
             let attr =
                 attr.map_err(|err| self.fail(ClixmlErrorKind::BadAttribute(err.to_string())))?;
             let key = attr.key.as_ref();

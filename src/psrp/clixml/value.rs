@@ -92,6 +92,44 @@ pub struct Object {
     pub extended: Vec<Value>,
 }
 
+// === impl Drop for Object ===
+
+impl Drop for Object {
+    /// Iterative. `<Ref>`s make chains cheap to write (each object referring to the one
+    /// before); dropped recursively, the last link would free the whole chain one set of
+    /// stack frames per link, and 30,000 links overflow a runtime thread's stack and abort
+    /// the gateway (issue #14). Children are moved to a heap stack instead; an object only
+    /// this value held is emptied there before it drops, so its own drop recurses no further.
+    fn drop(&mut self) {
+        let mut stack: Vec<Value> = Vec::new();
+        take_children(self, &mut stack);
+        while let Some(value) = stack.pop() {
+            if let ValueKind::Object(shared) = value.kind {
+                if let Some(mut object) = Arc::into_inner(shared) {
+                    take_children(&mut object, &mut stack);
+                }
+            }
+        }
+    }
+}
+
+/// Moves `object`'s property and content values to `out`, leaving it without children.
+fn take_children(object: &mut Object, out: &mut Vec<Value>) {
+    out.append(&mut object.adapted);
+    out.append(&mut object.extended);
+    match std::mem::take(&mut object.content) {
+        ObjectContent::None => {}
+        ObjectContent::Primitive(value) => out.push(*value),
+        ObjectContent::List(_, items) => out.extend(items),
+        ObjectContent::Dict(entries) => {
+            for (key, value) in entries {
+                out.push(key);
+                out.push(value);
+            }
+        }
+    }
+}
+
 /// The content of an object besides its properties.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum ObjectContent {

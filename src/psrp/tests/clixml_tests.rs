@@ -288,6 +288,7 @@ fn limits_bound_depth_and_values() {
     let limits = ClixmlLimits {
         max_depth: 1000,
         max_values: 10,
+        ..ClixmlLimits::default()
     };
     let many = format!("<Obj><LST>{}</LST></Obj>", "<Nil />".repeat(10));
     assert!(matches!(

@@ -5,6 +5,7 @@ mod clixml_tests;
 mod corpus;
 mod corpus_tests;
 mod framing;
+mod hostile;
 mod other_corpora;
 mod perf;
 mod pinned;

@@ -180,7 +180,7 @@ proptest! {
         ], 0..60),
     ) {
         let text = parts.concat();
-        let limits = ClixmlLimits { max_depth: 20, max_values: 50 };
+        let limits = ClixmlLimits { max_depth: 20, max_values: 50, ..ClixmlLimits::default() };
         let _ = parse_clixml_with(&text, &limits);
         let _ = parse_clixml(&text);
     }

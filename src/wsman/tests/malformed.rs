@@ -456,6 +456,10 @@ fn malformed_fault_qnames_are_refused() {
         let bytes = std::fs::read(format!("{path}{name}")).expect("fixture");
         match parse(&bytes, &Limits::default()) {
             Err(WsmanError::BadQName { .. }) => {}
+            // Both also hold bytes XML forbids (invalid UTF-8 in an `xmlns` value, NULs in
+            // text), which the reader now refuses (issue #14) before the code is read.
+            Err(WsmanError::Xml { message, .. })
+                if message.contains("utf-8") || message.contains("is not allowed in xml") => {}
             other => panic!("{name}: expected BadQName, got {other:?}"),
         }
     }

@@ -9,6 +9,7 @@
 
 mod clients;
 mod corpus;
+mod hostile;
 mod malformed;
 mod perf;
 mod pinned;

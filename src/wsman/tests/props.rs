@@ -83,7 +83,7 @@ proptest! {
         // Whatever still parses must survive build → parse unchanged (the fuzz target
         // checks the same property).
         if let Ok(env) = parse(&bytes, &Limits::default()) {
-            let unlimited = Limits { max_bytes: usize::MAX, max_depth: 1024 };
+            let unlimited = Limits { max_bytes: usize::MAX, max_depth: 1024, ..Limits::default() };
             let back = parse(&build(&env), &unlimited).unwrap();
             let mut expected = env.header.clone();
             expected.unknown_must_understand.clear();
@@ -105,7 +105,7 @@ proptest! {
         max_depth in 0usize..8,
     ) {
         let seed = &seeds()[which];
-        let limits = Limits { max_bytes, max_depth };
+        let limits = Limits { max_bytes, max_depth, ..Limits::default() };
         match parse(seed, &limits) {
             Err(WsmanError::TooLarge { limit }) => prop_assert_eq!(limit, max_bytes),
             Err(WsmanError::TooDeep { limit }) => prop_assert_eq!(limit, max_depth),
