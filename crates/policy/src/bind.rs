@@ -11,9 +11,10 @@
 use crate::prelude::*;
 
 use super::analyse::{UseArg, Val};
+use alloc::borrow::Cow;
 use alloc::sync::Arc;
 
-use super::metadata::{CommandMeta, ParamMeta, ParamNames, SetMeta, ALL_SETS};
+use super::metadata::{CommandMeta, ParamMeta, ParamNames, SetIndex, SetMeta, ALL_SETS};
 use super::pattern::fold;
 
 /// How a value reached a parameter.
@@ -345,30 +346,6 @@ fn resolve<'m>(meta: &'m CommandMeta, token: &str) -> Result<Option<Param<'m>>, 
     }
 }
 
-/// The parameter's behaviour in `set` (its own entry, or the all-sets entry).
-fn in_set<'m>(p: &'m ParamMeta, set: &str) -> Option<&'m SetMeta> {
-    p.sets
-        .iter()
-        .find(|s| s.name.eq_ignore_ascii_case(set))
-        .or_else(|| p.sets.iter().find(|s| s.name == ALL_SETS))
-}
-
-/// The command's parameter sets (never empty).
-fn sets(meta: &CommandMeta) -> Vec<&str> {
-    let mut out: Vec<&str> = Vec::new();
-    for p in &meta.params {
-        for s in &p.sets {
-            if s.name != ALL_SETS && !out.iter().any(|o| o.eq_ignore_ascii_case(&s.name)) {
-                out.push(&s.name);
-            }
-        }
-    }
-    if out.is_empty() {
-        out.push(ALL_SETS);
-    }
-    out
-}
-
 /// Types a literal string, number or boolean cannot be converted to, so a literal never
 /// binds to a parameter of one of them (PowerShell would try the next set instead).
 const OBJECT_TYPES: &[&str] = &[
@@ -513,7 +490,7 @@ pub(crate) fn bind(
                 .any(|(q, _)| matches!(q, Some(Param::Own(q)) if core::ptr::eq(*q, p)))
         })
         .collect();
-    let candidates: Vec<usize> = (0..table.names.len())
+    let candidates: Vec<usize> = (0..table.sets())
         .filter(|&si| {
             named_own
                 .iter()
@@ -555,32 +532,37 @@ pub(crate) fn bind(
     Ok(out)
 }
 
-/// Each parameter's behaviour in each of the command's sets (params × sets).
+/// Each parameter's behaviour in each of the command's sets (params × sets): the index
+/// built when the metadata was loaded, or one built here for metadata made elsewhere.
 #[derive(Debug)]
 struct SetTable<'m> {
-    names: Vec<&'m str>,
-    cells: Vec<Option<&'m SetMeta>>,
+    meta: &'m CommandMeta,
+    index: Cow<'m, SetIndex>,
 }
 
 // === impl SetTable ===
 
 impl<'m> SetTable<'m> {
     fn new(meta: &'m CommandMeta) -> Self {
-        let names = sets(meta);
-        let mut cells = Vec::with_capacity(meta.params.len() * names.len());
-        for p in &meta.params {
-            for set in &names {
-                cells.push(in_set(p, set));
-            }
-        }
-        Self { names, cells }
+        let index = if meta.set_index.names.is_empty() {
+            Cow::Owned(SetIndex::new(&meta.params))
+        } else {
+            Cow::Borrowed(&*meta.set_index)
+        };
+        Self { meta, index }
+    }
+
+    fn sets(&self) -> usize {
+        self.index.names.len()
+    }
+
+    fn name(&self, set: usize) -> &str {
+        self.index.names.get(set).map_or(ALL_SETS, String::as_str)
     }
 
     fn get(&self, param: usize, set: usize) -> Option<&'m SetMeta> {
-        self.cells
-            .get(param * self.names.len() + set)
-            .copied()
-            .flatten()
+        let cell = self.index.cells.get(param * self.sets() + set).copied().flatten()?;
+        self.meta.params.get(param)?.sets.get(usize::from(cell))
     }
 }
 
@@ -733,13 +715,7 @@ impl SetCtx<'_, '_> {
             }
         }
         Ok(Binding {
-            set: self
-                .table
-                .names
-                .get(self.si)
-                .copied()
-                .unwrap_or(ALL_SETS)
-                .to_string(),
+            set: self.table.name(self.si).to_string(),
             bound,
         })
     }

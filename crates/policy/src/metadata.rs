@@ -38,6 +38,48 @@ pub struct CommandMeta {
     pub default_set: Option<String>,
     /// Parameters, common parameters excluded.
     pub params: Vec<ParamMeta>,
+    /// Each parameter's entry per parameter set, filled when the command joins a
+    /// [`MetadataSet`]: binding looks it up for every parameter of every candidate set.
+    #[serde(skip)]
+    pub set_index: Arc<SetIndex>,
+}
+
+/// The command's parameter sets and, for each (parameter, set), the index of the
+/// parameter's [`SetMeta`] that applies (its own entry for the set, or its all-sets one).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SetIndex {
+    /// Set names (never empty once filled: [`ALL_SETS`] for a single-set command).
+    pub names: Vec<String>,
+    /// params × names, row-major.
+    pub cells: Vec<Option<u16>>,
+}
+
+// === impl SetIndex ===
+
+impl SetIndex {
+    /// Builds the index of `params`.
+    pub fn new(params: &[ParamMeta]) -> Self {
+        let mut names: Vec<String> = Vec::new();
+        for p in params {
+            for s in &p.sets {
+                if s.name != ALL_SETS && !names.iter().any(|o| o.eq_ignore_ascii_case(&s.name)) {
+                    names.push(s.name.clone());
+                }
+            }
+        }
+        if names.is_empty() {
+            names.push(ALL_SETS.to_string());
+        }
+        let mut cells = Vec::with_capacity(params.len() * names.len());
+        for p in params {
+            let all = p.sets.iter().position(|s| s.name == ALL_SETS);
+            for set in &names {
+                let own = p.sets.iter().position(|s| s.name.eq_ignore_ascii_case(set));
+                cells.push(own.or(all).and_then(|i| u16::try_from(i).ok()));
+            }
+        }
+        Self { names, cells }
+    }
 }
 
 /// One parameter.
@@ -167,6 +209,7 @@ impl MetadataSet {
         for p in &mut command.params {
             p.names = Arc::new(ParamNames::new(&p.name, &p.aliases));
         }
+        command.set_index = Arc::new(SetIndex::new(&command.params));
         let key = fold(&command.name);
         for a in &command.aliases {
             self.aliases.insert(fold(a), key.clone());
@@ -248,5 +291,6 @@ pub(crate) fn from_doc(doc: super::file::CommandMetaDoc) -> Result<CommandMeta, 
         aliases: doc.aliases,
         default_set: None,
         params,
+        set_index: Arc::default(),
     })
 }
