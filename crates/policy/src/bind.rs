@@ -14,7 +14,7 @@ use super::analyse::{UseArg, Val};
 use alloc::borrow::Cow;
 use alloc::sync::Arc;
 
-use super::metadata::{CommandMeta, ParamMeta, ParamNames, SetIndex, SetMeta, ALL_SETS};
+use super::metadata::{CommandMeta, ParamMeta, ParamNames, SetIndex, SetMeta};
 use super::pattern::fold;
 
 /// How a value reached a parameter.
@@ -66,11 +66,9 @@ impl Bound {
     }
 }
 
-/// One way the arguments bind: a parameter set and what each parameter receives.
+/// One way the arguments bind (in one parameter set): what each parameter receives.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Binding {
-    /// The parameter set, or [`ALL_SETS`] for a command with a single set.
-    pub(crate) set: String,
     pub(crate) bound: Vec<Bound>,
 }
 
@@ -556,12 +554,13 @@ impl<'m> SetTable<'m> {
         self.index.names.len()
     }
 
-    fn name(&self, set: usize) -> &str {
-        self.index.names.get(set).map_or(ALL_SETS, String::as_str)
-    }
-
     fn get(&self, param: usize, set: usize) -> Option<&'m SetMeta> {
-        let cell = self.index.cells.get(param * self.sets() + set).copied().flatten()?;
+        let cell = self
+            .index
+            .cells
+            .get(param * self.sets() + set)
+            .copied()
+            .flatten()?;
         self.meta.params.get(param)?.sets.get(usize::from(cell))
     }
 }
@@ -595,7 +594,8 @@ impl SetCtx<'_, '_> {
         upstream: &Upstream,
     ) -> Result<Binding, String> {
         let meta = self.meta;
-        let mut bound: Vec<Bound> = named.iter().map(|(_, b)| b.clone()).collect();
+        let mut bound: Vec<Bound> = Vec::with_capacity(named.len() + positional.len() + 4);
+        bound.extend(named.iter().map(|(_, b)| b.clone()));
         let unnamed = |pi: &usize| !self.named_own.get(*pi).copied().unwrap_or(false);
         // Positional parameters of this set not bound by name, in position order.
         let mut slots: Vec<(u32, usize)> = (0..meta.params.len())
@@ -665,20 +665,17 @@ impl SetCtx<'_, '_> {
             }
         }
         // Pipeline input goes to parameters of this set still free.
-        let free: Vec<usize> = (0..meta.params.len())
-            .filter(unnamed)
-            .filter(|pi| !taken.get(*pi).copied().unwrap_or(false))
-            .collect();
-        let params = |list: &[usize]| -> Vec<(usize, &ParamMeta)> {
-            list.iter()
-                .filter_map(|&pi| Some((pi, meta.params.get(pi)?)))
-                .collect()
+        let free = || {
+            meta.params
+                .iter()
+                .enumerate()
+                .filter(|(pi, _)| unnamed(pi) && !taken.get(*pi).copied().unwrap_or(false))
         };
         match upstream {
             Upstream::None => {}
             Upstream::Values(values) => {
                 for v in values {
-                    for (pi, p) in params(&free) {
+                    for (pi, p) in free() {
                         let by_value = self.at(pi).is_some_and(|s| s.by_value);
                         if by_value && fits(&p.type_name, Some(v)) {
                             bound.push(Param::Own(p).bound(Via::Pipeline, Some(v.clone())));
@@ -694,12 +691,12 @@ impl SetCtx<'_, '_> {
                 // Same noun: the objects are the ones the identity values name. Whichever
                 // of this set's parameters takes them (`-InputObject` by value, `-Name` by
                 // property name), what the command acts on is `-<param> <values>`.
-                let takes = free.iter().any(|&pi| self.takes_pipeline(pi));
+                let takes = free().any(|(pi, _)| self.takes_pipeline(pi));
                 let target = meta.params.iter().find(|p| fold(&p.name) == *param);
                 if let (true, Some(p)) = (takes, target) {
                     bound.push(Param::Own(p).bound(Via::Pipeline, Some(Val::List(values.clone()))));
                 } else if takes {
-                    for (pi, p) in params(&free) {
+                    for (pi, p) in free() {
                         if self.takes_pipeline(pi) {
                             bound.push(Param::Own(p).bound(Via::Pipeline, None));
                         }
@@ -707,16 +704,13 @@ impl SetCtx<'_, '_> {
                 }
             }
             Upstream::Objects | Upstream::Identified { .. } => {
-                for (pi, p) in params(&free) {
+                for (pi, p) in free() {
                     if self.takes_pipeline(pi) {
                         bound.push(Param::Own(p).bound(Via::Pipeline, None));
                     }
                 }
             }
         }
-        Ok(Binding {
-            set: self.table.name(self.si).to_string(),
-            bound,
-        })
+        Ok(Binding { bound })
     }
 }
