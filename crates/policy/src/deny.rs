@@ -11,6 +11,8 @@ use super::analyse::{Analysis, CommandUse, Item, UseArg};
 use super::bind::Upstream;
 use super::check::outside_analysis;
 use super::file::Language;
+use regex::RegexSet;
+
 use super::pattern::Wildcard;
 use super::remote::via_text;
 use super::role::{LineRule, Role};
@@ -24,6 +26,10 @@ pub(crate) struct DenyIndex {
     exact: BTreeMap<String, Vec<(usize, String)>>,
     /// Wildcard command rules, deduplicated by their text.
     wild: Vec<(Wildcard, Holders)>,
+    /// The same rules as one set, matched in one pass per name (every role's wildcard
+    /// deny rules are checked against every command of every request); `None` when the
+    /// set cannot be built, and the rules are then tried one by one.
+    wild_set: Option<RegexSet>,
     /// (command wildcard, folded parameter) pairs.
     params: Vec<(Wildcard, String, Holders)>,
     /// cmd-line rules, deduplicated by their description.
@@ -81,6 +87,7 @@ impl DenyIndex {
                 }
             }
         }
+        index.wild_set = RegexSet::new(index.wild.iter().map(|(w, _)| w.regex_source())).ok();
         index
     }
 
@@ -111,11 +118,28 @@ impl DenyIndex {
                             return Some(command_hit(&u.written, name(*i), source));
                         }
                     }
-                    for (w, holders) in &self.wild {
-                        if distinct.iter().flatten().any(|n| w.matches(n)) {
-                            if let Some(i) = first_applicable(holders, applicable) {
-                                return Some(command_hit(&u.written, name(i), &w.source));
-                            }
+                    let matched: Vec<usize> = match &self.wild_set {
+                        Some(set) => {
+                            let mut m: Vec<usize> = distinct
+                                .iter()
+                                .flatten()
+                                .flat_map(|n| set.matches(n).into_iter())
+                                .collect();
+                            m.sort_unstable();
+                            m.dedup();
+                            m
+                        }
+                        None => self
+                            .wild
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, (w, _))| distinct.iter().flatten().any(|n| w.matches(n)))
+                            .map(|(i, _)| i)
+                            .collect(),
+                    };
+                    for (w, holders) in matched.iter().filter_map(|&i| self.wild.get(i)) {
+                        if let Some(i) = first_applicable(holders, applicable) {
+                            return Some(command_hit(&u.written, name(i), &w.source));
                         }
                     }
                     for (w, denied, holders) in &self.params {

@@ -131,6 +131,20 @@ impl Wildcard {
         })
     }
 
+    /// The wildcard as an anchored regular expression over folded names (for sets of
+    /// rules matched in one pass).
+    pub(crate) fn regex_source(&self) -> String {
+        match &self.kind {
+            WildcardKind::Exact(s) => format!("^(?s:{})$", regex::escape(s)),
+            WildcardKind::Any => "^(?s:.*)$".to_string(),
+            WildcardKind::Stars(parts) => {
+                let parts: Vec<String> = parts.iter().map(|p| regex::escape(p)).collect();
+                format!("^(?s:{})$", parts.join(".*"))
+            }
+            WildcardKind::Regex(re) => format!("(?s){}", re.as_str()),
+        }
+    }
+
     /// Matches a folded name.
     pub(crate) fn matches(&self, folded: &str) -> bool {
         match &self.kind {
