@@ -314,19 +314,3 @@ visible_cmdlets = [{ name = "Write-Output", parameters = [{ name = "InputObject"
     };
     assert!(reason.contains("'c'"), "{reason}");
 }
-
-/// Not a timed test: `cargo test --release -p hopgate-policy probe_cost -- --ignored
-/// --nocapture` prints what a 10-command pipeline decision costs, for profiling.
-#[test]
-#[ignore = "a probe that prints timings"]
-fn probe_cost() {
-    let engine = engine();
-    let script = "Get-Service -Name Spooler | Where-Object -Name Spooler | Sort-Object -Name Spooler | Select-Object -Name Spooler | Get-Unique -Name Spooler | Format-Table -Name Spooler | Get-Date -Name Spooler | Get-ChildItem -Name Spooler | Measure-Object -Name Spooler | Out-String -Name Spooler";
-    let op = ps(script);
-    let n = 3000;
-    let start = std::time::Instant::now();
-    for _ in 0..n {
-        std::hint::black_box(decide_op(&engine, "u", &["operators"], "srv-1", &[], &op));
-    }
-    println!("decide: {:?} per decision", start.elapsed() / n);
-}
