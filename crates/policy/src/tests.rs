@@ -11,6 +11,7 @@
 
 use super::cmdline::{cmd_metachar, decode_encoded_command, powershell_launch, split_args};
 use super::pattern::{fold, Anchored, Glob, Wildcard};
+use super::test_ops::{decide_op, ps};
 use super::test_support::lint;
 use super::*;
 
@@ -321,25 +322,7 @@ language = "restricted"
 visible_cmdlets = ["Set-Alias", "New-Item", "Get-Date"]
 "#;
     let engine = Engine::from_sources(&[source("a.toml", text)]).unwrap();
-    let who = Subject {
-        user: "u".into(),
-        groups: vec![],
-    };
-    let host = HostRef {
-        name: "h",
-        labels: &[],
-    };
-    let run = |script: &str| {
-        let inv = Invocation {
-            client_input: false,
-            statements: vec![vec![InvokedCommand {
-                name: script.into(),
-                is_script: true,
-                args: vec![],
-            }]],
-        };
-        engine.decide(&who, &host, &Operation::Pipeline(&inv))
-    };
+    let run = |script: &str| decide_op(&engine, "u", &[], "h", &[], &ps(script));
     assert!(run("Get-Date").is_allow());
     assert!(run("New-Item -Path C:\\temp\\x -ItemType Directory").is_allow());
     assert!(!run("Set-Alias -Name Get-Date -Value Stop-Computer").is_allow());
@@ -379,17 +362,7 @@ cmd = [{ pattern = "cmd( .*)?" }]
         name: "h",
         labels: &[],
     };
-    let run = |script: &str| {
-        let inv = Invocation {
-            client_input: false,
-            statements: vec![vec![InvokedCommand {
-                name: script.into(),
-                is_script: true,
-                args: vec![],
-            }]],
-        };
-        engine.decide(&who, &host, &Operation::Pipeline(&inv))
-    };
+    let run = |script: &str| decide_op(&engine, "u", &[], "h", &[], &ps(script));
     let line = |l: &str| {
         engine.decide(
             &who,
