@@ -23,6 +23,8 @@ use crate::wsman;
 
 /// Most shells remembered at once, across all principals.
 const MAX_SHELLS: u64 = 100_000;
+/// How long shutdown waits for the hosts to confirm closing the shells left open.
+const SHUTDOWN_CLOSE: Duration = Duration::from_secs(15);
 
 /// A gateway whose socket is bound and whose state is built, ready to serve.
 #[derive(Debug)]
@@ -36,6 +38,8 @@ pub struct Bound {
     exporters: Option<Arc<Exporters>>,
     policy_dir: std::path::PathBuf,
     admin: Option<(Listener, crate::admin::Admin)>,
+    /// Shells the registry let go (idle, evicted), for the reaper to close.
+    ended: tokio::sync::mpsc::UnboundedReceiver<crate::session::Ended>,
 }
 
 impl Bound {
@@ -72,6 +76,9 @@ impl Bound {
             tokio::spawn(crate::admin::serve(listener, admin, std::future::pending()))
         });
         let gateway = self.gateway;
+        let (stop_reaper, reaper_stop) = tokio::sync::oneshot::channel();
+        let reaper = tokio::spawn(gateway.clone().reap(self.ended, reaper_stop));
+        let owner = gateway.clone();
         let hook_audit = audit.clone();
         let on_handshake_error: listener::HandshakeHook = Arc::new(move |peer, failure| {
             // Only refused client certificates are authentication failures worth a record;
@@ -106,6 +113,14 @@ impl Bound {
         if let Some(a) = admin {
             a.abort();
         }
+        // Drained: no request is in flight. Shells still open are the gateway's to close
+        // (their clients can no longer reach them): on their hosts, each with its end.
+        let _ = stop_reaper.send(());
+        let _ = tokio::time::timeout(SHUTDOWN_CLOSE, reaper).await;
+        owner
+            .close_all(crate::proxy::SHUTDOWN_REASON, SHUTDOWN_CLOSE)
+            .await;
+        drop(owner);
         audit.flush().await;
         drop(audit);
         // The writer ends when the last handle (held by connections) is gone.
@@ -185,9 +200,9 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
         ..wsman::Limits::default()
     };
     let policy_dir = config.policy_dir.clone();
-    let sessions = Arc::new(LocalRegistry::new(config.limits.shell_idle, MAX_SHELLS));
-    let inspectors =
-        crate::proxy::inspectors::Inspectors::new(config.limits.shell_idle, MAX_SHELLS);
+    let (sessions, ended) = LocalRegistry::with_ends(config.limits.shell_idle, MAX_SHELLS);
+    let sessions = Arc::new(sessions);
+    let inspectors = crate::proxy::inspectors::Inspectors::new(2 * MAX_SHELLS);
     let policy: PolicyHandle = Arc::new(arc_swap::ArcSwap::from_pointee(engine));
     let backends = Backends::new(store);
     let config = Arc::new(config);
@@ -241,6 +256,7 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
         exporters,
         policy_dir,
         admin,
+        ended,
     })
 }
 

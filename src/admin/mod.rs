@@ -320,6 +320,7 @@ impl Admin {
                 host: record.host.clone(),
                 shell_id: record.shell_id.clone(),
                 reason: "terminated by an administrator".into(),
+                host_closed: Some(host_closed),
                 duration_ms,
                 commands_allowed: counts.commands_allowed,
                 commands_denied: counts.commands_denied,

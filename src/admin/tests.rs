@@ -51,6 +51,7 @@ async fn fixture() -> Fixture {
         backend_user: "CORP\\svc".into(),
         created_ms: crate::session::now_ms(),
         last_activity_ms: crate::session::now_ms(),
+        idle_ms: 0,
     });
     let admin = Admin {
         sessions,

@@ -29,13 +29,19 @@ pub enum EventKind {
         backend_user: String,
         backend_auth: String,
     },
-    /// A shell was closed (or refused at creation, or expired).
+    /// A shell was closed: by its client, an administrator, idle expiry (`idle`: the
+    /// client stopped using it or vanished), eviction (`evicted`) or the gateway stopping
+    /// (`shutdown`). Exactly one per `session.start`.
     #[serde(rename = "session.end")]
     SessionEnd {
         principal: String,
         host: String,
         shell_id: String,
         reason: String,
+        /// Whether the host confirmed the gateway's own Delete (absent when the client
+        /// deleted the shell itself).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        host_closed: Option<bool>,
         duration_ms: u64,
         /// Commands (or pipelines) policy let through in this shell.
         commands_allowed: u64,

@@ -62,6 +62,7 @@ fn session_events(session: &str, host: &str, commands: &[&str]) -> Vec<Event> {
             host: host.into(),
             shell_id: format!("shell-{session}"),
             reason: "client closed the shell".into(),
+            host_closed: None,
             duration_ms: 5,
             commands_allowed: 1,
             commands_denied: 0,

@@ -261,4 +261,7 @@ pub struct HostFile {
     pub tls_server_name: Option<String>,
     #[serde(default)]
     pub labels: Vec<String>,
+    /// Seconds a shell on this host may stay unused before the gateway closes it (and
+    /// deletes it on the host); default `limits.shell_idle_secs`.
+    pub idle_timeout_secs: Option<u64>,
 }

@@ -175,6 +175,8 @@ pub struct Host {
     pub labels: Vec<String>,
     /// Set exactly when `auth` is Kerberos, Negotiate or Delegate.
     pub kerberos: Option<HostKerberos>,
+    /// How long a shell on this host may stay unused; None: `limits.shell_idle`.
+    pub idle_timeout: Option<Duration>,
 }
 
 /// The hosts a client may name. Lookups are by exact name only: the gateway never
@@ -209,6 +211,12 @@ impl Inventory {
 // === impl Config ===
 
 impl Config {
+    /// How long a shell on `host` may stay unused: the host's `idle_timeout_secs`, else
+    /// `limits.shell_idle_secs`.
+    pub fn shell_idle(&self, host: &Host) -> Duration {
+        host.idle_timeout.unwrap_or(self.limits.shell_idle)
+    }
+
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -558,6 +566,15 @@ fn validate_hosts(
             .as_deref()
             .map(|p| existing_file(&key("ca_file"), &resolve(p)))
             .transpose()?;
+        let idle_timeout = match h.idle_timeout_secs {
+            Some(0) => {
+                return Err(ConfigError::invalid(
+                    key("idle_timeout_secs"),
+                    "must not be 0",
+                ))
+            }
+            other => other.map(Duration::from_secs),
+        };
         let port = match h.port {
             Some(0) => return Err(ConfigError::invalid(key("port"), "must not be 0")),
             Some(p) => p,
@@ -577,6 +594,7 @@ fn validate_hosts(
             tls_server_name: h.tls_server_name.clone(),
             labels: h.labels.clone(),
             kerberos,
+            idle_timeout,
         });
     }
     Ok(inv)

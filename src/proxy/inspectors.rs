@@ -1,13 +1,14 @@
 //! The inspectors of live shells, beside the session registry and keyed by the same
-//! ShellId: in-process state of this replica (PSRP reassembly, held pipelines, counters),
-//! bounded and expired like the registry.
+//! ShellId: in-process state of this replica (PSRP reassembly, held pipelines, counters).
+//! They do not expire by themselves: whoever takes a shell out of the registry (its
+//! Delete, an admin terminate, the idle reaper, shutdown) takes its inspector too, whose
+//! counters and running commands the shell's end needs.
 //!
 //! Each inspector sits behind its own `std::sync::Mutex`, taken only for the synchronous
 //! inspection of one request or answer and never across an `.await`; requests on
 //! different shells never wait for each other.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use crate::shell::Inspector;
 
@@ -23,14 +24,11 @@ pub struct Inspectors {
 // === impl Inspectors ===
 
 impl Inspectors {
-    /// The same `idle` and `capacity` as the registry, so neither outlives the other by
-    /// more than the other's own clean-up.
-    pub fn new(idle: Duration, capacity: u64) -> Self {
+    /// `capacity`: a backstop only, above the registry's own (every inspector leaves with
+    /// its registry entry).
+    pub fn new(capacity: u64) -> Self {
         Self {
-            shells: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_idle(idle)
-                .build(),
+            shells: moka::sync::Cache::builder().max_capacity(capacity).build(),
         }
     }
 

@@ -9,11 +9,13 @@
 //!
 //! - `relay`: the path past decoding; `forward`: the backend leg; `record`: every audit
 //!   event of the path; `inspectors`: the shells' inspection state; `backends`: backend
-//!   clients; `route`: the URL path; `terminate`: closing a shell for the admin API.
+//!   clients; `route`: the URL path; `terminate`: closing a shell on its host (admin API,
+//!   reaper); `reaper`: shells the gateway ends itself (idle, evicted, shutdown).
 
 pub mod backends;
 mod forward;
 pub mod inspectors;
+mod reaper;
 mod record;
 mod relay;
 pub mod route;
@@ -35,6 +37,8 @@ use crate::listener::ConnInfo;
 use crate::policy::{Engine, HostRef, Subject};
 use crate::session::SessionRegistry;
 use crate::wsman;
+
+pub use self::reaper::SHUTDOWN as SHUTDOWN_REASON;
 
 use self::backends::Backends;
 use self::inspectors::Inspectors;

@@ -206,6 +206,27 @@ impl Gateway {
     }
 
     pub(super) fn session_end(&self, shell: &ShellIdentity, counts: ActivityCounts, reason: &str) {
+        self.emit_session_end(shell, counts, reason, None);
+    }
+
+    /// The end of a shell the gateway closed on its host itself.
+    pub(super) fn session_end_closed(
+        &self,
+        shell: &ShellIdentity,
+        counts: ActivityCounts,
+        reason: &str,
+        host_closed: bool,
+    ) {
+        self.emit_session_end(shell, counts, reason, Some(host_closed));
+    }
+
+    fn emit_session_end(
+        &self,
+        shell: &ShellIdentity,
+        counts: ActivityCounts,
+        reason: &str,
+        host_closed: Option<bool>,
+    ) {
         self.audit.emit(Event {
             session_id: Some(shell.session_id.clone()),
             kind: EventKind::SessionEnd {
@@ -213,6 +234,7 @@ impl Gateway {
                 host: shell.host.clone(),
                 shell_id: shell.shell_id.clone(),
                 reason: reason.to_string(),
+                host_closed,
                 duration_ms: u64::try_from(shell.age().as_millis()).unwrap_or(u64::MAX),
                 commands_allowed: counts.commands_allowed,
                 commands_denied: counts.commands_denied,

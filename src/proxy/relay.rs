@@ -88,6 +88,8 @@ impl Gateway {
             backend_user: backend.user,
             created_ms: now,
             last_activity_ms: now,
+            idle_ms: u64::try_from(self.config.shell_idle(ctx.host).as_millis())
+                .unwrap_or(u64::MAX),
         };
         let backend_auth = format!("{:?}", ctx.host.auth).to_lowercase();
         self.session_start(&shell, &ctx.principal, ctx.conn, backend_auth);
@@ -172,6 +174,11 @@ impl Gateway {
         let Some(body) = answer else {
             return Err(Refusal::Internal);
         };
+        // The idle timer starts again when the answer comes, not only when the request
+        // came: a Receive that waited out its OperationTimeout was not idleness.
+        let _ = self
+            .sessions
+            .check(&shell_id, &ctx.principal.name, &ctx.host.name);
 
         // Observe: what the host started, finished and printed.
         let observed = matches!(action, Action::Command | Action::Receive | Action::Signal);

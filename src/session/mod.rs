@@ -36,6 +36,10 @@ pub struct ShellIdentity {
     pub created_ms: u64,
     /// When a request last used it, in milliseconds since the Unix epoch.
     pub last_activity_ms: u64,
+    /// How long it may stay unused before the gateway closes it, in milliseconds (the
+    /// host's `idle_timeout_secs` or the global default); 0: the registry's default.
+    #[serde(default)]
+    pub idle_ms: u64,
 }
 
 // === impl ShellIdentity ===
@@ -70,34 +74,133 @@ pub enum Access {
     },
 }
 
+/// Why the registry let a shell go by itself (not through [`SessionRegistry::remove`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndCause {
+    /// Unused for longer than its idle timeout (a client that vanished ends this way).
+    Idle,
+    /// Pushed out because the registry was full.
+    Evicted,
+}
+
+impl EndCause {
+    /// The `reason` of the `session.end` it leads to.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Evicted => "evicted",
+        }
+    }
+}
+
+/// A shell the registry let go by itself: the gateway must still close it on its host
+/// and record its end.
+#[derive(Debug, Clone)]
+pub struct Ended {
+    pub shell: ShellIdentity,
+    pub cause: EndCause,
+}
+
 /// Where shell identities are remembered.
 pub trait SessionRegistry: Send + Sync + std::fmt::Debug {
     fn insert(&self, shell: ShellIdentity);
     /// Checks that `principal` may use `shell_id` on `host`, refreshing its last activity
     /// (and so its idle timer).
     fn check(&self, shell_id: &str, principal: &str, host: &str) -> Access;
+    /// Removes a shell. INVARIANT: of all the ways a shell leaves the registry (this, idle
+    /// expiry, eviction) exactly one happens, so whoever gets it records its one end.
     fn remove(&self, shell_id: &str) -> Option<ShellIdentity>;
     fn list(&self) -> Vec<ShellIdentity>;
+    /// Lets shells idle past their timeout go now (reported as [`Ended`]) instead of
+    /// whenever the store next gets around to it.
+    fn sweep(&self) {}
 }
 
-/// In-process registry with idle expiry (moka: bounded, time-to-idle per entry).
+/// In-process registry with per-shell idle expiry (moka: bounded, expiry per entry).
 #[derive(Debug, Clone)]
 pub struct LocalRegistry {
     shells: moka::sync::Cache<String, ShellIdentity>,
 }
 
+/// Each shell's idle timeout, restarted by every insert and refresh.
+struct IdleExpiry {
+    default: Duration,
+}
+
+impl IdleExpiry {
+    fn idle(&self, shell: &ShellIdentity) -> Duration {
+        match shell.idle_ms {
+            0 => self.default,
+            ms => Duration::from_millis(ms),
+        }
+    }
+}
+
+impl moka::Expiry<String, ShellIdentity> for IdleExpiry {
+    fn expire_after_create(
+        &self,
+        _: &String,
+        shell: &ShellIdentity,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(self.idle(shell))
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &String,
+        shell: &ShellIdentity,
+        _: std::time::Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(self.idle(shell))
+    }
+}
+
 // === impl LocalRegistry ===
 
 impl LocalRegistry {
-    /// `idle`: how long an unused shell is remembered; `capacity`: the most shells held,
-    /// so a client opening shells in a loop cannot grow the gateway's memory without bound.
+    /// `idle`: how long an unused shell is remembered when it names no timeout of its own;
+    /// `capacity`: the most shells held, so a client opening shells in a loop cannot grow
+    /// the gateway's memory without bound. Shells that expire or are evicted are dropped
+    /// silently: the gateway uses [`LocalRegistry::with_ends`].
     pub fn new(idle: Duration, capacity: u64) -> Self {
         Self {
-            shells: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_idle(idle)
-                .build(),
+            shells: Self::builder(idle, capacity).build(),
         }
+    }
+
+    /// As [`LocalRegistry::new`], and every shell that expires or is evicted is sent on
+    /// the returned channel (unbounded, but never holding more than the registry held).
+    pub fn with_ends(
+        idle: Duration,
+        capacity: u64,
+    ) -> (Self, tokio::sync::mpsc::UnboundedReceiver<Ended>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let shells = Self::builder(idle, capacity)
+            .eviction_listener(move |_, shell, cause| {
+                let cause = match cause {
+                    moka::notification::RemovalCause::Expired => EndCause::Idle,
+                    moka::notification::RemovalCause::Size => EndCause::Evicted,
+                    // Removed by `remove` (its caller records the end) or replaced.
+                    _ => return,
+                };
+                if tx.send(Ended { shell, cause }).is_err() {
+                    tracing::warn!("Shell ended while nobody closes shells");
+                }
+            })
+            .build();
+        (Self { shells }, rx)
+    }
+
+    fn builder(
+        idle: Duration,
+        capacity: u64,
+    ) -> moka::sync::CacheBuilder<String, ShellIdentity, moka::sync::Cache<String, ShellIdentity>>
+    {
+        moka::sync::Cache::builder()
+            .max_capacity(capacity)
+            .expire_after(IdleExpiry { default: idle })
     }
 }
 
@@ -140,5 +243,9 @@ impl SessionRegistry for LocalRegistry {
 
     fn list(&self) -> Vec<ShellIdentity> {
         self.shells.iter().map(|(_, v)| v).collect()
+    }
+
+    fn sweep(&self) {
+        self.shells.run_pending_tasks();
     }
 }

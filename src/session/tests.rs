@@ -12,6 +12,7 @@ fn record(id: &str, owner: &str, host: &str) -> ShellIdentity {
         backend_user: "svc".into(),
         created_ms: 1,
         last_activity_ms: 1,
+        idle_ms: 0,
     }
 }
 
@@ -65,4 +66,56 @@ fn identities_are_plain_serialisable_data() {
     );
     let back: ShellIdentity = serde_json::from_str(&json).unwrap();
     assert_eq!(back, id);
+}
+
+#[tokio::test]
+async fn an_idle_shell_ends_once_with_its_own_timeout_and_a_removed_one_never() {
+    let (r, mut ended) = LocalRegistry::with_ends(Duration::from_secs(60), 100);
+    let mut short = record("A", "alice", "web1");
+    short.idle_ms = 200;
+    r.insert(short);
+    r.insert(record("B", "alice", "web1")); // the 60 s default
+    r.insert({
+        let mut c = record("C", "alice", "web1");
+        c.idle_ms = 200;
+        c
+    });
+    assert!(
+        r.remove("C").is_some(),
+        "removed by its client: its caller records the end"
+    );
+
+    // Used before its timeout: the timer starts again.
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert!(matches!(r.check("A", "alice", "web1"), Access::Granted(_)));
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    r.sweep();
+    assert!(ended.try_recv().is_err(), "A was used 120 ms ago");
+
+    // Expired by now (an expired shell is never granted); reported by a sweep once
+    // moka's timer wheel reaches it (its buckets are about a second wide).
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(matches!(r.check("A", "alice", "web1"), Access::Unknown));
+    let mut e = None;
+    for _ in 0..40 {
+        r.sweep();
+        if let Ok(got) = ended.try_recv() {
+            e = Some(got);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let Some(e) = e else {
+        panic!("the idle shell is not reported within 4 s");
+    };
+    assert_eq!(e.shell.shell_id, "A");
+    assert_eq!(e.cause, EndCause::Idle);
+    assert_eq!(e.cause.reason(), "idle");
+    r.sweep();
+    assert!(
+        ended.try_recv().is_err(),
+        "one end per shell; B is not idle, C was removed"
+    );
+    assert!(r.remove("A").is_none(), "nobody else can end it again");
+    assert_eq!(r.list().len(), 1);
 }

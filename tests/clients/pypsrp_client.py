@@ -12,6 +12,8 @@ Used by hopgate's integration tests to drive a real third-party client:
                   {"script": TEXT}, {"cmdlet": NAME, "params": {...}} or {"pipeline":
                   [{"cmdlet": NAME, "params": {...}}, ...]}; each gets its own
                   result (output, had_errors, errors, error_ids, state)
+  --hold S        keep the runspace pool open S seconds after the pipeline (printing its
+                  result first), for tests that kill the client mid-session
   --input V       pipeline input (PIPELINE_INPUT + END_OF_PIPELINE_INPUT); --stop-after S stops
                   the pipeline (Signal powershell/signal/ctrl_c) after S seconds
 
@@ -141,6 +143,9 @@ def main():
                    help="K=PATH: the parameter's value is the text of PATH (for values too long for argv)")
     p.add_argument("--input", action="append", help="pipeline input object (string), repeatable")
     p.add_argument("--stop-after", type=float, help="begin_invoke, wait this long, then stop() (Signal ctrl_c)")
+    p.add_argument("--hold", type=float,
+                   help="after the pipeline, print its result and keep the runspace pool open this long "
+                        "(a test kills the client meanwhile)")
     p.add_argument("--configuration-name", default="Microsoft.PowerShell")
     p.add_argument("--spn-host", help="host name for the Kerberos SPN (negotiate_hostname_override)")
     p.add_argument("--spn-service", help="service for the Kerberos SPN (negotiate_service, pypsrp default WSMAN)")
@@ -235,6 +240,10 @@ def main():
                     "error_ids": [error_id(e) for e in ps.streams.error],
                     "state": int(ps.state),
                 })
+                if a.hold:
+                    print(json.dumps(result, default=str))
+                    sys.stdout.flush()
+                    time.sleep(a.hold)
     except AuthenticationError as exc:
         emit({"error": str(exc), "type": "AuthenticationError"}, 3)
     except WSManFaultError as exc:

@@ -7,6 +7,7 @@ mod faults;
 mod kerberos;
 mod latency;
 mod psrp;
+mod record;
 mod rejections;
 #[cfg(feature = "delegate")]
 mod samba;

@@ -424,11 +424,17 @@ credential = "standin-admin"
     }
 
     pub async fn stop(mut self) {
+        self.shut_down().await;
+    }
+
+    /// Stops the gateway (as SIGTERM does: drain, then close what it owns) and waits until
+    /// it has; its directory and the stand-in stay for the test to read.
+    pub async fn shut_down(&mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
         if let Some(t) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
+            let _ = tokio::time::timeout(Duration::from_secs(40), t).await;
         }
     }
 }

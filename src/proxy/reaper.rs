@@ -1,0 +1,98 @@
+//! Shells the gateway ends by itself: those the registry lets go (idle past their host's
+//! timeout, which is how a vanished client's shell ends; evicted when the registry is
+//! full) and, at shutdown, every shell still open. Each is closed on its host like an
+//! administrator's terminate (Signal terminate to its running commands, then Delete) and
+//! gets its one `session.end`, with the reason.
+//!
+//! Exactly one end per shell: a shell reaches this file only after it left the registry
+//! (moka reports an expired or evicted entry once; shutdown takes each with `remove`),
+//! and every other way out (the client's Delete, the admin API) also goes through a
+//! `remove` that only one caller can win.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+
+use super::terminate::HostCloser;
+use super::Gateway;
+use crate::admin::ShellCloser as _;
+use crate::session::{Ended, ShellIdentity};
+
+/// How often the registry is asked to let idle shells go: the idle timeout is honoured to
+/// within this.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// The `reason` of the `session.end` of shells closed because the gateway stops.
+pub const SHUTDOWN: &str = "shutdown";
+
+// === impl Gateway ===
+
+impl Gateway {
+    /// A closer for this gateway's shells (also the admin API's).
+    pub fn host_closer(&self) -> HostCloser {
+        HostCloser::new(
+            self.backends.clone(),
+            self.config.clone(),
+            self.inspectors.clone(),
+        )
+    }
+
+    /// Closes a shell already out of the registry on its host and records its end.
+    async fn end_shell(self, shell: ShellIdentity, reason: &'static str) {
+        let closed = self.host_closer().close(shell.clone()).await;
+        tracing::info!(
+            session = %shell.session_id,
+            host = %shell.host,
+            reason,
+            host_closed = closed.host_closed,
+            "Shell closed by the gateway"
+        );
+        self.session_end_closed(&shell, closed.counts, reason, closed.host_closed);
+    }
+
+    /// Closes every shell still open (at shutdown, once the listener has drained), each
+    /// on its host, giving up on hosts that do not answer within `within`.
+    pub async fn close_all(&self, reason: &'static str, within: Duration) {
+        let mut closing = JoinSet::new();
+        for shell in self.sessions.list() {
+            if let Some(shell) = self.sessions.remove(&shell.shell_id) {
+                closing.spawn(self.clone().end_shell(shell, reason));
+            }
+        }
+        if closing.is_empty() {
+            return;
+        }
+        let all = async { while closing.join_next().await.is_some() {} };
+        if tokio::time::timeout(within, all).await.is_err() {
+            tracing::warn!(
+                left = closing.len(),
+                "Shells not closed on their hosts before shutdown"
+            );
+        }
+    }
+
+    /// Ends the shells the registry lets go, until `stop`; then finishes the ends already
+    /// started (and any reported meanwhile) and returns.
+    pub async fn reap(self, mut ended: UnboundedReceiver<Ended>, mut stop: oneshot::Receiver<()>) {
+        let mut closing = JoinSet::new();
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = sweep.tick() => self.sessions.sweep(),
+                Some(e) = ended.recv() => {
+                    closing.spawn(self.clone().end_shell(e.shell, e.cause.reason()));
+                }
+                Some(_) = closing.join_next(), if !closing.is_empty() => {}
+            }
+        }
+        self.sessions.sweep();
+        while let Ok(e) = ended.try_recv() {
+            closing.spawn(self.clone().end_shell(e.shell, e.cause.reason()));
+        }
+        while closing.join_next().await.is_some() {}
+    }
+}

@@ -1,0 +1,169 @@
+//! The record of sessions that do not end with their client's Delete (issue #12): a
+//! client killed mid-session, the gateway stopping with shells open. Each gets exactly one
+//! `session.end` with its reason, and the gateway deletes the shell on the host.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::io::AsyncBufReadExt;
+
+use crate::support::{repo, Gateway, GatewayOptions, Standin};
+
+/// `hopgate audit verify` (in-process, as tests/e2e/audit.rs does) on the gateway's log.
+fn verify(gw_dir: &std::path::Path) {
+    let dir = gw_dir.join("audit");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code =
+        hopgate::cli::audit::run_args(&["verify", dir.to_str().unwrap()], &mut out, &mut err);
+    assert_eq!(
+        code,
+        0,
+        "{}{}",
+        String::from_utf8_lossy(&out),
+        String::from_utf8_lossy(&err)
+    );
+}
+
+/// A gateway in front of a stand-in whose shells close after `idle_secs` unused (the
+/// host's `idle_timeout_secs`), or the global default when None.
+async fn gateway(idle_secs: Option<u64>) -> Gateway {
+    let dir = tempfile::tempdir().unwrap();
+    let standin = Standin::start_ntlm(dir.path(), "STANDIN-01").await;
+    let mut gw = Gateway::standin_dir(&standin, GatewayOptions::default());
+    if let Some(secs) = idle_secs {
+        let hosts = gw.hosts.replacen(
+            "labels = [\"test\"]",
+            &format!("labels = [\"test\"]\nidle_timeout_secs = {secs}"),
+            1,
+        );
+        assert_ne!(hosts, gw.hosts, "the stand-in's [[hosts]] table changed");
+        gw.hosts = hosts;
+    }
+    gw.launch(dir, standin).await
+}
+
+/// A pypsrp client that runs `Get-Date` in a runspace pool and then keeps the pool open;
+/// returns once the pipeline's result is printed, with the running client.
+async fn pypsrp_holding(gw: &Gateway) -> tokio::process::Child {
+    let mut args = vec![repo()
+        .join("tests/clients/pypsrp_client.py")
+        .display()
+        .to_string()];
+    args.extend(gw.pypsrp_cert_args("wsman/standin"));
+    args.extend(["--cmdlet", "Get-Date", "--hold", "120"].map(String::from));
+    let mut child = tokio::process::Command::new("python3")
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("the client ran its pipeline within 60 s")
+        .unwrap()
+        .expect("the client printed its result");
+    let result: Value = serde_json::from_str(&line).unwrap();
+    assert!(result.get("error").is_none(), "{result}");
+    assert_eq!(result["had_errors"], false, "{result}");
+    child
+}
+
+/// The one session of the log: its `session.start` and every `session.end`.
+fn session(gw: &Gateway) -> (Value, Vec<Value>) {
+    let audit = gw.audit();
+    let starts: Vec<_> = audit
+        .iter()
+        .filter(|e| e["event"] == "session.start")
+        .collect();
+    assert_eq!(starts.len(), 1, "{audit:#?}");
+    let ends = audit
+        .iter()
+        .filter(|e| e["event"] == "session.end")
+        .cloned()
+        .collect();
+    (starts[0].clone(), ends)
+}
+
+/// The requests of `action` (a WS-Man action's last path segment) the stand-in received
+/// on `shell_id`.
+fn host_requests(standin: &Standin, action: &str, shell_id: &str) -> usize {
+    standin
+        .requests()
+        .iter()
+        .filter(|r| {
+            r["action"]
+                .as_str()
+                .is_some_and(|a| a.rsplit('/').next() == Some(action))
+                && r["shell_id"]
+                    .as_str()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(shell_id))
+        })
+        .count()
+}
+
+/// kill -9 of a pypsrp client mid-session: within the host's idle timeout (2 s here) the
+/// record has `session.end reason=idle`, once, and the stand-in received the Delete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_client_s_shell_ends_idle_and_is_deleted_on_the_host() {
+    let gw = gateway(Some(2)).await;
+    let mut client = pypsrp_holding(&gw).await;
+    client.start_kill().unwrap(); // SIGKILL: no Delete, no goodbye
+    client.wait().await.unwrap();
+    let killed = Instant::now();
+
+    let ended = crate::support::eventually(Duration::from_secs(15), || {
+        gw.audit().iter().any(|e| e["event"] == "session.end")
+    })
+    .await;
+    assert!(ended, "no session.end: {:#?}", gw.audit());
+    let elapsed = killed.elapsed();
+    let (start, ends) = session(&gw);
+    let shell_id = start["shell_id"].as_str().unwrap();
+    assert_eq!(ends.len(), 1, "{ends:#?}");
+    let end = &ends[0];
+    assert_eq!(end["reason"], "idle", "{end}");
+    assert_eq!(end["host_closed"], true, "{end}");
+    assert_eq!(end["session_id"], start["session_id"]);
+    assert_eq!(end["commands_allowed"], 1, "{end}");
+    // Idle for 2 s, noticed within the 1 s sweep, closed on the host at once.
+    assert!(
+        elapsed < Duration::from_secs(6),
+        "session.end {elapsed:?} after the kill"
+    );
+    assert_eq!(host_requests(&gw.standin, "Delete", shell_id), 1);
+
+    // Nothing more comes later, and the log verifies.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(session(&gw).1.len(), 1);
+    verify(gw.dir.path());
+    gw.stop().await;
+}
+
+/// A gateway stopping with a shell open closes it on the host and records its end
+/// (`reason=shutdown`) before it stops; the shell's idle timeout (default, one hour)
+/// plays no part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_the_open_shells_on_their_hosts() {
+    let mut gw = gateway(None).await;
+    let mut client = pypsrp_holding(&gw).await;
+    assert!(session(&gw).1.is_empty());
+    // Returns once `run` has: the record is complete by then.
+    gw.shut_down().await;
+    let (start, ends) = session(&gw);
+    assert_eq!(ends.len(), 1, "{ends:#?}");
+    assert_eq!(ends[0]["reason"], "shutdown", "{}", ends[0]);
+    assert_eq!(ends[0]["host_closed"], true, "{}", ends[0]);
+    let shell_id = start["shell_id"].as_str().unwrap();
+    assert_eq!(host_requests(&gw.standin, "Delete", shell_id), 1);
+    verify(gw.dir.path());
+    client.start_kill().unwrap();
+}
