@@ -199,6 +199,12 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
         max_attribute_bytes: config.limits.max_xml_attribute_bytes,
         ..wsman::Limits::default()
     };
+    let answer_limits = wsman::Limits {
+        max_bytes: crate::backend::BackendSettings::default()
+            .max_response_bytes
+            .max(wsman_limits.max_bytes),
+        ..wsman_limits
+    };
     let policy_dir = config.policy_dir.clone();
     let (sessions, ended) = LocalRegistry::with_ends(config.limits.shell_idle, MAX_SHELLS);
     let sessions = Arc::new(sessions);
@@ -246,6 +252,7 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
         inspectors,
         audit,
         wsman_limits,
+        answer_limits,
         metrics,
     };
     Ok(Bound {

@@ -134,6 +134,15 @@ pub enum EventKind {
         /// PSRP: the pipeline's final state (`Completed`, `Failed`, `Stopped`).
         #[serde(skip_serializing_if = "Option::is_none")]
         pipeline_state: Option<String>,
+        /// On a command's last event: bytes of its whole output over every response, so
+        /// output cut from the record (per event, or past the per-command budget) is still
+        /// counted.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        total_bytes: Option<u64>,
+        /// On a command's last event: SHA-256 (hex) of those bytes, in the order the host
+        /// sent them (cmd: the stdout and stderr data; PSRP: the records' text).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
     },
     /// An administrator ended a shell through the admin API.
     #[serde(rename = "admin.terminate")]

@@ -332,6 +332,8 @@ pub fn replay(log: &str, session_id: &str) -> Result<Vec<String>, TranscriptErro
         });
     }
     let mut kind = String::new();
+    // The last output line printed was an "[output cut]" of events that kept no text.
+    let mut elided = false;
     let mut prompt = String::new();
     let mut out = Vec::new();
     for r in mine {
@@ -392,11 +394,26 @@ pub fn replay(log: &str, session_id: &str) -> Result<Vec<String>, TranscriptErro
                         });
                     }
                 }
-                if r.get("truncated").and_then(Value::as_bool) == Some(true) {
-                    out.push(format!(
-                        "[output cut: {} bytes in this response]",
-                        r.get("bytes").and_then(Value::as_u64).unwrap_or_default()
-                    ));
+                let bytes = r.get("bytes").and_then(Value::as_u64).unwrap_or_default();
+                let cut = r.get("truncated").and_then(Value::as_bool) == Some(true);
+                let kept_text = ["stdout", "stderr"].iter().any(|s| {
+                    r.get(*s)
+                        .and_then(Value::as_str)
+                        .is_some_and(|t| !t.is_empty())
+                });
+                // Past the command's record budget the events keep no text: one line for
+                // the whole run of them is enough (the totals below say how much).
+                if cut && (kept_text || !elided) {
+                    out.push(format!("[output cut: {bytes} bytes in this response]"));
+                }
+                elided = cut && !kept_text;
+                let total = r.get("total_bytes").and_then(Value::as_u64);
+                let sha = r.get("sha256").and_then(Value::as_str);
+                if let (Some(total), Some(sha)) = (total, sha) {
+                    if cut || total != bytes {
+                        out.push(format!("[output in all: {total} bytes, sha256 {sha}]"));
+                    }
+                    elided = false;
                 }
                 if let Some(code) = r.get("exit_code").and_then(Value::as_i64) {
                     out.push(format!("[{clock}] (exit code {code})"));

@@ -59,6 +59,10 @@ pub struct Gateway {
     pub inspectors: Inspectors,
     pub audit: AuditHandle,
     pub wsman_limits: wsman::Limits,
+    /// Limits for reading the host's answers for the record: those of requests, but as
+    /// large as any answer the backend client accepts (a client announcing a large
+    /// MaxEnvelopeSize gets answers past the request limit, and they are recorded too).
+    pub answer_limits: wsman::Limits,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 

@@ -90,6 +90,8 @@ impl Gateway {
                         exit_code: o.exit_code,
                         records: o.records,
                         pipeline_state: o.pipeline_state,
+                        total_bytes: o.total_bytes,
+                        sha256: o.sha256,
                     });
                     continue;
                 }

@@ -182,7 +182,7 @@ impl Gateway {
 
         // Observe: what the host started, finished and printed.
         let observed = matches!(action, Action::Command | Action::Receive | Action::Signal);
-        match observed.then(|| wsman::parse(&body, &self.wsman_limits)) {
+        match observed.then(|| wsman::parse(&body, &self.answer_limits)) {
             None => {}
             Some(Ok(answer)) => {
                 let facts = match inspector.lock() {

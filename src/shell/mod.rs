@@ -22,6 +22,7 @@ mod failed;
 mod output;
 mod pipeline;
 mod psrp;
+mod tally;
 #[cfg(test)]
 mod tests;
 
@@ -36,9 +37,11 @@ use crate::wsman::{Action, Body, Envelope};
 
 pub use failed::DENIED_ERROR_ID;
 pub use output::{cmd_outputs, psrp_outputs, Output, OutputRecord, OUTPUT_CAP};
+pub use tally::COMMAND_RECORD_CAP;
 
 use self::cmd::CmdInspector;
 use self::psrp::PsrpInspector;
+use self::tally::Tallies;
 
 /// Resource URI of WinRS cmd shells.
 pub const CMD_RESOURCE: &str = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd";
@@ -188,6 +191,8 @@ pub struct Inspector {
     /// Commands the host started and has not been seen to finish (upper case), so an
     /// administrator's terminate can stop them.
     live: std::collections::BTreeSet<String>,
+    /// Each running command's whole output: count, digest, text kept so far.
+    tallies: Tallies,
 }
 
 #[derive(Debug)]
@@ -248,6 +253,7 @@ impl Inspector {
             shell,
             counts: ActivityCounts::default(),
             live: Default::default(),
+            tallies: Tallies::default(),
         };
         (Ok(inspector), Vec::new())
     }
@@ -290,6 +296,7 @@ impl Inspector {
         {
             // A terminated command is over whatever the host says later.
             self.live.remove(&id.to_ascii_uppercase());
+            self.tallies.forget(id);
         }
         let outputs = match (&mut self.shell, &answer.body) {
             (shell, Body::CommandResponse { command_id }) => {
@@ -316,14 +323,24 @@ impl Inspector {
                     self.live.remove(&id.to_ascii_uppercase());
                 }
                 match shell {
-                    Shell::Cmd(_) => cmd_outputs(streams, command_state.as_ref(), OUTPUT_CAP),
-                    Shell::Psrp(p) => p.outputs(streams),
+                    Shell::Cmd(_) => {
+                        for s in streams.iter().filter(|s| {
+                            s.name.eq_ignore_ascii_case("stdout")
+                                || s.name.eq_ignore_ascii_case("stderr")
+                        }) {
+                            self.tallies.feed(s.command_id.as_deref(), &s.data);
+                        }
+                        cmd_outputs(streams, command_state.as_ref(), OUTPUT_CAP)
+                    }
+                    Shell::Psrp(p) => p.outputs(streams, &mut self.tallies),
                 }
             }
             _ => Vec::new(),
         };
-        for o in &outputs {
+        let mut outputs = outputs;
+        for o in &mut outputs {
             self.counts.output_bytes = self.counts.output_bytes.saturating_add(o.bytes);
+            self.tallies.settle(o);
         }
         outputs.into_iter().map(Fact::Output).collect()
     }

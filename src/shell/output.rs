@@ -28,6 +28,11 @@ pub struct Output {
     pub records: Vec<OutputRecord>,
     /// PSRP: the pipeline's final state (`Completed`, `Failed`, `Stopped`).
     pub pipeline_state: Option<String>,
+    /// On a command's last event: bytes of its whole output, over every response.
+    pub total_bytes: Option<u64>,
+    /// On a command's last event: SHA-256 (hex) of the bytes `total_bytes` counts, in the
+    /// order the host sent them.
+    pub sha256: Option<String>,
 }
 
 /// A PSRP record other than output and errors.
@@ -88,6 +93,8 @@ pub fn cmd_outputs(streams: &[Stream], state: Option<&CommandState>, cap: usize)
                 exit_code,
                 records: Vec::new(),
                 pipeline_state: None,
+                total_bytes: None,
+                sha256: None,
             })
         })
         .collect()
@@ -179,6 +186,8 @@ pub fn psrp_outputs(events: Vec<(Option<String>, HostEvent)>, cap: usize) -> Vec
             exit_code: None,
             records: c.records,
             pipeline_state: c.state,
+            total_bytes: None,
+            sha256: None,
         })
         .collect()
 }

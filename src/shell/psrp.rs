@@ -19,10 +19,11 @@ use super::cmd::{record, refuse};
 use super::failed::{self, DeniedPipeline};
 use super::output::{psrp_outputs, Output, OUTPUT_CAP};
 use super::pipeline::{feed_base64, feed_bytes, invocation, render, ClientMessage};
+use super::tally::Tallies;
 use super::{Denial, Fact, Judge, Request, Verdict};
 use crate::audit::redact;
 use crate::policy::Operation;
-use crate::psrp::{self, Defragmenter, Message};
+use crate::psrp::{self, Defragmenter, HostEvent, Message};
 use crate::wsman::{Action, Body, CommandLine, DesiredStream, SignalCode, Stream};
 
 /// Refused pipelines remembered per shell (until the client's terminate); the oldest is
@@ -305,7 +306,7 @@ impl PsrpInspector {
     /// What the host's PSRP messages in a ReceiveResponse say, per pipeline. Unreadable
     /// data is logged by the caller's absence of output and the reassembly restarted, so
     /// one bad message cannot stop the recording of later ones.
-    pub(super) fn outputs(&mut self, streams: &[Stream]) -> Vec<Output> {
+    pub(super) fn outputs(&mut self, streams: &[Stream], tallies: &mut Tallies) -> Vec<Output> {
         let mut events = Vec::new();
         for s in streams.iter().filter(|s| !s.data.is_empty()) {
             let Ok(whole) = self.from_host.push_bytes(&s.data) else {
@@ -316,6 +317,16 @@ impl PsrpInspector {
                 let read = Message::from_vec(raw)
                     .and_then(|msg| psrp::read_host_message(&msg, OUTPUT_CAP));
                 if let Ok(Some(ev)) = read {
+                    // The whole stream's count and digest cover what `bytes` counts.
+                    match &ev {
+                        HostEvent::Record { text, .. } => {
+                            tallies.feed(s.command_id.as_deref(), text.as_bytes())
+                        }
+                        HostEvent::State { error: Some(e), .. } => {
+                            tallies.feed(s.command_id.as_deref(), e.as_bytes())
+                        }
+                        _ => {}
+                    }
                     events.push((s.command_id.clone(), ev));
                 }
             }

@@ -151,6 +151,10 @@ def main():
     p.add_argument("--spn-service", help="service for the Kerberos SPN (negotiate_service, pypsrp default WSMAN)")
     p.add_argument("--encryption", choices=["auto", "always", "never"], default="auto")
     p.add_argument("--operation-timeout", type=int, default=20)
+    p.add_argument("--max-envelope", type=int,
+                   help="MaxEnvelopeSize announced (pypsrp's default 153600); the host's answers may be this large")
+    p.add_argument("--digest", action="store_true",
+                   help="--cmd: print stdout's length and SHA-256 (of its code page 437 bytes) instead of stdout")
     p.add_argument("--read-timeout", type=int, default=30)
     a = p.parse_args()
 
@@ -174,6 +178,8 @@ def main():
         operation_timeout=a.operation_timeout,
         read_timeout=a.read_timeout,
     )
+    if a.max_envelope:
+        kwargs["max_envelope_size"] = a.max_envelope
     if a.spn_host:
         kwargs["negotiate_hostname_override"] = a.spn_host
     if a.spn_service:
@@ -187,6 +193,11 @@ def main():
         client = Client(a.server, **kwargs)
         if a.cmd is not None:
             stdout, stderr, rc = client.execute_cmd(a.cmd)
+            if a.digest:
+                import hashlib
+
+                raw = stdout.encode("437")
+                stdout = "%d %s" % (len(raw), hashlib.sha256(raw).hexdigest())
             result.update({"stdout": stdout, "stderr": stderr, "exit_code": rc})
         elif a.ps is not None:
             output, streams, had_errors = client.execute_ps(a.ps, configuration_name=a.configuration_name)

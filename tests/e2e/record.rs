@@ -167,3 +167,89 @@ async fn shutdown_closes_the_open_shells_on_their_hosts() {
     verify(gw.dir.path());
     client.start_kill().unwrap();
 }
+
+/// The stand-in's `bigout N` output: N bytes of its 64-byte line repeated.
+fn bigout(n: usize) -> Vec<u8> {
+    let line = b"hopgate large output test line 0123456789 abcdefghijklmnopqrst\r\n";
+    assert_eq!(line.len(), 64);
+    line.iter().copied().cycle().take(n).collect()
+}
+
+/// A 20 MB command output, through pypsrp announcing an 8 MiB MaxEnvelopeSize (so the
+/// host's answers are larger than the 1 MiB request limit): every byte is counted, the
+/// command's last `output` event carries the whole stream's byte count and SHA-256, the
+/// record keeps at most its per-command budget of text, and `session.end`'s
+/// `output_bytes` is the whole output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_20_mb_output_is_counted_and_digested_whole() {
+    use sha2::Digest as _;
+    const N: usize = 20_000_000;
+    let gw = gateway(None).await;
+    let mut args = gw.pypsrp_cert_args("wsman/standin");
+    args.extend([
+        "--cmd".into(),
+        format!("bigout {N}"),
+        "--max-envelope".into(),
+        (8 * 1024 * 1024).to_string(),
+        "--digest".into(),
+    ]);
+    let run = crate::support::python("tests/clients/pypsrp_client.py", &args).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let sha = hex::encode(sha2::Sha256::digest(bigout(N)));
+    assert_eq!(
+        run.stdout(),
+        format!("{N} {sha}"),
+        "what the client received"
+    );
+    let ended = crate::support::eventually(Duration::from_secs(10), || {
+        gw.audit().iter().any(|e| e["event"] == "session.end")
+    })
+    .await;
+    assert!(ended);
+
+    let audit = gw.audit();
+    let outputs: Vec<_> = audit.iter().filter(|e| e["event"] == "output").collect();
+    let counted: u64 = outputs.iter().map(|e| e["bytes"].as_u64().unwrap()).sum();
+    assert_eq!(counted, N as u64);
+    assert!(
+        outputs
+            .iter()
+            .any(|e| e["bytes"].as_u64().unwrap() > 1024 * 1024),
+        "no answer larger than the request limit was read: {}",
+        outputs.len()
+    );
+    let last = outputs.last().unwrap();
+    assert_eq!(last["exit_code"], 0, "{last}");
+    assert_eq!(last["truncated"], true, "{last}");
+    assert_eq!(last["total_bytes"], N as u64, "{last}");
+    assert_eq!(last["sha256"], sha.as_str(), "{last}");
+    let kept: usize = outputs
+        .iter()
+        .map(|e| e["stdout"].as_str().map_or(0, str::len))
+        .sum();
+    assert!(
+        kept > 0 && kept as u64 <= hopgate::shell::COMMAND_RECORD_CAP,
+        "{kept}"
+    );
+    let end = audit.iter().find(|e| e["event"] == "session.end").unwrap();
+    assert_eq!(end["output_bytes"], N as u64, "{end}");
+
+    let file = gw.dir.path().join("audit/audit.jsonl");
+    let session = end["session_id"].as_str().unwrap();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = hopgate::cli::audit::run_args(
+        &["replay", file.to_str().unwrap(), session],
+        &mut out,
+        &mut err,
+    );
+    assert_eq!(code, 0);
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.contains(&format!("[output in all: {N} bytes, sha256 {sha}]")),
+        "{}",
+        &out[out.len().saturating_sub(600)..]
+    );
+    assert!(out.contains("(exit code 0)"));
+    verify(gw.dir.path());
+    gw.stop().await;
+}

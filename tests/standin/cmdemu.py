@@ -179,12 +179,35 @@ def run_simple(part, io):
         return 1
     if name == "ping":
         return run_ping(split_args(rest), io)
+    if name == "bigout":
+        return run_bigout(split_args(rest), io)
     if name == "timeout":
         return run_timeout(split_args(rest), io)
     if name in ("powershell", "pwsh"):
         return run_powershell(split_args(rest), io)
     io.err(NOT_RECOGNIZED.format(head))
     return 1
+
+
+# A test-only program with no Windows counterpart: `bigout N` prints exactly N bytes of
+# BIGOUT_LINE repeated (the last copy cut), so a test knows the byte count and digest of a
+# large output without receiving it twice.
+BIGOUT_LINE = "hopgate large output test line 0123456789 abcdefghijklmnopqrst\r\n"
+assert len(BIGOUT_LINE) == 64
+
+
+def run_bigout(args, io):
+    try:
+        n = int(args[0])
+    except (IndexError, ValueError):
+        io.err("usage: bigout BYTES\r\n")
+        return 1
+    piece = BIGOUT_LINE * 16384  # 1 MiB
+    while n > 0:
+        chunk = piece[:n]
+        io.out(chunk)
+        n -= len(chunk)
+    return 0
 
 
 def run_ping(args, io):
