@@ -23,7 +23,7 @@ use crate::wsman;
 
 /// Most shells remembered at once, across all principals.
 const MAX_SHELLS: u64 = 100_000;
-/// How long shutdown waits for the hosts to confirm closing the shells left open.
+/// How long shutdown waits for each host to confirm closing a shell left open.
 const SHUTDOWN_CLOSE: Duration = Duration::from_secs(15);
 
 /// A gateway whose socket is bound and whose state is built, ready to serve.
@@ -40,6 +40,8 @@ pub struct Bound {
     admin: Option<(Listener, crate::admin::Admin)>,
     /// Shells the registry let go (idle, evicted), for the reaper to close.
     ended: tokio::sync::mpsc::UnboundedReceiver<crate::session::Ended>,
+    /// SHA-256 of the policy set loaded at start-up (`gateway.start`).
+    policy_sha256: String,
 }
 
 impl Bound {
@@ -76,6 +78,17 @@ impl Bound {
             tokio::spawn(crate::admin::serve(listener, admin, std::future::pending()))
         });
         let gateway = self.gateway;
+        let started = std::time::Instant::now();
+        audit.emit(crate::audit::Event {
+            session_id: None,
+            kind: crate::audit::EventKind::GatewayStart {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                config_sha256: gateway.config.source_sha256.clone(),
+                policy_sha256: self.policy_sha256,
+                roles: u64::try_from(gateway.policy.load().role_names().len()).unwrap_or(u64::MAX),
+                hosts: u64::try_from(gateway.config.inventory.len()).unwrap_or(u64::MAX),
+            },
+        });
         let (stop_reaper, reaper_stop) = tokio::sync::oneshot::channel();
         let reaper = tokio::spawn(gateway.clone().reap(self.ended, reaper_stop));
         let owner = gateway.clone();
@@ -116,11 +129,19 @@ impl Bound {
         // Drained: no request is in flight. Shells still open are the gateway's to close
         // (their clients can no longer reach them): on their hosts, each with its end.
         let _ = stop_reaper.send(());
-        let _ = tokio::time::timeout(SHUTDOWN_CLOSE, reaper).await;
-        owner
+        // The reaper finishes the ends it started (each bounded by its host timeout).
+        let _ = tokio::time::timeout(SHUTDOWN_CLOSE + Duration::from_secs(5), reaper).await;
+        let sessions_closed = owner
             .close_all(crate::proxy::SHUTDOWN_REASON, SHUTDOWN_CLOSE)
             .await;
         drop(owner);
+        audit.emit(crate::audit::Event {
+            session_id: None,
+            kind: crate::audit::EventKind::GatewayStop {
+                sessions_closed,
+                uptime_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            },
+        });
         audit.flush().await;
         drop(audit);
         // The writer ends when the last handle (held by connections) is gone.
@@ -162,7 +183,7 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
 
     let store = vault::open_store(&store_settings(&config)).context("vault")?;
 
-    let engine = crate::policy::load_dir(&config.policy_dir)
+    let (engine, policy_sha256) = crate::policy::load_dir_with_digest(&config.policy_dir)
         .with_context(|| format!("policies in {}", config.policy_dir.display()))?;
     tracing::info!(roles = engine.role_names().len(), dir = %config.policy_dir.display(), "Policies loaded");
 
@@ -264,6 +285,7 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
         policy_dir,
         admin,
         ended,
+        policy_sha256,
     })
 }
 
@@ -359,20 +381,20 @@ pub async fn reload_policies(
     audit: &AuditHandle,
 ) -> bool {
     let d = dir.to_path_buf();
-    let loaded = tokio::task::spawn_blocking(move || crate::policy::load_dir(&d))
+    let loaded = tokio::task::spawn_blocking(move || crate::policy::load_dir_with_digest(&d))
         .await
         .map_err(|e| e.to_string())
         .and_then(|r| r.map_err(|e| e.to_string()));
     let applied = loaded.is_ok();
-    let reason = match loaded {
-        Ok(engine) => {
+    let (reason, policy_sha256) = match loaded {
+        Ok((engine, sha)) => {
             tracing::info!(roles = engine.role_names().len(), "Policies reloaded");
             policy.store(Arc::new(engine));
-            None
+            (None, Some(sha))
         }
         Err(error) => {
             tracing::error!(%error, "Policy reload refused; keeping the previous set");
-            Some(error)
+            (Some(error), None)
         }
     };
     audit.emit(crate::audit::Event {
@@ -381,6 +403,7 @@ pub async fn reload_policies(
             what: "policies".into(),
             outcome: if applied { "applied" } else { "refused" }.into(),
             roles: u64::try_from(policy.load().role_names().len()).unwrap_or(u64::MAX),
+            policy_sha256,
             reason,
         },
     });
@@ -522,6 +545,8 @@ mod tests {
         assert_eq!(events.len(), 2, "{text}");
         assert_eq!(events[0]["outcome"], "applied");
         assert_eq!(events[0]["roles"], roles as u64);
+        assert_eq!(events[0]["policy_sha256"].as_str().unwrap().len(), 64);
+        assert!(events[1].get("policy_sha256").is_none());
         assert_eq!(events[1]["outcome"], "refused");
         assert!(
             events[1]["reason"]

@@ -78,6 +78,19 @@ impl Refusal {
         }
     }
 
+    /// True for requests the gateway could not read as WS-Man (an unreadable or too
+    /// large body, an unknown mustUnderstand header, no target, no ShellId): what a
+    /// `request.rejected` event records when the sender is known.
+    pub fn is_unreadable_request(&self) -> bool {
+        matches!(
+            self,
+            Self::Malformed { .. }
+                | Self::MustUnderstand { .. }
+                | Self::TooLarge { .. }
+                | Self::NoTarget
+        )
+    }
+
     /// The HTTP response the client gets. `relates_to` is the request's MessageID.
     pub fn into_response(self, relates_to: Option<&str>) -> Response<Full<Bytes>> {
         let plain = |status: StatusCode| {

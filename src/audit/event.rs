@@ -164,6 +164,9 @@ pub enum EventKind {
         outcome: String,
         /// Roles in force after the reload.
         roles: u64,
+        /// SHA-256 of the set applied (as in `gateway.start`); absent when refused.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        policy_sha256: Option<String>,
         /// Why a reload was refused.
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
@@ -191,6 +194,61 @@ pub enum EventKind {
     /// is intact, but it is not complete.
     #[serde(rename = "audit.gap")]
     AuditGap { dropped: u64 },
+
+    // --- issue #12: input, the gateway's own lifecycle, unreadable requests ---
+    /// Data a client sent to a running command: cmd stdin, or PSRP pipeline input
+    /// (PIPELINE_INPUT objects, as text). Redacted like commands, cut to the per-event cap.
+    #[serde(rename = "input")]
+    Input {
+        shell_id: String,
+        /// The command (cmd) or pipeline (PSRP) it was sent to.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        command_id: Option<String>,
+        /// `stdin` (cmd) or `pipeline` (PSRP pipeline input).
+        stream: String,
+        /// The input as text (lossy UTF-8; PSRP objects as their CLIXML text), redacted.
+        text: String,
+        /// True when `text` was cut to the per-event cap.
+        truncated: bool,
+        /// Bytes of input in the request (cmd: stream bytes; PSRP: the objects' text),
+        /// before any cut.
+        bytes: u64,
+        /// True when the client said this is the end of the input.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        end: bool,
+    },
+    /// The gateway started serving.
+    #[serde(rename = "gateway.start")]
+    GatewayStart {
+        version: String,
+        /// SHA-256 (hex) of the configuration file's text.
+        config_sha256: String,
+        /// SHA-256 (hex) of the policy set in force (file names and contents, in load order).
+        policy_sha256: String,
+        /// Roles in force.
+        roles: u64,
+        /// Hosts in the inventory.
+        hosts: u64,
+    },
+    /// The gateway stopped: its listener drained and the shells it still held closed.
+    #[serde(rename = "gateway.stop")]
+    GatewayStop {
+        /// Shells closed (each with its own `session.end reason=shutdown`).
+        sessions_closed: u64,
+        uptime_ms: u64,
+    },
+    /// A request from an authenticated person that the gateway could not read (unreadable
+    /// or too large body, unknown mustUnderstand header, no target host or ShellId). Only
+    /// the kind: never the body.
+    #[serde(rename = "request.rejected")]
+    RequestRejected {
+        principal: String,
+        source_ip: String,
+        /// `malformed`, `too_large`, `must_understand`, `no_target`.
+        kind: String,
+        /// The WS-Man action, when the envelope was read that far; `none` otherwise.
+        action: String,
+    },
 }
 
 /// Code a command carried in another form (`-EncodedCommand`, `Invoke-Expression`,
@@ -211,7 +269,7 @@ pub struct Decoded {
 pub use crate::shell::OutputRecord;
 
 /// Every event name, in [`EventKind::index`] order (for per-event counters).
-pub const EVENT_NAMES: [&str; 12] = [
+pub const EVENT_NAMES: [&str; 16] = [
     "session.start",
     "session.end",
     "authn.failure",
@@ -224,6 +282,10 @@ pub const EVENT_NAMES: [&str; 12] = [
     "config.reload",
     "tls.reload",
     "audit.gap",
+    "input",
+    "gateway.start",
+    "gateway.stop",
+    "request.rejected",
 ];
 
 impl EventKind {
@@ -248,6 +310,10 @@ impl EventKind {
             Self::ConfigReload { .. } => "config.reload",
             Self::TlsReload { .. } => "tls.reload",
             Self::AuditGap { .. } => "audit.gap",
+            Self::Input { .. } => "input",
+            Self::GatewayStart { .. } => "gateway.start",
+            Self::GatewayStop { .. } => "gateway.stop",
+            Self::RequestRejected { .. } => "request.rejected",
         }
     }
 }

@@ -75,6 +75,8 @@ pub struct Config {
     pub inventory: Inventory,
     /// The admin API, when configured.
     pub admin: Option<AdminConfig>,
+    /// SHA-256 (hex) of the configuration text, for the record (`gateway.start`).
+    pub source_sha256: String,
 }
 
 #[derive(Debug, Clone)]
@@ -239,7 +241,12 @@ impl Config {
             path: PathBuf::new(),
             message: e.to_string(),
         })?;
-        Self::validate(file, base)
+        let mut config = Self::validate(file, base)?;
+        config.source_sha256 = {
+            use sha2::Digest as _;
+            hex::encode(sha2::Sha256::digest(text.as_bytes()))
+        };
+        Ok(config)
     }
 
     fn validate(file: FileConfig, base: &Path) -> Result<Self, ConfigError> {
@@ -306,6 +313,7 @@ impl Config {
             }
         }
         Ok(Self {
+            source_sha256: String::new(),
             admin,
             listener,
             authn: AuthnConfig {

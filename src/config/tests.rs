@@ -864,3 +864,24 @@ fn issue_14_caps_default_and_override() {
     );
     assert_eq!(invalid_key(&text), "authn.jwt.max_token_lifetime_secs");
 }
+
+#[test]
+fn a_host_may_set_its_own_shell_idle_timeout_and_the_text_is_hashed() {
+    let dir = fixture_dir();
+    let cfg = load(VALID, dir.path()).unwrap();
+    let web1 = cfg.inventory.get("web1").unwrap();
+    assert_eq!(web1.idle_timeout, None);
+    assert_eq!(cfg.shell_idle(web1), cfg.limits.shell_idle);
+    assert_eq!(cfg.source_sha256.len(), 64);
+
+    let text = format!("{VALID}idle_timeout_secs = 90\n");
+    let cfg2 = load(&text, dir.path()).unwrap();
+    let web1 = cfg2.inventory.get("web1").unwrap();
+    assert_eq!(cfg2.shell_idle(web1), Duration::from_secs(90));
+    assert_ne!(cfg2.source_sha256, cfg.source_sha256);
+
+    assert_eq!(
+        invalid_key(&format!("{VALID}idle_timeout_secs = 0\n")),
+        "hosts[0].idle_timeout_secs"
+    );
+}

@@ -41,6 +41,27 @@ pub fn load_dir(dir: &Path) -> Result<Engine, PolicyError> {
     Engine::from_sources(&read_sources(dir)?)
 }
 
+/// As [`load_dir`], with the SHA-256 (hex) of the set: each file's name (not its
+/// directory) and text, in load order, so the record can say which set was in force.
+pub fn load_dir_with_digest(dir: &Path) -> Result<(Engine, String), PolicyError> {
+    use sha2::{Digest, Sha256};
+    let sources = read_sources(dir)?;
+    let mut sha = Sha256::new();
+    for s in &sources {
+        let name = Path::new(&s.path)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // Lengths first: no two different sets hash the same bytes.
+        for part in [name.as_bytes(), s.text.as_bytes()] {
+            sha.update((part.len() as u64).to_be_bytes());
+            sha.update(part);
+        }
+    }
+    let engine = Engine::from_sources(&sources)?;
+    Ok((engine, hex::encode(sha.finalize())))
+}
+
 /// Lints a policy directory: every mistake, not only the first.
 pub fn lint(dir: &Path) -> Vec<LintFinding> {
     match read_sources(dir) {

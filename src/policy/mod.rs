@@ -9,4 +9,4 @@ mod tests;
 
 pub use cli::{check_cli, CheckInput};
 pub use hopgate_policy::*;
-pub use load::{lint, load_dir};
+pub use load::{lint, load_dir, load_dir_with_digest};

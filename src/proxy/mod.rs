@@ -148,7 +148,9 @@ impl Gateway {
         if req.method() != Method::POST {
             return Err((Refusal::MethodNotAllowed, None));
         }
-        let path = parse_path(req.uri().path()).ok_or((Refusal::NotFound, None))?;
+        if parse_path(req.uri().path()).is_none() {
+            return Err((Refusal::NotFound, None));
+        }
 
         let principal = self
             .authn
@@ -172,7 +174,28 @@ impl Gateway {
                 (refusal, None)
             })?;
         tracing::Span::current().record("user", principal.name.as_str());
+        let who = principal.name.clone();
+        let served = self.serve_as(req, conn, action, principal).await;
+        if let Err((refusal, _)) = &served {
+            if refusal.is_unreadable_request() {
+                // A person's client sent what the gateway cannot read: worth a record
+                // (a broken client, or someone probing the parser), never its body.
+                self.request_rejected(&who, conn, refusal.kind(), action);
+            }
+        }
+        served
+    }
 
+    /// `serve` once the principal is known.
+    async fn serve_as(
+        &self,
+        req: Request<Incoming>,
+        conn: &ConnInfo,
+        action: &mut &'static str,
+        principal: Principal,
+    ) -> Result<Response<Full<Bytes>>, (Refusal, Option<String>)> {
+        let uri = req.uri().clone();
+        let path = parse_path(uri.path()).ok_or((Refusal::NotFound, None))?;
         let policy = self.policy.load_full();
         let name = choose(
             &path,

@@ -24,6 +24,9 @@ use crate::session::{Ended, ShellIdentity};
 /// within this.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
+/// How long the reaper waits for a host to confirm closing an idle or evicted shell.
+const HOST_CLOSE: Duration = Duration::from_secs(15);
+
 /// The `reason` of the `session.end` of shells closed because the gateway stops.
 pub const SHUTDOWN: &str = "shutdown";
 
@@ -39,38 +42,45 @@ impl Gateway {
         )
     }
 
-    /// Closes a shell already out of the registry on its host and records its end.
-    async fn end_shell(self, shell: ShellIdentity, reason: &'static str) {
-        let closed = self.host_closer().close(shell.clone()).await;
+    /// Closes a shell already out of the registry on its host and records its end, also
+    /// when the host does not confirm within `within` (then `host_closed` is false).
+    async fn end_shell(self, shell: ShellIdentity, reason: &'static str, within: Duration) {
+        // Read now: the closer takes the inspector, and a host too slow to answer must
+        // not cost the record its counters. Nothing changes them any more (the shell is
+        // out of the registry, so no request on it is relayed).
+        let counts = self
+            .inspectors
+            .get(&shell.shell_id)
+            .and_then(|i| i.lock().ok().map(|i| i.counts()))
+            .unwrap_or_default();
+        let host_closed =
+            match tokio::time::timeout(within, self.host_closer().close(shell.clone())).await {
+                Ok(closed) => closed.host_closed,
+                Err(_) => false,
+            };
         tracing::info!(
             session = %shell.session_id,
             host = %shell.host,
             reason,
-            host_closed = closed.host_closed,
+            host_closed,
             "Shell closed by the gateway"
         );
-        self.session_end_closed(&shell, closed.counts, reason, closed.host_closed);
+        self.session_end_closed(&shell, counts, reason, host_closed);
     }
 
     /// Closes every shell still open (at shutdown, once the listener has drained), each
-    /// on its host, giving up on hosts that do not answer within `within`.
-    pub async fn close_all(&self, reason: &'static str, within: Duration) {
+    /// on its host, waiting at most `within` for each host; returns how many it closed
+    /// (each with its `session.end`).
+    pub async fn close_all(&self, reason: &'static str, within: Duration) -> u64 {
         let mut closing = JoinSet::new();
         for shell in self.sessions.list() {
             if let Some(shell) = self.sessions.remove(&shell.shell_id) {
-                closing.spawn(self.clone().end_shell(shell, reason));
+                closing.spawn(self.clone().end_shell(shell, reason, within));
             }
         }
-        if closing.is_empty() {
-            return;
-        }
-        let all = async { while closing.join_next().await.is_some() {} };
-        if tokio::time::timeout(within, all).await.is_err() {
-            tracing::warn!(
-                left = closing.len(),
-                "Shells not closed on their hosts before shutdown"
-            );
-        }
+        let n = closing.len() as u64;
+        while closing.join_next().await.is_some() {}
+        n
     }
 
     /// Ends the shells the registry lets go, until `stop`; then finishes the ends already
@@ -84,14 +94,17 @@ impl Gateway {
                 _ = &mut stop => break,
                 _ = sweep.tick() => self.sessions.sweep(),
                 Some(e) = ended.recv() => {
-                    closing.spawn(self.clone().end_shell(e.shell, e.cause.reason()));
+                    closing.spawn(self.clone().end_shell(e.shell, e.cause.reason(), HOST_CLOSE));
                 }
                 Some(_) = closing.join_next(), if !closing.is_empty() => {}
             }
         }
         self.sessions.sweep();
         while let Ok(e) = ended.try_recv() {
-            closing.spawn(self.clone().end_shell(e.shell, e.cause.reason()));
+            closing.spawn(
+                self.clone()
+                    .end_shell(e.shell, e.cause.reason(), HOST_CLOSE),
+            );
         }
         while closing.join_next().await.is_some() {}
     }

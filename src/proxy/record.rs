@@ -170,6 +170,26 @@ impl Gateway {
         });
     }
 
+    /// A request from `principal` the gateway could not read (`kind`: the refusal's kind;
+    /// `action`: the WS-Man action when the envelope got that far, else `none`).
+    pub(super) fn request_rejected(
+        &self,
+        principal: &str,
+        conn: &ConnInfo,
+        kind: &str,
+        action: &str,
+    ) {
+        self.audit.emit(Event {
+            session_id: None,
+            kind: EventKind::RequestRejected {
+                principal: principal.to_string(),
+                source_ip: conn.peer.ip().to_string(),
+                kind: kind.to_string(),
+                action: action.to_string(),
+            },
+        });
+    }
+
     /// The facts of a refused Create (no shell exists yet).
     pub(super) fn record_create(
         &self,

@@ -164,6 +164,34 @@ async fn shutdown_closes_the_open_shells_on_their_hosts() {
     assert_eq!(ends[0]["host_closed"], true, "{}", ends[0]);
     let shell_id = start["shell_id"].as_str().unwrap();
     assert_eq!(host_requests(&gw.standin, "Delete", shell_id), 1);
+
+    // The gateway's own start and stop frame the record.
+    let audit = gw.audit();
+    let first = &audit[0];
+    assert_eq!(first["event"], "gateway.start", "{first}");
+    assert_eq!(first["version"], env!("CARGO_PKG_VERSION"));
+    let config = std::fs::read(gw.dir.path().join("hopgate.toml")).unwrap();
+    assert_eq!(
+        first["config_sha256"],
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&config)).as_str()
+    );
+    assert_eq!(
+        first["policy_sha256"].as_str().unwrap().len(),
+        64,
+        "{first}"
+    );
+    assert!(first["roles"].as_u64().unwrap() >= 1, "{first}");
+    assert_eq!(first["hosts"], 2, "{first}");
+    let last = audit.last().unwrap();
+    assert_eq!(last["event"], "gateway.stop", "{last}");
+    assert_eq!(last["sessions_closed"], 1, "{last}");
+    assert!(
+        audit
+            .iter()
+            .position(|e| e["event"] == "session.end")
+            .unwrap()
+            < audit.len() - 1
+    );
     verify(gw.dir.path());
     client.start_kill().unwrap();
 }

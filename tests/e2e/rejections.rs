@@ -302,6 +302,21 @@ async fn denied_malformed_and_oversized_requests_never_reach_the_host() {
     assert_eq!(r.status, 500);
     assert!(r.body.contains("larger than the gateway"), "{}", r.body);
 
+    // Both are on the record as the person's rejected requests: the kind, never the body.
+    for kind in ["malformed", "too_large"] {
+        assert!(
+            gw.audit_has(|e| e["event"] == "request.rejected"
+                && e["kind"] == kind
+                && e["principal"] == crate::support::ALICE
+                && e["source_ip"] == "127.0.0.1")
+                .await,
+            "no request.rejected {kind}: {:#?}",
+            gw.audit()
+        );
+    }
+    let text = std::fs::read_to_string(gw.dir.path().join("audit/audit.jsonl")).unwrap();
+    assert!(!text.contains("unclosed"), "a body reached the record");
+
     assert!(!gw.standin.saw_command("shutdown"));
     assert!(!gw.standin.saw_command("del /q"));
     // The gateway still serves after all that.
