@@ -422,6 +422,22 @@ pub fn replay(log: &str, session_id: &str) -> Result<Vec<String>, TranscriptErro
                     out.push(format!("[{clock}] (pipeline {state})"));
                 }
             }
+            "input" => {
+                let stream = text(r, "stream");
+                let data = text(r, "text");
+                for l in data.lines() {
+                    out.push(format!("[{clock}] {stream}< {l}"));
+                }
+                if r.get("truncated").and_then(Value::as_bool) == Some(true) {
+                    out.push(format!(
+                        "[input cut: {} bytes in this request]",
+                        r.get("bytes").and_then(Value::as_u64).unwrap_or_default()
+                    ));
+                }
+                if data.is_empty() && r.get("end").and_then(Value::as_bool) == Some(true) {
+                    out.push(format!("[{clock}] {stream}< (end of input)"));
+                }
+            }
             "admin.terminate" => out.push(format!(
                 "[{clock}] TERMINATED by {} (host closed the shell: {})",
                 text(r, "by"),
@@ -702,5 +718,33 @@ mod tests {
             DECODED_LOG.replace("ab12-1", "ab12-10")
         );
         assert!(replay(&log, "ab12-1").unwrap()[0].starts_with("# session ab12-1:"));
+    }
+
+    #[test]
+    fn replay_shows_input_and_the_totals_of_cut_output_once() {
+        let log = r#"{"event":"session.start","seq":1,"ts":"2026-03-01T10:00:00.000Z","session_id":"i1","principal":"alice","host":"web1","shell_id":"SH","shell_kind":"cmd","backend_user":"svc","source_ip":"10.0.0.1"}
+{"event":"command.allowed","seq":2,"ts":"2026-03-01T10:00:01.000Z","session_id":"i1","principal":"alice","host":"web1","shell_id":"SH","command_id":"C","command":["cmd"],"rule":"r"}
+{"event":"input","seq":3,"ts":"2026-03-01T10:00:01.500Z","session_id":"i1","shell_id":"SH","command_id":"C","stream":"stdin","text":"hostname\r\nbigout 9\r\n","truncated":false,"bytes":20,"end":true}
+{"event":"output","seq":4,"ts":"2026-03-01T10:00:02.000Z","session_id":"i1","shell_id":"SH","command_id":"C","stdout":"WEB1","truncated":true,"bytes":100}
+{"event":"output","seq":5,"ts":"2026-03-01T10:00:02.100Z","session_id":"i1","shell_id":"SH","command_id":"C","stdout":"","truncated":true,"bytes":100}
+{"event":"output","seq":6,"ts":"2026-03-01T10:00:02.200Z","session_id":"i1","shell_id":"SH","command_id":"C","stdout":"","truncated":true,"bytes":100}
+{"event":"output","seq":7,"ts":"2026-03-01T10:00:02.300Z","session_id":"i1","shell_id":"SH","command_id":"C","stdout":"","truncated":true,"bytes":50,"exit_code":0,"total_bytes":350,"sha256":"ab"}
+{"event":"input","seq":8,"ts":"2026-03-01T10:00:03.000Z","session_id":"i1","shell_id":"SH","command_id":"C","stream":"stdin","text":"","truncated":false,"bytes":0,"end":true}"#;
+        let lines = replay(log, "i1").unwrap();
+        let body: Vec<&str> = lines[1..].iter().map(String::as_str).collect();
+        assert_eq!(
+            body,
+            [
+                "[10:00:01.000] alice@web1> cmd",
+                "[10:00:01.500] stdin< hostname",
+                "[10:00:01.500] stdin< bigout 9",
+                "WEB1",
+                "[output cut: 100 bytes in this response]",
+                "[output cut: 100 bytes in this response]",
+                "[output in all: 350 bytes, sha256 ab]",
+                "[10:00:02.300] (exit code 0)",
+                "[10:00:03.000] stdin< (end of input)",
+            ]
+        );
     }
 }

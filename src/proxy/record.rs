@@ -79,6 +79,23 @@ impl Gateway {
                     action,
                     reason,
                 },
+                Fact::Input(i) => {
+                    // Redacted as a command line is (the secrets found are remembered for
+                    // the session's output too); an input line is what a program reads.
+                    let text = self
+                        .audit
+                        .redact(session, std::slice::from_ref(&i.text))
+                        .concat();
+                    EventKind::Input {
+                        shell_id: shell.shell_id.clone(),
+                        command_id: i.command_id,
+                        stream: i.stream.as_str().to_string(),
+                        text,
+                        truncated: i.truncated,
+                        bytes: i.bytes,
+                        end: i.end,
+                    }
+                }
                 Fact::Output(o) => {
                     outputs.push(EventKind::Output {
                         shell_id: shell.shell_id.clone(),

@@ -70,5 +70,5 @@ pub use pipeline::{
     extract_create_pipeline, extract_get_command_metadata, Arg, ArgValue, Command, DictEntry,
     Pipeline, Redacted,
 };
-pub use records::{read_host_message, HostEvent, InvocationState, RecordStream};
+pub use records::{read_host_message, read_input_text, HostEvent, InvocationState, RecordStream};
 pub use summary::{decode_message_summary, MessageSummary};

@@ -154,6 +154,20 @@ pub fn read_host_message(msg: &Message, max_text: usize) -> Result<Option<HostEv
     }))
 }
 
+/// The objects of a client's PIPELINE_INPUT message as text (as output objects are
+/// rendered), cut to `max_text` bytes; the flag says whether it was cut.
+pub fn read_input_text(msg: &Message, max_text: usize) -> Result<(String, bool), PsrpError> {
+    let values = parse_clixml(msg.data_xml()?)?;
+    let mut out = Text::new(max_text);
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push("\n");
+        }
+        out.value(v);
+    }
+    Ok(out.finish())
+}
+
 fn read_state(msg: &Message, max_text: usize) -> Result<HostEvent, PsrpError> {
     let values = parse_clixml(msg.data_xml()?)?;
     let obj = values.first().and_then(Value::as_object);

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use super::{Denial, Fact, Judge, Request, Verdict};
+use super::{Denial, Fact, Input, Judge, Request, Verdict};
 use crate::policy::{Decision, Judgement, Operation};
 use crate::wsman::{Action, Body, CommandLine, Stream};
 
@@ -107,6 +107,7 @@ impl CmdInspector {
                 None => text,
             };
             record(facts, s.command_id.clone(), shown, judged)?;
+            facts.push(Fact::Input(Input::stdin(s)));
         }
         Ok(())
     }

@@ -165,6 +165,62 @@ pub enum Fact {
     Refused { action: String, reason: String },
     /// What the host said a command printed.
     Output(Output),
+    /// Input the client sent a running command (relayed to the host).
+    Input(Input),
+}
+
+/// Input to a running command: a Send's stdin (cmd) or PIPELINE_INPUT (PSRP), not yet
+/// redacted, its text cut to [`INPUT_CAP`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    pub command_id: Option<String>,
+    pub stream: InputStream,
+    pub text: String,
+    pub truncated: bool,
+    /// Bytes sent (cmd: stream bytes; PSRP: the message's CLIXML bytes), before any cut.
+    pub bytes: u64,
+    /// The client said the input ends here.
+    pub end: bool,
+}
+
+/// Where input goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputStream {
+    /// A cmd command's stdin.
+    Stdin,
+    /// A PSRP pipeline's input objects.
+    Pipeline,
+}
+
+impl InputStream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stdin => "stdin",
+            Self::Pipeline => "pipeline",
+        }
+    }
+}
+
+/// Most text of one input event.
+pub const INPUT_CAP: usize = pipeline::INPUT_CAP;
+
+impl Input {
+    /// A cmd Send's stdin stream.
+    fn stdin(s: &crate::wsman::Stream) -> Self {
+        let text = String::from_utf8_lossy(&s.data);
+        let mut end = text.len().min(INPUT_CAP);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        Self {
+            command_id: s.command_id.clone(),
+            stream: InputStream::Stdin,
+            text: text.get(..end).unwrap_or_default().to_string(),
+            truncated: end < text.len(),
+            bytes: s.data.len() as u64,
+            end: s.end,
+        }
+    }
 }
 
 /// Counters of a shell, for `session.end`.

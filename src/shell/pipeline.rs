@@ -25,10 +25,24 @@ pub(crate) enum ClientMessage {
         rpid: uuid::Uuid,
         pid: uuid::Uuid,
     },
-    /// Everything else (pool and pipeline input, host responses, key exchange): data that
-    /// can only turn into code through a pipeline, which is judged itself.
+    /// PIPELINE_INPUT: objects for a running pipeline (data, never judged as code: only
+    /// a pipeline can make code of it), for the record.
+    Input {
+        /// The objects as text, cut to the input cap.
+        text: String,
+        truncated: bool,
+        /// Bytes of the message's CLIXML data.
+        bytes: u64,
+    },
+    /// END_OF_PIPELINE_INPUT.
+    EndOfInput,
+    /// Everything else (pool messages, host responses, key exchange): data that can only
+    /// turn into code through a pipeline, which is judged itself.
     Other,
 }
+
+/// Most text of one PIPELINE_INPUT message kept in the record.
+pub(crate) const INPUT_CAP: usize = 64 * 1024;
 
 /// Why client PSRP bytes could not be inspected; always refused (fail closed).
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +88,18 @@ pub(crate) fn feed_bytes(
                 rpid: msg.rpid,
                 pid: msg.pid,
             },
+            MessageType::PipelineInput => {
+                // Unreadable CLIXML is still input the host gets (and parses itself): it
+                // is recorded by its size, with no text.
+                let (text, truncated) =
+                    psrp::read_input_text(&msg, INPUT_CAP).unwrap_or((String::new(), true));
+                ClientMessage::Input {
+                    text,
+                    truncated,
+                    bytes: msg.data.len() as u64,
+                }
+            }
+            MessageType::EndOfPipelineInput => ClientMessage::EndOfInput,
             _ => ClientMessage::Other,
         });
     }

@@ -20,7 +20,7 @@ use super::failed::{self, DeniedPipeline};
 use super::output::{psrp_outputs, Output, OUTPUT_CAP};
 use super::pipeline::{feed_base64, feed_bytes, invocation, render, ClientMessage};
 use super::tally::Tallies;
-use super::{Denial, Fact, Judge, Request, Verdict};
+use super::{Denial, Fact, Input, InputStream, Judge, Request, Verdict};
 use crate::audit::redact;
 use crate::policy::Operation;
 use crate::psrp::{self, Defragmenter, HostEvent, Message};
@@ -101,7 +101,16 @@ impl PsrpInspector {
         let env = req.envelope;
         match (env.action(), &env.body) {
             (Action::Command, Body::CommandLine(cl)) => self.command(req, cl, judge, ids, facts),
-            (Action::Send, Body::Send(streams)) => self.send(req, streams, judge, ids, facts),
+            (Action::Send, Body::Send(streams)) => {
+                let mut inputs = Vec::new();
+                let verdict = self.send(req, streams, judge, ids, facts, &mut inputs);
+                // Input is on the record once it goes to the host (input for a refused
+                // or still held pipeline does not, or not yet).
+                if matches!(verdict, Verdict::Forward(_)) {
+                    facts.extend(inputs);
+                }
+                verdict
+            }
             (Action::Receive, Body::Receive(desired)) => self.receive(req, desired, ids),
             (Action::Signal, Body::Signal { command_id, code }) => {
                 let Some(i) = command_id.as_deref().and_then(|id| self.denied_index(id)) else {
@@ -186,11 +195,15 @@ impl PsrpInspector {
         judge: &Judge<'_>,
         ids: &mut dyn FnMut() -> Uuid,
         facts: &mut Vec<Fact>,
+        inputs: &mut Vec<Fact>,
     ) -> Verdict {
         let mut messages = Vec::new();
         for s in streams {
             match feed_bytes(&mut self.from_client, &s.data) {
-                Ok(more) => messages.extend(more),
+                Ok(more) => {
+                    inputs.extend(more.iter().filter_map(|m| input_fact(s, m)));
+                    messages.extend(more);
+                }
                 Err(error) => return unreadable(facts, &error.to_string()),
             }
         }
@@ -335,6 +348,27 @@ impl PsrpInspector {
     }
 }
 
+/// The `input` fact of a PIPELINE_INPUT (or END_OF_PIPELINE_INPUT) message sent on `s`.
+fn input_fact(s: &Stream, m: &ClientMessage) -> Option<Fact> {
+    let (text, truncated, bytes, end) = match m {
+        ClientMessage::Input {
+            text,
+            truncated,
+            bytes,
+        } => (text.clone(), *truncated, *bytes, false),
+        ClientMessage::EndOfInput => (String::new(), false, 0, true),
+        _ => return None,
+    };
+    Some(Fact::Input(Input {
+        command_id: s.command_id.clone(),
+        stream: InputStream::Pipeline,
+        text,
+        truncated,
+        bytes,
+        end,
+    }))
+}
+
 /// Decides every pipeline among `messages`, recording each decision; stops at the first
 /// refusal.
 fn judge_messages(
@@ -364,7 +398,9 @@ fn judge_messages(
                     *pid,
                 )
             }
-            ClientMessage::Other => continue,
+            ClientMessage::Input { .. } | ClientMessage::EndOfInput | ClientMessage::Other => {
+                continue
+            }
         };
         let id = command_id.map(str::to_string);
         let decoded: Vec<String> = decision.decoded.iter().map(|d| d.text.clone()).collect();

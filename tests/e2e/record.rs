@@ -281,3 +281,107 @@ async fn a_20_mb_output_is_counted_and_digested_whole() {
     verify(gw.dir.path());
     gw.stop().await;
 }
+
+/// `hopgate audit replay` of a session, as text.
+fn replay(gw: &Gateway, session: &str) -> String {
+    let file = gw.dir.path().join("audit/audit.jsonl");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = hopgate::cli::audit::run_args(
+        &["replay", file.to_str().unwrap(), session],
+        &mut out,
+        &mut err,
+    );
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+    String::from_utf8(out).unwrap()
+}
+
+/// PSRP pipeline input (pypsrp `invoke(input=[...])`: PIPELINE_INPUT and
+/// END_OF_PIPELINE_INPUT in Sends) and cmd stdin (pywinrm `send_command_input`) are
+/// `input` events tied to their pipeline or command, with byte counts, shown by replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_input_and_stdin_are_in_the_record() {
+    let gw = gateway(None).await;
+    let mut args = gw.pypsrp_cert_args("wsman/standin");
+    args.extend(
+        [
+            "--cmdlet",
+            "Write-Output",
+            "--input",
+            "alpha-input",
+            "--input",
+            "beta-input",
+        ]
+        .map(String::from),
+    );
+    let run = crate::support::python("tests/clients/pypsrp_client.py", &args).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout().contains("beta-input"), "{run:?}");
+
+    let args: Vec<String> = vec![
+        "--endpoint".into(),
+        gw.url("/wsman/standin"),
+        "--transport".into(),
+        "certificate".into(),
+        "--cert".into(),
+        gw.certs.client_cert.display().to_string(),
+        "--key".into(),
+        gw.certs.client_key.display().to_string(),
+        "--ca".into(),
+        gw.certs.ca.display().to_string(),
+        "--cmd".into(),
+        "cmd".into(),
+        "--stdin".into(),
+        "hostname\r\nexit 0\r\n".into(),
+    ];
+    let run = crate::support::python("tests/clients/pywinrm_client.py", &args).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let ended = crate::support::eventually(Duration::from_secs(10), || {
+        gw.audit()
+            .iter()
+            .filter(|e| e["event"] == "session.end")
+            .count()
+            == 2
+    })
+    .await;
+    assert!(ended, "{:#?}", gw.audit());
+
+    let audit = gw.audit();
+    let inputs: Vec<_> = audit.iter().filter(|e| e["event"] == "input").collect();
+    let pipeline: Vec<_> = inputs
+        .iter()
+        .filter(|e| e["stream"] == "pipeline")
+        .collect();
+    let allowed = audit
+        .iter()
+        .find(|e| e["event"] == "command.allowed" && e["command"][0] == "Write-Output")
+        .unwrap_or_else(|| panic!("{audit:#?}"));
+    for word in ["alpha-input", "beta-input"] {
+        let e = pipeline
+            .iter()
+            .find(|e| e["text"].as_str().unwrap().contains(word))
+            .unwrap_or_else(|| panic!("no input {word}: {inputs:#?}"));
+        assert!(e["bytes"].as_u64().unwrap() > word.len() as u64, "{e}");
+        assert_eq!(e["session_id"], allowed["session_id"]);
+        assert_eq!(
+            e["command_id"].as_str().unwrap().to_uppercase(),
+            allowed["command_id"].as_str().unwrap().to_uppercase()
+        );
+    }
+    assert!(pipeline.iter().any(|e| e["end"] == true), "{pipeline:#?}");
+
+    let stdin = inputs
+        .iter()
+        .find(|e| e["stream"] == "stdin")
+        .unwrap_or_else(|| panic!("{inputs:#?}"));
+    assert_eq!(stdin["text"], "hostname\r\nexit 0\r\n", "{stdin}");
+    assert_eq!(stdin["bytes"], 18);
+    assert_eq!(stdin["end"], true);
+
+    let psrp = replay(&gw, allowed["session_id"].as_str().unwrap());
+    assert!(psrp.contains("pipeline< alpha-input\n"), "{psrp}");
+    let cmd = replay(&gw, stdin["session_id"].as_str().unwrap());
+    assert!(cmd.contains("stdin< hostname\n"), "{cmd}");
+    assert!(cmd.contains("stdin< exit 0\n"), "{cmd}");
+    verify(gw.dir.path());
+    gw.stop().await;
+}
