@@ -119,3 +119,29 @@ async fn an_idle_shell_ends_once_with_its_own_timeout_and_a_removed_one_never() 
     assert!(r.remove("A").is_none(), "nobody else can end it again");
     assert_eq!(r.list().len(), 1);
 }
+
+#[test]
+fn a_full_registry_reports_the_shell_it_lets_go_as_evicted() {
+    let (r, mut ended) = LocalRegistry::with_ends(Duration::from_secs(60), 2);
+    for id in ["A", "B", "C", "D"] {
+        r.insert(record(id, "alice", "web1"));
+        r.sweep();
+    }
+    let mut evicted = Vec::new();
+    while let Ok(e) = ended.try_recv() {
+        assert_eq!(e.cause, EndCause::Evicted);
+        assert_eq!(e.cause.reason(), "evicted");
+        evicted.push(e.shell.shell_id);
+    }
+    // Whichever moka's admission policy chose: every shell is either held or reported,
+    // never both, never neither.
+    let mut held: Vec<String> = r.list().into_iter().map(|s| s.shell_id).collect();
+    assert_eq!(
+        held.len() + evicted.len(),
+        4,
+        "held {held:?}, evicted {evicted:?}"
+    );
+    held.extend(evicted);
+    held.sort();
+    assert_eq!(held, ["A", "B", "C", "D"]);
+}

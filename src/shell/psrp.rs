@@ -327,8 +327,11 @@ impl PsrpInspector {
                 continue;
             };
             for raw in whole {
+                // Read whole (a message is at most the defragmenter's 16 MiB) so `bytes`
+                // and the digest count every byte; `psrp_outputs` cuts the text for the
+                // event.
                 let read = Message::from_vec(raw)
-                    .and_then(|msg| psrp::read_host_message(&msg, OUTPUT_CAP));
+                    .and_then(|msg| psrp::read_host_message(&msg, usize::MAX));
                 if let Ok(Some(ev)) = read {
                     // The whole stream's count and digest cover what `bytes` counts.
                     match &ev {

@@ -385,3 +385,56 @@ async fn pipeline_input_and_stdin_are_in_the_record() {
     verify(gw.dir.path());
     gw.stop().await;
 }
+
+/// A PSRP output object larger than the per-event cap (and its input, larger than the
+/// input cap): the events are cut, but `bytes`, `total_bytes` and `sha256` cover the whole
+/// object's text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_psrp_object_is_counted_whole() {
+    use sha2::Digest as _;
+    // Under the 128 KiB a single argv string may hold, over the 64 KiB caps.
+    let big: String = "0123456789abcdef".repeat(120_000 / 16);
+    let gw = gateway(None).await;
+    let mut args = gw.pypsrp_cert_args("wsman/standin");
+    args.extend(["--cmdlet", "Write-Output", "--input", &big].map(String::from));
+    let run = crate::support::python("tests/clients/pypsrp_client.py", &args).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.stdout(), big, "what the client received");
+    let ended = crate::support::eventually(Duration::from_secs(10), || {
+        gw.audit().iter().any(|e| e["event"] == "session.end")
+    })
+    .await;
+    assert!(ended);
+    let audit = gw.audit();
+    let outputs: Vec<_> = audit.iter().filter(|e| e["event"] == "output").collect();
+    let last = outputs
+        .iter()
+        .find(|e| e["pipeline_state"] == "Completed")
+        .unwrap_or_else(|| panic!("{outputs:#?}"));
+    let counted: u64 = outputs.iter().map(|e| e["bytes"].as_u64().unwrap()).sum();
+    assert_eq!(counted, big.len() as u64, "{outputs:#?}");
+    assert_eq!(last["total_bytes"], big.len() as u64, "{last}");
+    assert_eq!(
+        last["sha256"],
+        hex::encode(sha2::Sha256::digest(big.as_bytes())).as_str()
+    );
+    assert!(outputs.iter().any(|e| e["truncated"] == true));
+    let kept: usize = outputs
+        .iter()
+        .map(|e| e["stdout"].as_str().map_or(0, str::len))
+        .sum();
+    assert!(kept <= hopgate::shell::OUTPUT_CAP + 1, "{kept}");
+    let input = audit
+        .iter()
+        .find(|e| e["event"] == "input" && e["stream"] == "pipeline" && e["end"] != true)
+        .unwrap_or_else(|| panic!("{audit:#?}"));
+    assert_eq!(input["truncated"], true, "{input}");
+    assert!(
+        input["bytes"].as_u64().unwrap() > big.len() as u64,
+        "{input}"
+    );
+    let end = audit.iter().find(|e| e["event"] == "session.end").unwrap();
+    assert_eq!(end["output_bytes"], big.len() as u64, "{end}");
+    verify(gw.dir.path());
+    gw.stop().await;
+}

@@ -35,10 +35,13 @@ pub enum Severity {
 /// audit events is an error, an administrator's intervention is a notice.
 pub fn severity(event: &str) -> Severity {
     match event {
-        "authn.failure" | "command.denied" | "access.denied" | "backend.auth" => Severity::Warning,
+        "authn.failure" | "command.denied" | "access.denied" | "backend.auth"
+        | "request.rejected" => Severity::Warning,
         "audit.gap" => Severity::Error,
-        "session.start" | "session.end" | "command.allowed" | "output" => Severity::Informational,
-        // admin.terminate, config.reload and whatever is added later.
+        "session.start" | "session.end" | "command.allowed" | "output" | "input" => {
+            Severity::Informational
+        }
+        // admin.terminate, config.reload, gateway.start/stop and whatever is added later.
         _ => Severity::Notice,
     }
 }
