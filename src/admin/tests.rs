@@ -52,6 +52,7 @@ async fn fixture() -> Fixture {
         created_ms: crate::session::now_ms(),
         last_activity_ms: crate::session::now_ms(),
         idle_ms: 0,
+        busy_until_ms: 0,
     });
     let admin = Admin {
         sessions,

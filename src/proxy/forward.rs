@@ -38,6 +38,19 @@ impl Gateway {
             })
     }
 
+    /// How long the host may take to answer this request: its OperationTimeout (capped)
+    /// plus a margin.
+    pub(super) fn host_wait(&self, ctx: &Ctx<'_>) -> Duration {
+        ctx.envelope
+            .header
+            .operation_timeout
+            .as_deref()
+            .and_then(parse_xs_duration)
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_OPERATION_TIMEOUT)
+            + LONG_POLL_MARGIN.max(self.config.limits.request_timeout)
+    }
+
     /// Sends an already rewritten body to the host.
     pub(super) async fn send_to_host(
         &self,
@@ -45,15 +58,7 @@ impl Gateway {
         backend: &Backend,
         body: Bytes,
     ) -> Result<(StatusCode, Bytes), Refusal> {
-        let wait = ctx
-            .envelope
-            .header
-            .operation_timeout
-            .as_deref()
-            .and_then(parse_xs_duration)
-            .unwrap_or(Duration::ZERO)
-            .min(MAX_OPERATION_TIMEOUT)
-            + LONG_POLL_MARGIN.max(self.config.limits.request_timeout);
+        let wait = self.host_wait(ctx);
         let started = Instant::now();
         match backend.client.send_with_timeout(body, wait).await {
             Ok(resp) => {

@@ -90,6 +90,7 @@ impl Gateway {
             last_activity_ms: now,
             idle_ms: u64::try_from(self.config.shell_idle(ctx.host).as_millis())
                 .unwrap_or(u64::MAX),
+            busy_until_ms: 0,
         };
         let backend_auth = format!("{:?}", ctx.host.auth).to_lowercase();
         self.session_start(&shell, &ctx.principal, ctx.conn, backend_auth);
@@ -108,9 +109,13 @@ impl Gateway {
         };
 
         // Registry: the shell must be this principal's, on this host.
-        let access = self
-            .sessions
-            .check(&shell_id, &ctx.principal.name, &ctx.host.name);
+        // A long-poll Receive is not idleness: the shell outlives the host's wait.
+        let access = self.sessions.check_busy(
+            &shell_id,
+            &ctx.principal.name,
+            &ctx.host.name,
+            self.host_wait(&ctx),
+        );
         let inspector = match (access, self.inspectors.get(&shell_id)) {
             (Access::Granted(shell), Some(inspector)) => (shell, inspector),
             (refused, _) => {
@@ -174,8 +179,8 @@ impl Gateway {
         let Some(body) = answer else {
             return Err(Refusal::Internal);
         };
-        // The idle timer starts again when the answer comes, not only when the request
-        // came: a Receive that waited out its OperationTimeout was not idleness.
+        // The idle timer starts again when the answer comes (and the wait allowed for it
+        // ends).
         let _ = self
             .sessions
             .check(&shell_id, &ctx.principal.name, &ctx.host.name);

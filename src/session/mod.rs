@@ -40,6 +40,10 @@ pub struct ShellIdentity {
     /// host's `idle_timeout_secs` or the global default); 0: the registry's default.
     #[serde(default)]
     pub idle_ms: u64,
+    /// Until when (milliseconds since the Unix epoch) a request on it may still be waiting
+    /// for its host (a long-poll Receive): it is not idle before then, whatever `idle_ms`.
+    #[serde(default)]
+    pub busy_until_ms: u64,
 }
 
 // === impl ShellIdentity ===
@@ -106,7 +110,12 @@ pub trait SessionRegistry: Send + Sync + std::fmt::Debug {
     fn insert(&self, shell: ShellIdentity);
     /// Checks that `principal` may use `shell_id` on `host`, refreshing its last activity
     /// (and so its idle timer).
-    fn check(&self, shell_id: &str, principal: &str, host: &str) -> Access;
+    fn check(&self, shell_id: &str, principal: &str, host: &str) -> Access {
+        self.check_busy(shell_id, principal, host, Duration::ZERO)
+    }
+    /// As `check`, for a request that may wait up to `busy` for the host: the shell does
+    /// not expire before that wait is over (the next `check` ends it).
+    fn check_busy(&self, shell_id: &str, principal: &str, host: &str, busy: Duration) -> Access;
     /// Removes a shell. INVARIANT: of all the ways a shell leaves the registry (this, idle
     /// expiry, eviction) exactly one happens, so whoever gets it records its one end.
     fn remove(&self, shell_id: &str) -> Option<ShellIdentity>;
@@ -129,10 +138,13 @@ struct IdleExpiry {
 
 impl IdleExpiry {
     fn idle(&self, shell: &ShellIdentity) -> Duration {
-        match shell.idle_ms {
+        let idle = match shell.idle_ms {
             0 => self.default,
             ms => Duration::from_millis(ms),
-        }
+        };
+        idle.max(Duration::from_millis(
+            shell.busy_until_ms.saturating_sub(now_ms()),
+        ))
     }
 }
 
@@ -209,7 +221,7 @@ impl SessionRegistry for LocalRegistry {
         self.shells.insert(shell.shell_id.clone(), shell);
     }
 
-    fn check(&self, shell_id: &str, principal: &str, host: &str) -> Access {
+    fn check_busy(&self, shell_id: &str, principal: &str, host: &str, busy: Duration) -> Access {
         use moka::ops::compute::Op;
         // One atomic step: a Delete removing the shell meanwhile cannot be undone by the
         // refresh. INVARIANT: the refresh resets time-to-idle, so a shell in use never
@@ -231,6 +243,9 @@ impl SessionRegistry for LocalRegistry {
                     return Op::Nop;
                 }
                 r.last_activity_ms = now_ms();
+                r.busy_until_ms = r
+                    .last_activity_ms
+                    .saturating_add(u64::try_from(busy.as_millis()).unwrap_or(u64::MAX));
                 access = Access::Granted(r.clone());
                 Op::Put(r)
             });

@@ -13,6 +13,7 @@ fn record(id: &str, owner: &str, host: &str) -> ShellIdentity {
         created_ms: 1,
         last_activity_ms: 1,
         idle_ms: 0,
+        busy_until_ms: 0,
     }
 }
 
@@ -144,4 +145,36 @@ fn a_full_registry_reports_the_shell_it_lets_go_as_evicted() {
     held.extend(evicted);
     held.sort();
     assert_eq!(held, ["A", "B", "C", "D"]);
+}
+
+#[tokio::test]
+async fn a_shell_waiting_on_its_host_does_not_go_idle_until_the_wait_is_over() {
+    let (r, mut ended) = LocalRegistry::with_ends(Duration::from_secs(60), 100);
+    let mut s = record("A", "alice", "web1");
+    s.idle_ms = 200;
+    r.insert(s);
+    // A long poll allowed 2 s: 200 ms of idleness is not enough to end it meanwhile.
+    assert!(matches!(
+        r.check_busy("A", "alice", "web1", Duration::from_secs(2)),
+        Access::Granted(_)
+    ));
+    for _ in 0..17 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        r.sweep();
+    }
+    assert!(ended.try_recv().is_err());
+    // The answer came: from now on 200 ms unused ends it.
+    assert!(matches!(r.check("A", "alice", "web1"), Access::Granted(_)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(matches!(r.check("A", "alice", "web1"), Access::Unknown));
+    let mut got = None;
+    for _ in 0..40 {
+        r.sweep();
+        if let Ok(e) = ended.try_recv() {
+            got = Some(e);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(got.is_some_and(|e| e.cause == EndCause::Idle));
 }
