@@ -21,6 +21,7 @@ pub mod client;
 mod conn;
 pub mod credssp;
 pub mod crypto;
+pub mod sealing;
 #[cfg(feature = "delegate")]
 pub mod delegate;
 pub mod delegate_env;

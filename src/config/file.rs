@@ -59,6 +59,9 @@ pub struct ListenerFile {
     pub crl: Option<PathBuf>,
     /// Lowest TLS version accepted: "1.2" (default) or "1.3". Older versions are never offered.
     pub min_tls_version: Option<String>,
+    /// Plain-HTTP listener (e.g. `0.0.0.0:5985`, PowerShell's default), for Kerberos with
+    /// WinRM message encryption only; needs `[authn.kerberos]`.
+    pub http_address: Option<String>,
 }
 
 /// `[authn]`: how people prove who they are.
@@ -69,6 +72,23 @@ pub struct AuthnFile {
     pub client_certificates: Option<bool>,
     /// JWTs as `Bearer` or as the Basic password.
     pub jwt: Option<JwtFile>,
+    /// Kerberos / Negotiate sign-in with the gateway's own service key.
+    pub kerberos: Option<KerberosFile>,
+}
+
+/// `[authn.kerberos]`: the gateway accepts Kerberos service tickets for its own name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KerberosFile {
+    /// `HTTP/gw.example.com@EXAMPLE.COM`: the name clients ask their KDC a ticket for.
+    pub service_principal: String,
+    /// Keytab holding the service principal's keys (permissions 0600 or 0400).
+    pub keytab_file: PathBuf,
+    /// Largest clock difference accepted, seconds (default 300, as Windows).
+    pub max_clock_skew_secs: Option<u64>,
+    /// Groups of each person (`alice@EXAMPLE.COM = ["admins"]`): tickets' PACs are not read.
+    #[serde(default)]
+    pub groups: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// `[authn.jwt]`.
