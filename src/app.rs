@@ -116,9 +116,7 @@ impl Bound {
             let _ = rx.wait_for(|s| *s).await;
         };
         let http = self.http.map(|l| {
-            tokio::spawn(
-                l.serve(make_service(gateway.clone()), stopped(stop_rx.clone())),
-            )
+            tokio::spawn(l.serve(make_service(gateway.clone()), stopped(stop_rx.clone())))
         });
         let main = self
             .listener
@@ -319,8 +317,8 @@ fn kerberos_acceptor(k: &crate::config::KerberosSignInConfig) -> anyhow::Result<
     let bytes = std::fs::read(&k.keytab_file)
         .with_context(|| format!("keytab {}", k.keytab_file.display()))?;
     let bytes = zeroize::Zeroizing::new(bytes);
-    let entries = keytab::parse(&bytes)
-        .with_context(|| format!("keytab {}", k.keytab_file.display()))?;
+    let entries =
+        keytab::parse(&bytes).with_context(|| format!("keytab {}", k.keytab_file.display()))?;
     Ok(Acceptor::new(AcceptorSettings {
         service: k.service.clone(),
         realm: k.realm.clone(),

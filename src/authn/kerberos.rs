@@ -19,9 +19,8 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use sspi::kerberos::ServerProperties;
 use sspi::{
-    BufferType, CredentialUse, DataRepresentation, Kerberos, KerberosConfig,
-    KerberosServerConfig, Negotiate, NegotiateConfig, SecurityBuffer, SecurityStatus,
-    ServerRequestFlags, Sspi, SspiImpl,
+    BufferType, CredentialUse, DataRepresentation, Kerberos, KerberosConfig, KerberosServerConfig,
+    Negotiate, NegotiateConfig, SecurityBuffer, SecurityStatus, ServerRequestFlags, Sspi, SspiImpl,
 };
 
 use crate::backend::crypto::{CryptoError, Sealed};
@@ -363,7 +362,11 @@ where
         .execute(ctx)
         .and_then(|mut generator| generator.resolve_to_result())
         .map_err(AcceptError::Refused)?;
-    let out = output.into_iter().next().map(|b| b.buffer).unwrap_or_default();
+    let out = output
+        .into_iter()
+        .next()
+        .map(|b| b.buffer)
+        .unwrap_or_default();
     Ok((result.status, out))
 }
 
@@ -409,7 +412,11 @@ fn client_name(username: &sspi::Username, default_realm: &str) -> Option<String>
     if account.is_empty() {
         return None;
     }
-    let realm = if realm.is_empty() { default_realm } else { realm };
+    let realm = if realm.is_empty() {
+        default_realm
+    } else {
+        realm
+    };
     Some(format!("{account}@{}", realm.to_ascii_uppercase()))
 }
 
@@ -419,6 +426,7 @@ fn computer_name() -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::indexing_slicing, reason = "tests")]
     use super::*;
 
     #[test]

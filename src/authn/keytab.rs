@@ -72,7 +72,8 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<KeytabEntry>, KeytabError> {
             // MIT writes a zero length at the end of a file it truncated: nothing follows.
             break;
         }
-        let size = usize::try_from(len.unsigned_abs()).map_err(|_| KeytabError::Malformed(start))?;
+        let size =
+            usize::try_from(len.unsigned_abs()).map_err(|_| KeytabError::Malformed(start))?;
         let body = r.take(size)?;
         if len < 0 {
             continue; // a hole left by a deleted record
@@ -137,7 +138,10 @@ impl<'a> Reader<'a> {
             .checked_add(n)
             .filter(|end| *end <= self.bytes.len())
             .ok_or(KeytabError::Truncated(self.pos))?;
-        let slice = self.bytes.get(self.pos..end).ok_or(KeytabError::Truncated(self.pos))?;
+        let slice = self
+            .bytes
+            .get(self.pos..end)
+            .ok_or(KeytabError::Truncated(self.pos))?;
         self.pos = end;
         Ok(slice)
     }
@@ -172,7 +176,13 @@ impl<'a> Reader<'a> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+    #![allow(
+        clippy::unwrap_used,
+        clippy::indexing_slicing,
+        clippy::cast_possible_truncation,
+        clippy::cast_possible_wrap,
+        reason = "tests"
+    )]
     use super::*;
 
     /// A keytab as `ktutil` writes it: one aes256 key of HTTP/gw.gw.test@GW.TEST, kvno 2
@@ -216,6 +226,9 @@ mod tests {
         for cut in 3..bytes.len() - 12 {
             assert!(parse(&bytes[..cut]).is_err(), "cut at {cut}");
         }
-        assert_eq!(parse(b"\x04\x02").unwrap_err(), KeytabError::Version(0x0402));
+        assert_eq!(
+            parse(b"\x04\x02").unwrap_err(),
+            KeytabError::Version(0x0402)
+        );
     }
 }

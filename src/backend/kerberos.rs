@@ -18,13 +18,13 @@ use std::time::Duration;
 use sspi::generator::GeneratorState;
 use sspi::{
     AuthIdentity, BufferType, ClientRequestFlags, CredentialUse, CredentialsBuffers,
-    DataRepresentation, ErrorKind, Kerberos, KerberosConfig, Negotiate,
-    NegotiateConfig, SecurityBuffer, SecurityStatus, Sspi, SspiImpl, Username,
+    DataRepresentation, ErrorKind, Kerberos, KerberosConfig, Negotiate, NegotiateConfig,
+    SecurityBuffer, SecurityStatus, Sspi, SspiImpl, Username,
 };
 
 use super::crypto::{CryptoError, EncryptionProtocol, Sealed};
-use super::sealing::{seal, unseal};
 use super::kdc::{self, KdcError};
+use super::sealing::{seal, unseal};
 
 /// Which GSS mechanism toward the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,7 +21,6 @@ pub mod client;
 mod conn;
 pub mod credssp;
 pub mod crypto;
-pub mod sealing;
 #[cfg(feature = "delegate")]
 pub mod delegate;
 pub mod delegate_env;
@@ -29,6 +28,7 @@ pub mod kdc;
 pub mod kerberos;
 pub mod ntlm;
 mod pool;
+pub mod sealing;
 pub mod target;
 
 #[cfg(test)]

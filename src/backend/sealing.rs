@@ -45,4 +45,3 @@ pub fn unseal<S: Sspi>(ctx: &mut S, header: &[u8], data: &[u8]) -> Result<Vec<u8
     let [_, plain] = buffers;
     Ok(plain.data().to_vec())
 }
-

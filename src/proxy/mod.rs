@@ -135,7 +135,10 @@ impl Gateway {
                 plain_http: conn.tls_version.is_none(),
                 ..Exchange::default()
             };
-            let response = match self.serve(req, conn, signin, &mut exchange, &mut action).await {
+            let response = match self
+                .serve(req, conn, signin, &mut exchange, &mut action)
+                .await
+            {
                 Ok(r) => r,
                 Err((refusal, relates_to)) => {
                     tracing::info!(refusal = refusal.kind(), "Request refused");
@@ -144,7 +147,11 @@ impl Gateway {
             };
             let response = if self.authn.kerberos.is_some() {
                 let (parts, body) = response.into_parts();
-                let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                let body = body
+                    .collect()
+                    .await
+                    .map(|c| c.to_bytes())
+                    .unwrap_or_default();
                 let response = Response::from_parts(parts, Full::new(body.clone()));
                 exchange.finish(response, body, signin, true)
             } else {
@@ -181,20 +188,28 @@ impl Gateway {
             .headers()
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .filter(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/"))
+            .filter(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("multipart/")
+            })
             .map(str::to_string);
         let handshake_only = principal.method == AuthMethod::Kerberos
             && exchange.reply_header.is_some()
-            && req
-                .headers()
-                .get(http::header::CONTENT_LENGTH)
-                .is_some_and(|v| v.as_bytes() == b"0");
+            && hyper::body::Body::size_hint(req.body()).exact() == Some(0);
         if handshake_only {
             // pypsrp's empty POST that finishes the handshake before sealed traffic.
             return Ok(Response::new(Full::new(Bytes::new())));
         }
-        self.targeted(req, conn, signin, exchange, principal, sealed_type, action)
-            .await
+        self.targeted(
+            req,
+            (conn, signin),
+            exchange,
+            principal,
+            sealed_type,
+            action,
+        )
+        .await
     }
 
     /// The client certificate or the `Authorization` header's token.
@@ -276,8 +291,7 @@ impl Gateway {
     async fn targeted(
         &self,
         req: Request<Incoming>,
-        conn: &ConnInfo,
-        signin: &ConnSignIn,
+        (conn, signin): (&ConnInfo, &ConnSignIn),
         exchange: &mut Exchange,
         principal: Principal,
         sealed_type: Option<String>,

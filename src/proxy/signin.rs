@@ -173,8 +173,8 @@ impl ConnSignIn {
         content_type: &str,
         body: &[u8],
     ) -> Result<(Bytes, EncryptionProtocol), SealError> {
-        let parsed = crypto::parse_content_type(content_type)?
-            .ok_or(crypto::CryptoError::ContentType {
+        let parsed =
+            crypto::parse_content_type(content_type)?.ok_or(crypto::CryptoError::ContentType {
                 content_type: content_type.to_owned(),
             })?;
         let part = crypto::decode_body(body, &parsed.boundary)?;
@@ -284,8 +284,14 @@ impl Exchange {
                 // Basic is never offered where it would cross the network in clear text.
                 h.remove(header::WWW_AUTHENTICATE);
             }
-            h.append(header::WWW_AUTHENTICATE, HeaderValue::from_static("Negotiate"));
-            h.append(header::WWW_AUTHENTICATE, HeaderValue::from_static("Kerberos"));
+            h.append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Negotiate"),
+            );
+            h.append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Kerberos"),
+            );
         }
         response
     }

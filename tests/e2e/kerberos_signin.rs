@@ -38,6 +38,11 @@ struct Setup {
 /// A realm with alice and bob, and a gateway that accepts tickets for [`GW_SPN`] on its
 /// HTTPS listener and on a plain-HTTP one; alice is in the `ops` group (the e2e role).
 async fn setup() -> Setup {
+    setup_with(None).await
+}
+
+/// [`setup`] with the gateway's largest clock skew set.
+async fn setup_with(skew_secs: Option<u64>) -> Setup {
     let kdc = Kdc::start(&[("alice", ALICE_PW), ("bob", BOB_PW)], &[GW_SPN], &[]).await;
     let dir = tempfile::tempdir().unwrap();
     let keytab = dir.path().join("gateway.keytab");
@@ -52,10 +57,14 @@ async fn setup() -> Setup {
 [authn.kerberos]
 service_principal = "{GW_SPN}@{REALM}"
 keytab_file = "gateway.keytab"
+{skew}
 
 [authn.kerberos.groups]
 "alice@{REALM}" = ["ops"]
-"#
+"#,
+        skew = skew_secs
+            .map(|s| format!("max_clock_skew_secs = {s}"))
+            .unwrap_or_default(),
     );
     let gw = d.launch(dir, standin).await;
     Setup { kdc, gw, http_port }
@@ -92,7 +101,10 @@ async fn client_with_tgt(
             .spawn()
             .expect("kinit (krb5-user) starts");
         let mut stdin = kinit.stdin.take().unwrap();
-        stdin.write_all(format!("{password}\n").as_bytes()).await.unwrap();
+        stdin
+            .write_all(format!("{password}\n").as_bytes())
+            .await
+            .unwrap();
         drop(stdin);
         assert!(kinit.wait().await.unwrap().success(), "kinit {user}");
     }
@@ -193,13 +205,15 @@ async fn pypsrp_signs_in_with_kerberos_over_https_and_sealed_http() {
         .collect();
     assert!(!starts.is_empty(), "{audit:?}");
     assert!(
-        audit.iter().any(|e| e.to_string().contains(&format!("alice@{REALM}"))
-            && e.to_string().contains("kerberos")),
+        audit
+            .iter()
+            .any(|e| e.to_string().contains(&format!("alice@{REALM}"))
+                && e.to_string().contains("kerberos")),
         "{audit:?}"
     );
-    assert!(audit
-        .iter()
-        .any(|e| e.to_string().contains("command.denied") && e.to_string().contains("Stop-Computer")));
+    assert!(audit.iter().any(
+        |e| e.to_string().contains("command.denied") && e.to_string().contains("Stop-Computer")
+    ));
     s.gw.stop().await;
 }
 
@@ -243,6 +257,13 @@ async fn refused_sign_ins_are_audited_and_reach_nothing() {
     a.extend(["--cmd".into(), "hostname".into()]);
     let run = client(&s.kdc, "tests/clients/pypsrp_client.py", &a).await;
     assert_ne!(run.code, 0, "{run:?}");
+    assert!(
+        s.gw.audit_has(|e| e.to_string().contains(&format!("bob@{REALM}"))
+            && e.to_string().contains("no role grants this host"))
+            .await,
+        "{:?}",
+        s.gw.audit()
+    );
 
     // A ticket for another service (the client asks for HTTP/other.gw.test, which the
     // KDC does not know) never gets as far as the gateway: the client fails.
@@ -259,7 +280,10 @@ async fn refused_sign_ins_are_audited_and_reach_nothing() {
     let basic = reqwest_plain(s.http_port, Some("Basic YWxpY2U6c2VjcmV0")).await;
     assert_eq!(basic.0, 401);
     assert!(
-        !basic.1.iter().any(|h| h.to_ascii_lowercase().starts_with("basic")),
+        !basic
+            .1
+            .iter()
+            .any(|h| h.to_ascii_lowercase().starts_with("basic")),
         "{basic:?}"
     );
     assert!(basic.1.iter().any(|h| h == "Negotiate"), "{basic:?}");
@@ -307,4 +331,132 @@ async fn reqwest_plain(port: u16, authorization: Option<&str>) -> (u16, Vec<Stri
         })
         .collect();
     (status, challenges)
+}
+
+/// Stands in for the gateway just long enough to catch the client's first Kerberos token:
+/// answers the unauthenticated request with a Negotiate challenge, records the token of
+/// the next one and answers it 500 (so the client gives up). Returns the header value.
+async fn capture_token(kdc: &Kdc, user: &str, password: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let catcher = tokio::spawn(async move {
+        loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            loop {
+                let mut chunk = [0u8; 4096];
+                let n = sock.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                if buf.len() < end + 4 + len {
+                    continue;
+                }
+                buf.drain(..end + 4 + len);
+                let auth = head.lines().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("authorization")
+                        .then(|| v.trim().to_string())
+                });
+                match auth {
+                    Some(a) => {
+                        let _ = sock
+                            .write_all(b"HTTP/1.1 500 Caught\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                            .await;
+                        return a;
+                    }
+                    None => {
+                        let _ = sock
+                            .write_all(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Negotiate\r\nWWW-Authenticate: Kerberos\r\nContent-Length: 0\r\n\r\n")
+                            .await;
+                    }
+                }
+            }
+        }
+    });
+    let a: Vec<String> = vec![
+        "--server".into(),
+        "127.0.0.1".into(),
+        "--port".into(),
+        port.to_string(),
+        "--scheme".into(),
+        "http".into(),
+        "--encryption".into(),
+        "never".into(),
+        "--no-verify".into(),
+        "--auth".into(),
+        "kerberos".into(),
+        "--user".into(),
+        format!("{user}@{REALM}"),
+        "--password".into(),
+        password.into(),
+        "--spn-service".into(),
+        "HTTP".into(),
+        "--spn-host".into(),
+        "gw.gw.test".into(),
+        "--cmd".into(),
+        "hostname".into(),
+    ];
+    let _ = client(kdc, "tests/clients/pypsrp_client.py", &a).await;
+    tokio::time::timeout(Duration::from_secs(10), catcher)
+        .await
+        .expect("the client sent a token")
+        .unwrap()
+}
+
+/// A POST over HTTPS (no client certificate) to the gateway with `authorization` and an
+/// empty body, on a new connection; the status.
+async fn https_post(gw: &Gateway, authorization: &str) -> u16 {
+    let raw = crate::support::raw::RawClient::new(gw.addr, &gw.certs.ca, None);
+    raw.post("/wsman/standin", Some(authorization), "")
+        .await
+        .unwrap()
+        .status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_token_is_refused_on_any_connection() {
+    let s = setup().await;
+    let token = capture_token(&s.kdc, "alice", ALICE_PW).await;
+    // The first use signs in (the empty POST that finishes a handshake gets 200)...
+    assert_eq!(https_post(&s.gw, &token).await, 200);
+    // ...the same authenticator again, on a new connection, is a replay.
+    assert_eq!(https_post(&s.gw, &token).await, 401);
+    assert!(
+        s.gw.audit_has(|e| e.to_string().contains("kerberos_replay"))
+            .await
+    );
+    s.gw.stop().await;
+}
+
+/// A captured token used later than the clock skew allows is refused: its authenticator
+/// is stale (checked before the ticket's end time; real clients never send an expired
+/// ticket, they fetch a new one, so the end-time check is sspi's and not exercised here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_token_is_refused_and_audited() {
+    let s = setup_with(Some(1)).await;
+    let token = capture_token(&s.kdc, "alice", ALICE_PW).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(https_post(&s.gw, &token).await, 401);
+    assert!(
+        s.gw.audit_has(|e| e["event"] == "authn.failure" && e["reason"] == "kerberos_clock_skew")
+            .await,
+        "{:?}",
+        s.gw.audit()
+    );
+    s.gw.stop().await;
 }
