@@ -77,7 +77,7 @@ fn set_mode(path: &Path, mode: u32) {
 
 /// Runs a Python client with the realm's krb5.conf and a private credential cache, so
 /// pyspnego gets alice's (or bob's) ticket from the test KDC with her password.
-async fn client(kdc: &Kdc, script: &str, args: &[String]) -> ClientRun {
+pub(crate) async fn client(kdc: &Kdc, script: &str, args: &[String]) -> ClientRun {
     client_with_tgt(kdc, script, args, None).await
 }
 
