@@ -90,6 +90,10 @@ enum Command {
         users: PathBuf,
         #[arg(long, default_value = "TESTHOST")]
         hostname: String,
+        /// Hold a Receive with nothing to report for its OperationTimeout, as Windows does
+        /// (for benchmarks; the default answers after a short pause).
+        #[arg(long)]
+        hold_receives: bool,
     },
     /// Print what the gateway sees in recorded WinRM traffic: one JSON object per envelope.
     /// Reads a recording (YAML `messages: [{request, response}]`) or one envelope (XML).
@@ -251,8 +255,10 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             key,
             users,
             hostname,
+            hold_receives,
         } => {
-            let settings = demo::testhost_settings(listen, https, cert, key, &users, hostname)?;
+            let mut settings = demo::testhost_settings(listen, https, cert, key, &users, hostname)?;
+            settings.hold_receives = hold_receives;
             runtime()?.block_on(async {
                 let server = crate::testhost::Testhost::bind(settings)
                     .await

@@ -39,6 +39,7 @@ async fn start(scheme: Scheme, pki: Option<&backend::tests::TestPki>) -> Running
             ("bob".into(), "B0b-pw".into()),
         ],
         hostname: "WIN-HOPGATE01".into(),
+        hold_receives: false,
     };
     let host = Testhost::bind(settings).await.unwrap();
     let addr = host.local_addr().unwrap();
