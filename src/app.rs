@@ -240,7 +240,16 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
     let inspectors =
         crate::proxy::inspectors::Inspectors::new(config.limits.shell_idle, MAX_SHELLS);
     let policy: PolicyHandle = Arc::new(arc_swap::ArcSwap::from_pointee(engine));
-    let backends = Backends::new(store);
+    let backends = Backends::with_settings(
+        store,
+        crate::backend::BackendSettings {
+            max_connections: config.backend.max_connections,
+            max_idle: config.backend.max_idle,
+            max_long_polls: config.backend.max_long_polls,
+            idle_timeout: config.backend.idle_timeout,
+            ..crate::backend::BackendSettings::default()
+        },
+    );
     let config = Arc::new(config);
     let admin = match &config.admin {
         None => None,

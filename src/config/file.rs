@@ -26,8 +26,25 @@ pub struct FileConfig {
     pub limits: LimitsFile,
     #[serde(default)]
     pub hosts: Vec<HostFile>,
+    /// Connections to each host (per host and backend identity).
+    #[serde(default)]
+    pub backend: BackendFile,
     /// Absent: no admin API.
     pub admin: Option<AdminFile>,
+}
+
+/// `[backend]`: connection pools toward the hosts, per host and backend identity.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendFile {
+    /// Connections for short requests open at once (default 256).
+    pub max_connections: Option<usize>,
+    /// Idle connections for short requests kept (default 64).
+    pub max_idle: Option<usize>,
+    /// Connections for Receives (long polls) open at once, kept idle too (default 4096).
+    pub max_long_polls: Option<usize>,
+    /// Idle connections older than this are closed (default 100 s; below HTTP.sys's 120 s).
+    pub idle_timeout_secs: Option<u64>,
 }
 
 /// `[admin]`: the admin API listener (plain HTTP, loopback only).

@@ -72,6 +72,7 @@ pub struct Config {
     pub audit_signing_key: Option<String>,
     pub policy_dir: PathBuf,
     pub limits: LimitsConfig,
+    pub backend: BackendPoolConfig,
     pub inventory: Inventory,
     /// The admin API, when configured.
     pub admin: Option<AdminConfig>,
@@ -83,6 +84,15 @@ pub struct AuthnConfig {
     pub client_certificates: bool,
     pub jwt: Option<JwtConfig>,
     pub kerberos: Option<KerberosSignInConfig>,
+}
+
+/// `[backend]`, validated: connection pools toward each host and backend identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendPoolConfig {
+    pub max_connections: usize,
+    pub max_idle: usize,
+    pub max_long_polls: usize,
+    pub idle_timeout: Duration,
 }
 
 /// `[authn.kerberos]`, validated.
@@ -358,6 +368,29 @@ impl Config {
             audit_signing_key: file.audit.signing_key.clone(),
             policy_dir: resolve(file.policy.dir.as_deref().unwrap_or(Path::new("policies"))),
             limits,
+            backend: BackendPoolConfig {
+                max_connections: positive(
+                    "backend.max_connections",
+                    file.backend.max_connections,
+                    256,
+                )?,
+                max_idle: file.backend.max_idle.unwrap_or(64),
+                max_long_polls: positive(
+                    "backend.max_long_polls",
+                    file.backend.max_long_polls,
+                    4096,
+                )?,
+                idle_timeout: Duration::from_secs(match file.backend.idle_timeout_secs {
+                    Some(0) => {
+                        return Err(ConfigError::invalid(
+                            "backend.idle_timeout_secs",
+                            "must be greater than zero",
+                        ))
+                    }
+                    Some(s) => s,
+                    None => 100,
+                }),
+            },
             inventory,
         })
     }

@@ -55,7 +55,12 @@ impl Gateway {
             .min(MAX_OPERATION_TIMEOUT)
             + LONG_POLL_MARGIN.max(self.config.limits.request_timeout);
         let started = Instant::now();
-        match backend.client.send_with_timeout(body, wait).await {
+        let sent = if ctx.envelope.header.action == crate::wsman::Action::Receive {
+            backend.client.send_long_poll(body, wait).await
+        } else {
+            backend.client.send_with_timeout(body, wait).await
+        };
+        match sent {
             Ok(resp) => {
                 self.metrics
                     .backend(ctx.envelope.action().label(), started.elapsed());
