@@ -121,9 +121,11 @@ impl Gateway {
         conn: &ConnInfo,
         signin: &ConnSignIn,
     ) -> Response<Full<Bytes>> {
+        // A counter, not a UUID: unique within the process, and free.
+        static NEXT_REQUEST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let span = tracing::info_span!(
             "request",
-            id = %uuid::Uuid::new_v4(),
+            id = NEXT_REQUEST.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             peer = %conn.peer,
             user = tracing::field::Empty,
             host = tracing::field::Empty,
@@ -181,7 +183,28 @@ impl Gateway {
 
         let principal = match self.kerberos_sign_in(req.headers(), conn, signin, exchange)? {
             Some(p) => p,
-            None => self.header_sign_in(req.headers(), conn)?,
+            None => match signin.certificate_principal() {
+                // A verified certificate decides before any header (Authenticator's order),
+                // and it is the same certificate for the whole connection. A repeated
+                // Authorization header is still refused, by the full path.
+                Some(p)
+                    if req
+                        .headers()
+                        .get_all(http::header::AUTHORIZATION)
+                        .iter()
+                        .nth(1)
+                        .is_none() =>
+                {
+                    p
+                }
+                _ => {
+                    let p = self.header_sign_in(req.headers(), conn)?;
+                    if p.method == AuthMethod::ClientCertificate {
+                        signin.remember_certificate(&p);
+                    }
+                    p
+                }
+            },
         };
         tracing::Span::current().record("user", principal.name.as_str());
         let sealed_type = req

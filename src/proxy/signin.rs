@@ -81,12 +81,16 @@ enum State {
 /// The sign-in state of one client connection.
 pub struct ConnSignIn {
     state: Mutex<State>,
+    /// The principal of the connection's verified client certificate, derived once: the
+    /// certificate cannot change on a connection, so neither can its name.
+    certificate: std::sync::OnceLock<Principal>,
 }
 
 impl Default for ConnSignIn {
     fn default() -> Self {
         Self {
             state: Mutex::new(State::None),
+            certificate: std::sync::OnceLock::new(),
         }
     }
 }
@@ -156,6 +160,16 @@ impl ConnSignIn {
                 Ok(StepOutcome::Done { principal, reply })
             }
         }
+    }
+
+    /// The principal of the connection's client certificate, once derived.
+    pub fn certificate_principal(&self) -> Option<Principal> {
+        self.certificate.get().cloned()
+    }
+
+    /// Remembers the principal of the connection's client certificate.
+    pub fn remember_certificate(&self, principal: &Principal) {
+        let _ = self.certificate.set(principal.clone());
     }
 
     /// The person this connection signed in as, if it did.
