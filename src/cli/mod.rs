@@ -132,9 +132,13 @@ enum Command {
         /// OperationTimeout of Receives, seconds.
         #[arg(long, default_value_t = 20)]
         operation_timeout: u64,
-        /// Process whose CPU per round trip is reported (the gateway's pid).
+        /// Process whose CPU per round trip and memory are reported (the gateway's pid).
         #[arg(long)]
         pid: Option<u32>,
+        /// Tasks sending hostile requests beside the load (soak runs): no credentials, bad
+        /// tokens, malformed and attribute-heavy envelopes, stalled connections.
+        #[arg(long, default_value_t = 0)]
+        hostile: usize,
     },
     /// Print what the gateway sees in recorded WinRM traffic: one JSON object per envelope.
     /// Reads a recording (YAML `messages: [{request, response}]`) or one envelope (XML).
@@ -328,6 +332,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             long_poll_active,
             operation_timeout,
             pid,
+            hostile,
         } => {
             let auth = match (cert, key, basic_user) {
                 (Some(cert), Some(key), _) => crate::load::Auth::ClientCert { cert, key },
@@ -352,6 +357,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 },
                 operation_timeout_secs: operation_timeout,
                 pid,
+                hostile,
             };
             let report = runtime()?
                 .block_on(crate::load::run(settings))

@@ -55,6 +55,8 @@ pub(super) struct Client {
     target: std::net::SocketAddr,
     path: String,
     tls: Option<tokio_rustls::TlsConnector>,
+    /// The same trust, without the client certificate (hostile traffic).
+    anonymous_tls: Option<tokio_rustls::TlsConnector>,
     authorization: Option<HeaderValue>,
 }
 
@@ -74,12 +76,18 @@ impl Client {
             }
             _ => None,
         };
-        let tls = match &s.tls_ca {
-            Some(ca) => Some(tokio_rustls::TlsConnector::from(tls::client_config(
-                tls::load_roots(ca)?,
-                identity,
-            )?)),
-            None => None,
+        let (tls, anonymous_tls) = match &s.tls_ca {
+            Some(ca) => (
+                Some(tokio_rustls::TlsConnector::from(tls::client_config(
+                    tls::load_roots(ca)?,
+                    identity,
+                )?)),
+                Some(tokio_rustls::TlsConnector::from(tls::client_config(
+                    tls::load_roots(ca)?,
+                    None,
+                )?)),
+            ),
+            None => (None, None),
         };
         let authorization = match &s.auth {
             Auth::ClientCert { .. } => None,
@@ -94,16 +102,36 @@ impl Client {
             target: s.target,
             path: s.path.clone(),
             tls,
+            anonymous_tls,
             authorization,
         })
     }
 
+    pub(super) fn target(&self) -> std::net::SocketAddr {
+        self.target
+    }
+
+    /// The sessions' `Authorization` value, if they send one.
+    pub(super) fn authorization_str(&self) -> Option<&str> {
+        self.authorization.as_ref().and_then(|v| v.to_str().ok())
+    }
+
     pub(super) async fn connect(&self) -> Result<Conn, ClientError> {
+        self.connect_as(true).await
+    }
+
+    /// A connection presenting the client certificate (if any) when `identified`.
+    pub(super) async fn connect_as(&self, identified: bool) -> Result<Conn, ClientError> {
         let tcp = TcpStream::connect(self.target)
             .await
             .map_err(ClientError::Connect)?;
         let _ = tcp.set_nodelay(true);
-        let sender = match &self.tls {
+        let connector = if identified {
+            &self.tls
+        } else {
+            &self.anonymous_tls
+        };
+        let sender = match connector {
             Some(connector) => {
                 let name = rustls_pki_types::ServerName::try_from("localhost")
                     .map_err(|e| ClientError::Connect(std::io::Error::other(e)))?;
@@ -131,6 +159,28 @@ where
 }
 
 impl Conn {
+    /// POSTs `body` with exactly this `Authorization` (or none); the HTTP status.
+    pub(super) async fn post_raw(
+        &mut self,
+        client: &Client,
+        authorization: Option<&str>,
+        body: String,
+    ) -> Result<u16, ClientError> {
+        let mut req = Request::post(&client.path)
+            .header(header::HOST, "localhost")
+            .header(header::CONTENT_TYPE, "application/soap+xml;charset=UTF-8")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| ClientError::Connect(std::io::Error::other(e)))?;
+        if let Some(a) = authorization.and_then(|a| HeaderValue::from_str(a).ok()) {
+            req.headers_mut().insert(header::AUTHORIZATION, a);
+        }
+        self.sender.ready().await?;
+        let resp = self.sender.send_request(req).await?;
+        let status = resp.status().as_u16();
+        let _ = resp.into_body().collect().await;
+        Ok(status)
+    }
+
     /// POSTs one envelope; the answer's body (a 500 carries a SOAP fault and is returned).
     pub(super) async fn post(
         &mut self,

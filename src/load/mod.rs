@@ -9,6 +9,7 @@
 //! gateway's own `wsman` codec.
 
 mod client;
+mod hostile;
 mod messages;
 mod stats;
 
@@ -52,8 +53,11 @@ pub struct LoadSettings {
     pub mode: Mode,
     /// OperationTimeout asked for in Receives (seconds).
     pub operation_timeout_secs: u64,
-    /// Process whose CPU time is reported per round trip (the gateway).
+    /// Process whose CPU time is reported per round trip (the gateway), and whose
+    /// resident memory is sampled every second.
     pub pid: Option<u32>,
+    /// Tasks sending hostile requests beside the load (soak runs); 0 for none.
+    pub hostile: usize,
 }
 
 /// Why a run could not start.
@@ -75,7 +79,25 @@ pub async fn run(settings: LoadSettings) -> Result<Report, LoadError> {
     let cpu_before = settings.pid.and_then(stats::process_cpu);
     let started = Instant::now();
     let deadline = started + settings.duration;
+    let hostile = Arc::new(hostile::HostileStats::default());
+    let rss = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..settings.hostile {
+        let client = client.clone();
+        let hostile = hostile.clone();
+        tasks.spawn(async move { hostile::run(&client, &hostile, deadline, i).await });
+    }
+    if let Some(pid) = settings.pid {
+        let rss = rss.clone();
+        tasks.spawn(async move {
+            while Instant::now() < deadline {
+                if let (Some(kb), Ok(mut v)) = (stats::process_rss_kb(pid), rss.lock()) {
+                    v.push(kb);
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
     for i in 0..settings.sessions {
         let client = client.clone();
         let stats = stats.clone();
@@ -95,7 +117,13 @@ pub async fn run(settings: LoadSettings) -> Result<Report, LoadError> {
         (Some(a), Some(b)) => Some(b.saturating_sub(a)),
         _ => None,
     };
-    Ok(stats.report(elapsed, cpu))
+    let mut report = stats.report(elapsed, cpu);
+    report.rss_kb = rss
+        .lock()
+        .map(|v| stats::RssReport::of(&v))
+        .unwrap_or_default();
+    report.hostile = stats::HostileReport::of(&hostile);
+    Ok(report)
 }
 
 /// Sessions that run commands until the deadline.

@@ -43,6 +43,53 @@ pub struct Report {
     pub actions: BTreeMap<&'static str, ActionReport>,
     /// CPU time of `--pid` over the run, per round trip, microseconds.
     pub target_cpu_us_per_round_trip: Option<f64>,
+    /// Resident memory of `--pid`, sampled every second.
+    pub rss_kb: Option<RssReport>,
+    /// Hostile requests sent beside the load, and how they were answered.
+    pub hostile: Option<HostileReport>,
+}
+
+/// Resident memory over a run, KiB.
+#[derive(Debug, Default, Serialize)]
+pub struct RssReport {
+    pub first: u64,
+    pub peak: u64,
+    pub last: u64,
+    pub samples: usize,
+}
+
+impl RssReport {
+    pub(super) fn of(samples: &[u64]) -> Option<Self> {
+        Some(Self {
+            first: *samples.first()?,
+            peak: samples.iter().copied().max()?,
+            last: *samples.last()?,
+            samples: samples.len(),
+        })
+    }
+}
+
+/// Hostile traffic of a run.
+#[derive(Debug, Default, Serialize)]
+pub struct HostileReport {
+    pub sent: u64,
+    pub refused: u64,
+    /// Must be 0: a hostile request answered 200.
+    pub accepted: u64,
+    /// Closed without an answer (stalled connections, refused handshakes).
+    pub dropped: u64,
+}
+
+impl HostileReport {
+    pub(super) fn of(h: &super::hostile::HostileStats) -> Option<Self> {
+        let sent = h.sent.load(Ordering::Relaxed);
+        (sent > 0).then(|| Self {
+            sent,
+            refused: h.refused.load(Ordering::Relaxed),
+            accepted: h.accepted.load(Ordering::Relaxed),
+            dropped: h.dropped.load(Ordering::Relaxed),
+        })
+    }
 }
 
 impl Stats {
@@ -113,6 +160,8 @@ impl Stats {
             target_cpu_us_per_round_trip: cpu
                 .filter(|_| round_trips > 0)
                 .map(|c| c.as_secs_f64() * 1e6 / round_trips as f64),
+            rss_kb: None,
+            hostile: None,
         }
     }
 }
@@ -128,4 +177,15 @@ pub(super) fn process_cpu(pid: u32) -> Option<Duration> {
     let stime: u64 = fields.get(12)?.parse().ok()?;
     // Clock ticks: 100 per second on every Linux this runs on (USER_HZ).
     Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// Resident set size of a process, KiB, from `/proc/<pid>/status` (Linux).
+pub(super) fn process_rss_kb(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
