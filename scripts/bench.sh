@@ -8,6 +8,8 @@
 #   scripts/bench.sh                      # 3 rounds x 10 s, 1 and 16 sessions, 100 KB output
 #   ROUNDS=5 SECONDS_PER=20 scripts/bench.sh
 #   LONGPOLL=1000 scripts/bench.sh        # also: 1000 sessions holding a 20 s Receive
+#   SOAK_MINUTES=30 scripts/bench.sh soak  # hopgate only: valid load with hostile traffic
+#                                          # beside it, then the audit chain is verified
 #
 # Installs nginx (Debian package) when missing. Builds hopgate in release mode.
 set -euo pipefail
@@ -137,6 +139,26 @@ run() { # target sessions command seconds [extra args...] -> JSON on stdout
     hopgate) "$HG" load --target "127.0.0.1:$GW_PORT" --ca "$work/ca.pem" --cert "$work/client.pem" --key "$work/client.key" --path /wsman/bench --sessions "$sessions" --command "$command" --seconds "$secs" --pid "$GW_PID" "$@" ;;
   esac
 }
+
+if [ "${1:-}" = soak ]; then
+  minutes=${SOAK_MINUTES:-30}
+  echo "bench.sh: soak, $minutes min: 16 sessions of commands, 8 hostile tasks"
+  run hopgate 16 hostname $((minutes * 60)) --hostile 8 >"$work/soak.json"
+  kill -0 "$GW_PID" 2>/dev/null || { echo "the gateway died during the soak"; exit 1; }
+  python3 - "$work/soak.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+rss = r.get("rss_kb") or {}
+print(f"valid: {r['round_trips']} round trips ({r['round_trips_per_sec']:.0f}/s), errors {r['errors']}")
+print(f"hostile: {r.get('hostile')}")
+print(f"gateway RSS KiB: first {rss.get('first')} peak {rss.get('peak')} last {rss.get('last')} ({rss.get('samples')} samples)")
+print(f"gateway CPU per round trip: {r.get('target_cpu_us_per_round_trip') or 0:.0f} us")
+ok = not r["errors"] and (r.get("hostile") or {}).get("accepted", 0) == 0
+sys.exit(0 if ok else 1)
+PY
+  "$HG" audit verify "$work/audit"
+  exit 0
+fi
 
 results=$work/results.jsonl
 for round in $(seq 1 "$ROUNDS"); do
