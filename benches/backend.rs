@@ -56,6 +56,7 @@ async fn run() {
         tls_key: None,
         users: vec![("svc-bench".into(), "Bench-Passw0rd".into())],
         hostname: "BENCH-HOST".into(),
+        hold_receives: false,
     })
     .await
     .unwrap();

@@ -46,6 +46,10 @@ python3 -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 
 python3 -c 'import gssapi' 2>/dev/null ||
   python3 -m pip install -q --disable-pip-version-check 'pyspnego[kerberos]==0.12.4'
+# pywinrm's Kerberos transport (its vendored requests_kerberos) needs pykerberos, built
+# against libkrb5-dev like gssapi (tests/e2e/kerberos_signin.rs).
+python3 -c 'import kerberos' 2>/dev/null ||
+  python3 -m pip install -q --disable-pip-version-check 'pykerberos==1.2.4'
 
 echo "test.sh: checking the private Heimdal KDC"
 if [ ! -x "${HOPGATE_HEIMDAL_ROOT:-/var/tmp/hopgate-heimdal}/usr/lib/heimdal-servers/kdc" ]; then

@@ -11,11 +11,13 @@ use tokio::net::TcpListener;
 
 use crate::audit::export::{ExportTuning, Exporters};
 use crate::audit::{AuditHandle, AuditTask};
-use crate::authn::{Authenticator, JwtValidator};
+use crate::authn::kerberos::{Acceptor, AcceptorSettings, ServiceKeyInput};
+use crate::authn::{keytab, Authenticator, JwtValidator};
 use crate::config::{Config, JwtAlgorithm as CfgAlg};
 use crate::listener::tls::ServerTls;
 use crate::listener::{self, fdlimit, Listener, ListenerLimits};
 use crate::proxy::backends::Backends;
+use crate::proxy::signin::ConnSignIn;
 use crate::proxy::{Gateway, PolicyHandle};
 use crate::session::LocalRegistry;
 use crate::vault;
@@ -42,11 +44,18 @@ pub struct Bound {
     ended: tokio::sync::mpsc::UnboundedReceiver<crate::session::Ended>,
     /// SHA-256 of the policy set loaded at start-up (`gateway.start`).
     policy_sha256: String,
+    /// The plain-HTTP listener (Kerberos with message encryption only), when configured.
+    http: Option<Listener>,
 }
 
 impl Bound {
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Address of the plain-HTTP listener, when configured.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Address of the admin API listener, when configured.
@@ -107,21 +116,44 @@ impl Bound {
                 });
             }
         });
-        self.listener
-            .on_handshake_error(on_handshake_error)
-            .serve(
-                move |conn| {
+        // One service per connection, with the connection's Kerberos sign-in state.
+        let make_service = move |gateway: Gateway| {
+            move |conn: listener::ConnInfo| {
+                let gateway = gateway.clone();
+                let conn = Arc::new(conn);
+                let signin = Arc::new(ConnSignIn::default());
+                move |req| {
                     let gateway = gateway.clone();
-                    let conn = Arc::new(conn);
-                    move |req| {
-                        let gateway = gateway.clone();
-                        let conn = conn.clone();
-                        async move { gateway.handle(req, &conn).await }
-                    }
-                },
-                shutdown,
-            )
-            .await;
+                    let conn = conn.clone();
+                    let signin = signin.clone();
+                    async move { gateway.handle_conn(req, &conn, &signin).await }
+                }
+            }
+        };
+        // Both listeners stop on the same signal.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = move |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let http = self.http.map(|l| {
+            tokio::spawn(l.serve(make_service(gateway.clone()), stopped(stop_rx.clone())))
+        });
+        let main = self
+            .listener
+            .on_handshake_error(on_handshake_error)
+            .serve(make_service(gateway), stopped(stop_rx));
+        tokio::pin!(main);
+        tokio::select! {
+            () = &mut main => {}
+            () = shutdown => {
+                let _ = stop_tx.send(true);
+                main.await;
+            }
+        }
+        let _ = stop_tx.send(true);
+        if let Some(h) = http {
+            let _ = h.await;
+        }
         reloader.abort();
         if let Some(a) = admin {
             a.abort();
@@ -179,7 +211,13 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
         Some(j) => Some(JwtValidator::new(&jwt_settings(j)).context("authn.jwt")?),
         None => None,
     };
-    let authn = Arc::new(Authenticator::new(jwt, config.authn.client_certificates));
+    let mut authn = Authenticator::new(jwt, config.authn.client_certificates);
+    if let Some(k) = &config.authn.kerberos {
+        let acceptor = kerberos_acceptor(k).context("authn.kerberos")?;
+        tracing::info!(service = %acceptor.service(), "Kerberos sign-in enabled");
+        authn = authn.with_kerberos(acceptor);
+    }
+    let authn = Arc::new(authn);
 
     let store = vault::open_store(&store_settings(&config)).context("vault")?;
 
@@ -214,6 +252,19 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
     )
     .with_tls(tls.clone())
     .with_metrics(metrics.listener("gateway"));
+    let http = match config.listener.http_address {
+        None => None,
+        Some(addr) => Some(
+            Listener::new(
+                "gateway_http",
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("bind listener.http_address {addr}"))?,
+                limits,
+            )
+            .with_metrics(metrics.listener("gateway_http")),
+        ),
+    };
     let wsman_limits = wsman::Limits {
         max_bytes: config.limits.max_body_bytes,
         max_attributes: config.limits.max_xml_attributes,
@@ -231,7 +282,16 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
     let sessions = Arc::new(sessions);
     let inspectors = crate::proxy::inspectors::Inspectors::new(2 * MAX_SHELLS);
     let policy: PolicyHandle = Arc::new(arc_swap::ArcSwap::from_pointee(engine));
-    let backends = Backends::new(store);
+    let backends = Backends::with_settings(
+        store,
+        crate::backend::BackendSettings {
+            max_connections: config.backend.max_connections,
+            max_idle: config.backend.max_idle,
+            max_long_polls: config.backend.max_long_polls,
+            idle_timeout: config.backend.idle_timeout,
+            ..crate::backend::BackendSettings::default()
+        },
+    );
     let config = Arc::new(config);
     let admin = match &config.admin {
         None => None,
@@ -286,7 +346,40 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
         admin,
         ended,
         policy_sha256,
+        http,
     })
+}
+
+/// Reads the keytab (which must not be readable by others: it is the gateway's password)
+/// and prepares the acceptor.
+fn kerberos_acceptor(k: &crate::config::KerberosSignInConfig) -> anyhow::Result<Acceptor> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&k.keytab_file)
+            .with_context(|| format!("keytab {}", k.keytab_file.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            anyhow::bail!(
+                "keytab {} is readable by group or others (mode {:o}); chmod 600 it",
+                k.keytab_file.display(),
+                mode & 0o777
+            );
+        }
+    }
+    let bytes = std::fs::read(&k.keytab_file)
+        .with_context(|| format!("keytab {}", k.keytab_file.display()))?;
+    let bytes = zeroize::Zeroizing::new(bytes);
+    let entries =
+        keytab::parse(&bytes).with_context(|| format!("keytab {}", k.keytab_file.display()))?;
+    Ok(Acceptor::new(AcceptorSettings {
+        service: k.service.clone(),
+        realm: k.realm.clone(),
+        keys: entries.iter().map(ServiceKeyInput::from).collect(),
+        max_skew: k.max_skew,
+        groups: k.groups.clone(),
+    })?)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -15,6 +15,7 @@ pub mod decode;
 pub mod devcerts;
 pub mod error;
 pub mod listener;
+pub mod load;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;

@@ -107,6 +107,9 @@ pub struct Authenticator {
     pub jwt: Option<JwtValidator>,
     /// Whether a TLS client certificate verified by the listener authenticates.
     pub allow_client_cert: bool,
+    /// The Kerberos acceptor, when `[authn.kerberos]` is configured. Kerberos signs in a
+    /// connection, not a request: the proxy drives it (`proxy::signin`).
+    pub kerberos: Option<std::sync::Arc<super::kerberos::Acceptor>>,
 }
 
 // === impl Authenticator ===
@@ -118,7 +121,14 @@ impl Authenticator {
         Self {
             jwt,
             allow_client_cert,
+            kerberos: None,
         }
+    }
+
+    /// Also accepts Kerberos / Negotiate sign-in with `acceptor`.
+    pub fn with_kerberos(mut self, acceptor: super::kerberos::Acceptor) -> Self {
+        self.kerberos = Some(std::sync::Arc::new(acceptor));
+        self
     }
 
     /// Builds the validator from `jwt` (reading its key file once) when given.

@@ -14,6 +14,8 @@ pub mod authenticate;
 pub mod error;
 pub mod header;
 pub mod jwt;
+pub mod kerberos;
+pub mod keytab;
 pub mod mint;
 pub mod mtls;
 pub mod principal;

@@ -18,6 +18,8 @@ pub enum AuthMethod {
     Bearer,
     /// `Authorization: Basic user:<JWT>`, for clients that can only send Basic.
     BasicToken,
+    /// `Authorization: Negotiate|Kerberos` with a service ticket for the gateway.
+    Kerberos,
 }
 
 // === impl AuthMethod ===
@@ -29,6 +31,7 @@ impl AuthMethod {
             Self::ClientCertificate => "client_certificate",
             Self::Bearer => "bearer",
             Self::BasicToken => "basic_token",
+            Self::Kerberos => "kerberos",
         }
     }
 }

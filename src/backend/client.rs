@@ -38,9 +38,25 @@ struct Inner {
     tls: Option<Arc<rustls::ClientConfig>>,
     credential: Credential,
     settings: BackendSettings,
+    /// Short requests.
+    short: Lane,
+    /// Receives: held by the host up to their OperationTimeout.
+    long_poll: Lane,
+    next_id: AtomicU64,
+}
+
+/// Connections of one kind of request: their own idle pool and their own cap.
+#[derive(Debug)]
+struct Lane {
     pool: Pool,
     slots: Arc<Semaphore>,
-    next_id: AtomicU64,
+}
+
+/// Which lane a request uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LaneKind {
+    Short,
+    LongPoll,
 }
 
 // === impl BackendClient ===
@@ -60,16 +76,22 @@ impl BackendClient {
     ) -> Result<Self, BackendError> {
         target.validate()?;
         let tls = target.client_tls_config()?;
-        let pool = Pool::new(settings.max_idle, settings.idle_timeout);
-        let slots = Arc::new(Semaphore::new(settings.max_connections.max(1)));
+        let short = Lane {
+            pool: Pool::new(settings.max_idle, settings.idle_timeout),
+            slots: Arc::new(Semaphore::new(settings.max_connections.max(1))),
+        };
+        let long_poll = Lane {
+            pool: Pool::new(settings.max_long_polls, settings.idle_timeout),
+            slots: Arc::new(Semaphore::new(settings.max_long_polls.max(1))),
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 target,
                 tls,
                 credential,
                 settings,
-                pool,
-                slots,
+                short,
+                long_poll,
                 next_id: AtomicU64::new(1),
             }),
         })
@@ -80,14 +102,15 @@ impl BackendClient {
         &self.inner.target
     }
 
-    /// Idle authenticated connections currently pooled.
+    /// Idle authenticated connections currently pooled (both lanes).
     pub fn idle_connections(&self) -> usize {
-        self.inner.pool.idle_len()
+        self.inner.short.pool.idle_len() + self.inner.long_poll.pool.idle_len()
     }
 
     /// Closes all idle connections (e.g. after a credential rotation).
     pub fn close_idle(&self) {
-        self.inner.pool.clear();
+        self.inner.short.pool.clear();
+        self.inner.long_poll.pool.clear();
     }
 
     /// Sends one SOAP envelope with the default response timeout.
@@ -103,12 +126,36 @@ impl BackendClient {
         body: Bytes,
         response_timeout: Duration,
     ) -> Result<BackendResponse, BackendError> {
+        self.send_on(LaneKind::Short, body, response_timeout).await
+    }
+
+    /// Sends a Receive, which the host may hold up to its OperationTimeout: on the
+    /// long-poll lane, so held polls never wait for or take a short request's connection.
+    pub async fn send_long_poll(
+        &self,
+        body: Bytes,
+        response_timeout: Duration,
+    ) -> Result<BackendResponse, BackendError> {
+        self.send_on(LaneKind::LongPoll, body, response_timeout)
+            .await
+    }
+
+    async fn send_on(
+        &self,
+        kind: LaneKind,
+        body: Bytes,
+        response_timeout: Duration,
+    ) -> Result<BackendResponse, BackendError> {
         let inner = &self.inner;
+        let lane = match kind {
+            LaneKind::Short => &inner.short,
+            LaneKind::LongPoll => &inner.long_poll,
+        };
         let mut retried = false;
         loop {
             // The retry always uses a fresh connection: the failure suggests the pooled ones
             // are stale too.
-            let (mut conn, fresh) = self.checkout(!retried).await?;
+            let (mut conn, fresh) = self.checkout(lane, !retried).await?;
             let outcome = tokio::time::timeout(
                 response_timeout,
                 conn.round_trip(&body, inner.settings.max_response_bytes),
@@ -124,7 +171,7 @@ impl BackendClient {
                     });
                 }
                 Ok(Ok(resp)) => {
-                    inner.pool.put(conn);
+                    lane.pool.put(conn);
                     return Ok(resp);
                 }
                 Ok(Err(ConnError::NotSent(error))) => {
@@ -133,7 +180,7 @@ impl BackendClient {
                     }
                     tracing::debug!(host = %inner.target.name, conn = conn.id(), error = %error,
                         "Backend connection unusable before the request left; retrying on a new one");
-                    inner.pool.clear();
+                    lane.pool.clear();
                 }
                 Ok(Err(ConnError::SessionLost)) => {
                     if fresh || retried {
@@ -144,7 +191,7 @@ impl BackendClient {
                     }
                     tracing::info!(host = %inner.target.name, conn = conn.id(),
                         "Backend host dropped the security context; re-authenticating");
-                    inner.pool.clear();
+                    lane.pool.clear();
                 }
                 Ok(Err(ConnError::Fatal(error))) => return Err(error),
             }
@@ -154,27 +201,27 @@ impl BackendClient {
 
     /// A pooled connection (when `use_pool`) or a new one, waiting at most the connect
     /// timeout for a free slot. Returns the connection and whether it is new.
-    async fn checkout(&self, use_pool: bool) -> Result<(Conn, bool), BackendError> {
+    async fn checkout(&self, lane: &Lane, use_pool: bool) -> Result<(Conn, bool), BackendError> {
         let inner = &self.inner;
         let limit = inner.settings.connect_timeout;
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             if use_pool {
-                if let Some(conn) = inner.pool.take() {
+                if let Some(conn) = lane.pool.take() {
                     return Ok((conn, false));
                 }
             }
             // INVARIANT: idle connections hold slots, so waiting only for a slot could wait
             // forever while a connection sits in the pool; wait for either.
             tokio::select! {
-                permit = inner.slots.clone().acquire_owned() => {
+                permit = lane.slots.clone().acquire_owned() => {
                     let permit = permit.map_err(|_| BackendError::Protocol {
                         host: inner.target.name.clone(),
                         reason: "connection limiter closed".into(),
                     })?;
                     return Ok((self.open(permit).await?, true));
                 }
-                () = inner.pool.returned(), if use_pool => {}
+                () = lane.pool.returned(), if use_pool => {}
                 () = tokio::time::sleep_until(deadline) => {
                     return Err(BackendError::Timeout {
                         host: inner.target.name.clone(),

@@ -18,12 +18,13 @@ use std::time::Duration;
 use sspi::generator::GeneratorState;
 use sspi::{
     AuthIdentity, BufferType, ClientRequestFlags, CredentialUse, CredentialsBuffers,
-    DataRepresentation, EncryptionFlags, ErrorKind, Kerberos, KerberosConfig, Negotiate,
-    NegotiateConfig, SecurityBuffer, SecurityBufferRef, SecurityStatus, Sspi, SspiImpl, Username,
+    DataRepresentation, ErrorKind, Kerberos, KerberosConfig, Negotiate, NegotiateConfig,
+    SecurityBuffer, SecurityStatus, Sspi, SspiImpl, Username,
 };
 
 use super::crypto::{CryptoError, EncryptionProtocol, Sealed};
 use super::kdc::{self, KdcError};
+use super::sealing::{seal, unseal};
 
 /// Which GSS mechanism toward the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -459,43 +460,6 @@ fn sec_channel_bindings(application_data: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&HEADER.to_le_bytes());
     out.extend_from_slice(application_data);
     out
-}
-
-fn seal<S: Sspi>(ctx: &mut S, plaintext: &[u8]) -> Result<Sealed, CryptoError> {
-    let trailer = ctx
-        .query_context_sizes()
-        .map_err(|source| CryptoError::Seal { source })?
-        .security_trailer;
-    let trailer = usize::try_from(trailer).unwrap_or(usize::MAX);
-    let mut header = vec![0u8; trailer];
-    let mut data = plaintext.to_vec();
-    {
-        let mut buffers = [
-            SecurityBufferRef::token_buf(header.as_mut_slice()),
-            SecurityBufferRef::data_buf(data.as_mut_slice()),
-        ];
-        ctx.encrypt_message(EncryptionFlags::empty(), &mut buffers)
-            .map_err(|source| CryptoError::Seal { source })?;
-    }
-    // AES wrap tokens carry no padding in the data part (EC filler lives in the header).
-    Ok(Sealed {
-        header,
-        data,
-        padding: 0,
-    })
-}
-
-fn unseal<S: Sspi>(ctx: &mut S, header: &[u8], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    let mut header = header.to_vec();
-    let mut data = data.to_vec();
-    let mut buffers = [
-        SecurityBufferRef::token_buf(header.as_mut_slice()),
-        SecurityBufferRef::data_buf(data.as_mut_slice()),
-    ];
-    ctx.decrypt_message(&mut buffers)
-        .map_err(|source| CryptoError::Unseal { source })?;
-    let [_, plain] = buffers;
-    Ok(plain.data().to_vec())
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ pub mod kdc;
 pub mod kerberos;
 pub mod ntlm;
 mod pool;
+pub mod sealing;
 pub mod target;
 
 #[cfg(test)]
@@ -50,10 +51,15 @@ pub struct BackendSettings {
     /// polls pass their own (OperationTimeout + margin) to
     /// [`BackendClient::send_with_timeout`].
     pub response_timeout: Duration,
-    /// Idle authenticated connections kept per client.
+    /// Idle authenticated connections kept per client for short requests.
     pub max_idle: usize,
-    /// Connections open at once per client (in use + idle).
+    /// Connections open at once per client for short requests (in use + idle).
     pub max_connections: usize,
+    /// Connections open at once per client for Receives (long polls), a separate lane so
+    /// that sessions holding a Receive (every open PowerShell session does, for up to its
+    /// OperationTimeout) never take the connections short requests need. Their idle
+    /// connections are all kept (within `idle_timeout`): the next poll comes right back.
+    pub max_long_polls: usize,
     /// Idle connections older than this are closed instead of reused (keep it below the
     /// host's keep-alive timeout; HTTP.sys defaults to 120 s).
     pub idle_timeout: Duration,
@@ -66,9 +72,11 @@ impl Default for BackendSettings {
         Self {
             connect_timeout: Duration::from_secs(10),
             response_timeout: Duration::from_secs(90),
-            max_idle: 8,
-            max_connections: 32,
-            idle_timeout: Duration::from_secs(30),
+            max_idle: 64,
+            max_connections: 256,
+            max_long_polls: 4096,
+            // HTTP.sys closes idle keep-alive connections after 120 s.
+            idle_timeout: Duration::from_secs(100),
             max_response_bytes: 64 * 1024 * 1024,
         }
     }

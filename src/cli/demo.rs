@@ -302,5 +302,6 @@ pub(super) fn testhost_settings(
         tls_key: key,
         users,
         hostname,
+        hold_receives: false,
     })
 }

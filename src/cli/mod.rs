@@ -90,6 +90,55 @@ enum Command {
         users: PathBuf,
         #[arg(long, default_value = "TESTHOST")]
         hostname: String,
+        /// Hold a Receive with nothing to report for its OperationTimeout, as Windows does
+        /// (for benchmarks; the default answers after a short pause).
+        #[arg(long)]
+        hold_receives: bool,
+    },
+    /// Load a gateway or an emulated host on this machine (benchmarks; loopback only):
+    /// concurrent WinRS sessions, or sessions holding a Receive like PowerShell. Prints one
+    /// JSON report.
+    Load {
+        /// Target address, e.g. 127.0.0.1:5986 (loopback only).
+        #[arg(long)]
+        target: std::net::SocketAddr,
+        /// URL path, e.g. /wsman/standin.
+        #[arg(long, default_value = "/wsman")]
+        path: String,
+        /// CA of the target's certificate (HTTPS); plain HTTP without it.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// Client certificate and key (mTLS sign-in).
+        #[arg(long, requires = "key")]
+        cert: Option<PathBuf>,
+        #[arg(long, requires = "cert")]
+        key: Option<PathBuf>,
+        /// Basic sign-in: user (password from HOPGATE_LOAD_PASSWORD).
+        #[arg(long, conflicts_with = "cert")]
+        basic_user: Option<String>,
+        #[arg(long, default_value_t = 16)]
+        sessions: usize,
+        /// Commands per shell before it is deleted and another created.
+        #[arg(long, default_value_t = 100)]
+        commands_per_shell: usize,
+        /// The command line each Command runs (the emulated host: hostname, bench-output N).
+        #[arg(long, default_value = "hostname")]
+        command: String,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Sessions that run commands in long-poll mode; the others hold a Receive.
+        #[arg(long)]
+        long_poll_active: Option<usize>,
+        /// OperationTimeout of Receives, seconds.
+        #[arg(long, default_value_t = 20)]
+        operation_timeout: u64,
+        /// Process whose CPU per round trip and memory are reported (the gateway's pid).
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Tasks sending hostile requests beside the load (soak runs): no credentials, bad
+        /// tokens, malformed and attribute-heavy envelopes, stalled connections.
+        #[arg(long, default_value_t = 0)]
+        hostile: usize,
     },
     /// Print what the gateway sees in recorded WinRM traffic: one JSON object per envelope.
     /// Reads a recording (YAML `messages: [{request, response}]`) or one envelope (XML).
@@ -251,8 +300,10 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             key,
             users,
             hostname,
+            hold_receives,
         } => {
-            let settings = demo::testhost_settings(listen, https, cert, key, &users, hostname)?;
+            let mut settings = demo::testhost_settings(listen, https, cert, key, &users, hostname)?;
+            settings.hold_receives = hold_receives;
             runtime()?.block_on(async {
                 let server = crate::testhost::Testhost::bind(settings)
                     .await
@@ -265,6 +316,56 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                     .map_err(anyhow::Error::from)?;
                 Ok::<_, CliError>(())
             })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Load {
+            target,
+            path,
+            ca,
+            cert,
+            key,
+            basic_user,
+            sessions,
+            commands_per_shell,
+            command,
+            seconds,
+            long_poll_active,
+            operation_timeout,
+            pid,
+            hostile,
+        } => {
+            let auth = match (cert, key, basic_user) {
+                (Some(cert), Some(key), _) => crate::load::Auth::ClientCert { cert, key },
+                (_, _, Some(user)) => crate::load::Auth::Basic {
+                    user,
+                    password: std::env::var("HOPGATE_LOAD_PASSWORD").unwrap_or_default(),
+                },
+                _ => return Err(anyhow::anyhow!("give --cert/--key or --basic-user").into()),
+            };
+            let settings = crate::load::LoadSettings {
+                target,
+                path,
+                tls_ca: ca,
+                auth,
+                sessions,
+                commands_per_shell,
+                command,
+                duration: std::time::Duration::from_secs(seconds),
+                mode: match long_poll_active {
+                    Some(active) => crate::load::Mode::LongPoll { active },
+                    None => crate::load::Mode::Cmd,
+                },
+                operation_timeout_secs: operation_timeout,
+                pid,
+                hostile,
+            };
+            let report = runtime()?
+                .block_on(crate::load::run(settings))
+                .map_err(anyhow::Error::from)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Policy { action } => Ok(policy_command(action)),

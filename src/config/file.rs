@@ -26,8 +26,25 @@ pub struct FileConfig {
     pub limits: LimitsFile,
     #[serde(default)]
     pub hosts: Vec<HostFile>,
+    /// Connections to each host (per host and backend identity).
+    #[serde(default)]
+    pub backend: BackendFile,
     /// Absent: no admin API.
     pub admin: Option<AdminFile>,
+}
+
+/// `[backend]`: connection pools toward the hosts, per host and backend identity.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendFile {
+    /// Connections for short requests open at once (default 256).
+    pub max_connections: Option<usize>,
+    /// Idle connections for short requests kept (default 64).
+    pub max_idle: Option<usize>,
+    /// Connections for Receives (long polls) open at once, kept idle too (default 4096).
+    pub max_long_polls: Option<usize>,
+    /// Idle connections older than this are closed (default 100 s; below HTTP.sys's 120 s).
+    pub idle_timeout_secs: Option<u64>,
 }
 
 /// `[admin]`: the admin API listener (plain HTTP, loopback only).
@@ -59,6 +76,9 @@ pub struct ListenerFile {
     pub crl: Option<PathBuf>,
     /// Lowest TLS version accepted: "1.2" (default) or "1.3". Older versions are never offered.
     pub min_tls_version: Option<String>,
+    /// Plain-HTTP listener (e.g. `0.0.0.0:5985`, PowerShell's default), for Kerberos with
+    /// WinRM message encryption only; needs `[authn.kerberos]`.
+    pub http_address: Option<String>,
 }
 
 /// `[authn]`: how people prove who they are.
@@ -69,6 +89,23 @@ pub struct AuthnFile {
     pub client_certificates: Option<bool>,
     /// JWTs as `Bearer` or as the Basic password.
     pub jwt: Option<JwtFile>,
+    /// Kerberos / Negotiate sign-in with the gateway's own service key.
+    pub kerberos: Option<KerberosFile>,
+}
+
+/// `[authn.kerberos]`: the gateway accepts Kerberos service tickets for its own name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KerberosFile {
+    /// `HTTP/gw.example.com@EXAMPLE.COM`: the name clients ask their KDC a ticket for.
+    pub service_principal: String,
+    /// Keytab holding the service principal's keys (permissions 0600 or 0400).
+    pub keytab_file: PathBuf,
+    /// Largest clock difference accepted, seconds (default 300, as Windows).
+    pub max_clock_skew_secs: Option<u64>,
+    /// Groups of each person (`alice@EXAMPLE.COM = ["admins"]`): tickets' PACs are not read.
+    #[serde(default)]
+    pub groups: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// `[authn.jwt]`.

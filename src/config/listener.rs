@@ -51,6 +51,8 @@ pub struct ListenerConfig {
     /// PEM certificate revocation lists for client certificates (needs `client_ca`).
     pub crl: Option<PathBuf>,
     pub min_tls: MinTls,
+    /// Plain-HTTP address: Kerberos with message encryption only.
+    pub http_address: Option<SocketAddr>,
 }
 
 /// Resource bounds per client connection and request.
@@ -107,8 +109,21 @@ pub(super) fn validate_listener(
             "a revocation list needs `listener.client_ca` (it applies to client certificates)",
         ));
     }
+    let http_address = l
+        .http_address
+        .as_deref()
+        .map(|a| {
+            a.parse::<SocketAddr>().map_err(|_| {
+                ConfigError::invalid(
+                    "listener.http_address",
+                    format!("`{a}` is not a socket address like 0.0.0.0:5985"),
+                )
+            })
+        })
+        .transpose()?;
     Ok(ListenerConfig {
         address,
+        http_address,
         cert: existing_file("listener.cert", &resolve(&l.cert))?,
         key: existing_file("listener.key", &resolve(&l.key))?,
         client_ca,

@@ -72,6 +72,7 @@ pub struct Config {
     pub audit_signing_key: Option<String>,
     pub policy_dir: PathBuf,
     pub limits: LimitsConfig,
+    pub backend: BackendPoolConfig,
     pub inventory: Inventory,
     /// The admin API, when configured.
     pub admin: Option<AdminConfig>,
@@ -84,6 +85,27 @@ pub struct AuthnConfig {
     /// Verified client certificates map to principals.
     pub client_certificates: bool,
     pub jwt: Option<JwtConfig>,
+    pub kerberos: Option<KerberosSignInConfig>,
+}
+
+/// `[backend]`, validated: connection pools toward each host and backend identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendPoolConfig {
+    pub max_connections: usize,
+    pub max_idle: usize,
+    pub max_long_polls: usize,
+    pub idle_timeout: Duration,
+}
+
+/// `[authn.kerberos]`, validated.
+#[derive(Debug, Clone)]
+pub struct KerberosSignInConfig {
+    /// `HTTP/gw.example.com` (no realm).
+    pub service: String,
+    pub realm: String,
+    pub keytab_file: PathBuf,
+    pub max_skew: Duration,
+    pub groups: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// JWT signature algorithm accepted from clients.
@@ -276,10 +298,22 @@ impl Config {
             .as_ref()
             .map(|j| validate_jwt(j, &resolve))
             .transpose()?;
-        if !client_certificates && jwt.is_none() {
+        let kerberos = file
+            .authn
+            .kerberos
+            .as_ref()
+            .map(|k| validate_authn_kerberos(k, &resolve))
+            .transpose()?;
+        if !client_certificates && jwt.is_none() && kerberos.is_none() {
             return Err(ConfigError::invalid(
                 "authn",
-                "no client authentication is enabled: set `listener.client_ca` or `[authn.jwt]`",
+                "no client authentication is enabled: set `listener.client_ca`, `[authn.jwt]` or `[authn.kerberos]`",
+            ));
+        }
+        if listener.http_address.is_some() && kerberos.is_none() {
+            return Err(ConfigError::invalid(
+                "listener.http_address",
+                "plain HTTP carries only Kerberos with message encryption: configure `[authn.kerberos]`",
             ));
         }
 
@@ -319,6 +353,7 @@ impl Config {
             authn: AuthnConfig {
                 client_certificates,
                 jwt,
+                kerberos,
             },
             default_host: file.target.default_host.clone(),
             vault,
@@ -349,6 +384,29 @@ impl Config {
             audit_signing_key: file.audit.signing_key.clone(),
             policy_dir: resolve(file.policy.dir.as_deref().unwrap_or(Path::new("policies"))),
             limits,
+            backend: BackendPoolConfig {
+                max_connections: positive(
+                    "backend.max_connections",
+                    file.backend.max_connections,
+                    256,
+                )?,
+                max_idle: file.backend.max_idle.unwrap_or(64),
+                max_long_polls: positive(
+                    "backend.max_long_polls",
+                    file.backend.max_long_polls,
+                    4096,
+                )?,
+                idle_timeout: Duration::from_secs(match file.backend.idle_timeout_secs {
+                    Some(0) => {
+                        return Err(ConfigError::invalid(
+                            "backend.idle_timeout_secs",
+                            "must be greater than zero",
+                        ))
+                    }
+                    Some(s) => s,
+                    None => 100,
+                }),
+            },
             inventory,
         })
     }
@@ -416,6 +474,41 @@ fn secs(key: &str, v: Option<u64>, default: u64) -> Result<Duration, ConfigError
         Some(0) => Err(ConfigError::invalid(key, "must be greater than zero")),
         Some(n) => Ok(Duration::from_secs(n)),
     }
+}
+
+fn validate_authn_kerberos(
+    k: &file::KerberosFile,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<KerberosSignInConfig, ConfigError> {
+    let (service, realm) = k
+        .service_principal
+        .rsplit_once('@')
+        .filter(|(s, r)| {
+            !r.is_empty() && s.split('/').count() == 2 && s.split('/').all(|c| !c.is_empty())
+        })
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                "authn.kerberos.service_principal",
+                "must be SERVICE/host@REALM, e.g. HTTP/gw.example.com@EXAMPLE.COM",
+            )
+        })?;
+    let max_skew = match k.max_clock_skew_secs {
+        None => Duration::from_secs(300),
+        Some(0) => {
+            return Err(ConfigError::invalid(
+                "authn.kerberos.max_clock_skew_secs",
+                "must be greater than zero",
+            ))
+        }
+        Some(s) => Duration::from_secs(s),
+    };
+    Ok(KerberosSignInConfig {
+        service: service.to_string(),
+        realm: realm.to_string(),
+        keytab_file: existing_file("authn.kerberos.keytab_file", &resolve(&k.keytab_file))?,
+        max_skew,
+        groups: k.groups.clone(),
+    })
 }
 
 fn validate_jwt(j: &JwtFile, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<JwtConfig, ConfigError> {

@@ -266,6 +266,7 @@ impl Pki {
             client_ca: Some(self.path("ca.pem")),
             crl: Some(self.path("crl.pem")),
             min_tls: MinTls::Tls12,
+            http_address: None,
         }
     }
 

@@ -11,7 +11,8 @@ use thiserror::Error;
 
 use crate::backend::delegate_env::{self, DelegateError};
 use crate::backend::{
-    BackendAuth, BackendClient, BackendError, BackendTls, Credential, HostTarget, Scheme,
+    BackendAuth, BackendClient, BackendError, BackendSettings, BackendTls, Credential, HostTarget,
+    Scheme,
 };
 use crate::config::{Host, HostAuth, Scheme as CfgScheme};
 use crate::vault::{resolve_ref, Store, VaultError};
@@ -50,6 +51,7 @@ pub struct Backend {
 /// Cache of backend clients.
 #[derive(Clone)]
 pub struct Backends {
+    settings: BackendSettings,
     vault: Arc<dyn Store>,
     clients: moka::sync::Cache<(String, String), Backend>,
 }
@@ -66,7 +68,13 @@ impl std::fmt::Debug for Backends {
 
 impl Backends {
     pub fn new(vault: Arc<dyn Store>) -> Self {
+        Self::with_settings(vault, BackendSettings::default())
+    }
+
+    /// Backends whose clients use `settings` (pool sizes and timeouts).
+    pub fn with_settings(vault: Arc<dyn Store>, settings: BackendSettings) -> Self {
         Self {
+            settings,
             vault,
             clients: moka::sync::Cache::builder()
                 .max_capacity(10_000)
@@ -103,12 +111,13 @@ impl Backends {
                 source,
             })?;
         let user = cred.user.clone();
-        let client = BackendClient::new(
+        let client = BackendClient::with_settings(
             target_for(host),
             Credential::new(
                 login_name(host, &cred.user),
                 cred.secret.expose().to_string(),
             ),
+            self.settings.clone(),
         )
         .map_err(|source| BackendsError::Client {
             host: host.name.clone(),
@@ -159,11 +168,15 @@ impl Backends {
         let mut target = target_for(host);
         target.impersonator = Some(login_name(host, &cred.user));
         // No password exists: the credential only names the person.
-        let client = BackendClient::new(target, Credential::new(user.clone(), String::new()))
-            .map_err(|source| BackendsError::Client {
-                host: host.name.clone(),
-                source: Box::new(source),
-            })?;
+        let client = BackendClient::with_settings(
+            target,
+            Credential::new(user.clone(), String::new()),
+            self.settings.clone(),
+        )
+        .map_err(|source| BackendsError::Client {
+            host: host.name.clone(),
+            source: Box::new(source),
+        })?;
         let backend = Backend {
             client,
             entry,

@@ -10,6 +10,7 @@ use super::backends::{Backend, BackendsError};
 use super::{Ctx, Gateway};
 use crate::backend::BackendError;
 use crate::error::Refusal;
+use crate::wsman::parse_xs_duration;
 
 /// Time allowed beyond the client's OperationTimeout for the host to answer a long poll.
 const LONG_POLL_MARGIN: Duration = Duration::from_secs(10);
@@ -60,7 +61,12 @@ impl Gateway {
     ) -> Result<(StatusCode, Bytes), Refusal> {
         let wait = self.host_wait(ctx);
         let started = Instant::now();
-        match backend.client.send_with_timeout(body, wait).await {
+        let sent = if ctx.envelope.header.action == crate::wsman::Action::Receive {
+            backend.client.send_long_poll(body, wait).await
+        } else {
+            backend.client.send_with_timeout(body, wait).await
+        };
+        match sent {
             Ok(resp) => {
                 self.metrics
                     .backend(ctx.envelope.action().label(), started.elapsed());
@@ -119,52 +125,5 @@ impl Gateway {
         Refusal::BackendAuth {
             host: ctx.host.name.clone(),
         }
-    }
-}
-
-/// Parses the xs:duration forms WS-Man uses for OperationTimeout (`PT20S`, `PT60.000S`,
-/// `PT1M30S`, `P0DT0H1M`). Returns None for anything else.
-pub(crate) fn parse_xs_duration(s: &str) -> Option<Duration> {
-    let rest = s.trim().strip_prefix('P')?;
-    let (date, time) = match rest.split_once('T') {
-        Some((d, t)) => (d, t),
-        None => (rest, ""),
-    };
-    let mut secs = 0f64;
-    let mut take = |part: &str, units: &[(char, f64)]| -> Option<()> {
-        let mut num = String::new();
-        for c in part.chars() {
-            if c.is_ascii_digit() || c == '.' {
-                num.push(c);
-            } else {
-                let (_, mult) = units.iter().find(|(u, _)| *u == c)?;
-                secs += num.parse::<f64>().ok()? * mult;
-                num.clear();
-            }
-        }
-        num.is_empty().then_some(())
-    };
-    take(date, &[('D', 86_400.0)])?;
-    take(time, &[('H', 3_600.0), ('M', 60.0), ('S', 1.0)])?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(1e9)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn xs_durations() {
-        assert_eq!(parse_xs_duration("PT20S"), Some(Duration::from_secs(20)));
-        assert_eq!(
-            parse_xs_duration("PT60.000S"),
-            Some(Duration::from_secs(60))
-        );
-        assert_eq!(parse_xs_duration("PT1M30S"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_xs_duration("P0DT0H1M"), Some(Duration::from_secs(60)));
-        assert_eq!(parse_xs_duration("P1D"), Some(Duration::from_secs(86_400)));
-        assert_eq!(parse_xs_duration("20"), None);
-        assert_eq!(parse_xs_duration("PT20X"), None);
-        assert_eq!(parse_xs_duration("PT20"), None);
     }
 }

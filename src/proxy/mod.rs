@@ -19,6 +19,7 @@ mod reaper;
 mod record;
 mod relay;
 pub mod route;
+pub mod signin;
 pub mod terminate;
 
 use std::sync::Arc;
@@ -30,7 +31,7 @@ use hyper::body::Incoming;
 use tracing::Instrument;
 
 use crate::audit::AuditHandle;
-use crate::authn::{claimed_basic_user, Authenticator, AuthnFailure, Principal};
+use crate::authn::{claimed_basic_user, AuthMethod, Authenticator, AuthnFailure, Principal};
 use crate::config::{Config, Host};
 use crate::error::Refusal;
 use crate::listener::ConnInfo;
@@ -43,6 +44,7 @@ pub use self::reaper::SHUTDOWN as SHUTDOWN_REASON;
 use self::backends::Backends;
 use self::inspectors::Inspectors;
 use self::route::{choose, parse_path};
+use self::signin::{ConnSignIn, Exchange, StepOutcome};
 
 /// Policy snapshot holder: swapped whole on reload; each request keeps the one it started with.
 pub type PolicyHandle = Arc<arc_swap::ArcSwap<Engine>>;
@@ -113,11 +115,25 @@ fn subject(p: &Principal) -> Subject {
 // === impl Gateway ===
 
 impl Gateway {
-    /// Serves one HTTP request from a client connection.
+    /// Serves one HTTP request from a client connection that never signs in with Kerberos
+    /// (tests; the listener uses [`Gateway::handle_conn`]).
     pub async fn handle(&self, req: Request<Incoming>, conn: &ConnInfo) -> Response<Full<Bytes>> {
+        self.handle_conn(req, conn, &ConnSignIn::default()).await
+    }
+
+    /// Serves one HTTP request from a client connection, with the connection's sign-in
+    /// state (Kerberos signs in a connection, and seals its bodies).
+    pub async fn handle_conn(
+        &self,
+        req: Request<Incoming>,
+        conn: &ConnInfo,
+        signin: &ConnSignIn,
+    ) -> Response<Full<Bytes>> {
+        // A counter, not a UUID: unique within the process, and free.
+        static NEXT_REQUEST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let span = tracing::info_span!(
             "request",
-            id = %uuid::Uuid::new_v4(),
+            id = NEXT_REQUEST.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             peer = %conn.peer,
             user = tracing::field::Empty,
             host = tracing::field::Empty,
@@ -125,12 +141,31 @@ impl Gateway {
         );
         async move {
             let mut action = "none";
-            let response = match self.serve(req, conn, &mut action).await {
+            let mut exchange = Exchange {
+                plain_http: conn.tls_version.is_none(),
+                ..Exchange::default()
+            };
+            let response = match self
+                .serve(req, conn, signin, &mut exchange, &mut action)
+                .await
+            {
                 Ok(r) => r,
                 Err((refusal, relates_to)) => {
                     tracing::info!(refusal = refusal.kind(), "Request refused");
                     refusal.into_response(relates_to.as_deref())
                 }
+            };
+            let response = if self.authn.kerberos.is_some() {
+                let (parts, body) = response.into_parts();
+                let body = body
+                    .collect()
+                    .await
+                    .map(|c| c.to_bytes())
+                    .unwrap_or_default();
+                let response = Response::from_parts(parts, Full::new(body.clone()));
+                exchange.finish(response, body, signin, true)
+            } else {
+                response
             };
             self.metrics.request(action, response.status().as_u16());
             response
@@ -143,6 +178,8 @@ impl Gateway {
         &self,
         req: Request<Incoming>,
         conn: &ConnInfo,
+        signin: &ConnSignIn,
+        exchange: &mut Exchange,
         action: &mut &'static str,
     ) -> Result<Response<Full<Bytes>>, (Refusal, Option<String>)> {
         if req.method() != Method::POST {
@@ -152,30 +189,60 @@ impl Gateway {
             return Err((Refusal::NotFound, None));
         }
 
-        let principal = self
-            .authn
-            .authenticate_headers(conn.client_cert.as_deref(), req.headers(), conn.peer.ip())
-            .map_err(|failure| {
-                tracing::info!(reason = %failure, "Authentication failed");
-                // The user part of a Basic credential, so a failed sign-in names whom it
-                // claimed to be (never the password; nothing for a repeated header).
-                let claimed = match failure {
-                    AuthnFailure::RepeatedHeader => None,
-                    _ => req
+        let principal = match self.kerberos_sign_in(req.headers(), conn, signin, exchange)? {
+            Some(p) => p,
+            None => match signin.certificate_principal() {
+                // A verified certificate decides before any header (Authenticator's order),
+                // and it is the same certificate for the whole connection. A repeated
+                // Authorization header is still refused, by the full path.
+                Some(p)
+                    if req
                         .headers()
-                        .get(http::header::AUTHORIZATION)
-                        .and_then(claimed_basic_user),
-                };
-                self.authn_failure(conn, failure.category(), claimed);
-                let refusal = match failure {
-                    AuthnFailure::RepeatedHeader => Refusal::RepeatedAuthorization,
-                    _ => Refusal::Unauthenticated,
-                };
-                (refusal, None)
-            })?;
+                        .get_all(http::header::AUTHORIZATION)
+                        .iter()
+                        .nth(1)
+                        .is_none() =>
+                {
+                    p
+                }
+                _ => {
+                    let p = self.header_sign_in(req.headers(), conn)?;
+                    if p.method == AuthMethod::ClientCertificate {
+                        signin.remember_certificate(&p);
+                    }
+                    p
+                }
+            },
+        };
         tracing::Span::current().record("user", principal.name.as_str());
+        let sealed_type = req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("multipart/")
+            })
+            .map(str::to_string);
+        let handshake_only = principal.method == AuthMethod::Kerberos
+            && exchange.reply_header.is_some()
+            && hyper::body::Body::size_hint(req.body()).exact() == Some(0);
+        if handshake_only {
+            // pypsrp's empty POST that finishes the handshake before sealed traffic.
+            return Ok(Response::new(Full::new(Bytes::new())));
+        }
         let who = principal.name.clone();
-        let served = self.serve_as(req, conn, action, principal).await;
+        let served = self
+            .targeted(
+                req,
+                (conn, signin),
+                exchange,
+                principal,
+                sealed_type,
+                action,
+            )
+            .await;
         if let Err((refusal, _)) = &served {
             if refusal.is_unreadable_request() {
                 // A person's client sent what the gateway cannot read: worth a record
@@ -186,16 +253,92 @@ impl Gateway {
         served
     }
 
-    /// `serve` once the principal is known.
-    async fn serve_as(
+    /// The client certificate or the `Authorization` header's token.
+    fn header_sign_in(
+        &self,
+        headers: &http::HeaderMap,
+        conn: &ConnInfo,
+    ) -> Result<Principal, (Refusal, Option<String>)> {
+        if conn.tls_version.is_none() {
+            // Plain HTTP: Basic passwords and bearer tokens would cross the network in
+            // clear text. Only Kerberos (above) signs in here.
+            self.authn_failure(conn, "plain_http_needs_kerberos", None);
+            return Err((Refusal::Unauthenticated, None));
+        }
+        self.authn
+            .authenticate_headers(conn.client_cert.as_deref(), headers, conn.peer.ip())
+            .map_err(|failure| {
+                tracing::info!(reason = %failure, "Authentication failed");
+                // The user part of a Basic credential, so a failed sign-in names whom it
+                // claimed to be (never the password; nothing for a repeated header).
+                let claimed = match failure {
+                    AuthnFailure::RepeatedHeader => None,
+                    _ => headers
+                        .get(http::header::AUTHORIZATION)
+                        .and_then(claimed_basic_user),
+                };
+                self.authn_failure(conn, failure.category(), claimed);
+                let refusal = match failure {
+                    AuthnFailure::RepeatedHeader => Refusal::RepeatedAuthorization,
+                    _ => Refusal::Unauthenticated,
+                };
+                (refusal, None)
+            })
+    }
+
+    /// Kerberos / Negotiate: a token in this request, or the connection's earlier sign-in.
+    /// `None` when neither applies (the other methods then decide).
+    fn kerberos_sign_in(
+        &self,
+        headers: &http::HeaderMap,
+        conn: &ConnInfo,
+        signin: &ConnSignIn,
+        exchange: &mut Exchange,
+    ) -> Result<Option<Principal>, (Refusal, Option<String>)> {
+        let Some(acceptor) = self.authn.kerberos.as_deref() else {
+            return Ok(None);
+        };
+        if headers.get_all(http::header::AUTHORIZATION).iter().count() > 1 {
+            self.authn_failure(conn, "repeated_authorization_header", None);
+            return Err((Refusal::RepeatedAuthorization, None));
+        }
+        match signin::negotiate_header(headers) {
+            Some(Ok(header)) => match signin.step(acceptor, header, conn.peer.ip()) {
+                Ok(StepOutcome::Done { principal, reply }) => {
+                    exchange.reply_header = reply;
+                    Ok(Some(principal))
+                }
+                Ok(StepOutcome::Continue(challenge)) => {
+                    exchange.reply_header = Some(challenge);
+                    Err((Refusal::Unauthenticated, None))
+                }
+                Err(error) => {
+                    tracing::info!(%error, "Kerberos sign-in failed");
+                    self.authn_failure(conn, error.reason(), None);
+                    Err((Refusal::Unauthenticated, None))
+                }
+            },
+            Some(Err(())) => {
+                self.authn_failure(conn, "malformed_header", None);
+                Err((Refusal::Unauthenticated, None))
+            }
+            // No header: the connection's sign-in, if any, carries on.
+            None if headers.get(http::header::AUTHORIZATION).is_none() => Ok(signin.principal()),
+            None => Ok(None),
+        }
+    }
+
+    /// Everything after sign-in: target, body (unsealed), parse, dispatch.
+    async fn targeted(
         &self,
         req: Request<Incoming>,
-        conn: &ConnInfo,
-        action: &mut &'static str,
+        (conn, signin): (&ConnInfo, &ConnSignIn),
+        exchange: &mut Exchange,
         principal: Principal,
+        sealed_type: Option<String>,
+        action: &mut &'static str,
     ) -> Result<Response<Full<Bytes>>, (Refusal, Option<String>)> {
-        let uri = req.uri().clone();
-        let path = parse_path(uri.path()).ok_or((Refusal::NotFound, None))?;
+        let path = parse_path(req.uri().path()).ok_or((Refusal::NotFound, None))?;
         let policy = self.policy.load_full();
         let name = choose(
             &path,
@@ -262,6 +405,33 @@ impl Gateway {
                     None,
                 ))
             }
+        };
+        let body = match sealed_type {
+            Some(content_type) => match signin.unseal(&content_type, &body) {
+                Ok((plain, protocol)) => {
+                    exchange.seal = Some(protocol);
+                    plain
+                }
+                Err(error) => {
+                    tracing::info!(%error, "Sealed body refused");
+                    return Err((
+                        Refusal::Malformed {
+                            message: error.to_string(),
+                        },
+                        None,
+                    ));
+                }
+            },
+            None if conn.tls_version.is_none() => {
+                // Plain HTTP carries only sealed envelopes.
+                return Err((
+                    Refusal::Malformed {
+                        message: "plain HTTP needs WinRM message encryption".into(),
+                    },
+                    None,
+                ));
+            }
+            None => body,
         };
         let envelope = wsman::parse(&body, &self.wsman_limits).map_err(|e| {
             (

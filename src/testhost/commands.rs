@@ -166,6 +166,9 @@ fn simple(ctx: &CommandContext, text: &str) -> (CommandOutput, bool) {
         "echo" if rest.trim().is_empty() => ok("ECHO is on.\r\n".to_owned()),
         "echo" => ok(format!("{}\r\n", rest.trim_start())),
         "echo." => ok("\r\n".to_owned()),
+        // Not a Windows program: the benchmarks' output generator (`bench-output BYTES`),
+        // lines of 98 letters and CRLF, capped so one command cannot exhaust the host.
+        "bench-output" => bench_output(rest.trim()),
         "exit" => return (exit(rest), true),
         "" => CommandOutput::default(),
         _ => CommandOutput {
@@ -178,6 +181,27 @@ fn simple(ctx: &CommandContext, text: &str) -> (CommandOutput, bool) {
         },
     };
     (out, false)
+}
+
+/// Most bytes `bench-output` writes.
+const BENCH_OUTPUT_MAX: usize = 256 * 1024 * 1024;
+
+fn bench_output(arg: &str) -> CommandOutput {
+    let Ok(n) = arg.parse::<usize>() else {
+        return CommandOutput {
+            stdout: Vec::new(),
+            stderr: b"usage: bench-output BYTES\r\n".to_vec(),
+            exit_code: 1,
+        };
+    };
+    let n = n.min(BENCH_OUTPUT_MAX);
+    let line: Vec<u8> = (0..98u8).map(|i| b'a' + i % 26).chain(*b"\r\n").collect();
+    let stdout = line.iter().copied().cycle().take(n).collect();
+    CommandOutput {
+        stdout,
+        stderr: Vec::new(),
+        exit_code: 0,
+    }
 }
 
 /// `cmd` started with no arguments: reads command lines from stdin (what `winrs cmd` and

@@ -54,6 +54,10 @@ pub struct TesthostSettings {
     pub users: Vec<(String, String)>,
     /// The computer name `hostname`/`whoami` print, e.g. `WIN-HOPGATE01`.
     pub hostname: String,
+    /// Hold a Receive with nothing to report for the request's OperationTimeout, as
+    /// Windows does (benchmarks: every open PowerShell session keeps one waiting); off,
+    /// it is answered after a short pause so tests that poll stay quick.
+    pub hold_receives: bool,
 }
 
 impl std::fmt::Debug for TesthostSettings {
@@ -68,6 +72,7 @@ impl std::fmt::Debug for TesthostSettings {
                 &self.users.iter().map(|(u, _)| u).collect::<Vec<_>>(),
             )
             .field("hostname", &self.hostname)
+            .field("hold_receives", &self.hold_receives)
             .finish()
     }
 }
@@ -149,6 +154,7 @@ impl Testhost {
                 winrs: WinRs::new(settings.hostname),
                 https: settings.scheme == Scheme::Https,
                 channel_binding,
+                hold_receives: settings.hold_receives,
             }),
         })
     }

@@ -28,6 +28,8 @@ const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 const SOAP: &str = "application/soap+xml;charset=UTF-8";
 /// Pause before answering a Receive that has nothing to report.
 const IDLE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+/// Longest a held Receive waits, whatever the client asked.
+const MAX_HOLD: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Shared state of a running test host.
 #[derive(Debug)]
@@ -37,6 +39,8 @@ pub(crate) struct HostState {
     pub(crate) https: bool,
     /// `tls-server-end-point` of the host's certificate (https only).
     pub(crate) channel_binding: Option<Vec<u8>>,
+    /// Hold idle Receives for their OperationTimeout (see `TesthostSettings`).
+    pub(crate) hold_receives: bool,
 }
 
 /// Authentication state of one TCP connection.
@@ -115,9 +119,14 @@ async fn handle(
     };
     let reply = host.winrs.handle(&user, &peer.ip().to_string(), &plain);
     if reply.idle {
-        // A Receive with nothing to report: Windows holds it for OperationTimeout; a short
-        // pause keeps polling clients from spinning.
-        tokio::time::sleep(IDLE_POLL).await;
+        // A Receive with nothing to report: Windows holds it for OperationTimeout (when
+        // asked to, so does this host); otherwise a short pause keeps polling clients from
+        // spinning.
+        let pause = match reply.hold {
+            Some(timeout) if host.hold_receives => timeout.min(MAX_HOLD),
+            _ => IDLE_POLL,
+        };
+        tokio::time::sleep(pause).await;
     }
     if !seal {
         return soap(reply.status, reply.body);

@@ -29,6 +29,11 @@ struct Running {
 }
 
 async fn start(scheme: Scheme, pki: Option<&backend::tests::TestPki>) -> Running {
+    start_with(scheme, pki, false).await
+}
+
+/// [`start`], holding idle Receives for their OperationTimeout when `hold`.
+async fn start_with(scheme: Scheme, pki: Option<&backend::tests::TestPki>, hold: bool) -> Running {
     let settings = TesthostSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
         scheme,
@@ -39,6 +44,7 @@ async fn start(scheme: Scheme, pki: Option<&backend::tests::TestPki>) -> Running
             ("bob".into(), "B0b-pw".into()),
         ],
         hostname: "WIN-HOPGATE01".into(),
+        hold_receives: hold,
     };
     let host = Testhost::bind(settings).await.unwrap();
     let addr = host.local_addr().unwrap();
@@ -452,6 +458,89 @@ async fn many_concurrent_shells_through_one_pooled_client() {
         done.unwrap();
     }
     assert!(client.idle_connections() <= 4);
+}
+
+/// Held Receives travel on their own lane: with one connection for short requests and
+/// three polls held by the host, a short request still goes through before any poll ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_receives_never_take_the_connections_short_requests_need() {
+    let host = start_with(Scheme::Http, None, true).await;
+    let target = HostTarget::new(
+        "emulated",
+        "127.0.0.1",
+        host.addr.port(),
+        Scheme::Http,
+        BackendAuth::Ntlm,
+    );
+    let settings = backend::BackendSettings {
+        max_connections: 1,
+        max_idle: 1,
+        max_long_polls: 8,
+        ..backend::BackendSettings::default()
+    };
+    let client =
+        BackendClient::with_settings(target, Credential::new("alice", "Al1ce-pw"), settings)
+            .unwrap();
+    let to = format!("http://{}/wsman", host.addr);
+    let resp = client
+        .send(request(
+            Action::Create,
+            None,
+            Body::Shell(Shell::default()),
+            &to,
+        ))
+        .await
+        .unwrap();
+    let shell_id = wsman::parse(&resp.body, &Limits::default())
+        .unwrap()
+        .shell_id()
+        .unwrap()
+        .to_owned();
+    let mut polls = tokio::task::JoinSet::new();
+    for i in 0..3 {
+        // An interpreter waiting on stdin: nothing to report, so the host holds the poll.
+        let command_id = format!("7C1B0C4E-0000-4000-8000-00000000000{i}");
+        let line = Body::CommandLine(CommandLine {
+            command_id: Some(command_id.clone()),
+            command: "cmd".into(),
+            arguments: Vec::new(),
+        });
+        client
+            .send(request(Action::Command, Some(&shell_id), line, &to))
+            .await
+            .unwrap();
+        let recv = Body::Receive(vec![DesiredStream {
+            command_id: Some(command_id),
+            streams: "stdout stderr".into(),
+        }]);
+        let mut body = request(Action::Receive, Some(&shell_id), recv, &to).to_vec();
+        // PT20S → PT3S: long enough for the short request below, short for the test.
+        let text = String::from_utf8(body).unwrap().replace("PT20S", "PT3S");
+        body = text.into_bytes();
+        let client = client.clone();
+        polls.spawn(async move {
+            client
+                .send_long_poll(Bytes::from(body), Duration::from_secs(10))
+                .await
+                .unwrap()
+        });
+    }
+    // Let the polls reach the host, then a short request on the one short connection.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (out, _, code) = run_via_backend(&client, &to, "hostname").await;
+    assert_eq!((out, code), (b"WIN-HOPGATE01\r\n".to_vec(), 0));
+    assert!(
+        polls.try_join_next().is_none(),
+        "a held poll ended before the short request: the host did not hold it"
+    );
+    while let Some(done) = polls.join_next().await {
+        let resp = done.unwrap();
+        let env = wsman::parse(&resp.body, &Limits::default()).unwrap();
+        let Body::Fault(fault) = env.body else {
+            panic!("{env:?}")
+        };
+        assert!(fault.is_timed_out());
+    }
 }
 
 #[tokio::test]

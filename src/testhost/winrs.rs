@@ -58,7 +58,13 @@ pub struct Reply {
     /// A Receive that found nothing to report (answered with `w:TimedOut`); the server
     /// pauses before sending it, as Windows would hold the poll.
     pub idle: bool,
+    /// The request's OperationTimeout, how long Windows would hold an idle poll.
+    pub hold: Option<std::time::Duration>,
 }
+
+/// Most bytes of one stream a Receive carries (Windows bounds a reply by MaxEnvelopeSize,
+/// 150 KiB by default for pywinrm: ~110 KiB of data once base64-encoded).
+const RECEIVE_CHUNK: usize = 96 * 1024;
 
 struct ShellState {
     owner: String,
@@ -169,11 +175,17 @@ impl WinRs {
                     status: http::StatusCode::OK,
                     body: wsman::build(&Envelope::new(header, body)),
                     idle: false,
+                    hold: None,
                 }
             }
             Err((subcode, message)) => {
                 let mut reply = self.fault(relates, subcode, message);
                 reply.idle = subcode == FaultSubcode::TimedOut;
+                reply.hold = env
+                    .header
+                    .operation_timeout
+                    .as_deref()
+                    .and_then(wsman::parse_xs_duration);
                 reply
             }
         }
@@ -187,6 +199,7 @@ impl WinRs {
             status: http::StatusCode::INTERNAL_SERVER_ERROR,
             body: wsman::build_fault(&spec),
             idle: false,
+            hold: None,
         }
     }
 
@@ -365,11 +378,25 @@ impl WinRs {
                         name: name.into(),
                         command_id: Some(command_id.clone()),
                         end: false,
-                        data: std::mem::take(data),
+                        // At most one chunk per Receive, as Windows bounds a reply by
+                        // MaxEnvelopeSize; the rest waits for the next Receive.
+                        data: data.drain(..data.len().min(RECEIVE_CHUNK)).collect(),
                     });
                 }
             }
+            // Only streams the client asks for hold back Done (what it never reads, it
+            // never gets).
+            let pending = [("stdout", &entry.stdout), ("stderr", &entry.stderr)]
+                .iter()
+                .any(|(name, data)| {
+                    !data.is_empty() && names.iter().any(|n| n.eq_ignore_ascii_case(name))
+                });
             let state = match entry.exit_code {
+                Some(_) if pending => CommandState {
+                    command_id: Some(command_id.clone()),
+                    state: CommandStateKind::Running,
+                    exit_code: None,
+                },
                 Some(code) => {
                     if !entry.finished {
                         // Windows closes each stream with an empty element carrying End="true".

@@ -37,6 +37,7 @@
 mod action;
 mod body;
 mod build;
+mod duration;
 mod envelope;
 mod error;
 mod fault;
@@ -48,6 +49,7 @@ pub use body::{
     Body, CommandLine, CommandState, CommandStateKind, DesiredStream, Shell, SignalCode, Stream,
 };
 pub use build::build;
+pub use duration::parse_xs_duration;
 pub use envelope::{
     parse, remove_compression_type, rewrite_address, rewrite_to, Envelope, Header, Limits,
     OptionItem, Selector, SourceSpans,

@@ -50,6 +50,8 @@ def main():
     p.add_argument("--stop-after", type=float,
                    help="poll output for this many seconds, then send ctrl_c and collect the rest")
     p.add_argument("--message-encryption", choices=["auto", "always", "never"], default="auto")
+    p.add_argument("--service", help="Kerberos service of the SPN (pywinrm default HTTP)")
+    p.add_argument("--hostname-override", help="host name of the Kerberos SPN")
     p.add_argument("--operation-timeout", type=int, default=20)
     p.add_argument("--read-timeout", type=int, default=30)
     a = p.parse_args()
@@ -73,6 +75,10 @@ def main():
     )
     if a.ca:
         kwargs["ca_trust_path"] = a.ca
+    if a.service:
+        kwargs["service"] = a.service
+    if a.hostname_override:
+        kwargs["kerberos_hostname_override"] = a.hostname_override
     if a.transport == "certificate":
         kwargs["cert_pem"] = a.cert
         kwargs["cert_key_pem"] = a.key

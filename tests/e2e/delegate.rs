@@ -414,3 +414,71 @@ async fn latency_of_a_delegated_login_cold_cached_and_pooled() {
         tgs_after - tgs_cold
     );
 }
+
+/// PowerShell's default end to end: alice signs in to the gateway with her own Kerberos
+/// ticket (no password or token reaches the gateway), and the host sees alice herself
+/// through constrained delegation: no password anywhere on the chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kerberos_sign_in_reaches_the_host_as_the_person() {
+    let kdc = delegation_realm().await;
+    let dir = tempfile::tempdir().unwrap();
+    let host =
+        Standin::start_kerberos(dir.path(), "DELEG-HOST", &kdc, &kdc.keytab(BACKEND_SPN)).await;
+    let keytab = dir.path().join("gateway.keytab");
+    std::fs::copy(kdc.keytab(GATEWAY_SPN), &keytab).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&keytab, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let extra = format!(
+        "[authn.kerberos]\nservice_principal = \"{GATEWAY_SPN}@{REALM}\"\nkeytab_file = \"gateway.keytab\"\n[authn.kerberos.groups]\n\"alice@{REALM}\" = [\"ops\"]\n"
+    );
+    let hosts = [DelegateHost {
+        name: "deleg",
+        port: host.port,
+        spn: BACKEND_SPN,
+        https_ca: None,
+    }];
+    let gw = crate::support::kdc::start_delegate_gateway_extra(
+        dir,
+        host,
+        &kdc,
+        &hosts,
+        GATEWAY_SPN,
+        &kdc.keytab(GATEWAY_SPN),
+        &extra,
+    )
+    .await;
+    let (service, host_name) = GATEWAY_SPN.split_once('/').unwrap();
+    let a: Vec<String> = vec![
+        "--server".into(),
+        "127.0.0.1".into(),
+        "--port".into(),
+        gw.addr.port().to_string(),
+        "--ca".into(),
+        gw.certs.ca.display().to_string(),
+        "--path".into(),
+        "wsman/deleg".into(),
+        "--auth".into(),
+        "kerberos".into(),
+        "--user".into(),
+        alice_in_realm(),
+        "--password".into(),
+        "Alice-Password-Nobody-Uses-7".into(),
+        "--spn-service".into(),
+        service.into(),
+        "--spn-host".into(),
+        host_name.into(),
+        "--cmd".into(),
+        "hostname".into(),
+    ];
+    let run = crate::e2e::kerberos_signin::client(&kdc, "tests/clients/pypsrp_client.py", &a).await;
+    assert_eq!(run.code, 0, "{run:?}\n{}", gateway_log(&gw));
+    assert_eq!(run.stdout().trim(), "DELEG-HOST", "{run:?}");
+    let users = host_users(&gw.standin);
+    assert!(!users.is_empty());
+    for (user, _) in &users {
+        assert_eq!(user, &alice_in_realm(), "{users:?}");
+    }
+    gw.stop().await;
+}

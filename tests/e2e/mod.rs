@@ -5,6 +5,7 @@ mod credssp;
 mod delegate;
 mod faults;
 mod kerberos;
+mod kerberos_signin;
 mod latency;
 mod psrp;
 mod record;

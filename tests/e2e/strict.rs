@@ -197,3 +197,29 @@ async fn a_second_gateway_on_the_same_audit_directory_refuses_to_start() {
     assert!(gw.audit_has(|e| e["event"] == "session.start").await);
     gw.stop().await;
 }
+
+/// A client-certificate connection keeps its principal between requests; a repeated
+/// Authorization header on it is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_header_is_refused_on_a_signed_in_certificate_connection() {
+    let gw = Gateway::start(GatewayOptions::default()).await;
+    let body = create_cmd_shell("https://gw/wsman/standin");
+    let good = format!(
+        "Bearer {}",
+        gw.token("bob", &[], None, Duration::from_secs(600))
+    );
+    let mut conn = gw.alice_client().connect().await.unwrap();
+    let r = conn.post_with("/wsman/standin", &[], &body).await.unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = conn
+        .post_with(
+            "/wsman/standin",
+            &[("authorization", &good), ("authorization", "Bearer x.y.z")],
+            &body,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{r:?}");
+
+    gw.stop().await;
+}

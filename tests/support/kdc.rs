@@ -391,6 +391,19 @@ pub async fn start_delegate_gateway_as(
     principal: &str,
     keytab: &Path,
 ) -> Gateway {
+    start_delegate_gateway_extra(dir, standin, kdc, hosts, principal, keytab, "").await
+}
+
+/// Same, with `extra` top-level configuration (e.g. `[authn.kerberos]`).
+pub async fn start_delegate_gateway_extra(
+    dir: tempfile::TempDir,
+    standin: Standin,
+    kdc: &dyn KdcRealm,
+    hosts: &[DelegateHost],
+    principal: &str,
+    keytab: &Path,
+    extra: &str,
+) -> Gateway {
     use base64::Engine as _;
     let mut inventory = String::new();
     for h in hosts {
@@ -426,9 +439,9 @@ labels = ["test"]
     let keytab = std::fs::read(keytab).unwrap();
     let keytab_b64 = base64::engine::general_purpose::STANDARD.encode(keytab);
     let names: Vec<&str> = hosts.iter().map(|h| h.name).collect();
-    gateway_dir(&names, inventory)
+    let mut d = gateway_dir(&names, inventory)
         // The vaulted name has no realm: the hosts' `realm` completes it.
-        .vault_entries(&[("gw-keytab", principal, &keytab_b64)])
-        .launch_process(dir, standin)
-        .await
+        .vault_entries(&[("gw-keytab", principal, &keytab_b64)]);
+    d.extra = extra.to_string();
+    d.launch_process(dir, standin).await
 }
