@@ -8,6 +8,8 @@
 //!   typed [`WsmanError`] with a byte offset or element path, never a panic.
 //! * [`build`] serialises an [`Envelope`]; [`build_fault`] writes a fault shaped exactly
 //!   like a Windows reply.
+//! * [`parse_identify`] recognises an Identify request (no `wsa:Action`), and
+//!   [`build_identify_response`] answers it (`Test-WSMan`).
 //! * [`rewrite_to`] splices a new `wsa:To` into the original bytes, leaving every other
 //!   byte as it was (the gateway's backend leg); [`rewrite_address`] does the same for a
 //!   CreateResponse's `a:Address`, [`remove_compression_type`] drops the
@@ -40,6 +42,7 @@ mod build;
 mod envelope;
 mod error;
 mod fault;
+mod identify;
 pub mod ns;
 mod reader;
 
@@ -56,6 +59,7 @@ pub use error::WsmanError;
 pub use fault::{
     build_fault, build_must_understand_fault, Fault, FaultSpec, FaultSubcode, QualifiedName,
 };
+pub use identify::{build_identify_response, parse_identify, IdentifyResponse};
 
 #[cfg(test)]
 mod tests;

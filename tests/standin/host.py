@@ -101,6 +101,9 @@ class Host:
             ctx.log["resource_uri"] = req.resource_uri
             ctx.log["shell_id"] = (req.shell_id or "").upper() or None
             ctx.log["compression"] = req.compression
+            if req.action is None and req.body_child(wsman.NS_IDENTITY, "Identify") is not None:
+                ctx.log["action"] = "Identify"
+                return 200, wsman.identify_response(self.config.hostname)
             target = self._target(req)
             method = {
                 wsman.ACTION_CREATE: "create",
