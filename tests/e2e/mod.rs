@@ -4,8 +4,10 @@ mod credssp;
 #[cfg(feature = "delegate")]
 mod delegate;
 mod faults;
+mod identify;
 mod kerberos;
 mod latency;
+mod psconfig;
 mod psrp;
 mod rejections;
 #[cfg(feature = "delegate")]
