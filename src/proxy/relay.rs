@@ -11,7 +11,7 @@ use super::backends::backend_url;
 use super::{Ctx, Gateway};
 use crate::error::{soap_response, Refusal};
 use crate::session::{now_ms, Access, ShellIdentity};
-use crate::shell::{Denial, Inspector, Request, Verdict};
+use crate::shell::{compression, Denial, Inspector, Request, Verdict};
 use crate::wsman::{self, Action, Body};
 
 pub(super) type Reply = Result<Response<Full<Bytes>>, Refusal>;
@@ -60,14 +60,34 @@ impl Gateway {
         let (opened, facts) = Inspector::open(&ctx.envelope, &judge);
         self.record_create(&ctx.principal, ctx.conn, &ctx.host.name, facts);
         let inspector = opened.map_err(refusal)?;
+        // A compressing client's shell is opened uncompressed on the host (the header is
+        // optional for the service): the gateway decodes and frames the client's streams.
+        let to_host = if inspector.compressed() {
+            uncompressed_create(&ctx, &self.wsman_limits)?
+        } else {
+            host_body(&ctx)
+        };
 
         let backend = self.backend(&ctx).await?;
-        let (status, body) = self.send_to_host(&ctx, &backend, host_body(&ctx)).await?;
+        let (status, body) = self.send_to_host(&ctx, &backend, to_host).await?;
         if status != StatusCode::OK {
             // The host refused the shell (quota, configuration): pass its fault on.
             return Ok(soap_response(status, body));
         }
-        let created = wsman::parse(&body, &self.wsman_limits).ok();
+        let mut created = wsman::parse(&body, &self.wsman_limits).ok();
+        let mut body = body;
+        if let (true, Some(env)) = (inspector.compressed(), created.as_ref()) {
+            // The host streams plain data; the client gets framed data from the gateway and
+            // is told so where the host's answer says NoCompression.
+            if env.spans.compression_mode.is_some() {
+                body = Bytes::from(wsman::rewrite_compression_mode(
+                    &body,
+                    env,
+                    "XpressCompression",
+                ));
+                created = wsman::parse(&body, &self.wsman_limits).ok();
+            }
+        }
         let Some(shell_id) = created.as_ref().and_then(created_shell_id) else {
             tracing::warn!("Host answered Create without a ShellId the gateway can read");
             return Err(Refusal::Internal);
@@ -135,12 +155,46 @@ impl Gateway {
         };
         let (shell, inspector) = inspector;
 
+        // A compressing client's Send is judged and relayed decoded: one envelope for the
+        // inspector and the host, so they cannot disagree.
+        let compressed = inspector
+            .lock()
+            .map_err(|_| Refusal::Internal)?
+            .compressed();
+        let decoded = if compressed {
+            match compression::decompress_request(&ctx.envelope) {
+                Ok(decoded) => decoded.map(|mut env| {
+                    env.header.to = Some(backend_url(ctx.host));
+                    env
+                }),
+                Err(error) => {
+                    tracing::info!(%error, "Compressed stream from the client does not decode");
+                    self.access_denied(
+                        &ctx.principal,
+                        ctx.conn,
+                        Some(&ctx.host.name),
+                        Some(&shell_id),
+                        action.uri(),
+                        "compressed stream unreadable",
+                    );
+                    return Err(Refusal::Malformed {
+                        message: "a compressed stream could not be decoded".into(),
+                    });
+                }
+            }
+        } else {
+            None
+        };
+        let (envelope, wire) = match &decoded {
+            Some(env) => (env, Bytes::from(wsman::build(env))),
+            None => (&ctx.envelope, host_body(&ctx)),
+        };
+
         // Inspect, then record what was decided before anything is sent.
-        let wire = host_body(&ctx);
         let subject = ctx.subject();
         let judge = ctx.judge(&subject);
         let request = Request {
-            envelope: &ctx.envelope,
+            envelope,
             wire: &wire,
         };
         let (verdict, facts) = {
@@ -151,10 +205,14 @@ impl Gateway {
         let bodies = match verdict {
             Verdict::Forward(bodies) => bodies,
             Verdict::Reply(envelope) => {
+                let envelope = match compressed.then(|| compression::compress_answer(&envelope)) {
+                    Some(Some(framed)) => framed,
+                    _ => *envelope,
+                };
                 return Ok(soap_response(
                     StatusCode::OK,
                     Bytes::from(wsman::build(&envelope)),
-                ))
+                ));
             }
             Verdict::Deny(denial) => return Err(refusal(denial)),
         };
@@ -175,17 +233,30 @@ impl Gateway {
 
         // Observe: what the host started, finished and printed.
         let observed = matches!(action, Action::Command | Action::Receive | Action::Signal);
+        let mut body = body;
         match observed.then(|| wsman::parse(&body, &self.wsman_limits)) {
             None => {}
             Some(Ok(answer)) => {
                 let facts = match inspector.lock() {
-                    Ok(mut inspector) => inspector.on_answer(&ctx.envelope, &answer),
+                    Ok(mut inspector) => inspector.on_answer(envelope, &answer),
                     Err(_) => Vec::new(),
                 };
                 self.record(&shell, ctx.conn, facts);
+                // The host streamed plain data (recorded above, decoded); the client
+                // expects it framed.
+                if let Some(framed) = compressed
+                    .then(|| compression::compress_answer(&answer))
+                    .flatten()
+                {
+                    body = Bytes::from(wsman::build(&framed));
+                }
             }
             Some(Err(error)) => {
                 tracing::warn!(%error, ?action, "Host answer not readable; not recorded");
+                if compressed && action == Action::Receive {
+                    // Streams the gateway cannot read cannot be framed for the client.
+                    return Err(Refusal::Internal);
+                }
             }
         }
         if action == Action::Delete {
@@ -225,6 +296,22 @@ fn host_body(ctx: &Ctx<'_>) -> Bytes {
         &ctx.envelope,
         &backend_url(ctx.host),
     ))
+}
+
+/// A compressing client's Create as the host gets it: without `rsp:CompressionType`, and
+/// addressed to the host.
+fn uncompressed_create(ctx: &Ctx<'_>, limits: &wsman::Limits) -> Result<Bytes, Refusal> {
+    let stripped = wsman::remove_compression_type(&ctx.body, &ctx.envelope);
+    // The splice moved every later byte: read the result again for the `wsa:To` span.
+    let env = wsman::parse(&stripped, limits).map_err(|error| {
+        tracing::warn!(%error, "Create without its compression header does not parse");
+        Refusal::Internal
+    })?;
+    Ok(Bytes::from(wsman::rewrite_to(
+        &stripped,
+        &env,
+        &backend_url(ctx.host),
+    )))
 }
 
 /// The ShellId in a CreateResponse: the ResourceCreated selector, or the echoed rsp:Shell.

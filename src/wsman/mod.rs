@@ -52,8 +52,8 @@ pub use body::{
 };
 pub use build::build;
 pub use envelope::{
-    parse, remove_compression_type, rewrite_address, rewrite_to, Envelope, Header, Limits,
-    OptionItem, Selector, SourceSpans,
+    parse, remove_compression_type, rewrite_address, rewrite_compression_mode, rewrite_to,
+    Envelope, Header, Limits, OptionItem, Selector, SourceSpans,
 };
 pub use error::WsmanError;
 pub use fault::{

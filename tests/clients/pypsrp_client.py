@@ -12,6 +12,7 @@ Used by hopgate's integration tests to drive a real third-party client:
                   {"script": TEXT}, {"cmdlet": NAME, "params": {...}} or {"pipeline":
                   [{"cmdlet": NAME, "params": {...}}, ...]}; each gets its own
                   result (output, had_errors, errors, error_ids, state)
+  --compress      xpress shell compression, as Windows PowerShell clients use it (class Compression)
   --input V       pipeline input (PIPELINE_INPUT + END_OF_PIPELINE_INPUT); --stop-after S stops
                   the pipeline (Signal powershell/signal/ctrl_c) after S seconds
 
@@ -21,8 +22,11 @@ Exit codes: 0 success, 2 the server answered with a WS-Man fault or an HTTP erro
 
 import argparse
 import json
+import os
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 def _version(dist):
@@ -87,6 +91,77 @@ def error_id(err):
     return None
 
 
+class Compression:
+    """Shell compression as Windows PowerShell clients use it (PROTOCOL.md section 9), which
+    pypsrp lacks: a hook on pypsrp's transport asks for `xpress` on the Create of a PSRP shell,
+    frames the data of every rsp:Stream it sends, and decodes every rsp:Stream it receives
+    (tests/clients/xpress.py, checked against MS-XCA and Microsoft's compressor). Like a strict
+    client, it compresses only once the CreateResponse says XpressCompression."""
+
+    NS = {
+        "s": "http://www.w3.org/2003/05/soap-envelope",
+        "wsa": "http://schemas.xmlsoap.org/ws/2004/08/addressing",
+        "wsman": "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd",
+        "rsp": "http://schemas.microsoft.com/wbem/wsman/1/windows/shell",
+    }
+    CREATE = "http://schemas.xmlsoap.org/ws/2004/09/transfer/Create"
+    SEND = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Send"
+    RECEIVE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Receive"
+
+    def __init__(self, transport, corrupt=False):
+        self.active = False
+        # Test of the receiving side's checks: every Send carries a chunk header that claims
+        # more bytes than follow.
+        self.corrupt = corrupt
+        self.stats = {"chunks_sent_compressed": 0, "chunks_received_compressed": 0,
+                      "bytes_sent_plain": 0, "bytes_sent_framed": 0, "streams_received": 0}
+        self._send = transport.send
+        transport.send = self.send
+
+    def send(self, message, **kwargs):
+        import base64
+        import xml.etree.ElementTree as ET
+
+        import xpress
+
+        root = ET.fromstring(message)
+        header = root.find("s:Header", self.NS)
+        action = (header.findtext("wsa:Action", "", self.NS) or "").strip()
+        resource = (header.findtext("wsman:ResourceURI", "", self.NS) or "").strip()
+        if action == self.CREATE and resource.startswith("http://schemas.microsoft.com/powershell/"):
+            el = ET.SubElement(header, "{%s}CompressionType" % self.NS["rsp"])
+            el.set("{%s}mustUnderstand" % self.NS["s"], "true")
+            el.text = "xpress"
+            message = ET.tostring(root, encoding="utf-8", method="xml")
+        elif action == self.SEND and self.active:
+            for stream in root.iter("{%s}Stream" % self.NS["rsp"]):
+                plain = base64.b64decode(stream.text or "")
+                framed = xpress.compress_stream(plain)
+                if self.corrupt:
+                    framed = bytes([99, 0, 49, 0, 1, 2, 3])
+                self.stats["bytes_sent_plain"] += len(plain)
+                self.stats["bytes_sent_framed"] += len(framed)
+                self.stats["chunks_sent_compressed"] += xpress.compressed_chunks(framed)
+                stream.text = base64.b64encode(framed).decode()
+            message = ET.tostring(root, encoding="utf-8", method="xml")
+        response = self._send(message, **kwargs)
+        if action == self.CREATE:
+            answer = ET.fromstring(response)
+            mode = answer.findtext(".//rsp:CompressionMode", "", self.NS)
+            if mode.strip() != "XpressCompression":
+                raise RuntimeError(f"the service did not agree to compression: {mode!r}")
+            self.active = True
+        elif action == self.RECEIVE and self.active:
+            answer = ET.fromstring(response)
+            for stream in answer.iter("{%s}Stream" % self.NS["rsp"]):
+                framed = base64.b64decode(stream.text or "")
+                self.stats["streams_received"] += 1
+                self.stats["chunks_received_compressed"] += xpress.compressed_chunks(framed)
+                stream.text = base64.b64encode(xpress.decompress_stream(framed)).decode()
+            response = ET.tostring(answer, encoding="utf-8", method="xml")
+        return response
+
+
 def run_sequence(pool, items):
     from pypsrp.powershell import PowerShell
 
@@ -145,6 +220,12 @@ def main():
     p.add_argument("--spn-host", help="host name for the Kerberos SPN (negotiate_hostname_override)")
     p.add_argument("--spn-service", help="service for the Kerberos SPN (negotiate_service, pypsrp default WSMAN)")
     p.add_argument("--encryption", choices=["auto", "always", "never"], default="auto")
+    p.add_argument("--compress", action="store_true",
+                   help="ask for xpress shell compression and frame the streams (class Compression)")
+    p.add_argument("--corrupt-compressed-sends", action="store_true",
+                   help="with --compress: send a lying chunk header in every Send")
+    p.add_argument("--max-envelope-size", type=int,
+                   help="WSMan max_envelope_size: small values split CREATE_PIPELINE into Sends")
     p.add_argument("--operation-timeout", type=int, default=20)
     p.add_argument("--read-timeout", type=int, default=30)
     a = p.parse_args()
@@ -169,6 +250,8 @@ def main():
         operation_timeout=a.operation_timeout,
         read_timeout=a.read_timeout,
     )
+    if a.max_envelope_size:
+        kwargs["max_envelope_size"] = a.max_envelope_size
     if a.spn_host:
         kwargs["negotiate_hostname_override"] = a.spn_host
     if a.spn_service:
@@ -180,6 +263,8 @@ def main():
     result = {"client": "pypsrp " + _version("pypsrp")}
     try:
         client = Client(a.server, **kwargs)
+        compression = (Compression(client.wsman.transport, a.corrupt_compressed_sends)
+                       if a.compress else None)
         if a.cmd is not None:
             stdout, stderr, rc = client.execute_cmd(a.cmd)
             result.update({"stdout": stdout, "stderr": stderr, "exit_code": rc})
@@ -235,6 +320,8 @@ def main():
                     "error_ids": [error_id(e) for e in ps.streams.error],
                     "state": int(ps.state),
                 })
+        if compression is not None:
+            result["compression"] = compression.stats
     except AuthenticationError as exc:
         emit({"error": str(exc), "type": "AuthenticationError"}, 3)
     except WSManFaultError as exc:

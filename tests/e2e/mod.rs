@@ -1,5 +1,6 @@
 mod audit;
 mod clients;
+mod compression;
 mod credssp;
 #[cfg(feature = "delegate")]
 mod delegate;

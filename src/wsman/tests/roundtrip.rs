@@ -4,9 +4,10 @@
 use super::corpus::{pypsrp_sessions, read};
 use crate::wsman::ns;
 use crate::wsman::{
-    build, build_fault, parse, remove_compression_type, rewrite_address, rewrite_to, Action, Body,
-    CommandLine, CommandState, CommandStateKind, DesiredStream, Envelope, Fault, FaultSpec,
-    FaultSubcode, Header, Limits, OptionItem, QualifiedName, Selector, Shell, SignalCode, Stream,
+    build, build_fault, parse, remove_compression_type, rewrite_address, rewrite_compression_mode,
+    rewrite_to, Action, Body, CommandLine, CommandState, CommandStateKind, DesiredStream, Envelope,
+    Fault, FaultSpec, FaultSubcode, Header, Limits, OptionItem, QualifiedName, Selector, Shell,
+    SignalCode, Stream,
 };
 
 fn header(action: Action) -> Header {
@@ -526,4 +527,48 @@ fn remove_compression_type_restores_the_original_bytes() {
         remove_compression_type(original.as_bytes(), &env),
         original.as_bytes()
     );
+}
+
+#[test]
+fn rewrite_compression_mode_in_create_responses() {
+    // Every answer in the corpus that echoes rsp:CompressionMode (CreateResponses, shell Gets): only its text
+    // changes, and the rest of the answer reads the same.
+    let mut n = 0;
+    for (file, exchanges) in pypsrp_sessions() {
+        for (i, ex) in exchanges.iter().enumerate() {
+            let Some(input) = ex.response.as_deref().map(str::as_bytes) else {
+                continue;
+            };
+            let env = parse(input, &Limits::default()).unwrap();
+            let Some(span) = env.spans.compression_mode.clone() else {
+                assert_eq!(
+                    rewrite_compression_mode(input, &env, "XpressCompression"),
+                    input,
+                    "{file}[{i}]"
+                );
+                continue;
+            };
+            let out = rewrite_compression_mode(input, &env, "XpressCompression");
+            assert_eq!(&out[..span.start], &input[..span.start], "{file}[{i}]");
+            assert_eq!(&out[span.start + 17..], &input[span.end..], "{file}[{i}]");
+            let back = parse(&out, &Limits::default()).unwrap();
+            fn shell(body: &Body) -> Option<&crate::wsman::Shell> {
+                match body {
+                    Body::ResourceCreated { shell, .. } => shell.as_deref(),
+                    Body::Shell(s) => Some(s),
+                    _ => None,
+                }
+            }
+            let (Some(s), Some(was)) = (shell(&back.body), shell(&env.body)) else {
+                panic!("{file}[{i}]: {:?}", back.body)
+            };
+            assert_eq!(s.compression_mode.as_deref(), Some("XpressCompression"));
+            let mut s = s.clone();
+            s.compression_mode = was.compression_mode.clone();
+            assert_eq!(&s, was, "{file}[{i}]");
+            assert_eq!(back.header, env.header);
+            n += 1;
+        }
+    }
+    assert!(n > 0, "the corpus has CreateResponses with CompressionMode");
 }
