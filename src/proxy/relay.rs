@@ -22,9 +22,15 @@ impl Gateway {
     pub(super) async fn dispatch(&self, ctx: Ctx<'_>) -> Reply {
         match ctx.envelope.action() {
             Action::Create => self.create(ctx).await,
-            Action::Command | Action::Send | Action::Receive | Action::Signal | Action::Delete => {
-                self.shell_operation(ctx).await
-            }
+            Action::Command
+            | Action::Send
+            | Action::Receive
+            | Action::Signal
+            | Action::Delete
+            | Action::Disconnect
+            | Action::Reconnect
+            | Action::Connect => self.shell_operation(ctx).await,
+            Action::Enumerate => self.enumerate(ctx).await,
             other => {
                 let action = other.uri().to_string();
                 self.access_denied(
@@ -116,7 +122,9 @@ impl Gateway {
         Ok(soap_response(status, body))
     }
 
-    /// Command, Send, Receive, Signal, Delete: only on the principal's own shell.
+    /// Command, Send, Receive, Signal, Delete, and the disconnected-session steps
+    /// (Disconnect, Reconnect, Connect): only on the principal's own shell. The shell's
+    /// inspector lives on across a disconnect, so a reconnected client is judged as before.
     async fn shell_operation(&self, ctx: Ctx<'_>) -> Reply {
         let action = ctx.envelope.action().clone();
         let Some(shell_id) = ctx.envelope.shell_id().map(str::to_string) else {
@@ -259,10 +267,97 @@ impl Gateway {
                 }
             }
         }
-        if action == Action::Delete {
-            self.close(&shell_id, "client closed the shell");
+        match (&action, &ctx.envelope.body) {
+            (Action::Delete, _) => self.close(&shell_id, "client closed the shell"),
+            (Action::Disconnect, _) => self.session_connection(&shell, ctx.conn, "disconnect"),
+            (Action::Reconnect, _) => self.session_connection(&shell, ctx.conn, "reconnect"),
+            (
+                Action::Connect,
+                Body::Connect {
+                    connect_xml: Some(_),
+                },
+            ) => self.session_connection(&shell, ctx.conn, "connect"),
+            (Action::Connect, _) => self.session_connection(&shell, ctx.conn, "connect_command"),
+            _ => {}
         }
         Ok(soap_response(StatusCode::OK, body))
+    }
+
+    /// Enumerate of shells (`Get-PSSession -ComputerName`) or of one shell's commands:
+    /// the host's answer, showing only the principal's own shells. The host knows every
+    /// shell by the gateway's backend account, whoever opened it, so the list is filtered
+    /// here; a command list is asked for only on the principal's own shell.
+    async fn enumerate(&self, ctx: Ctx<'_>) -> Reply {
+        let resource = ctx
+            .envelope
+            .header
+            .resource_uri
+            .as_deref()
+            .unwrap_or_default();
+        let commands_resource = format!("{}/Command", wsman::ns::SHELL);
+        let shells = if resource == wsman::ns::SHELL {
+            true
+        } else if resource == commands_resource {
+            false
+        } else {
+            let action = ctx.envelope.action().uri().to_string();
+            self.access_denied(
+                &ctx.principal,
+                ctx.conn,
+                Some(&ctx.host.name),
+                None,
+                &action,
+                "action not relayed",
+            );
+            return Err(Refusal::ActionNotSupported {
+                action: format!("{action} of {resource}"),
+            });
+        };
+        let owned = |shell_id: &str| {
+            matches!(
+                self.sessions
+                    .check(shell_id, &ctx.principal.name, &ctx.host.name),
+                Access::Granted(_)
+            ) && self.inspectors.get(shell_id).is_some()
+        };
+        if !shells {
+            let filter =
+                wsman::enumerate_filter_shell_id(&ctx.body, &self.wsman_limits).map_err(|e| {
+                    Refusal::Malformed {
+                        message: e.to_string(),
+                    }
+                })?;
+            if !filter.as_deref().is_some_and(owned) {
+                self.access_denied(
+                    &ctx.principal,
+                    ctx.conn,
+                    Some(&ctx.host.name),
+                    filter.as_deref(),
+                    ctx.envelope.action().uri(),
+                    "commands of a shell that is not the principal's",
+                );
+                return Err(Refusal::InvalidShell);
+            }
+        }
+        let backend = self.backend(&ctx).await?;
+        let (status, body) = self.send_to_host(&ctx, &backend, host_body(&ctx)).await?;
+        if status != StatusCode::OK || !shells {
+            return Ok(soap_response(status, body));
+        }
+        let listed = wsman::enumerated_shells(&body, &self.wsman_limits).map_err(|error| {
+            // A list the gateway cannot filter is not passed on.
+            tracing::warn!(%error, "Host's shell enumeration not readable");
+            Refusal::Internal
+        })?;
+        let hidden: Vec<_> = listed
+            .into_iter()
+            .filter(|s| !s.shell_id.as_deref().is_some_and(owned))
+            .map(|s| s.span)
+            .collect();
+        Ok(soap_response(
+            status,
+            Bytes::from(wsman::remove_ranges(&body, &hidden)),
+        ))
     }
 
     /// Forgets a closed shell and records its end.

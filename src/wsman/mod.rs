@@ -39,6 +39,7 @@
 mod action;
 mod body;
 mod build;
+mod enumeration;
 mod envelope;
 mod error;
 mod fault;
@@ -51,6 +52,9 @@ pub use body::{
     Body, CommandLine, CommandState, CommandStateKind, DesiredStream, Shell, SignalCode, Stream,
 };
 pub use build::build;
+pub use enumeration::{
+    enumerate_filter_shell_id, enumerated_shells, remove_ranges, EnumeratedShell,
+};
 pub use envelope::{
     parse, remove_compression_type, rewrite_address, rewrite_compression_mode, rewrite_to,
     Envelope, Header, Limits, OptionItem, Selector, SourceSpans,

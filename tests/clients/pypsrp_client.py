@@ -162,6 +162,71 @@ class Compression:
         return response
 
 
+def invoke_one(pool, a):
+    """--cmdlet NAME [--param K=V]... on `pool`, as a result dict."""
+    from pypsrp.powershell import PowerShell
+
+    ps = PowerShell(pool)
+    ps.add_cmdlet(a.cmdlet)
+    for item in a.param:
+        if "=" in item:
+            k, v = item.split("=", 1)
+            ps.add_parameter(k, param_value(v))
+        else:
+            ps.add_parameter(item, True)
+    output = ps.invoke()
+    return {
+        "output": [describe(o) for o in output],
+        "stdout": "\n".join(str(o) for o in output),
+        "had_errors": ps.had_errors,
+        "errors": [error_text(e) for e in ps.streams.error],
+        "error_ids": [error_id(e) for e in ps.streams.error],
+        "state": int(ps.state),
+    }
+
+
+def disconnected_session(client, a):
+    """The disconnected-session flows (MS-PSRP 3.1.4.11+), each printing what it saw:
+      reconnect: open, run --cmdlet, disconnect(), connect() (Reconnect: same client), run
+                 it again, close;
+      leave:     open, run --cmdlet, disconnect(), exit without closing -> {"shell_id"};
+      list:      RunspacePool.get_runspace_pools() -> {"pools": [ids]};
+      connect:   connect() to pool --pool-id as a new client (Connect with connectXml), run
+                 --cmdlet, close. A pool the listing did not show is connected to anyway,
+                 as someone who guessed its id would."""
+    from pypsrp.powershell import RunspacePool, RunspacePoolState
+
+    flow = a.disconnected
+    if flow == "list":
+        pools = RunspacePool.get_runspace_pools(client.wsman)
+        return {"pools": [p.id.upper() for p in pools]}
+    if flow == "connect":
+        pools = {p.id.upper(): p for p in RunspacePool.get_runspace_pools(client.wsman)}
+        wanted = a.pool_id.upper()
+        pool = pools.get(wanted)
+        listed = pool is not None
+        if pool is None:
+            pool = RunspacePool(client.wsman, configuration_name=a.configuration_name)
+            pool.id = pool.shell.id = a.pool_id
+            pool.shell.opened = True
+            pool._new_client = True
+            pool.state = RunspacePoolState.DISCONNECTED
+        pool.connect()
+        result = {"listed": listed, "runs": [invoke_one(pool, a)]}
+        pool.close()
+        return result
+    pool = RunspacePool(client.wsman, configuration_name=a.configuration_name)
+    pool.open()
+    runs = [invoke_one(pool, a)]
+    pool.disconnect()
+    if flow == "leave":
+        return {"shell_id": pool.id.upper(), "runs": runs}
+    pool.connect()
+    runs.append(invoke_one(pool, a))
+    pool.close()
+    return {"shell_id": pool.id.upper(), "runs": runs}
+
+
 def run_sequence(pool, items):
     from pypsrp.powershell import PowerShell
 
@@ -211,6 +276,9 @@ def main():
     c.add_argument("--pipeline", help='JSON statements: [[{"name": "Get-Process", "params": {"Name": "x"}}], ...]')
     c.add_argument("--metadata", action="append", help="RunspacePool.get_command_metadata(NAME...), repeatable")
     c.add_argument("--sequence", help='JSON: [{"script": "..."} | {"cmdlet": "...", "params": {...}}, ...] on one pool')
+    p.add_argument("--pool-id", help="--disconnected connect: the ShellId (RunspacePool id) to connect to")
+    p.add_argument("--disconnected", choices=["reconnect", "leave", "list", "connect"],
+                   help="disconnected-session flows (see disconnected_session), running --cmdlet")
     p.add_argument("--param", action="append", default=[], help="K=V (or K for a switch), repeatable")
     p.add_argument("--param-file", action="append", default=[],
                    help="K=PATH: the parameter's value is the text of PATH (for values too long for argv)")
@@ -272,6 +340,8 @@ def main():
             output, streams, had_errors = client.execute_ps(a.ps, configuration_name=a.configuration_name)
             result.update({"stdout": output, "had_errors": had_errors,
                            "errors": [error_text(e) for e in streams.error]})
+        elif a.disconnected is not None:
+            result.update(disconnected_session(client, a))
         elif a.sequence is not None:
             with RunspacePool(client.wsman, configuration_name=a.configuration_name) as pool:
                 result.update({"results": run_sequence(pool, json.loads(a.sequence))})
@@ -335,7 +405,10 @@ def main():
         emit({"error": str(exc), "type": "HTTPError", "http_status": status, "fault": None},
              3 if status == 401 else 2)
     except Exception as exc:
-        emit({"error": str(exc), "type": type(exc).__name__}, 1)
+        import traceback
+
+        emit({"error": str(exc), "type": type(exc).__name__,
+              "where": traceback.format_exc().splitlines()[-4:]}, 1)
     emit(result, 0)
 
 

@@ -4,6 +4,7 @@ mod compression;
 mod credssp;
 #[cfg(feature = "delegate")]
 mod delegate;
+mod disconnect;
 mod faults;
 mod identify;
 mod kerberos;

@@ -113,6 +113,10 @@ class Host:
                 wsman.ACTION_SIGNAL: "signal",
                 wsman.ACTION_DELETE: "delete",
                 wsman.ACTION_GET: "get",
+                wsman.ACTION_DISCONNECT: "disconnect",
+                wsman.ACTION_RECONNECT: "reconnect",
+                wsman.ACTION_CONNECT: "connect",
+                wsman.ACTION_ENUMERATE: "enumerate",
             }.get(req.action)
             if target is None or method is None or not hasattr(target, method):
                 raise wsman.action_not_supported(req.action)
@@ -138,6 +142,8 @@ class Host:
             return self.winrs
         if uri.lower().startswith(wsman.RESOURCE_PS_PREFIX.lower()):
             return self.psrp
+        if uri.lower() in (wsman.RESOURCE_SHELLS.lower(), wsman.RESOURCE_SHELL_COMMANDS.lower()):
+            return self.psrp  # Enumerate of the PowerShell shells and their commands
         if uri.lower() == wsconfig.RESOURCE_CONFIG:
             return self.wsconfig
         return None

@@ -204,6 +204,7 @@ class PsrpShell:
         self.pipelines = {}  # psrpcore pipeline id (header PID) -> PipelineRun
         self.by_command = {}  # WS-Man CommandId (upper case) -> PipelineRun
         self.closed = False
+        self.state = "Connected"  # or "Disconnected" (rsp:State in an Enumerate)
 
     # all methods below run with self.cond held
 
@@ -562,7 +563,105 @@ class PsrpHost:
             shell.cond.notify_all()
         return wsman.ACTION_DELETE + "Response", ""
 
+    # -- disconnected sessions (MS-PSRP 3.1.4.11-3.1.4.13) ----------------------------------
+
+    def disconnect(self, req, ctx):
+        shell = self._shell(req)
+        with shell.cond:
+            if shell.state == "Disconnected":
+                raise wsman.invalid_parameter("the shell is already disconnected")
+            shell.state = "Disconnected"
+            shell.pool._change_state(psrpcore.types.RunspacePoolState.Disconnected, emit=False)
+            shell.cond.notify_all()
+        return wsman.SHELL + "DisconnectResponse", ""
+
+    def reconnect(self, req, ctx):
+        shell = self._shell(req)
+        with shell.cond:
+            if shell.state != "Disconnected":
+                raise wsman.invalid_parameter("the shell is not disconnected")
+            shell.state = "Connected"
+            shell.pool._change_state(psrpcore.types.RunspacePoolState.Opened, emit=False)
+        return wsman.SHELL + "ReconnectResponse", ""
+
+    def connect(self, req, ctx):
+        shell = self._shell(req)
+        connect = req.body_child(NS_RSP, "Connect")
+        if connect is None:
+            raise wsman.invalid_parameter("the Connect body has no rsp:Connect")
+        command_id = (connect.get("CommandId") or "").upper()
+        if command_id:
+            # A new client takes over a command that kept running while nobody listened.
+            ctx.log["command_id"] = command_id
+            with shell.cond:
+                self._run(shell, command_id)
+            return wsman.SHELL + "ConnectResponse", "<rsp:ConnectResponse/>"
+        data = connect.find(f"{{{NS_PS}}}connectXml")
+        if data is None or not (data.text or "").strip():
+            raise wsman.invalid_parameter("the Connect has no connectXml")
+        with shell.cond:
+            if shell.state != "Disconnected":
+                raise wsman.invalid_parameter("the shell is not disconnected")
+            shell.pool.connect()
+            # Windows answers a Connect with its SESSION_CAPABILITY first (psrpcore only
+            # does so on a pool's first open), then RUNSPACEPOOL_INIT_DATA and
+            # APPLICATION_PRIVATE_DATA.
+            shell.pool.prepare_message(shell.pool.our_capability)
+            self._feed(shell, base64.b64decode(data.text), None, "stdin", ctx)
+            answer = [f for f in shell.pool_queue if _message_type(f) != _RUNSPACEPOOL_STATE]
+            shell.pool_queue = [f for f in shell.pool_queue if _message_type(f) == _RUNSPACEPOOL_STATE]
+            shell.state = "Connected"
+        xml = base64.b64encode(b"".join(answer)).decode()
+        return wsman.SHELL + "ConnectResponse", (
+            f'<rsp:ConnectResponse><pwsh:connectResponseXml xmlns:pwsh="{NS_PS}">{xml}'
+            "</pwsh:connectResponseXml></rsp:ConnectResponse>"
+        )
+
+    def enumerate(self, req, ctx):
+        uri = (req.resource_uri or "").lower()
+        items = []
+        if uri == wsman.RESOURCE_SHELL_COMMANDS.lower():
+            wanted = None
+            for sel in req.body.iter(f"{{{wsman.NS_WSMAN}}}Selector"):
+                if (sel.get("Name") or "").lower() == "shellid":
+                    wanted = (sel.text or "").strip().upper()
+            with self.lock:
+                shell = self.shells.get(wanted or "")
+            if shell is None:
+                raise wsman.invalid_selectors()
+            with shell.cond:
+                for run in shell.by_command.values():
+                    if run.started and not run.finished:
+                        items.append(f"<rsp:Command><rsp:CommandId>{run.command_id}</rsp:CommandId></rsp:Command>")
+        else:
+            with self.lock:
+                shells = list(self.shells.values())
+            for shell in shells:
+                items.append(
+                    f'<rsp:Shell xmlns:rsp="{NS_RSP}"><rsp:ShellId>{shell.id}</rsp:ShellId>'
+                    f"<rsp:ResourceUri>{escape(shell.resource_uri or '')}</rsp:ResourceUri>"
+                    f"<rsp:Owner>{escape(shell.owner or '')}</rsp:Owner>"
+                    f"<rsp:State>{shell.state}</rsp:State></rsp:Shell>"
+                )
+        ctx.log["enumerated"] = len(items)
+        return wsman.ACTION_ENUMERATE + "Response", (
+            f'<n:EnumerateResponse xmlns:n="{wsman.NS_ENUMERATION}"><n:EnumerationContext></n:EnumerationContext>'
+            f"<w:Items>{''.join(items)}</w:Items><w:EndOfSequence/></n:EnumerateResponse>"
+        )
+
 
 def _child_text(el, name):
     child = el.find(f"{{{NS_RSP}}}{name}")
     return child.text if child is not None else None
+
+
+# RUNSPACEPOOL_STATE (MS-PSRP 2.2.1): after a Connect, Windows answers it to the client's
+# next Receive rather than inside connectResponseXml.
+_RUNSPACEPOOL_STATE = 0x00021005
+
+
+def _message_type(fragment):
+    """The PSRP message type of a start fragment (21-byte header, then destination, type)."""
+    if len(fragment) < 29:
+        return None
+    return int.from_bytes(fragment[25:29], "little")
