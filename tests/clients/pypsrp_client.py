@@ -193,10 +193,62 @@ def disconnected_session(client, a):
       list:      RunspacePool.get_runspace_pools() -> {"pools": [ids]};
       connect:   connect() to pool --pool-id as a new client (Connect with connectXml), run
                  --cmdlet, close. A pool the listing did not show is connected to anyway,
-                 as someone who guessed its id would."""
+                 as someone who guessed its id would;
+      leave-running: begin_invoke(--cmdlet; Write-Output after-the-disconnect), disconnect()
+                 while it runs, exit -> {"shell_id", "command_id"};
+      commands:  the Enumerate of --pool-id's commands -> {"commands": [ids]};
+      receive:   get_runspace_pools(), connect() to --pool-id, then connect() to each of its
+                 disconnected commands and collect their output -> {"commands": [...]}."""
     from pypsrp.powershell import RunspacePool, RunspacePoolState
 
     flow = a.disconnected
+    if flow == "leave-running":
+        # Invoke-Command -InDisconnectedSession: start --cmdlet, then leave it running.
+        from pypsrp.powershell import PowerShell
+
+        pool = RunspacePool(client.wsman, configuration_name=a.configuration_name)
+        pool.open()
+        ps = PowerShell(pool)
+        ps.add_cmdlet(a.cmdlet)
+        for item in a.param:
+            k, v = item.split("=", 1)
+            ps.add_parameter(k, param_value(v))
+        ps.add_statement()
+        ps.add_cmdlet("Write-Output").add_parameter("InputObject", "after-the-disconnect")
+        ps.begin_invoke()
+        pool.disconnect()
+        return {"shell_id": pool.id.upper(), "command_id": ps.id.upper()}
+    if flow == "receive":
+        # Receive-PSSession: a new client connects to the pool and to its running commands.
+        pools = {p.id.upper(): p for p in RunspacePool.get_runspace_pools(client.wsman)}
+        pool = pools[a.pool_id.upper()]
+        pool.connect()
+        results = []
+        for ps in pool.create_disconnected_power_shells():
+            output = ps.connect()
+            results.append({"command_id": ps.id.upper(), "stdout": "\n".join(str(o) for o in output),
+                            "had_errors": ps.had_errors, "state": int(ps.state)})
+        pool.close()
+        return {"commands": results}
+    if flow == "commands":
+        # The command enumeration get_runspace_pools() makes for each pool, for any id.
+        import xml.etree.ElementTree as ET
+
+        from pypsrp.wsman import NAMESPACES, SelectorSet
+
+        wsen, wsmn = NAMESPACES["wsen"], NAMESPACES["wsman"]
+        enum_msg = ET.Element("{%s}Enumerate" % wsen)
+        ET.SubElement(enum_msg, "{%s}OptimizeEnumeration" % wsmn)
+        ET.SubElement(enum_msg, "{%s}MaxElements" % wsmn).text = "32000"
+        flt = ET.SubElement(enum_msg, "{%s}Filter" % wsmn,
+                            Dialect="http://schemas.dmtf.org/wbem/wsman/1/wsman/SelectorFilter")
+        selectors = SelectorSet()
+        selectors.add_option("ShellId", a.pool_id)
+        flt.append(selectors.pack())
+        resp = client.wsman.enumerate("http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Command", enum_msg)
+        ids = [c.find("rsp:CommandId", NAMESPACES).text.upper()
+               for c in resp.findall("wsen:EnumerateResponse/wsman:Items/rsp:Command", NAMESPACES)]
+        return {"commands": ids}
     if flow == "list":
         pools = RunspacePool.get_runspace_pools(client.wsman)
         return {"pools": [p.id.upper() for p in pools]}
@@ -277,7 +329,8 @@ def main():
     c.add_argument("--metadata", action="append", help="RunspacePool.get_command_metadata(NAME...), repeatable")
     c.add_argument("--sequence", help='JSON: [{"script": "..."} | {"cmdlet": "...", "params": {...}}, ...] on one pool')
     p.add_argument("--pool-id", help="--disconnected connect: the ShellId (RunspacePool id) to connect to")
-    p.add_argument("--disconnected", choices=["reconnect", "leave", "list", "connect"],
+    p.add_argument("--disconnected", choices=["reconnect", "leave", "list", "connect", "leave-running", "receive",
+                                                        "commands"],
                    help="disconnected-session flows (see disconnected_session), running --cmdlet")
     p.add_argument("--param", action="append", default=[], help="K=V (or K for a switch), repeatable")
     p.add_argument("--param-file", action="append", default=[],

@@ -198,3 +198,119 @@ async fn only_the_owner_sees_and_connects_to_a_disconnected_pool() {
     );
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_left_running_is_received_by_a_new_client() {
+    // Invoke-Command -InDisconnectedSession, then Receive-PSSession from another client.
+    let policy = crate::support::test_policy().replace(
+        r#"    "Get-Date",
+]"#,
+        r#"    "Get-Date",
+    { name = "Start-Sleep", parameters = [{ name = "Seconds" }] },
+]"#,
+    );
+    assert!(policy.contains("Start-Sleep"));
+    let gw = Gateway::start(GatewayOptions {
+        policies: vec![("tests.toml", policy)],
+        ..GatewayOptions::default()
+    })
+    .await;
+    let left = as_alice(
+        &gw,
+        &[
+            "--disconnected",
+            "leave-running",
+            "--cmdlet",
+            "Start-Sleep",
+            "--param",
+            "Seconds=3",
+        ],
+    )
+    .await;
+    assert_eq!(left.code, 0, "{left:?}");
+    let pool = left.json["shell_id"].as_str().unwrap().to_string();
+    let command = left.json["command_id"].as_str().unwrap().to_string();
+
+    // The owner sees the running command; another principal cannot even list it.
+    let listed = as_alice(
+        &gw,
+        &[
+            "--disconnected",
+            "commands",
+            "--pool-id",
+            &pool,
+            "--cmdlet",
+            "Get-Date",
+        ],
+    )
+    .await;
+    assert_eq!(listed.json["commands"][0], command.as_str(), "{listed:?}");
+    let bob = as_bob(
+        &gw,
+        &[
+            "--disconnected",
+            "commands",
+            "--pool-id",
+            &pool,
+            "--cmdlet",
+            "Get-Date",
+        ],
+    )
+    .await;
+    assert_eq!(bob.code, 2, "a fault: {bob:?}");
+    assert!(
+        gw.audit_has(|e| e["event"] == "access.denied"
+            && e["principal"] == "bob"
+            && e["reason"] == "commands of a shell that is not the principal's")
+            .await,
+        "{:#?}",
+        gw.audit()
+    );
+
+    let got = as_alice(
+        &gw,
+        &[
+            "--disconnected",
+            "receive",
+            "--pool-id",
+            &pool,
+            "--cmdlet",
+            "Get-Date",
+        ],
+    )
+    .await;
+    assert_eq!(got.code, 0, "{got:?}");
+    let commands = got.json["commands"].as_array().unwrap();
+    assert_eq!(commands.len(), 1, "{got:?}");
+    assert_eq!(commands[0]["command_id"], command.as_str(), "{got:?}");
+    assert!(
+        commands[0]["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("after-the-disconnect"),
+        "{got:?}"
+    );
+    assert!(
+        crate::support::eventually(Duration::from_secs(5), || steps(&gw, &pool)
+            == [
+                (ALICE.to_string(), "disconnect".to_string()),
+                (ALICE.to_string(), "connect".to_string()),
+                (ALICE.to_string(), "connect_command".to_string())
+            ])
+        .await,
+        "{:#?}",
+        gw.audit()
+    );
+    // The output received by the new client is recorded under the same session.
+    assert!(
+        gw.audit_has(|e| e["event"] == "output"
+            && e["shell_id"] == pool.as_str()
+            && e["stdout"]
+                .as_str()
+                .is_some_and(|o| o.contains("after-the-disconnect")))
+            .await,
+        "{:#?}",
+        gw.audit()
+    );
+    gw.stop().await;
+}

@@ -631,7 +631,8 @@ class PsrpHost:
                 raise wsman.invalid_selectors()
             with shell.cond:
                 for run in shell.by_command.values():
-                    if run.started and not run.finished:
+                    # Running or finished but not yet received: both can be connected to.
+                    if run.started:
                         items.append(f"<rsp:Command><rsp:CommandId>{run.command_id}</rsp:CommandId></rsp:Command>")
         else:
             with self.lock:
