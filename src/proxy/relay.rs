@@ -65,17 +65,10 @@ impl Gateway {
         let judge = ctx.judge(&subject);
         let (opened, facts) = Inspector::open(&ctx.envelope, &judge);
         self.record_create(&ctx.principal, ctx.conn, &ctx.host.name, facts);
-        let inspector = opened.map_err(refusal)?;
-        // A compressing client's shell is opened uncompressed on the host (the header is
-        // optional for the service): the gateway decodes and frames the client's streams.
-        let to_host = if inspector.compressed() {
-            uncompressed_create(&ctx, &self.wsman_limits)?
-        } else {
-            host_body(&ctx)
-        };
+        let mut inspector = opened.map_err(refusal)?;
 
         let backend = self.backend(&ctx).await?;
-        let (status, body) = self.send_to_host(&ctx, &backend, to_host).await?;
+        let (status, body) = self.send_to_host(&ctx, &backend, host_body(&ctx)).await?;
         if status != StatusCode::OK {
             // The host refused the shell (quota, configuration): pass its fault on.
             return Ok(soap_response(status, body));
@@ -83,9 +76,15 @@ impl Gateway {
         let mut created = wsman::parse(&body, &self.wsman_limits).ok();
         let mut body = body;
         if let (true, Some(env)) = (inspector.compressed(), created.as_ref()) {
-            // The host streams plain data; the client gets framed data from the gateway and
-            // is told so where the host's answer says NoCompression.
-            if env.spans.compression_mode.is_some() {
+            // The compression header is optional for the service (MS-WSMV footnote 133): a
+            // host that agrees frames its streams and the gateway decodes them; one that
+            // does not streams plain data, which the gateway frames for the client, who is
+            // told XpressCompression either way.
+            let agreed = created_shell(env)
+                .and_then(|s| s.compression_mode.as_deref())
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("XpressCompression"));
+            inspector.host_agreed_to_compression(agreed);
+            if !agreed && env.spans.compression_mode.is_some() {
                 body = Bytes::from(wsman::rewrite_compression_mode(
                     &body,
                     env,
@@ -165,12 +164,12 @@ impl Gateway {
 
         // A compressing client's Send is judged and relayed decoded: one envelope for the
         // inspector and the host, so they cannot disagree.
-        let compressed = inspector
-            .lock()
-            .map_err(|_| Refusal::Internal)?
-            .compressed();
+        let (compressed, host_compressed) = {
+            let i = inspector.lock().map_err(|_| Refusal::Internal)?;
+            (i.compressed(), i.host_compressed())
+        };
         let decoded = if compressed {
-            match compression::decompress_request(&ctx.envelope) {
+            match compression::decompress_streams(&ctx.envelope) {
                 Ok(decoded) => decoded.map(|mut env| {
                     env.header.to = Some(backend_url(ctx.host));
                     env
@@ -194,7 +193,16 @@ impl Gateway {
             None
         };
         let (envelope, wire) = match &decoded {
-            Some(env) => (env, Bytes::from(wsman::build(env))),
+            Some(env) => {
+                // Framed again for a host that compresses: it decodes what was judged.
+                let framed = host_compressed
+                    .then(|| compression::compress_streams(env))
+                    .flatten();
+                (
+                    env,
+                    Bytes::from(wsman::build(framed.as_ref().unwrap_or(env))),
+                )
+            }
             None => (&ctx.envelope, host_body(&ctx)),
         };
 
@@ -213,7 +221,7 @@ impl Gateway {
         let bodies = match verdict {
             Verdict::Forward(bodies) => bodies,
             Verdict::Reply(envelope) => {
-                let envelope = match compressed.then(|| compression::compress_answer(&envelope)) {
+                let envelope = match compressed.then(|| compression::compress_streams(&envelope)) {
                     Some(Some(framed)) => framed,
                     _ => *envelope,
                 };
@@ -245,15 +253,29 @@ impl Gateway {
         match observed.then(|| wsman::parse(&body, &self.wsman_limits)) {
             None => {}
             Some(Ok(answer)) => {
+                // A compressing host's streams are recorded decoded; what cannot be decoded
+                // cannot be recorded, so it is not passed on.
+                let plain = match host_compressed
+                    .then(|| compression::decompress_streams(&answer))
+                    .transpose()
+                {
+                    Ok(plain) => plain.flatten(),
+                    Err(error) => {
+                        tracing::warn!(%error, "Compressed stream from the host does not decode");
+                        return Err(Refusal::Internal);
+                    }
+                };
                 let facts = match inspector.lock() {
-                    Ok(mut inspector) => inspector.on_answer(envelope, &answer),
+                    Ok(mut inspector) => {
+                        inspector.on_answer(envelope, plain.as_ref().unwrap_or(&answer))
+                    }
                     Err(_) => Vec::new(),
                 };
                 self.record(&shell, ctx.conn, facts);
-                // The host streamed plain data (recorded above, decoded); the client
-                // expects it framed.
-                if let Some(framed) = compressed
-                    .then(|| compression::compress_answer(&answer))
+                // A host that streamed plain data to a compressing client: frame it. A
+                // compressing host's answer goes on as it came.
+                if let Some(framed) = (compressed && !host_compressed)
+                    .then(|| compression::compress_streams(&answer))
                     .flatten()
                 {
                     body = Bytes::from(wsman::build(&framed));
@@ -393,20 +415,13 @@ fn host_body(ctx: &Ctx<'_>) -> Bytes {
     ))
 }
 
-/// A compressing client's Create as the host gets it: without `rsp:CompressionType`, and
-/// addressed to the host.
-fn uncompressed_create(ctx: &Ctx<'_>, limits: &wsman::Limits) -> Result<Bytes, Refusal> {
-    let stripped = wsman::remove_compression_type(&ctx.body, &ctx.envelope);
-    // The splice moved every later byte: read the result again for the `wsa:To` span.
-    let env = wsman::parse(&stripped, limits).map_err(|error| {
-        tracing::warn!(%error, "Create without its compression header does not parse");
-        Refusal::Internal
-    })?;
-    Ok(Bytes::from(wsman::rewrite_to(
-        &stripped,
-        &env,
-        &backend_url(ctx.host),
-    )))
+/// The `rsp:Shell` a CreateResponse echoes.
+fn created_shell(env: &wsman::Envelope) -> Option<&wsman::Shell> {
+    match &env.body {
+        Body::ResourceCreated { shell, .. } => shell.as_deref(),
+        Body::Shell(shell) => Some(shell),
+        _ => None,
+    }
 }
 
 /// The ShellId in a CreateResponse: the ResourceCreated selector, or the echoed rsp:Shell.

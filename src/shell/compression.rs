@@ -1,21 +1,22 @@
-//! Shell compression (xpress, PROTOCOL.md §9) between a client and the gateway.
+//! Shell compression (xpress, PROTOCOL.md §9) between a client, the gateway and a host.
 //!
 //! A PowerShell client that asks for `rsp:CompressionType` `xpress` frames the bytes of every
 //! `rsp:Stream` of its Sends, and expects the streams of every ReceiveResponse framed the
-//! same way. The gateway speaks to the host without compression (it drops the header from
-//! the Create: compression is optional for the service, MS-WSMV footnote 133), so policy,
-//! the audit and the host all see the same plain streams:
+//! same way. The gateway passes the header on; the host may agree (`XpressCompression`) or
+//! not (`NoCompression`, which the gateway turns into `XpressCompression` for the client).
+//! Policy and the audit always see plain streams:
 //!
-//! - [`decompress_request`]: a client Send with its streams decoded, which is what the
-//!   inspector judges and what the host is sent (one envelope for both, so they cannot
-//!   disagree); anything that does not decode is refused, never forwarded;
-//! - [`compress_answer`]: a ReceiveResponse (the host's, or one the gateway made) with its
-//!   streams framed for the client.
+//! - [`decompress_streams`]: a Send or ReceiveResponse with its streams decoded. A client's
+//!   Send is judged decoded and the host is sent that same decoded envelope (framed again
+//!   when the host compresses), so the inspector and the host cannot disagree; anything
+//!   that does not decode is refused, never forwarded;
+//! - [`compress_streams`]: the same envelope framed, for a host that compresses, or for the
+//!   client when the host did not (and for the gateway's own answers).
 //!
-//! Pure: no I/O. Memory is bounded per request: a Send decodes to at most
+//! Pure: no I/O. Memory is bounded per message: one envelope decodes to at most
 //! [`MAX_DECOMPRESSED_BYTES`] across its streams, and nothing decoded is kept here.
 
-use crate::wsman::{Body, Envelope};
+use crate::wsman::{Body, Envelope, Stream};
 use crate::xpress::{compress_stream, decompress_stream, XpressError};
 
 /// The only compression type the gateway accepts (case-insensitive, as clients send it).
@@ -31,10 +32,11 @@ pub fn is_supported(compression_type: &str) -> bool {
     compression_type.trim().eq_ignore_ascii_case(XPRESS)
 }
 
-/// The request with its stream data decoded, when it is a Send; `Ok(None)` for any other
-/// request (Command arguments, `creationXml` and `connectXml` are never compressed).
-pub fn decompress_request(env: &Envelope) -> Result<Option<Envelope>, XpressError> {
-    let Body::Send(streams) = &env.body else {
+/// The envelope with its stream data decoded, when it carries streams (a Send or a
+/// ReceiveResponse); `Ok(None)` for anything else (Command arguments, `creationXml` and
+/// `connectXml` are never compressed).
+pub fn decompress_streams(env: &Envelope) -> Result<Option<Envelope>, XpressError> {
+    let Some(streams) = streams_of(&env.body) else {
         return Ok(None);
     };
     let mut budget = MAX_DECOMPRESSED_BYTES;
@@ -46,23 +48,17 @@ pub fn decompress_request(env: &Envelope) -> Result<Option<Envelope>, XpressErro
         s.data = data;
         plain.push(s);
     }
-    let mut out = Envelope::new(env.header.clone(), Body::Send(plain));
-    // The decoded envelope is rebuilt, not spliced: no span into the client's bytes applies.
-    out.spans = Default::default();
-    Ok(Some(out))
+    // Rebuilt, not spliced: no span into the original bytes applies.
+    Ok(Some(Envelope::new(
+        env.header.clone(),
+        with_streams(&env.body, plain),
+    )))
 }
 
-/// The answer with its stream data framed for the client, when it carries streams
-/// (a ReceiveResponse); `None` when there is nothing to compress.
-pub fn compress_answer(env: &Envelope) -> Option<Envelope> {
-    let Body::ReceiveResponse {
-        streams,
-        command_state,
-    } = &env.body
-    else {
-        return None;
-    };
-    let streams = streams
+/// The envelope with its stream data framed (a Send or a ReceiveResponse); `None` when
+/// there is nothing to compress.
+pub fn compress_streams(env: &Envelope) -> Option<Envelope> {
+    let streams = streams_of(&env.body)?
         .iter()
         .map(|s| {
             let mut s = s.clone();
@@ -72,18 +68,33 @@ pub fn compress_answer(env: &Envelope) -> Option<Envelope> {
         .collect();
     Some(Envelope::new(
         env.header.clone(),
-        Body::ReceiveResponse {
+        with_streams(&env.body, streams),
+    ))
+}
+
+fn streams_of(body: &Body) -> Option<&[Stream]> {
+    match body {
+        Body::Send(streams) | Body::ReceiveResponse { streams, .. } => Some(streams),
+        _ => None,
+    }
+}
+
+/// `body` (a Send or ReceiveResponse) with other stream data.
+fn with_streams(body: &Body, streams: Vec<Stream>) -> Body {
+    match body {
+        Body::ReceiveResponse { command_state, .. } => Body::ReceiveResponse {
             streams,
             command_state: command_state.clone(),
         },
-    ))
+        _ => Body::Send(streams),
+    }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 mod tests {
     use super::*;
-    use crate::wsman::{Action, Header, Stream};
+    use crate::wsman::{Action, Header};
 
     fn stream(data: Vec<u8>) -> Stream {
         Stream {
@@ -101,7 +112,7 @@ mod tests {
             Header::new(Action::Send),
             Body::Send(vec![stream(compress_stream(&plain))]),
         );
-        let decoded = decompress_request(&send).unwrap().unwrap();
+        let decoded = decompress_streams(&send).unwrap().unwrap();
         assert_eq!(decoded.body, Body::Send(vec![stream(plain.clone())]));
         assert_eq!(decoded.header, send.header);
 
@@ -112,7 +123,7 @@ mod tests {
                 command_state: None,
             },
         );
-        let framed = compress_answer(&answer).unwrap();
+        let framed = compress_streams(&answer).unwrap();
         let Body::ReceiveResponse { streams, .. } = &framed.body else {
             panic!("{framed:?}");
         };
@@ -131,10 +142,26 @@ mod tests {
             // Claims a 100-byte chunk of 50 compressed bytes, then ends.
             Body::Send(vec![stream(vec![99, 0, 49, 0, 1, 2, 3])]),
         );
-        assert!(decompress_request(&lying).is_err());
+        assert!(decompress_streams(&lying).is_err());
         let receive = Envelope::new(Header::new(Action::Receive), Body::Receive(Vec::new()));
-        assert_eq!(decompress_request(&receive).unwrap(), None);
-        assert_eq!(compress_answer(&receive), None);
+        assert_eq!(decompress_streams(&receive).unwrap(), None);
+        assert_eq!(compress_streams(&receive), None);
+        // A host's framed answer decodes too, CommandState kept.
+        let framed = Envelope::new(
+            Header::new(Action::ReceiveResponse),
+            Body::ReceiveResponse {
+                streams: vec![stream(compress_stream(b"abc"))],
+                command_state: None,
+            },
+        );
+        let plain = decompress_streams(&framed).unwrap().unwrap();
+        assert_eq!(
+            plain.body,
+            Body::ReceiveResponse {
+                streams: vec![stream(b"abc".to_vec())],
+                command_state: None
+            }
+        );
     }
 
     #[test]
@@ -144,7 +171,7 @@ mod tests {
         let bomb = chunk.repeat(MAX_DECOMPRESSED_BYTES / 65536 + 1);
         let send = Envelope::new(Header::new(Action::Send), Body::Send(vec![stream(bomb)]));
         assert!(matches!(
-            decompress_request(&send),
+            decompress_streams(&send),
             Err(XpressError::TooLarge { .. })
         ));
         // Split over two streams, the cap still holds for the request as a whole.
@@ -154,7 +181,7 @@ mod tests {
             Body::Send(vec![stream(half.clone()), stream(half)]),
         );
         assert!(matches!(
-            decompress_request(&send),
+            decompress_streams(&send),
             Err(XpressError::TooLarge { .. })
         ));
     }

@@ -187,8 +187,10 @@ const MAX_LIVE_COMMANDS: usize = 256;
 pub struct Inspector {
     kind: ShellKind,
     shell: Shell,
-    /// The client frames its streams with xpress (`compression`); the host leg does not.
+    /// The client frames its streams with xpress (`compression`).
     compressed: bool,
+    /// The host agreed to frame its streams too (its CreateResponse said so).
+    host_compressed: bool,
     counts: ActivityCounts,
     /// Commands the host started and has not been seen to finish (upper case), so an
     /// administrator's terminate can stop them.
@@ -257,6 +259,7 @@ impl Inspector {
             kind,
             shell,
             compressed,
+            host_compressed: false,
             counts: ActivityCounts::default(),
             live: Default::default(),
         };
@@ -272,6 +275,17 @@ impl Inspector {
     /// and frames its ReceiveResponses, `compression`).
     pub fn compressed(&self) -> bool {
         self.compressed
+    }
+
+    /// Whether the host frames this shell's streams (and expects framed Sends).
+    pub fn host_compressed(&self) -> bool {
+        self.host_compressed
+    }
+
+    /// Records what the host's CreateResponse said: `XpressCompression` on a shell whose
+    /// client compresses. A host never compresses a shell whose client does not.
+    pub fn host_agreed_to_compression(&mut self, agreed: bool) {
+        self.host_compressed = agreed && self.compressed;
     }
 
     /// Judges one request on the shell. `ids` draws the ids of gateway-made answers.

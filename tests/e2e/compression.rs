@@ -1,9 +1,10 @@
 //! Shell compression (issue 15, item 3): a PSRP client that compresses its streams with
 //! xpress, as Windows PowerShell does by default (pypsrp plus the transport hook in
 //! tests/clients/pypsrp_client.py, codec tests/clients/xpress.py), runs pipelines through the
-//! gateway. The gateway decodes what the client sends before judging it, opens the shell on
-//! the host without compression, and frames what it relays back; the audit records the
-//! decoded streams.
+//! gateway. The gateway decodes what the client sends before judging it, passes the request
+//! for compression on to the host, frames for the host what it judged when the host agreed
+//! and decodes the host's framed answers, or frames plain answers for the client when the
+//! host did not; the audit records the decoded streams.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 
 use crate::support::{python, Gateway, GatewayOptions, ALICE};
@@ -44,13 +45,46 @@ async fn the_python_xpress_codec_matches_ms_xca_and_microsofts_compressor() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_compressing_client_runs_pipelines_and_its_denials_are_found_in_compressed_streams() {
+async fn compressing_client_and_a_host_that_does_not_compress() {
     let gw = Gateway::start(GatewayOptions::default()).await;
+    pipelines_through_a_compressing_client(&gw).await;
+    // The host answered NoCompression and got plain streams; the gateway framed them.
+    assert!(
+        gw.standin
+            .requests()
+            .iter()
+            .all(|r| r["host_compressed"].is_null()),
+        "{:#?}",
+        gw.standin.requests()
+    );
+    gw.stop().await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressing_client_and_a_host_that_compresses() {
+    let gw = Gateway::start_with_standin_args(GatewayOptions::default(), &["--compression"]).await;
+    pipelines_through_a_compressing_client(&gw).await;
+    // The host agreed: it decoded Sends and framed Receives that the gateway decoded.
+    let framed = |suffix: &str| {
+        gw.standin.requests().iter().any(|r| {
+            r["host_compressed"] == true
+                && r["action"].as_str().is_some_and(|a| a.ends_with(suffix))
+        })
+    };
+    assert!(
+        framed("/Send") && framed("/Receive"),
+        "{:#?}",
+        gw.standin.requests()
+    );
+    gw.stop().await;
+}
+
+/// Allowed, denied and mixed pipelines from a compressing client.
+async fn pipelines_through_a_compressing_client(gw: &Gateway) {
     // Allowed: the pipeline's tail arrives in compressed Sends, its output goes back framed.
     let text = long_text("hopgate-compressed-output");
     let run = compressing_pypsrp(
-        &gw,
+        gw,
         &[
             "--cmdlet",
             "Write-Output",
@@ -71,13 +105,14 @@ async fn a_compressing_client_runs_pipelines_and_its_denials_are_found_in_compre
         stats["chunks_received_compressed"].as_u64().unwrap() > 0,
         "the gateway framed the output with compressed chunks: {stats}"
     );
-    // The host got plain streams and was never asked to compress.
+    // The host was asked to compress, as the client asked, and got the same pipeline (the
+    // stand-in logs what it decoded).
     assert!(gw.standin.wait_for_command("Write-Output").await);
     assert!(
-        gw.standin
-            .requests()
-            .iter()
-            .all(|r| r["compression"].is_null()),
+        gw.standin.requests().iter().any(|r| r["action"]
+            .as_str()
+            .is_some_and(|a| a.ends_with("transfer/Create"))
+            && r["compression"] == "xpress"),
         "{:#?}",
         gw.standin.requests()
     );
@@ -105,7 +140,7 @@ async fn a_compressing_client_runs_pipelines_and_its_denials_are_found_in_compre
     // Denied, with the denied command's arguments inside compressed Sends: the pipeline
     // fails inside PSRP (the gateway's answer is framed too) and never reaches the host.
     let run = compressing_pypsrp(
-        &gw,
+        gw,
         &[
             "--cmdlet",
             "Stop-Computer",
@@ -135,7 +170,7 @@ async fn a_compressing_client_runs_pipelines_and_its_denials_are_found_in_compre
 
     // Several pipelines on one compressed pool: allowed, denied, allowed again.
     let seq = r#"[{"cmdlet": "Get-Date"}, {"cmdlet": "Stop-Computer"}, {"cmdlet": "Get-Service", "params": {"Name": "Spooler"}}]"#;
-    let run = compressing_pypsrp(&gw, &["--sequence", seq]).await;
+    let run = compressing_pypsrp(gw, &["--sequence", seq]).await;
     assert_eq!(run.code, 0, "{run:?}");
     let results = run.json["results"].as_array().unwrap();
     assert_eq!(results[0]["had_errors"], false, "{run:?}");
@@ -145,7 +180,6 @@ async fn a_compressing_client_runs_pipelines_and_its_denials_are_found_in_compre
         !results[2]["stdout"].as_str().unwrap().is_empty(),
         "{run:?}"
     );
-    gw.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -47,6 +47,7 @@ class Config:
         self.max_wait = args.max_receive_wait
         self.max_envelope_kb = args.max_envelope_kb
         self.drop_after = args.drop_after
+        self.compression = args.compression
 
 
 class ConnState:
@@ -79,7 +80,7 @@ class Host:
         self.config = config
         self.log = log
         self.winrs = winrs.WinRS(config.hostname, config.hostname, config.max_wait)
-        self.psrp = psrp.PsrpHost(config.hostname, config.max_wait)
+        self.psrp = psrp.PsrpHost(config.hostname, config.max_wait, config.compression)
         self.wsconfig = wsconfig.ConfigResource(
             config.max_envelope_kb, config.allow_unencrypted, "basic" in config.auth_modes,
             "ntlm" in config.auth_modes or "negotiate" in config.auth_modes)
@@ -415,6 +416,9 @@ def main(argv=None):
                    help="accept plaintext bodies over http (Windows AllowUnencrypted=true)")
     p.add_argument("--max-receive-wait", type=float, default=120.0,
                    help="cap on how long a Receive long poll waits (seconds)")
+    p.add_argument("--compression", action="store_true",
+                   help="honour rsp:CompressionType xpress on PowerShell shells, as Windows does "
+                        "(default: answer NoCompression)")
     p.add_argument("--drop-after", type=int, default=0,
                    help="close each authenticated connection after this many WS-Man answers (0: never)")
     p.add_argument("--max-envelope-kb", type=int, default=500,

@@ -16,6 +16,9 @@ import time
 import uuid
 from xml.sax.saxutils import escape
 
+import os
+import sys
+
 import psrpcore
 import psrpcore._base
 from psrpcore.types import (
@@ -36,6 +39,10 @@ from psrpcore.types import (
 
 import pscmds
 import wsman
+
+# The WinRM xpress framing, shared with the test clients (it shares nothing with hopgate).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "clients"))
+import xpress  # noqa: E402
 from wsman import NS_PS, NS_RSP
 
 # MS-PSRP 2.2.1 names by message type value (the spelling tests assert on).
@@ -205,6 +212,7 @@ class PsrpShell:
         self.by_command = {}  # WS-Man CommandId (upper case) -> PipelineRun
         self.closed = False
         self.state = "Connected"  # or "Disconnected" (rsp:State in an Enumerate)
+        self.compressed = False  # the client asked for xpress and the host agreed
 
     # all methods below run with self.cond held
 
@@ -247,9 +255,10 @@ def describe_event(event):
 class PsrpHost:
     """All PSRP shells (runspace pools) of the host."""
 
-    def __init__(self, hostname, max_wait):
+    def __init__(self, hostname, max_wait, compression=False):
         self.hostname = hostname
         self.max_wait = max_wait
+        self.compression = compression
         self.shells = {}
         self.lock = threading.Lock()
 
@@ -407,6 +416,7 @@ class PsrpHost:
         ins = (_child_text(shell_el, "InputStreams") or "stdin pr").strip()
         outs = (_child_text(shell_el, "OutputStreams") or "stdout").strip()
         shell = PsrpShell(shell_id, req.resource_uri, ctx.user, self.hostname)
+        shell.compressed = self.compression and (req.compression or "").strip().lower() == "xpress"
         ctx.log["shell_id"] = shell_id
         with shell.cond:
             self._feed(shell, base64.b64decode(creation.text), None, "stdin", ctx)
@@ -423,7 +433,9 @@ class PsrpHost:
             "<rsp:IdleTimeOut>PT7200.000S</rsp:IdleTimeOut>"
             f"<rsp:InputStreams>{escape(ins)}</rsp:InputStreams><rsp:OutputStreams>{escape(outs)}</rsp:OutputStreams>"
             "<rsp:MaxIdleTimeOut>PT2147483.647S</rsp:MaxIdleTimeOut><rsp:Locale>en-US</rsp:Locale>"
-            "<rsp:DataLocale>en-US</rsp:DataLocale><rsp:CompressionMode>NoCompression</rsp:CompressionMode>"
+            "<rsp:DataLocale>en-US</rsp:DataLocale>"
+            f"<rsp:CompressionMode>{'XpressCompression' if shell.compressed else 'NoCompression'}"
+            "</rsp:CompressionMode>"
             "<rsp:ProfileLoaded>Yes</rsp:ProfileLoaded><rsp:Encoding>UTF8</rsp:Encoding>"
             "<rsp:BufferMode>Block</rsp:BufferMode><rsp:State>Connected</rsp:State>"
             "<rsp:ShellRunTime>P0DT0H0M0S</rsp:ShellRunTime><rsp:ShellInactivity>P0DT0H0M0S</rsp:ShellInactivity>"
@@ -470,8 +482,14 @@ class PsrpHost:
                 if command_id:
                     ctx.log["command_id"] = command_id
                     pipeline_id = self._run(shell, command_id).id
-                self._feed(shell, base64.b64decode(stream.text or ""), pipeline_id,
-                           stream.get("Name", "stdin"), ctx)
+                data = base64.b64decode(stream.text or "")
+                if shell.compressed:
+                    ctx.log["host_compressed"] = True
+                    try:
+                        data = xpress.decompress_stream(data)
+                    except xpress.XpressError as exc:
+                        raise wsman.invalid_parameter(f"compressed stream: {exc}") from None
+                self._feed(shell, data, pipeline_id, stream.get("Name", "stdin"), ctx)
         return wsman.ACTION_SEND + "Response", "<rsp:SendResponse/>"
 
     def _run(self, shell, command_id):
@@ -516,6 +534,9 @@ class PsrpHost:
                 chunks.append(data)
             done = run is not None and run.finished and not queue
         attr = f' CommandId="{command_id}"' if command_id else ""
+        if shell.compressed:
+            ctx.log["host_compressed"] = True
+            chunks = [xpress.compress_stream(c) for c in chunks]
         parts = [f'<rsp:Stream Name="stdout"{attr}>{base64.b64encode(c).decode()}</rsp:Stream>' for c in chunks]
         if run is not None and done:
             # Windows adds CommandState to a PSRP Receive only once the pipeline is done
