@@ -142,11 +142,11 @@ impl Gateway {
             return Err((Refusal::MethodNotAllowed, None));
         }
         if req.uri().path() == identify::ANONYMOUS_PATH {
-            *action = identify::LABEL;
-            return self
-                .anonymous_identify(req, Refusal::NotFound)
-                .await
-                .map_err(|r| (r, None));
+            let answer = self.anonymous_identify(req, Refusal::NotFound).await;
+            if answer.is_ok() {
+                *action = identify::LABEL;
+            }
+            return answer.map_err(|r| (r, None));
         }
         let path = parse_path(req.uri().path()).ok_or((Refusal::NotFound, None))?;
 
@@ -158,10 +158,12 @@ impl Gateway {
             // `Test-WSMan` without credentials: answered for anyone, naming only hopgate,
             // and not audited (it grants nothing and reaches no host).
             Err(AuthnFailure::NoCredentials) if identify::may_be_anonymous(req.headers()) => {
-                *action = identify::LABEL;
                 let refusal = Refusal::Unauthenticated;
                 return match self.anonymous_identify(req, refusal).await {
-                    Ok(answer) => Ok(answer),
+                    Ok(answer) => {
+                        *action = identify::LABEL;
+                        Ok(answer)
+                    }
                     Err(refusal) => {
                         self.authn_failure(conn, AuthnFailure::NoCredentials.category(), None);
                         Err((refusal, None))

@@ -13,10 +13,11 @@ use super::envelope::Limits;
 use super::error::WsmanError;
 use super::reader::{Cursor, Elem, Ev, Ns};
 
-/// One `w:Items/rsp:Shell` of an `EnumerateResponse`.
+/// One item of an `EnumerateResponse` (`w:Items/rsp:Shell`, or any other element there).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnumeratedShell {
-    /// Its `rsp:ShellId`, trimmed; `None` when the item names none.
+    /// Its `rsp:ShellId`, trimmed; `None` when the item names none or is not an
+    /// `rsp:Shell` at all.
     pub shell_id: Option<String>,
     /// The whole element, tags included, in the parsed input.
     pub span: Range<usize>,
@@ -98,7 +99,8 @@ pub fn enumerate_filter_shell_id(
     Ok(found)
 }
 
-/// The `rsp:Shell` items of an `EnumerateResponse`, in order.
+/// The items of an `EnumerateResponse`, in order: every `rsp:Shell` with its ShellId, and
+/// any other element with none.
 pub fn enumerated_shells(
     input: &[u8],
     limits: &Limits,
@@ -121,7 +123,13 @@ pub fn enumerated_shells(
             while let Some(item) = cur.next_child()? {
                 let start = cur.event_start();
                 if !item.is(Ns::Shell, "Shell") {
+                    // Not a shell the caller can recognise: listed without an id, so a
+                    // filter that keeps only known shells drops it.
                     cur.skip()?;
+                    shells.push(EnumeratedShell {
+                        shell_id: None,
+                        span: start..cur.position(),
+                    });
                     continue;
                 }
                 let mut shell_id = None;
@@ -189,6 +197,15 @@ mod tests {
             String::from_utf8(kept).unwrap(),
             xml.replace(&a, "").replace(&c, "")
         );
+        // An item in another namespace has no id (a filter keeping known shells drops it).
+        let odd = xml.replace(
+            &b,
+            r#"<x:Shell xmlns:x="urn:other"><x:ShellId>B-2</x:ShellId></x:Shell>"#,
+        );
+        let found = enumerated_shells(odd.as_bytes(), &Limits::default()).unwrap();
+        assert_eq!(found.len(), 3);
+        assert_eq!(found[1].shell_id, None);
+        let found = enumerated_shells(xml.as_bytes(), &Limits::default()).unwrap();
         let none = remove_ranges(
             xml.as_bytes(),
             &found.iter().map(|s| s.span.clone()).collect::<Vec<_>>(),

@@ -572,3 +572,40 @@ fn rewrite_compression_mode_in_create_responses() {
     }
     assert!(n > 0, "the corpus has CreateResponses with CompressionMode");
 }
+
+#[test]
+fn shell_enumerations_from_windows_are_itemised_and_filtered() {
+    // Every EnumerateResponse in the corpus: each rsp:Shell is found with its ShellId, and
+    // cutting items leaves a response that still parses, with the others intact.
+    use crate::wsman::{enumerated_shells, remove_ranges};
+    let mut shells = 0;
+    for (file, exchanges) in pypsrp_sessions() {
+        for (i, ex) in exchanges.iter().enumerate() {
+            let Some(input) = ex.response.as_deref() else {
+                continue;
+            };
+            if !input.contains("EnumerateResponse") {
+                continue;
+            }
+            let items = enumerated_shells(input.as_bytes(), &Limits::default()).unwrap();
+            let ids: Vec<_> = items.iter().filter_map(|s| s.shell_id.clone()).collect();
+            shells += ids.len();
+            // Command enumerations list rsp:Command items: no ShellId, so a filter that
+            // keeps known shells would drop them (the gateway relays those unfiltered).
+            if ids.len() != items.len() {
+                assert!(input.contains("rsp:Command"), "{file}[{i}]");
+                continue;
+            }
+            let Some(first) = items.first() else {
+                continue;
+            };
+            let kept = remove_ranges(input.as_bytes(), std::slice::from_ref(&first.span));
+            let env = parse(&kept, &Limits::default()).unwrap();
+            assert_eq!(env.header.action, Action::EnumerateResponse, "{file}[{i}]");
+            let left = enumerated_shells(&kept, &Limits::default()).unwrap();
+            let left_ids: Vec<_> = left.iter().filter_map(|s| s.shell_id.clone()).collect();
+            assert_eq!(left_ids, ids[1..], "{file}[{i}]");
+        }
+    }
+    assert!(shells >= 2, "the corpus lists disconnected shells");
+}
