@@ -314,3 +314,74 @@ async fn a_command_left_running_is_received_by_a_new_client() {
     );
     gw.stop().await;
 }
+
+/// A Disconnect or Reconnect envelope for `shell_id`, as pypsrp writes them.
+fn step_envelope(step: &str, shell_id: &str) -> String {
+    let body = match step {
+        "Disconnect" => "<rsp:Disconnect><rsp:IdleTimeOut>PT60S</rsp:IdleTimeOut></rsp:Disconnect>",
+        _ => "<rsp:Reconnect/>",
+    };
+    format!(
+        r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:wsa="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:wsman="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell"><s:Header><wsa:Action s:mustUnderstand="true">http://schemas.microsoft.com/wbem/wsman/1/windows/shell/{step}</wsa:Action><wsa:To>https://gw/wsman/standin</wsa:To><wsa:MessageID>uuid:{id}</wsa:MessageID><wsa:ReplyTo><wsa:Address s:mustUnderstand="true">http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</wsa:Address></wsa:ReplyTo><wsman:ResourceURI s:mustUnderstand="true">http://schemas.microsoft.com/powershell/Microsoft.PowerShell</wsman:ResourceURI><wsman:OperationTimeout>PT20S</wsman:OperationTimeout><wsman:SelectorSet><wsman:Selector Name="ShellId">{shell_id}</wsman:Selector></wsman:SelectorSet></s:Header><s:Body>{body}</s:Body></s:Envelope>"#,
+        id = uuid::Uuid::new_v4().to_string().to_uppercase(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_principal_cannot_disconnect_or_reconnect_a_shell() {
+    let gw = Gateway::start(GatewayOptions::default()).await;
+    let left = as_alice(&gw, &["--disconnected", "leave", "--cmdlet", "Get-Date"]).await;
+    assert_eq!(left.code, 0, "{left:?}");
+    let pool = left.json["shell_id"].as_str().unwrap().to_string();
+
+    let bob_token = gw.token("bob", &["ops"], None, Duration::from_secs(600));
+    let bob = crate::support::raw::RawClient::new(gw.addr, &gw.certs.ca, None);
+    for step in ["Reconnect", "Disconnect"] {
+        let r = bob
+            .post(
+                "/wsman/standin",
+                Some(&format!("Bearer {bob_token}")),
+                &step_envelope(step, &pool),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 500, "{step}: {r:?}");
+        assert!(r.body.contains("InvalidSelectors"), "{step}: {r:?}");
+    }
+    assert!(host_actions(&gw, "/Reconnect").is_empty());
+    assert_eq!(host_actions(&gw, "/Disconnect").len(), 1, "alice's own");
+    assert!(
+        crate::support::eventually(Duration::from_secs(5), || gw
+            .audit()
+            .iter()
+            .filter(|e| e["event"] == "access.denied"
+                && e["principal"] == "bob"
+                && e["shell_id"] == pool.as_str()
+                && e["reason"] == "shell belongs to another principal")
+            .count()
+            == 2)
+        .await,
+        "{:#?}",
+        gw.audit()
+    );
+
+    // The owner can (the same request with her certificate).
+    let r = gw
+        .alice_client()
+        .post("/wsman/standin", None, &step_envelope("Reconnect", &pool))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(host_actions(&gw, "/Reconnect").len(), 1);
+    assert!(
+        crate::support::eventually(Duration::from_secs(5), || steps(&gw, &pool)
+            == [
+                (ALICE.to_string(), "disconnect".to_string()),
+                (ALICE.to_string(), "reconnect".to_string())
+            ])
+        .await,
+        "{:#?}",
+        gw.audit()
+    );
+    gw.stop().await;
+}
