@@ -42,7 +42,8 @@ pub enum Refusal {
     },
     /// The body is larger than allowed.
     TooLarge { limit: usize },
-    /// The client asked for xpress shell compression, which the gateway cannot inspect yet.
+    /// The client asked for shell compression the gateway cannot decode (on a cmd shell,
+    /// or a type other than xpress).
     CompressionUnsupported,
     /// The host could not be reached or did not answer in time.
     BackendUnavailable { host: String },
@@ -162,8 +163,8 @@ impl Refusal {
             ),
             Self::CompressionUnsupported => (
                 FaultSubcode::InvalidParameter,
-                "hopgate cannot inspect compressed shells yet: create the session with \
-                 New-PSSessionOption -NoCompression"
+                "hopgate decodes xpress compression on PowerShell shells only: create this \
+                 shell without compression (New-PSSessionOption -NoCompression)"
                     .to_string(),
             ),
             Self::BackendUnavailable { host } => (

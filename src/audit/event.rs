@@ -29,6 +29,17 @@ pub enum EventKind {
         backend_user: String,
         backend_auth: String,
     },
+    /// A PowerShell session's client connection changed: disconnected, reconnected by the
+    /// same client, or connected by a new one (MS-PSRP 3.1.4.11). The shell lives on.
+    #[serde(rename = "session.connection")]
+    SessionConnection {
+        principal: String,
+        source_ip: String,
+        host: String,
+        shell_id: String,
+        /// `disconnect`, `reconnect` or `connect`.
+        step: String,
+    },
     /// A shell was closed: by its client, an administrator, idle expiry (`idle`: the
     /// client stopped using it or vanished), eviction (`evicted`) or the gateway stopping
     /// (`shutdown`). Exactly one per `session.start`.
@@ -269,7 +280,7 @@ pub struct Decoded {
 pub use crate::shell::OutputRecord;
 
 /// Every event name, in [`EventKind::index`] order (for per-event counters).
-pub const EVENT_NAMES: [&str; 16] = [
+pub const EVENT_NAMES: [&str; 17] = [
     "session.start",
     "session.end",
     "authn.failure",
@@ -286,6 +297,7 @@ pub const EVENT_NAMES: [&str; 16] = [
     "gateway.start",
     "gateway.stop",
     "request.rejected",
+    "session.connection",
 ];
 
 impl EventKind {
@@ -300,6 +312,7 @@ impl EventKind {
         match self {
             Self::SessionStart { .. } => "session.start",
             Self::SessionEnd { .. } => "session.end",
+            Self::SessionConnection { .. } => "session.connection",
             Self::AuthnFailure { .. } => "authn.failure",
             Self::CommandAllowed { .. } => "command.allowed",
             Self::CommandDenied { .. } => "command.denied",

@@ -14,6 +14,7 @@
 
 pub mod backends;
 mod forward;
+mod identify;
 pub mod inspectors;
 mod reaper;
 mod record;
@@ -185,8 +186,33 @@ impl Gateway {
         if req.method() != Method::POST {
             return Err((Refusal::MethodNotAllowed, None));
         }
+        if req.uri().path() == identify::ANONYMOUS_PATH {
+            let answer = self.anonymous_identify(req, Refusal::NotFound).await;
+            if answer.is_ok() {
+                *action = identify::LABEL;
+            }
+            return answer.map_err(|r| (r, None));
+        }
         if parse_path(req.uri().path()).is_none() {
             return Err((Refusal::NotFound, None));
+        }
+        // `Test-WSMan` without credentials: answered for anyone, naming only hopgate, and
+        // not audited (it grants nothing and reaches no host). Without credentials means
+        // what the authenticator calls NoCredentials, on a connection not signed in.
+        let anonymous = req.headers().get(http::header::AUTHORIZATION).is_none()
+            && !(self.authn.allow_client_cert && conn.client_cert.is_some())
+            && signin.principal().is_none();
+        if anonymous && identify::may_be_anonymous(req.headers()) {
+            return match self.anonymous_identify(req, Refusal::Unauthenticated).await {
+                Ok(answer) => {
+                    *action = identify::LABEL;
+                    Ok(answer)
+                }
+                Err(refusal) => {
+                    self.authn_failure(conn, AuthnFailure::NoCredentials.category(), None);
+                    Err((refusal, None))
+                }
+            };
         }
 
         let principal = match self.kerberos_sign_in(req.headers(), conn, signin, exchange)? {
@@ -340,12 +366,24 @@ impl Gateway {
     ) -> Result<Response<Full<Bytes>>, (Refusal, Option<String>)> {
         let path = parse_path(req.uri().path()).ok_or((Refusal::NotFound, None))?;
         let policy = self.policy.load_full();
-        let name = choose(
+        let name = match choose(
             &path,
             principal.target.as_deref(),
             self.config.default_host.as_deref(),
-        )
-        .map_err(|r| (r, None))?;
+        ) {
+            Ok(name) => name,
+            // No host to relay to: an Identify is answered by the gateway itself.
+            Err(refusal) => {
+                let body = self.read_body(req).await.map_err(|r| (r, None))?;
+                return match wsman::parse_identify(&body, &self.wsman_limits) {
+                    Ok(true) => {
+                        *action = identify::LABEL;
+                        Ok(identify::own_answer())
+                    }
+                    _ => Err((refusal, None)),
+                };
+            }
+        };
         // A host that is not in the inventory and one the principal holds no role for look
         // the same to the client, so probing cannot map the inventory.
         let host = match self.config.inventory.get(name) {
@@ -377,35 +415,7 @@ impl Gateway {
         };
         tracing::Span::current().record("host", host.name.as_str());
 
-        let limit = self.config.limits.max_body_bytes;
-        let body = match tokio::time::timeout(
-            self.config.limits.request_timeout,
-            Limited::new(req.into_body(), limit).collect(),
-        )
-        .await
-        {
-            Ok(Ok(collected)) => collected.to_bytes(),
-            Ok(Err(error)) => {
-                if error.is::<http_body_util::LengthLimitError>() {
-                    return Err((Refusal::TooLarge { limit }, None));
-                }
-                tracing::info!(%error, "Client body read failed");
-                return Err((
-                    Refusal::Malformed {
-                        message: "the request body could not be read".into(),
-                    },
-                    None,
-                ));
-            }
-            Err(_) => {
-                return Err((
-                    Refusal::Malformed {
-                        message: "the request body was not received in time".into(),
-                    },
-                    None,
-                ))
-            }
-        };
+        let body = self.read_body(req).await.map_err(|r| (r, None))?;
         let body = match sealed_type {
             Some(content_type) => match signin.unseal(&content_type, &body) {
                 Ok((plain, protocol)) => {
@@ -433,6 +443,18 @@ impl Gateway {
             }
             None => body,
         };
+        if let Ok(true) = wsman::parse_identify(&body, &self.wsman_limits) {
+            *action = identify::LABEL;
+            let ctx = Ctx {
+                conn,
+                principal,
+                host,
+                policy,
+                envelope: identify::envelope(),
+                body,
+            };
+            return self.relay_identify(ctx).await.map_err(|r| (r, None));
+        }
         let envelope = wsman::parse(&body, &self.wsman_limits).map_err(|e| {
             (
                 Refusal::Malformed {
@@ -462,5 +484,38 @@ impl Gateway {
         };
         let relates_to = ctx.message_id().map(str::to_string);
         self.dispatch(ctx).await.map_err(|r| (r, relates_to))
+    }
+
+    /// Reads the request body under the size limit and the request timeout.
+    async fn read_body(&self, req: Request<Incoming>) -> Result<Bytes, Refusal> {
+        read_limited(
+            req,
+            self.config.limits.max_body_bytes,
+            self.config.limits.request_timeout,
+        )
+        .await
+    }
+}
+
+/// Reads a body of at most `limit` bytes within `timeout`.
+async fn read_limited(
+    req: Request<Incoming>,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, Refusal> {
+    match tokio::time::timeout(timeout, Limited::new(req.into_body(), limit).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) => {
+            if error.is::<http_body_util::LengthLimitError>() {
+                return Err(Refusal::TooLarge { limit });
+            }
+            tracing::info!(%error, "Client body read failed");
+            Err(Refusal::Malformed {
+                message: "the request body could not be read".into(),
+            })
+        }
+        Err(_) => Err(Refusal::Malformed {
+            message: "the request body was not received in time".into(),
+        }),
     }
 }

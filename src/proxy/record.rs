@@ -244,6 +244,20 @@ impl Gateway {
         });
     }
 
+    /// A disconnect, reconnect or connect of a shell's client (`session.connection`).
+    pub(super) fn session_connection(&self, shell: &ShellIdentity, conn: &ConnInfo, step: &str) {
+        self.audit.emit(Event {
+            session_id: Some(shell.session_id.clone()),
+            kind: EventKind::SessionConnection {
+                principal: shell.owner.clone(),
+                source_ip: conn.peer.ip().to_string(),
+                host: shell.host.clone(),
+                shell_id: shell.shell_id.clone(),
+                step: step.to_string(),
+            },
+        });
+    }
+
     pub(super) fn session_end(&self, shell: &ShellIdentity, counts: ActivityCounts, reason: &str) {
         self.emit_session_end(shell, counts, reason, None);
     }

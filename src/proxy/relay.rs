@@ -11,7 +11,7 @@ use super::backends::backend_url;
 use super::{Ctx, Gateway};
 use crate::error::{soap_response, Refusal};
 use crate::session::{now_ms, Access, ShellIdentity};
-use crate::shell::{Denial, Inspector, Request, Verdict};
+use crate::shell::{compression, Denial, Inspector, Request, Verdict};
 use crate::wsman::{self, Action, Body};
 
 pub(super) type Reply = Result<Response<Full<Bytes>>, Refusal>;
@@ -22,9 +22,15 @@ impl Gateway {
     pub(super) async fn dispatch(&self, ctx: Ctx<'_>) -> Reply {
         match ctx.envelope.action() {
             Action::Create => self.create(ctx).await,
-            Action::Command | Action::Send | Action::Receive | Action::Signal | Action::Delete => {
-                self.shell_operation(ctx).await
-            }
+            Action::Command
+            | Action::Send
+            | Action::Receive
+            | Action::Signal
+            | Action::Delete
+            | Action::Disconnect
+            | Action::Reconnect
+            | Action::Connect => self.shell_operation(ctx).await,
+            Action::Enumerate => self.enumerate(ctx).await,
             other => {
                 let action = other.uri().to_string();
                 self.access_denied(
@@ -59,7 +65,7 @@ impl Gateway {
         let judge = ctx.judge(&subject);
         let (opened, facts) = Inspector::open(&ctx.envelope, &judge);
         self.record_create(&ctx.principal, ctx.conn, &ctx.host.name, facts);
-        let inspector = opened.map_err(refusal)?;
+        let mut inspector = opened.map_err(refusal)?;
 
         let backend = self.backend(&ctx).await?;
         let (status, body) = self.send_to_host(&ctx, &backend, host_body(&ctx)).await?;
@@ -67,7 +73,26 @@ impl Gateway {
             // The host refused the shell (quota, configuration): pass its fault on.
             return Ok(soap_response(status, body));
         }
-        let created = wsman::parse(&body, &self.wsman_limits).ok();
+        let mut created = wsman::parse(&body, &self.wsman_limits).ok();
+        let mut body = body;
+        if let (true, Some(env)) = (inspector.compressed(), created.as_ref()) {
+            // The compression header is optional for the service (MS-WSMV footnote 133): a
+            // host that agrees frames its streams and the gateway decodes them; one that
+            // does not streams plain data, which the gateway frames for the client, who is
+            // told XpressCompression either way.
+            let agreed = created_shell(env)
+                .and_then(|s| s.compression_mode.as_deref())
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("XpressCompression"));
+            inspector.host_agreed_to_compression(agreed);
+            if !agreed && env.spans.compression_mode.is_some() {
+                body = Bytes::from(wsman::rewrite_compression_mode(
+                    &body,
+                    env,
+                    "XpressCompression",
+                ));
+                created = wsman::parse(&body, &self.wsman_limits).ok();
+            }
+        }
         let Some(shell_id) = created.as_ref().and_then(created_shell_id) else {
             tracing::warn!("Host answered Create without a ShellId the gateway can read");
             return Err(Refusal::Internal);
@@ -99,7 +124,9 @@ impl Gateway {
         Ok(soap_response(status, body))
     }
 
-    /// Command, Send, Receive, Signal, Delete: only on the principal's own shell.
+    /// Command, Send, Receive, Signal, Delete, and the disconnected-session steps
+    /// (Disconnect, Reconnect, Connect): only on the principal's own shell. The shell's
+    /// inspector lives on across a disconnect, so a reconnected client is judged as before.
     async fn shell_operation(&self, ctx: Ctx<'_>) -> Reply {
         let action = ctx.envelope.action().clone();
         let Some(shell_id) = ctx.envelope.shell_id().map(str::to_string) else {
@@ -142,12 +169,55 @@ impl Gateway {
         };
         let (shell, inspector) = inspector;
 
+        // A compressing client's Send is judged and relayed decoded: one envelope for the
+        // inspector and the host, so they cannot disagree.
+        let (compressed, host_compressed) = {
+            let i = inspector.lock().map_err(|_| Refusal::Internal)?;
+            (i.compressed(), i.host_compressed())
+        };
+        let decoded = if compressed {
+            match compression::decompress_streams(&ctx.envelope) {
+                Ok(decoded) => decoded.map(|mut env| {
+                    env.header.to = Some(backend_url(ctx.host));
+                    env
+                }),
+                Err(error) => {
+                    tracing::info!(%error, "Compressed stream from the client does not decode");
+                    self.access_denied(
+                        &ctx.principal,
+                        ctx.conn,
+                        Some(&ctx.host.name),
+                        Some(&shell_id),
+                        action.uri(),
+                        "compressed stream unreadable",
+                    );
+                    return Err(Refusal::Malformed {
+                        message: "a compressed stream could not be decoded".into(),
+                    });
+                }
+            }
+        } else {
+            None
+        };
+        let (envelope, wire) = match &decoded {
+            Some(env) => {
+                // Framed again for a host that compresses: it decodes what was judged.
+                let framed = host_compressed
+                    .then(|| compression::compress_streams(env))
+                    .flatten();
+                (
+                    env,
+                    Bytes::from(wsman::build(framed.as_ref().unwrap_or(env))),
+                )
+            }
+            None => (&ctx.envelope, host_body(&ctx)),
+        };
+
         // Inspect, then record what was decided before anything is sent.
-        let wire = host_body(&ctx);
         let subject = ctx.subject();
         let judge = ctx.judge(&subject);
         let request = Request {
-            envelope: &ctx.envelope,
+            envelope,
             wire: &wire,
         };
         let (verdict, facts) = {
@@ -158,10 +228,14 @@ impl Gateway {
         let bodies = match verdict {
             Verdict::Forward(bodies) => bodies,
             Verdict::Reply(envelope) => {
+                let envelope = match compressed.then(|| compression::compress_streams(&envelope)) {
+                    Some(Some(framed)) => framed,
+                    _ => *envelope,
+                };
                 return Ok(soap_response(
                     StatusCode::OK,
                     Bytes::from(wsman::build(&envelope)),
-                ))
+                ));
             }
             Verdict::Deny(denial) => return Err(refusal(denial)),
         };
@@ -187,23 +261,137 @@ impl Gateway {
 
         // Observe: what the host started, finished and printed.
         let observed = matches!(action, Action::Command | Action::Receive | Action::Signal);
+        let mut body = body;
         match observed.then(|| wsman::parse(&body, &self.answer_limits)) {
             None => {}
             Some(Ok(answer)) => {
+                // A compressing host's streams are recorded decoded; what cannot be decoded
+                // cannot be recorded, so it is not passed on.
+                let plain = match host_compressed
+                    .then(|| compression::decompress_streams(&answer))
+                    .transpose()
+                {
+                    Ok(plain) => plain.flatten(),
+                    Err(error) => {
+                        tracing::warn!(%error, "Compressed stream from the host does not decode");
+                        return Err(Refusal::Internal);
+                    }
+                };
                 let facts = match inspector.lock() {
-                    Ok(mut inspector) => inspector.on_answer(&ctx.envelope, &answer),
+                    Ok(mut inspector) => {
+                        inspector.on_answer(envelope, plain.as_ref().unwrap_or(&answer))
+                    }
                     Err(_) => Vec::new(),
                 };
                 self.record(&shell, ctx.conn, facts);
+                // A host that streamed plain data to a compressing client: frame it. A
+                // compressing host's answer goes on as it came.
+                if let Some(framed) = (compressed && !host_compressed)
+                    .then(|| compression::compress_streams(&answer))
+                    .flatten()
+                {
+                    body = Bytes::from(wsman::build(&framed));
+                }
             }
             Some(Err(error)) => {
                 tracing::warn!(%error, ?action, "Host answer not readable; not recorded");
+                if compressed && action == Action::Receive {
+                    // Streams the gateway cannot read cannot be framed for the client.
+                    return Err(Refusal::Internal);
+                }
             }
         }
-        if action == Action::Delete {
-            self.close(&shell_id, "client closed the shell");
+        match (&action, &ctx.envelope.body) {
+            (Action::Delete, _) => self.close(&shell_id, "client closed the shell"),
+            (Action::Disconnect, _) => self.session_connection(&shell, ctx.conn, "disconnect"),
+            (Action::Reconnect, _) => self.session_connection(&shell, ctx.conn, "reconnect"),
+            (
+                Action::Connect,
+                Body::Connect {
+                    connect_xml: Some(_),
+                },
+            ) => self.session_connection(&shell, ctx.conn, "connect"),
+            (Action::Connect, _) => self.session_connection(&shell, ctx.conn, "connect_command"),
+            _ => {}
         }
         Ok(soap_response(StatusCode::OK, body))
+    }
+
+    /// Enumerate of shells (`Get-PSSession -ComputerName`) or of one shell's commands:
+    /// the host's answer, showing only the principal's own shells. The host knows every
+    /// shell by the gateway's backend account, whoever opened it, so the list is filtered
+    /// here; a command list is asked for only on the principal's own shell.
+    async fn enumerate(&self, ctx: Ctx<'_>) -> Reply {
+        let resource = ctx
+            .envelope
+            .header
+            .resource_uri
+            .as_deref()
+            .unwrap_or_default();
+        let commands_resource = format!("{}/Command", wsman::ns::SHELL);
+        let shells = if resource == wsman::ns::SHELL {
+            true
+        } else if resource == commands_resource {
+            false
+        } else {
+            let action = ctx.envelope.action().uri().to_string();
+            self.access_denied(
+                &ctx.principal,
+                ctx.conn,
+                Some(&ctx.host.name),
+                None,
+                &action,
+                "action not relayed",
+            );
+            return Err(Refusal::ActionNotSupported {
+                action: format!("{action} of {resource}"),
+            });
+        };
+        let owned = |shell_id: &str| {
+            matches!(
+                self.sessions
+                    .check(shell_id, &ctx.principal.name, &ctx.host.name),
+                Access::Granted(_)
+            ) && self.inspectors.get(shell_id).is_some()
+        };
+        if !shells {
+            let filter =
+                wsman::enumerate_filter_shell_id(&ctx.body, &self.wsman_limits).map_err(|e| {
+                    Refusal::Malformed {
+                        message: e.to_string(),
+                    }
+                })?;
+            if !filter.as_deref().is_some_and(owned) {
+                self.access_denied(
+                    &ctx.principal,
+                    ctx.conn,
+                    Some(&ctx.host.name),
+                    filter.as_deref(),
+                    ctx.envelope.action().uri(),
+                    "commands of a shell that is not the principal's",
+                );
+                return Err(Refusal::InvalidShell);
+            }
+        }
+        let backend = self.backend(&ctx).await?;
+        let (status, body) = self.send_to_host(&ctx, &backend, host_body(&ctx)).await?;
+        if status != StatusCode::OK || !shells {
+            return Ok(soap_response(status, body));
+        }
+        let listed = wsman::enumerated_shells(&body, &self.wsman_limits).map_err(|error| {
+            // A list the gateway cannot filter is not passed on.
+            tracing::warn!(%error, "Host's shell enumeration not readable");
+            Refusal::Internal
+        })?;
+        let hidden: Vec<_> = listed
+            .into_iter()
+            .filter(|s| !s.shell_id.as_deref().is_some_and(owned))
+            .map(|s| s.span)
+            .collect();
+        Ok(soap_response(
+            status,
+            Bytes::from(wsman::remove_ranges(&body, &hidden)),
+        ))
     }
 
     /// Forgets a closed shell and records its end.
@@ -237,6 +425,15 @@ fn host_body(ctx: &Ctx<'_>) -> Bytes {
         &ctx.envelope,
         &backend_url(ctx.host),
     ))
+}
+
+/// The `rsp:Shell` a CreateResponse echoes.
+fn created_shell(env: &wsman::Envelope) -> Option<&wsman::Shell> {
+    match &env.body {
+        Body::ResourceCreated { shell, .. } => shell.as_deref(),
+        Body::Shell(shell) => Some(shell),
+        _ => None,
+    }
 }
 
 /// The ShellId in a CreateResponse: the ResourceCreated selector, or the echoed rsp:Shell.

@@ -1,7 +1,9 @@
 //! Which inventory host a request is for.
 //!
 //! The host comes from the URL path (`/wsman/<name>`), else the token's target claim, else
-//! the configured default. It is only ever a *name* looked up in the inventory: nothing a
+//! the configured default. The query is not part of the path: PowerShell 7's
+//! `/wsman?PSVersion=7.x` (also after a host name) routes like `/wsman`, and the host gets
+//! the inventory's own URL. It is only ever a *name* looked up in the inventory: nothing a
 //! client sends is used as an address.
 
 use crate::error::Refusal;

@@ -13,11 +13,13 @@
 //! events (one place), so this module can be tested with recorded envelopes alone.
 //!
 //! - `cmd`: WinRS cmd shells; `psrp`: PowerShell runspace pools;
+//! - `compression`: xpress between a compressing client and the gateway;
 //! - `pipeline`: PSRP client messages as policy sees them;
 //! - `failed`: a denied pipeline answered as a failed one (the session lives on);
 //! - `output`: what the host's answers say commands printed.
 
 mod cmd;
+pub mod compression;
 mod failed;
 mod output;
 mod pipeline;
@@ -135,7 +137,8 @@ pub enum Denial {
     Access(String),
     /// A Create of a resource the gateway does not relay.
     Resource(String),
-    /// A Create asking for xpress compression, which the gateway cannot inspect.
+    /// A Create asking for compression the gateway cannot decode (a cmd shell, or a type
+    /// other than xpress).
     Compression,
 }
 
@@ -243,6 +246,10 @@ const MAX_LIVE_COMMANDS: usize = 256;
 pub struct Inspector {
     kind: ShellKind,
     shell: Shell,
+    /// The client frames its streams with xpress (`compression`).
+    compressed: bool,
+    /// The host agreed to frame its streams too (its CreateResponse said so).
+    host_compressed: bool,
     counts: ActivityCounts,
     /// Commands the host started and has not been seen to finish (upper case), so an
     /// administrator's terminate can stop them.
@@ -277,13 +284,18 @@ impl Inspector {
                 refused("resource not relayed"),
             );
         };
-        if env.header.compression_type.is_some() {
-            // Compressed streams cannot be inspected yet: fail closed (PROTOCOL.md §9).
-            return (
-                Err(Denial::Compression),
-                refused("shell compression requested"),
-            );
-        }
+        // Only PowerShell clients compress (PROTOCOL.md §9), and only xpress is decoded: any
+        // other request for compression fails closed rather than relay what cannot be read.
+        let compressed = match (&kind, env.header.compression_type.as_deref()) {
+            (_, None) => false,
+            (ShellKind::Psrp { .. }, Some(c)) if compression::is_supported(c) => true,
+            (_, Some(_)) => {
+                return (
+                    Err(Denial::Compression),
+                    refused("shell compression not supported"),
+                )
+            }
+        };
         let op_kind = match &kind {
             ShellKind::Cmd => PolicyShellKind::Cmd,
             ShellKind::Psrp { configuration } => PolicyShellKind::Psrp { configuration },
@@ -307,6 +319,8 @@ impl Inspector {
         let inspector = Inspector {
             kind,
             shell,
+            compressed,
+            host_compressed: false,
             counts: ActivityCounts::default(),
             live: Default::default(),
             tallies: Tallies::default(),
@@ -317,6 +331,23 @@ impl Inspector {
     /// The kind of shell.
     pub fn kind(&self) -> &ShellKind {
         &self.kind
+    }
+
+    /// Whether the client compresses this shell's streams (the gateway decodes its Sends
+    /// and frames its ReceiveResponses, `compression`).
+    pub fn compressed(&self) -> bool {
+        self.compressed
+    }
+
+    /// Whether the host frames this shell's streams (and expects framed Sends).
+    pub fn host_compressed(&self) -> bool {
+        self.host_compressed
+    }
+
+    /// Records what the host's CreateResponse said: `XpressCompression` on a shell whose
+    /// client compresses. A host never compresses a shell whose client does not.
+    pub fn host_agreed_to_compression(&mut self, agreed: bool) {
+        self.host_compressed = agreed && self.compressed;
     }
 
     /// Judges one request on the shell. `ids` draws the ids of gateway-made answers.

@@ -112,6 +112,21 @@ impl PsrpInspector {
                 verdict
             }
             (Action::Receive, Body::Receive(desired)) => self.receive(req, desired, ids),
+            (Action::Connect, Body::Connect { connect_xml }) => {
+                if let Some(bytes) = connect_xml {
+                    // A client, maybe a new one, takes over the disconnected pool: its
+                    // fragments start a new stream in both directions, and a pipeline it
+                    // was still sending when it left never reached the host. What the
+                    // gateway refused stays refused.
+                    self.from_client.reset();
+                    self.from_host.reset();
+                    self.held = None;
+                    if feed_bytes(&mut self.from_client, bytes).is_err() {
+                        self.from_client.reset();
+                    }
+                }
+                forward(req)
+            }
             (Action::Signal, Body::Signal { command_id, code }) => {
                 let Some(i) = command_id.as_deref().and_then(|id| self.denied_index(id)) else {
                     return forward(req);

@@ -279,12 +279,12 @@ pub(crate) fn set_once<T>(
 /// [`WsmanError::Duplicate`].
 ///
 /// Also returns the byte range of `x:ResourceCreated/a:Address` content, if any.
-pub(crate) fn parse_body(cur: &mut Cursor<'_>) -> Result<(Body, Option<Range<usize>>), WsmanError> {
+pub(crate) fn parse_body(cur: &mut Cursor<'_>) -> Result<(Body, BodySpans), WsmanError> {
     let mut body: Option<Body> = None;
-    let mut address_span = None;
+    let mut spans = BodySpans::default();
     let mut first_unknown: Option<Body> = None;
     while let Some(elem) = cur.next_child()? {
-        let Some(parsed) = parse_known(cur, &elem, &mut address_span)? else {
+        let Some(parsed) = parse_known(cur, &elem, &mut spans)? else {
             if first_unknown.is_none() {
                 first_unknown = Some(Body::Other {
                     namespace: cur.namespace_of(&elem),
@@ -320,19 +320,28 @@ pub(crate) fn parse_body(cur: &mut Cursor<'_>) -> Result<(Body, Option<Range<usi
         });
     }
     let body = body.or(first_unknown).unwrap_or(Body::Empty);
-    Ok((body, address_span))
+    Ok((body, spans))
+}
+
+/// Where some body elements' content sits in the input, for byte-exact splicing.
+#[derive(Debug, Default)]
+pub(crate) struct BodySpans {
+    /// `x:ResourceCreated/a:Address`.
+    pub(crate) address: Option<Range<usize>>,
+    /// `rsp:Shell/rsp:CompressionMode`.
+    pub(crate) compression_mode: Option<Range<usize>>,
 }
 
 /// Decodes a known body element (consuming it), or returns `None` without consuming.
 fn parse_known(
     cur: &mut Cursor<'_>,
     e: &Elem<'_>,
-    address_span: &mut Option<Range<usize>>,
+    spans: &mut BodySpans,
 ) -> Result<Option<Body>, WsmanError> {
     let local = e.start.local_name();
     let body = match (e.ns, local.as_ref()) {
-        (Ns::Shell, b"Shell") => Body::Shell(parse_shell(cur, e)?),
-        (Ns::Transfer, b"ResourceCreated") => parse_resource_created(cur, address_span)?,
+        (Ns::Shell, b"Shell") => Body::Shell(parse_shell(cur, e, &mut spans.compression_mode)?),
+        (Ns::Transfer, b"ResourceCreated") => parse_resource_created(cur, &mut spans.address)?,
         (Ns::Shell, b"CommandLine") => Body::CommandLine(parse_command_line(cur, e)?),
         (Ns::Shell, b"CommandResponse") => parse_command_response(cur)?,
         (Ns::Shell, b"Send") => Body::Send(parse_streams(cur)?.0),
@@ -387,7 +396,11 @@ pub(crate) fn base64_text(cur: &mut Cursor<'_>) -> Result<Vec<u8>, WsmanError> {
         .map_err(|_| WsmanError::BadBase64 { path })
 }
 
-fn parse_shell(cur: &mut Cursor<'_>, e: &Elem<'_>) -> Result<Shell, WsmanError> {
+fn parse_shell(
+    cur: &mut Cursor<'_>,
+    e: &Elem<'_>,
+    compression_mode_span: &mut Option<Range<usize>>,
+) -> Result<Shell, WsmanError> {
     let mut shell = Shell {
         shell_id: cur.attr(e, "ShellId")?.map(|s| s.trim().to_owned()),
         name: cur.attr(e, "Name")?.map(|s| s.trim().to_owned()),
@@ -426,12 +439,14 @@ fn parse_shell(cur: &mut Cursor<'_>, e: &Elem<'_>) -> Result<Shell, WsmanError> 
             (Ns::Shell, b"IdleTimeOut") => {
                 set_once(&mut shell.idle_timeout, cur.trimmed()?, cur, "/IdleTimeOut")?
             }
-            (Ns::Shell, b"CompressionMode") => set_once(
-                &mut shell.compression_mode,
-                cur.trimmed()?,
-                cur,
-                "/CompressionMode",
-            )?,
+            (Ns::Shell, b"CompressionMode") => {
+                let start = cur.position();
+                let text = cur.trimmed()?;
+                set_once(&mut shell.compression_mode, text, cur, "/CompressionMode")?;
+                if !child.empty {
+                    *compression_mode_span = Some(cur.content_span(start));
+                }
+            }
             (Ns::Shell, b"Environment") => parse_environment(cur, &mut shell.environment)?,
             (Ns::PowerShell, b"creationXml") => {
                 let data = base64_text(cur)?;

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::ops::Range;
 
 use super::action::Action;
-use super::body::{parse_body, set_once, Body};
+use super::body::{parse_body, set_once, Body, BodySpans};
 use super::error::WsmanError;
 use super::ns;
 use super::reader::{parse_bool, Cursor, Ev, Ns};
@@ -169,6 +169,9 @@ pub struct SourceSpans {
     /// The whole `rsp:CompressionType` header element (tags included), for
     /// [`remove_compression_type`].
     pub compression_type: Option<Range<usize>>,
+    /// The `rsp:Shell/rsp:CompressionMode` content of a Create or CreateResponse, for
+    /// [`rewrite_compression_mode`].
+    pub compression_mode: Option<Range<usize>>,
 }
 
 // === impl Envelope ===
@@ -238,7 +241,7 @@ pub fn parse(input: &[u8], limits: &Limits) -> Result<Envelope, WsmanError> {
     }
 
     let mut header: Option<(Header, HeaderSpans)> = None;
-    let mut body: Option<(Body, Option<Range<usize>>)> = None;
+    let mut body: Option<(Body, BodySpans)> = None;
     while let Some(elem) = cur.next_child()? {
         if elem.is(Ns::Soap, "Header") {
             if header.is_some() {
@@ -268,7 +271,7 @@ pub fn parse(input: &[u8], limits: &Limits) -> Result<Envelope, WsmanError> {
         }
     }
 
-    let Some((body, address_span)) = body else {
+    let Some((body, body_spans)) = body else {
         return Err(WsmanError::MissingBody);
     };
     let Some((header, header_spans)) = header else {
@@ -280,7 +283,8 @@ pub fn parse(input: &[u8], limits: &Limits) -> Result<Envelope, WsmanError> {
         body,
         spans: SourceSpans {
             to: header_spans.to,
-            address: address_span,
+            address: body_spans.address,
+            compression_mode: body_spans.compression_mode,
             compression_type: header_spans.compression_type,
         },
     })
@@ -559,6 +563,14 @@ pub fn rewrite_to(input: &[u8], env: &Envelope, new_to: &str) -> Vec<u8> {
 /// when `env` has no [`SourceSpans::address`]. `env` must be the parse of `input`.
 pub fn rewrite_address(input: &[u8], env: &Envelope, new_address: &str) -> Vec<u8> {
     splice(input, env.spans.address.as_ref(), new_address)
+}
+
+/// Returns `input` with the content of `rsp:Shell/rsp:CompressionMode` replaced by `mode`
+/// (XML-escaped), every other byte unchanged; `input` unchanged when there is none. The
+/// gateway tells a compressing client `XpressCompression` for a shell it opened without
+/// compression on the host (PROTOCOL.md §9). `env` must be the parse of `input`.
+pub fn rewrite_compression_mode(input: &[u8], env: &Envelope, mode: &str) -> Vec<u8> {
+    splice(input, env.spans.compression_mode.as_ref(), mode)
 }
 
 /// Returns `input` without its `rsp:CompressionType` header element, every other byte

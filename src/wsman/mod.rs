@@ -8,6 +8,8 @@
 //!   typed [`WsmanError`] with a byte offset or element path, never a panic.
 //! * [`build`] serialises an [`Envelope`]; [`build_fault`] writes a fault shaped exactly
 //!   like a Windows reply.
+//! * [`parse_identify`] recognises an Identify request (no `wsa:Action`), and
+//!   [`build_identify_response`] answers it (`Test-WSMan`).
 //! * [`rewrite_to`] splices a new `wsa:To` into the original bytes, leaving every other
 //!   byte as it was (the gateway's backend leg); [`rewrite_address`] does the same for a
 //!   CreateResponse's `a:Address`, [`remove_compression_type`] drops the
@@ -38,9 +40,11 @@ mod action;
 mod body;
 mod build;
 mod duration;
+mod enumeration;
 mod envelope;
 mod error;
 mod fault;
+mod identify;
 pub mod ns;
 mod reader;
 
@@ -50,14 +54,18 @@ pub use body::{
 };
 pub use build::build;
 pub use duration::parse_xs_duration;
+pub use enumeration::{
+    enumerate_filter_shell_id, enumerated_shells, remove_ranges, EnumeratedShell,
+};
 pub use envelope::{
-    parse, remove_compression_type, rewrite_address, rewrite_to, Envelope, Header, Limits,
-    OptionItem, Selector, SourceSpans,
+    parse, remove_compression_type, rewrite_address, rewrite_compression_mode, rewrite_to,
+    Envelope, Header, Limits, OptionItem, Selector, SourceSpans,
 };
 pub use error::WsmanError;
 pub use fault::{
     build_fault, build_must_understand_fault, Fault, FaultSpec, FaultSubcode, QualifiedName,
 };
+pub use identify::{build_identify_response, parse_identify, IdentifyResponse};
 
 #[cfg(test)]
 mod tests;

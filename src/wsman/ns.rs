@@ -23,6 +23,8 @@ pub const SHELL: &str = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell
 pub const WSMAN_FAULT: &str = "http://schemas.microsoft.com/wbem/wsman/1/wsmanfault";
 /// PSRP payload elements inside WinRS bodies (`creationXml`, `connectXml`, ...).
 pub const POWERSHELL: &str = "http://schemas.microsoft.com/powershell";
+/// WS-Management identity (`wsmid:`): the Identify request and its response (DSP0226 §11).
+pub const IDENTITY: &str = "http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd";
 /// The reserved `xml:` namespace (for `xml:lang`).
 pub const XML: &str = "http://www.w3.org/XML/1998/namespace";
 

@@ -1,12 +1,16 @@
 mod audit;
 mod clients;
+mod compression;
 mod credssp;
 #[cfg(feature = "delegate")]
 mod delegate;
+mod disconnect;
 mod faults;
+mod identify;
 mod kerberos;
 mod kerberos_signin;
 mod latency;
+mod psconfig;
 mod psrp;
 mod record;
 mod rejections;

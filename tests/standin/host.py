@@ -47,6 +47,7 @@ class Config:
         self.max_wait = args.max_receive_wait
         self.max_envelope_kb = args.max_envelope_kb
         self.drop_after = args.drop_after
+        self.compression = args.compression
 
 
 class ConnState:
@@ -79,7 +80,7 @@ class Host:
         self.config = config
         self.log = log
         self.winrs = winrs.WinRS(config.hostname, config.hostname, config.max_wait)
-        self.psrp = psrp.PsrpHost(config.hostname, config.max_wait)
+        self.psrp = psrp.PsrpHost(config.hostname, config.max_wait, config.compression)
         self.wsconfig = wsconfig.ConfigResource(
             config.max_envelope_kb, config.allow_unencrypted, "basic" in config.auth_modes,
             "ntlm" in config.auth_modes or "negotiate" in config.auth_modes)
@@ -101,6 +102,9 @@ class Host:
             ctx.log["resource_uri"] = req.resource_uri
             ctx.log["shell_id"] = (req.shell_id or "").upper() or None
             ctx.log["compression"] = req.compression
+            if req.action is None and req.body_child(wsman.NS_IDENTITY, "Identify") is not None:
+                ctx.log["action"] = "Identify"
+                return 200, wsman.identify_response(self.config.hostname)
             target = self._target(req)
             method = {
                 wsman.ACTION_CREATE: "create",
@@ -110,6 +114,10 @@ class Host:
                 wsman.ACTION_SIGNAL: "signal",
                 wsman.ACTION_DELETE: "delete",
                 wsman.ACTION_GET: "get",
+                wsman.ACTION_DISCONNECT: "disconnect",
+                wsman.ACTION_RECONNECT: "reconnect",
+                wsman.ACTION_CONNECT: "connect",
+                wsman.ACTION_ENUMERATE: "enumerate",
             }.get(req.action)
             if target is None or method is None or not hasattr(target, method):
                 raise wsman.action_not_supported(req.action)
@@ -135,6 +143,8 @@ class Host:
             return self.winrs
         if uri.lower().startswith(wsman.RESOURCE_PS_PREFIX.lower()):
             return self.psrp
+        if uri.lower() in (wsman.RESOURCE_SHELLS.lower(), wsman.RESOURCE_SHELL_COMMANDS.lower()):
+            return self.psrp  # Enumerate of the PowerShell shells and their commands
         if uri.lower() == wsconfig.RESOURCE_CONFIG:
             return self.wsconfig
         return None
@@ -406,6 +416,9 @@ def main(argv=None):
                    help="accept plaintext bodies over http (Windows AllowUnencrypted=true)")
     p.add_argument("--max-receive-wait", type=float, default=120.0,
                    help="cap on how long a Receive long poll waits (seconds)")
+    p.add_argument("--compression", action="store_true",
+                   help="honour rsp:CompressionType xpress on PowerShell shells, as Windows does "
+                        "(default: answer NoCompression)")
     p.add_argument("--drop-after", type=int, default=0,
                    help="close each authenticated connection after this many WS-Man answers (0: never)")
     p.add_argument("--max-envelope-kb", type=int, default=500,

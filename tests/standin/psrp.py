@@ -16,6 +16,9 @@ import time
 import uuid
 from xml.sax.saxutils import escape
 
+import os
+import sys
+
 import psrpcore
 import psrpcore._base
 from psrpcore.types import (
@@ -36,6 +39,10 @@ from psrpcore.types import (
 
 import pscmds
 import wsman
+
+# The WinRM xpress framing, shared with the test clients (it shares nothing with hopgate).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "clients"))
+import xpress  # noqa: E402
 from wsman import NS_PS, NS_RSP
 
 # MS-PSRP 2.2.1 names by message type value (the spelling tests assert on).
@@ -204,6 +211,8 @@ class PsrpShell:
         self.pipelines = {}  # psrpcore pipeline id (header PID) -> PipelineRun
         self.by_command = {}  # WS-Man CommandId (upper case) -> PipelineRun
         self.closed = False
+        self.state = "Connected"  # or "Disconnected" (rsp:State in an Enumerate)
+        self.compressed = False  # the client asked for xpress and the host agreed
 
     # all methods below run with self.cond held
 
@@ -246,9 +255,10 @@ def describe_event(event):
 class PsrpHost:
     """All PSRP shells (runspace pools) of the host."""
 
-    def __init__(self, hostname, max_wait):
+    def __init__(self, hostname, max_wait, compression=False):
         self.hostname = hostname
         self.max_wait = max_wait
+        self.compression = compression
         self.shells = {}
         self.lock = threading.Lock()
 
@@ -406,6 +416,7 @@ class PsrpHost:
         ins = (_child_text(shell_el, "InputStreams") or "stdin pr").strip()
         outs = (_child_text(shell_el, "OutputStreams") or "stdout").strip()
         shell = PsrpShell(shell_id, req.resource_uri, ctx.user, self.hostname)
+        shell.compressed = self.compression and (req.compression or "").strip().lower() == "xpress"
         ctx.log["shell_id"] = shell_id
         with shell.cond:
             self._feed(shell, base64.b64decode(creation.text), None, "stdin", ctx)
@@ -422,7 +433,9 @@ class PsrpHost:
             "<rsp:IdleTimeOut>PT7200.000S</rsp:IdleTimeOut>"
             f"<rsp:InputStreams>{escape(ins)}</rsp:InputStreams><rsp:OutputStreams>{escape(outs)}</rsp:OutputStreams>"
             "<rsp:MaxIdleTimeOut>PT2147483.647S</rsp:MaxIdleTimeOut><rsp:Locale>en-US</rsp:Locale>"
-            "<rsp:DataLocale>en-US</rsp:DataLocale><rsp:CompressionMode>NoCompression</rsp:CompressionMode>"
+            "<rsp:DataLocale>en-US</rsp:DataLocale>"
+            f"<rsp:CompressionMode>{'XpressCompression' if shell.compressed else 'NoCompression'}"
+            "</rsp:CompressionMode>"
             "<rsp:ProfileLoaded>Yes</rsp:ProfileLoaded><rsp:Encoding>UTF8</rsp:Encoding>"
             "<rsp:BufferMode>Block</rsp:BufferMode><rsp:State>Connected</rsp:State>"
             "<rsp:ShellRunTime>P0DT0H0M0S</rsp:ShellRunTime><rsp:ShellInactivity>P0DT0H0M0S</rsp:ShellInactivity>"
@@ -469,8 +482,14 @@ class PsrpHost:
                 if command_id:
                     ctx.log["command_id"] = command_id
                     pipeline_id = self._run(shell, command_id).id
-                self._feed(shell, base64.b64decode(stream.text or ""), pipeline_id,
-                           stream.get("Name", "stdin"), ctx)
+                data = base64.b64decode(stream.text or "")
+                if shell.compressed:
+                    ctx.log["host_compressed"] = True
+                    try:
+                        data = xpress.decompress_stream(data)
+                    except xpress.XpressError as exc:
+                        raise wsman.invalid_parameter(f"compressed stream: {exc}") from None
+                self._feed(shell, data, pipeline_id, stream.get("Name", "stdin"), ctx)
         return wsman.ACTION_SEND + "Response", "<rsp:SendResponse/>"
 
     def _run(self, shell, command_id):
@@ -515,6 +534,9 @@ class PsrpHost:
                 chunks.append(data)
             done = run is not None and run.finished and not queue
         attr = f' CommandId="{command_id}"' if command_id else ""
+        if shell.compressed:
+            ctx.log["host_compressed"] = True
+            chunks = [xpress.compress_stream(c) for c in chunks]
         parts = [f'<rsp:Stream Name="stdout"{attr}>{base64.b64encode(c).decode()}</rsp:Stream>' for c in chunks]
         if run is not None and done:
             # Windows adds CommandState to a PSRP Receive only once the pipeline is done
@@ -562,7 +584,106 @@ class PsrpHost:
             shell.cond.notify_all()
         return wsman.ACTION_DELETE + "Response", ""
 
+    # -- disconnected sessions (MS-PSRP 3.1.4.11-3.1.4.13) ----------------------------------
+
+    def disconnect(self, req, ctx):
+        shell = self._shell(req)
+        with shell.cond:
+            if shell.state == "Disconnected":
+                raise wsman.invalid_parameter("the shell is already disconnected")
+            shell.state = "Disconnected"
+            shell.pool._change_state(psrpcore.types.RunspacePoolState.Disconnected, emit=False)
+            shell.cond.notify_all()
+        return wsman.SHELL + "DisconnectResponse", ""
+
+    def reconnect(self, req, ctx):
+        shell = self._shell(req)
+        with shell.cond:
+            if shell.state != "Disconnected":
+                raise wsman.invalid_parameter("the shell is not disconnected")
+            shell.state = "Connected"
+            shell.pool._change_state(psrpcore.types.RunspacePoolState.Opened, emit=False)
+        return wsman.SHELL + "ReconnectResponse", ""
+
+    def connect(self, req, ctx):
+        shell = self._shell(req)
+        connect = req.body_child(NS_RSP, "Connect")
+        if connect is None:
+            raise wsman.invalid_parameter("the Connect body has no rsp:Connect")
+        command_id = (connect.get("CommandId") or "").upper()
+        if command_id:
+            # A new client takes over a command that kept running while nobody listened.
+            ctx.log["command_id"] = command_id
+            with shell.cond:
+                self._run(shell, command_id)
+            return wsman.SHELL + "ConnectResponse", "<rsp:ConnectResponse/>"
+        data = connect.find(f"{{{NS_PS}}}connectXml")
+        if data is None or not (data.text or "").strip():
+            raise wsman.invalid_parameter("the Connect has no connectXml")
+        with shell.cond:
+            if shell.state != "Disconnected":
+                raise wsman.invalid_parameter("the shell is not disconnected")
+            shell.pool.connect()
+            # Windows answers a Connect with its SESSION_CAPABILITY first (psrpcore only
+            # does so on a pool's first open), then RUNSPACEPOOL_INIT_DATA and
+            # APPLICATION_PRIVATE_DATA.
+            shell.pool.prepare_message(shell.pool.our_capability)
+            self._feed(shell, base64.b64decode(data.text), None, "stdin", ctx)
+            answer = [f for f in shell.pool_queue if _message_type(f) != _RUNSPACEPOOL_STATE]
+            shell.pool_queue = [f for f in shell.pool_queue if _message_type(f) == _RUNSPACEPOOL_STATE]
+            shell.state = "Connected"
+        xml = base64.b64encode(b"".join(answer)).decode()
+        return wsman.SHELL + "ConnectResponse", (
+            f'<rsp:ConnectResponse><pwsh:connectResponseXml xmlns:pwsh="{NS_PS}">{xml}'
+            "</pwsh:connectResponseXml></rsp:ConnectResponse>"
+        )
+
+    def enumerate(self, req, ctx):
+        uri = (req.resource_uri or "").lower()
+        items = []
+        if uri == wsman.RESOURCE_SHELL_COMMANDS.lower():
+            wanted = None
+            for sel in req.body.iter(f"{{{wsman.NS_WSMAN}}}Selector"):
+                if (sel.get("Name") or "").lower() == "shellid":
+                    wanted = (sel.text or "").strip().upper()
+            with self.lock:
+                shell = self.shells.get(wanted or "")
+            if shell is None:
+                raise wsman.invalid_selectors()
+            with shell.cond:
+                for run in shell.by_command.values():
+                    # Running or finished but not yet received: both can be connected to.
+                    if run.started:
+                        items.append(f"<rsp:Command><rsp:CommandId>{run.command_id}</rsp:CommandId></rsp:Command>")
+        else:
+            with self.lock:
+                shells = list(self.shells.values())
+            for shell in shells:
+                items.append(
+                    f'<rsp:Shell xmlns:rsp="{NS_RSP}"><rsp:ShellId>{shell.id}</rsp:ShellId>'
+                    f"<rsp:ResourceUri>{escape(shell.resource_uri or '')}</rsp:ResourceUri>"
+                    f"<rsp:Owner>{escape(shell.owner or '')}</rsp:Owner>"
+                    f"<rsp:State>{shell.state}</rsp:State></rsp:Shell>"
+                )
+        ctx.log["enumerated"] = len(items)
+        return wsman.ACTION_ENUMERATE + "Response", (
+            f'<n:EnumerateResponse xmlns:n="{wsman.NS_ENUMERATION}"><n:EnumerationContext></n:EnumerationContext>'
+            f"<w:Items>{''.join(items)}</w:Items><w:EndOfSequence/></n:EnumerateResponse>"
+        )
+
 
 def _child_text(el, name):
     child = el.find(f"{{{NS_RSP}}}{name}")
     return child.text if child is not None else None
+
+
+# RUNSPACEPOOL_STATE (MS-PSRP 2.2.1): after a Connect, Windows answers it to the client's
+# next Receive rather than inside connectResponseXml.
+_RUNSPACEPOOL_STATE = 0x00021005
+
+
+def _message_type(fragment):
+    """The PSRP message type of a start fragment (21-byte header, then destination, type)."""
+    if len(fragment) < 29:
+        return None
+    return int.from_bytes(fragment[25:29], "little")

@@ -12,7 +12,7 @@ import threading
 FIELDS = (
     "ts", "conn", "method", "path", "auth_scheme", "user", "status", "action", "resource_uri",
     "shell_id", "command_id", "command_line", "stdin", "psrp", "signal", "command_done", "encrypted", "fault",
-    "error", "compression", "delegated_user",
+    "error", "compression", "delegated_user", "enumerated", "host_compressed",
 )
 
 

@@ -18,6 +18,7 @@ NS_WSMV = "http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd"
 NS_RSP = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
 NS_PS = "http://schemas.microsoft.com/powershell"
 NS_FAULT = "http://schemas.microsoft.com/wbem/wsman/1/wsmanfault"
+NS_IDENTITY = "http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd"
 
 ANONYMOUS = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
 ACTION_FAULT = "http://schemas.dmtf.org/wbem/wsman/1/wsman/fault"
@@ -33,6 +34,13 @@ ACTION_COMMAND = SHELL + "Command"
 ACTION_SEND = SHELL + "Send"
 ACTION_RECEIVE = SHELL + "Receive"
 ACTION_SIGNAL = SHELL + "Signal"
+ACTION_DISCONNECT = SHELL + "Disconnect"
+ACTION_RECONNECT = SHELL + "Reconnect"
+ACTION_CONNECT = SHELL + "Connect"
+ACTION_ENUMERATE = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Enumerate"
+NS_ENUMERATION = "http://schemas.xmlsoap.org/ws/2004/09/enumeration"
+RESOURCE_SHELLS = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
+RESOURCE_SHELL_COMMANDS = RESOURCE_SHELLS + "/Command"
 
 RESOURCE_CMD = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
 RESOURCE_PS_PREFIX = "http://schemas.microsoft.com/powershell/"
@@ -214,3 +222,19 @@ def fault_envelope(err, relates_to, machine):
     )
     action = ACTION_ADDRESSING_FAULT if err.subcode.startswith("a:") else ACTION_FAULT
     return envelope(action, relates_to, body)
+
+
+def identify_response(machine):
+    """The IdentifyResponse of a Windows Server 2019 WinRM service (no WS-Addressing header,
+    as Windows answers it); `machine` goes nowhere, Windows does not name itself either."""
+    del machine
+    return (
+        f'<s:Envelope xmlns:s="{NS_S}" xmlns:wsmid="{NS_IDENTITY}"><s:Header/><s:Body>'
+        f"<wsmid:IdentifyResponse><wsmid:ProtocolVersion>{NS_WSMAN}</wsmid:ProtocolVersion>"
+        "<wsmid:ProductVendor>Microsoft Corporation</wsmid:ProductVendor>"
+        "<wsmid:ProductVersion>OS: 10.0.17763 SP: 0.0 Stack: 3.0</wsmid:ProductVersion>"
+        "<wsmid:SecurityProfiles><wsmid:SecurityProfileName>"
+        "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/http/spnego-kerberos"
+        "</wsmid:SecurityProfileName></wsmid:SecurityProfiles>"
+        "</wsmid:IdentifyResponse></s:Body></s:Envelope>"
+    ).encode("utf-8")

@@ -68,6 +68,11 @@ impl Standin {
 
     /// Starts the stand-in over http with NTLM and message encryption.
     pub async fn start_ntlm(dir: &Path, hostname: &str) -> Standin {
+        Self::start_ntlm_with(dir, hostname, &[]).await
+    }
+
+    /// [`Standin::start_ntlm`] with more `host.py` arguments (e.g. `--compression`).
+    pub async fn start_ntlm_with(dir: &Path, hostname: &str, extra: &[&str]) -> Standin {
         let users = dir.join("standin-users.txt");
         std::fs::write(
             &users,
@@ -82,7 +87,8 @@ impl Standin {
             .arg(&users)
             .arg("--log")
             .arg(&log)
-            .args(["--hostname", hostname]);
+            .args(["--hostname", hostname])
+            .args(extra);
         Standin::spawn(cmd, log).await
     }
 
@@ -280,6 +286,13 @@ impl Gateway {
     pub async fn start(opts: GatewayOptions) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let standin = Standin::start_ntlm(dir.path(), "STANDIN-01").await;
+        Self::standin_dir(&standin, opts).launch(dir, standin).await
+    }
+
+    /// [`Gateway::start`] with more arguments for the stand-in host.
+    pub async fn start_with_standin_args(opts: GatewayOptions, extra: &[&str]) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let standin = Standin::start_ntlm_with(dir.path(), "STANDIN-01", extra).await;
         Self::standin_dir(&standin, opts).launch(dir, standin).await
     }
 

@@ -240,8 +240,22 @@ fn creates_are_judged_by_resource_compression_and_policy() {
     assert!(
         matches!(&facts[..], [Fact::Refused { reason, .. }] if reason == "resource not relayed")
     );
-    // Compression cannot be inspected yet.
+    // xpress on a PowerShell shell is decoded; other compression fails closed.
     let mut env = create(PS);
+    env.header.compression_type = Some("xpress".into());
+    let opened = Inspector::open(&env, &alice.judge()).0.unwrap();
+    assert!(opened.compressed());
+    assert!(!Inspector::open(&create(PS), &alice.judge())
+        .0
+        .unwrap()
+        .compressed());
+    env.header.compression_type = Some("lznt1".into());
+    let (r, facts) = Inspector::open(&env, &alice.judge());
+    assert!(matches!(r, Err(Denial::Compression)));
+    assert!(
+        matches!(&facts[..], [Fact::Refused { reason, .. }] if reason == "shell compression not supported")
+    );
+    let mut env = create(CMD);
     env.header.compression_type = Some("xpress".into());
     assert!(matches!(
         Inspector::open(&env, &alice.judge()).0,

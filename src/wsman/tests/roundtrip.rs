@@ -4,9 +4,10 @@
 use super::corpus::{pypsrp_sessions, read};
 use crate::wsman::ns;
 use crate::wsman::{
-    build, build_fault, parse, remove_compression_type, rewrite_address, rewrite_to, Action, Body,
-    CommandLine, CommandState, CommandStateKind, DesiredStream, Envelope, Fault, FaultSpec,
-    FaultSubcode, Header, Limits, OptionItem, QualifiedName, Selector, Shell, SignalCode, Stream,
+    build, build_fault, parse, remove_compression_type, rewrite_address, rewrite_compression_mode,
+    rewrite_to, Action, Body, CommandLine, CommandState, CommandStateKind, DesiredStream, Envelope,
+    Fault, FaultSpec, FaultSubcode, Header, Limits, OptionItem, QualifiedName, Selector, Shell,
+    SignalCode, Stream,
 };
 
 fn header(action: Action) -> Header {
@@ -526,4 +527,85 @@ fn remove_compression_type_restores_the_original_bytes() {
         remove_compression_type(original.as_bytes(), &env),
         original.as_bytes()
     );
+}
+
+#[test]
+fn rewrite_compression_mode_in_create_responses() {
+    // Every answer in the corpus that echoes rsp:CompressionMode (CreateResponses, shell Gets): only its text
+    // changes, and the rest of the answer reads the same.
+    let mut n = 0;
+    for (file, exchanges) in pypsrp_sessions() {
+        for (i, ex) in exchanges.iter().enumerate() {
+            let Some(input) = ex.response.as_deref().map(str::as_bytes) else {
+                continue;
+            };
+            let env = parse(input, &Limits::default()).unwrap();
+            let Some(span) = env.spans.compression_mode.clone() else {
+                assert_eq!(
+                    rewrite_compression_mode(input, &env, "XpressCompression"),
+                    input,
+                    "{file}[{i}]"
+                );
+                continue;
+            };
+            let out = rewrite_compression_mode(input, &env, "XpressCompression");
+            assert_eq!(&out[..span.start], &input[..span.start], "{file}[{i}]");
+            assert_eq!(&out[span.start + 17..], &input[span.end..], "{file}[{i}]");
+            let back = parse(&out, &Limits::default()).unwrap();
+            fn shell(body: &Body) -> Option<&crate::wsman::Shell> {
+                match body {
+                    Body::ResourceCreated { shell, .. } => shell.as_deref(),
+                    Body::Shell(s) => Some(s),
+                    _ => None,
+                }
+            }
+            let (Some(s), Some(was)) = (shell(&back.body), shell(&env.body)) else {
+                panic!("{file}[{i}]: {:?}", back.body)
+            };
+            assert_eq!(s.compression_mode.as_deref(), Some("XpressCompression"));
+            let mut s = s.clone();
+            s.compression_mode = was.compression_mode.clone();
+            assert_eq!(&s, was, "{file}[{i}]");
+            assert_eq!(back.header, env.header);
+            n += 1;
+        }
+    }
+    assert!(n > 0, "the corpus has CreateResponses with CompressionMode");
+}
+
+#[test]
+fn shell_enumerations_from_windows_are_itemised_and_filtered() {
+    // Every EnumerateResponse in the corpus: each rsp:Shell is found with its ShellId, and
+    // cutting items leaves a response that still parses, with the others intact.
+    use crate::wsman::{enumerated_shells, remove_ranges};
+    let mut shells = 0;
+    for (file, exchanges) in pypsrp_sessions() {
+        for (i, ex) in exchanges.iter().enumerate() {
+            let Some(input) = ex.response.as_deref() else {
+                continue;
+            };
+            if !input.contains("EnumerateResponse") {
+                continue;
+            }
+            let items = enumerated_shells(input.as_bytes(), &Limits::default()).unwrap();
+            let ids: Vec<_> = items.iter().filter_map(|s| s.shell_id.clone()).collect();
+            shells += ids.len();
+            // Command enumerations list rsp:Command items: no ShellId, so a filter that
+            // keeps known shells would drop them (the gateway relays those unfiltered).
+            if ids.len() != items.len() {
+                assert!(input.contains("rsp:Command"), "{file}[{i}]");
+                continue;
+            }
+            let Some(first) = items.first() else {
+                continue;
+            };
+            let kept = remove_ranges(input.as_bytes(), std::slice::from_ref(&first.span));
+            let env = parse(&kept, &Limits::default()).unwrap();
+            assert_eq!(env.header.action, Action::EnumerateResponse, "{file}[{i}]");
+            let left = enumerated_shells(&kept, &Limits::default()).unwrap();
+            let left_ids: Vec<_> = left.iter().filter_map(|s| s.shell_id.clone()).collect();
+            assert_eq!(left_ids, ids[1..], "{file}[{i}]");
+        }
+    }
+    assert!(shells >= 2, "the corpus lists disconnected shells");
 }
