@@ -167,6 +167,9 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
         header_timeout: config.limits.header_timeout,
         idle_timeout: config.limits.idle_timeout,
         drain_timeout: Duration::from_secs(10),
+        max_connections_per_source: config.limits.max_connections_per_source,
+        max_handshakes_per_source: config.limits.max_handshakes_per_source,
+        first_byte_timeout: config.limits.first_byte_timeout,
     };
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let listener = Listener::new(
@@ -222,6 +225,7 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
             Some((l, admin))
         }
     };
+    let request_limits = crate::proxy::limits::RequestLimits::new(&config.limits);
     let gateway = Gateway {
         config,
         authn,
@@ -232,6 +236,7 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
         audit,
         wsman_limits,
         metrics,
+        limits: request_limits,
     };
     Ok(Bound {
         listener,

@@ -1,20 +1,27 @@
 //! The audit writer: one task owns the file; everyone else holds an [`AuditHandle`].
 //!
-//! Events travel over a bounded channel so a slow disk can never stall a request; the
-//! writer stamps `seq`/`ts`, chains each line to the previous one and syncs the file after
+//! Events travel over a channel to the writer, which stamps `seq`/`ts`, chains each line to the previous one and syncs the file after
 //! every batch (or at most every N ms, [`FsyncPolicy`]). On start it resumes the chain from
 //! the last line already written; `rotate` (a child module) rotates the file and writes
 //! checkpoints. Every chained line is produced by [`AuditTask::seal_into`].
 //!
+//! Never dropping (issue #14): an event handed to [`AuditHandle::emit`] is always queued
+//! while the writer runs. The queue is bounded by admission instead of by dropping: past
+//! [`SinkConfig::capacity`] events the handle is unhealthy and [`AuditHandle::admit`],
+//! which the proxy calls before serving an authenticated request, waits (bounded) for the
+//! writer to catch up or refuses the request. Unauthenticated noise (`authn.failure`)
+//! never reaches the queue in bulk: `noise` counts it per source and reason and the writer
+//! writes one `authn.failures` line per key and interval.
+//!
 //! Failing closed: when a write or sync fails, or the file at the audit path is no longer
 //! the one the writer opened (deleted, moved, replaced), the writer stops writing for good
 //! (a partial line is cut off so what is on disk still verifies) and the handle reports
-//! unhealthy; so does a full queue. The proxy refuses new sessions while the handle is
-//! unhealthy. Events lost to a full queue are recorded as an `audit.gap` line once the
-//! writer catches up.
+//! unhealthy. The proxy refuses new sessions while the handle is unhealthy. Events lost
+//! while the writer cannot write are counted; an `audit.gap` line records them when it
+//! can write again (which `hopgate audit verify` reports as a failure).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,11 +29,12 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::chain::{self, ChainState};
 use super::checkpoint::{Reason, SigningKey};
 use super::event::{Event, EventKind, EVENT_NAMES};
+use super::noise::{Noise, Noted};
 use super::redact::{self, SecretMemory};
 
 pub use super::files::AUDIT_FILE;
@@ -35,6 +43,10 @@ pub use rotate::RotatePolicy;
 #[path = "rotate.rs"]
 mod rotate;
 const CHANNEL_CAPACITY: usize = 8192;
+/// How long failed sign-ins are counted before their `authn.failures` lines are written.
+const NOISE_INTERVAL: Duration = Duration::from_secs(10);
+/// The housekeeping tick never runs faster than this (a zero interval would spin).
+const MIN_TICK: Duration = Duration::from_millis(10);
 /// How often an idle writer checks that its file is still in place.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
@@ -53,8 +65,11 @@ pub enum FsyncPolicy {
 #[derive(Debug, Clone)]
 pub struct SinkConfig {
     pub fsync: FsyncPolicy,
-    /// Events queued before new ones are dropped (and the handle turns unhealthy).
+    /// Events queued before the handle turns unhealthy and [`AuditHandle::admit`] makes
+    /// requests wait (events are still queued past it, never dropped).
     pub capacity: usize,
+    /// How often counted sign-in failures are written (`authn.failures`).
+    pub noise_interval: Duration,
     /// When `audit.jsonl` is rotated (never by default).
     pub rotate: RotatePolicy,
     /// Signs checkpoints; without it checkpoints are written unsigned, and none is
@@ -67,6 +82,7 @@ impl Default for SinkConfig {
         Self {
             fsync: FsyncPolicy::EveryBatch,
             capacity: CHANNEL_CAPACITY,
+            noise_interval: NOISE_INTERVAL,
             rotate: RotatePolicy::default(),
             signing_key: None,
         }
@@ -100,10 +116,25 @@ enum Msg {
     Flush(oneshot::Sender<()>),
 }
 
+/// The writer fell behind and did not catch up within the wait allowed.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+#[error("the audit writer is {queued} events behind")]
+pub struct AuditBusy {
+    pub queued: usize,
+}
+
 /// Cheap, cloneable way to record events.
 #[derive(Clone)]
 pub struct AuditHandle {
-    tx: mpsc::Sender<Msg>,
+    // INVARIANT: unbounded, so an event is never dropped while the writer runs; `queued`
+    // and `admit` bound it instead.
+    tx: mpsc::UnboundedSender<Msg>,
+    /// Events sent and not yet taken by the writer.
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
+    /// Signalled by the writer after each batch (wakes `admit`).
+    drained: Arc<Notify>,
+    noise: Arc<Noise>,
     dropped: Arc<AtomicU64>,
     /// Set by the writer when it stopped writing (write error, file replaced).
     failed: Arc<AtomicBool>,
@@ -125,7 +156,10 @@ impl std::fmt::Debug for AuditHandle {
 /// The writer task's state; run it with [`AuditTask::run`].
 #[derive(Debug)]
 pub struct AuditTask {
-    rx: mpsc::Receiver<Msg>,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    queued: Arc<AtomicUsize>,
+    drained: Arc<Notify>,
+    noise: Arc<Noise>,
     file: tokio::fs::File,
     /// The audit directory and `audit.jsonl` in it.
     dir: PathBuf,
@@ -154,8 +188,9 @@ pub struct AuditTask {
 // === impl AuditHandle ===
 
 impl AuditHandle {
-    /// Queues an event. Never waits: when the queue is full the event is counted as
-    /// dropped, reported through tracing, and the handle is unhealthy until it drains.
+    /// Queues an event. Never waits and never drops it while the writer runs (the queue
+    /// is held near its capacity by [`AuditHandle::admit`]). A failed sign-in is counted
+    /// instead when its source, reason and claimed user already failed this interval.
     pub fn emit(&self, event: Event) {
         let name = event.kind.name();
         if let Some(c) = self.counts.get(event.kind.index()) {
@@ -164,18 +199,50 @@ impl AuditHandle {
         if let (EventKind::SessionEnd { .. }, Some(id)) = (&event.kind, &event.session_id) {
             self.secrets.forget(id);
         }
-        if let Err(e) = self.tx.try_send(Msg::Event(Box::new(event))) {
+        if let EventKind::AuthnFailure {
+            source_ip,
+            reason,
+            claimed_user,
+        } = &event.kind
+        {
+            let now = OffsetDateTime::now_utc();
+            if self
+                .noise
+                .note(source_ip, reason, claimed_user.as_deref(), now)
+                == Noted::Counted
+            {
+                return;
+            }
+        }
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(Msg::Event(Box::new(event))).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            let why = match e {
-                mpsc::error::TrySendError::Full(_) => "queue full",
-                mpsc::error::TrySendError::Closed(_) => "writer stopped",
-            };
             tracing::error!(
                 event = name,
                 dropped_total = n,
-                reason = why,
+                reason = "writer stopped",
                 "Audit event dropped"
             );
+        }
+    }
+
+    /// Waits, at most `wait`, until the writer's queue is below its capacity: called
+    /// before serving a request whose events must not be lost, so a writer that falls
+    /// behind slows requests down instead of losing their record. A writer that stopped
+    /// for good is not waited for (the handle is unhealthy; new sessions are refused).
+    pub async fn admit(&self, wait: Duration) -> Result<(), AuditBusy> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Registered before the check, so a batch finished in between still wakes it.
+            let drained = self.drained.notified();
+            let queued = self.queue_depth();
+            if queued < self.capacity || self.failed.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                return Err(AuditBusy { queued });
+            }
         }
     }
 
@@ -203,20 +270,23 @@ impl AuditHandle {
     /// Waits until every event queued before this call is on disk.
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
+        if self.tx.send(Msg::Flush(tx)).is_ok() {
             let _ = rx.await;
         }
     }
 
-    /// Events lost because the queue was full or the writer had stopped.
+    /// Events lost because the writer had stopped (or could not write).
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Whether events emitted now will reach the file: the writer runs, has not failed,
-    /// and the queue has room. New sessions must not start while this is false.
+    /// Whether events emitted now will reach the file promptly: the writer runs, has not
+    /// failed, and the queue is below its capacity. New sessions must not start while this
+    /// is false.
     pub fn healthy(&self) -> bool {
-        !self.failed.load(Ordering::Relaxed) && !self.tx.is_closed() && self.tx.capacity() > 0
+        !self.failed.load(Ordering::Relaxed)
+            && !self.tx.is_closed()
+            && self.queue_depth() < self.capacity
     }
 
     /// (event name, events emitted so far) for every event kind.
@@ -230,7 +300,7 @@ impl AuditHandle {
 
     /// Events waiting for the writer.
     pub fn queue_depth(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
+        self.queued.load(Ordering::Relaxed)
     }
 }
 
@@ -280,12 +350,19 @@ impl AuditTask {
         config: SinkConfig,
     ) -> (AuditHandle, AuditTask) {
         let good_len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-        let (tx, rx) = mpsc::channel(config.capacity.max(1));
+        let (tx, rx) = mpsc::unbounded_channel();
         let failed = Arc::new(AtomicBool::new(false));
         let dropped = Arc::new(AtomicU64::new(0));
+        let queued = Arc::new(AtomicUsize::new(0));
+        let drained = Arc::new(Notify::new());
+        let noise = Arc::new(Noise::default());
         (
             AuditHandle {
                 tx,
+                queued: queued.clone(),
+                capacity: config.capacity.max(1),
+                drained: drained.clone(),
+                noise: noise.clone(),
                 dropped: dropped.clone(),
                 failed: failed.clone(),
                 counts: Arc::new(std::array::from_fn(|_| AtomicU64::new(0))),
@@ -293,6 +370,9 @@ impl AuditTask {
             },
             AuditTask {
                 rx,
+                queued,
+                drained,
+                noise,
                 file,
                 dir: dir.to_path_buf(),
                 path: dir.join(AUDIT_FILE),
@@ -322,10 +402,11 @@ impl AuditTask {
     pub async fn run(mut self) {
         let mut batch = String::new();
         let mut waiters = Vec::new();
-        let mut tick = tokio::time::interval(match self.config.fsync {
+        let every = match self.config.fsync {
             FsyncPolicy::Interval(d) => d.min(CHECK_EVERY),
             FsyncPolicy::EveryBatch => CHECK_EVERY,
-        });
+        };
+        let mut tick = tokio::time::interval(every.min(self.config.noise_interval).max(MIN_TICK));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let first = tokio::select! {
@@ -353,7 +434,10 @@ impl AuditTask {
             for w in waiters.drain(..) {
                 let _ = w.send(());
             }
+            self.drained.notify_waiters();
         }
+        // What was counted so far is part of the record too.
+        self.write_noise().await;
         // A clean stop: vouch for what this run wrote (only worth it when signed).
         if self.config.signing_key.is_some() && self.since_checkpoint && !self.is_failed() {
             self.checkpoint(Reason::Shutdown).await;
@@ -373,11 +457,33 @@ impl AuditTask {
             self.fail("the audit file was moved, deleted or replaced");
             return;
         }
-        if self.day_over(OffsetDateTime::now_utc()) {
+        let now = OffsetDateTime::now_utc();
+        if self.day_over(now) {
             self.rotate().await;
+        }
+        let interval =
+            time::Duration::try_from(self.config.noise_interval).unwrap_or(time::Duration::MAX);
+        if self.noise.started().is_some_and(|s| now - s >= interval) {
+            self.write_noise().await;
         }
         if self.dirty {
             self.sync().await;
+        }
+    }
+
+    /// Writes the interval's `authn.failures` lines (if any failure repeated).
+    async fn write_noise(&mut self) {
+        let now = OffsetDateTime::now_utc();
+        let events = self.noise.take(now);
+        if events.is_empty() {
+            return;
+        }
+        let mut batch = String::new();
+        for e in &events {
+            self.push(e, now, &mut batch);
+        }
+        if !batch.is_empty() {
+            self.write(&batch, false).await;
         }
     }
 
@@ -485,6 +591,7 @@ impl AuditTask {
         match msg {
             Msg::Flush(w) => waiters.push(w),
             Msg::Event(event) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
                 let now = OffsetDateTime::now_utc();
                 if self.rotation_due(now, batch.len()) && !self.is_failed() {
                     if !batch.is_empty() {
@@ -635,31 +742,122 @@ mod tests {
         writer.await.unwrap();
     }
 
+    fn denied(i: usize) -> Event {
+        Event {
+            session_id: Some(format!("s{i}")),
+            kind: EventKind::AccessDenied {
+                principal: "alice".into(),
+                source_ip: "10.0.0.9".into(),
+                host: None,
+                shell_id: None,
+                action: "-".into(),
+                reason: "test".into(),
+            },
+        }
+    }
+
     #[tokio::test]
-    async fn full_queue_is_unhealthy_and_the_gap_is_recorded() {
+    async fn a_full_queue_is_unhealthy_makes_requests_wait_and_drops_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let config = SinkConfig {
             capacity: 2,
             ..SinkConfig::default()
         };
         let (handle, task) = AuditTask::open_with(dir.path(), config).await.unwrap();
-        // The writer is not running yet: the queue fills.
-        handle.emit(failure("10.0.0.1"));
+        // The writer is not running yet: the queue fills past its capacity.
+        handle.emit(denied(1));
         assert!(handle.healthy());
-        handle.emit(failure("10.0.0.2"));
-        assert_eq!(handle.queue_depth(), 2);
+        assert_eq!(handle.admit(Duration::ZERO).await, Ok(()));
+        for i in 2..=5 {
+            handle.emit(denied(i));
+        }
+        assert_eq!(handle.queue_depth(), 5);
+        assert_eq!(
+            handle.dropped(),
+            0,
+            "authenticated events are never dropped"
+        );
         assert!(!handle.healthy(), "a full queue refuses new sessions");
-        handle.emit(failure("10.0.0.3"));
-        assert_eq!(handle.dropped(), 1);
+        assert_eq!(
+            handle.admit(Duration::from_millis(50)).await,
+            Err(AuditBusy { queued: 5 }),
+            "a request waits a bounded time, then is refused"
+        );
 
+        // A request waiting when the writer starts is let through once it catches up.
+        let waiting = tokio::spawn({
+            let h = handle.clone();
+            async move { h.admit(Duration::from_secs(10)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
         let writer = tokio::spawn(task.run());
+        assert_eq!(waiting.await.unwrap(), Ok(()));
         handle.flush().await;
         assert!(handle.healthy(), "healthy again once the queue drains");
         let text = lines(dir.path()).await;
+        assert_eq!(chain::verify_text(&text), Ok(5), "{text}");
+        assert!(!text.contains("audit.gap"), "{text}");
+        drop(handle);
+        writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_failed_sign_ins_is_counted_not_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SinkConfig {
+            capacity: 16,
+            noise_interval: Duration::from_millis(50),
+            ..SinkConfig::default()
+        };
+        let (handle, task) = AuditTask::open_with(dir.path(), config).await.unwrap();
+        let writer = tokio::spawn(task.run());
+        for _ in 0..100_000 {
+            handle.emit(failure("10.0.0.1"));
+        }
+        handle.emit(denied(1));
+        assert!(handle.queue_depth() <= 2, "{}", handle.queue_depth());
+        assert!(handle.healthy());
+        handle.flush().await;
+        // The interval ends: the repeats are written as one line.
+        let start = Instant::now();
+        while !lines(dir.path()).await.contains("authn.failures")
+            && start.elapsed() < Duration::from_secs(5)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(handle);
+        writer.await.unwrap();
+        let text = lines(dir.path()).await;
         assert_eq!(chain::verify_text(&text), Ok(3), "{text}");
-        let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
-        assert_eq!(last["event"], "audit.gap");
-        assert_eq!(last["dropped"], 1);
+        let all: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(all[0]["event"], "authn.failure");
+        assert_eq!(all[1]["event"], "access.denied");
+        assert_eq!(all[2]["event"], "authn.failures");
+        assert_eq!(all[2]["source_ip"], "10.0.0.1");
+        assert_eq!(all[2]["reason"], "no credentials");
+        assert_eq!(all[2]["count"], 99_999);
+    }
+
+    #[tokio::test]
+    async fn events_lost_to_a_stopped_writer_are_counted_and_not_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let (handle, task) = AuditTask::open(dir.path()).await.unwrap();
+        let writer = tokio::spawn(task.run());
+        handle.emit(denied(1));
+        handle.flush().await;
+        std::fs::remove_file(dir.path().join(AUDIT_FILE)).unwrap();
+        handle.emit(denied(2));
+        handle.flush().await;
+        assert_eq!(handle.dropped(), 1);
+        assert!(!handle.healthy());
+        assert_eq!(
+            handle.admit(Duration::from_secs(5)).await,
+            Ok(()),
+            "a writer that stopped for good is not waited for"
+        );
         drop(handle);
         writer.await.unwrap();
     }

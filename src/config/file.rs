@@ -222,6 +222,23 @@ pub struct LimitsFile {
     pub max_xml_attributes: Option<usize>,
     /// Longest attribute value of a request envelope, in bytes. Default 4096.
     pub max_xml_attribute_bytes: Option<usize>,
+    /// Connections open at once from one source address. Default 64.
+    pub max_connections_per_source: Option<usize>,
+    /// TLS handshakes in progress at once from one source address. Default 8.
+    pub max_handshakes_per_source: Option<usize>,
+    /// Seconds a new connection may stay silent before its first TLS byte. Default 3.
+    pub first_byte_timeout_secs: Option<u64>,
+    /// Requests per second one source may send that fail authentication (burst: twice
+    /// that); past it, its requests are answered 429 before authentication. Default 20.
+    pub unauthenticated_per_source_per_sec: Option<u64>,
+    /// Shells one person may hold at once. Default 10.
+    pub max_shells_per_user: Option<usize>,
+    /// Shells open at once through one host account (host and vaulted user), for everyone
+    /// mapped to it. Default 25, under Windows' MaxShellsPerUser of 30.
+    pub max_shells_per_credential: Option<usize>,
+    /// Seconds an authenticated request waits for a lagging audit writer before it is
+    /// refused. Default 5.
+    pub audit_wait_secs: Option<u64>,
 }
 
 /// One `[[hosts]]` entry: a Windows host the gateway may reach.

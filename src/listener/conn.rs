@@ -24,6 +24,7 @@ use tokio::sync::{watch, Notify, OwnedSemaphorePermit};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
+use super::per_source::SourceSlot;
 use super::tls::ServerTls;
 use super::{ConnInfo, HandshakeHook, ListenerLimits, ListenerMetrics};
 use crate::tls::HandshakeFailure;
@@ -52,7 +53,7 @@ pub(super) async fn run<F, S, Fut>(
     shared: Arc<Shared<F>>,
     tcp: TcpStream,
     peer: SocketAddr,
-    permit: OwnedSemaphorePermit,
+    (permit, source): (OwnedSemaphorePermit, SourceSlot),
     drain: watch::Receiver<bool>,
 ) where
     F: Fn(ConnInfo) -> S + Send + Sync + 'static,
@@ -71,11 +72,33 @@ pub(super) async fn run<F, S, Fut>(
         let service = (shared.make_service)(info);
         return serve_http(&shared, tcp, peer, service, drain).await;
     };
+    let started = Instant::now();
+    let limits = shared.limits;
+    // A client sends its ClientHello at once; a socket that stays silent gives its slot
+    // back long before the handshake deadline.
+    let first_byte = limits.first_byte_timeout.min(limits.handshake_timeout);
+    if tokio::time::timeout(first_byte, tcp.readable())
+        .await
+        .is_err()
+    {
+        let counter = if limits.first_byte_timeout < limits.handshake_timeout {
+            &shared.metrics.first_byte_timeouts
+        } else {
+            &shared.metrics.handshake_timeouts
+        };
+        ListenerMetrics::inc(counter);
+        tracing::debug!(listener = shared.name, %peer, "No TLS byte before the deadline");
+        return;
+    }
+    let deadline = started + limits.handshake_timeout;
     // The configuration in force now: a reload during this connection changes nothing here.
     let acceptor = TlsAcceptor::from(tls.config());
-    let stream = match tokio::time::timeout(shared.limits.handshake_timeout, acceptor.accept(tcp))
-        .await
-    {
+    let handshake = async {
+        // The source's own handshakes go one share at a time.
+        let _turn = source.handshake().await;
+        acceptor.accept(tcp).await
+    };
+    let stream = match tokio::time::timeout_at(deadline, handshake).await {
         Ok(Ok(s)) => s,
         Ok(Err(error)) => {
             ListenerMetrics::inc(&shared.metrics.handshake_failures);

@@ -25,6 +25,9 @@ fn limits() -> ListenerLimits {
         header_timeout: Duration::from_secs(5),
         idle_timeout: Duration::from_secs(30),
         drain_timeout: Duration::from_secs(2),
+        max_connections_per_source: 8,
+        max_handshakes_per_source: 8,
+        first_byte_timeout: Duration::from_secs(5),
     }
 }
 

@@ -9,11 +9,13 @@
 //!
 //! - `relay`: the path past decoding; `forward`: the backend leg; `record`: every audit
 //!   event of the path; `inspectors`: the shells' inspection state; `backends`: backend
-//!   clients; `route`: the URL path; `terminate`: closing a shell for the admin API.
+//!   clients; `route`: the URL path; `terminate`: closing a shell for the admin API;
+//!   `limits`: failed sign-ins per source, shells per person and per host account.
 
 pub mod backends;
 mod forward;
 pub mod inspectors;
+pub mod limits;
 mod record;
 mod relay;
 pub mod route;
@@ -32,6 +34,7 @@ use crate::authn::{claimed_basic_user, Authenticator, AuthnFailure, Principal};
 use crate::config::{Config, Host};
 use crate::error::Refusal;
 use crate::listener::ConnInfo;
+use crate::metrics::Limit;
 use crate::policy::{Engine, HostRef, Subject};
 use crate::session::SessionRegistry;
 use crate::wsman;
@@ -56,6 +59,7 @@ pub struct Gateway {
     pub audit: AuditHandle,
     pub wsman_limits: wsman::Limits,
     pub metrics: Arc<crate::metrics::Metrics>,
+    pub limits: limits::RequestLimits,
 }
 
 /// One authenticated, targeted, decoded request.
@@ -142,6 +146,18 @@ impl Gateway {
         }
         let path = parse_path(req.uri().path()).ok_or((Refusal::NotFound, None))?;
 
+        // A source that keeps failing to sign in is answered before the authenticator
+        // (and the audit writer) spend anything on it.
+        let ip = conn.peer.ip();
+        if let Some(retry_after_secs) = self
+            .limits
+            .unauthenticated
+            .refused(ip, std::time::Instant::now())
+        {
+            self.metrics.limited(Limit::UnauthenticatedRate);
+            self.authn_failure(conn, "rate limited", None);
+            return Err((Refusal::RateLimited { retry_after_secs }, None));
+        }
         let principal = self
             .authn
             .authenticate_headers(conn.client_cert.as_deref(), req.headers(), conn.peer.ip())
@@ -157,6 +173,9 @@ impl Gateway {
                         .and_then(claimed_basic_user),
                 };
                 self.authn_failure(conn, failure.category(), claimed);
+                self.limits
+                    .unauthenticated
+                    .charge(ip, std::time::Instant::now());
                 let refusal = match failure {
                     AuthnFailure::RepeatedHeader => Refusal::RepeatedAuthorization,
                     _ => Refusal::Unauthenticated,
@@ -164,6 +183,13 @@ impl Gateway {
                 (refusal, None)
             })?;
         tracing::Span::current().record("user", principal.name.as_str());
+        // Everything this request does is recorded: when the writer is behind, wait for
+        // it (bounded) rather than let the record fall further back.
+        if let Err(busy) = self.audit.admit(self.limits.audit_wait).await {
+            tracing::warn!(queued = busy.queued, "Audit writer behind: request refused");
+            self.metrics.limited(Limit::AuditBehind);
+            return Err((Refusal::AuditBehind, None));
+        }
 
         let policy = self.policy.load_full();
         let name = choose(

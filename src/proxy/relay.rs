@@ -8,8 +8,10 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 
 use super::backends::backend_url;
+use super::limits::ShellLimit;
 use super::{Ctx, Gateway};
 use crate::error::{soap_response, Refusal};
+use crate::metrics::Limit;
 use crate::session::{now_ms, Access, ShellIdentity};
 use crate::shell::{Denial, Inspector, Request, Verdict};
 use crate::wsman::{self, Action, Body};
@@ -62,6 +64,17 @@ impl Gateway {
         let inspector = opened.map_err(refusal)?;
 
         let backend = self.backend(&ctx).await?;
+        // One person cannot use up the host account's shell quota for everyone mapped to it.
+        let _pending = self
+            .limits
+            .shells
+            .reserve(
+                &self.sessions.list(),
+                &ctx.principal.name,
+                &ctx.host.name,
+                &backend.user,
+            )
+            .map_err(|limit| self.shell_limit(&ctx, &limit))?;
         let (status, body) = self.send_to_host(&ctx, &backend, host_body(&ctx)).await?;
         if status != StatusCode::OK {
             // The host refused the shell (quota, configuration): pass its fault on.
@@ -94,6 +107,34 @@ impl Gateway {
         self.inspectors.insert(&shell.shell_id, inspector);
         self.sessions.insert(shell);
         Ok(soap_response(status, body))
+    }
+
+    /// The refusal (and record) of a Create past a shell limit.
+    fn shell_limit(&self, ctx: &Ctx<'_>, limit: &ShellLimit) -> Refusal {
+        let (metric, message) = match limit {
+            ShellLimit::PerUser { max } => (
+                Limit::ShellsPerUser,
+                format!(
+                    "The WS-Management service cannot process the request. This user is allowed a maximum number of {max} concurrent shells, which has been exceeded. Close existing shells or raise the quota for this user."
+                ),
+            ),
+            ShellLimit::PerCredential { max } => (
+                Limit::ShellsPerCredential,
+                format!(
+                    "The WS-Management service cannot process the request. The host account used for this host is allowed a maximum number of {max} concurrent shells through the gateway, which has been exceeded. Close existing shells or try again later."
+                ),
+            ),
+        };
+        self.metrics.limited(metric);
+        self.access_denied(
+            &ctx.principal,
+            ctx.conn,
+            Some(&ctx.host.name),
+            None,
+            wsman::Action::Create.uri(),
+            metric.label(),
+        );
+        Refusal::QuotaLimit { message }
     }
 
     /// Command, Send, Receive, Signal, Delete: only on the principal's own shell.
