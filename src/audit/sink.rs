@@ -28,7 +28,6 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 use thiserror::Error;
 use time::OffsetDateTime;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::chain::{self, ChainState};
@@ -160,7 +159,9 @@ pub struct AuditTask {
     queued: Arc<AtomicUsize>,
     drained: Arc<Notify>,
     noise: Arc<Noise>,
-    file: tokio::fs::File,
+    /// `std`, not `tokio::fs`: each batch is one trip to the blocking pool (check, append,
+    /// sync) instead of one per step (issue #16); `&File` writes, so it is shared with it.
+    file: Arc<std::fs::File>,
     /// The audit directory and `audit.jsonl` in it.
     dir: PathBuf,
     path: PathBuf,
@@ -336,7 +337,9 @@ impl AuditTask {
             .append(true)
             .open(&path)
             .await
-            .map_err(open_err)?;
+            .map_err(open_err)?
+            .into_std()
+            .await;
         let mut task = Self::with_file(file, dir, resumed, config).await;
         task.1.lock = Some(lock);
         Ok(task)
@@ -344,12 +347,12 @@ impl AuditTask {
 
     /// The handle and task for an already open file whose chain is where `resumed` says.
     async fn with_file(
-        file: tokio::fs::File,
+        file: std::fs::File,
         dir: &Path,
         resumed: rotate::Resumed,
         config: SinkConfig,
     ) -> (AuditHandle, AuditTask) {
-        let good_len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+        let good_len = file.metadata().map(|m| m.len()).unwrap_or(0);
         let (tx, rx) = mpsc::unbounded_channel();
         let failed = Arc::new(AtomicBool::new(false));
         let dropped = Arc::new(AtomicU64::new(0));
@@ -373,7 +376,7 @@ impl AuditTask {
                 queued,
                 drained,
                 noise,
-                file,
+                file: Arc::new(file),
                 dir: dir.to_path_buf(),
                 path: dir.join(AUDIT_FILE),
                 state: resumed.state,
@@ -514,37 +517,48 @@ impl AuditTask {
             self.lose(batch);
             return;
         }
-        if !self.file_in_place().await {
-            self.fail("the audit file was moved, deleted or replaced");
-            self.lose(batch);
-            return;
-        }
-        // tokio's File hands the bytes to a blocking thread and reports that write's error
-        // only on the next operation: flush waits for it, so a full disk is seen here, where
-        // the partial line can still be cut off, and not later in a sync.
-        let written = match self.file.write_all(batch.as_bytes()).await {
-            Ok(()) => self.file.flush().await,
-            Err(e) => Err(e),
+        let due = match self.config.fsync {
+            FsyncPolicy::EveryBatch => true,
+            FsyncPolicy::Interval(d) => self.last_sync.elapsed() >= d,
         };
-        if let Err(error) = written {
-            tracing::error!(path = %self.path.display(), %error, "Audit write failed");
-            // Cut a partial line off so the file still verifies up to its last full line.
-            let _ = self.file.set_len(self.good_len).await;
-            self.fail("write failed");
-            self.lose(batch);
-            return;
+        let (file, path) = (self.file.clone(), self.path.clone());
+        let (bytes, good_len) = (batch.as_bytes().to_vec(), self.good_len);
+        let sync = due || force_sync;
+        let outcome = tokio::task::spawn_blocking(move || {
+            append_blocking(&file, &path, &bytes, good_len, sync)
+        })
+        .await
+        .unwrap_or_else(|e| Err(Append::Write(std::io::Error::other(e))));
+        match outcome {
+            Ok(()) => {}
+            Err(Append::Moved) => {
+                self.fail("the audit file was moved, deleted or replaced");
+                self.lose(batch);
+                return;
+            }
+            Err(Append::Write(error)) => {
+                tracing::error!(path = %self.path.display(), %error, "Audit write failed");
+                self.fail("write failed");
+                self.lose(batch);
+                return;
+            }
+            Err(Append::Sync(error)) => {
+                // The lines are in the file (not yet durable): nothing was lost yet.
+                tracing::error!(path = %self.path.display(), %error, "Audit sync failed");
+                self.good_len += u64::try_from(batch.len()).unwrap_or(u64::MAX);
+                self.fail("sync failed");
+                return;
+            }
         }
         self.good_len += u64::try_from(batch.len()).unwrap_or(u64::MAX);
         if let Some(x) = &self.exporters {
             batch.lines().for_each(|l| x.offer(l));
         }
-        self.dirty = true;
-        let due = match self.config.fsync {
-            FsyncPolicy::EveryBatch => true,
-            FsyncPolicy::Interval(d) => self.last_sync.elapsed() >= d,
-        };
-        if due || force_sync {
-            self.sync().await;
+        if sync {
+            self.dirty = false;
+            self.last_sync = Instant::now();
+        } else {
+            self.dirty = true;
         }
     }
 
@@ -555,7 +569,11 @@ impl AuditTask {
     }
 
     async fn sync(&mut self) {
-        if let Err(error) = self.file.sync_data().await {
+        let file = self.file.clone();
+        let synced = tokio::task::spawn_blocking(move || file.sync_data())
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        if let Err(error) = synced {
             tracing::error!(path = %self.path.display(), %error, "Audit sync failed");
             self.fail("sync failed");
             return;
@@ -576,13 +594,10 @@ impl AuditTask {
 
     /// Whether the audit path still names the file this writer has open.
     async fn file_in_place(&self) -> bool {
-        let Ok(on_path) = tokio::fs::metadata(&self.path).await else {
-            return false;
-        };
-        let Ok(open) = self.file.metadata().await else {
-            return false;
-        };
-        same_file(&on_path, &open)
+        let (file, path) = (self.file.clone(), self.path.clone());
+        tokio::task::spawn_blocking(move || in_place(&file, &path))
+            .await
+            .unwrap_or(false)
     }
 
     /// Adds one message to the batch; rotates first when the next line is due in a new
@@ -639,6 +654,50 @@ impl AuditTask {
         batch.push_str(&line);
         batch.push('\n');
     }
+}
+
+/// Why an append did not complete.
+#[derive(Debug)]
+enum Append {
+    /// The audit path no longer names the open file.
+    Moved,
+    /// Writing failed; the file was cut back to its last whole line.
+    Write(std::io::Error),
+    /// The lines are written but could not be made durable.
+    Sync(std::io::Error),
+}
+
+/// Whether `path` still names `file`.
+fn in_place(file: &std::fs::File, path: &Path) -> bool {
+    match (std::fs::metadata(path), file.metadata()) {
+        (Ok(on_path), Ok(open)) => same_file(&on_path, &open),
+        _ => false,
+    }
+}
+
+/// One batch, on a blocking thread: the file is still in place, the bytes are appended,
+/// and synced when `sync`. A failed write is cut back to `good_len`, so the file still
+/// verifies up to its last whole line.
+fn append_blocking(
+    file: &std::fs::File,
+    path: &Path,
+    bytes: &[u8],
+    good_len: u64,
+    sync: bool,
+) -> Result<(), Append> {
+    use std::io::Write as _;
+    if !in_place(file, path) {
+        return Err(Append::Moved);
+    }
+    let mut w = file;
+    if let Err(e) = w.write_all(bytes) {
+        let _ = file.set_len(good_len);
+        return Err(Append::Write(e));
+    }
+    if sync {
+        file.sync_data().map_err(Append::Sync)?;
+    }
+    Ok(())
 }
 
 #[cfg(unix)]
