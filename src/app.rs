@@ -415,6 +415,7 @@ async fn audit_sink(
             max_bytes: config.audit_max_file_bytes,
         },
         signing_key,
+        noise_interval: config.audit_failures_interval,
         ..Default::default()
     })
 }

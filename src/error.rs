@@ -191,9 +191,8 @@ impl Refusal {
                     header::CONTENT_TYPE,
                     http::HeaderValue::from_static("text/plain; charset=utf-8"),
                 );
-                // A flooding client gets its connection closed too.
-                r.headers_mut()
-                    .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+                // The connection stays open: reconnecting would cost a TLS handshake,
+                // far more than this answer.
                 return r;
             }
             Self::Internal => (

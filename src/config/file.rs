@@ -157,6 +157,9 @@ pub struct AuditFile {
     pub dir: PathBuf,
     /// Sync the log at most every this many milliseconds instead of after every batch.
     pub fsync_interval_ms: Option<u64>,
+    /// Failed sign-ins after the first per source, reason and claimed user are counted
+    /// and written as one `authn.failures` line every this many seconds. Default 10.
+    pub failures_interval_secs: Option<u64>,
     /// What happens to new sessions when the log cannot be written: "refuse" (default) or
     /// "continue".
     pub on_failure: Option<String>,

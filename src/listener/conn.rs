@@ -77,7 +77,9 @@ pub(super) async fn run<F, S, Fut>(
     // A client sends its ClientHello at once; a socket that stays silent gives its slot
     // back long before the handshake deadline.
     let first_byte = limits.first_byte_timeout.min(limits.handshake_timeout);
-    if tokio::time::timeout(first_byte, tcp.readable())
+    // `peek` and not `readable`: readiness may be reported before any byte is there.
+    let mut one = [0u8; 1];
+    if tokio::time::timeout(first_byte, tcp.peek(&mut one))
         .await
         .is_err()
     {

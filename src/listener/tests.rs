@@ -440,3 +440,40 @@ fn a_bad_file_keeps_the_configuration_in_force() {
     assert!(tls.reload().is_err());
     assert!(Arc::ptr_eq(&before, &tls.config()));
 }
+
+#[tokio::test]
+async fn a_source_past_its_share_is_closed_at_accept_and_silent_sockets_at_the_first_byte_deadline()
+{
+    let pki = Pki::new();
+    let tls = Arc::new(ServerTls::load(&pki.listener_config()).unwrap());
+    let (listener, _failures, metrics) = tls_listener(
+        tls,
+        ListenerLimits {
+            max_connections_per_source: 2,
+            first_byte_timeout: Duration::from_millis(300),
+            handshake_timeout: Duration::from_secs(30),
+            ..limits()
+        },
+    )
+    .await;
+    let (addr, stop, task) = spawn(listener);
+    let start = std::time::Instant::now();
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(TcpStream::connect(addr).await.unwrap());
+    }
+    // The third from the same address is closed at once, before any TLS work.
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    assert!(closed_within(&mut third, Duration::from_secs(2)).await);
+    assert_eq!(metrics.source_refused.load(Ordering::Relaxed), 1);
+    // The two silent ones give their slots back at the first-byte deadline, long before
+    // the 30 s handshake timeout.
+    for s in &mut held {
+        assert!(closed_within(s, Duration::from_secs(3)).await);
+    }
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(metrics.first_byte_timeouts.load(Ordering::Relaxed), 2);
+    assert_eq!(metrics.handshake_timeouts.load(Ordering::Relaxed), 0);
+    let _ = stop.send(());
+    task.await.unwrap();
+}

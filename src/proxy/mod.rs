@@ -43,6 +43,9 @@ use self::backends::Backends;
 use self::inspectors::Inspectors;
 use self::route::{choose, parse_path};
 
+/// How long a request refused for its source's failed sign-ins waits for its answer.
+const TARPIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Policy snapshot holder: swapped whole on reload; each request keeps the one it started with.
 pub type PolicyHandle = Arc<arc_swap::ArcSwap<Engine>>;
 
@@ -155,7 +158,11 @@ impl Gateway {
             .refused(ip, std::time::Instant::now())
         {
             self.metrics.limited(Limit::UnauthenticatedRate);
-            self.authn_failure(conn, "rate limited", None);
+            self.authn_failure(conn, "rate_limited", None);
+            // Answered slowly: a connection that keeps sending gets one answer a second,
+            // so a flood costs the gateway next to nothing (and holds only its own
+            // source's share of connections).
+            tokio::time::sleep(TARPIT.min(std::time::Duration::from_secs(retry_after_secs))).await;
             return Err((Refusal::RateLimited { retry_after_secs }, None));
         }
         let principal = self

@@ -4,6 +4,7 @@ mod credssp;
 #[cfg(feature = "delegate")]
 mod delegate;
 mod faults;
+mod hostile;
 mod kerberos;
 mod latency;
 mod psrp;
