@@ -38,6 +38,8 @@ pub enum Limit {
     ShellsPerCredential,
     /// The audit writer did not catch up within `audit_wait`.
     AuditBehind,
+    /// The person's shells hold `max_held_bytes_per_user` for inspection.
+    HeldBytesPerUser,
 }
 
 impl Limit {
@@ -48,6 +50,7 @@ impl Limit {
             Limit::ShellsPerUser => "shells_per_user",
             Limit::ShellsPerCredential => "shells_per_credential",
             Limit::AuditBehind => "audit_behind",
+            Limit::HeldBytesPerUser => "held_bytes_per_user",
         }
     }
 }

@@ -239,6 +239,9 @@ pub struct LimitsFile {
     /// Shells open at once through one host account (host and vaulted user), for everyone
     /// mapped to it. Default 25, under Windows' MaxShellsPerUser of 30.
     pub max_shells_per_credential: Option<usize>,
+    /// Bytes one person's shells may hold for inspection at once (PSRP pipelines not yet
+    /// whole). Default 32 MiB.
+    pub max_held_bytes_per_user: Option<usize>,
     /// Seconds an authenticated request waits for a lagging audit writer before it is
     /// refused. Default 5.
     pub audit_wait_secs: Option<u64>,

@@ -29,6 +29,8 @@ const DEFAULT_SHELLS_PER_USER: usize = 10;
 /// Windows' default MaxShellsPerUser is 30: keep a few for the account's own use.
 const DEFAULT_SHELLS_PER_CREDENTIAL: usize = 25;
 const DEFAULT_AUDIT_WAIT_SECS: u64 = 5;
+/// Two pipelines at the defragmenter's 16 MiB message limit.
+const DEFAULT_HELD_BYTES_PER_USER: usize = 32 * 1024 * 1024;
 const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9443";
 const DEFAULT_ADMIN_MAX_CONNECTIONS: usize = 64;
 
@@ -87,6 +89,8 @@ pub struct LimitsConfig {
     pub unauthenticated_per_source_per_sec: u64,
     pub max_shells_per_user: usize,
     pub max_shells_per_credential: usize,
+    /// Bytes held for inspection across one person's shells.
+    pub max_held_bytes_per_user: usize,
     /// How long an authenticated request waits for the audit writer to catch up.
     pub audit_wait: Duration,
 }
@@ -211,6 +215,11 @@ pub(super) fn validate_limits(l: &LimitsFile) -> Result<LimitsConfig, ConfigErro
             "limits.max_shells_per_credential",
             l.max_shells_per_credential,
             DEFAULT_SHELLS_PER_CREDENTIAL,
+        )?,
+        max_held_bytes_per_user: positive(
+            "limits.max_held_bytes_per_user",
+            l.max_held_bytes_per_user,
+            DEFAULT_HELD_BYTES_PER_USER,
         )?,
         audit_wait: secs(
             "limits.audit_wait_secs",

@@ -877,6 +877,7 @@ fn per_source_and_per_person_limits_have_defaults_and_are_checked() {
     assert_eq!(l.max_shells_per_user, 10);
     assert_eq!(l.max_shells_per_credential, 25);
     assert_eq!(l.audit_wait, Duration::from_secs(5));
+    assert_eq!(l.max_held_bytes_per_user, 32 * 1024 * 1024);
     assert_eq!(cfg.audit_failures_interval, Duration::from_secs(10));
     let text = format!(
         "{VALID}\n[limits]\nmax_shells_per_user = 3\nmax_shells_per_credential = 4\n\
@@ -895,6 +896,7 @@ fn per_source_and_per_person_limits_have_defaults_and_are_checked() {
         "max_shells_per_user",
         "max_shells_per_credential",
         "audit_wait_secs",
+        "max_held_bytes_per_user",
     ] {
         let text = format!("{VALID}\n[limits]\n{key} = 0\n");
         assert_eq!(invalid_key(&text), format!("limits.{key}"));

@@ -1,6 +1,7 @@
 //! Limits of the request path that no single connection can see (issue #14): failed
-//! authentications per source address (a token bucket, checked before authentication) and
-//! shells per person and per host account (checked at Create against the registry).
+//! authentications per source address (a token bucket, checked before authentication),
+//! shells per person and per host account (checked at Create against the registry), and
+//! bytes held for inspection per person (PSRP pipelines not yet whole).
 //!
 //! Owns the counting only; the proxy decides what the client is told (`Refusal`) and the
 //! metrics. No I/O; the clock is passed in so the buckets test without waiting.
@@ -177,11 +178,76 @@ impl ShellQuota {
     }
 }
 
+/// Bytes each person's shells hold for inspection, as of their last request.
+#[derive(Debug)]
+pub struct HeldBytes {
+    max: usize,
+    /// person → (ShellId → bytes held); only shells holding something.
+    by_person: Mutex<HashMap<String, HashMap<String, usize>>>,
+}
+
+// === impl HeldBytes ===
+
+impl HeldBytes {
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            by_person: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `owner` may send a request of `adding` bytes that a shell could hold;
+    /// `Err(max)` past the cap. Shells `alive` no longer knows are forgotten first (an
+    /// expired or deleted shell holds nothing).
+    pub fn check(
+        &self,
+        owner: &str,
+        adding: usize,
+        alive: impl Fn(&str) -> bool,
+    ) -> Result<(), usize> {
+        let mut map = self.by_person.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(shells) = map.get_mut(owner) else {
+            return if adding > self.max {
+                Err(self.max)
+            } else {
+                Ok(())
+            };
+        };
+        shells.retain(|id, _| alive(id));
+        let held = shells.values().fold(0usize, |n, b| n.saturating_add(*b));
+        if shells.is_empty() {
+            map.remove(owner);
+        }
+        if held.saturating_add(adding) > self.max {
+            return Err(self.max);
+        }
+        Ok(())
+    }
+
+    /// What `shell_id` of `owner` holds after a request.
+    pub fn set(&self, owner: &str, shell_id: &str, bytes: usize) {
+        let mut map = self.by_person.lock().unwrap_or_else(|p| p.into_inner());
+        if bytes == 0 {
+            if let Some(shells) = map.get_mut(owner) {
+                shells.remove(shell_id);
+                if shells.is_empty() {
+                    map.remove(owner);
+                }
+            }
+            return;
+        }
+        map.entry(owner.to_string())
+            .or_default()
+            .insert(shell_id.to_string(), bytes);
+    }
+}
+
 /// The request path's limits, shared by every request.
 #[derive(Debug, Clone)]
 pub struct RequestLimits {
     pub unauthenticated: Arc<SourceRate>,
     pub shells: Arc<ShellQuota>,
+    pub held: Arc<HeldBytes>,
     /// How long an authenticated request waits for the audit writer.
     pub audit_wait: Duration,
 }
@@ -196,6 +262,7 @@ impl RequestLimits {
                 limits.max_shells_per_user,
                 limits.max_shells_per_credential,
             )),
+            held: Arc::new(HeldBytes::new(limits.max_held_bytes_per_user)),
             audit_wait: limits.audit_wait,
         }
     }
@@ -236,6 +303,25 @@ mod tests {
             created_ms: 0,
             last_activity_ms: 0,
         }
+    }
+
+    #[test]
+    fn held_bytes_are_capped_per_person_across_shells() {
+        let h = HeldBytes::new(100);
+        let all = |_: &str| true;
+        assert_eq!(h.check("alice", 100, all), Ok(()));
+        assert_eq!(h.check("alice", 101, all), Err(100));
+        h.set("alice", "s1", 60);
+        h.set("alice", "s2", 30);
+        h.set("bob", "s3", 90);
+        assert_eq!(h.check("alice", 10, all), Ok(()));
+        assert_eq!(h.check("alice", 11, all), Err(100), "both shells count");
+        assert_eq!(h.check("bob", 10, all), Ok(()), "bob's own budget");
+        // A shell released its pipeline; another was deleted.
+        h.set("alice", "s1", 0);
+        assert_eq!(h.check("alice", 70, all), Ok(()));
+        assert_eq!(h.check("alice", 100, |id| id != "s2"), Ok(()));
+        assert!(h.by_person.lock().unwrap().get("alice").is_none());
     }
 
     #[test]

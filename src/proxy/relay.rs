@@ -137,6 +137,24 @@ impl Gateway {
         Refusal::QuotaLimit { message }
     }
 
+    /// The refusal (and record) of a request past the person's held-bytes cap.
+    fn held_limit(&self, ctx: &Ctx<'_>, shell_id: &str, action: &Action, max: usize) -> Refusal {
+        self.metrics.limited(Limit::HeldBytesPerUser);
+        self.access_denied(
+            &ctx.principal,
+            ctx.conn,
+            Some(&ctx.host.name),
+            Some(shell_id),
+            action.uri(),
+            Limit::HeldBytesPerUser.label(),
+        );
+        Refusal::QuotaLimit {
+            message: format!(
+                "The WS-Management service cannot process the request. This user's shells hold {max} bytes of unfinished pipelines, the gateway's maximum. Finish or stop a pipeline and try again."
+            ),
+        }
+    }
+
     /// Command, Send, Receive, Signal, Delete: only on the principal's own shell.
     async fn shell_operation(&self, ctx: Ctx<'_>) -> Reply {
         let action = ctx.envelope.action().clone();
@@ -176,6 +194,16 @@ impl Gateway {
         };
         let (shell, inspector) = inspector;
 
+        // What a person's shells hold for inspection is bounded across all of them.
+        if matches!(action, Action::Command | Action::Send) {
+            self.limits
+                .held
+                .check(&shell.owner, ctx.body.len(), |id| {
+                    self.inspectors.get(id).is_some()
+                })
+                .map_err(|max| self.held_limit(&ctx, &shell_id, &action, max))?;
+        }
+
         // Inspect, then record what was decided before anything is sent.
         let wire = host_body(&ctx);
         let subject = ctx.subject();
@@ -184,10 +212,12 @@ impl Gateway {
             envelope: &ctx.envelope,
             wire: &wire,
         };
-        let (verdict, facts) = {
+        let (verdict, facts, held) = {
             let mut inspector = inspector.lock().map_err(|_| Refusal::Internal)?;
-            inspector.on_request(request, &judge, &mut uuid::Uuid::new_v4)
+            let (verdict, facts) = inspector.on_request(request, &judge, &mut uuid::Uuid::new_v4);
+            (verdict, facts, inspector.held_bytes())
         };
+        self.limits.held.set(&shell.owner, &shell_id, held);
         self.record(&shell, ctx.conn, facts);
         let bodies = match verdict {
             Verdict::Forward(bodies) => bodies,
