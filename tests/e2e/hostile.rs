@@ -7,7 +7,7 @@
 //! `authn.failures` line).
 //!
 //! Scaled down from the issue so the suite takes seconds: the unauthenticated flood runs
-//! 3 s on 4 connections (issue: 20 s), the idle-socket attack holds 300 sockets (issue:
+//! 3 s on 4 connections (issue: 20 s; `HOPGATE_HOSTILE_FLOOD_SECS=20` for the full row), the idle-socket attack holds 300 sockets (issue:
 //! 5,000; past the per-source cap of 64 they are closed at accept anyway), one person
 //! opens shells up to a cap of 5 (issue: 991 against no cap), and the first-byte deadline
 //! is 2 s. The attackers connect from 127.0.0.2, another machine as far as the gateway
@@ -74,10 +74,9 @@ impl Healthy {
         Ok(start.elapsed())
     }
 
-    /// The slowest of a few requests with nothing else going on (at least 30 ms, so a
-    /// very quick machine does not make scheduling noise look like a slowdown).
+    /// The slowest of a few requests with nothing else going on.
     async fn normal(&self) -> Duration {
-        let mut slowest = Duration::from_millis(30);
+        let mut slowest = Duration::ZERO;
         for _ in 0..8 {
             slowest = slowest.max(self.one().await.unwrap());
         }
@@ -87,7 +86,10 @@ impl Healthy {
     /// Runs `attack` while sending healthy requests back to back; asserts they all
     /// succeeded within [`SLOWDOWN`] times the latency measured just before.
     async fn beside<T>(&self, name: &str, attack: impl Future<Output = T>) -> T {
-        let normal = self.normal().await;
+        let measured = self.normal().await;
+        // At least 30 ms, so on a quick machine scheduling noise (other tests, other
+        // processes on two shared cores) does not look like a slowdown.
+        let normal = measured.max(Duration::from_millis(30));
         let done = AtomicBool::new(false);
         let attack = async {
             let r = attack.await;
@@ -116,7 +118,7 @@ impl Healthy {
             .unwrap_or_default();
         let ratio = slowest.as_secs_f64() / normal.as_secs_f64();
         eprintln!(
-            "hostile: {name}: {} healthy requests, normal {normal:?}, slowest {slowest:?}, ratio {ratio:.2}",
+            "hostile: {name}: {} healthy requests, normal {measured:?} (counted as {normal:?}), slowest {slowest:?}, ratio {ratio:.2}",
             results.len()
         );
         assert!(
@@ -202,6 +204,25 @@ async fn closed(s: &mut tokio::net::TcpStream, within: Duration) -> bool {
     )
 }
 
+/// Resident memory of this process (the gateway runs in it), in KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// How long the unauthenticated flood runs: 3 s in CI; `HOPGATE_HOSTILE_FLOOD_SECS=20`
+/// reruns the issue's row at full length.
+fn flood_secs() -> u64 {
+    std::env::var("HOPGATE_HOSTILE_FLOOD_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+}
+
 async fn gateway() -> Gateway {
     let dir = tempfile::tempdir().unwrap();
     let standin = Standin::start_ntlm(dir.path(), "STANDIN-01").await;
@@ -218,6 +239,7 @@ async fn gateway() -> Gateway {
 async fn hostile_clients_beside_a_healthy_session() {
     let gw = gateway().await;
     let healthy = Healthy::open(&gw).await;
+    let rss_before = rss_kib();
     let anon = RawClient::new(gw.addr, &gw.certs.ca, None).with_source(attacker());
     let alice_elsewhere = RawClient::new(
         gw.addr,
@@ -230,12 +252,12 @@ async fn hostile_clients_beside_a_healthy_session() {
     //    19,343 events dropped). Answered 401, then 429 once the source's budget is spent.
     let answers = healthy
         .beside("unauthenticated flood", async {
-            let three = Duration::from_secs(3);
+            let t = Duration::from_secs(flood_secs());
             let (a, b, c, d) = tokio::join!(
-                flood_without_credentials(&anon, three),
-                flood_without_credentials(&anon, three),
-                flood_without_credentials(&anon, three),
-                flood_without_credentials(&anon, three),
+                flood_without_credentials(&anon, t),
+                flood_without_credentials(&anon, t),
+                flood_without_credentials(&anon, t),
+                flood_without_credentials(&anon, t),
             );
             [a, b, c, d]
         })
@@ -463,6 +485,14 @@ async fn hostile_clients_beside_a_healthy_session() {
     assert!(
         !reached.iter().any(|r| r.to_string().contains("whoami")),
         "an attack reached the host: {reached:#?}"
+    );
+
+    // Memory stayed bounded through all of it.
+    let rss_after = rss_kib();
+    eprintln!("hostile: resident memory {rss_before} KiB before, {rss_after} KiB after");
+    assert!(
+        rss_after.saturating_sub(rss_before) < 256 * 1024,
+        "grew from {rss_before} to {rss_after} KiB"
     );
 
     // The record: every failed sign-in of the flood is on disk (one by one or counted),
