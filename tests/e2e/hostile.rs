@@ -513,8 +513,10 @@ async fn hostile_clients_beside_a_healthy_session() {
         "hostile: flood record: {total} failed sign-ins, {} lines authn.failure, {} counted in authn.failures lines",
         recorded.0, recorded.1
     );
+    // At most the first failure per reason (no credentials, rate limited) per 1 s interval.
+    let bound = 2 * (flood_secs() + 5);
     assert!(
-        recorded.0 < 20,
+        recorded.0 <= bound,
         "aggregated, not one line each: {recorded:?}"
     );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hopgate"))
