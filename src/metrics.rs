@@ -78,7 +78,7 @@ pub struct ListenerMetrics {
     /// Connections closed at once because their source held its share of connections or
     /// handshakes (`max_connections_per_source`, `max_handshakes_per_source`).
     pub source_refused: AtomicU64,
-    /// Connections closed because no TLS byte arrived before the first-byte deadline.
+    /// Connections closed because no byte arrived before the first-byte deadline.
     pub first_byte_timeouts: AtomicU64,
 }
 
@@ -149,7 +149,7 @@ impl ListenerMetrics {
             (
                 "first_byte_timeouts_total",
                 "counter",
-                "Connections closed because no TLS byte arrived in time.",
+                "Connections closed because no byte arrived in time.",
                 get(&self.first_byte_timeouts),
             ),
         ]

@@ -229,7 +229,7 @@ pub struct LimitsFile {
     pub max_connections_per_source: Option<usize>,
     /// TLS handshakes in progress at once from one source address. Default 8.
     pub max_handshakes_per_source: Option<usize>,
-    /// Seconds a new connection may stay silent before its first TLS byte. Default 3.
+    /// Seconds a new connection may stay silent before its first byte. Default 3.
     pub first_byte_timeout_secs: Option<u64>,
     /// Requests per second one source may send that fail authentication (burst: twice
     /// that); past it, its requests are answered 429 before authentication. Default 20.

@@ -63,6 +63,30 @@ pub(super) async fn run<F, S, Fut>(
     let _permit = permit;
     shared.metrics.active.fetch_add(1, Ordering::Relaxed);
     let _active = Active(shared.metrics.clone());
+    let started = Instant::now();
+    let limits = shared.limits;
+    // A client speaks first (a ClientHello, or a request over plain HTTP), at once: a
+    // socket that stays silent gives its slot back long before the handshake or idle
+    // deadline. Over TLS the handshake deadline still bounds it.
+    let first_byte = match shared.tls {
+        Some(_) => limits.first_byte_timeout.min(limits.handshake_timeout),
+        None => limits.first_byte_timeout,
+    };
+    // `peek` and not `readable`: readiness may be reported before any byte is there.
+    let mut one = [0u8; 1];
+    if tokio::time::timeout(first_byte, tcp.peek(&mut one))
+        .await
+        .is_err()
+    {
+        let counter = if shared.tls.is_some() && first_byte == limits.handshake_timeout {
+            &shared.metrics.handshake_timeouts
+        } else {
+            &shared.metrics.first_byte_timeouts
+        };
+        ListenerMetrics::inc(counter);
+        tracing::debug!(listener = shared.name, %peer, "No byte before the first-byte deadline");
+        return;
+    }
     let Some(tls) = &shared.tls else {
         let info = ConnInfo {
             peer,
@@ -72,26 +96,6 @@ pub(super) async fn run<F, S, Fut>(
         let service = (shared.make_service)(info);
         return serve_http(&shared, tcp, peer, service, drain).await;
     };
-    let started = Instant::now();
-    let limits = shared.limits;
-    // A client sends its ClientHello at once; a socket that stays silent gives its slot
-    // back long before the handshake deadline.
-    let first_byte = limits.first_byte_timeout.min(limits.handshake_timeout);
-    // `peek` and not `readable`: readiness may be reported before any byte is there.
-    let mut one = [0u8; 1];
-    if tokio::time::timeout(first_byte, tcp.peek(&mut one))
-        .await
-        .is_err()
-    {
-        let counter = if limits.first_byte_timeout < limits.handshake_timeout {
-            &shared.metrics.first_byte_timeouts
-        } else {
-            &shared.metrics.handshake_timeouts
-        };
-        ListenerMetrics::inc(counter);
-        tracing::debug!(listener = shared.name, %peer, "No TLS byte before the deadline");
-        return;
-    }
     let deadline = started + limits.handshake_timeout;
     // The configuration in force now: a reload during this connection changes nothing here.
     let acceptor = TlsAcceptor::from(tls.config());

@@ -73,10 +73,11 @@ pub struct ListenerLimits {
     pub drain_timeout: Duration,
     /// Connections open at once from one source address; more are closed at accept.
     pub max_connections_per_source: usize,
-    /// TLS handshakes in progress at once from one source address; more are closed.
+    /// TLS handshakes in progress at once from one source address; more wait their turn
+    /// (within the handshake deadline).
     pub max_handshakes_per_source: usize,
-    /// How long a new TLS connection may send nothing: idle sockets free their slot long
-    /// before the handshake timeout.
+    /// How long a new connection may send nothing (TLS or plain): silent sockets free
+    /// their slot long before the handshake or idle timeout.
     pub first_byte_timeout: Duration,
 }
 

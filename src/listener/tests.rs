@@ -477,3 +477,23 @@ async fn a_source_past_its_share_is_closed_at_accept_and_silent_sockets_at_the_f
     let _ = stop.send(());
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_silent_plain_http_client_is_cut_off_at_the_first_byte_deadline() {
+    let (listener, metrics) = plain(ListenerLimits {
+        first_byte_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_secs(30),
+        ..limits()
+    })
+    .await;
+    let (addr, stop, task) = spawn(listener);
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    assert!(closed_within(&mut silent, Duration::from_secs(3)).await);
+    assert_eq!(metrics.first_byte_timeouts.load(Ordering::Relaxed), 1);
+    // A client that speaks at once is served as before.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(GET).await.unwrap();
+    assert!(read_response(&mut s).await.starts_with("HTTP/1.1 200"));
+    let _ = stop.send(());
+    task.await.unwrap();
+}
