@@ -423,9 +423,14 @@ impl AuditTask {
                 }
             };
             self.take(first, &mut batch, &mut waiters).await;
-            // Drain what is already queued so one write and sync cover the whole batch.
-            while let Ok(more) = self.rx.try_recv() {
+            // Drain what is already queued so one write and sync cover the whole batch, up
+            // to the queue's capacity: a backlog is written in pieces, each one waking the
+            // requests that wait for room (`admit`).
+            let mut taken = 1usize;
+            while taken < self.config.capacity {
+                let Ok(more) = self.rx.try_recv() else { break };
                 self.take(more, &mut batch, &mut waiters).await;
+                taken += 1;
             }
             self.note_gap(&mut batch);
             if !batch.is_empty() {
