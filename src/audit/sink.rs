@@ -159,6 +159,8 @@ pub struct AuditTask {
     queued: Arc<AtomicUsize>,
     drained: Arc<Notify>,
     noise: Arc<Noise>,
+    /// The handle's per-event counters (the writer counts the lines it makes itself).
+    counts: Arc<[AtomicU64; EVENT_NAMES.len()]>,
     /// `std`, not `tokio::fs`: each batch is one trip to the blocking pool (check, append,
     /// sync) instead of one per step (issue #16); `&File` writes, so it is shared with it.
     file: Arc<std::fs::File>,
@@ -359,6 +361,8 @@ impl AuditTask {
         let queued = Arc::new(AtomicUsize::new(0));
         let drained = Arc::new(Notify::new());
         let noise = Arc::new(Noise::default());
+        let counts: Arc<[AtomicU64; EVENT_NAMES.len()]> =
+            Arc::new(std::array::from_fn(|_| AtomicU64::new(0)));
         (
             AuditHandle {
                 tx,
@@ -368,7 +372,7 @@ impl AuditTask {
                 noise: noise.clone(),
                 dropped: dropped.clone(),
                 failed: failed.clone(),
-                counts: Arc::new(std::array::from_fn(|_| AtomicU64::new(0))),
+                counts: counts.clone(),
                 secrets: SecretMemory::default(),
             },
             AuditTask {
@@ -376,6 +380,7 @@ impl AuditTask {
                 queued,
                 drained,
                 noise,
+                counts,
                 file: Arc::new(file),
                 dir: dir.to_path_buf(),
                 path: dir.join(AUDIT_FILE),
@@ -488,6 +493,9 @@ impl AuditTask {
         }
         let mut batch = String::new();
         for e in &events {
+            if let Some(c) = self.counts.get(e.kind.index()) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
             self.push(e, now, &mut batch);
         }
         if !batch.is_empty() {
@@ -889,6 +897,7 @@ mod tests {
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let counts = handle.counts();
         drop(handle);
         writer.await.unwrap();
         let text = lines(dir.path()).await;
@@ -903,6 +912,13 @@ mod tests {
         assert_eq!(all[2]["source_ip"], "10.0.0.1");
         assert_eq!(all[2]["reason"], "no credentials");
         assert_eq!(all[2]["count"], 99_999);
+        let counted = |name: &str| counts.iter().find(|(n, _)| *n == name).map(|(_, c)| *c);
+        assert_eq!(
+            counted("authn.failure"),
+            Some(100_000),
+            "every failure counted"
+        );
+        assert_eq!(counted("authn.failures"), Some(1), "one summary line");
     }
 
     #[tokio::test]
