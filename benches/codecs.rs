@@ -35,8 +35,8 @@ fn corpus_envelopes() -> Vec<String> {
     files.sort();
     let mut out = Vec::new();
     for file in files {
-        let doc: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let doc: serde_norway::Value =
+            serde_norway::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         let Some(messages) = doc.get("messages").and_then(|m| m.as_sequence()) else {
             continue;
         };
@@ -229,8 +229,8 @@ fn psrp_payload_runs() -> Vec<Vec<Vec<u8>>> {
     files.sort();
     let mut runs = Vec::new();
     for file in files {
-        let doc: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let doc: serde_norway::Value =
+            serde_norway::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         let (mut to_server, mut to_client) = (Vec::new(), Vec::new());
         for m in doc["messages"].as_sequence().unwrap() {
             let request =

@@ -241,6 +241,9 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
         header_timeout: config.limits.header_timeout,
         idle_timeout: config.limits.idle_timeout,
         drain_timeout: Duration::from_secs(10),
+        max_connections_per_source: config.limits.max_connections_per_source,
+        max_handshakes_per_source: config.limits.max_handshakes_per_source,
+        first_byte_timeout: config.limits.first_byte_timeout,
     };
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let listener = Listener::new(
@@ -324,6 +327,7 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
             Some((l, admin))
         }
     };
+    let request_limits = crate::proxy::limits::RequestLimits::new(&config.limits);
     let gateway = Gateway {
         config,
         authn,
@@ -335,6 +339,7 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
         wsman_limits,
         answer_limits,
         metrics,
+        limits: request_limits,
     };
     Ok(Bound {
         listener,
@@ -549,6 +554,7 @@ async fn audit_sink(
             max_bytes: config.audit_max_file_bytes,
         },
         signing_key,
+        noise_interval: config.audit_failures_interval,
         ..Default::default()
     })
 }

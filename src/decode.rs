@@ -151,7 +151,7 @@ pub fn decode_recording(input: &[u8], out: &mut impl Write) -> Result<DecodeStat
         }
         Some(_) => {
             let recording: Recording =
-                serde_yaml::from_slice(text).map_err(|e| DecodeError::Recording {
+                serde_norway::from_slice(text).map_err(|e| DecodeError::Recording {
                     message: e.to_string(),
                 })?;
             for (index, exchange) in recording.messages.unwrap_or_default().iter().enumerate() {

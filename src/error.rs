@@ -49,6 +49,14 @@ pub enum Refusal {
     BackendUnavailable { host: String },
     /// The gateway could not log in to the host.
     BackendAuth { host: String },
+    /// The audit writer is behind and did not catch up in time: the request was not
+    /// served, so nothing about it goes unrecorded (issue #14).
+    AuditBehind,
+    /// A per-person or per-host-account limit (shells): `w:QuotaLimit`, as Windows
+    /// answers past MaxShellsPerUser.
+    QuotaLimit { message: String },
+    /// Too many failed authentications from this source: HTTP 429 before authentication.
+    RateLimited { retry_after_secs: u64 },
     /// Anything else; details are in the gateway's log only.
     Internal,
 }
@@ -75,6 +83,9 @@ impl Refusal {
             Self::CompressionUnsupported => "compression_unsupported",
             Self::BackendUnavailable { .. } => "backend_unavailable",
             Self::BackendAuth { .. } => "backend_auth",
+            Self::AuditBehind => "audit_behind",
+            Self::QuotaLimit { .. } => "quota_limit",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Internal => "internal",
         }
     }
@@ -175,6 +186,29 @@ impl Refusal {
                 FaultSubcode::AccessDenied,
                 format!("The gateway could not log in to the host \"{host}\""),
             ),
+            Self::AuditBehind => (
+                FaultSubcode::InternalError,
+                "The gateway's audit log is behind; the request was not run. Retry shortly"
+                    .to_string(),
+            ),
+            Self::QuotaLimit { message } => (FaultSubcode::QuotaLimit, message),
+            Self::RateLimited { retry_after_secs } => {
+                let mut r = Response::new(Full::new(Bytes::from_static(
+                    b"too many failed sign-ins from this address: retry later\n",
+                )));
+                *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                r.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    http::HeaderValue::from(retry_after_secs),
+                );
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                // The connection stays open: reconnecting would cost a TLS handshake,
+                // far more than this answer.
+                return r;
+            }
             Self::Internal => (
                 FaultSubcode::InternalError,
                 "The gateway could not process the request".to_string(),

@@ -23,6 +23,36 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
     backend: Mutex<BTreeMap<&'static str, Histogram>>,
     listeners: Mutex<Vec<(&'static str, Arc<ListenerMetrics>)>>,
+    /// Requests refused by a per-source or per-person limit, by [`Limit`].
+    limits: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// A limit of the request path that refused a request (issue #14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Too many failed authentications from one source (HTTP 429).
+    UnauthenticatedRate,
+    /// The person holds `max_shells_per_user` shells.
+    ShellsPerUser,
+    /// The host account holds `max_shells_per_credential` shells.
+    ShellsPerCredential,
+    /// The audit writer did not catch up within `audit_wait`.
+    AuditBehind,
+    /// The person's shells hold `max_held_bytes_per_user` for inspection.
+    HeldBytesPerUser,
+}
+
+impl Limit {
+    /// The `limit` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Limit::UnauthenticatedRate => "unauthenticated_rate",
+            Limit::ShellsPerUser => "shells_per_user",
+            Limit::ShellsPerCredential => "shells_per_credential",
+            Limit::AuditBehind => "audit_behind",
+            Limit::HeldBytesPerUser => "held_bytes_per_user",
+        }
+    }
 }
 
 /// Connection counters of one listener (gateway, admin, test host), kept by the accept
@@ -45,6 +75,11 @@ pub struct ListenerMetrics {
     pub header_timeouts: AtomicU64,
     /// Connections closed because no request was in flight for the idle timeout.
     pub idle_closed: AtomicU64,
+    /// Connections closed at once because their source held its share of connections or
+    /// handshakes (`max_connections_per_source`, `max_handshakes_per_source`).
+    pub source_refused: AtomicU64,
+    /// Connections closed because no byte arrived before the first-byte deadline.
+    pub first_byte_timeouts: AtomicU64,
 }
 
 impl ListenerMetrics {
@@ -54,7 +89,7 @@ impl ListenerMetrics {
     }
 
     /// (metric name suffix, Prometheus type, help, value) of each counter.
-    fn rows(&self) -> [(&'static str, &'static str, &'static str, u64); 8] {
+    fn rows(&self) -> [(&'static str, &'static str, &'static str, u64); ROWS] {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             (
@@ -105,9 +140,24 @@ impl ListenerMetrics {
                 "Connections closed after the idle timeout.",
                 get(&self.idle_closed),
             ),
+            (
+                "source_refused_total",
+                "counter",
+                "Connections closed because their source address held its share.",
+                get(&self.source_refused),
+            ),
+            (
+                "first_byte_timeouts_total",
+                "counter",
+                "Connections closed because no byte arrived in time.",
+                get(&self.first_byte_timeouts),
+            ),
         ]
     }
 }
+
+/// Counters per listener.
+const ROWS: usize = 10;
 
 #[derive(Debug, Default, Clone)]
 struct Histogram {
@@ -139,6 +189,13 @@ impl Metrics {
         }
     }
 
+    /// Counts one request refused by `limit`.
+    pub fn limited(&self, limit: Limit) {
+        if let Ok(mut m) = self.limits.lock() {
+            *m.entry(limit.label()).or_default() += 1;
+        }
+    }
+
     /// Records one round trip to a host.
     pub fn backend(&self, action: &'static str, took: Duration) {
         let secs = took.as_secs_f64();
@@ -163,7 +220,7 @@ impl Metrics {
             Err(_) => Vec::new(),
         };
         let rows: Vec<_> = listeners.iter().map(|(n, m)| (*n, m.rows())).collect();
-        for i in 0..8 {
+        for i in 0..ROWS {
             for (j, (listener, r)) in rows.iter().enumerate() {
                 let Some((name, kind, help, v)) = r.get(i) else {
                     continue;
@@ -188,6 +245,15 @@ impl Metrics {
                     out,
                     "hopgate_requests_total{{action=\"{action}\",status=\"{status}\"}} {n}"
                 );
+            }
+        }
+        out.push_str(
+            "# HELP hopgate_limit_refusals_total Requests refused by a per-source or per-person limit.\n\
+             # TYPE hopgate_limit_refusals_total counter\n",
+        );
+        if let Ok(m) = self.limits.lock() {
+            for (limit, n) in m.iter() {
+                let _ = writeln!(out, "hopgate_limit_refusals_total{{limit=\"{limit}\"}} {n}");
             }
         }
         out.push_str(

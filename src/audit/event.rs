@@ -70,6 +70,20 @@ pub enum EventKind {
         #[serde(skip_serializing_if = "Option::is_none")]
         claimed_user: Option<String>,
     },
+    /// Failed sign-ins of one source, reason and claimed user counted over an interval
+    /// after the first one (written as `authn.failure`), so a flood costs one line per
+    /// interval (`audit::noise`). Source `*`: keys past the per-interval cap.
+    #[serde(rename = "authn.failures")]
+    AuthnFailures {
+        source_ip: String,
+        reason: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        claimed_user: Option<String>,
+        /// Failures not written one by one.
+        count: u64,
+        /// Length of the interval they were counted in.
+        seconds: u64,
+    },
     /// A command was let through to the host.
     #[serde(rename = "command.allowed")]
     CommandAllowed {
@@ -280,7 +294,7 @@ pub struct Decoded {
 pub use crate::shell::OutputRecord;
 
 /// Every event name, in [`EventKind::index`] order (for per-event counters).
-pub const EVENT_NAMES: [&str; 17] = [
+pub const EVENT_NAMES: [&str; 18] = [
     "session.start",
     "session.end",
     "authn.failure",
@@ -298,6 +312,7 @@ pub const EVENT_NAMES: [&str; 17] = [
     "gateway.stop",
     "request.rejected",
     "session.connection",
+    "authn.failures",
 ];
 
 impl EventKind {
@@ -327,6 +342,7 @@ impl EventKind {
             Self::GatewayStart { .. } => "gateway.start",
             Self::GatewayStop { .. } => "gateway.stop",
             Self::RequestRejected { .. } => "request.rejected",
+            Self::AuthnFailures { .. } => "authn.failures",
         }
     }
 }

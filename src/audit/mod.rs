@@ -13,6 +13,7 @@
 //! - `files`: the audit directory's file names and chain order; `lock`: one writer per
 //!   directory (`hopgate.lock`);
 //! - `verify`: checking a chain across files, with checkpoints and signatures;
+//! - `noise`: failed sign-ins counted per source and reason (`authn.failures`);
 //! - `output`: `output` events from cmd-shell ReceiveResponses;
 //! - `redact`: secrets out of command lines, reasons and echoed output;
 //! - `export`: copies of the written lines to syslog and stdout (best effort);
@@ -24,6 +25,7 @@ pub mod event;
 pub mod export;
 pub mod files;
 pub mod lock;
+pub mod noise;
 pub mod output;
 pub mod redact;
 pub mod sink;
@@ -31,4 +33,6 @@ pub mod transcript;
 pub mod verify;
 
 pub use event::{Event, EventKind};
-pub use sink::{AuditError, AuditHandle, AuditTask, FsyncPolicy, RotatePolicy, SinkConfig};
+pub use sink::{
+    AuditBusy, AuditError, AuditHandle, AuditTask, FsyncPolicy, RotatePolicy, SinkConfig,
+};

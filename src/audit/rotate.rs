@@ -226,12 +226,14 @@ impl AuditTask {
             .create_new(true)
             .append(true)
             .open(&self.path)
-            .await?;
+            .await?
+            .into_std()
+            .await;
         // Make the rename and the new file durable before writing to it.
         if let Err(error) = sync_dir(&self.dir).await {
             tracing::warn!(dir = %self.dir.display(), %error, "Audit directory sync failed");
         }
-        self.file = file;
+        self.file = std::sync::Arc::new(file);
         self.good_len = 0;
         self.file_start = None;
         self.since_checkpoint = false;

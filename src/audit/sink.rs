@@ -1,32 +1,39 @@
 //! The audit writer: one task owns the file; everyone else holds an [`AuditHandle`].
 //!
-//! Events travel over a bounded channel so a slow disk can never stall a request; the
-//! writer stamps `seq`/`ts`, chains each line to the previous one and syncs the file after
+//! Events travel over a channel to the writer, which stamps `seq`/`ts`, chains each line to the previous one and syncs the file after
 //! every batch (or at most every N ms, [`FsyncPolicy`]). On start it resumes the chain from
 //! the last line already written; `rotate` (a child module) rotates the file and writes
 //! checkpoints. Every chained line is produced by [`AuditTask::seal_into`].
 //!
+//! Never dropping (issue #14): an event handed to [`AuditHandle::emit`] is always queued
+//! while the writer runs. The queue is bounded by admission instead of by dropping: past
+//! [`SinkConfig::capacity`] events the handle is unhealthy and [`AuditHandle::admit`],
+//! which the proxy calls before serving an authenticated request, waits (bounded) for the
+//! writer to catch up or refuses the request. Unauthenticated noise (`authn.failure`)
+//! never reaches the queue in bulk: `noise` counts it per source and reason and the writer
+//! writes one `authn.failures` line per key and interval.
+//!
 //! Failing closed: when a write or sync fails, or the file at the audit path is no longer
 //! the one the writer opened (deleted, moved, replaced), the writer stops writing for good
 //! (a partial line is cut off so what is on disk still verifies) and the handle reports
-//! unhealthy; so does a full queue. The proxy refuses new sessions while the handle is
-//! unhealthy. Events lost to a full queue are recorded as an `audit.gap` line once the
-//! writer catches up.
+//! unhealthy. The proxy refuses new sessions while the handle is unhealthy. Events lost
+//! while the writer cannot write are counted; an `audit.gap` line records them when it
+//! can write again (which `hopgate audit verify` reports as a failure).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 use thiserror::Error;
 use time::OffsetDateTime;
-use tokio::io::AsyncWriteExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::chain::{self, ChainState};
 use super::checkpoint::{Reason, SigningKey};
 use super::event::{Event, EventKind, EVENT_NAMES};
+use super::noise::{Noise, Noted};
 use super::redact::{self, SecretMemory};
 
 pub use super::files::AUDIT_FILE;
@@ -35,6 +42,10 @@ pub use rotate::RotatePolicy;
 #[path = "rotate.rs"]
 mod rotate;
 const CHANNEL_CAPACITY: usize = 8192;
+/// How long failed sign-ins are counted before their `authn.failures` lines are written.
+const NOISE_INTERVAL: Duration = Duration::from_secs(10);
+/// The housekeeping tick never runs faster than this (a zero interval would spin).
+const MIN_TICK: Duration = Duration::from_millis(10);
 /// How often an idle writer checks that its file is still in place.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
@@ -53,8 +64,11 @@ pub enum FsyncPolicy {
 #[derive(Debug, Clone)]
 pub struct SinkConfig {
     pub fsync: FsyncPolicy,
-    /// Events queued before new ones are dropped (and the handle turns unhealthy).
+    /// Events queued before the handle turns unhealthy and [`AuditHandle::admit`] makes
+    /// requests wait (events are still queued past it, never dropped).
     pub capacity: usize,
+    /// How often counted sign-in failures are written (`authn.failures`).
+    pub noise_interval: Duration,
     /// When `audit.jsonl` is rotated (never by default).
     pub rotate: RotatePolicy,
     /// Signs checkpoints; without it checkpoints are written unsigned, and none is
@@ -67,6 +81,7 @@ impl Default for SinkConfig {
         Self {
             fsync: FsyncPolicy::EveryBatch,
             capacity: CHANNEL_CAPACITY,
+            noise_interval: NOISE_INTERVAL,
             rotate: RotatePolicy::default(),
             signing_key: None,
         }
@@ -100,10 +115,25 @@ enum Msg {
     Flush(oneshot::Sender<()>),
 }
 
+/// The writer fell behind and did not catch up within the wait allowed.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+#[error("the audit writer is {queued} events behind")]
+pub struct AuditBusy {
+    pub queued: usize,
+}
+
 /// Cheap, cloneable way to record events.
 #[derive(Clone)]
 pub struct AuditHandle {
-    tx: mpsc::Sender<Msg>,
+    // INVARIANT: unbounded, so an event is never dropped while the writer runs; `queued`
+    // and `admit` bound it instead.
+    tx: mpsc::UnboundedSender<Msg>,
+    /// Events sent and not yet taken by the writer.
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
+    /// Signalled by the writer after each batch (wakes `admit`).
+    drained: Arc<Notify>,
+    noise: Arc<Noise>,
     dropped: Arc<AtomicU64>,
     /// Set by the writer when it stopped writing (write error, file replaced).
     failed: Arc<AtomicBool>,
@@ -125,8 +155,15 @@ impl std::fmt::Debug for AuditHandle {
 /// The writer task's state; run it with [`AuditTask::run`].
 #[derive(Debug)]
 pub struct AuditTask {
-    rx: mpsc::Receiver<Msg>,
-    file: tokio::fs::File,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    queued: Arc<AtomicUsize>,
+    drained: Arc<Notify>,
+    noise: Arc<Noise>,
+    /// The handle's per-event counters (the writer counts the lines it makes itself).
+    counts: Arc<[AtomicU64; EVENT_NAMES.len()]>,
+    /// `std`, not `tokio::fs`: each batch is one trip to the blocking pool (check, append,
+    /// sync) instead of one per step (issue #16); `&File` writes, so it is shared with it.
+    file: Arc<std::fs::File>,
     /// The audit directory and `audit.jsonl` in it.
     dir: PathBuf,
     path: PathBuf,
@@ -154,8 +191,9 @@ pub struct AuditTask {
 // === impl AuditHandle ===
 
 impl AuditHandle {
-    /// Queues an event. Never waits: when the queue is full the event is counted as
-    /// dropped, reported through tracing, and the handle is unhealthy until it drains.
+    /// Queues an event. Never waits and never drops it while the writer runs (the queue
+    /// is held near its capacity by [`AuditHandle::admit`]). A failed sign-in is counted
+    /// instead when its source, reason and claimed user already failed this interval.
     pub fn emit(&self, event: Event) {
         let name = event.kind.name();
         if let Some(c) = self.counts.get(event.kind.index()) {
@@ -164,18 +202,50 @@ impl AuditHandle {
         if let (EventKind::SessionEnd { .. }, Some(id)) = (&event.kind, &event.session_id) {
             self.secrets.forget(id);
         }
-        if let Err(e) = self.tx.try_send(Msg::Event(Box::new(event))) {
+        if let EventKind::AuthnFailure {
+            source_ip,
+            reason,
+            claimed_user,
+        } = &event.kind
+        {
+            let now = OffsetDateTime::now_utc();
+            if self
+                .noise
+                .note(source_ip, reason, claimed_user.as_deref(), now)
+                == Noted::Counted
+            {
+                return;
+            }
+        }
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(Msg::Event(Box::new(event))).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            let why = match e {
-                mpsc::error::TrySendError::Full(_) => "queue full",
-                mpsc::error::TrySendError::Closed(_) => "writer stopped",
-            };
             tracing::error!(
                 event = name,
                 dropped_total = n,
-                reason = why,
+                reason = "writer stopped",
                 "Audit event dropped"
             );
+        }
+    }
+
+    /// Waits, at most `wait`, until the writer's queue is below its capacity: called
+    /// before serving a request whose events must not be lost, so a writer that falls
+    /// behind slows requests down instead of losing their record. A writer that stopped
+    /// for good is not waited for (the handle is unhealthy; new sessions are refused).
+    pub async fn admit(&self, wait: Duration) -> Result<(), AuditBusy> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Registered before the check, so a batch finished in between still wakes it.
+            let drained = self.drained.notified();
+            let queued = self.queue_depth();
+            if queued < self.capacity || self.failed.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                return Err(AuditBusy { queued });
+            }
         }
     }
 
@@ -203,20 +273,23 @@ impl AuditHandle {
     /// Waits until every event queued before this call is on disk.
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
+        if self.tx.send(Msg::Flush(tx)).is_ok() {
             let _ = rx.await;
         }
     }
 
-    /// Events lost because the queue was full or the writer had stopped.
+    /// Events lost because the writer had stopped (or could not write).
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Whether events emitted now will reach the file: the writer runs, has not failed,
-    /// and the queue has room. New sessions must not start while this is false.
+    /// Whether events emitted now will reach the file promptly: the writer runs, has not
+    /// failed, and the queue is below its capacity. New sessions must not start while this
+    /// is false.
     pub fn healthy(&self) -> bool {
-        !self.failed.load(Ordering::Relaxed) && !self.tx.is_closed() && self.tx.capacity() > 0
+        !self.failed.load(Ordering::Relaxed)
+            && !self.tx.is_closed()
+            && self.queue_depth() < self.capacity
     }
 
     /// (event name, events emitted so far) for every event kind.
@@ -230,7 +303,7 @@ impl AuditHandle {
 
     /// Events waiting for the writer.
     pub fn queue_depth(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
+        self.queued.load(Ordering::Relaxed)
     }
 }
 
@@ -266,7 +339,9 @@ impl AuditTask {
             .append(true)
             .open(&path)
             .await
-            .map_err(open_err)?;
+            .map_err(open_err)?
+            .into_std()
+            .await;
         let mut task = Self::with_file(file, dir, resumed, config).await;
         task.1.lock = Some(lock);
         Ok(task)
@@ -274,26 +349,39 @@ impl AuditTask {
 
     /// The handle and task for an already open file whose chain is where `resumed` says.
     async fn with_file(
-        file: tokio::fs::File,
+        file: std::fs::File,
         dir: &Path,
         resumed: rotate::Resumed,
         config: SinkConfig,
     ) -> (AuditHandle, AuditTask) {
-        let good_len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-        let (tx, rx) = mpsc::channel(config.capacity.max(1));
+        let good_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let (tx, rx) = mpsc::unbounded_channel();
         let failed = Arc::new(AtomicBool::new(false));
         let dropped = Arc::new(AtomicU64::new(0));
+        let queued = Arc::new(AtomicUsize::new(0));
+        let drained = Arc::new(Notify::new());
+        let noise = Arc::new(Noise::default());
+        let counts: Arc<[AtomicU64; EVENT_NAMES.len()]> =
+            Arc::new(std::array::from_fn(|_| AtomicU64::new(0)));
         (
             AuditHandle {
                 tx,
+                queued: queued.clone(),
+                capacity: config.capacity.max(1),
+                drained: drained.clone(),
+                noise: noise.clone(),
                 dropped: dropped.clone(),
                 failed: failed.clone(),
-                counts: Arc::new(std::array::from_fn(|_| AtomicU64::new(0))),
+                counts: counts.clone(),
                 secrets: SecretMemory::default(),
             },
             AuditTask {
                 rx,
-                file,
+                queued,
+                drained,
+                noise,
+                counts,
+                file: Arc::new(file),
                 dir: dir.to_path_buf(),
                 path: dir.join(AUDIT_FILE),
                 state: resumed.state,
@@ -322,10 +410,11 @@ impl AuditTask {
     pub async fn run(mut self) {
         let mut batch = String::new();
         let mut waiters = Vec::new();
-        let mut tick = tokio::time::interval(match self.config.fsync {
+        let every = match self.config.fsync {
             FsyncPolicy::Interval(d) => d.min(CHECK_EVERY),
             FsyncPolicy::EveryBatch => CHECK_EVERY,
-        });
+        };
+        let mut tick = tokio::time::interval(every.min(self.config.noise_interval).max(MIN_TICK));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let first = tokio::select! {
@@ -339,9 +428,14 @@ impl AuditTask {
                 }
             };
             self.take(first, &mut batch, &mut waiters).await;
-            // Drain what is already queued so one write and sync cover the whole batch.
-            while let Ok(more) = self.rx.try_recv() {
+            // Drain what is already queued so one write and sync cover the whole batch, up
+            // to the queue's capacity: a backlog is written in pieces, each one waking the
+            // requests that wait for room (`admit`).
+            let mut taken = 1usize;
+            while taken < self.config.capacity {
+                let Ok(more) = self.rx.try_recv() else { break };
                 self.take(more, &mut batch, &mut waiters).await;
+                taken += 1;
             }
             self.note_gap(&mut batch);
             if !batch.is_empty() {
@@ -353,7 +447,10 @@ impl AuditTask {
             for w in waiters.drain(..) {
                 let _ = w.send(());
             }
+            self.drained.notify_waiters();
         }
+        // What was counted so far is part of the record too.
+        self.write_noise().await;
         // A clean stop: vouch for what this run wrote (only worth it when signed).
         if self.config.signing_key.is_some() && self.since_checkpoint && !self.is_failed() {
             self.checkpoint(Reason::Shutdown).await;
@@ -373,11 +470,36 @@ impl AuditTask {
             self.fail("the audit file was moved, deleted or replaced");
             return;
         }
-        if self.day_over(OffsetDateTime::now_utc()) {
+        let now = OffsetDateTime::now_utc();
+        if self.day_over(now) {
             self.rotate().await;
+        }
+        let interval =
+            time::Duration::try_from(self.config.noise_interval).unwrap_or(time::Duration::MAX);
+        if self.noise.started().is_some_and(|s| now - s >= interval) {
+            self.write_noise().await;
         }
         if self.dirty {
             self.sync().await;
+        }
+    }
+
+    /// Writes the interval's `authn.failures` lines (if any failure repeated).
+    async fn write_noise(&mut self) {
+        let now = OffsetDateTime::now_utc();
+        let events = self.noise.take(now);
+        if events.is_empty() {
+            return;
+        }
+        let mut batch = String::new();
+        for e in &events {
+            if let Some(c) = self.counts.get(e.kind.index()) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+            self.push(e, now, &mut batch);
+        }
+        if !batch.is_empty() {
+            self.write(&batch, false).await;
         }
     }
 
@@ -408,37 +530,48 @@ impl AuditTask {
             self.lose(batch);
             return;
         }
-        if !self.file_in_place().await {
-            self.fail("the audit file was moved, deleted or replaced");
-            self.lose(batch);
-            return;
-        }
-        // tokio's File hands the bytes to a blocking thread and reports that write's error
-        // only on the next operation: flush waits for it, so a full disk is seen here, where
-        // the partial line can still be cut off, and not later in a sync.
-        let written = match self.file.write_all(batch.as_bytes()).await {
-            Ok(()) => self.file.flush().await,
-            Err(e) => Err(e),
+        let due = match self.config.fsync {
+            FsyncPolicy::EveryBatch => true,
+            FsyncPolicy::Interval(d) => self.last_sync.elapsed() >= d,
         };
-        if let Err(error) = written {
-            tracing::error!(path = %self.path.display(), %error, "Audit write failed");
-            // Cut a partial line off so the file still verifies up to its last full line.
-            let _ = self.file.set_len(self.good_len).await;
-            self.fail("write failed");
-            self.lose(batch);
-            return;
+        let (file, path) = (self.file.clone(), self.path.clone());
+        let (bytes, good_len) = (batch.as_bytes().to_vec(), self.good_len);
+        let sync = due || force_sync;
+        let outcome = tokio::task::spawn_blocking(move || {
+            append_blocking(&file, &path, &bytes, good_len, sync)
+        })
+        .await
+        .unwrap_or_else(|e| Err(Append::Write(std::io::Error::other(e))));
+        match outcome {
+            Ok(()) => {}
+            Err(Append::Moved) => {
+                self.fail("the audit file was moved, deleted or replaced");
+                self.lose(batch);
+                return;
+            }
+            Err(Append::Write(error)) => {
+                tracing::error!(path = %self.path.display(), %error, "Audit write failed");
+                self.fail("write failed");
+                self.lose(batch);
+                return;
+            }
+            Err(Append::Sync(error)) => {
+                // The lines are in the file (not yet durable): nothing was lost yet.
+                tracing::error!(path = %self.path.display(), %error, "Audit sync failed");
+                self.good_len += u64::try_from(batch.len()).unwrap_or(u64::MAX);
+                self.fail("sync failed");
+                return;
+            }
         }
         self.good_len += u64::try_from(batch.len()).unwrap_or(u64::MAX);
         if let Some(x) = &self.exporters {
             batch.lines().for_each(|l| x.offer(l));
         }
-        self.dirty = true;
-        let due = match self.config.fsync {
-            FsyncPolicy::EveryBatch => true,
-            FsyncPolicy::Interval(d) => self.last_sync.elapsed() >= d,
-        };
-        if due || force_sync {
-            self.sync().await;
+        if sync {
+            self.dirty = false;
+            self.last_sync = Instant::now();
+        } else {
+            self.dirty = true;
         }
     }
 
@@ -449,7 +582,11 @@ impl AuditTask {
     }
 
     async fn sync(&mut self) {
-        if let Err(error) = self.file.sync_data().await {
+        let file = self.file.clone();
+        let synced = tokio::task::spawn_blocking(move || file.sync_data())
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        if let Err(error) = synced {
             tracing::error!(path = %self.path.display(), %error, "Audit sync failed");
             self.fail("sync failed");
             return;
@@ -470,13 +607,10 @@ impl AuditTask {
 
     /// Whether the audit path still names the file this writer has open.
     async fn file_in_place(&self) -> bool {
-        let Ok(on_path) = tokio::fs::metadata(&self.path).await else {
-            return false;
-        };
-        let Ok(open) = self.file.metadata().await else {
-            return false;
-        };
-        same_file(&on_path, &open)
+        let (file, path) = (self.file.clone(), self.path.clone());
+        tokio::task::spawn_blocking(move || in_place(&file, &path))
+            .await
+            .unwrap_or(false)
     }
 
     /// Adds one message to the batch; rotates first when the next line is due in a new
@@ -485,6 +619,7 @@ impl AuditTask {
         match msg {
             Msg::Flush(w) => waiters.push(w),
             Msg::Event(event) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
                 let now = OffsetDateTime::now_utc();
                 if self.rotation_due(now, batch.len()) && !self.is_failed() {
                     if !batch.is_empty() {
@@ -532,6 +667,50 @@ impl AuditTask {
         batch.push_str(&line);
         batch.push('\n');
     }
+}
+
+/// Why an append did not complete.
+#[derive(Debug)]
+enum Append {
+    /// The audit path no longer names the open file.
+    Moved,
+    /// Writing failed; the file was cut back to its last whole line.
+    Write(std::io::Error),
+    /// The lines are written but could not be made durable.
+    Sync(std::io::Error),
+}
+
+/// Whether `path` still names `file`.
+fn in_place(file: &std::fs::File, path: &Path) -> bool {
+    match (std::fs::metadata(path), file.metadata()) {
+        (Ok(on_path), Ok(open)) => same_file(&on_path, &open),
+        _ => false,
+    }
+}
+
+/// One batch, on a blocking thread: the file is still in place, the bytes are appended,
+/// and synced when `sync`. A failed write is cut back to `good_len`, so the file still
+/// verifies up to its last whole line.
+fn append_blocking(
+    file: &std::fs::File,
+    path: &Path,
+    bytes: &[u8],
+    good_len: u64,
+    sync: bool,
+) -> Result<(), Append> {
+    use std::io::Write as _;
+    if !in_place(file, path) {
+        return Err(Append::Moved);
+    }
+    let mut w = file;
+    if let Err(e) = w.write_all(bytes) {
+        let _ = file.set_len(good_len);
+        return Err(Append::Write(e));
+    }
+    if sync {
+        file.sync_data().map_err(Append::Sync)?;
+    }
+    Ok(())
 }
 
 #[cfg(unix)]
@@ -635,31 +814,130 @@ mod tests {
         writer.await.unwrap();
     }
 
+    fn denied(i: usize) -> Event {
+        Event {
+            session_id: Some(format!("s{i}")),
+            kind: EventKind::AccessDenied {
+                principal: "alice".into(),
+                source_ip: "10.0.0.9".into(),
+                host: None,
+                shell_id: None,
+                action: "-".into(),
+                reason: "test".into(),
+            },
+        }
+    }
+
     #[tokio::test]
-    async fn full_queue_is_unhealthy_and_the_gap_is_recorded() {
+    async fn a_full_queue_is_unhealthy_makes_requests_wait_and_drops_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let config = SinkConfig {
             capacity: 2,
             ..SinkConfig::default()
         };
         let (handle, task) = AuditTask::open_with(dir.path(), config).await.unwrap();
-        // The writer is not running yet: the queue fills.
-        handle.emit(failure("10.0.0.1"));
+        // The writer is not running yet: the queue fills past its capacity.
+        handle.emit(denied(1));
         assert!(handle.healthy());
-        handle.emit(failure("10.0.0.2"));
-        assert_eq!(handle.queue_depth(), 2);
+        assert_eq!(handle.admit(Duration::ZERO).await, Ok(()));
+        for i in 2..=5 {
+            handle.emit(denied(i));
+        }
+        assert_eq!(handle.queue_depth(), 5);
+        assert_eq!(
+            handle.dropped(),
+            0,
+            "authenticated events are never dropped"
+        );
         assert!(!handle.healthy(), "a full queue refuses new sessions");
-        handle.emit(failure("10.0.0.3"));
-        assert_eq!(handle.dropped(), 1);
+        assert_eq!(
+            handle.admit(Duration::from_millis(50)).await,
+            Err(AuditBusy { queued: 5 }),
+            "a request waits a bounded time, then is refused"
+        );
 
+        // A request waiting when the writer starts is let through once it catches up.
+        let waiting = tokio::spawn({
+            let h = handle.clone();
+            async move { h.admit(Duration::from_secs(10)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
         let writer = tokio::spawn(task.run());
+        assert_eq!(waiting.await.unwrap(), Ok(()));
         handle.flush().await;
         assert!(handle.healthy(), "healthy again once the queue drains");
         let text = lines(dir.path()).await;
+        assert_eq!(chain::verify_text(&text), Ok(5), "{text}");
+        assert!(!text.contains("audit.gap"), "{text}");
+        drop(handle);
+        writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_failed_sign_ins_is_counted_not_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SinkConfig {
+            capacity: 16,
+            noise_interval: Duration::from_millis(50),
+            ..SinkConfig::default()
+        };
+        let (handle, task) = AuditTask::open_with(dir.path(), config).await.unwrap();
+        let writer = tokio::spawn(task.run());
+        for _ in 0..100_000 {
+            handle.emit(failure("10.0.0.1"));
+        }
+        handle.emit(denied(1));
+        assert!(handle.queue_depth() <= 2, "{}", handle.queue_depth());
+        assert!(handle.healthy());
+        handle.flush().await;
+        // The interval ends: the repeats are written as one line.
+        let start = Instant::now();
+        while !lines(dir.path()).await.contains("authn.failures")
+            && start.elapsed() < Duration::from_secs(5)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let counts = handle.counts();
+        drop(handle);
+        writer.await.unwrap();
+        let text = lines(dir.path()).await;
         assert_eq!(chain::verify_text(&text), Ok(3), "{text}");
-        let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
-        assert_eq!(last["event"], "audit.gap");
-        assert_eq!(last["dropped"], 1);
+        let all: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(all[0]["event"], "authn.failure");
+        assert_eq!(all[1]["event"], "access.denied");
+        assert_eq!(all[2]["event"], "authn.failures");
+        assert_eq!(all[2]["source_ip"], "10.0.0.1");
+        assert_eq!(all[2]["reason"], "no credentials");
+        assert_eq!(all[2]["count"], 99_999);
+        let counted = |name: &str| counts.iter().find(|(n, _)| *n == name).map(|(_, c)| *c);
+        assert_eq!(
+            counted("authn.failure"),
+            Some(100_000),
+            "every failure counted"
+        );
+        assert_eq!(counted("authn.failures"), Some(1), "one summary line");
+    }
+
+    #[tokio::test]
+    async fn events_lost_to_a_stopped_writer_are_counted_and_not_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let (handle, task) = AuditTask::open(dir.path()).await.unwrap();
+        let writer = tokio::spawn(task.run());
+        handle.emit(denied(1));
+        handle.flush().await;
+        std::fs::remove_file(dir.path().join(AUDIT_FILE)).unwrap();
+        handle.emit(denied(2));
+        handle.flush().await;
+        assert_eq!(handle.dropped(), 1);
+        assert!(!handle.healthy());
+        assert_eq!(
+            handle.admit(Duration::from_secs(5)).await,
+            Ok(()),
+            "a writer that stopped for good is not waited for"
+        );
         drop(handle);
         writer.await.unwrap();
     }

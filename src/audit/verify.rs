@@ -50,6 +50,26 @@ pub struct Report {
     pub verified_signatures: usize,
     /// `last_seq` of the last checkpoint whose signature was checked.
     pub last_signed_seq: Option<u64>,
+    /// `audit.gap` lines: the chain is intact but events were lost before them.
+    pub gaps: Vec<Gap>,
+}
+
+/// One `audit.gap` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    /// Its `seq`.
+    pub seq: u64,
+    /// The events it says were lost.
+    pub dropped: u64,
+}
+
+// === impl Report ===
+
+impl Report {
+    /// Events lost according to the `audit.gap` lines.
+    pub fn dropped(&self) -> u64 {
+        self.gaps.iter().map(|g| g.dropped).sum()
+    }
 }
 
 /// Why the files do not verify; every variant names the file.
@@ -112,6 +132,7 @@ pub fn verify_segments(
         checkpoints: 0,
         verified_signatures: 0,
         last_signed_seq: None,
+        gaps: Vec::new(),
     };
     // Files before `current` have been checked for their closing checkpoint.
     let mut current = 0;
@@ -147,7 +168,13 @@ pub fn verify_segments(
         let first_seq = *file.first_seq.get_or_insert(seq);
         file.last_line = line_no;
         file.ends_with_checkpoint = false;
-        // Cheap pre-filter: only checkpoint lines are parsed a second time.
+        // Cheap pre-filters: only gap and checkpoint lines are parsed a second time.
+        if line.contains(GAP_EVENT) {
+            if let Some(dropped) = gap_dropped(line) {
+                report.gaps.push(Gap { seq, dropped });
+                continue;
+            }
+        }
         if !line.contains(CHECKPOINT_EVENT) {
             continue;
         }
@@ -192,6 +219,18 @@ pub fn verify_segments(
     report.last_seq = state.next_seq.saturating_sub(1);
     report.last_hash = state.prev;
     Ok(report)
+}
+
+/// The `event` of a gap line.
+const GAP_EVENT: &str = "audit.gap";
+
+/// The `dropped` count of an `audit.gap` line (None for any other line).
+fn gap_dropped(line: &str) -> Option<u64> {
+    let v: Value = serde_json::from_str(line).ok()?;
+    if v.get("event")?.as_str()? != GAP_EVENT {
+        return None;
+    }
+    Some(v.get("dropped").and_then(Value::as_u64).unwrap_or(0))
 }
 
 /// A rotated file must end with its checkpoint.

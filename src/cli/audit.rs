@@ -29,8 +29,8 @@ struct AuditCli {
 /// The `audit` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AuditAction {
-    /// Check the hash chain: exit 0 when intact, 1 naming the first bad file and line
-    /// otherwise.
+    /// Check the hash chain: exit 0 when intact and complete, 1 naming the first bad file
+    /// and line, or the `audit.gap` lines (events lost), otherwise.
     Verify {
         /// The audit directory (every rotated file and audit.jsonl, as one chain), or one
         /// file.
@@ -42,6 +42,10 @@ pub enum AuditAction {
         /// first file present (its start is reported) instead of requiring seq 1.
         #[arg(long)]
         partial: bool,
+        /// Report `audit.gap` lines (events the gateway lost) as a warning instead of a
+        /// failure.
+        #[arg(long)]
+        allow_gaps: bool,
     },
     /// List sessions: id, principal, host, start, end, commands, denied.
     Sessions {
@@ -115,6 +119,7 @@ pub fn run(
             path,
             pubkey,
             partial,
+            allow_gaps,
         } => {
             let key = match pubkey {
                 None => None,
@@ -129,12 +134,19 @@ pub fn run(
                 log.start = Start::FirstLine;
             }
             match log.verify(key.as_ref()) {
+                Ok(v) if !v.gaps.is_empty() && !allow_gaps => {
+                    writeln!(out, "FAILED: {}", gap_summary(&v))?;
+                    Ok(ExitCode::from(1))
+                }
                 Ok(v) => {
                     writeln!(
                         out,
                         "ok: {} lines in {} file(s), seq {}..={}, last hash {}",
                         v.lines, v.files, v.first_seq, v.last_seq, v.last_hash
                     )?;
+                    if !v.gaps.is_empty() {
+                        writeln!(out, "WARNING: {}", gap_summary(&v))?;
+                    }
                     if log.start == Start::FirstLine && v.first_seq > 1 {
                         writeln!(
                             out,
@@ -346,6 +358,22 @@ impl Log {
         }
         all
     }
+}
+
+/// What the `audit.gap` lines of an intact chain say was lost.
+fn gap_summary(v: &verify::Report) -> String {
+    let seqs: Vec<String> = v.gaps.iter().take(10).map(|g| g.seq.to_string()).collect();
+    let more = if v.gaps.len() > seqs.len() {
+        ", ..."
+    } else {
+        ""
+    };
+    format!(
+        "the chain is intact but incomplete: {} audit.gap line(s) record {} lost event(s) (at seq {}{more})",
+        v.gaps.len(),
+        v.dropped(),
+        seqs.join(", ")
+    )
 }
 
 fn first_seq(text: &str) -> Option<u64> {

@@ -342,3 +342,42 @@ async fn keygen_stores_the_key_in_the_vault_and_writes_the_public_key() {
     let (code, out, _) = hopgate(&["verify", p(&dir), "--pubkey", p(&pubkey)]);
     assert_eq!(code, 0, "{out}");
 }
+
+/// A chain whose second line is an `audit.gap` (the writer lost 7 events before it).
+fn chain_with_gap(dir: &Path) {
+    let mut prev = chain::GENESIS.to_string();
+    let mut text = String::new();
+    let lines = [
+        serde_json::json!({"event": "authn.failure", "source_ip": "10.0.0.1", "reason": "no credentials"}),
+        serde_json::json!({"event": "audit.gap", "dropped": 7}),
+        serde_json::json!({"event": "authn.failure", "source_ip": "10.0.0.2", "reason": "no credentials"}),
+    ];
+    for (i, v) in lines.into_iter().enumerate() {
+        let Value::Object(fields) = v else {
+            unreachable!()
+        };
+        let seq = u64::try_from(i).unwrap() + 1;
+        let (line, hash) = chain::seal(fields, seq, "2026-01-01T00:00:00.000Z", &prev);
+        text.push_str(&line);
+        text.push('\n');
+        prev = hash;
+    }
+    std::fs::write(dir.join(AUDIT_FILE), text).unwrap();
+}
+
+#[test]
+fn verify_fails_on_gap_lines_with_the_count_unless_told_to_warn() {
+    let dir = tempfile::tempdir().unwrap();
+    chain_with_gap(dir.path());
+    let (code, out, _) = hopgate(&["verify", p(dir.path())]);
+    assert_eq!(code, 1, "{out}");
+    assert!(!out.contains("ok:"), "{out}");
+    assert!(
+        out.contains("FAILED: the chain is intact but incomplete: 1 audit.gap line(s) record 7 lost event(s) (at seq 2)"),
+        "{out}"
+    );
+    let (code, out, _) = hopgate(&["verify", "--allow-gaps", p(dir.path())]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("ok: 3 lines"), "{out}");
+    assert!(out.contains("WARNING: the chain is intact but incomplete: 1 audit.gap line(s) record 7 lost event(s)"), "{out}");
+}

@@ -194,6 +194,9 @@ pub struct AuditFile {
     pub dir: PathBuf,
     /// Sync the log at most every this many milliseconds instead of after every batch.
     pub fsync_interval_ms: Option<u64>,
+    /// Failed sign-ins after the first per source, reason and claimed user are counted
+    /// and written as one `authn.failures` line every this many seconds. Default 10.
+    pub failures_interval_secs: Option<u64>,
     /// What happens to new sessions when the log cannot be written: "refuse" (default) or
     /// "continue".
     pub on_failure: Option<String>,
@@ -259,6 +262,26 @@ pub struct LimitsFile {
     pub max_xml_attributes: Option<usize>,
     /// Longest attribute value of a request envelope, in bytes. Default 4096.
     pub max_xml_attribute_bytes: Option<usize>,
+    /// Connections open at once from one source address. Default 64.
+    pub max_connections_per_source: Option<usize>,
+    /// TLS handshakes in progress at once from one source address. Default 8.
+    pub max_handshakes_per_source: Option<usize>,
+    /// Seconds a new connection may stay silent before its first byte. Default 3.
+    pub first_byte_timeout_secs: Option<u64>,
+    /// Requests per second one source may send that fail authentication (burst: twice
+    /// that); past it, its requests are answered 429 before authentication. Default 20.
+    pub unauthenticated_per_source_per_sec: Option<u64>,
+    /// Shells one person may hold at once. Default 10.
+    pub max_shells_per_user: Option<usize>,
+    /// Shells open at once through one host account (host and vaulted user), for everyone
+    /// mapped to it. Default 25, under Windows' MaxShellsPerUser of 30.
+    pub max_shells_per_credential: Option<usize>,
+    /// Bytes one person's shells may hold for inspection at once (PSRP pipelines not yet
+    /// whole). Default 32 MiB.
+    pub max_held_bytes_per_user: Option<usize>,
+    /// Seconds an authenticated request waits for a lagging audit writer before it is
+    /// refused. Default 5.
+    pub audit_wait_secs: Option<u64>,
 }
 
 /// One `[[hosts]]` entry: a Windows host the gateway may reach.

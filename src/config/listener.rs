@@ -20,6 +20,17 @@ const DEFAULT_HEADER_SECS: u64 = 10;
 const DEFAULT_IDLE_SECS: u64 = 120;
 const DEFAULT_REQUEST_SECS: u64 = 30;
 const DEFAULT_SHELL_IDLE_SECS: u64 = 3600;
+const DEFAULT_CONNECTIONS_PER_SOURCE: usize = 64;
+const DEFAULT_HANDSHAKES_PER_SOURCE: usize = 8;
+/// A client sends its ClientHello as soon as it connects; 3 s is generous.
+const DEFAULT_FIRST_BYTE_SECS: u64 = 3;
+const DEFAULT_UNAUTHENTICATED_PER_SEC: u64 = 20;
+const DEFAULT_SHELLS_PER_USER: usize = 10;
+/// Windows' default MaxShellsPerUser is 30: keep a few for the account's own use.
+const DEFAULT_SHELLS_PER_CREDENTIAL: usize = 25;
+const DEFAULT_AUDIT_WAIT_SECS: u64 = 5;
+/// Two pipelines at the defragmenter's 16 MiB message limit.
+const DEFAULT_HELD_BYTES_PER_USER: usize = 32 * 1024 * 1024;
 const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9443";
 const DEFAULT_ADMIN_MAX_CONNECTIONS: usize = 64;
 
@@ -71,6 +82,19 @@ pub struct LimitsConfig {
     /// Envelope attribute caps (`wsman::Limits`), issue #14.
     pub max_xml_attributes: usize,
     pub max_xml_attribute_bytes: usize,
+    /// Per source address (issue #14): connections open, handshakes in progress.
+    pub max_connections_per_source: usize,
+    pub max_handshakes_per_source: usize,
+    /// How long a new connection may send nothing before the handshake starts.
+    pub first_byte_timeout: Duration,
+    /// Failed authentications per second per source (burst twice that).
+    pub unauthenticated_per_source_per_sec: u64,
+    pub max_shells_per_user: usize,
+    pub max_shells_per_credential: usize,
+    /// Bytes held for inspection across one person's shells.
+    pub max_held_bytes_per_user: usize,
+    /// How long an authenticated request waits for the audit writer to catch up.
+    pub audit_wait: Duration,
 }
 
 pub(super) fn validate_listener(
@@ -174,6 +198,48 @@ pub(super) fn validate_limits(l: &LimitsFile) -> Result<LimitsConfig, ConfigErro
             "limits.max_xml_attribute_bytes",
             l.max_xml_attribute_bytes,
             crate::wsman::Limits::default().max_attribute_bytes,
+        )?,
+        max_connections_per_source: positive(
+            "limits.max_connections_per_source",
+            l.max_connections_per_source,
+            DEFAULT_CONNECTIONS_PER_SOURCE,
+        )?,
+        max_handshakes_per_source: positive(
+            "limits.max_handshakes_per_source",
+            l.max_handshakes_per_source,
+            DEFAULT_HANDSHAKES_PER_SOURCE,
+        )?,
+        first_byte_timeout: secs(
+            "limits.first_byte_timeout_secs",
+            l.first_byte_timeout_secs,
+            DEFAULT_FIRST_BYTE_SECS,
+        )?,
+        unauthenticated_per_source_per_sec: positive(
+            "limits.unauthenticated_per_source_per_sec",
+            l.unauthenticated_per_source_per_sec
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            usize::try_from(DEFAULT_UNAUTHENTICATED_PER_SEC).unwrap_or(20),
+        )
+        .map(|n| u64::try_from(n).unwrap_or(u64::MAX))?,
+        max_shells_per_user: positive(
+            "limits.max_shells_per_user",
+            l.max_shells_per_user,
+            DEFAULT_SHELLS_PER_USER,
+        )?,
+        max_shells_per_credential: positive(
+            "limits.max_shells_per_credential",
+            l.max_shells_per_credential,
+            DEFAULT_SHELLS_PER_CREDENTIAL,
+        )?,
+        max_held_bytes_per_user: positive(
+            "limits.max_held_bytes_per_user",
+            l.max_held_bytes_per_user,
+            DEFAULT_HELD_BYTES_PER_USER,
+        )?,
+        audit_wait: secs(
+            "limits.audit_wait_secs",
+            l.audit_wait_secs,
+            DEFAULT_AUDIT_WAIT_SECS,
         )?,
     })
 }

@@ -59,6 +59,8 @@ pub struct Config {
     pub audit_dir: PathBuf,
     /// None: sync after every batch; Some(d): at most every `d`.
     pub audit_fsync_interval: Option<Duration>,
+    /// How often counted sign-in failures are written (`authn.failures`).
+    pub audit_failures_interval: Duration,
     /// New sessions start even when the audit log cannot be written (`on_failure =
     /// "continue"`); false (the default) refuses them: fail closed.
     pub audit_fail_open: bool,
@@ -368,6 +370,11 @@ impl Config {
                 }
                 Some(ms) => Some(Duration::from_millis(ms)),
             },
+            audit_failures_interval: secs(
+                "audit.failures_interval_secs",
+                file.audit.failures_interval_secs,
+                10,
+            )?,
             audit_fail_open: match file.audit.on_failure.as_deref() {
                 None | Some("refuse") => false,
                 Some("continue") => true,

@@ -885,3 +885,41 @@ fn a_host_may_set_its_own_shell_idle_timeout_and_the_text_is_hashed() {
         "hosts[0].idle_timeout_secs"
     );
 }
+
+#[test]
+fn per_source_and_per_person_limits_have_defaults_and_are_checked() {
+    let dir = fixture_dir();
+    let cfg = load(VALID, dir.path()).unwrap();
+    let l = &cfg.limits;
+    assert_eq!(l.max_connections_per_source, 64);
+    assert_eq!(l.max_handshakes_per_source, 8);
+    assert_eq!(l.first_byte_timeout, Duration::from_secs(3));
+    assert_eq!(l.unauthenticated_per_source_per_sec, 20);
+    assert_eq!(l.max_shells_per_user, 10);
+    assert_eq!(l.max_shells_per_credential, 25);
+    assert_eq!(l.audit_wait, Duration::from_secs(5));
+    assert_eq!(l.max_held_bytes_per_user, 32 * 1024 * 1024);
+    assert_eq!(cfg.audit_failures_interval, Duration::from_secs(10));
+    let text = format!(
+        "{VALID}\n[limits]\nmax_shells_per_user = 3\nmax_shells_per_credential = 4\n\
+         first_byte_timeout_secs = 1\nunauthenticated_per_source_per_sec = 5\n"
+    );
+    let cfg = load(&text, dir.path()).unwrap();
+    assert_eq!(cfg.limits.max_shells_per_user, 3);
+    assert_eq!(cfg.limits.max_shells_per_credential, 4);
+    assert_eq!(cfg.limits.first_byte_timeout, Duration::from_secs(1));
+    assert_eq!(cfg.limits.unauthenticated_per_source_per_sec, 5);
+    for key in [
+        "max_connections_per_source",
+        "max_handshakes_per_source",
+        "first_byte_timeout_secs",
+        "unauthenticated_per_source_per_sec",
+        "max_shells_per_user",
+        "max_shells_per_credential",
+        "audit_wait_secs",
+        "max_held_bytes_per_user",
+    ] {
+        let text = format!("{VALID}\n[limits]\n{key} = 0\n");
+        assert_eq!(invalid_key(&text), format!("limits.{key}"));
+    }
+}

@@ -24,6 +24,7 @@ use tokio::sync::{watch, Notify, OwnedSemaphorePermit};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
+use super::per_source::SourceSlot;
 use super::tls::ServerTls;
 use super::{ConnInfo, HandshakeHook, ListenerLimits, ListenerMetrics};
 use crate::tls::HandshakeFailure;
@@ -52,7 +53,7 @@ pub(super) async fn run<F, S, Fut>(
     shared: Arc<Shared<F>>,
     tcp: TcpStream,
     peer: SocketAddr,
-    permit: OwnedSemaphorePermit,
+    (permit, source): (OwnedSemaphorePermit, SourceSlot),
     drain: watch::Receiver<bool>,
 ) where
     F: Fn(ConnInfo) -> S + Send + Sync + 'static,
@@ -62,6 +63,30 @@ pub(super) async fn run<F, S, Fut>(
     let _permit = permit;
     shared.metrics.active.fetch_add(1, Ordering::Relaxed);
     let _active = Active(shared.metrics.clone());
+    let started = Instant::now();
+    let limits = shared.limits;
+    // A client speaks first (a ClientHello, or a request over plain HTTP), at once: a
+    // socket that stays silent gives its slot back long before the handshake or idle
+    // deadline. Over TLS the handshake deadline still bounds it.
+    let first_byte = match shared.tls {
+        Some(_) => limits.first_byte_timeout.min(limits.handshake_timeout),
+        None => limits.first_byte_timeout,
+    };
+    // `peek` and not `readable`: readiness may be reported before any byte is there.
+    let mut one = [0u8; 1];
+    if tokio::time::timeout(first_byte, tcp.peek(&mut one))
+        .await
+        .is_err()
+    {
+        let counter = if shared.tls.is_some() && first_byte == limits.handshake_timeout {
+            &shared.metrics.handshake_timeouts
+        } else {
+            &shared.metrics.first_byte_timeouts
+        };
+        ListenerMetrics::inc(counter);
+        tracing::debug!(listener = shared.name, %peer, "No byte before the first-byte deadline");
+        return;
+    }
     let Some(tls) = &shared.tls else {
         let info = ConnInfo {
             peer,
@@ -71,11 +96,15 @@ pub(super) async fn run<F, S, Fut>(
         let service = (shared.make_service)(info);
         return serve_http(&shared, tcp, peer, service, drain).await;
     };
+    let deadline = started + limits.handshake_timeout;
     // The configuration in force now: a reload during this connection changes nothing here.
     let acceptor = TlsAcceptor::from(tls.config());
-    let stream = match tokio::time::timeout(shared.limits.handshake_timeout, acceptor.accept(tcp))
-        .await
-    {
+    let handshake = async {
+        // The source's own handshakes go one share at a time.
+        let _turn = source.handshake().await;
+        acceptor.accept(tcp).await
+    };
+    let stream = match tokio::time::timeout_at(deadline, handshake).await {
         Ok(Ok(s)) => s,
         Ok(Err(error)) => {
             ListenerMetrics::inc(&shared.metrics.handshake_failures);

@@ -9,7 +9,8 @@
 //! the request pipeline.
 //!
 //! * `backoff`: sleeping and logging after accept errors (EMFILE must not spin).
-//! * `conn`: one connection: handshake, HTTP, idle watchdog, drain.
+//! * `conn`: one connection: first-byte deadline, handshake, HTTP, idle watchdog, drain.
+//! * `per_source`: each source address's share of connections and handshakes.
 //! * [`fdlimit`]: raise RLIMIT_NOFILE, refuse to start when it is too low.
 //! * [`tls`]: the listener's reloadable rustls configuration.
 //!
@@ -20,6 +21,7 @@
 mod backoff;
 mod conn;
 pub mod fdlimit;
+mod per_source;
 pub mod tls;
 
 #[cfg(test)]
@@ -69,6 +71,14 @@ pub struct ListenerLimits {
     pub idle_timeout: Duration,
     /// How long open connections may finish their requests after shutdown starts.
     pub drain_timeout: Duration,
+    /// Connections open at once from one source address; more are closed at accept.
+    pub max_connections_per_source: usize,
+    /// TLS handshakes in progress at once from one source address; more wait their turn
+    /// (within the handshake deadline).
+    pub max_handshakes_per_source: usize,
+    /// How long a new connection may send nothing (TLS or plain): silent sockets free
+    /// their slot long before the handshake or idle timeout.
+    pub first_byte_timeout: Duration,
 }
 
 impl Default for ListenerLimits {
@@ -79,6 +89,9 @@ impl Default for ListenerLimits {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(120),
             drain_timeout: Duration::from_secs(10),
+            max_connections_per_source: 64,
+            max_handshakes_per_source: 8,
+            first_byte_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -163,6 +176,10 @@ impl Listener {
         let (drain_tx, drain_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut backoff = AcceptBackoff::new(name);
+        let per_source = Arc::new(per_source::PerSource::new(
+            self.limits.max_connections_per_source,
+            self.limits.max_handshakes_per_source,
+        ));
         let shared = Arc::new(conn::Shared {
             name,
             tls: self.tls,
@@ -209,12 +226,19 @@ impl Listener {
             };
             backoff.after_success();
             ListenerMetrics::inc(&self.metrics.accepted);
+            // Before any TLS work: one address cannot hold every slot.
+            let Some(source) = per_source.connect(peer.ip()) else {
+                ListenerMetrics::inc(&self.metrics.source_refused);
+                tracing::debug!(listener = name, %peer, "Source holds its share of connections: closed");
+                drop(tcp);
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
             tasks.spawn(conn::run(
                 shared.clone(),
                 tcp,
                 peer,
-                permit,
+                (permit, source),
                 drain_rx.clone(),
             ));
         }

@@ -25,6 +25,9 @@ fn limits() -> ListenerLimits {
         header_timeout: Duration::from_secs(5),
         idle_timeout: Duration::from_secs(30),
         drain_timeout: Duration::from_secs(2),
+        max_connections_per_source: 8,
+        max_handshakes_per_source: 8,
+        first_byte_timeout: Duration::from_secs(5),
     }
 }
 
@@ -437,4 +440,61 @@ fn a_bad_file_keeps_the_configuration_in_force() {
         .unwrap();
     assert!(tls.reload().is_err());
     assert!(Arc::ptr_eq(&before, &tls.config()));
+}
+
+#[tokio::test]
+async fn a_source_past_its_share_is_closed_at_accept_and_silent_sockets_at_the_first_byte_deadline()
+{
+    let pki = Pki::new();
+    let tls = Arc::new(ServerTls::load(&pki.listener_config()).unwrap());
+    let (listener, _failures, metrics) = tls_listener(
+        tls,
+        ListenerLimits {
+            max_connections_per_source: 2,
+            first_byte_timeout: Duration::from_millis(300),
+            handshake_timeout: Duration::from_secs(30),
+            ..limits()
+        },
+    )
+    .await;
+    let (addr, stop, task) = spawn(listener);
+    let start = std::time::Instant::now();
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(TcpStream::connect(addr).await.unwrap());
+    }
+    // The third from the same address is closed at once, before any TLS work.
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    assert!(closed_within(&mut third, Duration::from_secs(2)).await);
+    assert_eq!(metrics.source_refused.load(Ordering::Relaxed), 1);
+    // The two silent ones give their slots back at the first-byte deadline, long before
+    // the 30 s handshake timeout.
+    for s in &mut held {
+        assert!(closed_within(s, Duration::from_secs(3)).await);
+    }
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(metrics.first_byte_timeouts.load(Ordering::Relaxed), 2);
+    assert_eq!(metrics.handshake_timeouts.load(Ordering::Relaxed), 0);
+    let _ = stop.send(());
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_silent_plain_http_client_is_cut_off_at_the_first_byte_deadline() {
+    let (listener, metrics) = plain(ListenerLimits {
+        first_byte_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_secs(30),
+        ..limits()
+    })
+    .await;
+    let (addr, stop, task) = spawn(listener);
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    assert!(closed_within(&mut silent, Duration::from_secs(3)).await);
+    assert_eq!(metrics.first_byte_timeouts.load(Ordering::Relaxed), 1);
+    // A client that speaks at once is served as before.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(GET).await.unwrap();
+    assert!(read_response(&mut s).await.starts_with("HTTP/1.1 200"));
+    let _ = stop.send(());
+    task.await.unwrap();
 }

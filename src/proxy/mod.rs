@@ -10,12 +10,14 @@
 //! - `relay`: the path past decoding; `forward`: the backend leg; `record`: every audit
 //!   event of the path; `inspectors`: the shells' inspection state; `backends`: backend
 //!   clients; `route`: the URL path; `terminate`: closing a shell on its host (admin API,
-//!   reaper); `reaper`: shells the gateway ends itself (idle, evicted, shutdown).
+//!   reaper); `reaper`: shells the gateway ends itself (idle, evicted, shutdown);
+//!   `limits`: failed sign-ins per source, shells per person and per host account.
 
 pub mod backends;
 mod forward;
 mod identify;
 pub mod inspectors;
+pub mod limits;
 mod reaper;
 mod record;
 mod relay;
@@ -36,6 +38,7 @@ use crate::authn::{claimed_basic_user, AuthMethod, Authenticator, AuthnFailure, 
 use crate::config::{Config, Host};
 use crate::error::Refusal;
 use crate::listener::ConnInfo;
+use crate::metrics::Limit;
 use crate::policy::{Engine, HostRef, Subject};
 use crate::session::SessionRegistry;
 use crate::wsman;
@@ -46,6 +49,9 @@ use self::backends::Backends;
 use self::inspectors::Inspectors;
 use self::route::{choose, parse_path};
 use self::signin::{ConnSignIn, Exchange, StepOutcome};
+
+/// How long a request refused for its source's failed sign-ins waits for its answer.
+const TARPIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Policy snapshot holder: swapped whole on reload; each request keeps the one it started with.
 pub type PolicyHandle = Arc<arc_swap::ArcSwap<Engine>>;
@@ -67,6 +73,7 @@ pub struct Gateway {
     /// MaxEnvelopeSize gets answers past the request limit, and they are recorded too).
     pub answer_limits: wsman::Limits,
     pub metrics: Arc<crate::metrics::Metrics>,
+    pub limits: limits::RequestLimits,
 }
 
 /// One authenticated, targeted, decoded request.
@@ -196,6 +203,22 @@ impl Gateway {
         if parse_path(req.uri().path()).is_none() {
             return Err((Refusal::NotFound, None));
         }
+        // A source that keeps failing to sign in is answered before the authenticator
+        // (and the audit writer) spend anything on it.
+        let ip = conn.peer.ip();
+        if let Some(retry_after_secs) = self
+            .limits
+            .unauthenticated
+            .refused(ip, std::time::Instant::now())
+        {
+            self.metrics.limited(Limit::UnauthenticatedRate);
+            self.authn_failure(conn, "rate_limited", None);
+            // Answered slowly: a connection that keeps sending gets one answer a second,
+            // so a flood costs the gateway next to nothing (and holds only its own
+            // source's share of connections).
+            tokio::time::sleep(TARPIT.min(std::time::Duration::from_secs(retry_after_secs))).await;
+            return Err((Refusal::RateLimited { retry_after_secs }, None));
+        }
         // `Test-WSMan` without credentials: answered for anyone, naming only hopgate, and
         // not audited (it grants nothing and reaches no host). Without credentials means
         // what the authenticator calls NoCredentials, on a connection not signed in.
@@ -210,6 +233,9 @@ impl Gateway {
                 }
                 Err(refusal) => {
                     self.authn_failure(conn, AuthnFailure::NoCredentials.category(), None);
+                    self.limits
+                        .unauthenticated
+                        .charge(ip, std::time::Instant::now());
                     Err((refusal, None))
                 }
             };
@@ -241,6 +267,13 @@ impl Gateway {
             },
         };
         tracing::Span::current().record("user", principal.name.as_str());
+        // Everything this request does is recorded: when the writer is behind, wait for
+        // it (bounded) rather than let the record fall further back.
+        if let Err(busy) = self.audit.admit(self.limits.audit_wait).await {
+            tracing::warn!(queued = busy.queued, "Audit writer behind: request refused");
+            self.metrics.limited(Limit::AuditBehind);
+            return Err((Refusal::AuditBehind, None));
+        }
         let sealed_type = req
             .headers()
             .get(http::header::CONTENT_TYPE)
@@ -289,10 +322,14 @@ impl Gateway {
             // Plain HTTP: Basic passwords and bearer tokens would cross the network in
             // clear text. Only Kerberos (above) signs in here.
             self.authn_failure(conn, "plain_http_needs_kerberos", None);
+            self.limits
+                .unauthenticated
+                .charge(conn.peer.ip(), std::time::Instant::now());
             return Err((Refusal::Unauthenticated, None));
         }
+        let ip = conn.peer.ip();
         self.authn
-            .authenticate_headers(conn.client_cert.as_deref(), headers, conn.peer.ip())
+            .authenticate_headers(conn.client_cert.as_deref(), headers, ip)
             .map_err(|failure| {
                 tracing::info!(reason = %failure, "Authentication failed");
                 // The user part of a Basic credential, so a failed sign-in names whom it
@@ -304,6 +341,9 @@ impl Gateway {
                         .and_then(claimed_basic_user),
                 };
                 self.authn_failure(conn, failure.category(), claimed);
+                self.limits
+                    .unauthenticated
+                    .charge(ip, std::time::Instant::now());
                 let refusal = match failure {
                     AuthnFailure::RepeatedHeader => Refusal::RepeatedAuthorization,
                     _ => Refusal::Unauthenticated,
@@ -341,6 +381,9 @@ impl Gateway {
                 Err(error) => {
                     tracing::info!(%error, "Kerberos sign-in failed");
                     self.authn_failure(conn, error.reason(), None);
+                    self.limits
+                        .unauthenticated
+                        .charge(conn.peer.ip(), std::time::Instant::now());
                     Err((Refusal::Unauthenticated, None))
                 }
             },

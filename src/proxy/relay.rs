@@ -8,8 +8,10 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 
 use super::backends::backend_url;
+use super::limits::ShellLimit;
 use super::{Ctx, Gateway};
 use crate::error::{soap_response, Refusal};
+use crate::metrics::Limit;
 use crate::session::{now_ms, Access, ShellIdentity};
 use crate::shell::{compression, Denial, Inspector, Request, Verdict};
 use crate::wsman::{self, Action, Body};
@@ -68,6 +70,17 @@ impl Gateway {
         let mut inspector = opened.map_err(refusal)?;
 
         let backend = self.backend(&ctx).await?;
+        // One person cannot use up the host account's shell quota for everyone mapped to it.
+        let _pending = self
+            .limits
+            .shells
+            .reserve(
+                &self.sessions.list(),
+                &ctx.principal.name,
+                &ctx.host.name,
+                &backend.user,
+            )
+            .map_err(|limit| self.shell_limit(&ctx, &limit))?;
         let (status, body) = self.send_to_host(&ctx, &backend, host_body(&ctx)).await?;
         if status != StatusCode::OK {
             // The host refused the shell (quota, configuration): pass its fault on.
@@ -124,6 +137,52 @@ impl Gateway {
         Ok(soap_response(status, body))
     }
 
+    /// The refusal (and record) of a Create past a shell limit.
+    fn shell_limit(&self, ctx: &Ctx<'_>, limit: &ShellLimit) -> Refusal {
+        let (metric, message) = match limit {
+            ShellLimit::PerUser { max } => (
+                Limit::ShellsPerUser,
+                format!(
+                    "The WS-Management service cannot process the request. This user is allowed a maximum number of {max} concurrent shells, which has been exceeded. Close existing shells or raise the quota for this user."
+                ),
+            ),
+            ShellLimit::PerCredential { max } => (
+                Limit::ShellsPerCredential,
+                format!(
+                    "The WS-Management service cannot process the request. The host account used for this host is allowed a maximum number of {max} concurrent shells through the gateway, which has been exceeded. Close existing shells or try again later."
+                ),
+            ),
+        };
+        self.metrics.limited(metric);
+        self.access_denied(
+            &ctx.principal,
+            ctx.conn,
+            Some(&ctx.host.name),
+            None,
+            wsman::Action::Create.uri(),
+            metric.label(),
+        );
+        Refusal::QuotaLimit { message }
+    }
+
+    /// The refusal (and record) of a request past the person's held-bytes cap.
+    fn held_limit(&self, ctx: &Ctx<'_>, shell_id: &str, action: &Action, max: usize) -> Refusal {
+        self.metrics.limited(Limit::HeldBytesPerUser);
+        self.access_denied(
+            &ctx.principal,
+            ctx.conn,
+            Some(&ctx.host.name),
+            Some(shell_id),
+            action.uri(),
+            Limit::HeldBytesPerUser.label(),
+        );
+        Refusal::QuotaLimit {
+            message: format!(
+                "The WS-Management service cannot process the request. This user's shells hold {max} bytes of unfinished pipelines, the gateway's maximum. Finish or stop a pipeline and try again."
+            ),
+        }
+    }
+
     /// Command, Send, Receive, Signal, Delete, and the disconnected-session steps
     /// (Disconnect, Reconnect, Connect): only on the principal's own shell. The shell's
     /// inspector lives on across a disconnect, so a reconnected client is judged as before.
@@ -168,6 +227,16 @@ impl Gateway {
             }
         };
         let (shell, inspector) = inspector;
+
+        // What a person's shells hold for inspection is bounded across all of them.
+        if matches!(action, Action::Command | Action::Send) {
+            self.limits
+                .held
+                .check(&shell.owner, ctx.body.len(), |id| {
+                    self.inspectors.get(id).is_some()
+                })
+                .map_err(|max| self.held_limit(&ctx, &shell_id, &action, max))?;
+        }
 
         // A compressing client's Send is judged and relayed decoded: one envelope for the
         // inspector and the host, so they cannot disagree.
@@ -220,10 +289,12 @@ impl Gateway {
             envelope,
             wire: &wire,
         };
-        let (verdict, facts) = {
+        let (verdict, facts, held) = {
             let mut inspector = inspector.lock().map_err(|_| Refusal::Internal)?;
-            inspector.on_request(request, &judge, &mut uuid::Uuid::new_v4)
+            let (verdict, facts) = inspector.on_request(request, &judge, &mut uuid::Uuid::new_v4);
+            (verdict, facts, inspector.held_bytes())
         };
+        self.limits.held.set(&shell.owner, &shell_id, held);
         self.record(&shell, ctx.conn, facts);
         let bodies = match verdict {
             Verdict::Forward(bodies) => bodies,

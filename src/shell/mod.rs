@@ -437,6 +437,15 @@ impl Inspector {
         self.counts
     }
 
+    /// Bytes this shell holds for inspection: PSRP fragments being reassembled and
+    /// requests held back until their pipeline is whole (the per-person cap, issue #14).
+    pub fn held_bytes(&self) -> usize {
+        match &self.shell {
+            Shell::Cmd(_) => 0,
+            Shell::Psrp(p) => p.held_bytes(),
+        }
+    }
+
     /// Commands started and not yet seen to finish, in id order.
     pub fn live_commands(&self) -> Vec<String> {
         self.live.iter().cloned().collect()

@@ -314,7 +314,7 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/../shared/corpus/pypsrp-responses/test_winrs_stderr_rc.yml"
         ));
-        let doc: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
+        let doc: serde_norway::Value = serde_norway::from_str(text).unwrap();
         let resp = doc["messages"]
             .as_sequence()
             .unwrap()

@@ -318,6 +318,16 @@ impl PsrpInspector {
         )))
     }
 
+    /// Client bytes held: fragments being reassembled and held-back requests.
+    pub(super) fn held_bytes(&self) -> usize {
+        let held = self.held.as_ref().map_or(0, |h| {
+            h.sends
+                .iter()
+                .fold(h.command.len(), |n, s| n.saturating_add(s.len()))
+        });
+        self.from_client.buffered_bytes().saturating_add(held)
+    }
+
     fn denied_index(&self, command_id: &str) -> Option<usize> {
         self.denied
             .iter()

@@ -212,6 +212,10 @@ const LIMITS: ListenerLimits = ListenerLimits {
     header_timeout: Duration::from_secs(10),
     idle_timeout: Duration::from_secs(120),
     drain_timeout: Duration::from_secs(1),
+    // The test host serves the gateway and benchmarks from loopback: one source.
+    max_connections_per_source: 1024,
+    max_handshakes_per_source: 1024,
+    first_byte_timeout: Duration::from_secs(10),
 };
 
 /// The fixed TLS configuration and the DER of the leaf certificate (for channel binding).

@@ -661,7 +661,7 @@ fn replays_pypsrp_winrs_recordings_like_windows() {
         "test_winrs_open_already_opened.yml",
     ] {
         let text = std::fs::read_to_string(format!("{corpus}{file}")).unwrap();
-        let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
         let winrs = winrs::WinRs::new("WIN-HOPGATE01");
         // Recorded ids → the ids this host handed out.
         let mut ids: Vec<(String, String)> = Vec::new();

@@ -280,8 +280,8 @@ fn map_streams(xml: &str, f: &dyn Fn(&[u8]) -> Vec<u8>) -> String {
 /// ReceiveResponse) is framed and compressed. `accept` false keeps NoCompression and
 /// leaves the streams plain.
 fn as_compressed(path: &Path, accept: bool) -> Vec<u8> {
-    let mut doc: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut doc: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     for m in doc["messages"].as_sequence_mut().unwrap() {
         for side in ["request", "response"] {
             let mut xml = m[side].as_str().unwrap().to_owned();
@@ -299,10 +299,10 @@ fn as_compressed(path: &Path, accept: bool) -> Vec<u8> {
                 );
                 xml = map_streams(&xml, &hopgate::xpress::compress_stream);
             }
-            m[side] = serde_yaml::Value::String(xml);
+            m[side] = serde_norway::Value::String(xml);
         }
     }
-    serde_yaml::to_string(&doc).unwrap().into_bytes()
+    serde_norway::to_string(&doc).unwrap().into_bytes()
 }
 
 fn decode_bytes(input: &[u8]) -> (DecodeStats, Vec<Value>) {
@@ -350,12 +350,12 @@ fn a_bad_compressed_stream_is_an_error_line() {
     let path = corpus().join("pypsrp-responses/test_psrp_small_msg_size.yml");
     let good = String::from_utf8(as_compressed(&path, true)).unwrap();
     // Drop the last byte of every received stream: its last chunk claims more than is there.
-    let mut doc: serde_yaml::Value = serde_yaml::from_str(&good).unwrap();
+    let mut doc: serde_norway::Value = serde_norway::from_str(&good).unwrap();
     for m in doc["messages"].as_sequence_mut().unwrap() {
         let xml = m["response"].as_str().unwrap().to_owned();
         m["response"] = map_streams(&xml, &|d: &[u8]| d[..d.len() - 1].to_vec()).into();
     }
-    let (stats, lines) = decode_bytes(serde_yaml::to_string(&doc).unwrap().as_bytes());
+    let (stats, lines) = decode_bytes(serde_norway::to_string(&doc).unwrap().as_bytes());
     assert!(stats.errors > 0);
     let errors: Vec<&str> = lines.iter().filter_map(|l| l["error"].as_str()).collect();
     assert!(

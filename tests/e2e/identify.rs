@@ -87,7 +87,9 @@ async fn anonymous_identify_names_hopgate_and_nothing_else() {
     let big = format!("{IDENTIFY}{}", " ".repeat(8 * 1024));
     let r = anon.post("/wsman", None, &big).await.unwrap();
     assert_eq!(r.status, 401);
-    // Only the two refused requests are in the audit, none of the Identify answers.
+    // Only the refused requests are in the audit, none of the Identify answers. The two
+    // refusals share a source and a reason: the first is written, the second is counted
+    // in that interval's `authn.failures` line (issue #14's flood aggregation).
     let failures = || {
         gw.audit()[audit_before..]
             .iter()
@@ -95,13 +97,13 @@ async fn anonymous_identify_names_hopgate_and_nothing_else() {
             .count()
     };
     assert!(
-        crate::support::eventually(std::time::Duration::from_secs(5), || failures() == 2).await,
+        crate::support::eventually(std::time::Duration::from_secs(5), || failures() == 1).await,
         "{:#?}",
         gw.audit()
     );
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(failures(), 2, "{:#?}", gw.audit());
-    assert_eq!(gw.audit().len() - audit_before, 2, "{:#?}", gw.audit());
+    assert_eq!(failures(), 1, "{:#?}", gw.audit());
+    assert_eq!(gw.audit().len() - audit_before, 1, "{:#?}", gw.audit());
     assert!(gw.standin.requests().is_empty());
     gw.stop().await;
 }

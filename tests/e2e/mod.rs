@@ -6,6 +6,7 @@ mod credssp;
 mod delegate;
 mod disconnect;
 mod faults;
+mod hostile;
 mod identify;
 mod kerberos;
 mod kerberos_signin;

@@ -37,6 +37,8 @@ pub struct GatewayDir {
     pub hosts: String,
     /// Extra top-level tables (e.g. `[admin]`, `[limits]`).
     pub extra: String,
+    /// Extra lines of the `[audit]` table (e.g. `failures_interval_secs = 1`).
+    pub audit_extra: String,
 }
 
 impl Default for GatewayDir {
@@ -49,6 +51,7 @@ impl Default for GatewayDir {
             policies: vec![("tests.toml".into(), test_policy())],
             hosts: String::new(),
             extra: String::new(),
+            audit_extra: String::new(),
         }
     }
 }
@@ -144,6 +147,7 @@ audience = "{JWT_AUDIENCE}"
 
 [audit]
 dir = "audit"
+{audit_extra}
 
 [policy]
 dir = "policies"
@@ -154,6 +158,7 @@ dir = "policies"
             listen = self.listen,
             listener_extra = self.listener_extra,
             extra = self.extra,
+            audit_extra = self.audit_extra,
             hosts = self.hosts,
         );
         std::fs::write(d.join("hopgate.toml"), config).unwrap();

@@ -24,6 +24,9 @@ pub struct RawResponse {
 pub struct RawClient {
     config: Arc<rustls::ClientConfig>,
     addr: SocketAddr,
+    /// The local address connections come from (another loopback address stands for
+    /// another client machine); None: the system's choice.
+    source: Option<std::net::IpAddr>,
 }
 
 impl RawClient {
@@ -34,7 +37,39 @@ impl RawClient {
         RawClient {
             config: client_config(load_roots(ca).unwrap(), identity).unwrap(),
             addr,
+            source: None,
         }
+    }
+
+    /// Connects from `ip` (e.g. 127.0.0.2: another source address on loopback).
+    pub fn with_source(mut self, ip: std::net::IpAddr) -> RawClient {
+        self.source = Some(ip);
+        self
+    }
+
+    /// A TCP connection to the gateway from this client's source address.
+    pub async fn tcp(&self) -> Result<tokio::net::TcpStream, String> {
+        let Some(ip) = self.source else {
+            return tokio::net::TcpStream::connect(self.addr)
+                .await
+                .map_err(|e| e.to_string());
+        };
+        let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .map_err(|e| e.to_string())?;
+        socket.connect(self.addr).await.map_err(|e| e.to_string())
+    }
+
+    /// A TLS connection with nothing sent on it yet, for hand-written HTTP.
+    pub async fn tls(
+        &self,
+    ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+        let tcp = self.tcp().await?;
+        tokio_rustls::TlsConnector::from(self.config.clone())
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .map_err(|e| format!("tls: {e}"))
     }
 
     /// POSTs `body` to `path` on a new connection; Err is a transport failure (e.g. the
@@ -65,13 +100,7 @@ impl RawClient {
 
     /// Opens a keep-alive connection (TLS handshake done).
     pub async fn connect(&self) -> Result<RawConn, String> {
-        let tcp = tokio::net::TcpStream::connect(self.addr)
-            .await
-            .map_err(|e| e.to_string())?;
-        let tls = tokio_rustls::TlsConnector::from(self.config.clone())
-            .connect(ServerName::try_from("localhost").unwrap(), tcp)
-            .await
-            .map_err(|e| format!("tls: {e}"))?;
+        let tls = self.tls().await?;
         let server_cert = tls
             .get_ref()
             .1

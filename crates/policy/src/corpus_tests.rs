@@ -34,7 +34,7 @@ fn corpus(name: &str) -> PathBuf {
 
 fn requests(name: &str) -> Vec<String> {
     let text = std::fs::read_to_string(corpus(name)).unwrap();
-    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
     doc["messages"]
         .as_sequence()
         .unwrap()

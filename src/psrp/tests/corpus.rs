@@ -80,7 +80,7 @@ struct Pair {
 
 pub(super) fn load(path: &std::path::Path) -> Vec<Exchange> {
     let text = std::fs::read_to_string(path).unwrap();
-    let file: File = serde_yaml::from_str(&text).unwrap();
+    let file: File = serde_norway::from_str(&text).unwrap();
     file.messages
         .unwrap_or_default()
         .into_iter()

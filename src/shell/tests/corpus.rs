@@ -55,8 +55,8 @@ fn recordings() -> Vec<PathBuf> {
 }
 
 fn pairs(path: &Path) -> Vec<(String, Option<String>)> {
-    let doc: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let doc: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     doc["messages"]
         .as_sequence()
         .unwrap()

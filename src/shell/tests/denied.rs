@@ -400,3 +400,35 @@ fn smuggled_and_unreadable_pipelines_are_still_faults() {
     let (verdict, _) = inspect(&mut sh, &who, &cmd, &mut ids);
     assert!(matches!(verdict, Verdict::Deny(_)), "{verdict:?}");
 }
+
+#[test]
+fn held_bytes_count_a_pipeline_until_it_is_whole_and_judged() {
+    let who = Who::alice();
+    let mut sh = open(&who, PS);
+    let mut ids = counter();
+    let big = "z".repeat(5000);
+    let xml = create_pipeline_xml(&[&[("Write-Output", false, &[(Some("InputObject"), &big)])]]);
+    let frags = client_message(
+        MessageType::CreatePipeline,
+        Uuid::parse_str(PID).unwrap(),
+        &xml,
+        1,
+        3000,
+    );
+    assert_eq!(frags.len(), 2);
+    assert_eq!(sh.held_bytes(), 0);
+    let cmd = request(
+        Action::Command,
+        PS,
+        Body::CommandLine(CommandLine {
+            command_id: Some(PID.into()),
+            command: String::new(),
+            arguments: vec![base64::engine::general_purpose::STANDARD.encode(&frags[0])],
+        }),
+    );
+    let _ = inspect(&mut sh, &who, &cmd, &mut ids);
+    // The first fragment's blob plus the held Command request.
+    assert!(sh.held_bytes() > 2000, "{}", sh.held_bytes());
+    let _ = inspect(&mut sh, &who, &send(PID, frags[1].clone()), &mut ids);
+    assert_eq!(sh.held_bytes(), 0, "released once whole");
+}

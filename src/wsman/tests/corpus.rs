@@ -36,7 +36,7 @@ pub(super) fn pypsrp_sessions() -> Vec<(String, Vec<Exchange>)> {
         .map(|p| {
             let text = std::fs::read_to_string(&p).unwrap();
             let session: Session =
-                serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
             (file_name(&p), session.messages)
         })
         .collect()
@@ -45,7 +45,7 @@ pub(super) fn pypsrp_sessions() -> Vec<(String, Vec<Exchange>)> {
 /// Exchange `index` of pypsrp session `file`.
 pub(super) fn exchange(file: &str, index: usize) -> (Envelope, Option<Envelope>) {
     let path = corpus_dir().join("pypsrp-responses").join(file);
-    let session: Session = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let session: Session = serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let ex = &session.messages[index];
     let req = parse(
         ex.request.as_deref().unwrap().as_bytes(),
