@@ -304,7 +304,17 @@ async fn expired_tickets_are_replaced_transparently() {
         spn: BACKEND_SPN,
         https_ca: None,
     }];
-    let gw = start_delegate_gateway(dir, standin, &kdc, &hosts).await;
+    // Pooled connections live 10 s here, so the second run needs a new login.
+    let gw = crate::support::kdc::start_delegate_gateway_extra(
+        dir,
+        standin,
+        &kdc,
+        &hosts,
+        GATEWAY_SPN,
+        &kdc.keytab(GATEWAY_SPN),
+        "[backend]\nidle_timeout_secs = 10\n",
+    )
+    .await;
     let proxy_requests = || {
         kdc.log()
             .lines()
@@ -317,7 +327,7 @@ async fn expired_tickets_are_replaced_transparently() {
     assert_eq!(run.code, 0, "{run:?}\n{}", gateway_log(&gw));
     let first = proxy_requests();
     assert!(first >= 1, "{}", kdc.log());
-    // Past the tickets' end and the pool's 30 s idle limit.
+    // Past the tickets' end and the pool's idle limit.
     tokio::time::sleep(Duration::from_secs(32)).await;
     let run = python("tests/clients/pypsrp_client.py", &a).await;
     assert_eq!(run.code, 0, "{run:?}\n{}", gateway_log(&gw));
