@@ -222,6 +222,9 @@ pub struct LimitsFile {
     pub max_xml_attributes: Option<usize>,
     /// Longest attribute value of a request envelope, in bytes. Default 4096.
     pub max_xml_attribute_bytes: Option<usize>,
+    /// Most input the gateway holds back per command to judge it (an unfinished line
+    /// of an interpreter's stdin), in bytes. Default 8 MiB.
+    pub max_held_input_bytes: Option<usize>,
 }
 
 /// One `[[hosts]]` entry: a Windows host the gateway may reach.

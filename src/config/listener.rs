@@ -69,6 +69,8 @@ pub struct LimitsConfig {
     /// Envelope attribute caps (`wsman::Limits`), issue #14.
     pub max_xml_attributes: usize,
     pub max_xml_attribute_bytes: usize,
+    /// Most input held back per command to judge it (issue #13).
+    pub max_held_input_bytes: usize,
 }
 
 pub(super) fn validate_listener(
@@ -159,6 +161,11 @@ pub(super) fn validate_limits(l: &LimitsFile) -> Result<LimitsConfig, ConfigErro
             "limits.max_xml_attribute_bytes",
             l.max_xml_attribute_bytes,
             crate::wsman::Limits::default().max_attribute_bytes,
+        )?,
+        max_held_input_bytes: positive(
+            "limits.max_held_input_bytes",
+            l.max_held_input_bytes,
+            crate::shell::DEFAULT_MAX_HELD_INPUT,
         )?,
     })
 }

@@ -59,7 +59,9 @@ impl Gateway {
         let judge = ctx.judge(&subject);
         let (opened, facts) = Inspector::open(&ctx.envelope, &judge);
         self.record_create(&ctx.principal, ctx.conn, &ctx.host.name, facts);
-        let inspector = opened.map_err(refusal)?;
+        let inspector = opened
+            .map_err(refusal)?
+            .with_max_held_input(self.config.limits.max_held_input_bytes);
 
         let backend = self.backend(&ctx).await?;
         let (status, body) = self.send_to_host(&ctx, &backend, host_body(&ctx)).await?;

@@ -3,25 +3,31 @@
 //! Interpreters (`cmd`, `powershell -`) run what they read, so input sent to a running
 //! command is judged as the program would see it. A line split across Sends is judged as
 //! far as it has come, and again whole later: a prefix that is refused on its own refuses
-//! the line (fail closed). Denials here are WS-Man faults: a cmd client has no other way
-//! to be told.
+//! the line (fail closed). The unfinished line is what the gateway must hold to decide, and
+//! that is what the input limit bounds. Input of any other program is data that nothing
+//! executes: judged once (the decision cannot depend on its content) and then streamed,
+//! whatever its size, holding nothing. Denials here are WS-Man faults: a cmd client has no
+//! other way to be told.
 
 use std::collections::HashMap;
 
 use super::{Denial, Fact, Judge, Request, Verdict};
-use crate::policy::{Decision, Judgement, Operation};
+use crate::policy::{Decision, Judgement, Operation, StdinKind};
 use crate::wsman::{Action, Body, CommandLine, Stream};
 
-/// Longest unfinished input line held for inspection.
-const MAX_PENDING_INPUT: usize = 64 * 1024;
+/// Most input the gateway holds back per command to judge it (an unfinished interpreter
+/// line), unless configured (`[limits] max_held_input_bytes`).
+pub const DEFAULT_MAX_HELD_INPUT: usize = 8 * 1024 * 1024;
 /// Most running commands remembered per cmd shell.
 const MAX_TRACKED_COMMANDS: usize = 256;
 
 /// Inspection state of one cmd shell.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct CmdInspector {
     /// CommandId → what it runs, for as long as the client may send it input.
     commands: HashMap<String, Program>,
+    /// Most input held back per command to judge it.
+    max_held: usize,
 }
 
 /// A running command of a cmd shell.
@@ -31,11 +37,39 @@ struct Program {
     line: String,
     /// Input after the last line break: judged again, whole, once the line is complete.
     partial: String,
+    /// How its input is inspected, once the first input has been judged.
+    input: InputState,
+}
+
+/// Where a command's input stream stands.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+enum InputState {
+    /// No input judged yet.
+    #[default]
+    New,
+    /// Code for an interpreter: every chunk is judged with the held unfinished line.
+    Code,
+    /// Data, allowed when the first chunk was judged: the rest streams.
+    DataAllowed,
+}
+
+impl Default for CmdInspector {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_HELD_INPUT)
+    }
 }
 
 // === impl CmdInspector ===
 
 impl CmdInspector {
+    /// An inspector holding at most `max_held` bytes of input per command.
+    pub(super) fn new(max_held: usize) -> Self {
+        Self {
+            commands: HashMap::new(),
+            max_held,
+        }
+    }
+
     pub(super) fn on_request(
         &mut self,
         req: Request<'_>,
@@ -87,14 +121,38 @@ impl CmdInspector {
                     "input for a command the gateway did not start",
                 ));
             };
+            if program.input == InputState::New {
+                program.input = match judge.engine.stdin_kind(&program.line) {
+                    StdinKind::Code => InputState::Code,
+                    StdinKind::Data => {
+                        // What the program reads is not executed: the decision is the
+                        // same for every byte, so it is made once, on no content.
+                        let judged = judge.judge(&Operation::CmdStdin {
+                            program: &program.line,
+                            data: "",
+                        });
+                        let shown = vec![format!("{} < (input data)", program.line)];
+                        record(facts, s.command_id.clone(), shown, judged)?;
+                        InputState::DataAllowed
+                    }
+                };
+            }
+            if program.input == InputState::DataAllowed {
+                continue;
+            }
             let mut text = std::mem::take(&mut program.partial);
             text.push_str(&String::from_utf8_lossy(&s.data));
-            if text.len() > MAX_PENDING_INPUT {
+            let held = text.len() - crate::policy::stdin_complete_len(&text);
+            if held > self.max_held {
                 return Err(refuse(
                     facts,
                     s.command_id.clone(),
                     vec![format!("(input to {})", program.line)],
-                    "an input line longer than the gateway inspects",
+                    &format!(
+                        "an unfinished input line of {held} bytes, more than the {} bytes \
+                         the gateway holds to judge it (limits.max_held_input_bytes)",
+                        self.max_held
+                    ),
                 ));
             }
             let shown = vec![format!("{} < {}", program.line, text.trim_end())];
@@ -127,7 +185,7 @@ impl CmdInspector {
             command_id.to_string(),
             Program {
                 line,
-                partial: String::new(),
+                ..Program::default()
             },
         );
     }

@@ -34,6 +34,7 @@ use crate::policy::{
 };
 use crate::wsman::{Action, Body, Envelope};
 
+pub use cmd::DEFAULT_MAX_HELD_INPUT;
 pub use failed::DENIED_ERROR_ID;
 pub use output::{cmd_outputs, psrp_outputs, Output, OutputRecord, OUTPUT_CAP};
 
@@ -250,6 +251,15 @@ impl Inspector {
             live: Default::default(),
         };
         (Ok(inspector), Vec::new())
+    }
+
+    /// Bounds the input held back per command to judge it (`[limits]
+    /// max_held_input_bytes`); [`DEFAULT_MAX_HELD_INPUT`] unless set.
+    pub fn with_max_held_input(mut self, bytes: usize) -> Self {
+        if let Shell::Cmd(c) = &mut self.shell {
+            *c = CmdInspector::new(bytes);
+        }
+        self
     }
 
     /// The kind of shell.

@@ -116,6 +116,12 @@ pub(crate) enum Item {
     Script {
         label: String,
     },
+    /// A script trusted by content: run without analysis, allowed by the roles that
+    /// trust it (`path` names it for messages).
+    Trusted {
+        sha256: crate::trust::Sha256,
+        path: String,
+    },
     /// Code that cannot be analysed.
     Opaque {
         what: String,
@@ -154,6 +160,8 @@ pub(crate) struct Analysis<'m> {
     pub(crate) decoded: Vec<DecodedCode>,
     /// Cmdlet metadata for parameter binding.
     meta: &'m MetadataSet,
+    /// Scripts trusted by content (not parsed).
+    trust: Option<&'m crate::trust::TrustIndex>,
 }
 
 // === impl Analysis ===
@@ -182,7 +190,26 @@ impl<'m> Analysis<'m> {
             items: Vec::new(),
             decoded: Vec::new(),
             meta,
+            trust: None,
         }
+    }
+
+    /// Scripts whose hash is in `trust` are not parsed but recorded as trusted.
+    pub(crate) fn with_trust(mut self, trust: &'m crate::trust::TrustIndex) -> Self {
+        self.trust = Some(trust);
+        self
+    }
+
+    /// Records `text` as a trusted script when some role trusts it by content.
+    fn trusted(&mut self, text: &str) -> bool {
+        let Some((sha256, known)) = self.trust.and_then(|t| t.lookup(text)) else {
+            return false;
+        };
+        self.items.push(Item::Trusted {
+            sha256,
+            path: known.path.clone(),
+        });
+        true
     }
 
     /// Records code unwrapped from another form (`via` names the form): capped in
@@ -245,6 +272,17 @@ impl<'m> Analysis<'m> {
         };
         for (i, c) in statement.iter().enumerate() {
             if c.is_script {
+                if self.trusted(&c.name) {
+                    // Its parameters are still judged: literal values are data to it,
+                    // code passed in (a script block) is analysed as code.
+                    for a in &c.args {
+                        if let ArgValue::ScriptBlock(text) = &a.value {
+                            self.script(text, "script block argument", 1);
+                        }
+                    }
+                    upstream = Upstream::Objects;
+                    continue;
+                }
                 if !c.args.is_empty() {
                     self.opaque("arguments passed to a script");
                 }
@@ -261,6 +299,9 @@ impl<'m> Analysis<'m> {
 
     /// Script text from any source.
     pub(crate) fn script(&mut self, text: &str, label: &str, depth: usize) {
+        if self.trusted(text) {
+            return;
+        }
         self.items.push(Item::Script {
             label: label.to_string(),
         });
@@ -802,6 +843,12 @@ impl<'m> Analysis<'m> {
             )),
         }
     }
+}
+
+/// True when the program started by `program` runs what it reads on stdin (`cmd`,
+/// `powershell -`): its input is code, judged line by line; anything else reads data.
+pub(crate) fn stdin_is_code(program: &str) -> bool {
+    matches!(launch(&cmd_c_quotes(program, false)), Some(Ok((_, l))) if l.reads_stdin)
 }
 
 /// A PowerShell command name that may start a program: not an alias, not

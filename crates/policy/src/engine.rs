@@ -14,6 +14,7 @@ use super::metadata::MetadataSet;
 use super::pattern::fold;
 use super::psrc::import_psrc;
 use super::role::Role;
+use super::trust::{TrustIndex, TrustedDir};
 use super::{Decision, HostRef, Judgement, Operation, PolicyError, ShellKind, Subject};
 
 /// One policy file's name and text.
@@ -35,6 +36,8 @@ pub struct Engine {
     deny: DenyIndex,
     /// The shipped cmdlet metadata plus the policy files' `[[command]]` tables.
     meta: MetadataSet,
+    /// Every script some role trusts by content.
+    trust: TrustIndex,
 }
 
 fn file_name(path: &str) -> &str {
@@ -47,6 +50,16 @@ impl Engine {
     /// Parses and validates every `.toml` source; `.psrc` sources are imported where a
     /// role names them. Any error rejects the whole set.
     pub fn from_sources(sources: &[PolicySource]) -> Result<Self, PolicyError> {
+        Self::from_sources_with_trust(sources, &[])
+    }
+
+    /// [`Engine::from_sources`], with the directories roles trust as the gateway read
+    /// them ([`trusted_dirs`](crate::trusted_dirs) says which). A role naming a
+    /// directory not given is an error.
+    pub fn from_sources_with_trust(
+        sources: &[PolicySource],
+        dirs: &[TrustedDir],
+    ) -> Result<Self, PolicyError> {
         let psrcs: BTreeMap<&str, &PolicySource> = sources
             .iter()
             .filter(|s| s.path.to_ascii_lowercase().ends_with(".psrc"))
@@ -114,12 +127,25 @@ impl Engine {
                 roles.push(role);
             }
         }
+        let trust = crate::trust::resolve(&mut roles, dirs).map_err(|(role, message)| {
+            let path = roles
+                .iter()
+                .find(|r| r.name == role)
+                .map(|r| r.source.clone())
+                .unwrap_or_default();
+            PolicyError::Invalid {
+                path,
+                role,
+                message,
+            }
+        })?;
         let deny = DenyIndex::new(&roles);
         Ok(Self {
             roles,
             warnings,
             deny,
             meta,
+            trust,
         })
     }
 
@@ -219,7 +245,7 @@ impl Engine {
             }
             _ => {}
         }
-        let mut analysis = Analysis::new(&self.meta);
+        let mut analysis = Analysis::new(&self.meta).with_trust(&self.trust);
         match op {
             Operation::CmdLine {
                 command,
@@ -286,6 +312,29 @@ impl Engine {
         Decision::Deny {
             reason: reasons.join("; "),
             rule: None,
+        }
+    }
+}
+
+/// What the program a cmd shell started makes of its stdin, which tells the gateway what
+/// it must hold to decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StdinKind {
+    /// An interpreter (`cmd`, `powershell -`): every line is code, judged when whole, so
+    /// an unfinished line is held.
+    Code,
+    /// Data for a program that executes none of it: judged once (the decision cannot
+    /// depend on it), then streamed without holding anything.
+    Data,
+}
+
+impl Engine {
+    /// How the stdin of the program started by `program` is inspected.
+    pub fn stdin_kind(&self, program: &str) -> StdinKind {
+        if super::analyse::stdin_is_code(program) {
+            StdinKind::Code
+        } else {
+            StdinKind::Data
         }
     }
 }

@@ -76,6 +76,22 @@ pub(crate) struct RoleDoc {
     pub(crate) cmd: Option<CmdDoc>,
     #[serde(default)]
     pub(crate) deny: DenyDoc,
+    /// Scripts this role runs without analysing them, by content.
+    #[serde(default)]
+    pub(crate) trust: Option<TrustDoc>,
+}
+
+/// `[role.trust]`: scripts trusted by SHA-256.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TrustDoc {
+    /// Hex SHA-256 digests of trusted scripts.
+    #[serde(default)]
+    pub(crate) sha256: Vec<String>,
+    /// Directories whose every file is trusted; the gateway reads them at start-up and
+    /// on reload (relative paths are relative to the policy directory).
+    #[serde(default)]
+    pub(crate) dirs: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

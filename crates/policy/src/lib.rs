@@ -62,10 +62,14 @@ mod test_ops;
 mod test_support;
 #[cfg(test)]
 mod tests;
+pub mod trust;
+#[cfg(test)]
+mod trust_tests;
 
-pub use engine::{stdin_complete_len, Engine, PolicySource};
+pub use engine::{stdin_complete_len, Engine, PolicySource, StdinKind};
 pub use file::Language;
 pub use lint::{lint_sources, LintFinding, Severity};
+pub use trust::{trusted_dirs, TrustedDir, TrustedFile};
 
 /// The authenticated person.
 #[derive(Debug, Clone, PartialEq, Eq)]

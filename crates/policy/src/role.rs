@@ -25,6 +25,8 @@ pub(crate) struct Role {
     pub(crate) deny: DenyRules,
     /// Arguments naming another machine are refused.
     pub(crate) local_only: bool,
+    /// Scripts run without analysis, by content.
+    pub(crate) trust: crate::trust::TrustRules,
 }
 
 /// The PowerShell side of a role.
@@ -324,6 +326,10 @@ impl Role {
                 })
             }
         };
+        let trust = match &doc.trust {
+            Some(t) => crate::trust::TrustRules::compile(t)?,
+            None => Default::default(),
+        };
         Ok(Self {
             name,
             source: source.to_string(),
@@ -335,6 +341,7 @@ impl Role {
             cmd,
             deny: deny_rules(doc.deny)?,
             local_only: doc.local_only,
+            trust,
         })
     }
 
