@@ -51,7 +51,11 @@ pub fn load_dir(dir: &Path) -> Result<Engine, PolicyError> {
     let sources = read_sources(dir)?;
     let mut trusted = Vec::new();
     for name in trusted_dirs(&sources) {
-        trusted.push(read_trusted_dir(dir, &name)?);
+        match read_trusted_dir(dir, &name) {
+            Ok(t) => trusted.push(t),
+            // Not handed in: the engine trusts nothing from it and warns.
+            Err(e) => tracing::warn!(dir = %name, error = %e, "Trusted directory not read"),
+        }
     }
     Engine::from_sources_with_trust(&sources, &trusted)
 }

@@ -51,6 +51,23 @@ enum InputState {
     Code,
     /// Data, allowed when the first chunk was judged: the rest streams.
     DataAllowed,
+    /// An Ansible payload being collected: its text so far and the Sends held back.
+    Payload {
+        text: String,
+        held: Vec<bytes::Bytes>,
+    },
+    /// An Ansible payload was refused: nothing more goes to this command.
+    Refused,
+}
+
+/// What to do with a Send whose input was judged.
+enum Flow {
+    /// Forward it.
+    Pass,
+    /// Hold it; the gateway answers the client.
+    Hold,
+    /// Forward these held Sends, then it.
+    Release(Vec<bytes::Bytes>),
 }
 
 impl Default for CmdInspector {
@@ -74,6 +91,7 @@ impl CmdInspector {
         &mut self,
         req: Request<'_>,
         judge: &Judge<'_>,
+        ids: &mut dyn FnMut() -> uuid::Uuid,
         facts: &mut Vec<Fact>,
     ) -> Verdict {
         let env = req.envelope;
@@ -89,24 +107,37 @@ impl CmdInspector {
                 });
                 let mut command = vec![cl.command.clone()];
                 command.extend(cl.arguments.iter().cloned());
-                record(facts, cl.command_id.clone(), command, judged)
+                record(facts, cl.command_id.clone(), command, judged).map(|()| Flow::Pass)
             }
-            (Action::Send, Body::Send(streams)) => self.stdin(streams, judge, facts),
-            _ => Ok(()),
+            (Action::Send, Body::Send(streams)) => self.stdin(req, streams, judge, facts),
+            _ => Ok(Flow::Pass),
         };
         match judged {
-            Ok(()) => Verdict::Forward(vec![req.wire.clone()]),
+            Ok(Flow::Pass) => Verdict::Forward(vec![req.wire.clone()]),
+            Ok(Flow::Release(mut held)) => {
+                held.push(req.wire.clone());
+                Verdict::Forward(held)
+            }
+            Ok(Flow::Hold) => Verdict::Reply(Box::new(super::failed::reply(
+                env,
+                ids(),
+                Action::SendResponse,
+                Body::SendResponse,
+            ))),
             Err(reason) => Verdict::Deny(Denial::Access(reason)),
         }
     }
 
-    /// Input for running commands; Err(reason) refuses the whole Send.
+    /// Input for running commands; Err(reason) refuses the whole Send (and whatever was
+    /// held for it).
     fn stdin(
         &mut self,
+        req: Request<'_>,
         streams: &[Stream],
         judge: &Judge<'_>,
         facts: &mut Vec<Fact>,
-    ) -> Result<(), String> {
+    ) -> Result<Flow, String> {
+        let mut flow = Flow::Pass;
         for s in streams {
             let known = s
                 .command_id
@@ -124,6 +155,10 @@ impl CmdInspector {
             if program.input == InputState::New {
                 program.input = match judge.engine.stdin_kind(&program.line) {
                     StdinKind::Code => InputState::Code,
+                    StdinKind::AnsiblePayload => InputState::Payload {
+                        text: String::new(),
+                        held: Vec::new(),
+                    },
                     StdinKind::Data => {
                         // What the program reads is not executed: the decision is the
                         // same for every byte, so it is made once, on no content.
@@ -139,6 +174,56 @@ impl CmdInspector {
             }
             if program.input == InputState::DataAllowed {
                 continue;
+            }
+            if let InputState::Payload { text, held } = &mut program.input {
+                text.push_str(&String::from_utf8_lossy(&s.data));
+                let whole =
+                    crate::policy::ansible_payload_len(text, s.end).or(s.end.then_some(text.len()));
+                let Some(len) = whole else {
+                    if text.len() > self.max_held {
+                        let size = text.len();
+                        program.input = InputState::Refused;
+                        return Err(refuse(
+                            facts,
+                            s.command_id.clone(),
+                            vec![format!("(Ansible payload to {})", program.line)],
+                            &format!(
+                                "an Ansible payload of more than {size} bytes before its \
+                                 manifest ends, more than the {} bytes the gateway holds to \
+                                 judge it (limits.max_held_input_bytes)",
+                                self.max_held
+                            ),
+                        ));
+                    }
+                    // Nothing of it reaches the host before the whole manifest is judged.
+                    held.push(req.wire.clone());
+                    flow = Flow::Hold;
+                    continue;
+                };
+                let payload = text.get(..len).unwrap_or_default();
+                let judged = judge.judge(&Operation::CmdStdin {
+                    program: &program.line,
+                    data: payload,
+                });
+                let shown = vec![format!("{} < (Ansible payload, {len} bytes)", program.line)];
+                let released = std::mem::take(held);
+                // Refused: the held Sends are dropped with it; allowed: the rest is data
+                // for the action the manifest runs.
+                program.input = InputState::DataAllowed;
+                if let Err(reason) = record(facts, s.command_id.clone(), shown, judged) {
+                    program.input = InputState::Refused;
+                    return Err(reason);
+                }
+                flow = Flow::Release(released);
+                continue;
+            }
+            if program.input == InputState::Refused {
+                return Err(refuse(
+                    facts,
+                    s.command_id.clone(),
+                    vec![format!("(input to {})", program.line)],
+                    "input after a refused Ansible payload",
+                ));
             }
             let mut text = std::mem::take(&mut program.partial);
             text.push_str(&String::from_utf8_lossy(&s.data));
@@ -166,7 +251,7 @@ impl CmdInspector {
             };
             record(facts, s.command_id.clone(), shown, judged)?;
         }
-        Ok(())
+        Ok(flow)
     }
 
     /// Remembers what a Command started (for its stdin), once the host accepted it.

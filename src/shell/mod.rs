@@ -276,7 +276,7 @@ impl Inspector {
     ) -> (Verdict, Vec<Fact>) {
         let mut facts = Vec::new();
         let verdict = match &mut self.shell {
-            Shell::Cmd(c) => c.on_request(req, judge, &mut facts),
+            Shell::Cmd(c) => c.on_request(req, judge, ids, &mut facts),
             Shell::Psrp(p) => p.on_request(req, judge, ids, &mut facts),
         };
         for f in &facts {

@@ -122,6 +122,8 @@ pub(crate) enum Item {
         sha256: crate::trust::Sha256,
         path: String,
     },
+    /// An Ansible module identified by its trusted code, with its arguments.
+    AnsibleModule(crate::ansible::ModuleCall),
     /// Code that cannot be analysed.
     Opaque {
         what: String,
@@ -200,6 +202,28 @@ impl<'m> Analysis<'m> {
         self
     }
 
+    /// The trusted file `text` is (directory and path joined), if any.
+    pub(crate) fn trusted_path(&self, text: &str) -> Option<String> {
+        let (_, known) = self.trust?.lookup(text)?;
+        Some(if known.dir.is_empty() {
+            known.path.clone()
+        } else {
+            format!("{}/{}", known.dir, known.path)
+        })
+    }
+
+    pub(crate) fn opaque_item(&mut self, what: impl Into<String>) {
+        self.opaque(what);
+    }
+
+    pub(crate) fn decoded_text(&mut self, via: &str, text: &str) {
+        self.decoded(via, text);
+    }
+
+    pub(crate) fn push_item(&mut self, item: Item) {
+        self.items.push(item);
+    }
+
     /// Records `text` as a trusted script when some role trusts it by content.
     fn trusted(&mut self, text: &str) -> bool {
         let Some((sha256, known)) = self.trust.and_then(|t| t.lookup(text)) else {
@@ -273,6 +297,11 @@ impl<'m> Analysis<'m> {
         for (i, c) in statement.iter().enumerate() {
             if c.is_script {
                 if self.trusted(&c.name) {
+                    if client_input && i == 0 {
+                        // What it reads may be code (Ansible's bootstrap runs its input):
+                        // PIPELINE_INPUT is not yet held and judged, so fail closed.
+                        self.opaque("pipeline input to a trusted script");
+                    }
                     // Its parameters are still judged: literal values are data to it,
                     // code passed in (a script block) is analysed as code.
                     for a in &c.args {
@@ -301,6 +330,12 @@ impl<'m> Analysis<'m> {
     pub(crate) fn script(&mut self, text: &str, label: &str, depth: usize) {
         if self.trusted(text) {
             return;
+        }
+        if let Some(body) = text.trim_end().strip_suffix(ANSIBLE_EXIT_EPILOGUE) {
+            // Ansible appends this fixed text to the scripts it encodes (ansible-core
+            // `_encode_script`, preserve_rc): it reads $? and $LASTEXITCODE and exits.
+            // What runs before it is analysed as usual.
+            return self.script(body, label, depth);
         }
         self.items.push(Item::Script {
             label: label.to_string(),
@@ -821,6 +856,14 @@ impl<'m> Analysis<'m> {
 
     /// Stdin sent to the program started by `program`.
     pub(crate) fn stdin(&mut self, program: &str, data: &str) {
+        if self
+            .trust
+            .is_some_and(|t| crate::ansible::is_bootstrap(t, program))
+        {
+            self.decoded("Ansible payload", data);
+            crate::ansible::payload(self, data);
+            return;
+        }
         match launch(&cmd_c_quotes(program, false)) {
             Some(Ok((true, launch))) if launch.reads_stdin => {
                 self.decoded("PowerShell stdin", data.trim_end());
@@ -844,6 +887,10 @@ impl<'m> Analysis<'m> {
         }
     }
 }
+
+/// The exit-code epilogue ansible-core's PowerShell shell plugin appends to scripts.
+const ANSIBLE_EXIT_EPILOGUE: &str = "If (-not $?) { If (Get-Variable LASTEXITCODE -ErrorAction \
+                                     SilentlyContinue) { exit $LASTEXITCODE } Else { exit 1 } }";
 
 /// True when the program started by `program` runs what it reads on stdin (`cmd`,
 /// `powershell -`): its input is code, judged line by line; anything else reads data.

@@ -219,7 +219,10 @@ impl DenyIndex {
                 }
                 // A trusted script is not analysed: deny rules judge its arguments and
                 // input (other items), and the roles that trust it accept its code.
-                Item::Script { .. } | Item::InterpreterStart { .. } | Item::Trusted { .. } => {}
+                Item::Script { .. }
+                | Item::InterpreterStart { .. }
+                | Item::Trusted { .. }
+                | Item::AnsibleModule(_) => {}
             }
         }
         None

@@ -54,8 +54,8 @@ impl Engine {
     }
 
     /// [`Engine::from_sources`], with the directories roles trust as the gateway read
-    /// them ([`trusted_dirs`](crate::trusted_dirs) says which). A role naming a
-    /// directory not given is an error.
+    /// them ([`trusted_dirs`](crate::trusted_dirs) says which). A directory a role names
+    /// that is not given trusts nothing and is reported in [`Engine::warnings`].
     pub fn from_sources_with_trust(
         sources: &[PolicySource],
         dirs: &[TrustedDir],
@@ -127,18 +127,7 @@ impl Engine {
                 roles.push(role);
             }
         }
-        let trust = crate::trust::resolve(&mut roles, dirs).map_err(|(role, message)| {
-            let path = roles
-                .iter()
-                .find(|r| r.name == role)
-                .map(|r| r.source.clone())
-                .unwrap_or_default();
-            PolicyError::Invalid {
-                path,
-                role,
-                message,
-            }
-        })?;
+        let trust = crate::trust::resolve(&mut roles, dirs, &mut warnings);
         let deny = DenyIndex::new(&roles);
         Ok(Self {
             roles,
@@ -326,12 +315,18 @@ pub enum StdinKind {
     /// Data for a program that executes none of it: judged once (the decision cannot
     /// depend on it), then streamed without holding anything.
     Data,
+    /// Ansible's payload for its trusted bootstrap wrapper: held until the manifest
+    /// line is whole ([`ansible_payload_len`](crate::ansible_payload_len)), judged
+    /// once, and what follows is data.
+    AnsiblePayload,
 }
 
 impl Engine {
     /// How the stdin of the program started by `program` is inspected.
     pub fn stdin_kind(&self, program: &str) -> StdinKind {
-        if super::analyse::stdin_is_code(program) {
+        if super::ansible::is_bootstrap(&self.trust, program) {
+            StdinKind::AnsiblePayload
+        } else if super::analyse::stdin_is_code(program) {
             StdinKind::Code
         } else {
             StdinKind::Data

@@ -79,6 +79,38 @@ pub(crate) struct RoleDoc {
     /// Scripts this role runs without analysing them, by content.
     #[serde(default)]
     pub(crate) trust: Option<TrustDoc>,
+    /// Ansible modules (from trusted collections) and their arguments.
+    #[serde(default)]
+    pub(crate) ansible: Option<AnsibleDoc>,
+}
+
+/// `[role.ansible]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AnsibleDoc {
+    #[serde(default)]
+    pub(crate) modules: Vec<ModuleDoc>,
+}
+
+/// A module: its name (any arguments), or its name and the arguments it may take.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum ModuleDoc {
+    Name(String),
+    Rule {
+        name: String,
+        #[serde(default)]
+        args: alloc::collections::BTreeMap<String, ModuleArgDoc>,
+    },
+}
+
+/// One argument of an allowed module.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ModuleArgDoc {
+    /// The values it may take (case-insensitive); absent: any value.
+    #[serde(default)]
+    pub(crate) validate_set: Option<Vec<String>>,
 }
 
 /// `[role.trust]`: scripts trusted by SHA-256.

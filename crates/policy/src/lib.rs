@@ -26,6 +26,7 @@ mod prelude {
 use crate::prelude::*;
 
 mod analyse;
+mod ansible;
 mod bind;
 #[cfg(test)]
 mod bind_tests;
@@ -66,6 +67,7 @@ pub mod trust;
 #[cfg(test)]
 mod trust_tests;
 
+pub use ansible::payload_len as ansible_payload_len;
 pub use engine::{stdin_complete_len, Engine, PolicySource, StdinKind};
 pub use file::Language;
 pub use lint::{lint_sources, LintFinding, Severity};

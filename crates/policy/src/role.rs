@@ -27,6 +27,8 @@ pub(crate) struct Role {
     pub(crate) local_only: bool,
     /// Scripts run without analysis, by content.
     pub(crate) trust: crate::trust::TrustRules,
+    /// Ansible modules this role runs; None: any module of the collections it trusts.
+    pub(crate) ansible: Option<crate::ansible::AnsibleRules>,
 }
 
 /// The PowerShell side of a role.
@@ -326,6 +328,10 @@ impl Role {
                 })
             }
         };
+        let ansible = match &doc.ansible {
+            Some(a) => Some(crate::ansible::AnsibleRules::compile(a)?),
+            None => None,
+        };
         let trust = match &doc.trust {
             Some(t) => crate::trust::TrustRules::compile(t)?,
             None => Default::default(),
@@ -342,6 +348,7 @@ impl Role {
             deny: deny_rules(doc.deny)?,
             local_only: doc.local_only,
             trust,
+            ansible,
         })
     }
 

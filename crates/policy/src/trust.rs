@@ -43,17 +43,33 @@ pub fn parse_hex(text: &str) -> Option<Sha256> {
     Some(out)
 }
 
+/// What ansible-core's `_encode_script` puts before a script in strict mode.
+const ANSIBLE_STRICT_PREFIX: &str = "Set-StrictMode -Version Latest\r\n";
+/// What it puts after a script to propagate its exit code.
+const ANSIBLE_RC_SUFFIX: &str = "\r\nIf (-not $?) { If (Get-Variable LASTEXITCODE -ErrorAction \
+                                 SilentlyContinue) { exit $LASTEXITCODE } Else { exit 1 } }\r\n";
+
 /// The forms in which a trusted file's text reaches a host, hashed: the file as it is,
 /// and the file as a PowerShell `-EncodedCommand` carries it when Ansible encodes it
-/// (every line trimmed, blank lines dropped, lines joined by `\n`: ansible-core's
-/// `_encode_script`). Both are the same code; any other change gives another hash.
+/// (every line trimmed, blank lines dropped, lines joined by `\n`; with or without
+/// Ansible's fixed strict-mode line before it and exit-code lines after it: ansible-core's
+/// `_encode_script`). All are the same code; any other change gives another hash.
 pub fn content_hashes(content: &[u8]) -> Vec<Sha256> {
     let mut out = vec![sha256(content)];
     if let Ok(text) = core::str::from_utf8(content) {
-        let encoded = encoded_form(text);
-        let h = sha256(encoded.as_bytes());
-        if !out.contains(&h) {
-            out.push(h);
+        for (strict, rc) in [(false, false), (true, false), (false, true), (true, true)] {
+            let mut script = String::new();
+            if strict {
+                script.push_str(ANSIBLE_STRICT_PREFIX);
+            }
+            script.push_str(text);
+            if rc {
+                script.push_str(ANSIBLE_RC_SUFFIX);
+            }
+            let h = sha256(encoded_form(&script).as_bytes());
+            if !out.contains(&h) {
+                out.push(h);
+            }
         }
     }
     out
@@ -142,12 +158,14 @@ impl TrustRules {
 }
 
 /// Expands each role's directories into hashes and builds the index of everything
-/// trusted. A directory a role names that the gateway did not read is an error: trust
-/// that silently became empty would deny everything without saying why.
+/// trusted. A directory a role names that the gateway could not read trusts nothing (its
+/// scripts are analysed like any other, which fails closed) and is reported in
+/// `warnings`, so that one missing install does not take every other role down with it.
 pub(crate) fn resolve(
     roles: &mut [crate::role::Role],
     dirs: &[TrustedDir],
-) -> Result<TrustIndex, (String, String)> {
+    warnings: &mut Vec<String>,
+) -> TrustIndex {
     let mut index = TrustIndex::default();
     for role in roles.iter_mut() {
         for h in &role.trust.hashes {
@@ -158,10 +176,12 @@ pub(crate) fn resolve(
         }
         for d in role.trust.dirs.clone() {
             let Some(found) = dirs.iter().find(|t| t.dir == d) else {
-                return Err((
-                    role.name.clone(),
-                    format!("trusted directory '{d}' was not read"),
+                warnings.push(format!(
+                    "{}: role '{}': trusted directory '{d}' was not read: nothing in it is \
+                     trusted",
+                    role.source, role.name
                 ));
+                continue;
             };
             for f in &found.files {
                 for h in &f.hashes {
@@ -174,7 +194,7 @@ pub(crate) fn resolve(
             }
         }
     }
-    Ok(index)
+    index
 }
 
 /// Every directory the roles of `sources` trust, for the gateway to read.

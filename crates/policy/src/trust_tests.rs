@@ -97,10 +97,17 @@ fn every_file_of_a_trusted_directory_is_trusted_in_both_forms_it_travels_in() {
 }
 
 #[test]
-fn a_trusted_directory_the_gateway_did_not_read_is_an_error() {
+fn a_trusted_directory_the_gateway_did_not_read_trusts_nothing_and_says_so() {
     let text = policy("[role.trust]\ndirs = [\"missing\"]\n");
-    let err = engine(&text, &[]).unwrap_err();
-    assert!(err.to_string().contains("'missing' was not read"), "{err}");
+    let e = engine(&text, &[]).unwrap();
+    assert!(
+        e.warnings()
+            .iter()
+            .any(|w| w.contains("'missing' was not read")),
+        "{:?}",
+        e.warnings()
+    );
+    assert!(!decide(&e, &ps(WRAPPER)).is_allow());
     assert_eq!(
         trusted_dirs(&[PolicySource {
             path: "a.toml".into(),
@@ -110,4 +117,42 @@ fn a_trusted_directory_the_gateway_did_not_read_is_an_error() {
     );
     let bad = policy("[role.trust]\nsha256 = [\"abc\"]\n");
     assert!(engine(&bad, &[]).is_err());
+}
+
+#[test]
+fn modules_are_named_by_the_trusted_path_of_their_code() {
+    use super::ansible::module_name;
+    for (path, name) in [
+        (
+            "/x/site-packages/ansible_collections/ansible/windows/plugins/modules/win_ping.ps1",
+            Some("ansible.windows.win_ping"),
+        ),
+        (
+            "trusted/ansible.windows/plugins/modules/win_service.ps1",
+            Some("ansible.windows.win_service"),
+        ),
+        ("trusted/ansible.windows/plugins/modules/win_ping.py", None),
+        (
+            "trusted/ansible.windows/plugins/module_utils/Foo.psm1",
+            None,
+        ),
+        ("trusted/windows/plugins/modules/win_ping.ps1", None),
+        ("plugins/modules/win_ping.ps1", None),
+    ] {
+        assert_eq!(module_name(path).as_deref(), name, "{path}");
+    }
+}
+
+#[test]
+fn ansibles_exit_code_epilogue_is_known_and_what_it_follows_is_analysed() {
+    let epilogue = "\nIf (-not $?) { If (Get-Variable LASTEXITCODE -ErrorAction SilentlyContinue) \
+                    { exit $LASTEXITCODE } Else { exit 1 } }";
+    let e = engine(&policy(""), &[]).unwrap();
+    let ok = format!("Set-StrictMode -Version Latest\nGet-Service -Name Spooler;{epilogue}");
+    assert!(decide(&e, &ps(&ok)).is_allow());
+    let denied = format!("Stop-Computer{epilogue}");
+    assert!(!decide(&e, &ps(&denied)).is_allow());
+    // Anything else after it is not the epilogue.
+    let other = format!("Get-Service{epilogue}\nif ($x) {{ & $x }}");
+    assert!(!decide(&e, &ps(&other)).is_allow());
 }

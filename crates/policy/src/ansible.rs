@@ -1,0 +1,348 @@
+//! Ansible's execution payload, as the gateway judges it.
+//!
+//! Ansible runs every Windows module the same way (ansible-core
+//! `executor/powershell/module_manifest.py`): the bootstrap wrapper
+//! (`bootstrap_wrapper.ps1`, as `powershell -EncodedCommand` on winrm, as the pipeline's
+//! script on psrp) reads its input: a JSON line naming the exec wrapper and carrying its
+//! code, a line of four NUL characters, then the manifest JSON: `scripts` (name → base64
+//! code: the module, its module_utils, the wrappers), `actions` (which scripts run, in
+//! order, with their parameters; `module_wrapper.ps1`'s `Script` names the module and its
+//! `Variables` carry `complex_args`, the module's arguments). Anything after the manifest
+//! line is input for the last action (a file being copied): data.
+//!
+//! Every script in the payload must be trusted by content (else it is analysed like any
+//! script, which Ansible's code does not survive under a role with deny rules). The
+//! module is named by the trusted file its code hashes to (a `win_ping` whose code was
+//! edited is not `win_ping`), never by the name the payload gives it; its arguments are
+//! judged against `[role.ansible]`.
+
+use crate::prelude::*;
+
+use alloc::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::analyse::{Analysis, Item};
+use super::pattern::fold;
+
+/// The line separating the exec wrapper from the manifest.
+const SEPARATOR: &str = "\0\0\0\0";
+
+/// A module's identity and arguments, as found in a payload.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ModuleCall {
+    /// Fully qualified name from the trusted file its code is (`ansible.windows.win_ping`).
+    pub(crate) name: String,
+    /// `complex_args`: the module's arguments plus Ansible's `_ansible_*` settings.
+    pub(crate) args: serde_json::Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct ExecWrapper {
+    #[serde(default)]
+    script: String,
+}
+
+#[derive(Deserialize)]
+struct Manifest {
+    #[serde(default)]
+    scripts: BTreeMap<String, ScriptInfo>,
+    #[serde(default)]
+    actions: Vec<Action>,
+}
+
+#[derive(Deserialize)]
+struct ScriptInfo {
+    #[serde(default)]
+    script: String,
+}
+
+#[derive(Deserialize)]
+struct Action {
+    name: String,
+    #[serde(default)]
+    params: serde_json::Map<String, Value>,
+}
+
+/// How many bytes of `data` the gateway needs to judge a payload: through the end of the
+/// manifest line. None while it is incomplete (`ended`: the stream is over, so what came
+/// is all there is).
+pub fn payload_len(data: &str, ended: bool) -> Option<usize> {
+    let sep = data.find(SEPARATOR)?;
+    let after = sep + SEPARATOR.len();
+    let rest = data.get(after..)?;
+    let rest_start = after + rest.len() - rest.trim_start_matches(['\r', '\n']).len();
+    match data.get(rest_start..)?.find('\n') {
+        Some(i) => Some(rest_start + i + 1),
+        None if ended => Some(data.len()),
+        None => None,
+    }
+}
+
+/// Judges a whole payload (up to the end of its manifest line) into `analysis`.
+pub(crate) fn payload(analysis: &mut Analysis<'_>, data: &str) {
+    let Some(sep) = data.find(SEPARATOR) else {
+        analysis.opaque_item("Ansible payload without its manifest");
+        return;
+    };
+    let (head, tail) = data.split_at(sep);
+    let manifest_text = tail.get(SEPARATOR.len()..).unwrap_or_default().trim();
+    let manifest_text = manifest_text.lines().next().unwrap_or_default();
+    let exec: ExecWrapper = match serde_json::from_str(head.trim()) {
+        Ok(e) => e,
+        Err(_) => {
+            analysis.opaque_item("Ansible payload whose exec wrapper is not JSON");
+            return;
+        }
+    };
+    analysis.script(&exec.script, "Ansible exec_wrapper.ps1", 1);
+    let manifest: Manifest = match serde_json::from_str(manifest_text) {
+        Ok(m) => m,
+        Err(_) => {
+            analysis.opaque_item("Ansible payload whose manifest is not JSON");
+            return;
+        }
+    };
+    let mut texts: BTreeMap<&str, String> = BTreeMap::new();
+    for (name, info) in &manifest.scripts {
+        let Some(text) = base64::engine::general_purpose::STANDARD
+            .decode(info.script.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+        else {
+            analysis.opaque_item(format!("Ansible script '{name}' is not base64 UTF-8"));
+            continue;
+        };
+        analysis.script(&text, &format!("Ansible script '{name}'"), 1);
+        texts.insert(name.as_str(), text);
+    }
+    for action in &manifest.actions {
+        if !texts.contains_key(action.name.as_str()) {
+            analysis.opaque_item(format!(
+                "Ansible action '{}' runs a script the payload does not carry",
+                action.name
+            ));
+        }
+        if action.name != "module_wrapper.ps1" {
+            continue;
+        }
+        let script = action.params.get("Script").and_then(Value::as_str);
+        let Some(code) = script.and_then(|s| texts.get(s)) else {
+            analysis.opaque_item("Ansible module_wrapper.ps1 without its module");
+            continue;
+        };
+        let Some(name) = analysis.trusted_path(code).and_then(|p| module_name(&p)) else {
+            // Its code is not a trusted module: analysed above as any script.
+            continue;
+        };
+        let args = complex_args(&action.params).unwrap_or_default();
+        analysis.decoded_text("Ansible module", &describe(&name, &args));
+        analysis.push_item(Item::AnsibleModule(ModuleCall { name, args }));
+    }
+}
+
+/// `Variables[Name=complex_args].Value` of module_wrapper.ps1's parameters.
+fn complex_args(params: &serde_json::Map<String, Value>) -> Option<serde_json::Map<String, Value>> {
+    params
+        .get("Variables")?
+        .as_array()?
+        .iter()
+        .find(|v| v.get("Name").and_then(Value::as_str) == Some("complex_args"))?
+        .get("Value")?
+        .as_object()
+        .cloned()
+}
+
+/// `ansible.windows.win_ping` from a trusted path ending in
+/// `<collection>/plugins/modules/<name>.ps1`, where the collection is named by
+/// `ansible_collections/<ns>/<collection>` (the installed layout) or by a directory
+/// called `<ns>.<collection>` (a link to it, as the README suggests).
+pub(crate) fn module_name(path: &str) -> Option<String> {
+    let parts: Vec<&str> = path.split(['/', '\\']).filter(|p| !p.is_empty()).collect();
+    let mut rev = parts.iter().rev();
+    let stem = rev.next()?.strip_suffix(".ps1")?;
+    if rev.next() != Some(&"modules") || rev.next() != Some(&"plugins") {
+        return None;
+    }
+    let coll = rev.next()?;
+    let above = rev.next();
+    if rev.next() == Some(&"ansible_collections") {
+        return Some(format!("{}.{coll}.{stem}", above?));
+    }
+    let mut dotted = coll.split('.');
+    match (dotted.next(), dotted.next(), dotted.next()) {
+        (Some(ns), Some(c), None) if !ns.is_empty() && !c.is_empty() => {
+            Some(format!("{ns}.{c}.{stem}"))
+        }
+        _ => None,
+    }
+}
+
+/// Argument names whose values never reach the record.
+fn secret_name(name: &str) -> bool {
+    let n = fold(name);
+    [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "key",
+        "credential",
+        "pass",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
+
+/// `name arg=value ...` for the record: Ansible's own settings left out, `no_log`
+/// payloads and password-like arguments redacted.
+pub(crate) fn describe(name: &str, args: &serde_json::Map<String, Value>) -> String {
+    let no_log = args.get("_ansible_no_log").and_then(Value::as_bool) == Some(true);
+    let mut out = String::from(name);
+    for (k, v) in args {
+        if k.starts_with("_ansible_") {
+            continue;
+        }
+        out.push(' ');
+        out.push_str(k);
+        out.push('=');
+        if no_log || secret_name(k) {
+            out.push_str("********");
+        } else {
+            match v {
+                Value::String(s) => out.push_str(s),
+                other => out.push_str(&other.to_string()),
+            }
+        }
+    }
+    if args.get("_ansible_check_mode").and_then(Value::as_bool) == Some(true) {
+        out.push_str(" (check mode)");
+    }
+    out
+}
+
+/// True when `program` is `powershell ... -EncodedCommand <b64>` whose script is a trusted
+/// `bootstrap_wrapper.ps1`: its stdin is an Ansible payload, code to judge whole.
+pub(crate) fn is_bootstrap(trust: &super::trust::TrustIndex, program: &str) -> bool {
+    let mut words = program.split_whitespace();
+    let leaf = words
+        .next()
+        .map(|w| fold(w.rsplit(['\\', '/']).next().unwrap_or(w)));
+    if !matches!(
+        leaf.as_deref(),
+        Some("powershell" | "powershell.exe" | "pwsh" | "pwsh.exe")
+    ) {
+        return false;
+    }
+    let mut encoded = None;
+    while let Some(w) = words.next() {
+        let f = fold(w);
+        if matches!(f.as_str(), "-encodedcommand" | "-enc" | "-e" | "-ec") {
+            encoded = words.next();
+        }
+    }
+    let Some(script) = encoded
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|bytes| {
+            let units: Vec<u16> = bytes
+                .chunks_exact(2)
+                .filter_map(|c| <[u8; 2]>::try_from(c).ok())
+                .map(u16::from_le_bytes)
+                .collect();
+            String::from_utf16(&units).ok()
+        })
+    else {
+        return false;
+    };
+    trust
+        .lookup(&script)
+        .is_some_and(|(_, k)| k.path.rsplit('/').next() == Some("bootstrap_wrapper.ps1"))
+}
+
+/// A module call against a role's `[role.ansible]` rules.
+pub(crate) fn module_allowed(role: &super::role::Role, call: &ModuleCall) -> Result<(), String> {
+    let Some(rules) = &role.ansible else {
+        // Trust is the gate: a role that trusts the collection and names no modules
+        // runs any of its modules.
+        return Ok(());
+    };
+    let name = fold(&call.name);
+    let Some(rule) = rules.modules.iter().find(|m| m.name == name) else {
+        return Err(format!(
+            "Ansible module '{}' is not allowed by role '{}'",
+            call.name, role.name
+        ));
+    };
+    let Some(allowed) = &rule.args else {
+        return Ok(());
+    };
+    for (k, v) in &call.args {
+        if k.starts_with("_ansible_") {
+            continue;
+        }
+        let Some(set) = allowed.get(&fold(k)) else {
+            return Err(format!(
+                "argument '{k}' of Ansible module '{}' is not allowed by role '{}'",
+                call.name, role.name
+            ));
+        };
+        let Some(set) = set else { continue };
+        let value = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(_) | Value::Bool(_) => v.to_string(),
+            _ => String::new(),
+        };
+        if !set.iter().any(|s| fold(s) == fold(&value)) {
+            return Err(format!(
+                "{k}={value} of Ansible module '{}' is not in its validate_set for role '{}'",
+                call.name, role.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `[role.ansible]`, compiled.
+#[derive(Debug, Default)]
+pub(crate) struct AnsibleRules {
+    pub(crate) modules: Vec<ModuleRule>,
+}
+
+/// One allowed module: its folded name and, when given, its allowed arguments (folded
+/// name → allowed values, None for any value).
+#[derive(Debug)]
+pub(crate) struct ModuleRule {
+    pub(crate) name: String,
+    pub(crate) args: Option<BTreeMap<String, Option<Vec<String>>>>,
+}
+
+impl AnsibleRules {
+    pub(crate) fn compile(doc: &super::file::AnsibleDoc) -> Result<Self, String> {
+        let mut modules = Vec::new();
+        for m in &doc.modules {
+            let (name, args) = match m {
+                super::file::ModuleDoc::Name(n) => (n, None),
+                super::file::ModuleDoc::Rule { name, args } => (
+                    name,
+                    Some(
+                        args.iter()
+                            .map(|(k, a)| (fold(k), a.validate_set.clone()))
+                            .collect(),
+                    ),
+                ),
+            };
+            if name.split('.').count() != 3 || name.split('.').any(str::is_empty) {
+                return Err(format!(
+                    "Ansible module '{name}' must be fully qualified (namespace.collection.module)"
+                ));
+            }
+            modules.push(ModuleRule {
+                name: fold(name),
+                args,
+            });
+        }
+        Ok(Self { modules })
+    }
+}
