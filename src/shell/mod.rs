@@ -256,8 +256,9 @@ impl Inspector {
     /// Bounds the input held back per command to judge it (`[limits]
     /// max_held_input_bytes`); [`DEFAULT_MAX_HELD_INPUT`] unless set.
     pub fn with_max_held_input(mut self, bytes: usize) -> Self {
-        if let Shell::Cmd(c) = &mut self.shell {
-            *c = CmdInspector::new(bytes);
+        match &mut self.shell {
+            Shell::Cmd(c) => *c = CmdInspector::new(bytes),
+            Shell::Psrp(p) => p.max_held = bytes,
         }
         self
     }

@@ -25,8 +25,17 @@ pub(crate) enum ClientMessage {
         rpid: uuid::Uuid,
         pid: uuid::Uuid,
     },
-    /// Everything else (pool and pipeline input, host responses, key exchange): data that
-    /// can only turn into code through a pipeline, which is judged itself.
+    /// PIPELINE_INPUT: one object for a pipeline; its text when it is a string (what a
+    /// pipeline that runs its input, Ansible's bootstrap wrapper, is judged on), None for
+    /// any other object.
+    Input {
+        pid: uuid::Uuid,
+        text: Option<String>,
+    },
+    /// END_OF_PIPELINE_INPUT.
+    EndOfInput { pid: uuid::Uuid },
+    /// Everything else (pool messages, host responses, key exchange): data that can only
+    /// turn into code through a pipeline, which is judged itself.
     Other,
 }
 
@@ -74,6 +83,11 @@ pub(crate) fn feed_bytes(
                 rpid: msg.rpid,
                 pid: msg.pid,
             },
+            MessageType::PipelineInput => ClientMessage::Input {
+                pid: msg.pid,
+                text: input_text(&msg.data),
+            },
+            MessageType::EndOfPipelineInput => ClientMessage::EndOfInput { pid: msg.pid },
             _ => ClientMessage::Other,
         });
     }
@@ -161,4 +175,16 @@ pub(crate) fn render(p: &Pipeline) -> Vec<String> {
                 .join(" | ")
         })
         .collect()
+}
+
+/// The string a PIPELINE_INPUT message carries (`<S>` in CLIXML), None for other objects
+/// or unreadable data.
+fn input_text(data: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(data).ok()?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let values = psrp::clixml::parse_clixml(text).ok()?;
+    match values.as_slice() {
+        [v] => v.as_str().map(str::to_string),
+        _ => None,
+    }
 }

@@ -253,7 +253,6 @@ async fn ansible_service_ops_over_winrm() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "PSRP pipeline input to a trusted script is not yet judged (next commit)"]
 async fn ansible_service_ops_over_psrp() {
     service_ops_on("psrp").await;
 }
@@ -302,7 +301,6 @@ async fn ansible_full_role_over_winrm() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "PSRP pipeline input to a trusted script is not yet judged (next commit)"]
 async fn ansible_full_role_over_psrp() {
     full_role_on("psrp").await;
 }

@@ -164,6 +164,8 @@ pub(crate) struct Analysis<'m> {
     meta: &'m MetadataSet,
     /// Scripts trusted by content (not parsed).
     trust: Option<&'m crate::trust::TrustIndex>,
+    /// A PSRP pipeline's input, for a trusted Ansible bootstrap that runs it.
+    pipeline_input: Option<String>,
 }
 
 // === impl Analysis ===
@@ -193,7 +195,14 @@ impl<'m> Analysis<'m> {
             decoded: Vec::new(),
             meta,
             trust: None,
+            pipeline_input: None,
         }
+    }
+
+    /// A PSRP CREATE_PIPELINE with the input its Ansible bootstrap wrapper reads.
+    pub(crate) fn pipeline_with_input(&mut self, inv: &Invocation, input: &str) {
+        self.pipeline_input = Some(input.to_string());
+        self.pipeline(inv);
     }
 
     /// Scripts whose hash is in `trust` are not parsed but recorded as trusted.
@@ -298,9 +307,14 @@ impl<'m> Analysis<'m> {
             if c.is_script {
                 if self.trusted(&c.name) {
                     if client_input && i == 0 {
-                        // What it reads may be code (Ansible's bootstrap runs its input):
-                        // PIPELINE_INPUT is not yet held and judged, so fail closed.
-                        self.opaque("pipeline input to a trusted script");
+                        let bootstrap = self
+                            .trust
+                            .is_some_and(|t| crate::ansible::is_bootstrap_text(t, &c.name));
+                        match self.pipeline_input.take() {
+                            Some(input) if bootstrap => crate::ansible::payload(self, &input),
+                            // What it reads may be code that nobody judged: fail closed.
+                            _ => self.opaque("pipeline input to a trusted script"),
+                        }
                     }
                     // Its parameters are still judged: literal values are data to it,
                     // code passed in (a script block) is analysed as code.

@@ -256,8 +256,13 @@ pub(crate) fn is_bootstrap(trust: &super::trust::TrustIndex, program: &str) -> b
     else {
         return false;
     };
+    is_bootstrap_text(trust, &script)
+}
+
+/// True when `script` is a trusted `bootstrap_wrapper.ps1`.
+pub(crate) fn is_bootstrap_text(trust: &super::trust::TrustIndex, script: &str) -> bool {
     trust
-        .lookup(&script)
+        .lookup(script)
         .is_some_and(|(_, k)| k.path.rsplit('/').next() == Some("bootstrap_wrapper.ps1"))
 }
 

@@ -250,6 +250,9 @@ impl Engine {
             }
             Operation::CmdStdin { program, data } => analysis.stdin(program, data),
             Operation::Pipeline(inv) => analysis.pipeline(inv),
+            Operation::PipelineWithInput { pipeline, input } => {
+                analysis.pipeline_with_input(pipeline, input)
+            }
             Operation::OpenShell { .. } | Operation::CommandMetadata { .. } => {}
         }
         let decision = match self.deny.hit(&self.roles, &mask, &analysis) {
@@ -331,6 +334,25 @@ impl Engine {
         } else {
             StdinKind::Data
         }
+    }
+}
+
+impl Engine {
+    /// True when a PSRP pipeline runs its input as code the gateway can judge: its first
+    /// command is a trusted Ansible bootstrap wrapper fed by the client. The caller holds
+    /// the pipeline until the input's manifest is whole
+    /// ([`ansible_payload_len`](crate::ansible_payload_len)) and decides
+    /// [`Operation::PipelineWithInput`]; decided without it, such a pipeline is refused
+    /// beside deny rules (its input would be code nobody judged).
+    pub fn pipeline_reads_code(&self, inv: &super::Invocation) -> bool {
+        inv.client_input
+            && inv
+                .statements
+                .first()
+                .and_then(|s| s.first())
+                .is_some_and(|c| {
+                    c.is_script && super::ansible::is_bootstrap_text(&self.trust, &c.name)
+                })
     }
 }
 

@@ -134,6 +134,15 @@ pub enum Operation<'a> {
     },
     /// A PSRP CREATE_PIPELINE.
     Pipeline(&'a Invocation),
+    /// A PSRP CREATE_PIPELINE whose input the decision depends on
+    /// ([`Engine::pipeline_reads_code`]), with its input so far: the string objects
+    /// joined by line breaks.
+    PipelineWithInput {
+        /// The pipeline.
+        pipeline: &'a Invocation,
+        /// Its input as text.
+        input: &'a str,
+    },
     /// A PSRP GET_COMMAND_METADATA with its `Name` values.
     CommandMetadata {
         /// Requested command names or wildcards.
