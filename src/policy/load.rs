@@ -57,7 +57,11 @@ pub fn load_dir(dir: &Path) -> Result<Engine, PolicyError> {
             Err(e) => tracing::warn!(dir = %name, error = %e, "Trusted directory not read"),
         }
     }
-    Engine::from_sources_with_trust(&sources, &trusted)
+    let engine = Engine::from_sources_with_trust(&sources, &trusted)?;
+    for w in engine.warnings() {
+        tracing::warn!(warning = %w, "Policy loaded with a warning");
+    }
+    Ok(engine)
 }
 
 /// Hashes every regular file under the directory a role trusts (`name`, relative to the
