@@ -176,6 +176,41 @@ pub enum EventKind {
     /// is intact, but it is not complete.
     #[serde(rename = "audit.gap")]
     AuditGap { dropped: u64 },
+
+    // --- Ansible (issue #13) ---
+    /// An Ansible module the gateway identified in a payload by its trusted code, and what
+    /// policy decided for it.
+    #[serde(rename = "ansible.module")]
+    AnsibleModule {
+        principal: String,
+        host: String,
+        shell_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        command_id: Option<String>,
+        /// Fully qualified (`ansible.windows.win_service`).
+        module: String,
+        /// Its arguments, `no_log` and password-like values redacted.
+        args: serde_json::Value,
+        check_mode: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        become_user: Option<String>,
+        /// `allowed` or `denied`.
+        decision: &'static str,
+    },
+    /// What an allowed Ansible module reported, read from its output.
+    #[serde(rename = "ansible.result")]
+    AnsibleResult {
+        shell_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        command_id: Option<String>,
+        module: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        changed: Option<bool>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        failed: Option<bool>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        msg: Option<String>,
+    },
 }
 
 /// Code a command carried in another form (`-EncodedCommand`, `Invoke-Expression`,
@@ -196,7 +231,7 @@ pub struct Decoded {
 pub use crate::shell::OutputRecord;
 
 /// Every event name, in [`EventKind::index`] order (for per-event counters).
-pub const EVENT_NAMES: [&str; 12] = [
+pub const EVENT_NAMES: [&str; 14] = [
     "session.start",
     "session.end",
     "authn.failure",
@@ -209,6 +244,8 @@ pub const EVENT_NAMES: [&str; 12] = [
     "config.reload",
     "tls.reload",
     "audit.gap",
+    "ansible.module",
+    "ansible.result",
 ];
 
 impl EventKind {
@@ -233,6 +270,8 @@ impl EventKind {
             Self::ConfigReload { .. } => "config.reload",
             Self::TlsReload { .. } => "tls.reload",
             Self::AuditGap { .. } => "audit.gap",
+            Self::AnsibleModule { .. } => "ansible.module",
+            Self::AnsibleResult { .. } => "ansible.result",
         }
     }
 }

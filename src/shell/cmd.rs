@@ -284,6 +284,13 @@ pub(super) fn record(
     judged: Judgement,
 ) -> Result<(), String> {
     let decoded = judged.decoded;
+    let allowed = judged.decision.is_allow();
+    let modules = judged.modules.into_iter().map(|run| Fact::AnsibleModule {
+        command_id: command_id.clone(),
+        run,
+        allowed,
+    });
+    let modules: Vec<Fact> = modules.collect();
     match judged.decision {
         Decision::Allow { role } => {
             facts.push(Fact::Allowed {
@@ -292,6 +299,7 @@ pub(super) fn record(
                 decoded,
                 role,
             });
+            facts.extend(modules);
             Ok(())
         }
         Decision::Deny { reason, .. } => {
@@ -301,6 +309,7 @@ pub(super) fn record(
                 decoded,
                 reason: reason.clone(),
             });
+            facts.extend(modules);
             Err(reason)
         }
     }

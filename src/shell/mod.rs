@@ -163,6 +163,18 @@ pub enum Fact {
     Refused { action: String, reason: String },
     /// What the host said a command printed.
     Output(Output),
+    /// An Ansible module a decision was about (after its `Allowed`/`Denied`).
+    AnsibleModule {
+        command_id: Option<String>,
+        run: crate::policy::ModuleRun,
+        allowed: bool,
+    },
+    /// What an allowed Ansible module reported when its command ended.
+    AnsibleResult {
+        command_id: Option<String>,
+        module: String,
+        result: crate::policy::ModuleResult,
+    },
 }
 
 /// Counters of a shell, for `session.end`.
@@ -189,7 +201,14 @@ pub struct Inspector {
     /// Commands the host started and has not been seen to finish (upper case), so an
     /// administrator's terminate can stop them.
     live: std::collections::BTreeSet<String>,
+    /// Allowed Ansible module runs (CommandId, upper case) → module and output so far,
+    /// read for the module's result when the command ends.
+    ansible: std::collections::HashMap<String, (String, String)>,
 }
+
+/// Most module runs awaited per shell, and most output kept per run to find its result.
+const MAX_ANSIBLE_RUNS: usize = 64;
+const MAX_ANSIBLE_OUTPUT: usize = 256 * 1024;
 
 #[derive(Debug)]
 enum Shell {
@@ -249,6 +268,7 @@ impl Inspector {
             shell,
             counts: ActivityCounts::default(),
             live: Default::default(),
+            ansible: Default::default(),
         };
         (Ok(inspector), Vec::new())
     }
@@ -284,6 +304,14 @@ impl Inspector {
             match f {
                 Fact::Allowed { .. } => self.counts.commands_allowed += 1,
                 Fact::Denied { .. } => self.counts.commands_denied += 1,
+                Fact::AnsibleModule {
+                    command_id: Some(id),
+                    run,
+                    allowed: true,
+                } if self.ansible.len() < MAX_ANSIBLE_RUNS => {
+                    self.ansible
+                        .insert(id.to_ascii_uppercase(), (run.name.clone(), String::new()));
+                }
                 _ => {}
             }
         }
@@ -333,10 +361,35 @@ impl Inspector {
             }
             _ => Vec::new(),
         };
+        let mut results = Vec::new();
         for o in &outputs {
             self.counts.output_bytes = self.counts.output_bytes.saturating_add(o.bytes);
+            let Some(id) = o.command_id.as_deref().map(str::to_ascii_uppercase) else {
+                continue;
+            };
+            let Some((_, text)) = self.ansible.get_mut(&id) else {
+                continue;
+            };
+            if let Some(out) = &o.stdout {
+                if text.len() + out.len() <= MAX_ANSIBLE_OUTPUT {
+                    text.push_str(out);
+                }
+            }
+            if o.exit_code.is_some() || o.pipeline_state.is_some() {
+                if let Some((module, text)) = self.ansible.remove(&id) {
+                    if let Some(result) = crate::policy::ansible_result(&text) {
+                        results.push(Fact::AnsibleResult {
+                            command_id: o.command_id.clone(),
+                            module,
+                            result,
+                        });
+                    }
+                }
+            }
         }
-        outputs.into_iter().map(Fact::Output).collect()
+        let mut facts: Vec<Fact> = outputs.into_iter().map(Fact::Output).collect();
+        facts.extend(results);
+        facts
     }
 
     /// The shell's counters so far.

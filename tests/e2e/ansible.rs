@@ -126,6 +126,38 @@ async fn ansible(
     python("tests/clients/ansible_client.py", &a).await
 }
 
+/// `hopgate audit ARGS...` in this process: (exit code, stdout).
+fn audit_cli(args: &[&str]) -> (i32, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = hopgate::cli::audit::run_args(args, &mut out, &mut err);
+    (
+        i32::from(code),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&err)
+        ),
+    )
+}
+
+/// Session ids `audit sessions --command NAME` lists.
+fn sessions_running(gw: &Gateway, name: &str) -> Vec<String> {
+    let audit = gw.dir.path().join("audit/audit.jsonl");
+    let (code, out) = audit_cli(&["sessions", audit.to_str().unwrap(), "--command", name]);
+    assert_eq!(code, 0, "{out}");
+    out.lines()
+        .skip(1)
+        .filter_map(|l| l.split('\t').next().map(str::to_string))
+        .collect()
+}
+
+fn replay(gw: &Gateway, session: &str) -> String {
+    let audit = gw.dir.path().join("audit/audit.jsonl");
+    let (code, out) = audit_cli(&["replay", audit.to_str().unwrap(), session]);
+    assert_eq!(code, 0, "{out}");
+    out
+}
+
 #[track_caller]
 fn assert_ok(run: &ClientRun) -> &Value {
     assert_eq!(run.code, 0, "{run:?}");
@@ -220,30 +252,98 @@ async fn service_ops_on(connection: &str) {
         "the allowed module did reach it"
     );
 
-    // The record names the module and its arguments.
+    // Check mode, and a password-like argument (refused: not in the role's arguments).
+    let run = ansible(
+        &gw,
+        connection,
+        g,
+        "ansible.windows.win_ping",
+        "",
+        &["--check"],
+    )
+    .await;
+    assert_ok(&run);
+    let run = ansible(
+        &gw,
+        connection,
+        g,
+        "ansible.windows.win_service",
+        "name=Spooler state=started password=Sup3rS3cret!",
+        &[],
+    )
+    .await;
+    assert_denied(&run);
+
+    // Issue #12: `raw` over winrm is found by the command it ran, and replay shows it
+    // decoded (the raw record holds only -EncodedCommand base64).
+    if connection == "winrm" {
+        let run = ansible(&gw, connection, g, "raw", "Get-Service -Name Spooler", &[]).await;
+        assert_ok(&run);
+        let sessions = sessions_running(&gw, "Get-Service");
+        assert!(!sessions.is_empty(), "audit sessions --command Get-Service");
+        let shown: String = sessions.iter().map(|s| replay(&gw, s)).collect();
+        assert!(shown.contains("Get-Service -Name Spooler"), "{shown}");
+    }
+
+    // The record: one ansible.module event per module decision, with its arguments
+    // (redacted), check mode and decision; an ansible.result with what the module said.
     assert!(
-        gw.audit_has(|e| e["event"] == "command.allowed"
-            && e.to_string()
-                .contains("ansible.windows.win_service name=Spooler state=restarted"))
+        gw.audit_has(|e| e["event"] == "ansible.result"
+            && e["module"] == "ansible.windows.win_service"
+            && e["changed"] == true)
             .await,
         "{:#?}",
         gw.audit()
     );
-    let audit = gw.dir.path().join("audit/audit.jsonl");
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = hopgate::cli::audit::run_args(
-        &[
-            "sessions",
-            audit.to_str().unwrap(),
-            "--command",
-            "ansible.windows.win_service",
-        ],
-        &mut out,
-        &mut err,
+    let events = gw.audit();
+    let module = |pred: &dyn Fn(&Value) -> bool| {
+        events
+            .iter()
+            .find(|e| e["event"] == "ansible.module" && pred(e))
+            .cloned()
+    };
+    let restart = module(&|e| e["args"]["state"] == "restarted").expect("win_service event");
+    assert_eq!(restart["module"], "ansible.windows.win_service");
+    assert_eq!(restart["args"]["name"], "Spooler");
+    assert_eq!(restart["decision"], "allowed");
+    assert_eq!(restart["check_mode"], false);
+    assert_eq!(restart["principal"], USER);
+    let stop = module(&|e| e["args"]["name"] == "WinRM").expect("the denied module");
+    assert_eq!(stop["decision"], "denied");
+    let shell = module(&|e| e["module"] == "ansible.windows.win_shell").expect("win_shell");
+    assert_eq!(shell["decision"], "denied");
+    assert!(
+        module(&|e| e["module"] == "ansible.windows.win_ping" && e["check_mode"] == true).is_some()
     );
-    let out = String::from_utf8_lossy(&out);
-    assert_eq!(i32::from(code), 0, "{out}");
-    assert!(out.lines().count() >= 2, "header and the sessions: {out}");
+    let secret = module(&|e| e["args"]["state"] == "started").expect("the password run");
+    assert_eq!(secret["args"]["password"], "********");
+    assert!(!events
+        .iter()
+        .any(|e| e.to_string().contains("Sup3rS3cret!")));
+    assert!(events.iter().any(|e| e["event"] == "ansible.result"
+        && e["module"] == "ansible.windows.win_ping"
+        && e["changed"] == false));
+    // The edited win_ping is no module the gateway knows: refused as code, not named.
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["event"] == "ansible.module"
+                && e["module"] == "ansible.windows.win_ping"
+                && e["check_mode"] == false)
+            .count(),
+        1,
+        "only the real win_ping"
+    );
+    assert!(
+        events.iter().any(|e| e["event"] == "command.allowed"
+            && e.to_string()
+                .contains("ansible.windows.win_service name=Spooler state=restarted")),
+        "the decoded form names the module too"
+    );
+    assert!(!sessions_running(&gw, "ansible.windows.win_service").is_empty());
+    let audit = gw.dir.path().join("audit");
+    let (code, out) = audit_cli(&["verify", audit.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
     gw.stop().await;
 }
 
@@ -267,11 +367,20 @@ async fn full_role_on(connection: &str) {
         connection,
         g,
         "ansible.windows.win_shell",
-        "hostname",
+        "Get-Service -Name W32Time",
         &[],
     )
     .await;
     assert_eq!(assert_ok(&run)["rc"], 0, "{run:?}");
+    // Issue #12: the script win_shell ran is in the record.
+    assert!(
+        gw.audit_has(|e| e["event"] == "ansible.module"
+            && e["module"] == "ansible.windows.win_shell"
+            && e["args"]["_raw_params"] == "Get-Service -Name W32Time")
+            .await,
+        "{:#?}",
+        gw.audit()
+    );
     let run = ansible(&gw, connection, g, "raw", "Stop-Computer", &[]).await;
     assert_denied(&run);
 

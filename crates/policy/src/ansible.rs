@@ -37,6 +37,8 @@ pub(crate) struct ModuleCall {
     pub(crate) name: String,
     /// `complex_args`: the module's arguments plus Ansible's `_ansible_*` settings.
     pub(crate) args: serde_json::Map<String, Value>,
+    /// What the record shows of it.
+    pub(crate) run: crate::ModuleRun,
 }
 
 #[derive(Deserialize)]
@@ -118,6 +120,18 @@ pub(crate) fn payload(analysis: &mut Analysis<'_>, data: &str) {
         analysis.script(&text, &format!("Ansible script '{name}'"), 1);
         texts.insert(name.as_str(), text);
     }
+    // become_wrapper.ps1 runs the actions after it as another user.
+    let become_user = manifest
+        .actions
+        .iter()
+        .find(|a| a.name == "become_wrapper.ps1")
+        .map(|a| {
+            a.params
+                .get("BecomeUser")
+                .and_then(Value::as_str)
+                .unwrap_or("SYSTEM")
+                .to_string()
+        });
     for action in &manifest.actions {
         if !texts.contains_key(action.name.as_str()) {
             analysis.opaque_item(format!(
@@ -139,7 +153,13 @@ pub(crate) fn payload(analysis: &mut Analysis<'_>, data: &str) {
         };
         let args = complex_args(&action.params).unwrap_or_default();
         analysis.decoded_text("Ansible module", &describe(&name, &args));
-        analysis.push_item(Item::AnsibleModule(ModuleCall { name, args }));
+        let run = crate::ModuleRun {
+            name: name.clone(),
+            args: Value::Object(redacted(&args)).to_string(),
+            check_mode: args.get("_ansible_check_mode").and_then(Value::as_bool) == Some(true),
+            become_user: become_user.clone(),
+        };
+        analysis.push_item(Item::AnsibleModule(ModuleCall { name, args, run }));
     }
 }
 
@@ -194,6 +214,23 @@ fn secret_name(name: &str) -> bool {
     ]
     .iter()
     .any(|w| n.contains(w))
+}
+
+/// The module's own arguments for the record: `_ansible_*` settings left out, every
+/// value of a `no_log` run and of password-like arguments replaced.
+fn redacted(args: &serde_json::Map<String, Value>) -> serde_json::Map<String, Value> {
+    let no_log = args.get("_ansible_no_log").and_then(Value::as_bool) == Some(true);
+    args.iter()
+        .filter(|(k, _)| !k.starts_with("_ansible_"))
+        .map(|(k, v)| {
+            let v = if no_log || secret_name(k) {
+                Value::String("********".into())
+            } else {
+                v.clone()
+            };
+            (k.clone(), v)
+        })
+        .collect()
 }
 
 /// `name arg=value ...` for the record: Ansible's own settings left out, `no_log`
@@ -350,4 +387,32 @@ impl AnsibleRules {
         }
         Ok(Self { modules })
     }
+}
+
+/// What an Ansible module reported, read from its output.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ModuleResult {
+    /// `changed`.
+    pub changed: Option<bool>,
+    /// `failed`.
+    pub failed: Option<bool>,
+    /// `msg`, when there is one.
+    pub msg: Option<String>,
+}
+
+/// The result JSON a module printed (the last line of `output` that is a JSON object;
+/// the exec wrapper prints exactly one), or None when there is none.
+pub fn result_of(output: &str) -> Option<ModuleResult> {
+    output.lines().rev().find_map(|line| {
+        let line = line.trim();
+        if !line.starts_with('{') {
+            return None;
+        }
+        let v: serde_json::Map<String, Value> = serde_json::from_str(line).ok()?;
+        Some(ModuleResult {
+            changed: v.get("changed").and_then(Value::as_bool),
+            failed: v.get("failed").and_then(Value::as_bool),
+            msg: v.get("msg").and_then(Value::as_str).map(str::to_string),
+        })
+    })
 }

@@ -199,8 +199,12 @@ impl Engine {
         host: &HostRef<'_>,
         op: &Operation<'_>,
     ) -> Judgement {
-        let (decision, decoded) = self.judge(who, host, op);
-        Judgement { decision, decoded }
+        let (decision, decoded, modules) = self.judge(who, host, op);
+        Judgement {
+            decision,
+            decoded,
+            modules,
+        }
     }
 
     fn judge(
@@ -208,7 +212,7 @@ impl Engine {
         who: &Subject,
         host: &HostRef<'_>,
         op: &Operation<'_>,
-    ) -> (Decision, Vec<super::DecodedCode>) {
+    ) -> (Decision, Vec<super::DecodedCode>, Vec<super::ModuleRun>) {
         let mask = self.applicable_mask(who, host);
         let roles: Vec<&Role> = self
             .roles
@@ -225,12 +229,18 @@ impl Engine {
                 ),
                 rule: None,
             };
-            return (deny, Vec::new());
+            return (deny, Vec::new(), Vec::new());
         }
         match op {
-            Operation::OpenShell { kind } => return (open_shell(&roles, *kind), Vec::new()),
+            Operation::OpenShell { kind } => {
+                return (open_shell(&roles, *kind), Vec::new(), Vec::new())
+            }
             Operation::CommandMetadata { names } => {
-                return (self.command_metadata(&roles, &mask, names), Vec::new())
+                return (
+                    self.command_metadata(&roles, &mask, names),
+                    Vec::new(),
+                    Vec::new(),
+                )
             }
             _ => {}
         }
@@ -262,7 +272,15 @@ impl Engine {
             },
             None => allow_analysis(&roles, &analysis),
         };
-        (decision, analysis.decoded)
+        let modules = analysis
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                super::analyse::Item::AnsibleModule(call) => Some(call.run.clone()),
+                _ => None,
+            })
+            .collect();
+        (decision, analysis.decoded, modules)
     }
 
     fn command_metadata(&self, roles: &[&Role], mask: &[bool], names: &[String]) -> Decision {
