@@ -56,8 +56,9 @@ enum InputState {
         text: String,
         held: Vec<bytes::Bytes>,
     },
-    /// An Ansible payload was refused: nothing more goes to this command.
-    Refused,
+    /// An Ansible payload was refused (why): nothing more goes to this command, and the
+    /// gateway answers its Receives.
+    Refused(String),
 }
 
 /// What to do with a Send whose input was judged.
@@ -110,6 +111,12 @@ impl CmdInspector {
                 record(facts, cl.command_id.clone(), command, judged).map(|()| Flow::Pass)
             }
             (Action::Send, Body::Send(streams)) => self.stdin(req, streams, judge, facts),
+            (Action::Receive, Body::Receive(desired)) => {
+                if let Some(answer) = self.refused_receive(env, desired, ids) {
+                    return answer;
+                }
+                Ok(Flow::Pass)
+            }
             _ => Ok(Flow::Pass),
         };
         match judged {
@@ -182,8 +189,7 @@ impl CmdInspector {
                 let Some(len) = whole else {
                     if text.len() > self.max_held {
                         let size = text.len();
-                        program.input = InputState::Refused;
-                        return Err(refuse(
+                        let reason = refuse(
                             facts,
                             s.command_id.clone(),
                             vec![format!("(Ansible payload to {})", program.line)],
@@ -193,7 +199,9 @@ impl CmdInspector {
                                  judge it (limits.max_held_input_bytes)",
                                 self.max_held
                             ),
-                        ));
+                        );
+                        program.input = InputState::Refused(reason.clone());
+                        return Err(reason);
                     }
                     // Nothing of it reaches the host before the whole manifest is judged.
                     held.push(req.wire.clone());
@@ -211,13 +219,13 @@ impl CmdInspector {
                 // for the action the manifest runs.
                 program.input = InputState::DataAllowed;
                 if let Err(reason) = record(facts, s.command_id.clone(), shown, judged) {
-                    program.input = InputState::Refused;
+                    program.input = InputState::Refused(reason.clone());
                     return Err(reason);
                 }
                 flow = Flow::Release(released);
                 continue;
             }
-            if program.input == InputState::Refused {
+            if let InputState::Refused(_) = program.input {
                 return Err(refuse(
                     facts,
                     s.command_id.clone(),
@@ -252,6 +260,45 @@ impl CmdInspector {
             record(facts, s.command_id.clone(), shown, judged)?;
         }
         Ok(flow)
+    }
+
+    /// A Receive for a command whose Ansible payload was refused: the bootstrap wrapper on
+    /// the host still waits for input that will never come, so the gateway answers that
+    /// the command failed, with the reason on stderr (Ansible shows it as the module's
+    /// failure), instead of letting the client poll until its timeout. The client's
+    /// terminate then goes to the host and ends the waiting process.
+    fn refused_receive(
+        &self,
+        env: &crate::wsman::Envelope,
+        desired: &[crate::wsman::DesiredStream],
+        ids: &mut dyn FnMut() -> uuid::Uuid,
+    ) -> Option<Verdict> {
+        let (command_id, reason) = desired.iter().find_map(|d| {
+            let id = d.command_id.as_deref()?;
+            match &self.commands.get(id)?.input {
+                InputState::Refused(reason) => Some((id, reason)),
+                _ => None,
+            }
+        })?;
+        let body = Body::ReceiveResponse {
+            streams: vec![Stream {
+                name: "stderr".into(),
+                command_id: Some(command_id.to_string()),
+                end: true,
+                data: format!("Access is denied by hopgate: {reason}\r\n").into_bytes(),
+            }],
+            command_state: Some(crate::wsman::CommandState {
+                command_id: Some(command_id.to_string()),
+                state: crate::wsman::CommandStateKind::Done,
+                exit_code: Some(1),
+            }),
+        };
+        Some(Verdict::Reply(Box::new(super::failed::reply(
+            env,
+            ids(),
+            Action::ReceiveResponse,
+            body,
+        ))))
     }
 
     /// Remembers what a Command started (for its stdin), once the host accepted it.

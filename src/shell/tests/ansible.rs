@@ -205,6 +205,25 @@ fn an_edited_module_or_a_disallowed_argument_is_refused_and_nothing_is_released(
         // Nothing more goes to that command.
         let (verdict, _) = inspect(&mut sh, &who, &send("C1", b"more\n".to_vec()), &mut ids);
         assert!(matches!(verdict, Verdict::Deny(_)), "{verdict:?}");
+        // Its Receive is answered by the gateway: failed, with the reason on stderr, so
+        // the client does not wait on a host process that waits for input.
+        let (verdict, _) = inspect(&mut sh, &who, &receive("C1"), &mut ids);
+        let Verdict::Reply(answer) = verdict else {
+            panic!("{verdict:?}")
+        };
+        let Body::ReceiveResponse {
+            streams,
+            command_state,
+        } = &answer.body
+        else {
+            panic!("{answer:?}")
+        };
+        assert_eq!(command_state.as_ref().and_then(|c| c.exit_code), Some(1));
+        let stderr = String::from_utf8_lossy(&streams[0].data);
+        assert!(stderr.contains("Access is denied by hopgate"), "{stderr}");
+        // Other commands' Receives still go to the host.
+        let (verdict, _) = inspect(&mut sh, &who, &receive("C2"), &mut ids);
+        assert!(matches!(verdict, Verdict::Forward(_)), "{verdict:?}");
     }
 }
 
