@@ -77,7 +77,8 @@ def main():
         }
         if a.module_dir:
             env["ANSIBLE_LIBRARY"] = a.module_dir
-        cmd = ["ansible", "-i", inv, "target", "-m", a.module]
+        # The ad hoc CLI of the ansible-core this Python has (no PATH lookup needed).
+        cmd = [sys.executable, "-m", "ansible.cli.adhoc", "-i", inv, "target", "-m", a.module]
         if a.args:
             cmd += ["-a", a.args]
         if a.check:
