@@ -124,6 +124,9 @@ pub(crate) enum Item {
     },
     /// An Ansible module identified by its trusted code, with its arguments.
     AnsibleModule(crate::ansible::ModuleCall),
+    /// Another trusted exec-wrapper script an Ansible payload runs as an action (by the
+    /// file name of its trusted code: `winrm_put_file.ps1`).
+    AnsibleAction(String),
     /// Code that cannot be analysed.
     Opaque {
         what: String,

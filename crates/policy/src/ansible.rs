@@ -139,7 +139,17 @@ pub(crate) fn payload(analysis: &mut Analysis<'_>, data: &str) {
                 action.name
             ));
         }
-        if action.name != "module_wrapper.ps1" {
+        // What the action runs is known by its content, never by the name the payload
+        // gives it: a trusted file's name, or nothing (then it was analysed above).
+        let Some(runs) = texts
+            .get(action.name.as_str())
+            .and_then(|t| analysis.trusted_path(t))
+            .map(|p| p.rsplit('/').next().unwrap_or_default().to_string())
+        else {
+            continue;
+        };
+        if runs != "module_wrapper.ps1" {
+            analysis.push_item(Item::AnsibleAction(runs));
             continue;
         }
         let script = action.params.get("Script").and_then(Value::as_str);
@@ -148,7 +158,9 @@ pub(crate) fn payload(analysis: &mut Analysis<'_>, data: &str) {
             continue;
         };
         let Some(name) = analysis.trusted_path(code).and_then(|p| module_name(&p)) else {
-            // Its code is not a trusted module: analysed above as any script.
+            // Trusted or not, what it runs is no module of a trusted collection: only a
+            // role that accepts any code may run it.
+            analysis.opaque_item("Ansible module_wrapper.ps1 running a script that is no module");
             continue;
         };
         let args = complex_args(&action.params).unwrap_or_default();
@@ -303,6 +315,29 @@ pub(crate) fn is_bootstrap_text(trust: &super::trust::TrustIndex, script: &str) 
         .is_some_and(|(_, k)| k.path.rsplit('/').next() == Some("bootstrap_wrapper.ps1"))
 }
 
+/// Wrappers any role that trusts ansible-core may run around a module.
+const MODULE_WRAPPERS: [&str; 3] = [
+    "become_wrapper.ps1",
+    "async_wrapper.ps1",
+    "async_watchdog.ps1",
+];
+
+/// An exec-wrapper action other than a module (a file transfer, a temporary directory)
+/// against `[role.ansible]`: the wrappers around modules, and the actions it lists.
+pub(crate) fn action_allowed(role: &super::role::Role, script: &str) -> Result<(), String> {
+    let Some(rules) = &role.ansible else {
+        return Ok(());
+    };
+    let f = fold(script);
+    if MODULE_WRAPPERS.iter().any(|w| *w == f) || rules.actions.contains(&f) {
+        return Ok(());
+    }
+    Err(format!(
+        "Ansible action '{script}' is not allowed by role '{}' (its [role.ansible] actions)",
+        role.name
+    ))
+}
+
 /// A module call against a role's `[role.ansible]` rules.
 pub(crate) fn module_allowed(role: &super::role::Role, call: &ModuleCall) -> Result<(), String> {
     let Some(rules) = &role.ansible else {
@@ -350,6 +385,9 @@ pub(crate) fn module_allowed(role: &super::role::Role, call: &ModuleCall) -> Res
 #[derive(Debug, Default)]
 pub(crate) struct AnsibleRules {
     pub(crate) modules: Vec<ModuleRule>,
+    /// Exec-wrapper scripts run as actions of their own (`winrm_put_file.ps1` for
+    /// `win_copy`, `powershell_mkdtemp.ps1`), folded.
+    pub(crate) actions: Vec<String>,
 }
 
 /// One allowed module: its folded name and, when given, its allowed arguments (folded
@@ -385,7 +423,10 @@ impl AnsibleRules {
                 args,
             });
         }
-        Ok(Self { modules })
+        Ok(Self {
+            modules,
+            actions: doc.actions.iter().map(|a| fold(a.trim())).collect(),
+        })
     }
 }
 

@@ -222,7 +222,8 @@ impl DenyIndex {
                 Item::Script { .. }
                 | Item::InterpreterStart { .. }
                 | Item::Trusted { .. }
-                | Item::AnsibleModule(_) => {}
+                | Item::AnsibleModule(_)
+                | Item::AnsibleAction(_) => {}
             }
         }
         None

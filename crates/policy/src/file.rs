@@ -90,6 +90,10 @@ pub(crate) struct RoleDoc {
 pub(crate) struct AnsibleDoc {
     #[serde(default)]
     pub(crate) modules: Vec<ModuleDoc>,
+    /// ansible-core exec scripts run as actions of their own (file transfers,
+    /// temporary directories): `winrm_put_file.ps1`, `psrp_put_file.ps1`, ...
+    #[serde(default)]
+    pub(crate) actions: Vec<String>,
 }
 
 /// A module: its name (any arguments), or its name and the arguments it may take.

@@ -15,6 +15,8 @@ const BOOTSTRAP: &str =
     "$codeJson = foreach ($in in $input) { $in }\n$code = ConvertFrom-Json $codeJson";
 const EXEC: &str = "foreach ($a in $actions) { & $a }";
 const MODULE_WRAPPER: &str = "if ($Script) { . $Script }";
+const PUT_FILE: &str =
+    "begin { $fd = [IO.File]::Create($Path) } process { $fd.Write($InputObject) }";
 const PING: &str =
     "$module = [Ansible.Basic.AnsibleModule]::Create($args, @{})\n$module.ExitJson()";
 
@@ -26,6 +28,11 @@ fn file(path: &str, text: &str) -> TrustedFile {
 }
 
 fn who() -> Who {
+    who_with("")
+}
+
+/// `who()`, with `extra` added to the role's `[role.ansible]`.
+fn who_with(extra: &str) -> Who {
     let dirs = [
         TrustedDir {
             dir: "core".into(),
@@ -33,6 +40,7 @@ fn who() -> Who {
                 file("executor/powershell/bootstrap_wrapper.ps1", BOOTSTRAP),
                 file("executor/powershell/exec_wrapper.ps1", EXEC),
                 file("executor/powershell/module_wrapper.ps1", MODULE_WRAPPER),
+                file("executor/powershell/winrm_put_file.ps1", PUT_FILE),
             ],
         },
         TrustedDir {
@@ -49,6 +57,7 @@ hosts = { names = ["*"] }
 dirs = ["core", "ansible.windows"]
 [role.ansible]
 modules = [{ name = "ansible.windows.win_ping", args = { data = { validate_set = ["pong"] } } }]
+EXTRA
 [role.cmd]
 commands = ["hostname"]
 [role.deny]
@@ -57,7 +66,7 @@ cmdlets = ["Stop-Computer"]
     let engine = Engine::from_sources_with_trust(
         &[PolicySource {
             path: "ops.toml".into(),
-            text: policy.into(),
+            text: policy.replace("EXTRA", extra),
         }],
         &dirs,
     )
@@ -254,4 +263,30 @@ fn a_payload_larger_than_the_held_limit_before_its_manifest_ends_is_refused() {
     };
     assert!(reason.contains("limits.max_held_input_bytes"), "{reason}");
     assert_eq!(denied_reasons(&facts), [reason]);
+}
+
+#[test]
+fn other_exec_scripts_run_only_where_the_role_lists_them_whatever_the_payload_calls_them() {
+    // Ansible's put_file script writes what it is given to a path: a role for win_ping
+    // must not run it, even under the name of the module wrapper.
+    let exec = serde_json::json!({ "name": "exec_wrapper", "script": EXEC, "params": {} });
+    let manifest = serde_json::json!({
+        "scripts": { "module_wrapper.ps1": { "path": "x", "script": b64(PUT_FILE) } },
+        "actions": [{ "name": "module_wrapper.ps1", "params": { "Path": "C:\\Windows\\x.ps1" } }],
+    });
+    let data = format!("{exec}\n\0\0\0\0\n{manifest}\nQUJD\n").into_bytes();
+    for (extra, allow) in [("", false), (r#"actions = ["winrm_put_file.ps1"]"#, true)] {
+        let who = who_with(extra);
+        let mut sh = shell(&who, 1 << 20);
+        let (verdict, facts) = inspect(&mut sh, &who, &send("C1", data.clone()), &mut counter());
+        assert_eq!(
+            matches!(verdict, Verdict::Forward(_)),
+            allow,
+            "{extra}: {verdict:?} {facts:?}"
+        );
+        if !allow {
+            let reasons = denied_reasons(&facts);
+            assert!(reasons[0].contains("winrm_put_file.ps1"), "{reasons:?}");
+        }
+    }
 }
