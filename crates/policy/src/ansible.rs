@@ -148,6 +148,14 @@ pub(crate) fn payload(analysis: &mut Analysis<'_>, data: &str) {
         else {
             continue;
         };
+        if RUN_INPUT_AS_CODE.contains(&runs.as_str()) {
+            // Run as an action, these would take the data after the manifest as another
+            // payload that nobody judged: only a role accepting any code runs that.
+            analysis.opaque_item(format!(
+                "Ansible action '{runs}' would run the data after the manifest as code"
+            ));
+            continue;
+        }
         if runs != "module_wrapper.ps1" {
             analysis.push_item(Item::AnsibleAction(runs));
             continue;
@@ -314,6 +322,9 @@ pub(crate) fn is_bootstrap_text(trust: &super::trust::TrustIndex, script: &str) 
         .lookup(script)
         .is_some_and(|(_, k)| k.path.rsplit('/').next() == Some("bootstrap_wrapper.ps1"))
 }
+
+/// ansible-core scripts that run their input as code (the payload's own entry points).
+const RUN_INPUT_AS_CODE: [&str; 2] = ["bootstrap_wrapper.ps1", "exec_wrapper.ps1"];
 
 /// Wrappers any role that trusts ansible-core may run around a module.
 const MODULE_WRAPPERS: [&str; 3] = [

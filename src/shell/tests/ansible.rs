@@ -33,22 +33,27 @@ fn who() -> Who {
 
 /// `who()`, with `extra` added to the role's `[role.ansible]`.
 fn who_with(extra: &str) -> Who {
-    let dirs = [
-        TrustedDir {
-            dir: "core".into(),
-            files: vec![
-                file("executor/powershell/bootstrap_wrapper.ps1", BOOTSTRAP),
-                file("executor/powershell/exec_wrapper.ps1", EXEC),
-                file("executor/powershell/module_wrapper.ps1", MODULE_WRAPPER),
-                file("executor/powershell/winrm_put_file.ps1", PUT_FILE),
-            ],
-        },
-        TrustedDir {
-            dir: "ansible.windows".into(),
-            files: vec![file("plugins/modules/win_ping.ps1", PING)],
-        },
-    ];
-    let policy = r#"
+    who_from(&POLICY.replace("EXTRA", extra))
+}
+
+/// A role that trusts the scripts and has deny rules, but no `[role.ansible]`.
+const TRUST_ONLY: &str = r#"
+[[role]]
+name = "ops"
+principals = { users = ["ops"] }
+hosts = { names = ["*"] }
+[role.trust]
+dirs = ["core", "ansible.windows"]
+[role.cmd]
+commands = ["hostname"]
+[role.psrp]
+language = "full"
+visible_cmdlets = ["*"]
+[role.deny]
+cmdlets = ["Stop-Computer"]
+"#;
+
+const POLICY: &str = r#"
 [[role]]
 name = "ops"
 principals = { users = ["ops"] }
@@ -63,10 +68,31 @@ commands = ["hostname"]
 [role.deny]
 cmdlets = ["Stop-Computer"]
 "#;
+
+fn trusted_dirs() -> Vec<TrustedDir> {
+    vec![
+        TrustedDir {
+            dir: "core".into(),
+            files: vec![
+                file("executor/powershell/bootstrap_wrapper.ps1", BOOTSTRAP),
+                file("executor/powershell/exec_wrapper.ps1", EXEC),
+                file("executor/powershell/module_wrapper.ps1", MODULE_WRAPPER),
+                file("executor/powershell/winrm_put_file.ps1", PUT_FILE),
+            ],
+        },
+        TrustedDir {
+            dir: "ansible.windows".into(),
+            files: vec![file("plugins/modules/win_ping.ps1", PING)],
+        },
+    ]
+}
+
+fn who_from(policy: &str) -> Who {
+    let dirs = trusted_dirs();
     let engine = Engine::from_sources_with_trust(
         &[PolicySource {
             path: "ops.toml".into(),
-            text: policy.replace("EXTRA", extra),
+            text: policy.into(),
         }],
         &dirs,
     )
@@ -289,4 +315,31 @@ fn other_exec_scripts_run_only_where_the_role_lists_them_whatever_the_payload_ca
             assert!(reasons[0].contains("winrm_put_file.ps1"), "{reasons:?}");
         }
     }
+}
+
+#[test]
+fn an_action_that_would_run_the_rest_of_the_input_as_code_is_refused_beside_deny_rules() {
+    // exec_wrapper.ps1 run as an action would read the data after the manifest as a
+    // second manifest nobody judged (here: Stop-Computer); even a role with no
+    // [role.ansible] refuses that where a deny rule applies.
+    let exec = serde_json::json!({ "name": "exec_wrapper", "script": EXEC, "params": {} });
+    let manifest = serde_json::json!({
+        "scripts": { "again": { "path": "x", "script": b64(EXEC) } },
+        "actions": [{ "name": "again", "params": {} }],
+    });
+    let data = format!("{exec}\n\0\0\0\0\n{manifest}\nStop-Computer\n").into_bytes();
+    let who = who_from(TRUST_ONLY);
+    let mut sh = shell(&who, 1 << 20);
+    let (verdict, facts) = inspect(&mut sh, &who, &send("C1", data), &mut counter());
+    assert!(matches!(verdict, Verdict::Deny(_)), "{verdict:?}");
+    let reasons = denied_reasons(&facts);
+    assert!(reasons[0].contains("deny rules"), "{reasons:?}");
+    // The same role runs a real module payload.
+    let mut sh = shell(&who, 1 << 20);
+    let ok = payload(PING, serde_json::json!({ "data": "anything" }), "");
+    let (verdict, facts) = inspect(&mut sh, &who, &send("C1", ok), &mut counter());
+    assert!(
+        matches!(verdict, Verdict::Forward(_)),
+        "{verdict:?} {facts:?}"
+    );
 }
