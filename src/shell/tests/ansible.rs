@@ -12,7 +12,7 @@ use super::*;
 
 const CMD: &str = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd";
 const BOOTSTRAP: &str =
-    "$codeJson = foreach ($in in $input) { $in }\n$code = ConvertFrom-Json $codeJson";
+    "$codeJson = foreach ($in in $input) { $in }; $code = ConvertFrom-Json $codeJson";
 const EXEC: &str = "foreach ($a in $actions) { & $a }";
 const MODULE_WRAPPER: &str = "if ($Script) { . $Script }";
 const PUT_FILE: &str =
@@ -65,6 +65,9 @@ modules = [{ name = "ansible.windows.win_ping", args = { data = { validate_set =
 EXTRA
 [role.cmd]
 commands = ["hostname"]
+[role.psrp]
+language = "restricted"
+visible_cmdlets = ["Get-Service"]
 [role.deny]
 cmdlets = ["Stop-Computer"]
 "#;
@@ -342,4 +345,92 @@ fn an_action_that_would_run_the_rest_of_the_input_as_code_is_refused_beside_deny
         matches!(verdict, Verdict::Forward(_)),
         "{verdict:?} {facts:?}"
     );
+}
+
+/// PSRP: the bootstrap wrapper as the pipeline's script, the payload as its input (one
+/// string object per line, as Ansible's psrp connection sends it).
+mod psrp_input {
+    use super::*;
+    use crate::psrp::MessageType;
+
+    const PID: &str = "0B0C0D0E-0000-4000-8000-00000000000B";
+
+    fn pid() -> Uuid {
+        Uuid::parse_str(PID).unwrap()
+    }
+
+    fn xml_text(s: &str) -> String {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('\0', "_x0000_")
+    }
+
+    fn input(line: &str, object_id: u64) -> Envelope {
+        let xml = format!("<S>{}</S>", xml_text(line));
+        let frags = client_message(MessageType::PipelineInput, pid(), &xml, object_id, 1 << 20);
+        send(PID, frags.concat())
+    }
+
+    fn run(module: &str) -> (Vec<Verdict>, Vec<Fact>, Inspector, Who) {
+        let who = who();
+        let mut sh = open(&who, PS);
+        let mut ids = counter();
+        let xml = create_pipeline_xml(&[&[(BOOTSTRAP, true, &[])]])
+            .replace(r#"<B N="NoInput">true</B>"#, r#"<B N="NoInput">false</B>"#);
+        let (verdict, facts) = inspect(&mut sh, &who, &psrp_command(PID, &xml, 1), &mut ids);
+        assert!(
+            matches!(&verdict, Verdict::Reply(r) if r.header.action == Action::CommandResponse),
+            "held, answered by the gateway: {verdict:?}"
+        );
+        assert!(facts.is_empty(), "{facts:?}");
+        let data = payload(module, serde_json::json!({ "data": "pong" }), "");
+        let text = String::from_utf8(data).unwrap();
+        let mut verdicts = Vec::new();
+        let mut all = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let (v, f) = inspect(&mut sh, &who, &input(line, 2 + i as u64), &mut ids);
+            verdicts.push(v);
+            all.extend(f);
+        }
+        (verdicts, all, sh, who)
+    }
+
+    #[test]
+    fn the_pipeline_and_its_input_are_held_until_the_manifest_then_released_in_order() {
+        let (verdicts, facts, _, _) = run(PING);
+        assert_eq!(verdicts.len(), 3, "exec wrapper, separator, manifest");
+        for v in &verdicts[..2] {
+            assert!(
+                matches!(v, Verdict::Reply(r) if r.header.action == Action::SendResponse),
+                "{v:?}"
+            );
+        }
+        assert!(
+            matches!(&verdicts[2], Verdict::Forward(b) if b.len() == 4),
+            "the Command, two held Sends and this one: {:?}",
+            verdicts[2]
+        );
+        assert_eq!(allowed(&facts).len(), 1, "{facts:?}");
+        assert!(facts.iter().any(|f| matches!(
+            f,
+            Fact::AnsibleModule { run, allowed: true, .. } if run.name == "ansible.windows.win_ping"
+        )));
+    }
+
+    #[test]
+    fn an_edited_module_fails_the_pipeline_and_nothing_reaches_the_host() {
+        let (verdicts, facts, mut sh, who) = run(&format!("{PING}\nStop-Computer"));
+        assert!(
+            verdicts.iter().all(|v| matches!(v, Verdict::Reply(_))),
+            "{verdicts:?}"
+        );
+        assert_eq!(denied_reasons(&facts).len(), 1, "{facts:?}");
+        // The client learns it as a failed pipeline, as for any refused pipeline.
+        let (verdict, _) = inspect(&mut sh, &who, &receive(PID), &mut counter());
+        assert!(
+            matches!(&verdict, Verdict::Reply(r) if r.header.action == Action::ReceiveResponse),
+            "{verdict:?}"
+        );
+    }
 }
