@@ -274,6 +274,40 @@ pub enum EventKind {
         /// The WS-Man action, when the envelope was read that far; `none` otherwise.
         action: String,
     },
+    // --- Ansible (issue #13) ---
+    /// An Ansible module the gateway identified in a payload by its trusted code, and what
+    /// policy decided for it.
+    #[serde(rename = "ansible.module")]
+    AnsibleModule {
+        principal: String,
+        host: String,
+        shell_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        command_id: Option<String>,
+        /// Fully qualified (`ansible.windows.win_service`).
+        module: String,
+        /// Its arguments, `no_log` and password-like values redacted.
+        args: serde_json::Value,
+        check_mode: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        become_user: Option<String>,
+        /// `allowed` or `denied`.
+        decision: &'static str,
+    },
+    /// What an allowed Ansible module reported, read from its output.
+    #[serde(rename = "ansible.result")]
+    AnsibleResult {
+        shell_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        command_id: Option<String>,
+        module: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        changed: Option<bool>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        failed: Option<bool>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        msg: Option<String>,
+    },
 }
 
 /// Code a command carried in another form (`-EncodedCommand`, `Invoke-Expression`,
@@ -294,7 +328,7 @@ pub struct Decoded {
 pub use crate::shell::OutputRecord;
 
 /// Every event name, in [`EventKind::index`] order (for per-event counters).
-pub const EVENT_NAMES: [&str; 18] = [
+pub const EVENT_NAMES: [&str; 20] = [
     "session.start",
     "session.end",
     "authn.failure",
@@ -313,6 +347,8 @@ pub const EVENT_NAMES: [&str; 18] = [
     "request.rejected",
     "session.connection",
     "authn.failures",
+    "ansible.module",
+    "ansible.result",
 ];
 
 impl EventKind {
@@ -343,6 +379,8 @@ impl EventKind {
             Self::GatewayStop { .. } => "gateway.stop",
             Self::RequestRejected { .. } => "request.rejected",
             Self::AuthnFailures { .. } => "authn.failures",
+            Self::AnsibleModule { .. } => "ansible.module",
+            Self::AnsibleResult { .. } => "ansible.result",
         }
     }
 }

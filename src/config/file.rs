@@ -282,6 +282,9 @@ pub struct LimitsFile {
     /// Seconds an authenticated request waits for a lagging audit writer before it is
     /// refused. Default 5.
     pub audit_wait_secs: Option<u64>,
+    /// Most input the gateway holds back per command to judge it (an unfinished line
+    /// of an interpreter's stdin), in bytes. Default 8 MiB.
+    pub max_held_input_bytes: Option<usize>,
 }
 
 /// One `[[hosts]]` entry: a Windows host the gateway may reach.

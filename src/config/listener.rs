@@ -95,6 +95,8 @@ pub struct LimitsConfig {
     pub max_held_bytes_per_user: usize,
     /// How long an authenticated request waits for the audit writer to catch up.
     pub audit_wait: Duration,
+    /// Most input held back per command to judge it (issue #13).
+    pub max_held_input_bytes: usize,
 }
 
 pub(super) fn validate_listener(
@@ -240,6 +242,11 @@ pub(super) fn validate_limits(l: &LimitsFile) -> Result<LimitsConfig, ConfigErro
             "limits.audit_wait_secs",
             l.audit_wait_secs,
             DEFAULT_AUDIT_WAIT_SECS,
+        )?,
+        max_held_input_bytes: positive(
+            "limits.max_held_input_bytes",
+            l.max_held_input_bytes,
+            crate::shell::DEFAULT_MAX_HELD_INPUT,
         )?,
     })
 }

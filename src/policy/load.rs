@@ -3,7 +3,17 @@
 
 use std::path::Path;
 
-use hopgate_policy::{lint_sources, Engine, LintFinding, PolicyError, PolicySource, Severity};
+use hopgate_policy::trust::content_hashes;
+use hopgate_policy::{
+    lint_sources, trusted_dirs, Engine, LintFinding, PolicyError, PolicySource, Severity,
+    TrustedDir, TrustedFile,
+};
+
+/// Most files read from one trusted directory (an installed collection has a few
+/// hundred scripts; a directory with far more was probably named by mistake).
+const MAX_TRUSTED_FILES: usize = 20_000;
+/// Largest file hashed in a trusted directory; larger ones are skipped (no script is).
+const MAX_TRUSTED_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Reads every `*.toml` and `*.psrc` file directly in `dir` (sorted by name, so load
 /// order and first-match role order are stable).
@@ -38,7 +48,73 @@ pub(crate) fn read_sources(dir: &Path) -> Result<Vec<PolicySource>, PolicyError>
 /// Loads and validates a policy directory (start-up and SIGHUP). On error the caller
 /// keeps its current engine.
 pub fn load_dir(dir: &Path) -> Result<Engine, PolicyError> {
-    Engine::from_sources(&read_sources(dir)?)
+    let sources = read_sources(dir)?;
+    let mut trusted = Vec::new();
+    for name in trusted_dirs(&sources) {
+        match read_trusted_dir(dir, &name) {
+            Ok(t) => trusted.push(t),
+            // Not handed in: the engine trusts nothing from it and warns.
+            Err(e) => tracing::warn!(dir = %name, error = %e, "Trusted directory not read"),
+        }
+    }
+    let engine = Engine::from_sources_with_trust(&sources, &trusted)?;
+    for w in engine.warnings() {
+        tracing::warn!(warning = %w, "Policy loaded with a warning");
+    }
+    Ok(engine)
+}
+
+/// Hashes every regular file under the directory a role trusts (`name`, relative to the
+/// policy directory unless absolute), recursively, without following symbolic links out.
+fn read_trusted_dir(policy_dir: &Path, name: &str) -> Result<TrustedDir, PolicyError> {
+    let root = policy_dir.join(name);
+    let io = |path: &Path, e: std::io::Error| PolicyError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let mut files = Vec::new();
+    let mut pending = vec![root.clone()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
+            let entry = entry.map_err(|e| io(&dir, e))?;
+            let path = entry.path();
+            let kind = entry.file_type().map_err(|e| io(&path, e))?;
+            if kind.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            if !kind.is_file() {
+                continue;
+            }
+            let len = entry.metadata().map_err(|e| io(&path, e))?.len();
+            if len > MAX_TRUSTED_FILE_BYTES {
+                continue;
+            }
+            if files.len() >= MAX_TRUSTED_FILES {
+                return Err(PolicyError::Io {
+                    path: root.display().to_string(),
+                    message: format!("more than {MAX_TRUSTED_FILES} files to trust"),
+                });
+            }
+            let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
+            let rel = path
+                .strip_prefix(&root)
+                .unwrap_or(&path)
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            files.push(TrustedFile {
+                path: rel,
+                hashes: content_hashes(&bytes),
+            });
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(TrustedDir {
+        dir: name.to_string(),
+        files,
+    })
 }
 
 /// As [`load_dir`], with the SHA-256 (hex) of the set: each file's name (not its

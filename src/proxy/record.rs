@@ -96,6 +96,36 @@ impl Gateway {
                         end: i.end,
                     }
                 }
+                Fact::AnsibleModule {
+                    command_id,
+                    run,
+                    allowed,
+                } => EventKind::AnsibleModule {
+                    principal: shell.owner.clone(),
+                    host: shell.host.clone(),
+                    shell_id: shell.shell_id.clone(),
+                    command_id,
+                    module: run.name,
+                    args: serde_json::from_str(&run.args).unwrap_or(serde_json::Value::Null),
+                    check_mode: run.check_mode,
+                    become_user: run.become_user,
+                    decision: if allowed { "allowed" } else { "denied" },
+                },
+                Fact::AnsibleResult {
+                    command_id,
+                    module,
+                    result,
+                } => EventKind::AnsibleResult {
+                    shell_id: shell.shell_id.clone(),
+                    command_id,
+                    module,
+                    changed: result.changed,
+                    failed: result.failed,
+                    // The module's message is output: scrubbed of the session's secrets.
+                    msg: result
+                        .msg
+                        .map(|m| self.audit.redact(session, &[m]).concat()),
+                },
                 Fact::Output(o) => {
                     outputs.push(EventKind::Output {
                         shell_id: shell.shell_id.clone(),

@@ -67,7 +67,9 @@ impl Gateway {
         let judge = ctx.judge(&subject);
         let (opened, facts) = Inspector::open(&ctx.envelope, &judge);
         self.record_create(&ctx.principal, ctx.conn, &ctx.host.name, facts);
-        let mut inspector = opened.map_err(refusal)?;
+        let mut inspector = opened
+            .map_err(refusal)?
+            .with_max_held_input(self.config.limits.max_held_input_bytes);
 
         let backend = self.backend(&ctx).await?;
         // One person cannot use up the host account's shell quota for everyone mapped to it.

@@ -37,6 +37,7 @@ use crate::policy::{
 };
 use crate::wsman::{Action, Body, Envelope};
 
+pub use cmd::DEFAULT_MAX_HELD_INPUT;
 pub use failed::DENIED_ERROR_ID;
 pub use output::{cmd_outputs, psrp_outputs, Output, OutputRecord, OUTPUT_CAP};
 pub use tally::COMMAND_RECORD_CAP;
@@ -170,6 +171,18 @@ pub enum Fact {
     Output(Output),
     /// Input the client sent a running command (relayed to the host).
     Input(Input),
+    /// An Ansible module a decision was about (after its `Allowed`/`Denied`).
+    AnsibleModule {
+        command_id: Option<String>,
+        run: crate::policy::ModuleRun,
+        allowed: bool,
+    },
+    /// What an allowed Ansible module reported when its command ended.
+    AnsibleResult {
+        command_id: Option<String>,
+        module: String,
+        result: crate::policy::ModuleResult,
+    },
 }
 
 /// Input to a running command: a Send's stdin (cmd) or PIPELINE_INPUT (PSRP), not yet
@@ -256,7 +269,14 @@ pub struct Inspector {
     live: std::collections::BTreeSet<String>,
     /// Each running command's whole output: count, digest, text kept so far.
     tallies: Tallies,
+    /// Allowed Ansible module runs (CommandId, upper case) → module and output so far,
+    /// read for the module's result when the command ends.
+    ansible: std::collections::HashMap<String, (String, String)>,
 }
+
+/// Most module runs awaited per shell, and most output kept per run to find its result.
+const MAX_ANSIBLE_RUNS: usize = 64;
+const MAX_ANSIBLE_OUTPUT: usize = 256 * 1024;
 
 #[derive(Debug)]
 enum Shell {
@@ -324,8 +344,19 @@ impl Inspector {
             counts: ActivityCounts::default(),
             live: Default::default(),
             tallies: Tallies::default(),
+            ansible: Default::default(),
         };
         (Ok(inspector), Vec::new())
+    }
+
+    /// Bounds the input held back per command to judge it (`[limits]
+    /// max_held_input_bytes`); [`DEFAULT_MAX_HELD_INPUT`] unless set.
+    pub fn with_max_held_input(mut self, bytes: usize) -> Self {
+        match &mut self.shell {
+            Shell::Cmd(c) => *c = CmdInspector::new(bytes),
+            Shell::Psrp(p) => p.max_held = bytes,
+        }
+        self
     }
 
     /// The kind of shell.
@@ -359,13 +390,21 @@ impl Inspector {
     ) -> (Verdict, Vec<Fact>) {
         let mut facts = Vec::new();
         let verdict = match &mut self.shell {
-            Shell::Cmd(c) => c.on_request(req, judge, &mut facts),
+            Shell::Cmd(c) => c.on_request(req, judge, ids, &mut facts),
             Shell::Psrp(p) => p.on_request(req, judge, ids, &mut facts),
         };
         for f in &facts {
             match f {
                 Fact::Allowed { .. } => self.counts.commands_allowed += 1,
                 Fact::Denied { .. } => self.counts.commands_denied += 1,
+                Fact::AnsibleModule {
+                    command_id: Some(id),
+                    run,
+                    allowed: true,
+                } if self.ansible.len() < MAX_ANSIBLE_RUNS => {
+                    self.ansible
+                        .insert(id.to_ascii_uppercase(), (run.name.clone(), String::new()));
+                }
                 _ => {}
             }
         }
@@ -425,11 +464,36 @@ impl Inspector {
             _ => Vec::new(),
         };
         let mut outputs = outputs;
+        let mut results = Vec::new();
         for o in &mut outputs {
             self.counts.output_bytes = self.counts.output_bytes.saturating_add(o.bytes);
+            // An Ansible module's result is read from its whole output, before the record's
+            // cut of the text (`settle`).
+            if let Some(id) = o.command_id.as_deref().map(str::to_ascii_uppercase) {
+                if let Some((_, text)) = self.ansible.get_mut(&id) {
+                    if let Some(out) = &o.stdout {
+                        if text.len() + out.len() <= MAX_ANSIBLE_OUTPUT {
+                            text.push_str(out);
+                        }
+                    }
+                    if o.exit_code.is_some() || o.pipeline_state.is_some() {
+                        if let Some((module, text)) = self.ansible.remove(&id) {
+                            if let Some(result) = crate::policy::ansible_result(&text) {
+                                results.push(Fact::AnsibleResult {
+                                    command_id: o.command_id.clone(),
+                                    module,
+                                    result,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
             self.tallies.settle(o);
         }
-        outputs.into_iter().map(Fact::Output).collect()
+        let mut facts: Vec<Fact> = outputs.into_iter().map(Fact::Output).collect();
+        facts.extend(results);
+        facts
     }
 
     /// The shell's counters so far.

@@ -25,17 +25,20 @@ pub(crate) enum ClientMessage {
         rpid: uuid::Uuid,
         pid: uuid::Uuid,
     },
-    /// PIPELINE_INPUT: objects for a running pipeline (data, never judged as code: only
-    /// a pipeline can make code of it), for the record.
+    /// PIPELINE_INPUT: objects for a pipeline. `text` is the object's string when it is
+    /// one (what a pipeline that runs its input, Ansible's bootstrap wrapper, is judged
+    /// on), None for any other object; `record` is the objects as text for the record,
+    /// cut to the input cap (data, never judged as code: only a pipeline makes code of it).
     Input {
-        /// The objects as text, cut to the input cap.
-        text: String,
+        pid: uuid::Uuid,
+        text: Option<String>,
+        record: String,
         truncated: bool,
         /// Bytes of the message's CLIXML data.
         bytes: u64,
     },
     /// END_OF_PIPELINE_INPUT.
-    EndOfInput,
+    EndOfInput { pid: uuid::Uuid },
     /// Everything else (pool messages, host responses, key exchange): data that can only
     /// turn into code through a pipeline, which is judged itself.
     Other,
@@ -91,15 +94,17 @@ pub(crate) fn feed_bytes(
             MessageType::PipelineInput => {
                 // Unreadable CLIXML is still input the host gets (and parses itself): it
                 // is recorded by its size, with no text.
-                let (text, truncated) =
+                let (record, truncated) =
                     psrp::read_input_text(&msg, INPUT_CAP).unwrap_or((String::new(), true));
                 ClientMessage::Input {
-                    text,
+                    pid: msg.pid,
+                    text: input_text(&msg.data),
+                    record,
                     truncated,
                     bytes: msg.data.len() as u64,
                 }
             }
-            MessageType::EndOfPipelineInput => ClientMessage::EndOfInput,
+            MessageType::EndOfPipelineInput => ClientMessage::EndOfInput { pid: msg.pid },
             _ => ClientMessage::Other,
         });
     }
@@ -187,4 +192,16 @@ pub(crate) fn render(p: &Pipeline) -> Vec<String> {
                 .join(" | ")
         })
         .collect()
+}
+
+/// The string a PIPELINE_INPUT message carries (`<S>` in CLIXML), None for other objects
+/// or unreadable data.
+fn input_text(data: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(data).ok()?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let values = psrp::clixml::parse_clixml(text).ok()?;
+    match values.as_slice() {
+        [v] => v.as_str().map(str::to_string),
+        _ => None,
+    }
 }

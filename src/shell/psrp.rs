@@ -46,6 +46,8 @@ pub(super) struct PsrpInspector {
     /// Pipelines refused and answered by the gateway, oldest first.
     denied: Vec<DeniedPipeline>,
     next_object_id: u64,
+    /// Most pipeline input held back to judge a pipeline that runs it.
+    pub(super) max_held: usize,
 }
 
 /// Requests held back from the host until policy has seen the whole pipeline.
@@ -56,6 +58,21 @@ struct Held {
     command: Bytes,
     /// Send requests carrying later fragments, in order, as the host would get them.
     sends: Vec<Bytes>,
+    /// The whole pipeline, when it runs its input (Ansible's bootstrap wrapper): decided
+    /// once the input's manifest is whole.
+    input: Option<Box<InputWait>>,
+}
+
+/// A pipeline waiting for the input it will run.
+#[derive(Debug)]
+struct InputWait {
+    pipeline: crate::policy::Invocation,
+    shown: Vec<String>,
+    rpid: Uuid,
+    pid: Uuid,
+    /// String objects so far, each followed by a line break.
+    text: String,
+    ended: bool,
 }
 
 /// What the pipelines among some client messages come to.
@@ -67,6 +84,8 @@ enum Judged {
     Allowed,
     /// A pipeline was refused (its CommandId still to be filled in).
     Denied(DeniedPipeline),
+    /// A pipeline that runs its input: to be decided with it.
+    AwaitInput(Box<InputWait>),
 }
 
 // === impl PsrpInspector ===
@@ -88,6 +107,7 @@ impl PsrpInspector {
             held: None,
             denied: Vec::new(),
             next_object_id: FIRST_GATEWAY_OBJECT_ID,
+            max_held: super::cmd::DEFAULT_MAX_HELD_INPUT,
         }
     }
 
@@ -184,12 +204,29 @@ impl PsrpInspector {
                 self.remember(denied);
                 reply(req, ids, Action::CommandResponse, body)
             }
+            Judged::AwaitInput(wait) => {
+                let Some(id) = &cl.command_id else {
+                    return deny(facts, "(pipeline)", "a pipeline reading input needs an id");
+                };
+                // Nothing of it reaches the host until its input is judged with it.
+                self.held = Some(Held {
+                    command_id: id.clone(),
+                    command: req.wire.clone(),
+                    sends: Vec::new(),
+                    input: Some(wait),
+                });
+                let body = Body::CommandResponse {
+                    command_id: id.clone(),
+                };
+                reply(req, ids, Action::CommandResponse, body)
+            }
             Judged::Nothing => match (&cl.command_id, self.from_client.pending_objects()) {
                 (Some(id), n) if n > 0 => {
                     self.held = Some(Held {
                         command_id: id.clone(),
                         command: req.wire.clone(),
                         sends: Vec::new(),
+                        input: None,
                     });
                     let body = Body::CommandResponse {
                         command_id: id.clone(),
@@ -254,6 +291,9 @@ impl PsrpInspector {
         if !for_held {
             return forward(req);
         }
+        if held.input.is_some() {
+            return self.input_for_held(req, &messages, judge, ids, facts);
+        }
         if !opens_pipeline {
             held.sends.push(req.wire.clone());
             return reply(req, ids, Action::SendResponse, Body::SendResponse);
@@ -264,6 +304,17 @@ impl PsrpInspector {
             return forward(req);
         };
         match judged {
+            Judged::AwaitInput(wait) => {
+                // The pipeline is whole and runs its input: wait for that too.
+                self.held = Some(Held {
+                    input: Some(wait),
+                    ..held
+                });
+                if let Some(h) = self.held.as_mut() {
+                    h.sends.push(req.wire.clone());
+                }
+                reply(req, ids, Action::SendResponse, Body::SendResponse)
+            }
             Judged::Denied(mut denied) => {
                 // The client already has its CommandResponse (given when the Command was
                 // held): the refusal reaches it through its Receive.
@@ -279,6 +330,90 @@ impl PsrpInspector {
                 bodies.extend(held.sends);
                 bodies.push(req.wire.clone());
                 Verdict::Forward(bodies)
+            }
+        }
+    }
+
+    /// Input for a held pipeline that runs it: collected (the Send held and answered)
+    /// until the manifest is whole or the input ends, then the pipeline is decided with
+    /// it and released or refused whole.
+    fn input_for_held(
+        &mut self,
+        req: Request<'_>,
+        messages: &[ClientMessage],
+        judge: &Judge<'_>,
+        ids: &mut dyn FnMut() -> Uuid,
+        facts: &mut Vec<Fact>,
+    ) -> Verdict {
+        let max_held = self.max_held;
+        let Some(wait) = self.held.as_mut().and_then(|h| h.input.as_mut()) else {
+            return forward(req);
+        };
+        let mut refusal = None;
+        for m in messages {
+            match m {
+                ClientMessage::Input { pid, text, .. } if *pid == wait.pid => match text {
+                    Some(t) => {
+                        wait.text.push_str(t);
+                        wait.text.push('\n');
+                    }
+                    None => refusal = Some("input that is not text, to a pipeline that runs it"),
+                },
+                ClientMessage::EndOfInput { pid } if *pid == wait.pid => wait.ended = true,
+                ClientMessage::CreatePipeline { .. } | ClientMessage::CommandMetadata { .. } => {
+                    refusal = Some("a pipeline may only be opened by a Command")
+                }
+                _ => {}
+            }
+        }
+        if refusal.is_none() && wait.text.len() > max_held {
+            refusal = Some("pipeline input held to judge it exceeds limits.max_held_input_bytes");
+        }
+        if let Some(reason) = refusal {
+            let shown = wait.shown.join("; ");
+            self.held = None;
+            return deny(facts, &shown, reason);
+        }
+        let whole = crate::policy::ansible_payload_len(&wait.text, wait.ended)
+            .or(wait.ended.then_some(wait.text.len()));
+        let Some(len) = whole else {
+            if let Some(h) = self.held.as_mut() {
+                h.sends.push(req.wire.clone());
+            }
+            return reply(req, ids, Action::SendResponse, Body::SendResponse);
+        };
+        let Some(held) = self.held.take() else {
+            return forward(req);
+        };
+        let Some(wait) = held.input else {
+            return forward(req);
+        };
+        let input = wait.text.get(..len).unwrap_or_default();
+        let decision = judge.judge(&Operation::PipelineWithInput {
+            pipeline: &wait.pipeline,
+            input,
+        });
+        let mut shown = wait.shown.clone();
+        shown.push(format!("(input: Ansible payload, {len} bytes)"));
+        match conclude(
+            decision,
+            shown,
+            Some(&held.command_id),
+            wait.rpid,
+            wait.pid,
+            facts,
+        ) {
+            Ok(()) => {
+                let mut bodies = Vec::with_capacity(held.sends.len() + 2);
+                bodies.push(held.command);
+                bodies.extend(held.sends);
+                bodies.push(req.wire.clone());
+                Verdict::Forward(bodies)
+            }
+            Err(mut denied) => {
+                denied.command_id = held.command_id;
+                self.remember(denied);
+                reply(req, ids, Action::SendResponse, Body::SendResponse)
             }
         }
     }
@@ -380,11 +515,12 @@ impl PsrpInspector {
 fn input_fact(s: &Stream, m: &ClientMessage) -> Option<Fact> {
     let (text, truncated, bytes, end) = match m {
         ClientMessage::Input {
-            text,
+            record,
             truncated,
             bytes,
-        } => (text.clone(), *truncated, *bytes, false),
-        ClientMessage::EndOfInput => (String::new(), false, 0, true),
+            ..
+        } => (record.clone(), *truncated, *bytes, false),
+        ClientMessage::EndOfInput { .. } => (String::new(), false, 0, true),
         _ => return None,
     };
     Some(Fact::Input(Input {
@@ -414,6 +550,16 @@ fn judge_messages(
                 pid,
             } => {
                 let inv = invocation(pipeline);
+                if judge.engine.pipeline_reads_code(&inv) {
+                    return Judged::AwaitInput(Box::new(InputWait {
+                        pipeline: inv,
+                        shown: render(pipeline),
+                        rpid: *rpid,
+                        pid: *pid,
+                        text: String::new(),
+                        ended: false,
+                    }));
+                }
                 let d = judge.judge(&Operation::Pipeline(&inv));
                 (d, render(pipeline), *rpid, *pid)
             }
@@ -426,34 +572,50 @@ fn judge_messages(
                     *pid,
                 )
             }
-            ClientMessage::Input { .. } | ClientMessage::EndOfInput | ClientMessage::Other => {
-                continue
-            }
+            ClientMessage::Input { .. }
+            | ClientMessage::EndOfInput { .. }
+            | ClientMessage::Other => continue,
         };
-        let id = command_id.map(str::to_string);
-        let decoded: Vec<String> = decision.decoded.iter().map(|d| d.text.clone()).collect();
-        if let Err(reason) = record(facts, id, shown.clone(), decision) {
-            // What the client is told is what the audit records: the reason with any
-            // secret the command (or the code decoded from it) carried scrubbed out
-            // (audit::redact).
-            let redacted = redact::command(&shown);
-            let mut scrubbed = redact::scrub_words(&reason, &redacted);
-            for text in decoded {
-                scrubbed = redact::scrub_words(&scrubbed, &redact::command(&[text]));
-            }
-            let message = format!("Access is denied by hopgate: {scrubbed}");
-            return Judged::Denied(DeniedPipeline {
-                command_id: String::new(),
-                rpid,
-                pid,
-                message,
-                target: redacted.command.join("; "),
-                answered: false,
-            });
+        if let Err(denied) = conclude(decision, shown, command_id, rpid, pid, facts) {
+            return Judged::Denied(denied);
         }
         judged = Judged::Allowed;
     }
     judged
+}
+
+/// Records a pipeline's decision; a refusal becomes the failed pipeline the client is
+/// answered with (its CommandId still to be filled in).
+fn conclude(
+    decision: crate::policy::Judgement,
+    shown: Vec<String>,
+    command_id: Option<&str>,
+    rpid: Uuid,
+    pid: Uuid,
+    facts: &mut Vec<Fact>,
+) -> Result<(), DeniedPipeline> {
+    let id = command_id.map(str::to_string);
+    let decoded: Vec<String> = decision.decoded.iter().map(|d| d.text.clone()).collect();
+    if let Err(reason) = record(facts, id, shown.clone(), decision) {
+        // What the client is told is what the audit records: the reason with any
+        // secret the command (or the code decoded from it) carried scrubbed out
+        // (audit::redact).
+        let redacted = redact::command(&shown);
+        let mut scrubbed = redact::scrub_words(&reason, &redacted);
+        for text in decoded {
+            scrubbed = redact::scrub_words(&scrubbed, &redact::command(&[text]));
+        }
+        let message = format!("Access is denied by hopgate: {scrubbed}");
+        return Err(DeniedPipeline {
+            command_id: String::new(),
+            rpid,
+            pid,
+            message,
+            target: redacted.command.join("; "),
+            answered: false,
+        });
+    }
+    Ok(())
 }
 
 fn forward(req: Request<'_>) -> Verdict {

@@ -1,3 +1,4 @@
+mod ansible;
 mod audit;
 mod clients;
 mod compression;

@@ -12,6 +12,7 @@ import base64
 import binascii
 import re
 
+import ansible_exec
 import pscmds
 
 
@@ -304,6 +305,11 @@ def run_powershell(args, io):
         break
     if script is None:
         return run_stdin_interpreter(io, powershell=True)
+    if ansible_exec.is_bootstrap(script):
+        # Ansible's winrm connection: the payload arrives on stdin (see ansible_exec).
+        out, code, _ = ansible_exec.run(io.read_stdin().replace("\r\n", "\n").split("\n"))
+        io.out(out + "\r\n")
+        return code
     return run_ps_text(script, io)
 
 

@@ -19,6 +19,7 @@ from xml.sax.saxutils import escape
 import os
 import sys
 
+import ansible_exec
 import psrpcore
 import psrpcore._base
 from psrpcore.types import (
@@ -376,6 +377,12 @@ class PsrpHost:
             shell.drain()
 
     def _objects(self, run, ctx):
+        cmds = run.metadata.commands
+        if len(cmds) == 1 and cmds[0].is_script and ansible_exec.is_bootstrap(str(cmds[0].command_text)):
+            # Ansible's psrp connection: the payload is the pipeline input (see ansible_exec).
+            out, _, _ = ansible_exec.run([str(i) for i in run.inputs])
+            yield out
+            return
         statements = [[]]
         for cmd in run.metadata.commands:
             params = [(None if n is None else str(n), True if (v is None and n is not None) else from_ps(v))

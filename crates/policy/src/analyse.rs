@@ -116,6 +116,17 @@ pub(crate) enum Item {
     Script {
         label: String,
     },
+    /// A script trusted by content: run without analysis, allowed by the roles that
+    /// trust it (`path` names it for messages).
+    Trusted {
+        sha256: crate::trust::Sha256,
+        path: String,
+    },
+    /// An Ansible module identified by its trusted code, with its arguments.
+    AnsibleModule(crate::ansible::ModuleCall),
+    /// Another trusted exec-wrapper script an Ansible payload runs as an action (by the
+    /// file name of its trusted code: `winrm_put_file.ps1`).
+    AnsibleAction(String),
     /// Code that cannot be analysed.
     Opaque {
         what: String,
@@ -154,6 +165,10 @@ pub(crate) struct Analysis<'m> {
     pub(crate) decoded: Vec<DecodedCode>,
     /// Cmdlet metadata for parameter binding.
     meta: &'m MetadataSet,
+    /// Scripts trusted by content (not parsed).
+    trust: Option<&'m crate::trust::TrustIndex>,
+    /// A PSRP pipeline's input, for a trusted Ansible bootstrap that runs it.
+    pipeline_input: Option<String>,
 }
 
 // === impl Analysis ===
@@ -182,7 +197,55 @@ impl<'m> Analysis<'m> {
             items: Vec::new(),
             decoded: Vec::new(),
             meta,
+            trust: None,
+            pipeline_input: None,
         }
+    }
+
+    /// A PSRP CREATE_PIPELINE with the input its Ansible bootstrap wrapper reads.
+    pub(crate) fn pipeline_with_input(&mut self, inv: &Invocation, input: &str) {
+        self.pipeline_input = Some(input.to_string());
+        self.pipeline(inv);
+    }
+
+    /// Scripts whose hash is in `trust` are not parsed but recorded as trusted.
+    pub(crate) fn with_trust(mut self, trust: &'m crate::trust::TrustIndex) -> Self {
+        self.trust = Some(trust);
+        self
+    }
+
+    /// The trusted file `text` is (directory and path joined), if any.
+    pub(crate) fn trusted_path(&self, text: &str) -> Option<String> {
+        let (_, known) = self.trust?.lookup(text)?;
+        Some(if known.dir.is_empty() {
+            known.path.clone()
+        } else {
+            format!("{}/{}", known.dir, known.path)
+        })
+    }
+
+    pub(crate) fn opaque_item(&mut self, what: impl Into<String>) {
+        self.opaque(what);
+    }
+
+    pub(crate) fn decoded_text(&mut self, via: &str, text: &str) {
+        self.decoded(via, text);
+    }
+
+    pub(crate) fn push_item(&mut self, item: Item) {
+        self.items.push(item);
+    }
+
+    /// Records `text` as a trusted script when some role trusts it by content.
+    fn trusted(&mut self, text: &str) -> bool {
+        let Some((sha256, known)) = self.trust.and_then(|t| t.lookup(text)) else {
+            return false;
+        };
+        self.items.push(Item::Trusted {
+            sha256,
+            path: known.path.clone(),
+        });
+        true
     }
 
     /// Records code unwrapped from another form (`via` names the form): capped in
@@ -245,6 +308,27 @@ impl<'m> Analysis<'m> {
         };
         for (i, c) in statement.iter().enumerate() {
             if c.is_script {
+                if self.trusted(&c.name) {
+                    if client_input && i == 0 {
+                        let bootstrap = self
+                            .trust
+                            .is_some_and(|t| crate::ansible::is_bootstrap_text(t, &c.name));
+                        match self.pipeline_input.take() {
+                            Some(input) if bootstrap => crate::ansible::payload(self, &input),
+                            // What it reads may be code that nobody judged: fail closed.
+                            _ => self.opaque("pipeline input to a trusted script"),
+                        }
+                    }
+                    // Its parameters are still judged: literal values are data to it,
+                    // code passed in (a script block) is analysed as code.
+                    for a in &c.args {
+                        if let ArgValue::ScriptBlock(text) = &a.value {
+                            self.script(text, "script block argument", 1);
+                        }
+                    }
+                    upstream = Upstream::Objects;
+                    continue;
+                }
                 if !c.args.is_empty() {
                     self.opaque("arguments passed to a script");
                 }
@@ -261,6 +345,15 @@ impl<'m> Analysis<'m> {
 
     /// Script text from any source.
     pub(crate) fn script(&mut self, text: &str, label: &str, depth: usize) {
+        if self.trusted(text) {
+            return;
+        }
+        if let Some(body) = text.trim_end().strip_suffix(ANSIBLE_EXIT_EPILOGUE) {
+            // Ansible appends this fixed text to the scripts it encodes (ansible-core
+            // `_encode_script`, preserve_rc): it reads $? and $LASTEXITCODE and exits.
+            // What runs before it is analysed as usual.
+            return self.script(body, label, depth);
+        }
         self.items.push(Item::Script {
             label: label.to_string(),
         });
@@ -780,6 +873,14 @@ impl<'m> Analysis<'m> {
 
     /// Stdin sent to the program started by `program`.
     pub(crate) fn stdin(&mut self, program: &str, data: &str) {
+        if self
+            .trust
+            .is_some_and(|t| crate::ansible::is_bootstrap(t, program))
+        {
+            self.decoded("Ansible payload", data);
+            crate::ansible::payload(self, data);
+            return;
+        }
         match launch(&cmd_c_quotes(program, false)) {
             Some(Ok((true, launch))) if launch.reads_stdin => {
                 self.decoded("PowerShell stdin", data.trim_end());
@@ -802,6 +903,16 @@ impl<'m> Analysis<'m> {
             )),
         }
     }
+}
+
+/// The exit-code epilogue ansible-core's PowerShell shell plugin appends to scripts.
+const ANSIBLE_EXIT_EPILOGUE: &str = "If (-not $?) { If (Get-Variable LASTEXITCODE -ErrorAction \
+                                     SilentlyContinue) { exit $LASTEXITCODE } Else { exit 1 } }";
+
+/// True when the program started by `program` runs what it reads on stdin (`cmd`,
+/// `powershell -`): its input is code, judged line by line; anything else reads data.
+pub(crate) fn stdin_is_code(program: &str) -> bool {
+    matches!(launch(&cmd_c_quotes(program, false)), Some(Ok((_, l))) if l.reads_stdin)
 }
 
 /// A PowerShell command name that may start a program: not an alias, not

@@ -106,6 +106,18 @@ fn other_allowed(role: &Role, item: &Item) -> Result<(), String> {
             )),
         },
         Item::Unverifiable { .. } => Ok(()),
+        Item::AnsibleModule(call) => crate::ansible::module_allowed(role, call),
+        Item::AnsibleAction(script) => crate::ansible::action_allowed(role, script),
+        Item::Trusted { sha256, path } => {
+            if role.trust.hashes.contains(sha256) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "script '{path}' is not trusted by role '{}' (its code is not analysed)",
+                    role.name
+                ))
+            }
+        }
         Item::Line {
             line,
             metachar,

@@ -14,6 +14,7 @@ use super::metadata::MetadataSet;
 use super::pattern::fold;
 use super::psrc::import_psrc;
 use super::role::Role;
+use super::trust::{TrustIndex, TrustedDir};
 use super::{Decision, HostRef, Judgement, Operation, PolicyError, ShellKind, Subject};
 
 /// One policy file's name and text.
@@ -35,6 +36,8 @@ pub struct Engine {
     deny: DenyIndex,
     /// The shipped cmdlet metadata plus the policy files' `[[command]]` tables.
     meta: MetadataSet,
+    /// Every script some role trusts by content.
+    trust: TrustIndex,
 }
 
 fn file_name(path: &str) -> &str {
@@ -47,6 +50,16 @@ impl Engine {
     /// Parses and validates every `.toml` source; `.psrc` sources are imported where a
     /// role names them. Any error rejects the whole set.
     pub fn from_sources(sources: &[PolicySource]) -> Result<Self, PolicyError> {
+        Self::from_sources_with_trust(sources, &[])
+    }
+
+    /// [`Engine::from_sources`], with the directories roles trust as the gateway read
+    /// them ([`trusted_dirs`](crate::trusted_dirs) says which). A directory a role names
+    /// that is not given trusts nothing and is reported in [`Engine::warnings`].
+    pub fn from_sources_with_trust(
+        sources: &[PolicySource],
+        dirs: &[TrustedDir],
+    ) -> Result<Self, PolicyError> {
         let psrcs: BTreeMap<&str, &PolicySource> = sources
             .iter()
             .filter(|s| s.path.to_ascii_lowercase().ends_with(".psrc"))
@@ -114,12 +127,14 @@ impl Engine {
                 roles.push(role);
             }
         }
+        let trust = crate::trust::resolve(&mut roles, dirs, &mut warnings);
         let deny = DenyIndex::new(&roles);
         Ok(Self {
             roles,
             warnings,
             deny,
             meta,
+            trust,
         })
     }
 
@@ -184,8 +199,12 @@ impl Engine {
         host: &HostRef<'_>,
         op: &Operation<'_>,
     ) -> Judgement {
-        let (decision, decoded) = self.judge(who, host, op);
-        Judgement { decision, decoded }
+        let (decision, decoded, modules) = self.judge(who, host, op);
+        Judgement {
+            decision,
+            decoded,
+            modules,
+        }
     }
 
     fn judge(
@@ -193,7 +212,7 @@ impl Engine {
         who: &Subject,
         host: &HostRef<'_>,
         op: &Operation<'_>,
-    ) -> (Decision, Vec<super::DecodedCode>) {
+    ) -> (Decision, Vec<super::DecodedCode>, Vec<super::ModuleRun>) {
         let mask = self.applicable_mask(who, host);
         let roles: Vec<&Role> = self
             .roles
@@ -210,16 +229,22 @@ impl Engine {
                 ),
                 rule: None,
             };
-            return (deny, Vec::new());
+            return (deny, Vec::new(), Vec::new());
         }
         match op {
-            Operation::OpenShell { kind } => return (open_shell(&roles, *kind), Vec::new()),
+            Operation::OpenShell { kind } => {
+                return (open_shell(&roles, *kind), Vec::new(), Vec::new())
+            }
             Operation::CommandMetadata { names } => {
-                return (self.command_metadata(&roles, &mask, names), Vec::new())
+                return (
+                    self.command_metadata(&roles, &mask, names),
+                    Vec::new(),
+                    Vec::new(),
+                )
             }
             _ => {}
         }
-        let mut analysis = Analysis::new(&self.meta);
+        let mut analysis = Analysis::new(&self.meta).with_trust(&self.trust);
         match op {
             Operation::CmdLine {
                 command,
@@ -235,6 +260,9 @@ impl Engine {
             }
             Operation::CmdStdin { program, data } => analysis.stdin(program, data),
             Operation::Pipeline(inv) => analysis.pipeline(inv),
+            Operation::PipelineWithInput { pipeline, input } => {
+                analysis.pipeline_with_input(pipeline, input)
+            }
             Operation::OpenShell { .. } | Operation::CommandMetadata { .. } => {}
         }
         let decision = match self.deny.hit(&self.roles, &mask, &analysis) {
@@ -244,7 +272,15 @@ impl Engine {
             },
             None => allow_analysis(&roles, &analysis),
         };
-        (decision, analysis.decoded)
+        let modules = analysis
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                super::analyse::Item::AnsibleModule(call) => Some(call.run.clone()),
+                _ => None,
+            })
+            .collect();
+        (decision, analysis.decoded, modules)
     }
 
     fn command_metadata(&self, roles: &[&Role], mask: &[bool], names: &[String]) -> Decision {
@@ -287,6 +323,54 @@ impl Engine {
             reason: reasons.join("; "),
             rule: None,
         }
+    }
+}
+
+/// What the program a cmd shell started makes of its stdin, which tells the gateway what
+/// it must hold to decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StdinKind {
+    /// An interpreter (`cmd`, `powershell -`): every line is code, judged when whole, so
+    /// an unfinished line is held.
+    Code,
+    /// Data for a program that executes none of it: judged once (the decision cannot
+    /// depend on it), then streamed without holding anything.
+    Data,
+    /// Ansible's payload for its trusted bootstrap wrapper: held until the manifest
+    /// line is whole ([`ansible_payload_len`](crate::ansible_payload_len)), judged
+    /// once, and what follows is data.
+    AnsiblePayload,
+}
+
+impl Engine {
+    /// How the stdin of the program started by `program` is inspected.
+    pub fn stdin_kind(&self, program: &str) -> StdinKind {
+        if super::ansible::is_bootstrap(&self.trust, program) {
+            StdinKind::AnsiblePayload
+        } else if super::analyse::stdin_is_code(program) {
+            StdinKind::Code
+        } else {
+            StdinKind::Data
+        }
+    }
+}
+
+impl Engine {
+    /// True when a PSRP pipeline runs its input as code the gateway can judge: its first
+    /// command is a trusted Ansible bootstrap wrapper fed by the client. The caller holds
+    /// the pipeline until the input's manifest is whole
+    /// ([`ansible_payload_len`](crate::ansible_payload_len)) and decides
+    /// [`Operation::PipelineWithInput`]; decided without it, such a pipeline is refused
+    /// beside deny rules (its input would be code nobody judged).
+    pub fn pipeline_reads_code(&self, inv: &super::Invocation) -> bool {
+        inv.client_input
+            && inv
+                .statements
+                .first()
+                .and_then(|s| s.first())
+                .is_some_and(|c| {
+                    c.is_script && super::ansible::is_bootstrap_text(&self.trust, &c.name)
+                })
     }
 }
 

@@ -76,6 +76,58 @@ pub(crate) struct RoleDoc {
     pub(crate) cmd: Option<CmdDoc>,
     #[serde(default)]
     pub(crate) deny: DenyDoc,
+    /// Scripts this role runs without analysing them, by content.
+    #[serde(default)]
+    pub(crate) trust: Option<TrustDoc>,
+    /// Ansible modules (from trusted collections) and their arguments.
+    #[serde(default)]
+    pub(crate) ansible: Option<AnsibleDoc>,
+}
+
+/// `[role.ansible]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AnsibleDoc {
+    #[serde(default)]
+    pub(crate) modules: Vec<ModuleDoc>,
+    /// ansible-core exec scripts run as actions of their own (file transfers,
+    /// temporary directories): `winrm_put_file.ps1`, `psrp_put_file.ps1`, ...
+    #[serde(default)]
+    pub(crate) actions: Vec<String>,
+}
+
+/// A module: its name (any arguments), or its name and the arguments it may take.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum ModuleDoc {
+    Name(String),
+    Rule {
+        name: String,
+        #[serde(default)]
+        args: alloc::collections::BTreeMap<String, ModuleArgDoc>,
+    },
+}
+
+/// One argument of an allowed module.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ModuleArgDoc {
+    /// The values it may take (case-insensitive); absent: any value.
+    #[serde(default)]
+    pub(crate) validate_set: Option<Vec<String>>,
+}
+
+/// `[role.trust]`: scripts trusted by SHA-256.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TrustDoc {
+    /// Hex SHA-256 digests of trusted scripts.
+    #[serde(default)]
+    pub(crate) sha256: Vec<String>,
+    /// Directories whose every file is trusted; the gateway reads them at start-up and
+    /// on reload (relative paths are relative to the policy directory).
+    #[serde(default)]
+    pub(crate) dirs: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

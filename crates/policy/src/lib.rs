@@ -26,6 +26,7 @@ mod prelude {
 use crate::prelude::*;
 
 mod analyse;
+mod ansible;
 mod bind;
 #[cfg(test)]
 mod bind_tests;
@@ -62,10 +63,15 @@ mod test_ops;
 mod test_support;
 #[cfg(test)]
 mod tests;
+pub mod trust;
+#[cfg(test)]
+mod trust_tests;
 
-pub use engine::{stdin_complete_len, Engine, PolicySource};
+pub use ansible::{payload_len as ansible_payload_len, result_of as ansible_result, ModuleResult};
+pub use engine::{stdin_complete_len, Engine, PolicySource, StdinKind};
 pub use file::Language;
 pub use lint::{lint_sources, LintFinding, Severity};
+pub use trust::{trusted_dirs, TrustedDir, TrustedFile};
 
 /// The authenticated person.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +134,15 @@ pub enum Operation<'a> {
     },
     /// A PSRP CREATE_PIPELINE.
     Pipeline(&'a Invocation),
+    /// A PSRP CREATE_PIPELINE whose input the decision depends on
+    /// ([`Engine::pipeline_reads_code`]), with its input so far: the string objects
+    /// joined by line breaks.
+    PipelineWithInput {
+        /// The pipeline.
+        pipeline: &'a Invocation,
+        /// Its input as text.
+        input: &'a str,
+    },
     /// A PSRP GET_COMMAND_METADATA with its `Name` values.
     CommandMetadata {
         /// Requested command names or wildcards.
@@ -233,6 +248,23 @@ pub struct Judgement {
     /// Decoded code, outermost first, without duplicates; empty when the operation
     /// carried none.
     pub decoded: Vec<DecodedCode>,
+    /// Ansible modules the operation runs (identified by their trusted code), for the
+    /// record; empty for anything else.
+    pub modules: Vec<ModuleRun>,
+}
+
+/// An Ansible module found in an operation, as the record shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleRun {
+    /// Fully qualified name from the trusted file its code is (`ansible.windows.win_ping`).
+    pub name: String,
+    /// Its arguments as JSON, Ansible's own `_ansible_*` settings left out, values of
+    /// `no_log` runs and of password-like arguments replaced by `********`.
+    pub args: String,
+    /// Ansible's check mode (`--check`): the module reports, changes nothing.
+    pub check_mode: bool,
+    /// The user Ansible's become wrapper runs it as, when it does.
+    pub become_user: Option<String>,
 }
 
 // === impl Decision ===

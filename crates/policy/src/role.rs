@@ -25,6 +25,10 @@ pub(crate) struct Role {
     pub(crate) deny: DenyRules,
     /// Arguments naming another machine are refused.
     pub(crate) local_only: bool,
+    /// Scripts run without analysis, by content.
+    pub(crate) trust: crate::trust::TrustRules,
+    /// Ansible modules this role runs; None: any module of the collections it trusts.
+    pub(crate) ansible: Option<crate::ansible::AnsibleRules>,
 }
 
 /// The PowerShell side of a role.
@@ -324,6 +328,14 @@ impl Role {
                 })
             }
         };
+        let ansible = match &doc.ansible {
+            Some(a) => Some(crate::ansible::AnsibleRules::compile(a)?),
+            None => None,
+        };
+        let trust = match &doc.trust {
+            Some(t) => crate::trust::TrustRules::compile(t)?,
+            None => Default::default(),
+        };
         Ok(Self {
             name,
             source: source.to_string(),
@@ -335,6 +347,8 @@ impl Role {
             cmd,
             deny: deny_rules(doc.deny)?,
             local_only: doc.local_only,
+            trust,
+            ansible,
         })
     }
 

@@ -7,6 +7,7 @@
     reason = "tests"
 )]
 
+mod ansible;
 mod corpus;
 mod denied;
 mod policy;

@@ -105,6 +105,95 @@ fn stdin_of_interpreters_is_judged_line_by_line() {
     }
 }
 
+/// A started command `program` (Command then Arguments) with id C1, on `sh`.
+fn started(sh: &mut Inspector, program: &str) {
+    let (prog, args) = program.split_once(' ').unwrap_or((program, ""));
+    let args: Vec<&str> = args.split_whitespace().collect();
+    let answer = request(
+        Action::CommandResponse,
+        CMD,
+        Body::CommandResponse {
+            command_id: "C1".into(),
+        },
+    );
+    assert!(sh.on_answer(&cmd_line(prog, &args), &answer).is_empty());
+}
+
+fn stdin_send(data: Vec<u8>) -> Envelope {
+    request(
+        Action::Send,
+        CMD,
+        Body::Send(vec![Stream {
+            name: "stdin".into(),
+            command_id: Some("C1".into()),
+            end: false,
+            data,
+        }]),
+    )
+}
+
+#[test]
+fn data_for_a_program_that_runs_none_of_it_streams_whatever_its_line_length() {
+    // Ansible's winrm connection sends 200,000-byte chunks with no line break; the old
+    // 64 KiB line limit refused them before policy ran. Data is judged once, then streams.
+    let who = Who::admin();
+    let mut sh = open(&who, CMD).with_max_held_input(1024);
+    started(
+        &mut sh,
+        &format!("powershell -EncodedCommand {}", enc("$input | Out-Null")),
+    );
+    let mut ids = counter();
+    let chunk = vec![b'A'; 200_000];
+    let (verdict, facts) = inspect(&mut sh, &who, &stdin_send(chunk.clone()), &mut ids);
+    assert!(
+        matches!(verdict, Verdict::Forward(ref b) if b.len() == 1),
+        "{verdict:?}"
+    );
+    assert_eq!(allowed(&facts).len(), 1, "{facts:?}");
+    for _ in 0..5 {
+        let (verdict, facts) = inspect(&mut sh, &who, &stdin_send(chunk.clone()), &mut ids);
+        assert!(matches!(verdict, Verdict::Forward(_)), "{verdict:?}");
+        assert!(facts.is_empty(), "judged once, not per chunk: {facts:?}");
+    }
+}
+
+#[test]
+fn data_stdin_is_still_denied_where_policy_refuses_it() {
+    // alice's role does not allow opaque input: the first chunk is refused, and so is the
+    // next (nothing was allowed, so nothing streams).
+    let who = Who::alice();
+    let mut sh = open(&who, CMD);
+    started(&mut sh, "hostname");
+    let mut ids = counter();
+    for _ in 0..2 {
+        let (verdict, facts) = inspect(&mut sh, &who, &stdin_send(vec![b'A'; 100]), &mut ids);
+        assert!(matches!(verdict, Verdict::Deny(_)), "{verdict:?}");
+        assert_eq!(denied_reasons(&facts).len(), 1);
+    }
+}
+
+#[test]
+fn an_interpreter_line_longer_than_the_held_limit_is_refused_with_its_size() {
+    let who = Who::admin();
+    let mut sh = open(&who, CMD).with_max_held_input(1000);
+    started(&mut sh, "powershell -");
+    let mut ids = counter();
+    // Complete lines are judged and released, whatever their total: nothing is held.
+    let lines = "Get-Service\r\n".repeat(500).into_bytes();
+    let (verdict, _) = inspect(&mut sh, &who, &stdin_send(lines), &mut ids);
+    assert!(matches!(verdict, Verdict::Forward(_)), "{verdict:?}");
+    // 600 + 600 bytes of one unfinished line: the second Send would hold 1200 > 1000.
+    let (verdict, _) = inspect(&mut sh, &who, &stdin_send(vec![b'x'; 600]), &mut ids);
+    assert!(matches!(verdict, Verdict::Forward(_)), "{verdict:?}");
+    let (verdict, facts) = inspect(&mut sh, &who, &stdin_send(vec![b'x'; 600]), &mut ids);
+    let Verdict::Deny(Denial::Access(reason)) = verdict else {
+        panic!("{verdict:?}")
+    };
+    assert!(reason.contains("1200 bytes"), "{reason}");
+    assert!(reason.contains("limits.max_held_input_bytes"), "{reason}");
+    assert_eq!(denied_reasons(&facts), [reason]);
+}
+
 #[test]
 fn input_for_a_command_the_gateway_did_not_see_start_is_refused() {
     let who = Who::admin();
