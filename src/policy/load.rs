@@ -49,15 +49,20 @@ pub(crate) fn read_sources(dir: &Path) -> Result<Vec<PolicySource>, PolicyError>
 /// keeps its current engine.
 pub fn load_dir(dir: &Path) -> Result<Engine, PolicyError> {
     let sources = read_sources(dir)?;
+    engine_from(dir, &sources)
+}
+
+/// The engine of `sources` read from `dir`, with the trusted directories they name.
+fn engine_from(dir: &Path, sources: &[PolicySource]) -> Result<Engine, PolicyError> {
     let mut trusted = Vec::new();
-    for name in trusted_dirs(&sources) {
+    for name in trusted_dirs(sources) {
         match read_trusted_dir(dir, &name) {
             Ok(t) => trusted.push(t),
             // Not handed in: the engine trusts nothing from it and warns.
             Err(e) => tracing::warn!(dir = %name, error = %e, "Trusted directory not read"),
         }
     }
-    let engine = Engine::from_sources_with_trust(&sources, &trusted)?;
+    let engine = Engine::from_sources_with_trust(sources, &trusted)?;
     for w in engine.warnings() {
         tracing::warn!(warning = %w, "Policy loaded with a warning");
     }
@@ -134,7 +139,8 @@ pub fn load_dir_with_digest(dir: &Path) -> Result<(Engine, String), PolicyError>
             sha.update(part);
         }
     }
-    let engine = Engine::from_sources(&sources)?;
+    // The same engine as `load_dir`: with the trusted directories the roles name.
+    let engine = engine_from(dir, &sources)?;
     Ok((engine, hex::encode(sha.finalize())))
 }
 
