@@ -115,6 +115,11 @@ key_env = "HOPGATE_VAULT_KEY"
 dir = "audit"
 [policy]
 dir = "policies"
+[limits]
+# Every session of the load is the same person through the same host account: the
+# defaults (10 and 25 shells) would refuse most of them with w:QuotaLimit.
+max_shells_per_user = 2048
+max_shells_per_credential = 2048
 [[hosts]]
 name = "bench"
 address = "127.0.0.1"

@@ -139,6 +139,10 @@ enum Command {
         /// tokens, malformed and attribute-heavy envelopes, stalled connections.
         #[arg(long, default_value_t = 0)]
         hostile: usize,
+        /// Loopback address the hostile traffic comes from (its own source, as an
+        /// attacker's would be).
+        #[arg(long, default_value = "127.0.0.2")]
+        hostile_source: std::net::IpAddr,
     },
     /// Print what the gateway sees in recorded WinRM traffic: one JSON object per envelope.
     /// Reads a recording (YAML `messages: [{request, response}]`) or one envelope (XML).
@@ -333,6 +337,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             operation_timeout,
             pid,
             hostile,
+            hostile_source,
         } => {
             let auth = match (cert, key, basic_user) {
                 (Some(cert), Some(key), _) => crate::load::Auth::ClientCert { cert, key },
@@ -358,6 +363,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 operation_timeout_secs: operation_timeout,
                 pid,
                 hostile,
+                hostile_source,
             };
             let report = runtime()?
                 .block_on(crate::load::run(settings))

@@ -117,14 +117,32 @@ impl Client {
     }
 
     pub(super) async fn connect(&self) -> Result<Conn, ClientError> {
-        self.connect_as(true).await
+        self.connect_as(true, None).await
     }
 
-    /// A connection presenting the client certificate (if any) when `identified`.
-    pub(super) async fn connect_as(&self, identified: bool) -> Result<Conn, ClientError> {
-        let tcp = TcpStream::connect(self.target)
-            .await
-            .map_err(ClientError::Connect)?;
+    /// A connection presenting the client certificate (if any) when `identified`, from
+    /// `source` (a loopback address) when given.
+    pub(super) async fn connect_as(
+        &self,
+        identified: bool,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Conn, ClientError> {
+        let tcp = match source {
+            None => TcpStream::connect(self.target).await,
+            Some(ip) => {
+                let socket = if ip.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()
+                } else {
+                    tokio::net::TcpSocket::new_v6()
+                }
+                .map_err(ClientError::Connect)?;
+                socket
+                    .bind(std::net::SocketAddr::new(ip, 0))
+                    .map_err(ClientError::Connect)?;
+                socket.connect(self.target).await
+            }
+        }
+        .map_err(ClientError::Connect)?;
         let _ = tcp.set_nodelay(true);
         let connector = if identified {
             &self.tls

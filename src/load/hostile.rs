@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::client::Client;
 
@@ -47,7 +46,15 @@ pub(super) struct HostileStats {
 }
 
 /// One hostile task until `deadline`.
-pub(super) async fn run(client: &Client, stats: &HostileStats, deadline: Instant, start: usize) {
+/// Hostile traffic comes from `source`, as an attacker's would come from their own address
+/// (per-source limits then fall on it, not on the valid sessions).
+pub(super) async fn run(
+    client: &Client,
+    stats: &HostileStats,
+    deadline: Instant,
+    start: usize,
+    source: std::net::IpAddr,
+) {
     let mut i = start;
     while Instant::now() < deadline {
         let kind = KINDS
@@ -57,8 +64,8 @@ pub(super) async fn run(client: &Client, stats: &HostileStats, deadline: Instant
         i = i.wrapping_add(1);
         stats.sent.fetch_add(1, Ordering::Relaxed);
         let outcome = match kind {
-            Kind::Stall => stall(client).await,
-            _ => one(client, kind).await,
+            Kind::Stall => stall(client, source).await,
+            _ => one(client, kind, source).await,
         };
         match outcome {
             Some(200) => stats.accepted.fetch_add(1, Ordering::Relaxed),
@@ -68,7 +75,7 @@ pub(super) async fn run(client: &Client, stats: &HostileStats, deadline: Instant
     }
 }
 
-async fn one(client: &Client, kind: Kind) -> Option<u16> {
+async fn one(client: &Client, kind: Kind, source: std::net::IpAddr) -> Option<u16> {
     let (authorization, body) = match kind {
         Kind::NoCredentials => (None, super::messages::create_cmd_shell()),
         Kind::BadToken => (
@@ -89,12 +96,14 @@ async fn one(client: &Client, kind: Kind) -> Option<u16> {
     // The no-credential and bad-token kinds must not present the load's client
     // certificate either: they come from a client without one.
     let anonymous = matches!(kind, Kind::NoCredentials | Kind::BadToken);
-    let mut conn = client.connect_as(!anonymous).await.ok()?;
+    let mut conn = client.connect_as(!anonymous, Some(source)).await.ok()?;
     conn.post_raw(client, authorization, body).await.ok()
 }
 
-async fn stall(client: &Client) -> Option<u16> {
-    let mut tcp = TcpStream::connect(client.target()).await.ok()?;
+async fn stall(client: &Client, source: std::net::IpAddr) -> Option<u16> {
+    let socket = tokio::net::TcpSocket::new_v4().ok()?;
+    socket.bind(std::net::SocketAddr::new(source, 0)).ok()?;
+    let mut tcp = socket.connect(client.target()).await.ok()?;
     // Half a TLS ClientHello's record header, then nothing.
     let _ = tcp.write_all(&[0x16, 0x03, 0x01]).await;
     let mut buf = [0u8; 64];

@@ -58,6 +58,9 @@ pub struct LoadSettings {
     pub pid: Option<u32>,
     /// Tasks sending hostile requests beside the load (soak runs); 0 for none.
     pub hostile: usize,
+    /// Loopback address the hostile traffic comes from (e.g. 127.0.0.2), so that the
+    /// gateway's per-source limits fall on it as they would on an attacker's address.
+    pub hostile_source: std::net::IpAddr,
 }
 
 /// Why a run could not start.
@@ -74,6 +77,12 @@ pub async fn run(settings: LoadSettings) -> Result<Report, LoadError> {
     if !settings.target.ip().is_loopback() {
         return Err(LoadError::NotLoopback(settings.target));
     }
+    if !settings.hostile_source.is_loopback() {
+        return Err(LoadError::NotLoopback(std::net::SocketAddr::new(
+            settings.hostile_source,
+            0,
+        )));
+    }
     let client = Arc::new(Client::new(&settings)?);
     let stats = Arc::new(Stats::default());
     let cpu_before = settings.pid.and_then(stats::process_cpu);
@@ -85,7 +94,8 @@ pub async fn run(settings: LoadSettings) -> Result<Report, LoadError> {
     for i in 0..settings.hostile {
         let client = client.clone();
         let hostile = hostile.clone();
-        tasks.spawn(async move { hostile::run(&client, &hostile, deadline, i).await });
+        let source = settings.hostile_source;
+        tasks.spawn(async move { hostile::run(&client, &hostile, deadline, i, source).await });
     }
     if let Some(pid) = settings.pid {
         let rss = rss.clone();
