@@ -31,7 +31,9 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 # HOPGATE_BIN: an already built binary (e.g. to check this script with a debug build).
 if [ -z "${HOPGATE_BIN:-}" ]; then
   cargo build --release --quiet
-  HOPGATE_BIN=$PWD/${CARGO_TARGET_DIR:-target}/release/hopgate
+  target_dir=${CARGO_TARGET_DIR:-target}
+  case $target_dir in /*) ;; *) target_dir=$PWD/$target_dir ;; esac
+  HOPGATE_BIN=$target_dir/release/hopgate
 fi
 HG=$HOPGATE_BIN
 
@@ -120,6 +122,11 @@ dir = "policies"
 # defaults (10 and 25 shells) would refuse most of them with w:QuotaLimit.
 max_shells_per_user = 2048
 max_shells_per_credential = 2048
+# ...and from one address: the per-source caps (64 connections, 8 handshakes) would
+# refuse the long-poll run's 1,000 sessions.
+max_connections_per_source = 4096
+max_handshakes_per_source = 1024
+max_connections = 4096
 [[hosts]]
 name = "bench"
 address = "127.0.0.1"
