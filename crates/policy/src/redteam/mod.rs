@@ -66,6 +66,7 @@ const FAMILIES: &[(&str, &str)] = &[
         "expressions",
         include_str!("../../tests-data/redteam/expressions.toml"),
     ),
+    ("trust", include_str!("../../tests-data/redteam/trust.toml")),
     (
         "everyday",
         include_str!("../../tests-data/redteam/everyday.toml"),
@@ -74,6 +75,10 @@ const FAMILIES: &[(&str, &str)] = &[
 
 /// Test-only roles (file name, text): shapes the shipped roles lack.
 const FIXTURES: &[(&str, &str)] = &[
+    (
+        "trusted-runner.toml",
+        include_str!("../../tests-data/roles/trusted-runner.toml"),
+    ),
     (
         "pipeline-restarter.toml",
         include_str!("../../tests-data/roles/pipeline-restarter.toml"),

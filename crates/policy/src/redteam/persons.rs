@@ -76,6 +76,8 @@ pub(super) fn person(name: &str) -> Option<Person> {
         "self" => fixture("self-restarter.toml", &["maintainers"], "srv-01"),
         // tests-data/roles/wide-denylist.toml (visible `*`, long cmdlet deny list).
         "desk" => fixture("wide-denylist.toml", &["helpdesk"], "srv-01"),
+        // tests-data/roles/trusted-runner.toml (one script trusted by SHA-256).
+        "trust" => fixture("trusted-runner.toml", &["runners"], "srv-01"),
         _ => return None,
     })
 }
