@@ -164,14 +164,23 @@ impl Gateway {
                 }
             };
             let response = if self.authn.kerberos.is_some() {
-                let (parts, body) = response.into_parts();
-                let body = body
-                    .collect()
-                    .await
-                    .map(|c| c.to_bytes())
-                    .unwrap_or_default();
-                let response = Response::from_parts(parts, Full::new(body.clone()));
-                exchange.finish(response, body, signin, true)
+                // Only an answer to a sealed request needs its bytes (to seal them); every
+                // other answer passes through as it is.
+                let (response, plain) = if exchange.seal.is_some() {
+                    let (parts, body) = response.into_parts();
+                    let body = body
+                        .collect()
+                        .await
+                        .map(|c| c.to_bytes())
+                        .unwrap_or_default();
+                    (
+                        Response::from_parts(parts, Full::new(Bytes::new())),
+                        Some(body),
+                    )
+                } else {
+                    (response, None)
+                };
+                exchange.finish(response, plain, signin)
             } else {
                 response
             };

@@ -253,17 +253,17 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    /// Applies sign-in to the answer: seals its body (a fault too: the client reads only
-    /// sealed bodies once it sealed its request), adds the mutual-authentication token, and
-    /// offers Negotiate/Kerberos on a 401 when the gateway accepts them.
+    /// Applies sign-in to the answer (the gateway accepts Kerberos): seals `plain`, the
+    /// answer's body, when the request was sealed (a fault too: the client reads only
+    /// sealed bodies once it sealed its request), adds the mutual-authentication token,
+    /// and offers Negotiate/Kerberos on a 401.
     pub fn finish(
         &self,
         mut response: Response<Full<Bytes>>,
-        body: Bytes,
+        plain: Option<Bytes>,
         signin: &ConnSignIn,
-        kerberos: bool,
     ) -> Response<Full<Bytes>> {
-        if let Some(protocol) = self.seal {
+        if let (Some(protocol), Some(body)) = (self.seal, plain) {
             if !body.is_empty() {
                 match signin.seal(protocol, &body) {
                     Ok(sealed) => {
@@ -280,8 +280,6 @@ impl Exchange {
                         return r;
                     }
                 }
-            } else {
-                *response.body_mut() = Full::new(Bytes::new());
             }
         }
         if let Some(v) = &self.reply_header {
@@ -289,10 +287,7 @@ impl Exchange {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, v.clone());
         }
-        if kerberos
-            && response.status() == http::StatusCode::UNAUTHORIZED
-            && self.reply_header.is_none()
-        {
+        if response.status() == http::StatusCode::UNAUTHORIZED && self.reply_header.is_none() {
             let h = response.headers_mut();
             if self.plain_http {
                 // Basic is never offered where it would cross the network in clear text.

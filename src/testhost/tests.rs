@@ -182,6 +182,21 @@ async fn pywinrm_basic_and_ntlm_over_https() {
 }
 
 /// A request envelope shaped like pypsrp's (request-style header).
+/// alice's NTLM client to the emulated host over http with `settings`, and the `wsa:To`.
+fn ntlm_client(host: &Running, settings: backend::BackendSettings) -> (BackendClient, String) {
+    let target = HostTarget::new(
+        "emulated",
+        "127.0.0.1",
+        host.addr.port(),
+        Scheme::Http,
+        BackendAuth::Ntlm,
+    );
+    let client =
+        BackendClient::with_settings(target, Credential::new("alice", "Al1ce-pw"), settings)
+            .unwrap();
+    (client, format!("http://{}/wsman", host.addr))
+}
+
 fn request(action: Action, shell_id: Option<&str>, body: Body, to: &str) -> Bytes {
     let mut h = Header::new(action);
     h.to = Some(to.to_owned());
@@ -428,22 +443,14 @@ print(json.dumps(out))
 #[tokio::test]
 async fn many_concurrent_shells_through_one_pooled_client() {
     let host = start(Scheme::Http, None).await;
-    let target = HostTarget::new(
-        "emulated",
-        "127.0.0.1",
-        host.addr.port(),
-        Scheme::Http,
-        BackendAuth::Ntlm,
+    let (client, to) = ntlm_client(
+        &host,
+        backend::BackendSettings {
+            max_connections: 4,
+            max_idle: 4,
+            ..backend::BackendSettings::default()
+        },
     );
-    let settings = backend::BackendSettings {
-        max_connections: 4,
-        max_idle: 4,
-        ..backend::BackendSettings::default()
-    };
-    let client =
-        BackendClient::with_settings(target, Credential::new("alice", "Al1ce-pw"), settings)
-            .unwrap();
-    let to = format!("http://{}/wsman", host.addr);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..24 {
         let client = client.clone();
@@ -465,23 +472,15 @@ async fn many_concurrent_shells_through_one_pooled_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_receives_never_take_the_connections_short_requests_need() {
     let host = start_with(Scheme::Http, None, true).await;
-    let target = HostTarget::new(
-        "emulated",
-        "127.0.0.1",
-        host.addr.port(),
-        Scheme::Http,
-        BackendAuth::Ntlm,
+    let (client, to) = ntlm_client(
+        &host,
+        backend::BackendSettings {
+            max_connections: 1,
+            max_idle: 1,
+            max_long_polls: 8,
+            ..backend::BackendSettings::default()
+        },
     );
-    let settings = backend::BackendSettings {
-        max_connections: 1,
-        max_idle: 1,
-        max_long_polls: 8,
-        ..backend::BackendSettings::default()
-    };
-    let client =
-        BackendClient::with_settings(target, Credential::new("alice", "Al1ce-pw"), settings)
-            .unwrap();
-    let to = format!("http://{}/wsman", host.addr);
     let resp = client
         .send(request(
             Action::Create,
